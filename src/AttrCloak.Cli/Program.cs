@@ -1,1 +1,3 @@
-﻿Console.WriteLine("Hello, World!");
+using AttrCloak.Cli;
+
+return await CliApp.RunAsync(args);

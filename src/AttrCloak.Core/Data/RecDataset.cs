@@ -10,8 +10,9 @@ public sealed record AttributeSpec(string Name, IReadOnlyList<string> ClassNames
 }
 
 /// <summary>
-/// A recommendation data set in memory: users and items are re-indexed densely (0..n-1) in the order
-/// they were first seen; <see cref="UserIds"/>/<see cref="ItemIds"/> map indices back to raw ids.
+/// A recommendation data set in memory: users and items are re-indexed densely (0..n-1); the loaders
+/// order them by raw id (numerically when every id is an integer), so an index does not depend on the order
+/// of the lines in a file. <see cref="UserIds"/>/<see cref="ItemIds"/> map indices back to raw ids.
 /// Labels[a][u] is user u's class index for attribute a, or <see cref="UnknownLabel"/>.
 /// </summary>
 public sealed class RecDataset

@@ -1,0 +1,68 @@
+using AttrCloak.Cli.Commands;
+using AttrCloak.Core.Data;
+using Spectre.Console;
+using Spectre.Console.Cli;
+
+namespace AttrCloak.Cli;
+
+/// <summary>Builds the `attrcloak` command tree and turns expected failures into one clear line.</summary>
+public static class CliApp
+{
+    public static async Task<int> RunAsync(string[] args)
+    {
+        var app = new CommandApp();
+        app.Configure(config =>
+        {
+            config.SetApplicationName("attrcloak");
+            config.PropagateExceptions();
+            config.AddCommand<TrainCommand>("train")
+                .WithDescription("Train a recommendation backbone (MF or LightGCN) and save its embeddings.")
+                .WithExample("train", "--dataset", "ml-100k", "--data", "../shared/data/ml-100k", "--out", "runs/ml100k-mf");
+            config.AddCommand<CloakCommand>("cloak")
+                .WithDescription("Cloak saved user embeddings with AttrCloak (data-free 'df' or data-dependent 'dd').")
+                .WithExample("cloak", "--model", "runs/ml100k-mf", "--mode", "df", "--attributes", "gender,age,occupation", "--out", "runs/ml100k-mf/df");
+            config.AddCommand<AuditCommand>("audit")
+                .WithDescription("Attack embeddings with attribute-inference attackers (5-fold, user-disjoint) and print the privacy table.")
+                .WithExample("audit", "--model", "runs/ml100k-mf", "--embeddings", "runs/ml100k-mf/df/users.npy");
+            config.AddCommand<EvaluateCommand>("evaluate")
+                .WithDescription("Measure recommendation utility (leave-one-out, 99 negatives: HR and NDCG at 5 and 10).")
+                .WithExample("evaluate", "--model", "runs/ml100k-mf", "--embeddings", "runs/ml100k-mf/df/users.npy");
+            config.AddCommand<ReproduceCommand>("reproduce")
+                .WithDescription("Original, AttrCloak-DD and AttrCloak-DF end to end over several seeds: the paper's tables, ours beside them.")
+                .WithExample("reproduce", "--dataset", "synthetic")
+                .WithExample("reproduce", "--dataset", "ml-100k", "--data", "../shared/data/ml-100k", "--seeds", "5", "--json", "runs/ml100k.json");
+        });
+
+        try
+        {
+            return await app.RunAsync(args);
+        }
+        catch (Exception e) when (UserFacingMessage(e) is { } message)
+        {
+            AnsiConsole.MarkupLineInterpolated($"[red]error:[/] {message}");
+            return 2;
+        }
+        catch (Exception e) when (Environment.GetEnvironmentVariable("ATTRCLOAK_DEBUG") != "1")
+        {
+            // A bug, not bad input: still one line for the user; ATTRCLOAK_DEBUG=1 shows the stack trace.
+            AnsiConsole.MarkupLineInterpolated($"[red]internal error:[/] {e.GetType().Name}: {e.Message} (set ATTRCLOAK_DEBUG=1 for details)");
+            return 70;
+        }
+    }
+
+    /// <summary>The one line a user sees for failures caused by their input; null for real bugs.</summary>
+    internal static string? UserFacingMessage(Exception e) => e switch
+    {
+        CommandParseException or CommandRuntimeException => e.Message,
+        DataFormatException or UsageException => e.Message,
+        FileNotFoundException f => $"file not found: {f.FileName ?? f.Message}",
+        DirectoryNotFoundException => e.Message,
+        UnauthorizedAccessException => e.Message,
+        IOException => e.Message,
+        OperationCanceledException => "cancelled",
+        _ => null,
+    };
+}
+
+/// <summary>A wrong combination of options or values: shown to the user as one line.</summary>
+public sealed class UsageException(string message) : Exception(message);

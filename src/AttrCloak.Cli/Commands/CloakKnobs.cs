@@ -1,0 +1,87 @@
+using System.ComponentModel;
+using AttrCloak.Learning.Unlearning;
+using Spectre.Console.Cli;
+
+namespace AttrCloak.Cli.Commands;
+
+/// <summary>The AttrCloak hyper-parameters a user may override; unset options keep the preset's value.</summary>
+public static class CloakKnobs
+{
+    public static CloakOptions Apply(CloakOptions preset, double? lr, int? iterations, string? optimizer, double? ridge,
+        double? alphaMin, double? alphaMax, double? tolerance, double? targetReduction)
+    {
+        var o = preset;
+        if (lr is { } l) o = o with { LearningRate = l };
+        if (iterations is { } i) o = o with { MaxIterations = i };
+        if (optimizer is not null)
+            o = o with
+            {
+                Optimizer = optimizer.ToLowerInvariant() switch
+                {
+                    "adam" => CloakOptimizer.Adam,
+                    "sgd" or "gd" => CloakOptimizer.Sgd,
+                    _ => throw new UsageException($"unknown --optimizer '{optimizer}'; expected adam or sgd"),
+                },
+            };
+        if (ridge is { } r) o = o with { Ridge = CovarianceRidge.Relative(r) };
+        if (alphaMin is not null) o = o with { AlphaMin = alphaMin };
+        if (alphaMax is not null) o = o with { AlphaMax = alphaMax };
+        if (tolerance is { } t) o = o with { ConvergenceTolerance = t };
+        if (targetReduction is { } f) o = o with { PrivacyTarget = PrivacyTarget.Reduction(f) };
+        try { o.Validate(o.Mode ?? CloakMode.DataFree); }
+        catch (ArgumentException e) { throw new UsageException(e.Message); }
+        return o;
+    }
+}
+
+/// <summary>Cloaking options shared by `cloak`.</summary>
+public class CloakSettings : ModelSettings
+{
+    [CommandOption("--mode <MODE>")]
+    [Description("df = data-free (L2 anchor to the original embeddings), dd = data-dependent (the backbone's own loss on the interactions).")]
+    [DefaultValue("df")]
+    public string Mode { get; init; } = "df";
+
+    [CommandOption("--attributes <LIST>")]
+    [Description("Comma-separated attributes to protect, e.g. gender,age,occupation (default: all of the data set's).")]
+    public string? Attributes { get; init; }
+
+    [CommandOption("--lr <RATE>")]
+    [Description("Step size on the user embeddings (preset per mode).")]
+    public double? LearningRate { get; init; }
+
+    [CommandOption("--iterations <N>")]
+    [Description("Iteration cap (preset per mode).")]
+    public int? Iterations { get; init; }
+
+    [CommandOption("--optimizer <NAME>")]
+    [Description("adam (default) or sgd (the paper's plain gradient descent).")]
+    public string? Optimizer { get; init; }
+
+    [CommandOption("--ridge <EPS>")]
+    [Description("Covariance ridge, relative to the mean per-dimension variance.")]
+    public double? Ridge { get; init; }
+
+    [CommandOption("--alpha-min <A>")]
+    [Description("Lower clip of the MGDA weight alpha_u (DF default 0.1 per the paper's formula, DD default 0).")]
+    public double? AlphaMin { get; init; }
+
+    [CommandOption("--alpha-max <A>")]
+    [Description("Upper clip of alpha_u (default 1).")]
+    public double? AlphaMax { get; init; }
+
+    [CommandOption("--tolerance <T>")]
+    [Description("Stop when the relative change of L_All stays under T.")]
+    public double? Tolerance { get; init; }
+
+    [CommandOption("--target-reduction <F>")]
+    [Description("Privacy stopping rule: stop once every attribute's L_AU has fallen by this factor.")]
+    public double? TargetReduction { get; init; }
+
+    public CloakMode ParsedMode => Mode.ToLowerInvariant() switch
+    {
+        "df" or "data-free" => CloakMode.DataFree,
+        "dd" or "data-dependent" => CloakMode.DataDependent,
+        _ => throw new UsageException($"unknown --mode '{Mode}'; expected df or dd"),
+    };
+}

@@ -1,0 +1,230 @@
+using AttrCloak.Core.Data;
+using AttrCloak.Core.Evaluation;
+
+namespace AttrCloak.Learning.Backbones;
+
+/// <summary>Builds the retention loss L_Rec that matches how a backbone was trained.</summary>
+public static class RecommendationLosses
+{
+    /// <summary>
+    /// BCE with the model's negatives per positive (default 4) for MF, BPR for LightGCN; item vectors frozen at
+    /// <paramref name="model"/>'s, positives = <paramref name="split"/>'s train pairs, negatives drawn from a
+    /// generator seeded with <paramref name="seed"/>. The caller owns (and should dispose) the result.
+    /// </summary>
+    public static UserRecommendationLoss For(TrainedModel model, LeaveOneOutSplit split, int seed)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(split);
+        return model.Kind switch
+        {
+            BackboneKind.Mf => new BceRecommendationLoss(model.Items, split, seed, model.Options.Negatives),
+            BackboneKind.LightGcn => new BprRecommendationLoss(model.Items, split, seed, model.Options.Negatives),
+            _ => throw new ArgumentOutOfRangeException(nameof(model), model.Kind, "unknown backbone"),
+        };
+    }
+}
+
+/// <summary>
+/// Shared machinery of the retention losses: the frozen item matrix as a constant tensor, the train positives
+/// as precomputed index tensors, and vectorised per-call negative sampling from an own seeded generator.
+/// All sums are over samples (not means): see <see cref="IUserRecommendationLoss.Compute"/>.
+/// </summary>
+public abstract class UserRecommendationLoss : IUserRecommendationLoss, IDisposable
+{
+    /// <summary>Above this many (user, item) cells the scores are gathered per sample instead of via users·itemsᵀ.</summary>
+    internal const long DefaultDenseCellLimit = 64L * 1024 * 1024;
+
+    private readonly Tensor _items;
+    private Tensor? _items64;
+    private readonly Tensor _positiveUsers;
+    private readonly Tensor _positiveItems;
+    private readonly Tensor _positiveKeys;
+    private readonly Tensor _sortedPositiveKeys;
+    private readonly Tensor _negativeUsers;
+    private readonly torch.Generator _generator;
+    private readonly bool _dense;
+    private bool _disposed;
+
+    private protected UserRecommendationLoss(EmbeddingMatrix items, LeaveOneOutSplit split, int seed, int negatives,
+        long denseCellLimit)
+    {
+        ArgumentNullException.ThrowIfNull(items);
+        ArgumentNullException.ThrowIfNull(split);
+        if (negatives <= 0) throw new ArgumentOutOfRangeException(nameof(negatives), negatives, "must be positive");
+        if (items.Rows != split.ItemCount)
+            throw new ArgumentException($"{items.Rows} item vectors but the split has {split.ItemCount} items");
+        TorchRuntime.EnsureInitialised();
+        UserCount = split.UserCount;
+        ItemCount = split.ItemCount;
+        Negatives = negatives;
+        var pairs = split.TrainPairs();
+        PositiveCount = pairs.Length;
+        _dense = (long)UserCount * ItemCount <= denseCellLimit;
+
+        var users = new long[pairs.Length];
+        var itemIdx = new long[pairs.Length];
+        for (var k = 0; k < pairs.Length; k++) (users[k], itemIdx[k]) = (pairs[k].User, pairs[k].Item);
+        // The loss outlives any dispose scope its creator may have open: detach every tensor it keeps.
+        using var scope = torch.NewDisposeScope();
+        _items = torch.tensor(items.Values, [items.Rows, items.Cols]).DetachFromDisposeScope();
+        _positiveUsers = torch.tensor(users).DetachFromDisposeScope();
+        _positiveItems = torch.tensor(itemIdx).DetachFromDisposeScope();
+        _positiveKeys = (_positiveUsers * ItemCount + _positiveItems).DetachFromDisposeScope();
+        _sortedPositiveKeys = _positiveKeys.sort().Values.DetachFromDisposeScope();
+        // Negatives are laid out positive-major: sample k*Negatives + j belongs to positive k.
+        _negativeUsers = _positiveUsers.repeat_interleave(negatives).DetachFromDisposeScope();
+        _generator = new torch.Generator((ulong)seed, torch.CPU);
+    }
+
+    public int UserCount { get; }
+    public int ItemCount { get; }
+    public int Negatives { get; }
+
+    /// <summary>Train positives (each is paired with <see cref="Negatives"/> fresh negatives per call).</summary>
+    public int PositiveCount { get; }
+
+    /// <inheritdoc />
+    public Tensor Compute(Tensor users)
+    {
+        CheckUsers(users);
+        using var scope = torch.NewDisposeScope();
+        return ComputeWith(users, SampleNegativeItems()).MoveToOuterDisposeScope();
+    }
+
+    private void CheckUsers(Tensor users)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        ArgumentNullException.ThrowIfNull(users);
+        if (users.ndim != 2 || users.shape[0] != UserCount || users.shape[1] != _items.shape[1])
+            throw new ArgumentException(
+                $"expected user vectors of shape [{UserCount}, {_items.shape[1]}], got [{string.Join(", ", users.shape)}]");
+    }
+
+    /// <summary>The loss with given negatives ([PositiveCount * Negatives], positive-major); tests use it.</summary>
+    internal Tensor ComputeWith(Tensor users, Tensor negativeItems)
+    {
+        CheckUsers(users);
+        using var scope = torch.NewDisposeScope();
+        var result = Loss(users, _positiveUsers, _positiveItems, _positiveKeys, _negativeUsers, negativeItems,
+            _negativeUsers * ItemCount + negativeItems);
+        return result.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The summed loss given the positive and negative samples (keys are u*ItemCount+i).</summary>
+    private protected abstract Tensor Loss(Tensor users, Tensor positiveUsers, Tensor positiveItems, Tensor positiveKeys,
+        Tensor negativeUsers, Tensor negativeItems, Tensor negativeKeys);
+
+    /// <summary>
+    /// users[u]·items[i] for each sample. Small catalogues go through the dense score matrix users·itemsᵀ
+    /// (one GEMM and a gather of flat keys u*I+i: far cheaper than gathering a [samples, d] copy of both sides,
+    /// ~100 MB per call on ML-100K); large ones gather rows per sample.
+    /// </summary>
+    private protected Tensor Scores(Tensor users, Tensor userIdx, Tensor itemIdx, Tensor keys, Tensor? denseScores)
+    {
+        if (denseScores is not null) return denseScores.view(-1).index_select(0, keys);
+        var items = ItemsAs(users.dtype);
+        return (users.index_select(0, userIdx) * items.index_select(0, itemIdx)).sum(1);
+    }
+
+    /// <summary>users·itemsᵀ when the dense path is in use, otherwise null.</summary>
+    private protected Tensor? DenseScores(Tensor users) => _dense ? users.mm(ItemsAs(users.dtype).t()) : null;
+
+    /// <summary>The frozen items in the dtype of the users (float64 lets gradient checks be exact).</summary>
+    private Tensor ItemsAs(ScalarType dtype)
+    {
+        if (dtype == ScalarType.Float32) return _items;
+        if (dtype != ScalarType.Float64) throw new ArgumentException($"user vectors must be float32 or float64, got {dtype}");
+        return _items64 ??= _items.to_type(ScalarType.Float64).DetachFromDisposeScope();
+    }
+
+    /// <summary>
+    /// One uniform negative item per negative slot, rejecting the user's train items: draw all at once, then
+    /// redraw only the collisions (about the train density, ~6% on ML-100K) until none is left. A handful of
+    /// rounds suffices; the cap only matters for a user who has seen almost every item.
+    /// </summary>
+    internal Tensor SampleNegativeItems()
+    {
+        var count = _negativeUsers.shape[0];
+        var items = torch.randint(ItemCount, [count], dtype: ScalarType.Int64, generator: _generator);
+        var pending = torch.arange(count, dtype: ScalarType.Int64);
+        for (var round = 0; round < 100 && pending.shape[0] > 0; round++)
+        {
+            var keys = _negativeUsers.index_select(0, pending) * ItemCount + items.index_select(0, pending);
+            var at = torch.searchsorted(_sortedPositiveKeys, keys).clamp_max(_sortedPositiveKeys.shape[0] - 1);
+            var hit = _sortedPositiveKeys.index_select(0, at).eq(keys);
+            pending = pending.masked_select(hit);
+            if (pending.shape[0] == 0) break;
+            items.index_put_(torch.randint(ItemCount, [pending.shape[0]], dtype: ScalarType.Int64, generator: _generator),
+                [pending]);
+        }
+        return items;
+    }
+
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        _items.Dispose();
+        _items64?.Dispose();
+        _positiveUsers.Dispose();
+        _positiveItems.Dispose();
+        _positiveKeys.Dispose();
+        _sortedPositiveKeys.Dispose();
+        _negativeUsers.Dispose();
+        _generator.Dispose();
+        GC.SuppressFinalize(this);
+    }
+}
+
+/// <summary>
+/// MF's training loss as a function of the user vectors (AttrCloak-DD's L_Rec for MF): binary cross-entropy with
+/// logits, label 1 on every train positive and 0 on <see cref="UserRecommendationLoss.Negatives"/> uniformly
+/// sampled non-interacted items per positive (fresh each call), SUMMED over all samples. Items are frozen.
+/// </summary>
+public sealed class BceRecommendationLoss : UserRecommendationLoss
+{
+    public BceRecommendationLoss(EmbeddingMatrix items, LeaveOneOutSplit split, int seed, int negatives = 4)
+        : this(items, split, seed, negatives, DefaultDenseCellLimit) { }
+
+    internal BceRecommendationLoss(EmbeddingMatrix items, LeaveOneOutSplit split, int seed, int negatives, long denseCellLimit)
+        : base(items, split, seed, negatives, denseCellLimit) { }
+
+    private protected override Tensor Loss(Tensor users, Tensor positiveUsers, Tensor positiveItems, Tensor positiveKeys,
+        Tensor negativeUsers, Tensor negativeItems, Tensor negativeKeys)
+    {
+        var dense = DenseScores(users);
+        var positive = Scores(users, positiveUsers, positiveItems, positiveKeys, dense);
+        var negative = Scores(users, negativeUsers, negativeItems, negativeKeys, dense);
+        // BCE-with-logits: -log σ(s) = softplus(-s) for label 1, -log(1-σ(s)) = softplus(s) for label 0.
+        return torch.nn.functional.softplus(-positive).sum() + torch.nn.functional.softplus(negative).sum();
+    }
+}
+
+/// <summary>
+/// LightGCN's training loss (BPR) as a function of the PROPAGATED user vectors, SUMMED over (positive, negative)
+/// pairs: Σ -log σ(u·i⁺ - u·i⁻), with the propagated item vectors frozen and <see cref="UserRecommendationLoss.Negatives"/>
+/// fresh negatives per positive each call. Why the propagated vector is the free parameter: LightGCN's layer-0
+/// user and item embeddings are mixed by propagation (a user's final vector depends on item layer-0 rows and
+/// vice versa), so "re-propagate with the items frozen" has no well-defined meaning; and what AttrCloak cloaks,
+/// serves and gets attacked is the propagated user vector, scored against the propagated items by a dot
+/// product. Treating that vector as free keeps L_Rec exactly the loss of the vectors actually served. The
+/// layer-0 L2 term of training has no counterpart here (there are no layer-0 parameters left) and is omitted.
+/// </summary>
+public sealed class BprRecommendationLoss : UserRecommendationLoss
+{
+    public BprRecommendationLoss(EmbeddingMatrix items, LeaveOneOutSplit split, int seed, int negatives = 1)
+        : this(items, split, seed, negatives, DefaultDenseCellLimit) { }
+
+    internal BprRecommendationLoss(EmbeddingMatrix items, LeaveOneOutSplit split, int seed, int negatives, long denseCellLimit)
+        : base(items, split, seed, negatives, denseCellLimit) { }
+
+    private protected override Tensor Loss(Tensor users, Tensor positiveUsers, Tensor positiveItems, Tensor positiveKeys,
+        Tensor negativeUsers, Tensor negativeItems, Tensor negativeKeys)
+    {
+        var dense = DenseScores(users);
+        var positive = Scores(users, positiveUsers, positiveItems, positiveKeys, dense);
+        var negative = Scores(users, negativeUsers, negativeItems, negativeKeys, dense);
+        if (Negatives > 1) positive = positive.repeat_interleave(Negatives);
+        return torch.nn.functional.softplus(negative - positive).sum();
+    }
+}

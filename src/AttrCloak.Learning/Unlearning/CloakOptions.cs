@@ -1,0 +1,124 @@
+namespace AttrCloak.Learning.Unlearning;
+
+/// <summary>Which retention loss L_R pairs with L_AU.</summary>
+public enum CloakMode
+{
+    /// <summary>DF: L_R = L_Reg = sum_i ||em_i - em'_i||^2 (no interaction data needed).</summary>
+    DataFree,
+
+    /// <summary>DD: L_R = the backbone's training loss on the user vectors, item side frozen, summed over samples.</summary>
+    DataDependent,
+}
+
+/// <summary>How the combined MGDA direction updates the user embeddings.</summary>
+public enum CloakOptimizer
+{
+    /// <summary>Adam (PyTorch semantics, bias-corrected). Default: per-coordinate steps of about the learning rate,
+    /// whatever the scale of the MGDA direction.</summary>
+    Adam,
+
+    /// <summary>Plain gradient descent em' -= lr * d, as in Algorithm 1. With the summed L_Reg it stalls (EVALUATION.md).</summary>
+    Sgd,
+}
+
+/// <summary>
+/// Optional stop once the cloak is private enough, checked on every iterate before its update. The target is met
+/// when every criterion that is set holds: <see cref="MaxLossAu"/> (L_AU at or below it) and
+/// <see cref="ReductionFactor"/> (every attribute's L_AU_j at or below its initial value divided by the factor).
+/// The per-attribute form is the default choice because the attributes' losses differ by orders of magnitude
+/// (21 occupations vs 2 genders) and one total can be met while one attribute barely moved. Stopping early
+/// matters: EVALUATION.md saw privacy get worse with more iterations as the anchor pulls embeddings back.
+/// </summary>
+public sealed record PrivacyTarget(double? MaxLossAu = null, double? ReductionFactor = null)
+{
+    /// <summary>Stop once every L_AU_j has fallen by <paramref name="factor"/> (e.g. 10 = to a tenth).</summary>
+    public static PrivacyTarget Reduction(double factor) => new(ReductionFactor: factor);
+
+    /// <summary>Stop once L_AU is at or below <paramref name="maxLossAu"/>.</summary>
+    public static PrivacyTarget Loss(double maxLossAu) => new(MaxLossAu: maxLossAu);
+
+    internal void Validate()
+    {
+        if (MaxLossAu is null && ReductionFactor is null)
+            throw new ArgumentException("a privacy target needs MaxLossAu and/or ReductionFactor");
+        if (MaxLossAu is { } m && !(m >= 0)) throw new ArgumentException($"PrivacyTarget.MaxLossAu must be >= 0, got {m}");
+        if (ReductionFactor is { } f && (!(f >= 1) || double.IsInfinity(f)))
+            throw new ArgumentException($"PrivacyTarget.ReductionFactor must be finite and >= 1, got {ReductionFactor}");
+    }
+
+    internal bool IsMet(double lossAu, IReadOnlyList<double> perAttribute, IReadOnlyList<double> initialPerAttribute)
+    {
+        if (MaxLossAu is { } m && !(lossAu <= m)) return false;
+        if (ReductionFactor is { } f)
+            for (var j = 0; j < perAttribute.Count; j++)
+                if (!(perAttribute[j] <= initialPerAttribute[j] / f)) return false;
+        return true;
+    }
+}
+
+/// <summary>
+/// Options of one cloaking run. Defaults are the reference run's DF setting that worked (Adam, lr 0.03) with a
+/// 100-iteration budget; learning rate, iteration count and ridge trade privacy against utility and should be
+/// swept per backbone (EVALUATION.md), not trusted blindly.
+/// </summary>
+public sealed record CloakOptions
+{
+    /// <summary>Force a mode; null = DataFree without a recommendation loss, DataDependent with one.</summary>
+    public CloakMode? Mode { get; init; }
+
+    /// <summary>Update rule. Adam by default: plain GD with the summed L_Reg stalls (EVALUATION.md).</summary>
+    public CloakOptimizer Optimizer { get; init; } = CloakOptimizer.Adam;
+
+    /// <summary>Step size in embedding units (Adam moves each coordinate by about this much per step).</summary>
+    public double LearningRate { get; init; } = 0.03;
+
+    /// <summary>Cap on the number of updates.</summary>
+    public int MaxIterations { get; init; } = 100;
+
+    /// <summary>Converged when |L_All(t) - L_All(t-1)| / |L_All(t-1)| stays below this ...</summary>
+    public double ConvergenceTolerance { get; init; } = 1e-4;
+
+    /// <summary>... for this many consecutive iterations.</summary>
+    public int ConvergencePatience { get; init; } = 5;
+
+    /// <summary>Lower clip of alpha_u; null = 0 in DD and 0.1 in DF (the paper's max(min(x, 1), 0.1)).</summary>
+    public double? AlphaMin { get; init; }
+
+    /// <summary>Upper clip of alpha_u; null = 1.</summary>
+    public double? AlphaMax { get; init; }
+
+    /// <summary>Covariance ridge; default 1e-3 of the mean per-dimension variance (see <see cref="CovarianceRidge"/>).</summary>
+    public CovarianceRidge Ridge { get; init; } = CovarianceRidge.Relative(1e-3);
+
+    /// <summary>Optional early stop on a privacy level; null = run to convergence or the cap.</summary>
+    public PrivacyTarget? PrivacyTarget { get; init; }
+
+    /// <summary>Adam first-moment decay.</summary>
+    public double AdamBeta1 { get; init; } = 0.9;
+
+    /// <summary>Adam second-moment decay.</summary>
+    public double AdamBeta2 { get; init; } = 0.999;
+
+    /// <summary>Adam denominator epsilon.</summary>
+    public double AdamEpsilon { get; init; } = 1e-8;
+
+    /// <summary>The alpha_u clip for <paramref name="mode"/>.</summary>
+    public (double Min, double Max) AlphaBounds(CloakMode mode) =>
+        (AlphaMin ?? (mode == CloakMode.DataFree ? 0.1 : 0.0), AlphaMax ?? 1.0);
+
+    /// <summary>Throws <see cref="ArgumentException"/> with a clear message for an unusable option.</summary>
+    public void Validate(CloakMode mode)
+    {
+        if (!(LearningRate > 0) || double.IsInfinity(LearningRate)) throw new ArgumentException($"LearningRate must be finite and > 0, got {LearningRate}");
+        if (MaxIterations < 0) throw new ArgumentException($"MaxIterations must be >= 0, got {MaxIterations}");
+        if (!(ConvergenceTolerance >= 0)) throw new ArgumentException($"ConvergenceTolerance must be >= 0, got {ConvergenceTolerance}");
+        if (ConvergencePatience < 1) throw new ArgumentException($"ConvergencePatience must be >= 1, got {ConvergencePatience}");
+        if (!(AdamBeta1 is >= 0 and < 1) || !(AdamBeta2 is >= 0 and < 1)) throw new ArgumentException("Adam betas must be in [0, 1)");
+        if (!(AdamEpsilon > 0)) throw new ArgumentException($"AdamEpsilon must be > 0, got {AdamEpsilon}");
+        ArgumentNullException.ThrowIfNull(Ridge);
+        Ridge.Validate();
+        PrivacyTarget?.Validate();
+        var (min, max) = AlphaBounds(mode);
+        MgdaWeight.CheckBounds(min, max);
+    }
+}

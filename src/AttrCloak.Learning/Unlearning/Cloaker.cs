@@ -1,0 +1,173 @@
+using System.Diagnostics;
+using AttrCloak.Core.Data;
+using AttrCloak.Learning.Backbones;
+
+namespace AttrCloak.Learning.Unlearning;
+
+/// <summary>
+/// AttrCloak (Algorithm 1 of the slides): post-training attribute unlearning of user embeddings by descending
+/// alpha_u g_AU + (1 - alpha_u) g_R with the MGDA weight alpha_u recomputed at every step.
+/// <para>
+/// Reductions, and why they matter (EVALUATION.md): MGDA on raw gradients weighs the losses by their gradient
+/// scales. L_AU is an average (class shares, mean over attributes), so ||g_AU|| does not grow with n.
+/// L_Reg is SUMMED over users as in the slides, and the DD loss is SUMMED over samples as
+/// <see cref="IUserRecommendationLoss"/> requires. In DF g_R = 2 (em' - em) is 0 at the start, so alpha_u sits at its
+/// lower clip (0.1) for one step and then rises towards 1 as em' moves: the combined direction is g_AU minus its
+/// component along -g_R. With a mean-reduced DD loss ||g_Rec|| would be ~1e-3 of ||g_AU|| and alpha_u ~1e-3, i.e.
+/// "cloaking" would just be more training. Adam is the default update because with the summed L_Reg plain GD
+/// reaches a fixed point that moves embeddings by ~3e-4 of their norm (a no-op).
+/// </para>
+/// </summary>
+public sealed class Cloaker
+{
+    /// <summary>
+    /// Cloaks <paramref name="original"/> ([n, d] user vectors) against inference of <paramref name="attributes"/>.
+    /// The mode is DataFree when <paramref name="recommendationLoss"/> is null and DataDependent otherwise, unless
+    /// <see cref="CloakOptions.Mode"/> says otherwise. Embeddings are float32 (what the backbones score with);
+    /// the class statistics and KL are float64 inside <see cref="AttributeUnlearningLoss"/>.
+    /// Throws <see cref="OperationCanceledException"/> on cancellation and <see cref="InvalidOperationException"/>
+    /// if a loss becomes non-finite (fail closed: no half-cloaked matrix is returned as if it were fine).
+    /// </summary>
+    public CloakResult Cloak(
+        EmbeddingMatrix original,
+        IReadOnlyList<ProtectedAttribute> attributes,
+        CloakOptions options,
+        IUserRecommendationLoss? recommendationLoss = null,
+        IProgress<CloakIteration>? progress = null,
+        CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(original);
+        ArgumentNullException.ThrowIfNull(attributes);
+        ArgumentNullException.ThrowIfNull(options);
+        var mode = options.Mode ?? (recommendationLoss is null ? CloakMode.DataFree : CloakMode.DataDependent);
+        if (mode == CloakMode.DataDependent && recommendationLoss is null)
+            throw new ArgumentException("DataDependent mode needs a recommendation loss");
+        options.Validate(mode);
+        var (alphaMin, alphaMax) = options.AlphaBounds(mode);
+
+        TorchRuntime.EnsureInitialised();
+        var wall = Stopwatch.StartNew();
+        int n = original.Rows, d = original.Cols;
+
+        using var auLoss = new AttributeUnlearningLoss(attributes, n, options.Ridge);
+        using var anchor = torch.tensor(original.Values, [n, d], float32);
+        using var em = anchor.clone();
+        using var adamM = torch.zeros_like(em);
+        using var adamV = torch.zeros_like(em);
+
+        var trace = new List<CloakIteration>();
+        var m = attributes.Count;
+        double[]? initialPerAttribute = null;
+        double previousAll = double.NaN;
+        var calm = 0;
+        CloakStopReason reason;
+
+        for (var t = 0; ; t++)
+        {
+            ct.ThrowIfCancellationRequested();
+            using var scope = torch.NewDisposeScope();
+
+            var x = em.detach().requires_grad_(true);
+            var au = auLoss.Compute(x);
+            var gAu = torch.autograd.grad([au.Total], [x])[0];
+
+            Tensor lossR, gR;
+            if (mode == CloakMode.DataFree)
+            {
+                using var noGrad = torch.no_grad();
+                var diff = em.sub(anchor);
+                lossR = diff.to_type(float64).square().sum();
+                gR = diff.mul(2.0f);
+            }
+            else
+            {
+                var xr = em.detach().requires_grad_(true);
+                var rec = recommendationLoss!.Compute(xr);
+                gR = torch.autograd.grad([rec], [xr])[0];
+                lossR = rec.detach().to_type(float64);
+            }
+
+            double[] scalars;
+            using (torch.no_grad())
+            {
+                // Every trace scalar in one float64 vector, read back once per iteration.
+                var a = gAu.to_type(float64).flatten();
+                var r = gR.to_type(float64).flatten();
+                var diff = a.sub(r);
+                var packed = torch.cat([
+                    au.PerAttribute.detach(),
+                    torch.stack([lossR.reshape(), a.dot(a), r.dot(r), a.dot(r), diff.dot(diff), diff.dot(r).neg()]),
+                ]);
+                scalars = packed.data<double>().ToArray();
+            }
+
+            var perAttribute = scalars[..m];
+            double lR = scalars[m], aa = scalars[m + 1], rr = scalars[m + 2], ar = scalars[m + 3];
+            double dd = scalars[m + 4], numerator = scalars[m + 5];
+            var alpha = MgdaWeight.FromProducts(numerator, dd, alphaMin, alphaMax);
+            var lAu = perAttribute.Average();
+            var lAll = alpha * lAu + (1 - alpha) * lR;
+            var stepSquared = alpha * alpha * aa + 2 * alpha * (1 - alpha) * ar + (1 - alpha) * (1 - alpha) * rr;
+            var row = new CloakIteration(t, alpha, lAu, perAttribute, lR, lAll,
+                Math.Sqrt(aa), Math.Sqrt(rr), Math.Sqrt(Math.Max(stepSquared, 0)), wall.Elapsed);
+            trace.Add(row);
+            progress?.Report(row);
+
+            if (!double.IsFinite(lAll) || !double.IsFinite(aa) || !double.IsFinite(rr))
+                throw new InvalidOperationException(
+                    $"cloaking became non-finite at iteration {t} (L_AU={lAu}, L_R={lR}, |g_AU|^2={aa}, |g_R|^2={rr}); " +
+                    "try a larger covariance ridge or a smaller learning rate");
+
+            initialPerAttribute ??= perAttribute;
+            if (options.PrivacyTarget is { } target && target.IsMet(lAu, perAttribute, initialPerAttribute))
+            {
+                reason = CloakStopReason.PrivacyTargetReached;
+                break;
+            }
+            if (t > 0)
+            {
+                var change = Math.Abs(lAll - previousAll) / Math.Max(Math.Abs(previousAll), 1e-300);
+                calm = change < options.ConvergenceTolerance ? calm + 1 : 0;
+                if (calm >= options.ConvergencePatience)
+                {
+                    reason = CloakStopReason.Converged;
+                    break;
+                }
+            }
+            previousAll = lAll;
+            if (t >= options.MaxIterations)
+            {
+                reason = CloakStopReason.MaxIterations;
+                break;
+            }
+
+            using (torch.no_grad())
+            {
+                var direction = gAu.mul((float)alpha).add_(gR, (float)(1 - alpha));
+                Step(options, t + 1, em, direction, adamM, adamV);
+            }
+        }
+
+        var values = em.data<float>().ToArray();
+        wall.Stop();
+        return new CloakResult(new EmbeddingMatrix(n, d, values), mode, alphaMin, alphaMax, reason, trace.Count - 1,
+            wall.Elapsed, attributes.Select(a => a.Name).ToArray(), trace);
+    }
+
+    private static void Step(CloakOptions options, int step, Tensor em, Tensor direction, Tensor m, Tensor v)
+    {
+        if (options.Optimizer == CloakOptimizer.Sgd)
+        {
+            em.add_(direction, -options.LearningRate);
+            return;
+        }
+        // Adam as in torch.optim.Adam (no weight decay, no amsgrad).
+        double b1 = options.AdamBeta1, b2 = options.AdamBeta2;
+        m.mul_(b1).add_(direction, 1 - b1);
+        v.mul_(b2).addcmul_(direction, direction, 1 - b2);
+        var biasCorrection1 = 1 - Math.Pow(b1, step);
+        var biasCorrection2 = 1 - Math.Pow(b2, step);
+        var denominator = v.sqrt().div_(Math.Sqrt(biasCorrection2)).add_(options.AdamEpsilon);
+        em.addcdiv_(m, denominator, -options.LearningRate / biasCorrection1);
+    }
+}

@@ -1,0 +1,52 @@
+using System.Diagnostics;
+using AttrCloak.Audit.Attackers;
+
+namespace AttrCloak.Audit.Tests;
+
+/// <summary>
+/// Wall-time figures for an ML-100K-sized audit (943 users x 64 dims; gender/age/occupation with the
+/// ML-100K class counts). A command that prints numbers, not a timed assertion: run it with
+/// <c>dotnet test --project tests/AttrCloak.Audit.Tests -- --filter-class AttrCloak.Audit.Tests.AuditBenchmark --explicit only --output Detailed</c>.
+/// </summary>
+public sealed class AuditBenchmark(ITestOutputHelper output)
+{
+    // ML-100K marginals (u.user): gender M/F, age buckets <18..56+, the 21 occupations.
+    private static readonly int[] GenderCounts = [670, 273];
+    private static readonly int[] AgeCounts = [54, 187, 310, 178, 84, 78, 52];
+    private static readonly int[] OccupationCounts =
+        [79, 28, 7, 95, 67, 18, 32, 16, 7, 12, 51, 26, 9, 105, 66, 14, 12, 31, 196, 27, 45];
+
+    private static int[] Shuffled(int[] counts, Random rng)
+    {
+        var labels = counts.SelectMany((n, c) => Enumerable.Repeat(c, n)).ToArray();
+        rng.Shuffle(labels);
+        return labels;
+    }
+
+    [Fact(Explicit = true)]
+    public void Ml100k_sized_audit()
+    {
+        var rng = new Random(42);
+        var gender = Shuffled(GenderCounts, rng);
+        var age = Shuffled(AgeCounts, rng);
+        var occupation = Shuffled(OccupationCounts, rng);
+        // Weak class-mean shifts: "random-ish" embeddings with some leakage, as trained ones have.
+        var x = Synthetic.Gaussian(64, 7, 0.6, (gender, 2), (age, 7), (occupation, 21));
+        AuditedAttribute[] attributes =
+        [
+            new("gender", 2, gender), new("age", 7, age), new("occupation", 21, occupation),
+        ];
+
+        var ct = TestContext.Current.CancellationToken;
+        var full = PrivacyAudit.Run(x, attributes, new AuditOptions { Seed = 1 }, null, ct);
+        output.WriteLine(full.ToTable());
+        output.WriteLine($"full audit ({string.Join(",", AttackerCatalog.DefaultNames)}), MaxThreads {Environment.ProcessorCount}: {full.ElapsedSeconds:F1} s");
+
+        foreach (var name in AttackerCatalog.DefaultNames.Append("mlp+cal"))
+        {
+            var clock = Stopwatch.StartNew();
+            PrivacyAudit.Run(x, attributes, new AuditOptions { Seed = 1, Attackers = [name] }, null, ct);
+            output.WriteLine($"  {name,-10} alone: {clock.Elapsed.TotalSeconds:F1} s");
+        }
+    }
+}

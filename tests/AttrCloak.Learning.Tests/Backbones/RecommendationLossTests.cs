@@ -1,0 +1,161 @@
+using AttrCloak.Core.Data;
+using AttrCloak.Core.Evaluation;
+using AttrCloak.Learning.Backbones;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace AttrCloak.Learning.Tests.Backbones;
+
+public sealed class RecommendationLossTests
+{
+    private static readonly Lazy<LeaveOneOutSplit> Split = new(() => LeaveOneOutSplit.Create(
+        TinyData.TwoGroups(usersPerGroup: 8, blockSize: 20, fillerItems: 110, itemsPerUser: 10), 99, seed: 3));
+
+    private static EmbeddingMatrix RandomMatrix(int rows, int cols, int seed)
+    {
+        var rng = new Random(seed);
+        return new EmbeddingMatrix(rows, cols, Enumerable.Range(0, rows * cols).Select(_ => (float)(rng.NextDouble() - 0.5)).ToArray());
+    }
+
+    /// <summary>The dense score-matrix path (default here) and the per-sample gather path.</summary>
+    public static TheoryData<long> Paths => new() { UserRecommendationLoss.DefaultDenseCellLimit, 0L };
+
+    [Theory]
+    [MemberData(nameof(Paths))]
+    public void Bce_loss_equals_a_direct_summed_computation(long denseCellLimit)
+    {
+        TorchRuntime.EnsureInitialised();
+        var split = Split.Value;
+        var items = RandomMatrix(split.ItemCount, 3, 1);
+        var users = RandomMatrix(split.UserCount, 3, 2);
+        using var loss = new BceRecommendationLoss(items, split, seed: 9, negatives: 4, denseCellLimit);
+        using var scope = NewDisposeScope();
+        var negatives = loss.SampleNegativeItems().data<long>().ToArray();
+        var value = loss.ComputeWith(torch.tensor(users.Values, [users.Rows, users.Cols]), torch.tensor(negatives)).item<float>();
+
+        var pairs = split.TrainPairs();
+        negatives.Length.ShouldBe(pairs.Length * 4);
+        double expected = 0;
+        for (var k = 0; k < pairs.Length; k++)
+        {
+            var (u, i) = pairs[k];
+            expected += -Math.Log(Sigmoid(Dot(users, u, items, i)));
+            for (var j = 0; j < 4; j++)
+            {
+                var n = (int)negatives[k * 4 + j];
+                split.TrainItems[u].ShouldNotContain(n); // negatives are never train positives of that user
+                expected += -Math.Log(1 - Sigmoid(Dot(users, u, items, n)));
+            }
+        }
+        ((double)value).ShouldBe(expected, Math.Abs(expected) * 1e-5);
+    }
+
+    [Theory]
+    [MemberData(nameof(Paths))]
+    public void Bpr_loss_equals_a_direct_summed_computation(long denseCellLimit)
+    {
+        TorchRuntime.EnsureInitialised();
+        var split = Split.Value;
+        var items = RandomMatrix(split.ItemCount, 3, 4);
+        var users = RandomMatrix(split.UserCount, 3, 5);
+        using var loss = new BprRecommendationLoss(items, split, seed: 9, negatives: 2, denseCellLimit);
+        using var scope = NewDisposeScope();
+        var negatives = loss.SampleNegativeItems().data<long>().ToArray();
+        var value = loss.ComputeWith(torch.tensor(users.Values, [users.Rows, users.Cols]), torch.tensor(negatives)).item<float>();
+
+        var pairs = split.TrainPairs();
+        double expected = 0;
+        for (var k = 0; k < pairs.Length; k++)
+            for (var j = 0; j < 2; j++)
+            {
+                var (u, i) = pairs[k];
+                expected += -Math.Log(Sigmoid(Dot(users, u, items, i) - Dot(users, u, items, (int)negatives[k * 2 + j])));
+            }
+        ((double)value).ShouldBe(expected, Math.Abs(expected) * 1e-5);
+    }
+
+    [Theory]
+    [MemberData(nameof(Paths))]
+    public void Bce_gradient_wrt_users_matches_finite_differences_in_float64(long denseCellLimit)
+    {
+        TorchRuntime.EnsureInitialised();
+        var split = Split.Value;
+        var items = RandomMatrix(split.ItemCount, 3, 6);
+        using var loss = new BceRecommendationLoss(items, split, seed: 2, negatives: 4, denseCellLimit);
+        using var scope = NewDisposeScope();
+        var negatives = loss.SampleNegativeItems();
+        var users = torch.tensor(RandomMatrix(split.UserCount, 3, 7).Values.Select(v => (double)v).ToArray(),
+            [split.UserCount, 3], requires_grad: true);
+        loss.ComputeWith(users, negatives).backward();
+        var analytic = users.grad!.data<double>().ToArray();
+
+        const double h = 1e-6;
+        var baseValues = users.detach().data<double>().ToArray();
+        double LossAt(double[] values)
+        {
+            using var inner = NewDisposeScope();
+            return loss.ComputeWith(torch.tensor(values, [split.UserCount, 3]), negatives).item<double>();
+        }
+        var checkedEntries = 0;
+        for (var idx = 0; idx < baseValues.Length; idx += 5)
+        {
+            var plus = (double[])baseValues.Clone();
+            var minus = (double[])baseValues.Clone();
+            plus[idx] += h;
+            minus[idx] -= h;
+            var numeric = (LossAt(plus) - LossAt(minus)) / (2 * h);
+            analytic[idx].ShouldBe(numeric, 1e-6 + 1e-6 * Math.Abs(numeric));
+            checkedEntries++;
+        }
+        checkedEntries.ShouldBeGreaterThan(5);
+        analytic.Any(g => Math.Abs(g) > 1e-3).ShouldBeTrue();
+    }
+
+    [Fact]
+    public void Negatives_are_resampled_each_call_and_reproducible_per_seed()
+    {
+        TorchRuntime.EnsureInitialised();
+        var split = Split.Value;
+        var items = RandomMatrix(split.ItemCount, 3, 1);
+        using var users = torch.tensor(RandomMatrix(split.UserCount, 3, 2).Values, [split.UserCount, 3]);
+        using var a = new BceRecommendationLoss(items, split, seed: 4);
+        using var b = new BceRecommendationLoss(items, split, seed: 4);
+        using var c = new BceRecommendationLoss(items, split, seed: 5);
+        var a1 = a.Compute(users).item<float>();
+        var a2 = a.Compute(users).item<float>();
+        b.Compute(users).item<float>().ShouldBe(a1);
+        a2.ShouldNotBe(a1);
+        c.Compute(users).item<float>().ShouldNotBe(a1);
+    }
+
+    [Fact]
+    public void Factory_matches_the_backbone_and_checks_shapes()
+    {
+        TorchRuntime.EnsureInitialised();
+        var split = Split.Value;
+        var metrics = new RankingMetrics(0, 0, 0, 0, 0);
+        TrainedModel Model(BackboneKind kind) => new(kind, RandomMatrix(split.UserCount, 3, 1), RandomMatrix(split.ItemCount, 3, 2),
+            "tiny", 1, 1, metrics, metrics, 0, BackboneTrainingOptions.DefaultsFor(kind));
+        using (var mf = RecommendationLosses.For(Model(BackboneKind.Mf), split, 1))
+        {
+            mf.ShouldBeOfType<BceRecommendationLoss>();
+            mf.Negatives.ShouldBe(4);
+            using var wrong = torch.zeros(split.UserCount, 4);
+            Should.Throw<ArgumentException>(() => mf.Compute(wrong)).Message.ShouldContain("shape");
+        }
+        using (var gcn = RecommendationLosses.For(Model(BackboneKind.LightGcn), split, 1))
+        {
+            gcn.ShouldBeOfType<BprRecommendationLoss>();
+            gcn.Negatives.ShouldBe(1);
+        }
+    }
+
+    private static double Sigmoid(double x) => 1 / (1 + Math.Exp(-x));
+
+    private static double Dot(EmbeddingMatrix users, int u, EmbeddingMatrix items, int i)
+    {
+        double s = 0;
+        for (var k = 0; k < users.Cols; k++) s += (double)users.Row(u)[k] * items.Row(i)[k];
+        return s;
+    }
+}

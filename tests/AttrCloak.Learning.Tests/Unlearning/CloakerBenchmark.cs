@@ -1,0 +1,73 @@
+using System.Diagnostics;
+using System.Globalization;
+using AttrCloak.Learning.Unlearning;
+
+namespace AttrCloak.Learning.Tests.Unlearning;
+
+/// <summary>
+/// Figures, not assertions: per-iteration cost at ML-100K size and the alpha_u trajectories of both readings of
+/// the DF clip. Slow, so skipped unless ATTRCLOAK_SLOW=1; run with
+/// <c>ATTRCLOAK_SLOW=1 dotnet test --project tests/AttrCloak.Learning.Tests -- --filter-class "*CloakerBenchmark" --show-live-output on</c>.
+/// </summary>
+public sealed class CloakerBenchmark(ITestOutputHelper output)
+{
+    // ML-100K class sizes (943 users): gender F/M, the 7 EVALUATION.md age groups, the 21 occupations.
+    private static readonly int[][] Ml100KClassSizes =
+    [
+        [273, 670],
+        [36, 198, 310, 194, 80, 73, 52],
+        [196, 105, 95, 79, 67, 66, 51, 45, 32, 31, 28, 27, 26, 18, 16, 14, 12, 12, 9, 7, 7],
+    ];
+
+    private static void SkipUnlessSlow() =>
+        Assert.SkipUnless(Environment.GetEnvironmentVariable("ATTRCLOAK_SLOW") == "1",
+            "benchmark: set ATTRCLOAK_SLOW=1 to run (prints ms/iteration at ML-100K size)");
+
+    private void Print(string line)
+    {
+        output.WriteLine(line);
+        Console.WriteLine(line);
+    }
+
+    [Fact]
+    public void Data_free_ms_per_iteration_at_ml100k_size()
+    {
+        SkipUnlessSlow();
+        TorchRuntime.EnsureInitialised();
+        var (e, attributes) = Synthetic.Users(64, Ml100KClassSizes, shift: 1.0, seed: 1);
+        var options = new CloakOptions { MaxIterations = 100, ConvergenceTolerance = 0 };
+        var cloaker = new Cloaker();
+        cloaker.Cloak(e, attributes, options with { MaxIterations = 5 }, ct: TestContext.Current.CancellationToken); // warm-up
+
+        var sw = Stopwatch.StartNew();
+        var result = cloaker.Cloak(e, attributes, options, ct: TestContext.Current.CancellationToken);
+        sw.Stop();
+        var perIteration = sw.Elapsed.TotalMilliseconds / result.Trace.Count; // every row costs a forward + gradients
+        Print(string.Create(CultureInfo.InvariantCulture,
+            $"DF 943x64, 3 attributes (2/7/21 classes), {result.Iterations} iterations: total {sw.Elapsed.TotalMilliseconds:F0} ms, {perIteration:F2} ms/iteration, threads {TorchSharp.torch.get_num_threads()}"));
+        Print(string.Create(CultureInfo.InvariantCulture,
+            $"L_AU {result.Initial.LossAu:F3} -> {result.Final.LossAu:F3} (per attribute {string.Join(" / ", result.Final.LossAuPerAttribute.Select(v => v.ToString("F3", CultureInfo.InvariantCulture)))}), relative change {Synthetic.RelativeChange(e, result.Embeddings):F3}"));
+    }
+
+    [Fact]
+    public void Alpha_trajectories_of_both_readings_of_the_data_free_clip()
+    {
+        SkipUnlessSlow();
+        TorchRuntime.EnsureInitialised();
+        var (e, attributes) = Synthetic.Users(64, Ml100KClassSizes, shift: 1.0, seed: 1);
+        foreach (var (label, min, max) in new[] { ("formula [0.1, 1]", 0.1, 1.0), ("prose [0, 0.1]", 0.0, 0.1) })
+        foreach (var optimizer in new[] { CloakOptimizer.Adam, CloakOptimizer.Sgd })
+        {
+            var options = new CloakOptions
+            {
+                AlphaMin = min, AlphaMax = max, Optimizer = optimizer, MaxIterations = 100, ConvergenceTolerance = 0,
+                LearningRate = optimizer == CloakOptimizer.Adam ? 0.03 : 1.0,
+            };
+            var r = new Cloaker().Cloak(e, attributes, options, ct: TestContext.Current.CancellationToken);
+            var alphas = string.Join(" ", new[] { 0, 1, 2, 3, 5, 10, 20, 50, 100 }.Where(i => i < r.Trace.Count)
+                .Select(i => string.Create(CultureInfo.InvariantCulture, $"{i}:{r.Trace[i].AlphaU:F3}")));
+            Print(string.Create(CultureInfo.InvariantCulture,
+                $"{label} {optimizer} lr {options.LearningRate}: alpha {alphas}; L_AU {r.Initial.LossAu:F3} -> {r.Final.LossAu:F3}; relative change {Synthetic.RelativeChange(e, r.Embeddings):E2}; {r.StopReason} after {r.Iterations}"));
+        }
+    }
+}
