@@ -1,4 +1,6 @@
+using System.Collections.Concurrent;
 using System.Diagnostics;
+using System.Runtime.ExceptionServices;
 using AttrCloak.Audit.Attackers;
 using AttrCloak.Core.Data;
 using AttrCloak.Core.Evaluation;
@@ -56,21 +58,31 @@ public static class PrivacyAudit
         var clock = Stopwatch.StartNew();
         var plans = attributes.Select((a, i) => Plan(embeddings, a, i, options.Folds, options.Seed, attackers.Count)).ToArray();
 
+        // Most expensive cells (most classes: LightGBM grows a tree per class and round) first, handed out
+        // one at a time, so that no worker is left with all the 21-class cells at the end.
         var cells = new List<(int Attribute, int Fold)>();
-        for (var a = 0; a < plans.Length; a++)
+        foreach (var a in Enumerable.Range(0, plans.Length).OrderByDescending(a => plans[a].Attribute.ClassCount))
             for (var f = 0; f < options.Folds; f++) cells.Add((a, f));
         var completed = 0;
 
         // Cells are independent and write disjoint rows of their attribute's buffers.
-        Parallel.For(0, cells.Count,
-            new ParallelOptions { MaxDegreeOfParallelism = options.MaxThreads, CancellationToken = ct },
-            c =>
-            {
-                var (a, f) = cells[c];
-                RunCell(embeddings, plans[a], a, f, attackers, options.Seed, ct);
-                var done = Interlocked.Increment(ref completed);
-                progress?.Report(new AuditProgress(plans[a].Attribute.Name, f, done, cells.Count));
-            });
+        try
+        {
+            Parallel.ForEach(Partitioner.Create(cells, EnumerablePartitionerOptions.NoBuffering),
+                new ParallelOptions { MaxDegreeOfParallelism = options.MaxThreads, CancellationToken = ct },
+                cell =>
+                {
+                    var (a, f) = cell;
+                    RunCell(embeddings, plans[a], a, f, attackers, options.Seed, ct);
+                    var done = Interlocked.Increment(ref completed);
+                    progress?.Report(new AuditProgress(plans[a].Attribute.Name, f, done, cells.Count));
+                });
+        }
+        catch (AggregateException e) when (e.InnerExceptions.Count == 1)
+        {
+            // One failing cell: surface its exception as is, not wrapped, so callers see the real cause.
+            ExceptionDispatchInfo.Capture(e.InnerExceptions[0]).Throw();
+        }
 
         var results = plans.Select(p => Score(p, names)).ToArray();
         clock.Stop();

@@ -10,6 +10,8 @@ public static class CliApp
 {
     public static async Task<int> RunAsync(string[] args)
     {
+        // Redirected output (CI logs, `| tee`) would otherwise be wrapped at 80 columns and break the tables.
+        if (Console.IsOutputRedirected && AnsiConsole.Profile.Width < 160) AnsiConsole.Profile.Width = 160;
         var app = new CommandApp();
         app.Configure(config =>
         {

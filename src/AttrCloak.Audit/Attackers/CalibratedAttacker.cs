@@ -19,26 +19,32 @@ namespace AttrCloak.Audit.Attackers;
 /// </summary>
 public sealed class CalibratedAttacker(IAttacker inner, int innerFolds = 3, double softWeight = 0.1) : IAttacker
 {
-    public string Name => inner.Name + "+cal";
+    private readonly IAttacker _inner = inner ?? throw new ArgumentNullException(nameof(inner));
+    private readonly int _innerFolds = innerFolds >= 2
+        ? innerFolds
+        : throw new ArgumentOutOfRangeException(nameof(innerFolds), innerFolds, "need at least 2 inner folds");
+    private readonly double _softWeight = softWeight is >= 0 and <= 1
+        ? softWeight
+        : throw new ArgumentOutOfRangeException(nameof(softWeight), softWeight, "must be in [0, 1]");
 
-    public IAttacker Inner => inner;
+    public string Name => _inner.Name + "+cal";
+
+    public IAttacker Inner => _inner;
 
     public IAttackModel Fit(EmbeddingMatrix x, int[] y, int classCount, int seed)
     {
-        if (innerFolds < 2) throw new InvalidOperationException("the calibrated attacker needs at least 2 inner folds");
-        if (softWeight is < 0 or > 1) throw new InvalidOperationException("softWeight must be in [0, 1]");
         var classes = ClassMap.Build(y, classCount, x.Rows);
         if (classes.PresentCount == 1) return new ConstantModel(classCount, classes.Present[0]);
 
         var counts = new double[classCount, classCount];
-        if (x.Rows >= innerFolds)
+        if (x.Rows >= _innerFolds)
         {
-            var folds = StratifiedKFold.Assign(y, innerFolds, Seeds.Derive(seed, 1));
-            for (var f = 0; f < innerFolds; f++)
+            var folds = StratifiedKFold.Assign(y, _innerFolds, Seeds.Derive(seed, 1));
+            for (var f = 0; f < _innerFolds; f++)
             {
                 var (train, test) = StratifiedKFold.Split(folds, f);
                 if (train.Length == 0 || test.Length == 0) continue;
-                using var model = inner.Fit(x.SelectRows(train), train.Select(i => y[i]).ToArray(), classCount,
+                using var model = _inner.Fit(x.SelectRows(train), train.Select(i => y[i]).ToArray(), classCount,
                     Seeds.Derive(seed, 2, f));
                 var predicted = ClassificationMetrics.ArgMax(model.PredictProba(x.SelectRows(test)), classCount);
                 for (var t = 0; t < test.Length; t++) counts[predicted[t], y[test[t]]] += 1;
@@ -59,8 +65,8 @@ public sealed class CalibratedAttacker(IAttacker inner, int innerFolds = 3, doub
                 table[j * classCount + k] = (float)((counts[j, k] + present.Length * prior[k]) / (rowTotal + present.Length));
         }
 
-        var full = inner.Fit(x, y, classCount, seed);
-        return new CalibratedModel(full, table, classCount, softWeight);
+        var full = _inner.Fit(x, y, classCount, seed);
+        return new CalibratedModel(full, table, classCount, _softWeight);
     }
 
     private sealed class CalibratedModel(IAttackModel inner, float[] table, int classCount, double softWeight) : IAttackModel

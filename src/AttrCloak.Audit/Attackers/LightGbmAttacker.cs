@@ -12,6 +12,7 @@ namespace AttrCloak.Audit.Attackers;
 /// <param name="MinChildWeight">Minimum hessian sum per leaf (XGBoost min_child_weight default 1).</param>
 /// <param name="L2">L2 penalty on leaf values (XGBoost reg_lambda default 1).</param>
 /// <param name="MinLeafSamples">Minimum users per leaf. XGBoost has no such limit; 1 leaves the hessian limit in charge.</param>
+/// <param name="MaxBins">Histogram bins per feature (XGBoost's hist method and LightGBM both default to 256/255).</param>
 /// <param name="Threads">LightGBM threads per fit. 1: the audit parallelises over (attribute, fold) instead.</param>
 public sealed record LightGbmSettings(
     int Trees = 50,
@@ -21,6 +22,7 @@ public sealed record LightGbmSettings(
     double MinChildWeight = 1.0,
     double L2 = 1.0,
     int MinLeafSamples = 1,
+    int MaxBins = 255,
     int Threads = 1);
 
 /// <summary>
@@ -69,6 +71,8 @@ public sealed class LightGbmAttacker(LightGbmSettings? settings = null) : IAttac
                 LearningRate = s.LearningRate,
                 NumberOfLeaves = s.Leaves,
                 MinimumExampleCountPerLeaf = s.MinLeafSamples,
+                MaximumBinCountPerFeature = s.MaxBins,
+                ForceColumnWise = true,
                 Booster = booster,
                 Sigmoid = 1.0,
                 EvaluationMetric = LightGbmBinaryTrainer.Options.EvaluateMetricType.None,
@@ -91,6 +95,8 @@ public sealed class LightGbmAttacker(LightGbmSettings? settings = null) : IAttac
                 LearningRate = s.LearningRate,
                 NumberOfLeaves = s.Leaves,
                 MinimumExampleCountPerLeaf = s.MinLeafSamples,
+                MaximumBinCountPerFeature = s.MaxBins,
+                ForceColumnWise = true,
                 Booster = booster,
                 UseSoftmax = true,
                 EvaluationMetric = LightGbmMulticlassTrainer.Options.EvaluateMetricType.None,

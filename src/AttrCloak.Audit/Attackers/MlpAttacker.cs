@@ -35,6 +35,12 @@ public sealed record MlpSettings(
 /// Two present classes use one logistic output unit (as sklearn), more use softmax.
 /// Determinism: initial weights and shuffles come from <see cref="System.Random"/> seeded per fit, never
 /// from libtorch's global generator, so parallel fits do not disturb each other.
+/// <para>Threads: fits and predictions run libtorch single-threaded (<c>torch.set_num_threads(1)</c> on the
+/// calling thread). For matrices this small intra-op threads only add synchronisation, and on a loaded
+/// 2-core machine libtorch's spinning OpenMP workers made a fit 30 times slower (measured: 9.6 s vs 0.33 s
+/// CPU for 100 epochs); the audit parallelises over (attribute, fold) cells instead. Note that libtorch's
+/// thread count is process-wide state: later libtorch work in the same process also runs single-threaded
+/// unless it sets its own count.</para>
 /// </summary>
 public sealed class MlpAttacker(string name, MlpSettings settings) : IAttacker
 {
@@ -57,7 +63,7 @@ public sealed class MlpAttacker(string name, MlpSettings settings) : IAttacker
     {
         var classes = ClassMap.Build(y, classCount, x.Rows);
         if (classes.PresentCount == 1) return new ConstantModel(classCount, classes.Present[0]);
-        TorchRuntime.EnsureInitialised();
+        UseOneIntraOpThread();
 
         var standardizer = Standardizer.Fit(x);
         var features = standardizer.Transform(x);
@@ -86,9 +92,10 @@ public sealed class MlpAttacker(string name, MlpSettings settings) : IAttacker
             ? tensor(classes.DenseLabels.Select(c => (float)c).ToArray(), [n, 1])
             : tensor(classes.DenseLabels.Select(c => (long)c).ToArray(), [n]);
 
+        var parameters = weights.Concat(biases).ToArray();
+        using var adam = new SklearnAdam(parameters, settings.LearningRate);
         var batchSize = Math.Clamp(settings.BatchSize, 1, n);
         var order = Enumerable.Range(0, n).ToArray();
-        using var optimizer = optim.Adam(weights.Concat(biases), lr: settings.LearningRate);
         var bestLoss = double.PositiveInfinity;
         var noImprovement = 0;
         var epochs = 0;
@@ -108,11 +115,13 @@ public sealed class MlpAttacker(string name, MlpSettings settings) : IAttacker
                 var dataLoss = binary
                     ? nn.functional.binary_cross_entropy_with_logits(logits, yb)
                     : nn.functional.cross_entropy(logits, yb);
-                var squares = weights.Select(w => w.square().sum()).Aggregate((a, b) => a + b);
-                var loss = dataLoss + squares * (settings.Alpha / (2.0 * count));
-                optimizer.zero_grad();
+                // w * w, not w.square(): square() is pow(w, 2) with an implicit Scalar (see SklearnAdam).
+                var squares = stack(weights.Select(w => w.mul(w).sum()).ToArray()).sum();
+                using var l2 = (settings.Alpha / (2.0 * count)).ToScalar();
+                var loss = dataLoss.add(squares, l2);
+                foreach (var p in parameters) p.grad?.zero_();
                 loss.backward();
-                optimizer.step();
+                adam.Step();
                 epochLoss += loss.item<float>() * count;
             }
             epochLoss /= n;
@@ -130,12 +139,21 @@ public sealed class MlpAttacker(string name, MlpSettings settings) : IAttacker
         return new MlpModel(standardizer, classes, finalWeights, finalBiases, binary);
     }
 
+    internal static void UseOneIntraOpThread()
+    {
+        TorchRuntime.EnsureInitialised();
+        // get_num_threads reads the calling thread's OpenMP setting, so each worker thread is checked.
+        if (get_num_threads() != 1) set_num_threads(1);
+    }
+
     internal static Tensor Forward(Tensor x, IReadOnlyList<Tensor> weights, IReadOnlyList<Tensor> biases)
     {
+        // addmm (bias + x W) takes beta/alpha as plain floats; `x.matmul(w) + b` would go through
+        // Tensor.add(target, 1) and its implicit temporary Scalar (see SklearnAdam for why that matters).
         var h = x;
         for (var l = 0; l < weights.Count; l++)
         {
-            h = h.matmul(weights[l]) + biases[l];
+            h = biases[l].addmm(h, weights[l]);
             if (l + 1 < weights.Count) h = nn.functional.relu(h);
         }
         return h;
@@ -148,6 +166,54 @@ public sealed class MlpAttacker(string name, MlpSettings settings) : IAttacker
         return values;
     }
 
+    /// <summary>
+    /// Adam exactly as sklearn's MLPClassifier applies it: lr_t = lr * sqrt(1 - beta2^t) / (1 - beta1^t),
+    /// p -= lr_t * m / (sqrt(v) + eps). Written here rather than using torch.optim.Adam because TorchSharp's
+    /// C# optimisers and operators pass implicitly converted, never-disposed Scalars to native code; the GC
+    /// may finalise such a temporary while libtorch still reads it, and with fits running on several threads
+    /// that happened ("Expected false to be true ... toFloat" from add_ and pow). Every Scalar here is held
+    /// by a using-variable until the native calls that read it have returned, and the training loop avoids
+    /// the Tensor methods that create such temporaries (operators on scalars, square, add(Tensor), add_(Scalar)).
+    /// </summary>
+    private sealed class SklearnAdam(Parameter[] parameters, double learningRate) : IDisposable
+    {
+        private const double Beta1 = 0.9;
+        private const double Beta2 = 0.999;
+        private const double Epsilon = 1e-8;
+        private readonly Tensor[] _m = parameters.Select(p => zeros_like(p).DetachFromDisposeScope()).ToArray();
+        private readonly Tensor[] _v = parameters.Select(p => zeros_like(p).DetachFromDisposeScope()).ToArray();
+        private int _t;
+
+        public void Step()
+        {
+            _t++;
+            var stepSize = learningRate * Math.Sqrt(1 - Math.Pow(Beta2, _t)) / (1 - Math.Pow(Beta1, _t));
+            using var beta1 = Beta1.ToScalar();
+            using var oneMinusBeta1 = (1 - Beta1).ToScalar();
+            using var beta2 = Beta2.ToScalar();
+            using var oneMinusBeta2 = (1 - Beta2).ToScalar();
+            using var epsilon = Epsilon.ToScalar();
+            using var negativeStep = (-stepSize).ToScalar();
+            using var one = 1.0.ToScalar();
+            using var noGrad = no_grad();
+            for (var i = 0; i < parameters.Length; i++)
+            {
+                using var grad = parameters[i].grad;
+                if (grad is null) continue;
+                _m[i].mul_(beta1).add_(grad, oneMinusBeta1);
+                _v[i].mul_(beta2).addcmul_(grad, grad, oneMinusBeta2);
+                using var denominator = _v[i].sqrt().add_(epsilon, one);
+                parameters[i].addcdiv_(_m[i], denominator, negativeStep);
+            }
+        }
+
+        public void Dispose()
+        {
+            foreach (var t in _m) t.Dispose();
+            foreach (var t in _v) t.Dispose();
+        }
+    }
+
     private sealed class MlpModel(
         Standardizer standardizer, ClassMap classes, Tensor[] weights, Tensor[] biases, bool binary) : IAttackModel
     {
@@ -156,11 +222,13 @@ public sealed class MlpAttacker(string name, MlpSettings settings) : IAttacker
         public float[] PredictProba(EmbeddingMatrix x)
         {
             var features = standardizer.Transform(x);
+            UseOneIntraOpThread();
             using var scope = NewDisposeScope();
             using var noGrad = no_grad();
             var logits = Forward(tensor(features, [x.Rows, x.Cols]), weights, biases);
+            // 1 - sigmoid(z) = sigmoid(-z); avoids scalar arithmetic (see SklearnAdam).
             var proba = binary
-                ? cat([1 - logits.sigmoid(), logits.sigmoid()], 1)
+                ? cat([logits.negative().sigmoid(), logits.sigmoid()], 1)
                 : logits.softmax(1);
             var present = proba.contiguous().data<float>().ToArray();
             return classes.Expand(present, x.Rows);

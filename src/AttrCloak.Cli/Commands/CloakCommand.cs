@@ -79,7 +79,7 @@ public sealed class CloakCommand : Command<CloakCommandSettings>
         t.AddRow("after", $"{result.Final.LossAu:F4}", $"{result.Final.LossR:G4}", $"{result.Final.AlphaU:F3}", $"{after.Hr10:F4}", $"{after.Ndcg10:F4}");
         AnsiConsole.Write(t);
         for (var j = 0; j < result.AttributeNames.Count; j++)
-            AnsiConsole.MarkupLineInterpolated($"  L_AU[{result.AttributeNames[j]}]: {result.Initial.LossAuPerAttribute[j]:F4} -> {result.Final.LossAuPerAttribute[j]:F4}");
+            AnsiConsole.MarkupLineInterpolated($"  L_AU[[{result.AttributeNames[j]}]]: {result.Initial.LossAuPerAttribute[j]:F4} -> {result.Final.LossAuPerAttribute[j]:F4}");
         AnsiConsole.MarkupLineInterpolated($"cloaked embeddings: [blue]{Path.Combine(s.Out, "users.npy")}[/]; audit them with `attrcloak audit --model {s.Model} --embeddings {Path.Combine(s.Out, "users.npy")}`");
 
         if (s.Export is not null)

@@ -64,14 +64,14 @@ public sealed class LightGcnTrainer(BackboneTrainingOptions options) : IBackbone
                 var bp = allPositives.narrow(0, start, length);
                 var bn = allNegatives.narrow(0, start, length);
                 var final = Propagate(adjacency, embeddings, o.Layers);
-                var eu = final.index_select(0, bu);
-                var margin = (eu * final.index_select(0, bp)).sum(1) - (eu * final.index_select(0, bn)).sum(1);
+                var eu = TrainingLoop.Rows(final, bu);
+                var margin = (eu * TrainingLoop.Rows(final, bp)).sum(1) - (eu * TrainingLoop.Rows(final, bn)).sum(1);
                 // -log sigmoid(x) = softplus(-x), numerically stable for large margins.
                 var loss = torch.nn.functional.softplus(-margin).mean();
                 if (o.WeightDecay > 0)
                 {
-                    var l2 = embeddings.index_select(0, bu).square().sum() + embeddings.index_select(0, bp).square().sum()
-                             + embeddings.index_select(0, bn).square().sum();
+                    var l2 = TrainingLoop.Rows(embeddings, bu).square().sum() + TrainingLoop.Rows(embeddings, bp).square().sum()
+                             + TrainingLoop.Rows(embeddings, bn).square().sum();
                     loss = loss + o.WeightDecay * 0.5 * l2 / length;
                 }
                 optimizer.zero_grad();

@@ -63,8 +63,8 @@ public sealed class MfTrainer(BackboneTrainingOptions options) : IBackboneTraine
             {
                 using var step = torch.NewDisposeScope();
                 var length = Math.Min(o.BatchSize, sampleCount - start);
-                var bu = users.index_select(0, allUsers.narrow(0, start, length));
-                var bi = items.index_select(0, allItems.narrow(0, start, length));
+                var bu = TrainingLoop.Rows(users, allUsers.narrow(0, start, length));
+                var bi = TrainingLoop.Rows(items, allItems.narrow(0, start, length));
                 var logits = (bu * bi).sum(1);
                 var loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, allLabels.narrow(0, start, length));
                 if (o.WeightDecay > 0)

@@ -40,6 +40,7 @@ public abstract class UserRecommendationLoss : IUserRecommendationLoss, IDisposa
     private readonly Tensor _positiveItems;
     private readonly Tensor _positiveKeys;
     private readonly Tensor _sortedPositiveKeys;
+    private readonly Tensor? _trainMask;
     private readonly Tensor _negativeUsers;
     private readonly torch.Generator _generator;
     private readonly bool _dense;
@@ -71,6 +72,12 @@ public abstract class UserRecommendationLoss : IUserRecommendationLoss, IDisposa
         _positiveItems = torch.tensor(itemIdx).DetachFromDisposeScope();
         _positiveKeys = (_positiveUsers * ItemCount + _positiveItems).DetachFromDisposeScope();
         _sortedPositiveKeys = _positiveKeys.sort().Values.DetachFromDisposeScope();
+        if (_dense)
+        {
+            _trainMask = torch.zeros((long)UserCount * ItemCount, dtype: ScalarType.Bool);
+            _trainMask.index_fill_(0, _positiveKeys, true);
+            _trainMask.DetachFromDisposeScope();
+        }
         // Negatives are laid out positive-major: sample k*Negatives + j belongs to positive k.
         _negativeUsers = _positiveUsers.repeat_interleave(negatives).DetachFromDisposeScope();
         _generator = new torch.Generator((ulong)seed, torch.CPU);
@@ -121,9 +128,9 @@ public abstract class UserRecommendationLoss : IUserRecommendationLoss, IDisposa
     /// </summary>
     private protected Tensor Scores(Tensor users, Tensor userIdx, Tensor itemIdx, Tensor keys, Tensor? denseScores)
     {
-        if (denseScores is not null) return denseScores.view(-1).index_select(0, keys);
+        if (denseScores is not null) return denseScores.view(-1).gather(0, keys);
         var items = ItemsAs(users.dtype);
-        return (users.index_select(0, userIdx) * items.index_select(0, itemIdx)).sum(1);
+        return (TrainingLoop.Rows(users, userIdx) * TrainingLoop.Rows(items, itemIdx)).sum(1);
     }
 
     /// <summary>users·itemsᵀ when the dense path is in use, otherwise null.</summary>
@@ -139,25 +146,30 @@ public abstract class UserRecommendationLoss : IUserRecommendationLoss, IDisposa
 
     /// <summary>
     /// One uniform negative item per negative slot, rejecting the user's train items: draw all at once, then
-    /// redraw only the collisions (about the train density, ~6% on ML-100K) until none is left. A handful of
+    /// redraw only the collisions (about the train density: ~6% on ML-100K) until none is left. A handful of
     /// rounds suffices; the cap only matters for a user who has seen almost every item.
     /// </summary>
     internal Tensor SampleNegativeItems()
     {
-        var count = _negativeUsers.shape[0];
-        var items = torch.randint(ItemCount, [count], dtype: ScalarType.Int64, generator: _generator);
-        var pending = torch.arange(count, dtype: ScalarType.Int64);
+        using var scope = torch.NewDisposeScope();
+        var items = torch.randint(ItemCount, [_negativeUsers.shape[0]], dtype: ScalarType.Int64, generator: _generator);
+        var pending = IsTrainPair(_negativeUsers * ItemCount + items).nonzero().squeeze(1);
         for (var round = 0; round < 100 && pending.shape[0] > 0; round++)
         {
-            var keys = _negativeUsers.index_select(0, pending) * ItemCount + items.index_select(0, pending);
-            var at = torch.searchsorted(_sortedPositiveKeys, keys).clamp_max(_sortedPositiveKeys.shape[0] - 1);
-            var hit = _sortedPositiveKeys.index_select(0, at).eq(keys);
-            pending = pending.masked_select(hit);
-            if (pending.shape[0] == 0) break;
-            items.index_put_(torch.randint(ItemCount, [pending.shape[0]], dtype: ScalarType.Int64, generator: _generator),
-                [pending]);
+            var fresh = torch.randint(ItemCount, [pending.shape[0]], dtype: ScalarType.Int64, generator: _generator);
+            items.index_put_(fresh, [pending]);
+            pending = pending.masked_select(IsTrainPair(_negativeUsers.index_select(0, pending) * ItemCount + fresh));
         }
-        return items;
+        return items.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Whether each flat key u*ItemCount+i is a train positive.</summary>
+    private Tensor IsTrainPair(Tensor keys)
+    {
+        // A byte per (user, item) cell is a single gather; past the dense limit fall back to binary search.
+        if (_trainMask is not null) return _trainMask.index_select(0, keys);
+        var at = torch.searchsorted(_sortedPositiveKeys, keys).clamp_max(_sortedPositiveKeys.shape[0] - 1);
+        return _sortedPositiveKeys.index_select(0, at).eq(keys);
     }
 
     public void Dispose()
@@ -170,6 +182,7 @@ public abstract class UserRecommendationLoss : IUserRecommendationLoss, IDisposa
         _positiveItems.Dispose();
         _positiveKeys.Dispose();
         _sortedPositiveKeys.Dispose();
+        _trainMask?.Dispose();
         _negativeUsers.Dispose();
         _generator.Dispose();
         GC.SuppressFinalize(this);

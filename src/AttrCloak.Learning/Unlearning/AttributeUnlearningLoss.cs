@@ -1,7 +1,10 @@
 namespace AttrCloak.Learning.Unlearning;
 
-/// <summary>L_AU and its per-attribute terms L_AU_j as float64 tensors (scalar and [m]).</summary>
-public readonly record struct AttributeLossValue(Tensor Total, Tensor PerAttribute);
+/// <summary>
+/// L_AU and its per-attribute terms L_AU_j as float64 tensors (scalar and [m]), plus the mean-shift part of each
+/// L_AU_j (class-share weighted 1/2 Mahalanobis distance of the class means; detached, for reporting and stopping).
+/// </summary>
+public readonly record struct AttributeLossValue(Tensor Total, Tensor PerAttribute, Tensor MeanShiftPerAttribute);
 
 /// <summary>
 /// The attribute unlearning loss of the slides (Eq. 18-19): for each protected attribute j,
@@ -51,15 +54,17 @@ public sealed class AttributeUnlearningLoss : IDisposable
         // One cast for all attributes; float64 keeps the covariances and log-determinants accurate.
         var x = users.to_type(float64);
         var terms = new Tensor[_layouts.Length];
+        var meanShifts = new Tensor[_layouts.Length];
         for (var j = 0; j < _layouts.Length; j++)
         {
             var stats = GaussianFit.Fit(x, _layouts[j]);
             var ridge = Ridge.Resolve(stats.GlobalCovariance);
-            var kl = GaussianKl.Divergence(stats.Means, stats.Covariances, stats.GlobalMean, stats.GlobalCovariance, ridge);
+            var (kl, meanShift) = GaussianKl.Components(stats.Means, stats.Covariances, stats.GlobalMean, stats.GlobalCovariance, ridge);
             terms[j] = kl.mul(stats.Weights).sum();
+            meanShifts[j] = meanShift.detach().mul(stats.Weights).sum();
         }
         var perAttribute = torch.stack(terms);
-        return new AttributeLossValue(perAttribute.mean(), perAttribute);
+        return new AttributeLossValue(perAttribute.mean(), perAttribute, torch.stack(meanShifts));
     }
 
     /// <inheritdoc />

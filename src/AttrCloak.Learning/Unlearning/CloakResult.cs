@@ -18,8 +18,9 @@ public enum CloakStopReason
 /// <summary>
 /// One row of the trace, describing iterate <see cref="Iteration"/> (0 = the original embeddings) before its update.
 /// Losses are float64; L_R is L_Reg (DF) or the summed recommendation loss (DD); L_All = alpha_u L_AU +
-/// (1 - alpha_u) L_R. Gradient norms are Euclidean over all user vectors; <see cref="StepNorm"/> is the norm of
-/// the MGDA direction alpha_u g_AU + (1 - alpha_u) g_R (before Adam's rescaling).
+/// (1 - alpha_u) L_R; <see cref="MeanShiftPerAttribute"/> is the mean-shift part of each L_AU_j. Gradient norms
+/// are Euclidean over all user vectors; <see cref="StepNorm"/> is the norm of the MGDA direction
+/// alpha_u g_AU + (1 - alpha_u) g_R (before Adam's rescaling).
 /// </summary>
 public sealed record CloakIteration(
     int Iteration,
@@ -31,7 +32,8 @@ public sealed record CloakIteration(
     double GradNormAu,
     double GradNormR,
     double StepNorm,
-    TimeSpan Elapsed);
+    TimeSpan Elapsed,
+    IReadOnlyList<double> MeanShiftPerAttribute);
 
 /// <summary>
 /// Outcome of a cloaking run. The last trace row describes exactly the returned <see cref="Embeddings"/> (the loop
@@ -49,6 +51,12 @@ public sealed record CloakResult(
     IReadOnlyList<string> AttributeNames,
     IReadOnlyList<CloakIteration> Trace)
 {
+    /// <summary>
+    /// Chance level of each attribute's mean-shift term (original embeddings, labels permuted), when the privacy
+    /// target asked for it (<see cref="PrivacyTarget.ChanceMultiple"/>); otherwise null.
+    /// </summary>
+    public IReadOnlyList<double>? ChanceMeanShiftPerAttribute { get; init; }
+
     /// <summary>The trace row of the original embeddings.</summary>
     public CloakIteration Initial => Trace[0];
 

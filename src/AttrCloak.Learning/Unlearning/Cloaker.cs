@@ -55,6 +55,9 @@ public sealed class Cloaker
         using var adamM = torch.zeros_like(em);
         using var adamV = torch.zeros_like(em);
 
+        var chance = options.PrivacyTarget is { ChanceMultiple: not null } t0
+            ? ChanceLevels(anchor, attributes, options.Ridge, t0)
+            : null;
         var trace = new List<CloakIteration>();
         var m = attributes.Count;
         double[]? initialPerAttribute = null;
@@ -96,20 +99,22 @@ public sealed class Cloaker
                 var diff = a.sub(r);
                 var packed = torch.cat([
                     au.PerAttribute.detach(),
+                    au.MeanShiftPerAttribute,
                     torch.stack([lossR.reshape(), a.dot(a), r.dot(r), a.dot(r), diff.dot(diff), diff.dot(r).neg()]),
                 ]);
                 scalars = packed.data<double>().ToArray();
             }
 
             var perAttribute = scalars[..m];
-            double lR = scalars[m], aa = scalars[m + 1], rr = scalars[m + 2], ar = scalars[m + 3];
-            double dd = scalars[m + 4], numerator = scalars[m + 5];
+            var meanShift = scalars[m..(2 * m)];
+            double lR = scalars[2 * m], aa = scalars[2 * m + 1], rr = scalars[2 * m + 2], ar = scalars[2 * m + 3];
+            double dd = scalars[2 * m + 4], numerator = scalars[2 * m + 5];
             var alpha = MgdaWeight.FromProducts(numerator, dd, alphaMin, alphaMax);
             var lAu = perAttribute.Average();
             var lAll = alpha * lAu + (1 - alpha) * lR;
             var stepSquared = alpha * alpha * aa + 2 * alpha * (1 - alpha) * ar + (1 - alpha) * (1 - alpha) * rr;
             var row = new CloakIteration(t, alpha, lAu, perAttribute, lR, lAll,
-                Math.Sqrt(aa), Math.Sqrt(rr), Math.Sqrt(Math.Max(stepSquared, 0)), wall.Elapsed);
+                Math.Sqrt(aa), Math.Sqrt(rr), Math.Sqrt(Math.Max(stepSquared, 0)), wall.Elapsed, meanShift);
             trace.Add(row);
             progress?.Report(row);
 
@@ -119,7 +124,7 @@ public sealed class Cloaker
                     "try a larger covariance ridge or a smaller learning rate");
 
             initialPerAttribute ??= perAttribute;
-            if (options.PrivacyTarget is { } target && target.IsMet(lAu, perAttribute, initialPerAttribute))
+            if (options.PrivacyTarget is { } target && target.IsMet(lAu, perAttribute, initialPerAttribute, meanShift, chance))
             {
                 reason = CloakStopReason.PrivacyTargetReached;
                 break;
@@ -151,7 +156,40 @@ public sealed class Cloaker
         var values = em.data<float>().ToArray();
         wall.Stop();
         return new CloakResult(new EmbeddingMatrix(n, d, values), mode, alphaMin, alphaMax, reason, trace.Count - 1,
-            wall.Elapsed, attributes.Select(a => a.Name).ToArray(), trace);
+            wall.Elapsed, attributes.Select(a => a.Name).ToArray(), trace)
+        {
+            ChanceMeanShiftPerAttribute = chance,
+        };
+    }
+
+    /// <summary>
+    /// Each attribute's mean-shift term on the original embeddings with its known labels shuffled among the
+    /// labelled users (class sizes kept), averaged over the target's seeded permutations: the level of embeddings
+    /// whose class means differ only by sampling noise.
+    /// </summary>
+    internal static double[] ChanceLevels(Tensor users, IReadOnlyList<ProtectedAttribute> attributes, CovarianceRidge ridge,
+        PrivacyTarget target)
+    {
+        var rng = new Random(target.ChanceSeed);
+        var sums = new double[attributes.Count];
+        for (var p = 0; p < target.ChancePermutations; p++)
+        {
+            var permuted = attributes.Select(a =>
+            {
+                var labels = (int[])a.Labels.Clone();
+                var known = Enumerable.Range(0, labels.Length).Where(u => labels[u] != ProtectedAttribute.Unknown).ToArray();
+                var values = known.Select(u => labels[u]).ToArray();
+                rng.Shuffle(values);
+                for (var i = 0; i < known.Length; i++) labels[known[i]] = values[i];
+                return a with { Labels = labels };
+            }).ToArray();
+            using var loss = new AttributeUnlearningLoss(permuted, (int)users.shape[0], ridge);
+            using var scope = torch.NewDisposeScope();
+            using var noGrad = torch.no_grad();
+            var values = loss.Compute(users).MeanShiftPerAttribute.data<double>().ToArray();
+            for (var j = 0; j < sums.Length; j++) sums[j] += values[j] / target.ChancePermutations;
+        }
+        return sums;
     }
 
     private static void Step(CloakOptions options, int step, Tensor em, Tensor direction, Tensor m, Tensor v)

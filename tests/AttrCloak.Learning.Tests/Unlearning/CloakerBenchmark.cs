@@ -23,10 +23,12 @@ public sealed class CloakerBenchmark(ITestOutputHelper output)
         Assert.SkipUnless(Environment.GetEnvironmentVariable("ATTRCLOAK_SLOW") == "1",
             "benchmark: set ATTRCLOAK_SLOW=1 to run (prints ms/iteration at ML-100K size)");
 
+    private static readonly string ReportPath = Path.Combine(Path.GetTempPath(), "attrcloak-cloak-benchmark.txt");
+
     private void Print(string line)
     {
         output.WriteLine(line);
-        Console.WriteLine(line);
+        File.AppendAllLines(ReportPath, [line]);
     }
 
     [Fact]
@@ -37,16 +39,39 @@ public sealed class CloakerBenchmark(ITestOutputHelper output)
         var (e, attributes) = Synthetic.Users(64, Ml100KClassSizes, shift: 1.0, seed: 1);
         var options = new CloakOptions { MaxIterations = 100, ConvergenceTolerance = 0 };
         var cloaker = new Cloaker();
-        cloaker.Cloak(e, attributes, options with { MaxIterations = 5 }, ct: TestContext.Current.CancellationToken); // warm-up
+        var ct = TestContext.Current.CancellationToken;
+        var threadsBefore = TorchSharp.torch.get_num_threads();
+        try
+        {
+            foreach (var threads in new[] { 1, 2 })
+            {
+                TorchSharp.torch.set_num_threads(threads);
+                cloaker.Cloak(e, attributes, options with { MaxIterations = 5 }, ct: ct); // warm-up
+                // Best of three: the machine is shared, and the minimum is the least disturbed figure.
+                var runs = Enumerable.Range(0, 3).Select(_ =>
+                {
+                    var sw = Stopwatch.StartNew();
+                    var r = cloaker.Cloak(e, attributes, options, ct: ct);
+                    return (Result: r, Ms: sw.Elapsed.TotalMilliseconds);
+                }).ToArray();
+                var best = runs.MinBy(r => r.Ms);
+                var rows = best.Result.Trace.Count; // every row costs a forward pass and both gradients
+                Print(string.Create(CultureInfo.InvariantCulture,
+                    $"DF 943x64, gender/age/occupation (2/7/21 classes), {best.Result.Iterations} iterations, {threads} thread(s): best {best.Ms:F0} ms ({best.Ms / rows:F2} ms/iteration), all runs {string.Join(" / ", runs.Select(r => r.Ms.ToString("F0", CultureInfo.InvariantCulture)))} ms, load average {LoadAverage()}"));
+                Print(string.Create(CultureInfo.InvariantCulture,
+                    $"  L_AU {best.Result.Initial.LossAu:F3} -> {best.Result.Final.LossAu:F3} (per attribute {string.Join(" / ", best.Result.Final.LossAuPerAttribute.Select(v => v.ToString("F3", CultureInfo.InvariantCulture)))}), relative change {Synthetic.RelativeChange(e, best.Result.Embeddings):F3}"));
+            }
+        }
+        finally
+        {
+            TorchSharp.torch.set_num_threads(threadsBefore);
+        }
+    }
 
-        var sw = Stopwatch.StartNew();
-        var result = cloaker.Cloak(e, attributes, options, ct: TestContext.Current.CancellationToken);
-        sw.Stop();
-        var perIteration = sw.Elapsed.TotalMilliseconds / result.Trace.Count; // every row costs a forward + gradients
-        Print(string.Create(CultureInfo.InvariantCulture,
-            $"DF 943x64, 3 attributes (2/7/21 classes), {result.Iterations} iterations: total {sw.Elapsed.TotalMilliseconds:F0} ms, {perIteration:F2} ms/iteration, threads {TorchSharp.torch.get_num_threads()}"));
-        Print(string.Create(CultureInfo.InvariantCulture,
-            $"L_AU {result.Initial.LossAu:F3} -> {result.Final.LossAu:F3} (per attribute {string.Join(" / ", result.Final.LossAuPerAttribute.Select(v => v.ToString("F3", CultureInfo.InvariantCulture)))}), relative change {Synthetic.RelativeChange(e, result.Embeddings):F3}"));
+    private static string LoadAverage()
+    {
+        try { return File.ReadAllText("/proc/loadavg").Split(' ')[0]; }
+        catch (IOException) { return "n/a"; }
     }
 
     [Fact]

@@ -96,6 +96,38 @@ internal static class Synthetic
         return recalls.Average();
     }
 
+    /// <summary>
+    /// Relative change of the minimal "oracle" cloak that subtracts every attribute's estimated class-mean offset
+    /// (mu_k - mu_global) from each user: about the least any cloak must move users to remove the mean shifts.
+    /// </summary>
+    public static double OracleRelativeChange(EmbeddingMatrix e, IReadOnlyList<ProtectedAttribute> attributes)
+    {
+        var cloaked = e.Clone();
+        var d = e.Cols;
+        foreach (var a in attributes)
+        {
+            var sums = new double[a.ClassCount, d];
+            var counts = new int[a.ClassCount];
+            var global = new double[d];
+            var known = 0;
+            for (var u = 0; u < e.Rows; u++)
+            {
+                var c = a.Labels[u];
+                if (c < 0) continue;
+                counts[c]++;
+                known++;
+                for (var t = 0; t < d; t++) { sums[c, t] += cloaked.Values[u * d + t]; global[t] += cloaked.Values[u * d + t]; }
+            }
+            for (var u = 0; u < e.Rows; u++)
+            {
+                var c = a.Labels[u];
+                if (c < 0) continue;
+                for (var t = 0; t < d; t++) cloaked.Values[u * d + t] -= (float)(sums[c, t] / counts[c] - global[t] / known);
+            }
+        }
+        return RelativeChange(e, cloaked);
+    }
+
     public static double RelativeChange(EmbeddingMatrix before, EmbeddingMatrix after)
     {
         double num = 0, den = 0;

@@ -1,0 +1,50 @@
+using Spectre.Console;
+
+namespace AttrCloak.Cli.Tests;
+
+/// <summary>Runs the real `attrcloak` entry point in-process and captures what a user would see.</summary>
+internal static class CliRunner
+{
+    private static readonly SemaphoreSlim OneAtATime = new(1, 1); // AnsiConsole is process-wide
+
+    public static async Task<(int ExitCode, string Output)> RunAsync(params string[] args)
+    {
+        await OneAtATime.WaitAsync();
+        var previous = AnsiConsole.Console;
+        try
+        {
+            var writer = new StringWriter();
+            AnsiConsole.Console = AnsiConsole.Create(new AnsiConsoleSettings
+            {
+                Ansi = AnsiSupport.No,
+                ColorSystem = ColorSystemSupport.NoColors,
+                Interactive = InteractionSupport.No,
+                Out = new AnsiConsoleOutput(writer),
+            });
+            AnsiConsole.Profile.Width = 200;
+            var code = await CliApp.RunAsync(args);
+            return (code, writer.ToString());
+        }
+        finally
+        {
+            AnsiConsole.Console = previous;
+            OneAtATime.Release();
+        }
+    }
+}
+
+/// <summary>A fresh temp folder per test, deleted afterwards.</summary>
+internal sealed class TempFolder : IDisposable
+{
+    public string Path { get; } = System.IO.Path.Combine(System.IO.Path.GetTempPath(), "attrcloak-cli-tests", Guid.NewGuid().ToString("N"));
+
+    public TempFolder() => Directory.CreateDirectory(Path);
+
+    public string this[string name] => System.IO.Path.Combine(Path, name);
+
+    public void Dispose()
+    {
+        try { Directory.Delete(Path, recursive: true); }
+        catch (IOException) { }
+    }
+}
