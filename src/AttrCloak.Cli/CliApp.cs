@@ -17,6 +17,7 @@ public static class CliApp
         {
             config.SetApplicationName("attrcloak");
             config.PropagateExceptions();
+            config.ConfigureConsole(AnsiConsole.Console); // help and errors go where our tables go (tests swap it)
             config.AddCommand<TrainCommand>("train")
                 .WithDescription("Train a recommendation backbone (MF or LightGCN) and save its embeddings.")
                 .WithExample("train", "--dataset", "ml-100k", "--data", "../shared/data/ml-100k", "--out", "runs/ml100k-mf");

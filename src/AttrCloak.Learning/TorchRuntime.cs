@@ -1,14 +1,28 @@
 namespace AttrCloak.Learning;
 
-/// <summary>One place that initialises libtorch for the process (threads, determinism).</summary>
+/// <summary>
+/// One place that initialises libtorch for the process. Thread policy: ONE intra-op thread by default.
+/// Our tensors are small (hundreds to a few thousand rows x 64 dims), so parallel kernels gain little, and on a
+/// busy 2-core machine libtorch's OpenMP workers spin-wait against other work: measured here, cloaking ran
+/// 1.5 s with one thread and 20-29 s with two when the cores were oversubscribed. Callers that run several
+/// fits at once (the audit) parallelise across fits instead. Override with ATTRCLOAK_TORCH_THREADS.
+/// </summary>
 public static class TorchRuntime
 {
+    public const string ThreadsVariable = "ATTRCLOAK_TORCH_THREADS";
     private static int _initialised;
 
-    /// <summary>Loads libtorch and fixes the thread count; safe to call many times.</summary>
-    public static void EnsureInitialised(int? threads = null)
+    /// <summary>The intra-op thread count used for libtorch in this process.</summary>
+    public static int Threads { get; private set; } = 1;
+
+    /// <summary>Loads libtorch and fixes the thread count; safe to call many times, from any thread.</summary>
+    public static void EnsureInitialised()
     {
         if (Interlocked.Exchange(ref _initialised, 1) == 1) return;
-        torch.set_num_threads(threads ?? Environment.ProcessorCount);
+        // Passive waiting must be chosen before OpenMP starts its pool, i.e. before the first parallel kernel.
+        if (Environment.GetEnvironmentVariable("OMP_WAIT_POLICY") is null)
+            Environment.SetEnvironmentVariable("OMP_WAIT_POLICY", "PASSIVE");
+        Threads = int.TryParse(Environment.GetEnvironmentVariable(ThreadsVariable), out var t) && t > 0 ? t : 1;
+        torch.set_num_threads(Threads);
     }
 }

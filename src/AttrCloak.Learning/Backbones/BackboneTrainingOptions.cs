@@ -22,14 +22,14 @@ public sealed record BackboneTrainingOptions
     /// <summary>Maximum number of epochs (early stopping usually ends sooner).</summary>
     public int Epochs { get; init; } = 100;
 
-    public double LearningRate { get; init; } = 0.002;
+    public double LearningRate { get; init; } = 0.005;
     public int BatchSize { get; init; } = 2048;
 
     /// <summary>
     /// L2 coefficient on the embeddings a mini-batch touches (for LightGCN the layer-0 ones), added to the
     /// mean batch loss as WeightDecay * sum of squared norms / batch size.
     /// </summary>
-    public double WeightDecay { get; init; } = 1e-5;
+    public double WeightDecay { get; init; } = 3e-3;
 
     /// <summary>Sampled negatives per positive (BCE for MF; BPR pairs per positive for LightGCN).</summary>
     public int Negatives { get; init; } = 4;
@@ -47,7 +47,11 @@ public sealed record BackboneTrainingOptions
 
     public int Seed { get; init; } = 2025;
 
-    /// <summary>Torch intra-op threads; null keeps the process-wide setting (<see cref="TorchRuntime"/>).</summary>
+    /// <summary>
+    /// Torch intra-op threads during training (restored afterwards); null keeps the process-wide setting
+    /// (<see cref="TorchRuntime"/>). On a busy 2-core machine 1 thread was 25x faster than 2 for MF (OpenMP
+    /// threads spin-wait while other processes hold the cores); on an idle one 2 threads help a little.
+    /// </summary>
     public int? Threads { get; init; }
 
     /// <summary>The defaults measured for each backbone (see the ML-100K figures in the backbone tests).</summary>
@@ -56,7 +60,9 @@ public sealed record BackboneTrainingOptions
         BackboneKind.Mf => new BackboneTrainingOptions(),
         BackboneKind.LightGcn => new BackboneTrainingOptions
         {
-            Epochs = 300, LearningRate = 0.005, BatchSize = 2048, WeightDecay = 1e-4, Negatives = 1,
+            // Large batches: every step propagates the whole graph, so fewer, bigger steps train much faster
+            // (ML-100K: same validation NDCG@10 as batch 2048 / lr 0.005 in a fraction of the time).
+            Epochs = 400, LearningRate = 0.01, BatchSize = 8192, WeightDecay = 1e-4, Negatives = 1,
             Patience = 5, EvalEvery = 5, Layers = 3,
         },
         _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "unknown backbone"),

@@ -19,7 +19,7 @@ public sealed class LightGcnTrainer(BackboneTrainingOptions options) : IBackbone
         CancellationToken cancellationToken = default)
     {
         TrainingLoop.CheckInputs(data, split, Options);
-        TrainingLoop.SetUpTorch(Options);
+        using var threads = TrainingLoop.UseThreads(Options);
         var o = Options;
         using var generator = new torch.Generator((ulong)o.Seed, torch.CPU);
         var rng = new Random(o.Seed);

@@ -18,7 +18,7 @@ public sealed class MfTrainer(BackboneTrainingOptions options) : IBackboneTraine
         CancellationToken cancellationToken = default)
     {
         TrainingLoop.CheckInputs(data, split, Options);
-        TrainingLoop.SetUpTorch(Options);
+        using var threads = TrainingLoop.UseThreads(Options);
         var o = Options;
         // Two independent streams: torch's for initialisation and shuffling, C#'s for negative sampling.
         using var generator = new torch.Generator((ulong)o.Seed, torch.CPU);

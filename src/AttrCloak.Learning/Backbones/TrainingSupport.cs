@@ -125,10 +125,28 @@ internal static class TrainingLoop
         if (split.TrainInteractionCount == 0) throw new ArgumentException($"data set '{data.Name}' has no training interactions");
     }
 
-    public static void SetUpTorch(BackboneTrainingOptions options)
+    /// <summary>
+    /// Initialises torch and, when <see cref="BackboneTrainingOptions.Threads"/> is set, uses that many intra-op
+    /// threads until the returned scope is disposed (the setting is process-wide, so it is restored afterwards).
+    /// </summary>
+    public static IDisposable UseThreads(BackboneTrainingOptions options)
     {
-        TorchRuntime.EnsureInitialised(options.Threads);
-        if (options.Threads is { } threads && torch.get_num_threads() != threads) torch.set_num_threads(threads);
+        TorchRuntime.EnsureInitialised();
+        var previous = torch.get_num_threads();
+        if (options.Threads is not { } threads || threads == previous) return NoOp.Instance;
+        torch.set_num_threads(threads);
+        return new RestoreThreads(previous);
+    }
+
+    private sealed class RestoreThreads(int previous) : IDisposable
+    {
+        public void Dispose() => torch.set_num_threads(previous);
+    }
+
+    private sealed class NoOp : IDisposable
+    {
+        public static readonly NoOp Instance = new();
+        public void Dispose() { }
     }
 
     /// <summary>Copies a float32 [rows, cols] tensor into a fresh matrix.</summary>

@@ -18,7 +18,8 @@ public static class MgdaWeight
         CheckBounds(min, max);
         if (!(denominator > 0) || double.IsNaN(numerator)) return Math.Clamp(0.5, min, max);
         var alpha = numerator / denominator; // may be +-Infinity when the denominator underflows: clipping handles it
-        return double.IsNaN(alpha) ? Math.Clamp(0.5, min, max) : Math.Clamp(alpha, min, max);
+        // "+ 0.0" turns a -0.0 (from a zero numerator) into +0.0 so traces do not print "-0".
+        return double.IsNaN(alpha) ? Math.Clamp(0.5, min, max) : Math.Clamp(alpha, min, max) + 0.0;
     }
 
     /// <summary>alpha for gradients given as flat vectors.</summary>

@@ -61,6 +61,8 @@ public sealed class CloakerTests
         (result.AlphaMin, result.AlphaMax).ShouldBe((0.1, 1.0));
         result.Trace.ShouldAllBe(r => r.AlphaU >= 0.1 && r.AlphaU <= 1.0);
         result.StopReason.ShouldBe(CloakStopReason.PrivacyTargetReached);
+        var chance = result.ChanceMeanShiftPerAttribute.ShouldNotBeNull();
+        for (var j = 0; j < attributes.Length; j++) result.Final.MeanShiftPerAttribute[j].ShouldBeLessThanOrEqualTo(chance[j]);
         result.Final.LossAu.ShouldBeLessThan(0.2 * result.Initial.LossAu);
         // Moves users hardly more than subtracting the class-mean offsets would (the least any cloak must move them).
         Synthetic.RelativeChange(e, result.Embeddings).ShouldBeLessThan(1.5 * Synthetic.OracleRelativeChange(e, attributes));
@@ -95,6 +97,18 @@ public sealed class CloakerTests
         result.Trace.ShouldAllBe(r => r.AlphaU >= 0.0 && r.AlphaU <= 1.0);
         result.Final.LossAu.ShouldBeLessThan(0.5 * result.Initial.LossAu);
         result.Trace.ShouldAllBe(r => double.IsFinite(r.LossR) && r.GradNormR > 0);
+    }
+
+    [Fact]
+    public void Options_can_force_data_free_mode_even_with_a_recommendation_loss()
+    {
+        var (e, attributes) = Data();
+        using var rec = new ToyBceLoss(e, items: 30, seed: 3);
+        var result = Run(e, attributes, new CloakOptions { Mode = CloakMode.DataFree, MaxIterations = 2 }, rec);
+        result.Mode.ShouldBe(CloakMode.DataFree);
+        result.AlphaMin.ShouldBe(0.1);
+        result.Initial.LossR.ShouldBe(0.0); // L_Reg at em' = em, not the BCE
+        result.Initial.AlphaU.ShouldBe(0.1);
     }
 
     [Fact]
