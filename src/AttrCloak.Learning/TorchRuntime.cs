@@ -1,3 +1,5 @@
+using System.Runtime.InteropServices;
+
 namespace AttrCloak.Learning;
 
 /// <summary>
@@ -7,7 +9,7 @@ namespace AttrCloak.Learning;
 /// 1.5 s with one thread and 20-29 s with two when the cores were oversubscribed. Callers that run several
 /// fits at once (the audit) parallelise across fits instead. Override with ATTRCLOAK_TORCH_THREADS.
 /// </summary>
-public static class TorchRuntime
+public static partial class TorchRuntime
 {
     public const string ThreadsVariable = "ATTRCLOAK_TORCH_THREADS";
     private static int _initialised;
@@ -20,9 +22,16 @@ public static class TorchRuntime
     {
         if (Interlocked.Exchange(ref _initialised, 1) == 1) return;
         // Passive waiting must be chosen before OpenMP starts its pool, i.e. before the first parallel kernel.
-        if (Environment.GetEnvironmentVariable("OMP_WAIT_POLICY") is null)
-            Environment.SetEnvironmentVariable("OMP_WAIT_POLICY", "PASSIVE");
+        // .NET keeps its own copy of the environment on Unix, so libgomp only sees what libc's setenv writes.
+        if (Environment.GetEnvironmentVariable("OMP_WAIT_POLICY") is null && !OperatingSystem.IsWindows())
+            _ = NativeEnvironment.setenv("OMP_WAIT_POLICY", "PASSIVE", 0);
         Threads = int.TryParse(Environment.GetEnvironmentVariable(ThreadsVariable), out var t) && t > 0 ? t : 1;
         torch.set_num_threads(Threads);
+    }
+
+    private static partial class NativeEnvironment
+    {
+        [LibraryImport("libc", StringMarshalling = StringMarshalling.Utf8)]
+        internal static partial int setenv(string name, string value, int overwrite);
     }
 }

@@ -32,7 +32,7 @@ public sealed class BadInputTests
     [Fact]
     public async Task Missing_data_folder_names_the_path()
     {
-        using var tmp = new TempFolder();
+        using var tmp = new TempDirectory();
         var missing = tmp["nowhere"];
         var (code, output) = await CliRunner.RunAsync("train", "--dataset", "ml-100k", "--data", missing, "--out", tmp["model"]);
         code.ShouldBe(2);
@@ -42,7 +42,7 @@ public sealed class BadInputTests
     [Fact]
     public async Task Broken_ratings_file_names_file_and_line()
     {
-        using var tmp = new TempFolder();
+        using var tmp = new TempDirectory();
         var data = Directory.CreateDirectory(tmp["ml"]).FullName;
         File.WriteAllText(Path.Combine(data, "u.data"), "1\t10\t5\t881250949\n2\tten\t3\t891717742\n");
         File.WriteAllText(Path.Combine(data, "u.user"), "1|24|M|technician|85711\n2|53|F|other|94043\n");
@@ -54,7 +54,7 @@ public sealed class BadInputTests
     [Fact]
     public async Task Missing_model_folder_says_how_to_make_one()
     {
-        using var tmp = new TempFolder();
+        using var tmp = new TempDirectory();
         var (code, output) = await CliRunner.RunAsync("audit", "--model", tmp["no-model"]);
         code.ShouldBe(2);
         ShouldBeOneClearLine(output, "attrcloak train");
@@ -63,7 +63,7 @@ public sealed class BadInputTests
     [Fact]
     public async Task Unknown_mode_and_attribute_are_rejected()
     {
-        using var tmp = new TempFolder();
+        using var tmp = new TempDirectory();
         var (code, output) = await CliRunner.RunAsync("reproduce", "--dataset", "synthetic", "--attributes", "religion", "--seeds", "1");
         code.ShouldBe(2);
         ShouldBeOneClearLine(output, "religion");
@@ -72,7 +72,7 @@ public sealed class BadInputTests
     [Fact]
     public async Task Embeddings_file_that_is_not_npy_is_one_line()
     {
-        using var tmp = new TempFolder();
+        using var tmp = new TempDirectory();
         var model = tmp["model"];
         var (trained, _) = await CliRunner.RunAsync("train", "--dataset", "synthetic", "--synthetic-users", "120", "--epochs", "2", "--out", model);
         trained.ShouldBe(0);

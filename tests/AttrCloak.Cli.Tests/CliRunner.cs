@@ -32,19 +32,3 @@ internal static class CliRunner
         }
     }
 }
-
-/// <summary>A fresh temp folder per test, deleted afterwards.</summary>
-internal sealed class TempFolder : IDisposable
-{
-    public string Path { get; } = System.IO.Path.Combine(System.IO.Path.GetTempPath(), "attrcloak-cli-tests", Guid.NewGuid().ToString("N"));
-
-    public TempFolder() => Directory.CreateDirectory(Path);
-
-    public string this[string name] => System.IO.Path.Combine(Path, name);
-
-    public void Dispose()
-    {
-        try { Directory.Delete(Path, recursive: true); }
-        catch (IOException) { }
-    }
-}

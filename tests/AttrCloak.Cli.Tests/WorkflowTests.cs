@@ -8,7 +8,7 @@ public sealed class WorkflowTests
     [Fact]
     public async Task Train_cloak_audit_evaluate_and_export()
     {
-        using var tmp = new TempFolder();
+        using var tmp = new TempDirectory();
         var model = tmp["model"];
         var data = new[] { "--dataset", "synthetic", "--synthetic-users", "300" };
 

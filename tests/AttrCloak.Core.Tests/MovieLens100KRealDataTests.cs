@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using AttrCloak.Core.Data;
 using AttrCloak.Core.Data.Loaders;
-using AttrCloak.Testing;
 
 namespace AttrCloak.Core.Tests;
 

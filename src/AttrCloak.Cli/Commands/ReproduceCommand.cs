@@ -36,7 +36,9 @@ public sealed class ReproduceSettings : DataSettings
 
     [CommandOption("--df-lr <RATE>")] public double? DfLearningRate { get; init; }
     [CommandOption("--df-iterations <N>")] public int? DfIterations { get; init; }
+    [CommandOption("--df-optimizer <NAME>")] public string? DfOptimizer { get; init; }
     [CommandOption("--dd-lr <RATE>")] public double? DdLearningRate { get; init; }
+    [CommandOption("--dd-optimizer <NAME>")] public string? DdOptimizer { get; init; }
     [CommandOption("--dd-iterations <N>")] public int? DdIterations { get; init; }
 
     [CommandOption("--ridge <EPS>")]
@@ -85,8 +87,8 @@ public sealed class ReproduceCommand : Command<ReproduceSettings>
             FirstSeed = s.FirstSeed,
             Backbone = backbone,
             Training = training,
-            DataFree = CloakKnobs.Apply(CloakPresets.DataFree, s.DfLearningRate, s.DfIterations, null, s.Ridge, null, null, null, null),
-            DataDependent = CloakKnobs.Apply(CloakPresets.DataDependent, s.DdLearningRate, s.DdIterations, null, s.Ridge, null, null, null, null),
+            DataFree = CloakKnobs.Apply(CloakPresets.DataFree, s.DfLearningRate, s.DfIterations, s.DfOptimizer, s.Ridge, null, null, null, null),
+            DataDependent = CloakKnobs.Apply(CloakPresets.DataDependent, s.DdLearningRate, s.DdIterations, s.DdOptimizer, s.Ridge, null, null, null, null),
             Audit = AuditSettings.Options(s.Attackers),
             AttributeNames = s.Attributes,
             SkipDataDependent = s.NoDataDependent,

@@ -158,9 +158,8 @@ internal static class TrainingLoop
     }
 
     /// <summary>
-    /// table[index] as a [n, d] tensor. Uses gather rather than index_select on purpose: index_select's backward
-    /// is a 2-D index_add, which this libtorch build runs as one small op per index (measured 3-9x slower on
-    /// mini-batches of 2k-16k rows); gather's backward is a single scatter_add kernel.
+    /// table[index] as a [n, d] tensor. Uses gather rather than index_select on purpose: here index_select's
+    /// backward (a 2-D index_add) measured 3-9x slower than gather's (scatter_add) on batches of 2k-16k rows.
     /// </summary>
     public static Tensor Rows(Tensor table, Tensor index) =>
         table.gather(0, index.unsqueeze(1).expand(index.shape[0], table.shape[1]));

@@ -9,27 +9,20 @@ using static TorchSharp.torch;
 namespace AttrCloak.Learning.Tests.Backbones;
 
 /// <summary>
-/// Real-data figures for the backbones (not part of the default run): needs /work/shared/data/ml-100k and
-/// ATTRCLOAK_SLOW=1. Prints utility, timings and a quick linear gender probe (the embeddings must leak).
+/// Real-data figures for the backbones (not part of the default run): needs ML-100K (see <see cref="TestData"/>)
+/// and ATTRCLOAK_SLOW=1. Prints utility, timings and a quick linear gender probe (the embeddings must leak).
 /// </summary>
 public sealed class MovieLens100KBackboneTests
 {
-    private const string DataDir = "/work/shared/data/ml-100k";
-
     private static (RecDataset Data, LeaveOneOutSplit Split) Load()
     {
-        if (Environment.GetEnvironmentVariable("ATTRCLOAK_SLOW") != "1")
-            Assert.Skip("slow real-data test: set ATTRCLOAK_SLOW=1 to run it");
-        if (!Directory.Exists(DataDir)) Assert.Skip($"{DataDir} not found");
-        var data = MovieLens100KLoader.Load(DataDir);
+        SlowTests.Require("slow real-data test (trains MF and LightGCN on ML-100K)");
+        var data = MovieLens100KLoader.Load(TestData.RequireMovieLens100K());
         return (data, LeaveOneOutSplit.Create(data, 99, seed: 2025));
     }
 
-    private static void Log(string line)
-    {
-        TestContext.Current.TestOutputHelper?.WriteLine(line);
-        Console.WriteLine(line);
-    }
+    /// <summary>Shown with the runner's live output (e.g. the test executable's -showLiveOutput).</summary>
+    private static void Log(string line) => TestContext.Current.TestOutputHelper?.WriteLine(line);
 
     [Theory]
     [InlineData(BackboneKind.Mf)]
@@ -37,8 +30,7 @@ public sealed class MovieLens100KBackboneTests
     public void Backbone_reaches_reference_utility_on_ml100k(BackboneKind kind)
     {
         var (data, split) = Load();
-        // One thread: on this shared 2-core machine OpenMP spin-waiting made 2 threads up to 25x slower.
-        var options = BackboneTrainingOptions.DefaultsFor(kind) with { Threads = 1 };
+        var options = BackboneTrainingOptions.DefaultsFor(kind);
         var trainer = BackboneTrainers.Create(kind, options);
         var model = trainer.Train(data, split,
             new SynchronousProgress<TrainingProgress>(p =>
@@ -50,17 +42,7 @@ public sealed class MovieLens100KBackboneTests
             $"val NDCG@10 {model.Validation.Ndcg10:F4}; best epoch {model.BestEpoch}/{model.EpochsTrained}; {model.TrainingSeconds:F1} s");
         Log($"  linear gender probe balanced accuracy: {GenderProbe(data, model.Users):F3} (chance 0.5)");
 
-        TorchRuntime.EnsureInitialised();
-        var threads = torch.get_num_threads();
-        torch.set_num_threads(1);
-        try
-        {
-            TimeRetentionLoss(model, split);
-        }
-        finally
-        {
-            torch.set_num_threads(threads);
-        }
+        TimeRetentionLoss(model, split);
 
         // Loose floors: the EVALUATION.md reference MF reached HR@10 0.584 / NDCG@10 0.313.
         model.Test.Hr10.ShouldBeGreaterThan(0.5);
@@ -80,7 +62,7 @@ public sealed class MovieLens100KBackboneTests
             users.grad?.zero_();
             loss.Compute(users).backward();
         }
-        Log($"  retention loss ({loss.PositiveCount} positives x (1+{loss.Negatives})): {clock.Elapsed.TotalMilliseconds / calls:F1} ms per forward+backward (1 thread)");
+        Log($"  retention loss ({loss.PositiveCount} positives x (1+{loss.Negatives})): {clock.Elapsed.TotalMilliseconds / calls:F1} ms per forward+backward ({torch.get_num_threads()} thread(s))");
     }
 
     /// <summary>

@@ -74,19 +74,30 @@ public sealed class RecommendationLossTests
         ((double)value).ShouldBe(expected, Math.Abs(expected) * 1e-5);
     }
 
+    /// <summary>Both losses on both score paths.</summary>
+    public static TheoryData<BackboneKind, long> LossesAndPaths => new()
+    {
+        { BackboneKind.Mf, UserRecommendationLoss.DefaultDenseCellLimit }, { BackboneKind.Mf, 0L },
+        { BackboneKind.LightGcn, UserRecommendationLoss.DefaultDenseCellLimit }, { BackboneKind.LightGcn, 0L },
+    };
+
     [Theory]
-    [MemberData(nameof(Paths))]
-    public void Bce_gradient_wrt_users_matches_finite_differences_in_float64(long denseCellLimit)
+    [MemberData(nameof(LossesAndPaths))]
+    public void Gradient_wrt_users_matches_finite_differences_in_float64(BackboneKind kind, long denseCellLimit)
     {
         TorchRuntime.EnsureInitialised();
         var split = Split.Value;
         var items = RandomMatrix(split.ItemCount, 3, 6);
-        using var loss = new BceRecommendationLoss(items, split, seed: 2, negatives: 4, denseCellLimit);
+        using UserRecommendationLoss loss = kind == BackboneKind.Mf
+            ? new BceRecommendationLoss(items, split, seed: 2, negatives: 4, denseCellLimit)
+            : new BprRecommendationLoss(items, split, seed: 2, negatives: 2, denseCellLimit);
         using var scope = NewDisposeScope();
         var negatives = loss.SampleNegativeItems();
         var users = torch.tensor(RandomMatrix(split.UserCount, 3, 7).Values.Select(v => (double)v).ToArray(),
             [split.UserCount, 3], requires_grad: true);
-        loss.ComputeWith(users, negatives).backward();
+        var value = loss.ComputeWith(users, negatives);
+        value.dtype.ShouldBe(ScalarType.Float64);
+        value.backward();
         var analytic = users.grad!.data<double>().ToArray();
 
         const double h = 1e-6;

@@ -1,3 +1,5 @@
+using Xunit;
+
 namespace AttrCloak.Testing;
 
 /// <summary>
@@ -5,8 +7,7 @@ namespace AttrCloak.Testing;
 /// <c>../shared/data/ml-100k</c> next to the checkout, i.e. beside the folder that holds
 /// AttrCloak.Streaming.sln, or wherever the environment variable <see cref="MovieLens100KVariable"/> points.
 /// Tests that need the data call <see cref="RequireMovieLens100K"/>, which skips them visibly when it is absent.
-/// Self-contained on purpose so other test projects can link this file
-/// (<c>&lt;Compile Include="../AttrCloak.Core.Tests/TestData.cs" Link="TestData.cs" /&gt;</c>).
+/// The one place test projects find real data: never hard-code a path or read the variable elsewhere.
 /// </summary>
 public static class TestData
 {

@@ -1,0 +1,102 @@
+#!lua
+-- Applies one batch of user-state changes and the class-statistics change they cause: all of it or nothing.
+-- (The #!lua shebang makes Redis refuse the whole script up front when it is out of memory, instead of failing at a
+-- write half way; nothing here can fail after the first write.)
+--
+-- Every key is named in KEYS (cluster: they must share one hash slot, i.e. a {hash tag} prefix):
+-- KEYS[1] {prefix}:meta
+-- KEYS[2 .. 1+ns]             statistics keys of the (attribute, class) slots the batch changes
+-- KEYS[2+ns .. 1+ns+nu]       user keys
+-- KEYS[2+ns+nu .. 1+ns+2*nu]  the same users' tombstone keys
+-- ARGV[1] layout fingerprint the client computed with
+-- ARGV[2] mode: 'A' = payloads are the new absolute values, valid only if the statistics are still at version ARGV[3]
+--               'D' = payloads are deltas, added here in float64 (commutative: valid whatever other writers did)
+--               'N' = no statistics change
+-- ARGV[3] expected statistics version 'epoch:seq' (mode A)
+-- ARGV[4] ns, ARGV[5] nu, ARGV[6] tombstone TTL in milliseconds
+-- ARGV[7 .. 6+ns] payload per statistics key: float64 LE bytes; in mode A '' means the class is now empty
+-- then 7 per user: expected token as last read or written ('U'..version of the state, 'T'..version of the tombstone,
+--   '' neither), op ('U' update, 'C' create, 'F' forget), new version, event id, original, cloaked, classes
+--   (for 'U', an empty original/cloaked/classes means unchanged: only what changed is sent and written)
+-- Returns {'OK', epoch, seq} or {'CONFLICT', what, index} or {'LAYOUT'} or {'CORRUPT', index}.
+local meta = KEYS[1]
+if redis.call('HGET', meta, 'layout') ~= ARGV[1] then return {'LAYOUT'} end
+local mode, ns, nu, ttl = ARGV[2], tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
+local ubase = 6 + ns
+
+-- Checks first. Compare-and-set per user: the client computed the statistics delta from the state it read, so that
+-- state must still be there (versions compared as strings: exact for any int64).
+for u = 1, nu do
+  local current = redis.call('HGET', KEYS[1 + ns + u], 'v')
+  if current then
+    current = 'U' .. current
+  else
+    current = redis.call('GET', KEYS[1 + ns + nu + u])
+    current = current and ('T' .. current) or ''
+  end
+  if current ~= ARGV[ubase + (u - 1) * 7 + 1] then return {'CONFLICT', 'user', u} end
+end
+local epoch = redis.call('HGET', meta, 'epoch')
+if mode == 'A' then
+  if (epoch .. ':' .. (redis.call('HGET', meta, 'seq') or '0')) ~= ARGV[3] then return {'CONFLICT', 'stats', 0} end
+elseif mode == 'D' then
+  for i = 1, ns do
+    local len = redis.call('STRLEN', KEYS[1 + i])
+    if len ~= 0 and len ~= #ARGV[6 + i] then return {'CORRUPT', i} end
+  end
+end
+
+-- stored + delta in float64, chunk by chunk (struct.unpack returns its values on the Lua stack, which is limited).
+local CHUNK = 256
+local full = '<' .. string.rep('d', CHUNK)
+local function add(stored, delta)
+  local parts, pos, first = {}, 1, nil
+  local total = #delta
+  while pos <= total do
+    local m = math.min(CHUNK, (total - pos + 1) / 8)
+    local fmt = (m == CHUNK) and full or ('<' .. string.rep('d', m))
+    local b = {struct.unpack(fmt, delta, pos)}
+    if stored then
+      local a = {struct.unpack(fmt, stored, pos)}
+      for i = 1, m do b[i] = a[i] + b[i] end
+    else
+      for i = 1, m do b[i] = 0 + b[i] end
+    end
+    if not first then first = b[1] end
+    parts[#parts + 1] = struct.pack(fmt, unpack(b, 1, m))
+    pos = pos + m * 8
+  end
+  return table.concat(parts), first
+end
+
+local seq = redis.call('HGET', meta, 'seq') or '0'
+if ns > 0 and mode ~= 'N' then
+  for i = 1, ns do
+    local key, payload = KEYS[1 + i], ARGV[6 + i]
+    if mode == 'A' then
+      if payload == '' then redis.call('DEL', key) else redis.call('SET', key, payload) end
+    else
+      local value, count = add(redis.call('GET', key), payload)
+      -- An empty class is exactly zero: no rounding residue of removed users stays behind.
+      if count == 0 then redis.call('DEL', key) else redis.call('SET', key, value) end
+    end
+  end
+  seq = redis.call('HINCRBY', meta, 'seq', 1)
+end
+
+for u = 1, nu do
+  local o = ubase + (u - 1) * 7
+  local ukey, tkey, op = KEYS[1 + ns + u], KEYS[1 + ns + nu + u], ARGV[o + 2]
+  if op == 'F' then
+    redis.call('DEL', ukey)
+    redis.call('SET', tkey, ARGV[o + 3], 'PX', ttl)
+  else
+    local fields = {'v', ARGV[o + 3], 'e', ARGV[o + 4]}
+    if ARGV[o + 5] ~= '' then fields[#fields + 1] = 'o'; fields[#fields + 1] = ARGV[o + 5] end
+    if ARGV[o + 6] ~= '' then fields[#fields + 1] = 'c'; fields[#fields + 1] = ARGV[o + 6] end
+    if ARGV[o + 7] ~= '' then fields[#fields + 1] = 'a'; fields[#fields + 1] = ARGV[o + 7] end
+    redis.call('HSET', ukey, unpack(fields))
+    if op == 'C' then redis.call('DEL', tkey) end
+  end
+end
+return {'OK', epoch, tostring(seq)}

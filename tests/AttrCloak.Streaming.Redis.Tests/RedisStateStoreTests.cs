@@ -1,0 +1,252 @@
+using AttrCloak.Streaming.Redis.State;
+using AttrCloak.Streaming.Redis.Statistics;
+using StackExchange.Redis;
+using static AttrCloak.Streaming.Redis.Tests.TestSupport;
+
+namespace AttrCloak.Streaming.Redis.Tests;
+
+public sealed class RedisStateStoreTests(RedisServerFixture redis)
+{
+    private const int D = 8;
+
+    [Fact]
+    public async Task Apply_then_read_round_trips_users_and_statistics()
+    {
+        var options = Options(redis.NewPrefix("roundtrip"), D);
+        using var store = new RedisStateStore(redis.Redis, options);
+        var rng = new Random(1);
+        var model = new PopulationModel(SmallCatalog, D);
+        var batch = Enumerable.Range(0, 40).Select(i => NewUser($"u{i}", 1, rng, D)).ToList();
+
+        var results = await store.ApplyAsync(batch, TestContext.Current.CancellationToken);
+
+        results.ShouldAllBe(r => r.Outcome == ApplyOutcome.Applied);
+        foreach (var e in batch) model.Set(e.UserId, e.Cloaked!, e.Classes!);
+        var u7 = await store.GetUserAsync("u7", TestContext.Current.CancellationToken);
+        u7.ShouldNotBeNull();
+        u7.Version.ShouldBe(1);
+        u7.EventId.ShouldBe("e-u7-1");
+        u7.Original.ShouldBe(batch[7].Original);
+        u7.Cloaked.ShouldBe(batch[7].Cloaked);
+        u7.Classes.ShouldBe(batch[7].Classes);
+        (await store.GetUserAsync("nobody", TestContext.Current.CancellationToken)).ShouldBeNull();
+        var snapshot = await store.ReadStatisticsAsync(TestContext.Current.CancellationToken);
+        model.ShouldMatch(snapshot);
+        snapshot.Version.Sequence.ShouldBe(1);
+        snapshot["age"].ClassNames.ShouldBe(["<25", "25-44", "45+"]);
+    }
+
+    [Fact]
+    public async Task Redelivered_and_older_events_change_nothing()
+    {
+        var options = Options(redis.NewPrefix("idempotent"), D);
+        using var store = new RedisStateStore(redis.Redis, options);
+        var ct = TestContext.Current.CancellationToken;
+        var rng = new Random(2);
+        var v1 = NewUser("alice", 1, rng, D);
+        var v2 = new UserStateChange("alice", "e-alice-2", 2) { Cloaked = RandomVector(rng, D), Classes = [1, 2] };
+        (await store.ApplyAsync([v1, NewUser("bob", 5, rng, D)], ct)).ShouldAllBe(r => r.Outcome == ApplyOutcome.Applied);
+        (await store.ApplyAsync([v2], ct))[0].Outcome.ShouldBe(ApplyOutcome.Applied);
+        var before = await SnapshotOfKeysAsync(options.Prefix);
+        var version = await store.StatisticsSequenceAsync(ct);
+
+        var again = await store.ApplyAsync(
+        [
+            v2, // redelivered
+            v1, // older
+            new UserStateChange("alice", "another-event", 2) { Cloaked = RandomVector(rng, D) }, // same version, other event
+            new UserStateChange("bob", "e-bob-4", 4) { Classes = [0, 0] }, // older
+        ], ct);
+
+        again.Select(r => r.Outcome).ShouldBe([ApplyOutcome.Duplicate, ApplyOutcome.Stale, ApplyOutcome.Stale, ApplyOutcome.Stale]);
+        (await store.StatisticsSequenceAsync(ct)).ShouldBe(version);
+        (await SnapshotOfKeysAsync(options.Prefix)).ShouldBe(before);
+        var alice = (await store.GetUserAsync("alice", ct))!;
+        alice.Version.ShouldBe(2);
+        alice.Cloaked.ShouldBe(v2.Cloaked);
+        alice.Original.ShouldBe(v1.Original); // unchanged by v2
+        alice.Classes.ShouldBe([1, 2]);
+    }
+
+    [Fact]
+    public async Task Events_of_one_user_in_one_batch_apply_in_order_and_skip_regressions()
+    {
+        var options = Options(redis.NewPrefix("order"), D);
+        using var store = new RedisStateStore(redis.Redis, options);
+        var ct = TestContext.Current.CancellationToken;
+        var rng = new Random(3);
+        var model = new PopulationModel(SmallCatalog, D);
+        var create = NewUser("carol", 10, rng, D);
+        var move = new UserStateChange("carol", "e11", 11) { Classes = [0, 1] };
+        var reembed = new UserStateChange("carol", "e13", 13) { Cloaked = RandomVector(rng, D) };
+        var late = new UserStateChange("carol", "e12", 12) { Classes = [1, 1] };
+
+        var results = await store.ApplyAsync([create, move, reembed, late, create], ct);
+
+        results.Select(r => r.Outcome).ShouldBe(
+            [ApplyOutcome.Applied, ApplyOutcome.Applied, ApplyOutcome.Applied, ApplyOutcome.Stale, ApplyOutcome.Stale]);
+        var carol = (await store.GetUserAsync("carol", ct))!;
+        carol.Version.ShouldBe(13);
+        carol.EventId.ShouldBe("e13");
+        carol.Classes.ShouldBe([0, 1]);
+        carol.Cloaked.ShouldBe(reembed.Cloaked);
+        model.Set("carol", reembed.Cloaked!, [0, 1]);
+        model.ShouldMatch(await store.ReadStatisticsAsync(ct));
+    }
+
+    [Fact]
+    public async Task Invalid_events_are_rejected_without_touching_anything()
+    {
+        var options = Options(redis.NewPrefix("invalid"), D);
+        using var store = new RedisStateStore(redis.Redis, options);
+        var ct = TestContext.Current.CancellationToken;
+        var rng = new Random(4);
+        var nan = RandomVector(rng, D);
+        nan[3] = float.NaN;
+
+        var results = await store.ApplyAsync(
+        [
+            new UserStateChange("a", "e1", 1) { Original = RandomVector(rng, D), Cloaked = RandomVector(rng, D - 1) },
+            new UserStateChange("b", "e1", 1) { Original = RandomVector(rng, D), Cloaked = nan },
+            new UserStateChange("c", "e1", 1) { Cloaked = RandomVector(rng, D) }, // new user without original
+            new UserStateChange("d", "e1", 1) { Original = RandomVector(rng, D), Cloaked = RandomVector(rng, D), Classes = [2, 0] },
+            new UserStateChange("e", "e1", 1) { Original = RandomVector(rng, D), Cloaked = RandomVector(rng, D), Classes = [0] },
+            new UserStateChange("", "e1", 1),
+            NewUser("ok", 1, rng, D),
+        ], ct);
+
+        results.Take(6).ShouldAllBe(r => r.Outcome == ApplyOutcome.Rejected && r.Reason != null);
+        results[6].Outcome.ShouldBe(ApplyOutcome.Applied);
+        foreach (var id in new[] { "a", "b", "c", "d", "e" })
+            (await store.GetUserAsync(id, ct)).ShouldBeNull();
+        var model = new PopulationModel(SmallCatalog, D);
+        var ok = (await store.GetUserAsync("ok", ct))!;
+        model.Set("ok", ok.Cloaked, ok.Classes);
+        model.ShouldMatch(await store.ReadStatisticsAsync(ct));
+    }
+
+    [Fact]
+    public async Task Statistics_version_changes_only_when_the_statistics_change()
+    {
+        var options = Options(redis.NewPrefix("version"), D);
+        using var store = new RedisStateStore(redis.Redis, options);
+        var ct = TestContext.Current.CancellationToken;
+        var rng = new Random(5);
+        await store.ApplyAsync([NewUser("x", 1, rng, D)], ct);
+        var v1 = await store.StatisticsSequenceAsync(ct);
+
+        // Only the original (uncloaked) embedding changes: the served population, hence the statistics, do not.
+        await store.ApplyAsync([new UserStateChange("x", "e2", 2) { Original = RandomVector(rng, D) }], ct);
+        (await store.StatisticsSequenceAsync(ct)).ShouldBe(v1);
+
+        await store.ApplyAsync([new UserStateChange("x", "e3", 3) { Cloaked = RandomVector(rng, D) }], ct);
+        var v3 = await store.StatisticsSequenceAsync(ct);
+        v3.Epoch.ShouldBe(v1.Epoch);
+        v3.Sequence.ShouldBe(v1.Sequence + 1);
+        (await store.ReadStatisticsAsync(ct)).Version.ShouldBe(v3);
+    }
+
+    [Fact]
+    public async Task Both_write_paths_store_identical_bytes()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var a = Options(redis.NewPrefix("absolute"), D);
+        var b = Options(redis.NewPrefix("delta"), D);
+        using var absolute = new RedisStateStore(redis.Redis, a);
+        using var delta = new RedisStateStore(redis.Redis, b) { ForceServerSideArithmetic = true };
+        var rng = new Random(6);
+        for (var round = 0; round < 5; round++)
+        {
+            var batch = Enumerable.Range(0, 30).Select(i => new UserStateChange($"u{rng.Next(20)}", $"r{round}-{i}", round * 100 + i)
+            {
+                Original = RandomVector(rng, D),
+                Cloaked = RandomVector(rng, D),
+                Classes = RandomClasses(rng, SmallCatalog, 0.2),
+            }).ToList();
+            (await absolute.ApplyAsync(batch, ct)).ShouldBe(await delta.ApplyAsync(batch, ct));
+        }
+        absolute.Counters.AbsoluteWrites.ShouldBe(5);
+        delta.Counters.DeltaWrites.ShouldBe(5);
+        foreach (var (attribute, k) in SmallCatalog.SelectMany(s => Enumerable.Range(0, s.ClassCount).Select(k => (s.Name, k))))
+        {
+            var x = (byte[]?)await redis.Redis.GetDatabase().StringGetAsync($"{a.Prefix}:stats:{attribute}:{k}");
+            var y = (byte[]?)await redis.Redis.GetDatabase().StringGetAsync($"{b.Prefix}:stats:{attribute}:{k}");
+            x.ShouldBe(y, $"{attribute}:{k}");
+        }
+    }
+
+    [Fact]
+    public async Task A_store_with_another_layout_refuses_the_prefix()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var prefix = redis.NewPrefix("layout");
+        using var first = new RedisStateStore(redis.Redis, Options(prefix, D));
+        await first.ApplyAsync([NewUser("u", 1, new Random(7), D)], ct);
+        using var other = new RedisStateStore(redis.Redis, Options(prefix, D + 1));
+
+        var error = await Should.ThrowAsync<StateStoreLayoutException>(() => other.InitializeAsync(ct));
+
+        error.Message.ShouldContain("another layout");
+    }
+
+    [Fact]
+    public async Task A_wiped_cache_is_recreated_with_a_new_epoch()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var options = Options(redis.NewPrefix("wipe"), D);
+        using var store = new RedisStateStore(redis.Redis, options);
+        var rng = new Random(8);
+        await store.ApplyAsync([NewUser("u1", 1, rng, D)], ct);
+        var before = await store.StatisticsSequenceAsync(ct);
+        await DeleteAllKeysAsync(options.Prefix);
+
+        var model = new PopulationModel(SmallCatalog, D);
+        var u2 = NewUser("u2", 1, rng, D);
+        (await store.ApplyAsync([u2], ct))[0].Outcome.ShouldBe(ApplyOutcome.Applied);
+
+        model.Set("u2", u2.Cloaked!, u2.Classes!);
+        var snapshot = await store.ReadStatisticsAsync(ct);
+        snapshot.Version.Epoch.ShouldNotBe(before.Epoch);
+        model.ShouldMatch(snapshot);
+    }
+
+    internal static async Task<Dictionary<string, string>> SnapshotOfKeysAsync(string prefix, IConnectionMultiplexer redis)
+    {
+        var db = redis.GetDatabase();
+        var result = new Dictionary<string, string>();
+        foreach (var key in await ScanAsync(db, prefix))
+        {
+            var type = await db.KeyTypeAsync(key);
+            result[key!] = type switch
+            {
+                RedisType.String => Convert.ToHexString((byte[])(await db.StringGetAsync(key))!),
+                RedisType.Hash => string.Join('|', (await db.HashGetAllAsync(key)).OrderBy(e => (string)e.Name!)
+                    .Select(e => $"{e.Name}={Convert.ToHexString((byte[])e.Value!)}")),
+                _ => type.ToString(),
+            };
+        }
+        return result;
+    }
+
+    internal static async Task<List<RedisKey>> ScanAsync(IDatabase db, string prefix)
+    {
+        var keys = new List<RedisKey>();
+        RedisValue cursor = 0;
+        do
+        {
+            var page = (RedisResult[])(await db.ExecuteAsync("SCAN", cursor, "MATCH", StoreLayout.EscapeGlob(prefix) + ":*", "COUNT", 1000))!;
+            cursor = (RedisValue)page[0];
+            keys.AddRange((RedisKey[])page[1]!);
+        }
+        while ((string?)cursor != "0");
+        return keys;
+    }
+
+    private Task<Dictionary<string, string>> SnapshotOfKeysAsync(string prefix) => SnapshotOfKeysAsync(prefix, redis.Redis);
+
+    private async Task DeleteAllKeysAsync(string prefix)
+    {
+        var db = redis.Redis.GetDatabase();
+        foreach (var key in await ScanAsync(db, prefix)) await db.KeyDeleteAsync(key);
+    }
+}

@@ -1,0 +1,106 @@
+using AttrCloak.Streaming.Redis.State;
+using AttrCloak.Streaming.Redis.Statistics;
+using static AttrCloak.Streaming.Redis.Tests.TestSupport;
+
+namespace AttrCloak.Streaming.Redis.Tests;
+
+public sealed class StatisticsVerifierTests(RedisServerFixture redis)
+{
+    private const int D = 8;
+
+    [Fact]
+    public async Task Verify_detects_corrupted_statistics_and_rebuild_repairs_them()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var options = Options(redis.NewPrefix("verify"), D);
+        using var store = new RedisStateStore(redis.Redis, options);
+        var verifier = new StatisticsVerifier(redis.Redis, options);
+        var rng = new Random(31);
+        var model = new PopulationModel(SmallCatalog, D);
+        var batch = Enumerable.Range(0, 60).Select(i => new UserStateChange($"u{i}", "e1", 1)
+        {
+            Original = RandomVector(rng, D),
+            Cloaked = RandomVector(rng, D),
+            Classes = [i % 2, i % 3],
+        }).ToList();
+        await store.ApplyAsync(batch, ct);
+        foreach (var e in batch) model.Set(e.UserId, e.Cloaked!, e.Classes!);
+
+        var clean = await verifier.VerifyAsync(cancellationToken: ct);
+        clean.IsConsistent.ShouldBeTrue();
+        clean.UsersScanned.ShouldBe(60);
+        clean.Classes.Count.ShouldBe(5);
+
+        // Corrupt: one co-moment entry, one count, and one key that is not a float64 vector at all.
+        var db = redis.Redis.GetDatabase();
+        var ageKey = $"{options.Prefix}:stats:age:1";
+        var values = new double[SufficientStatistics.Length(D)];
+        Codec.BytesToDoubles((byte[])(await db.StringGetAsync(ageKey))!, values);
+        values[1 + D + 7] += 1e-3;
+        await db.StringSetAsync(ageKey, Codec.DoublesToBytes(values));
+        var genderKey = $"{options.Prefix}:stats:gender:0";
+        Codec.BytesToDoubles((byte[])(await db.StringGetAsync(genderKey))!, values);
+        values[0] += 1;
+        await db.StringSetAsync(genderKey, Codec.DoublesToBytes(values));
+        await db.StringSetAsync($"{options.Prefix}:stats:age:2", "garbage");
+
+        var corrupt = await verifier.VerifyAsync(cancellationToken: ct);
+
+        corrupt.IsConsistent.ShouldBeFalse();
+        corrupt.Inconsistent.Select(c => $"{c.Attribute}:{c.ClassIndex}").ShouldBe(["gender:0", "age:1", "age:2"], ignoreOrder: true);
+        var age1 = corrupt.Classes.Single(c => c.Attribute == "age" && c.ClassIndex == 1);
+        age1.CountDifference.ShouldBe(0);
+        age1.MaxAbsCoMomentDifference.ShouldBe(1e-3, 1e-9);
+        age1.MaxAbsSumDifference.ShouldBeLessThan(1e-12);
+        corrupt.Classes.Single(c => c.Attribute == "gender" && c.ClassIndex == 0).CountDifference.ShouldBe(1);
+        corrupt.Classes.Single(c => c.Attribute == "age" && c.ClassIndex == 2).Malformed.ShouldBeTrue();
+
+        var rebuilt = await verifier.RebuildAsync(cancellationToken: ct);
+
+        rebuilt.Rebuilt.ShouldBeTrue();
+        rebuilt.Inconsistent.Count().ShouldBe(3);
+        rebuilt.Version.Sequence.ShouldBe(corrupt.Version.Sequence + 1);
+        (await verifier.VerifyAsync(cancellationToken: ct)).IsConsistent.ShouldBeTrue();
+        // The store sees the new version, drops its copy, and goes on from the repaired values.
+        model.ShouldMatch(await store.ReadStatisticsAsync(ct));
+        var move = new UserStateChange("u4", "e2", 2) { Classes = [1, 2] };
+        (await store.ApplyAsync([move], ct))[0].Outcome.ShouldBe(ApplyOutcome.Applied);
+        model.Set("u4", model.Users["u4"].Cloaked, [1, 2]);
+        model.ShouldMatch(await store.ReadStatisticsAsync(ct));
+        (await verifier.VerifyAsync(cancellationToken: ct)).IsConsistent.ShouldBeTrue();
+    }
+
+    [Fact]
+    public async Task Rebuild_recreates_deleted_statistics_from_user_states()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var options = Options(redis.NewPrefix("rebuild"), D);
+        using var store = new RedisStateStore(redis.Redis, options);
+        var rng = new Random(32);
+        var model = new PopulationModel(SmallCatalog, D);
+        var batch = Enumerable.Range(0, 25).Select(i => NewUser($"u{i}", 1, rng, D)).ToList();
+        await store.ApplyAsync(batch, ct);
+        foreach (var e in batch) model.Set(e.UserId, e.Cloaked!, e.Classes!);
+        var db = redis.Redis.GetDatabase();
+        foreach (var key in (await RedisStateStoreTests.ScanAsync(db, options.Prefix)).Where(k => k.ToString().Contains(":stats:")))
+            await db.KeyDeleteAsync(key);
+
+        var report = await new StatisticsVerifier(redis.Redis, options).RebuildAsync(cancellationToken: ct);
+
+        report.IsConsistent.ShouldBeFalse(); // as found before the rebuild
+        model.ShouldMatch(await store.ReadStatisticsAsync(ct));
+    }
+
+    [Fact]
+    public async Task Verifying_a_prefix_without_data_reports_an_empty_consistent_state()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var options = Options(redis.NewPrefix("nothing"), D);
+
+        var report = await new StatisticsVerifier(redis.Redis, options).VerifyAsync(cancellationToken: ct);
+
+        report.IsConsistent.ShouldBeTrue();
+        report.UsersScanned.ShouldBe(0);
+        await Should.ThrowAsync<StateStoreLayoutException>(() => new StatisticsVerifier(redis.Redis, options).RebuildAsync(cancellationToken: ct));
+    }
+}

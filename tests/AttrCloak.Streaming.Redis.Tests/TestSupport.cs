@@ -1,0 +1,114 @@
+using System.Security.Cryptography;
+using AttrCloak.Core.Data;
+using AttrCloak.Streaming.Redis.State;
+using AttrCloak.Streaming.Redis.Statistics;
+
+namespace AttrCloak.Streaming.Redis.Tests;
+
+internal static class TestSupport
+{
+    public static readonly AttributeSpec[] SmallCatalog =
+    [
+        new("gender", ["F", "M"]),
+        new("age", ["<25", "25-44", "45+"]),
+    ];
+
+    /// <summary>MovieLens-like catalog: 2 + 7 + 21 classes.</summary>
+    public static readonly AttributeSpec[] MovieLensCatalog =
+    [
+        new("gender", ["F", "M"]),
+        new("age", Enumerable.Range(0, 7).Select(i => $"a{i}").ToArray()),
+        new("occupation", Enumerable.Range(0, 21).Select(i => $"o{i}").ToArray()),
+    ];
+
+    public static StateStoreOptions Options(string prefix, int dimension = 8, AttributeSpec[]? catalog = null, float[]? reference = null) => new()
+    {
+        Prefix = prefix,
+        Dimension = dimension,
+        Attributes = catalog ?? SmallCatalog,
+        ReferencePoint = reference,
+        TombstoneSecret = RandomNumberGenerator.GetBytes(32),
+    };
+
+    public static float[] RandomVector(Random rng, int d, double offset = 0, double scale = 1)
+    {
+        var v = new float[d];
+        for (var i = 0; i < d; i++) v[i] = (float)(offset + scale * Gaussian(rng) + 0.3 * i / d);
+        return v;
+    }
+
+    public static double Gaussian(Random rng) =>
+        Math.Sqrt(-2 * Math.Log(1 - rng.NextDouble())) * Math.Cos(2 * Math.PI * rng.NextDouble());
+
+    public static int[] RandomClasses(Random rng, AttributeSpec[] catalog, double unknownRate = 0.1) =>
+        catalog.Select(a => rng.NextDouble() < unknownRate ? -1 : rng.Next(a.ClassCount)).ToArray();
+
+    public static UserStateChange NewUser(string id, long version, Random rng, int d, AttributeSpec[]? catalog = null) =>
+        new(id, $"e-{id}-{version}", version)
+        {
+            Original = RandomVector(rng, d),
+            Cloaked = RandomVector(rng, d),
+            Classes = RandomClasses(rng, catalog ?? SmallCatalog),
+        };
+}
+
+/// <summary>
+/// The direct computation the store is checked against: the served population as plain objects, and per attribute and
+/// class a two-pass float64 fit (mean first, then the centred outer products), like numpy's mean and cov(bias=True).
+/// </summary>
+internal sealed class PopulationModel(AttributeSpec[] catalog, int d)
+{
+    public readonly Dictionary<string, (float[] Cloaked, int[] Classes)> Users = new();
+
+    public void Set(string user, float[] cloaked, int[] classes) => Users[user] = (cloaked, classes);
+
+    public void Remove(string user) => Users.Remove(user);
+
+    public (long Count, double[] Mean, double[] Covariance) Fit(int attribute, int cls)
+    {
+        var rows = Users.Values.Where(u => cls < 0 ? u.Classes[attribute] >= 0 : u.Classes[attribute] == cls).Select(u => u.Cloaked).ToList();
+        var mean = new double[d];
+        var cov = new double[d * d];
+        if (rows.Count == 0) return (0, mean, cov);
+        foreach (var r in rows)
+            for (var i = 0; i < d; i++) mean[i] += r[i];
+        for (var i = 0; i < d; i++) mean[i] /= rows.Count;
+        foreach (var r in rows)
+            for (var i = 0; i < d; i++)
+                for (var j = 0; j < d; j++)
+                    cov[i * d + j] += (r[i] - mean[i]) * (r[j] - mean[j]);
+        for (var i = 0; i < cov.Length; i++) cov[i] /= rows.Count;
+        return (rows.Count, mean, cov);
+    }
+
+    /// <summary>Asserts the snapshot equals the direct computation (absolute tolerance on O(1) data).</summary>
+    public void ShouldMatch(StatisticsSnapshot snapshot, double tolerance = 1e-9)
+    {
+        snapshot.Dimension.ShouldBe(d);
+        snapshot.Attributes.Count.ShouldBe(catalog.Length);
+        for (var a = 0; a < catalog.Length; a++)
+        {
+            var s = snapshot.Attributes[a];
+            s.Attribute.ShouldBe(catalog[a].Name);
+            for (var k = 0; k < catalog[a].ClassCount; k++)
+            {
+                var (n, mean, cov) = Fit(a, k);
+                s.Counts[k].ShouldBe(n, $"count of {catalog[a].Name}={k}");
+                MaxAbsDiff(s.Means[k], mean).ShouldBeLessThan(tolerance, $"mean of {catalog[a].Name}={k}");
+                MaxAbsDiff(s.Covariances[k], cov).ShouldBeLessThan(tolerance, $"covariance of {catalog[a].Name}={k}");
+            }
+            var (gn, gmean, gcov) = Fit(a, -1);
+            s.GlobalCount.ShouldBe(gn);
+            MaxAbsDiff(s.GlobalMean, gmean).ShouldBeLessThan(tolerance, $"global mean of {catalog[a].Name}");
+            MaxAbsDiff(s.GlobalCovariance, gcov).ShouldBeLessThan(tolerance, $"global covariance of {catalog[a].Name}");
+        }
+    }
+
+    public static double MaxAbsDiff(double[] a, double[] b)
+    {
+        a.Length.ShouldBe(b.Length);
+        var m = 0.0;
+        for (var i = 0; i < a.Length; i++) m = Math.Max(m, Math.Abs(a[i] - b[i]));
+        return m;
+    }
+}

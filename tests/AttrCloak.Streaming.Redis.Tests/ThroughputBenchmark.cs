@@ -1,0 +1,147 @@
+using System.Diagnostics;
+using System.Globalization;
+using AttrCloak.Streaming.Redis.State;
+using StackExchange.Redis;
+using static AttrCloak.Streaming.Redis.Tests.TestSupport;
+
+namespace AttrCloak.Streaming.Redis.Tests;
+
+/// <summary>
+/// Throughput of <see cref="RedisStateStore.ApplyAsync"/> at d = 64 with a MovieLens-like catalog (2 + 7 + 21 classes)
+/// over a resident population of 20,000 users: re-embeddings of random users (10 % also move class), per batch size
+/// and write path. Prints figures, asserts nothing about time. Run it with
+/// <c>dotnet test --project tests/AttrCloak.Streaming.Redis.Tests -- --filter-method "*Throughput*" --explicit only</c>.
+/// </summary>
+public sealed class ThroughputBenchmark(RedisServerFixture redis)
+{
+    private const int D = 64;
+    private const int Population = 20_000;
+    private static readonly string ReadSha = Sha1(Scripts.LuaScripts.ReadUsers);
+    private static readonly string ApplySha = Sha1(Scripts.LuaScripts.Apply);
+
+    private static string Sha1(string script) =>
+        Convert.ToHexString(System.Security.Cryptography.SHA1.HashData(System.Text.Encoding.UTF8.GetBytes(script))).ToLowerInvariant();
+
+    [Fact(Explicit = true)]
+    public async Task Throughput_of_apply_by_batch_size_and_write_path()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var lines = new List<string>
+        {
+            $"d = {D}, attributes 2 + 7 + 21 classes, population {Population:N0}; {Environment.ProcessorCount} cores",
+            "batch  path                 events   updates/s        wall ms/batch   redis CPU us/event    us/script (read+apply)",
+        };
+        foreach (var (batchSize, events) in new[] { (1, 3_000), (64, 30_000), (512, 60_000) })
+            foreach (var serverSide in new[] { false, true })
+                lines.Add(await MeasureAsync(batchSize, serverSide ? Math.Min(events, 6_000) : events, serverSide, ct));
+        foreach (var line in lines)
+        {
+            TestContext.Current.TestOutputHelper?.WriteLine(line);
+            Console.WriteLine(line);
+        }
+    }
+
+    private async Task<string> MeasureAsync(int batchSize, int events, bool serverSide, CancellationToken ct)
+    {
+        var options = Options(redis.NewPrefix($"bench{batchSize}"), D, MovieLensCatalog);
+        using var store = new RedisStateStore(redis.Redis, options) { ForceServerSideArithmetic = serverSide };
+        var rng = new Random(batchSize);
+        var versions = new long[Population];
+        for (var start = 0; start < Population; start += 512)
+        {
+            var load = Enumerable.Range(start, Math.Min(512, Population - start))
+                .Select(i => NewUser($"user{i}", 1, rng, D, MovieLensCatalog)).ToList();
+            await store.ApplyAsync(load, ct);
+        }
+        Array.Fill(versions, 1);
+        await store.ReadStatisticsAsync(ct);
+
+        // Events are prepared up front: the figure is the store's cost, not the generator's.
+        var batches = new List<List<UserStateChange>>();
+        for (var done = 0; done < events; done += batchSize)
+        {
+            var batch = new List<UserStateChange>(batchSize);
+            for (var i = 0; i < batchSize; i++)
+            {
+                var u = rng.Next(Population);
+                var v = ++versions[u];
+                batch.Add(new UserStateChange($"user{u}", $"e{v}", v)
+                {
+                    Cloaked = RandomVector(rng, D),
+                    Classes = rng.Next(10) == 0 ? RandomClasses(rng, MovieLensCatalog) : null,
+                });
+            }
+            batches.Add(batch);
+        }
+
+        var db = redis.Redis.GetDatabase();
+        // Every script call's server-side duration, to split the read and the apply script.
+        await db.ExecuteAsync("CONFIG", "SET", "slowlog-log-slower-than", "0");
+        await db.ExecuteAsync("CONFIG", "SET", "slowlog-max-len", "200000");
+        await db.ExecuteAsync("SLOWLOG", "RESET");
+        var cpuBefore = await RedisCpuSecondsAsync(db);
+        var callsBefore = await CommandStatsAsync(db);
+        var clock = Stopwatch.StartNew();
+        foreach (var batch in batches) await store.ApplyAsync(batch, ct);
+        clock.Stop();
+        var cpuAfter = await RedisCpuSecondsAsync(db);
+        var callsAfter = await CommandStatsAsync(db);
+        var perScript = await ScriptDurationsAsync(db);
+        await db.ExecuteAsync("CONFIG", "SET", "slowlog-log-slower-than", "10000");
+        await db.ExecuteAsync("SLOWLOG", "RESET");
+
+        var applied = batches.Sum(b => b.Count);
+        var rate = applied / clock.Elapsed.TotalSeconds;
+        var redisCpuPerEvent = (cpuAfter - cpuBefore) / applied * 1e6;
+        var evalCalls = callsAfter.Calls - callsBefore.Calls;
+        var evalUsec = callsAfter.Usec - callsBefore.Usec;
+        return string.Create(CultureInfo.InvariantCulture,
+            $"{batchSize,5}  {(serverSide ? "Lua float64 deltas" : "absolute (client sums)"),-20} {applied,7}   {rate,9:N0}   " +
+            $"{clock.Elapsed.TotalMilliseconds / batches.Count,19:F2}   {redisCpuPerEvent,18:F1}   {evalUsec / Math.Max(1, evalCalls) ,20:F0}" +
+            $"   read {perScript.Read:F0} us + apply {perScript.Apply:F0} us per batch" +
+            $"   (evalsha calls {callsAfter.Sha - callsBefore.Sha}, eval calls {callsAfter.Eval - callsBefore.Eval}, cache reloads {store.Counters.CacheReloads})");
+    }
+
+    /// <summary>Mean server-side duration of the read and of the apply script calls, from the slow log (threshold 0).</summary>
+    private static async Task<(double Read, double Apply)> ScriptDurationsAsync(IDatabase db)
+    {
+        var entries = (RedisResult[])(await db.ExecuteAsync("SLOWLOG", "GET", "-1"))!;
+        var read = new List<long>();
+        var apply = new List<long>();
+        foreach (var e in entries)
+        {
+            var micros = (long)e[2];
+            var args = (RedisResult[])e[3]!;
+            if (((string?)args[0])?.StartsWith("EVAL", StringComparison.OrdinalIgnoreCase) != true) continue;
+            // The slow log keeps only the first arguments; the script's SHA1 tells the two apart.
+            var sha = ((string?)args[1])?.ToLowerInvariant();
+            if (sha == ReadSha) read.Add(micros);
+            else if (sha == ApplySha) apply.Add(micros);
+        }
+        return (read.Count == 0 ? 0 : read.Average(), apply.Count == 0 ? 0 : apply.Average());
+    }
+
+    private static async Task<double> RedisCpuSecondsAsync(IDatabase db)
+    {
+        var info = (string)(await db.ExecuteAsync("INFO", "cpu"))!;
+        double Read(string name) => double.Parse(info.Split('\n').First(l => l.StartsWith(name + ":", StringComparison.Ordinal))
+            .Split(':')[1].Trim(), CultureInfo.InvariantCulture);
+        return Read("used_cpu_user") + Read("used_cpu_sys");
+    }
+
+    /// <summary>Calls and microseconds of EVAL + EVALSHA, and the calls of each.</summary>
+    private static async Task<(long Calls, long Usec, long Sha, long Eval)> CommandStatsAsync(IDatabase db)
+    {
+        var info = (string)(await db.ExecuteAsync("INFO", "commandstats"))!;
+        (long Calls, long Usec) Read(string command)
+        {
+            var line = info.Split('\n').FirstOrDefault(l => l.StartsWith($"cmdstat_{command}:", StringComparison.Ordinal));
+            if (line is null) return (0, 0);
+            var fields = line[(line.IndexOf(':') + 1)..].Trim().Split(',').Select(f => f.Split('=')).ToDictionary(f => f[0], f => f[1]);
+            return (long.Parse(fields["calls"], CultureInfo.InvariantCulture), long.Parse(fields["usec"], CultureInfo.InvariantCulture));
+        }
+        var sha = Read("evalsha");
+        var eval = Read("eval");
+        return (sha.Calls + eval.Calls, sha.Usec + eval.Usec, sha.Calls, eval.Calls);
+    }
+}
