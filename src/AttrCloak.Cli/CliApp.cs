@@ -33,6 +33,13 @@ public static class CliApp
             config.AddCommand<SweepCommand>("sweep")
                 .WithDescription("Privacy-utility curve of one model: cloak over a grid of learning rates and iteration caps, audit and evaluate each.")
                 .WithExample("sweep", "--model", "runs/ml100k-mf", "--mode", "df", "--lrs", "0.01,0.03,0.1", "--iteration-caps", "10,30,100", "--plot", "runs/sweep.png");
+            config.AddBranch("bench", bench =>
+            {
+                bench.SetDescription("Benchmarks that print figures (median of several runs).");
+                bench.AddCommand<BenchCloakCommand>("cloak")
+                    .WithDescription("Unlearning time alone (DF and DD with the default presets) and how it splits between phases.")
+                    .WithExample("bench", "cloak", "--model", "runs/ml100k-mf", "--runs", "5");
+            });
             config.AddCommand<ReproduceCommand>("reproduce")
                 .WithDescription("Original, AttrCloak-DD and AttrCloak-DF end to end over several seeds: the paper's tables, ours beside them.")
                 .WithExample("reproduce", "--dataset", "synthetic")

@@ -57,9 +57,19 @@ public sealed record CloakResult(
     /// </summary>
     public IReadOnlyList<double>? ChanceMeanShiftPerAttribute { get; init; }
 
+    /// <summary>Where the wall time went, summed over iterations.</summary>
+    public CloakTimings? Timings { get; init; }
+
     /// <summary>The trace row of the original embeddings.</summary>
     public CloakIteration Initial => Trace[0];
 
     /// <summary>The trace row of the returned embeddings.</summary>
     public CloakIteration Final => Trace[^1];
 }
+
+/// <summary>
+/// Wall time of a cloaking run by phase: L_AU forward and backward (class statistics, KL, gradient), the retention
+/// loss forward and backward (L_Reg or the recommendation loss), the MGDA weight with the trace read-back, and the
+/// optimiser update. The rest of <see cref="CloakResult.WallTime"/> is set-up.
+/// </summary>
+public sealed record CloakTimings(TimeSpan AttributeLoss, TimeSpan RetentionLoss, TimeSpan Mgda, TimeSpan Update);

@@ -71,15 +71,21 @@ public sealed class Cloaker
         double previousAll = double.NaN;
         var calm = 0;
         CloakStopReason reason;
+        // Where the time goes (CPU tensors run synchronously, so stopwatches around the calls are exact).
+        var phase = Stopwatch.StartNew();
+        TimeSpan inAu = default, inR = default, inMgda = default, inStep = default;
+        TimeSpan Lap() { var e = phase.Elapsed; phase.Restart(); return e; }
 
         for (var t = 0; ; t++)
         {
             ct.ThrowIfCancellationRequested();
             using var scope = torch.NewDisposeScope();
+            phase.Restart();
 
             var x = em.detach().requires_grad_(true);
             var au = auLoss.Compute(x);
             var gAu = torch.autograd.grad([au.Total], [x])[0];
+            inAu += Lap();
 
             Tensor lossR, gR;
             if (mode == CloakMode.DataFree)
@@ -96,6 +102,7 @@ public sealed class Cloaker
                 gR = torch.autograd.grad([rec], [xr])[0];
                 lossR = rec.detach().to_type(float64);
             }
+            inR += Lap();
 
             double[] scalars;
             using (torch.no_grad())
@@ -123,6 +130,7 @@ public sealed class Cloaker
             var row = new CloakIteration(t, alpha, lAu, perAttribute, lR, lAll,
                 Math.Sqrt(aa), Math.Sqrt(rr), Math.Sqrt(Math.Max(stepSquared, 0)), wall.Elapsed, meanShift);
             trace.Add(row);
+            inMgda += Lap();
             progress?.Report(row);
 
             if (!double.IsFinite(lAll) || !double.IsFinite(aa) || !double.IsFinite(rr))
@@ -158,6 +166,7 @@ public sealed class Cloaker
                 var direction = gAu.mul((float)alpha).add_(gR, (float)(1 - alpha));
                 Step(options, t + 1, em, direction, adamM, adamV);
             }
+            inStep += Lap();
         }
 
         var values = em.data<float>().ToArray();
@@ -166,6 +175,7 @@ public sealed class Cloaker
             wall.Elapsed, attributes.Select(a => a.Name).ToArray(), trace)
         {
             ChanceMeanShiftPerAttribute = chance,
+            Timings = new CloakTimings(inAu, inR, inMgda, inStep),
         };
     }
 
