@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Globalization;
 using System.Security.Cryptography;
 using AttrCloak.Streaming.Redis.Scripts;
@@ -10,20 +11,22 @@ namespace AttrCloak.Streaming.Redis;
 /// <summary>
 /// <see cref="IStateStore"/> on Redis (see <see cref="StoreLayout"/> for the keys and README.md for the design).
 /// <para>
-/// One <see cref="ApplyAsync"/> batch costs two round trips: one script reads the batch's users (and the statistics
-/// version), the client folds the events, validates them and computes the statistics delta of the batch (float64, in
-/// process, O(d^2) per changed user), and one script then checks that every user is still at the version read
-/// (compare-and-set) and writes all user states, tombstones and statistics at once.
+/// One <see cref="ApplyAsync"/> batch is one script call when the batch's users are in the in-process record cache
+/// (users this process wrote or read recently; <see cref="StateStoreOptions.UserCacheCapacity"/>), two otherwise (a
+/// read script fetches the missing users first). The client folds each user's events, validates them and computes the
+/// statistics delta of the whole batch (float64, in process, O(d^2) per changed user); the apply script checks that
+/// every user is still at the version the client started from (compare-and-set, so a stale cache or another writer
+/// costs a retry, never a wrong delta) and writes all user states, tombstones and statistics at once.
 /// </para>
 /// <para>
 /// The statistics are sent as new absolute values computed from an in-process copy of the stored sums when that copy
 /// is current (the script checks the statistics version; Redis then only stores bytes), and as deltas that the script
 /// adds in float64 when another writer is active (after a statistics conflict, on the last attempt, or with
-/// <see cref="ForceServerSideArithmetic"/>): adding the same
-/// delta to the same bytes gives the same bytes in C# and in Lua, so both paths store identical values. Redis-side
-/// arithmetic costs about 0.4 ms per class touched at d = 64 (measured), the absolute path a few microseconds.
+/// <see cref="ForceServerSideArithmetic"/>). Adding the same delta to the same bytes gives the same bytes in C# and in
+/// Lua, so both paths store identical values. Redis-side arithmetic costs about 0.4 ms per class touched at d = 64
+/// (measured), the absolute path a few microseconds.
 /// </para>
-/// Calls of one instance are serialised (it keeps that copy); share one instance per process.
+/// Calls of one instance are serialised (it keeps those copies); share one instance per process.
 /// </summary>
 public sealed class RedisStateStore : IStateStore, IDisposable
 {
@@ -35,6 +38,7 @@ public sealed class RedisStateStore : IStateStore, IDisposable
     private readonly SemaphoreSlim _gate = new(1, 1);
     private double[][]? _cache;
     private StatisticsVersion? _cacheVersion;
+    private readonly UserRecordCache _users;
     private volatile bool _initialized;
     private int _deltaBatchesLeft;
 
@@ -52,6 +56,7 @@ public sealed class RedisStateStore : IStateStore, IDisposable
         _options = options;
         _db = redis.GetDatabase();
         _statsLength = SufficientStatistics.Length(_layout.Dimension);
+        _users = new UserRecordCache(options.UserCacheCapacity);
         _ttlMilliseconds = ((long)Math.Ceiling(options.TombstoneTtl.TotalMilliseconds)).ToString(CultureInfo.InvariantCulture);
     }
 
@@ -114,19 +119,45 @@ public sealed class RedisStateStore : IStateStore, IDisposable
         try
         {
             var statsContended = false;
+            var readAll = false;
             for (var attempt = 1; ; attempt++)
             {
                 cancellationToken.ThrowIfCancellationRequested();
                 var lastAttempt = attempt >= _options.MaxApplyAttempts;
-                var prior = await ReadUsersAsync(users).ConfigureAwait(false);
-                if (prior.Layout != _layout.Fingerprint)
+
+                // Prior records: from the user cache where possible, one read script for the rest.
+                var priors = new UserRecord[users.Count];
+                var fromCache = new bool[users.Count];
+                var missing = new List<int>();
+                for (var u = 0; u < users.Count; u++)
                 {
-                    // The meta key vanished (cache wiped) or was replaced: re-create or fail with the layout error.
-                    await InitializeAsync(cancellationToken).ConfigureAwait(false);
-                    if (lastAttempt) throw new StateStoreConflictException("the Redis meta key kept changing during the batch");
-                    continue;
+                    fromCache[u] = !readAll && _users.TryGet(users[u], out priors[u]);
+                    if (!fromCache[u]) missing.Add(u);
                 }
-                var plan = Plan(batch, users, eventsOf, prior.Users, results);
+                StatisticsVersion? seen = null;
+                if (missing.Count > 0)
+                {
+                    var read = await ReadUsersAsync(missing.Select(u => users[u]).ToList()).ConfigureAwait(false);
+                    if (read.Layout != _layout.Fingerprint)
+                    {
+                        // The meta key vanished (cache wiped) or was replaced: re-create or fail with the layout error.
+                        _users.Clear();
+                        await InitializeAsync(cancellationToken).ConfigureAwait(false);
+                        if (lastAttempt) throw new StateStoreConflictException("the Redis meta key kept changing during the batch");
+                        continue;
+                    }
+                    for (var j = 0; j < missing.Count; j++)
+                    {
+                        priors[missing[j]] = read.Users[j];
+                        _users.Offer(users[missing[j]], read.Users[j]);
+                    }
+                    seen = read.Version;
+                    Counters.UserReads += missing.Count;
+                }
+                Counters.UserCacheHits += users.Count - missing.Count;
+
+                var planStart = Stopwatch.GetTimestamp();
+                var plan = Plan(batch, users, eventsOf, priors, fromCache, results);
                 if (plan.Users.Count == 0) return results;
 
                 char mode;
@@ -136,12 +167,15 @@ public sealed class RedisStateStore : IStateStore, IDisposable
                 else
                 {
                     mode = 'A';
-                    if (_cacheVersion != prior.Version) await ReloadCacheAsync().ConfigureAwait(false);
+                    if (_cacheVersion is null || (seen is { } v && v != _cacheVersion)) await ReloadCacheAsync().ConfigureAwait(false);
                     expected = _cacheVersion!.Value.ToString();
                 }
                 var (keys, args, absolute) = BuildApply(plan, mode, expected);
+                Counters.ClientTicks += Stopwatch.GetTimestamp() - planStart;
                 if (BeforeWriteForTests is { } hook) await hook(attempt).ConfigureAwait(false);
+                var writeStart = Stopwatch.GetTimestamp();
                 var r = (RedisValue[])(await _db.ScriptEvaluateAsync(LuaScripts.Apply, keys, args).ConfigureAwait(false))!;
+                Counters.WriteTicks += Stopwatch.GetTimestamp() - writeStart;
                 var status = (string?)r[0];
                 switch (status)
                 {
@@ -151,6 +185,8 @@ public sealed class RedisStateStore : IStateStore, IDisposable
                         else if (mode == 'D') Counters.DeltaWrites++;
                         if (mode == 'D' && !statsContended && _deltaBatchesLeft > 0) _deltaBatchesLeft--;
                         UpdateCache(plan, mode, absolute, new StatisticsVersion((string)r[1]!, (long)r[2]));
+                        foreach (var w in plan.Users.Where(w => w.Op != 'N'))
+                            _users.Set(w.UserId, w.Final is { } f ? UserRecord.ForState(f) : UserRecord.ForTombstone(w.Version));
                         return results;
                     case "CONFLICT":
                         Counters.Conflicts++;
@@ -160,17 +196,27 @@ public sealed class RedisStateStore : IStateStore, IDisposable
                             statsContended = true;
                             _deltaBatchesLeft = DeltaBatchesAfterContention;
                         }
+                        else
+                        {
+                            // Another writer changed a user (or the cache was wiped): forget what we knew, read again.
+                            foreach (var user in users) _users.Remove(user);
+                            readAll = true;
+                        }
                         if (lastAttempt)
                             throw new StateStoreConflictException(
                                 $"another writer changed the batch's {(string?)r[1]} state on each of {attempt} attempts; nothing was written");
                         continue;
                     case "LAYOUT":
+                        _users.Clear();
+                        readAll = true;
                         await InitializeAsync(cancellationToken).ConfigureAwait(false);
                         if (lastAttempt) throw new StateStoreConflictException("the Redis meta key kept changing during the batch");
                         continue;
+                    case "BADARGS":
+                        throw new InvalidOperationException("the apply script rejected its arguments (a store bug); nothing was written");
                     case "CORRUPT":
                         throw new InvalidDataException(
-                            $"statistics key {plan.Slots[(int)r[1] - 1]} has a wrong length; run `attrcloak stats verify` and `stats rebuild`");
+                            $"statistics key {_layout.StatsKeys[plan.Slots[(int)r[1] - 1]]} has a wrong length; run `attrcloak stats verify` and `stats rebuild`");
                     default:
                         throw new InvalidOperationException($"unexpected reply '{status}' from the apply script");
                 }
@@ -192,6 +238,8 @@ public sealed class RedisStateStore : IStateStore, IDisposable
         ArgumentNullException.ThrowIfNull(userIds);
         if (userIds.Count == 0) return [];
         var read = await ReadUsersAsync(userIds).WaitAsync(cancellationToken).ConfigureAwait(false);
+        if (read.Layout == _layout.Fingerprint)
+            for (var i = 0; i < userIds.Count; i++) _users.Offer(userIds[i], read.Users[i]);
         return read.Users.Select(u => u.State).ToArray();
     }
 
@@ -253,7 +301,7 @@ public sealed class RedisStateStore : IStateStore, IDisposable
         return true;
     }
 
-    private sealed record UserWrite(string UserId, RedisValue ExpectedToken, char Op, long Version, string EventId, UserState? Final);
+    private sealed record UserWrite(string UserId, RedisValue ExpectedToken, char Op, long Version, string EventId, UserState? Initial, UserState? Final);
 
     private sealed record BatchPlan(List<UserWrite> Users, int[] Slots, double[][] Deltas);
 
@@ -262,7 +310,7 @@ public sealed class RedisStateStore : IStateStore, IDisposable
     /// statistics change of the whole batch per slot: only the first and last state of a user matter.
     /// </summary>
     private BatchPlan Plan(IReadOnlyList<UserStateChange> batch, List<string> users, Dictionary<string, List<int>> eventsOf,
-        PriorUser[] prior, ApplyResult[] results)
+        UserRecord[] prior, bool[] fromCache, ApplyResult[] results)
     {
         var writes = new List<UserWrite>();
         var deltas = new Dictionary<int, double[]>();
@@ -306,10 +354,15 @@ public sealed class RedisStateStore : IStateStore, IDisposable
                 changed = true;
                 results[i] = ApplyResult.Applied;
             }
-            if (!changed) continue;
+            if (!changed)
+            {
+                // Outcomes decided on a cached record are checked by the script too ('N': compare only).
+                if (fromCache[u]) writes.Add(new UserWrite(users[u], p.Token, 'N', 0, "", p.State, p.State));
+                continue;
+            }
 
             var op = state is null ? 'F' : p.State is not null ? 'U' : 'C';
-            writes.Add(new UserWrite(users[u], p.Token, op, last!.Value, lastEventId!, state));
+            writes.Add(new UserWrite(users[u], p.Token, op, last!.Value, lastEventId!, p.State, state));
             AddContribution(deltas, p.State, state);
         }
         var slots = deltas.Keys.Order().ToArray();
@@ -348,8 +401,8 @@ public sealed class RedisStateStore : IStateStore, IDisposable
     {
         var ns = mode == 'N' ? 0 : plan.Slots.Length;
         var nu = plan.Users.Count;
-        var keys = new RedisKey[1 + ns + 2 * nu];
-        var args = new RedisValue[6 + ns + 7 * nu];
+        var keys = new RedisKey[1 + ns + nu];
+        var args = new RedisValue[6 + ns + 8 * nu];
         keys[0] = _layout.MetaKey;
         args[0] = _layout.Fingerprint;
         args[1] = mode.ToString();
@@ -372,24 +425,35 @@ public sealed class RedisStateStore : IStateStore, IDisposable
             else
                 args[6 + s] = Codec.DoublesToBytes(plan.Deltas[s]);
         }
+        var tombs = new List<RedisKey>();
         for (var u = 0; u < nu; u++)
         {
             var w = plan.Users[u];
             keys[1 + ns + u] = _layout.UserKey(w.UserId);
-            keys[1 + ns + nu + u] = _layout.TombKey(w.UserId);
-            var o = 6 + ns + 7 * u;
+            var o = 6 + ns + 8 * u;
             args[o] = w.ExpectedToken;
             args[o + 1] = w.Op.ToString();
             args[o + 2] = w.Version.ToString(CultureInfo.InvariantCulture);
             args[o + 3] = w.EventId;
-            if (w.Final is { } f)
+            args[o + 4] = args[o + 5] = args[o + 6] = RedisValue.EmptyString;
+            if (w.Op != 'N' && w.Final is { } f)
             {
-                args[o + 4] = Codec.FloatsToBytes(f.Original);
-                args[o + 5] = Codec.FloatsToBytes(f.Cloaked);
-                args[o + 6] = Codec.ClassesToBytes(f.Classes);
+                // An update sends only the fields that changed; a create sends all of them.
+                var i = w.Op == 'U' ? w.Initial : null;
+                if (i is null || !i.Original.AsSpan().SequenceEqual(f.Original)) args[o + 4] = Codec.FloatsToBytes(f.Original);
+                if (i is null || !i.Cloaked.AsSpan().SequenceEqual(f.Cloaked)) args[o + 5] = Codec.FloatsToBytes(f.Cloaked);
+                if (i is null || !i.Classes.AsSpan().SequenceEqual(f.Classes)) args[o + 6] = Codec.ClassesToBytes(f.Classes);
             }
-            else
-                args[o + 4] = args[o + 5] = args[o + 6] = RedisValue.EmptyString;
+            // The tombstone key (a keyed hash, costly to compute) only where the script may read or write it: to
+            // create or forget, or when no state is expected (the compare-and-set then looks at the tombstone).
+            var needsTomb = w.Op is 'C' or 'F' || ((string?)w.ExpectedToken)?.StartsWith('U') != true;
+            if (needsTomb) tombs.Add(_layout.TombKey(w.UserId));
+            args[o + 7] = needsTomb ? tombs.Count : 0;
+        }
+        if (tombs.Count > 0)
+        {
+            Array.Resize(ref keys, keys.Length + tombs.Count);
+            tombs.CopyTo(keys, 1 + ns + nu);
         }
         return (keys, args, absolute);
     }
@@ -427,9 +491,7 @@ public sealed class RedisStateStore : IStateStore, IDisposable
 
     // ---- reading users ----------------------------------------------------------------------------------------
 
-    internal readonly record struct PriorUser(RedisValue Token, UserState? State, long? TombstoneVersion);
-
-    private sealed record PriorRead(string Layout, StatisticsVersion Version, PriorUser[] Users);
+    private sealed record PriorRead(string Layout, StatisticsVersion Version, UserRecord[] Users);
 
     private async Task<PriorRead> ReadUsersAsync(IReadOnlyList<string> userIds)
     {
@@ -443,22 +505,16 @@ public sealed class RedisStateStore : IStateStore, IDisposable
             keys[1 + n + i] = _layout.TombKey(userIds[i]);
         }
         var r = (RedisValue[])(await _db.ScriptEvaluateAsync(LuaScripts.ReadUsers, keys).ConfigureAwait(false))!;
-        var users = new PriorUser[n];
+        var users = new UserRecord[n];
         for (var i = 0; i < n; i++)
         {
             var o = 3 + 6 * i;
-            switch ((string?)r[o])
+            users[i] = (string?)r[o] switch
             {
-                case "U":
-                    users[i] = new PriorUser(r[o + 1], DecodeUser(userIds[i], r[o + 1], r[o + 2], r[o + 3], r[o + 4], r[o + 5]), null);
-                    break;
-                case "T":
-                    users[i] = new PriorUser(r[o + 1], null, ParseVersion(r[o + 1]));
-                    break;
-                default:
-                    users[i] = new PriorUser(RedisValue.EmptyString, null, null);
-                    break;
-            }
+                "U" => UserRecord.ForState(DecodeUser(userIds[i], r[o + 1], r[o + 2], r[o + 3], r[o + 4], r[o + 5])),
+                "T" => UserRecord.ForTombstone(ParseVersion(r[o + 1])),
+                _ => UserRecord.Nothing,
+            };
         }
         return new PriorRead((string?)r[0] ?? "", new StatisticsVersion((string?)r[1] ?? "", (long)r[2]), users);
     }
@@ -490,4 +546,9 @@ internal sealed class StoreCounters
     public long DeltaWrites;
     public long Conflicts;
     public long CacheReloads;
+    public long UserReads;
+    public long UserCacheHits;
+    /// <summary>Stopwatch ticks spent folding, computing deltas and encoding (client CPU), and waiting for the apply script.</summary>
+    public long ClientTicks;
+    public long WriteTicks;
 }

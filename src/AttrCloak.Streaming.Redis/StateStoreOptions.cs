@@ -85,8 +85,6 @@ public sealed class StateStoreOptions
                     errors.Add("every attribute needs a name");
                     continue;
                 }
-                if (a.Name.IndexOfAny([':', '{', '}', '*', '?', '[', ']', ' ', ',', ';', '=']) >= 0)
-                    errors.Add($"attribute name '{a.Name}' must not contain any of : {{ }} * ? [ ] , ; = or spaces (it is part of key names)");
                 if (!names.Add(a.Name))
                     errors.Add($"attribute '{a.Name}' is listed twice");
                 if (a.ClassNames is null || a.ClassCount is < 1 or > short.MaxValue)

@@ -11,7 +11,7 @@ namespace AttrCloak.Streaming.Redis;
 /// <list type="bullet">
 /// <item><c>{prefix}:meta</c> hash: <c>layout</c> (fingerprint), <c>epoch</c> (random id of this generation of the
 /// data), <c>seq</c> (statistics sequence, +1 per write), <c>dimension</c>, <c>catalog</c>, <c>reference</c>.</item>
-/// <item><c>{prefix}:stats:{attribute}:{classIndex}</c> string: the class's sufficient statistics as float64 LE bytes
+/// <item><c>{prefix}:stats:{attribute}:{classIndex}</c> string (attribute percent-encoded): the class's sufficient statistics as float64 LE bytes
 /// (see <see cref="Statistics.SufficientStatistics"/>); absent = empty class.</item>
 /// <item><c>{prefix}:user:{userId}</c> hash: <c>v</c> last applied version, <c>e</c> its event id, <c>o</c>/<c>c</c>
 /// original/cloaked embedding (float32 LE), <c>a</c> class per attribute (int16 LE, -1 unknown).</item>
@@ -46,7 +46,7 @@ internal sealed class StoreLayout
         }
         StatsKeys = keys.ToArray();
 
-        Catalog = string.Join(';', Attributes.Select(a => a.Name + "=" + string.Join(',', a.ClassNames.Select(Uri.EscapeDataString))));
+        Catalog = string.Join(';', Attributes.Select(a => Uri.EscapeDataString(a.Name) + "=" + string.Join(',', a.ClassNames.Select(Uri.EscapeDataString))));
         ReferenceBytes = Codec.DoublesToBytes(Reference);
         var fingerprintInput = $"format={FormatVersion}\nd={Dimension}\ncatalog={Catalog}\nreference={Convert.ToHexString(ReferenceBytes)}";
         Fingerprint = "v" + FormatVersion + "-" + Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(fingerprintInput)))[..24].ToLowerInvariant();
@@ -71,7 +71,11 @@ internal sealed class StoreLayout
     public int[] SlotOffsets { get; }
     public int SlotCount => StatsKeys.Length;
 
-    public RedisKey StatsKey(string attribute, int classIndex) => $"{Prefix}:stats:{attribute}:{classIndex}";
+    /// <summary>
+    /// The attribute name is percent-encoded (RFC 3986 unreserved characters stay), so names with ':', braces, glob
+    /// characters or spaces cannot break the key structure, the hash tag or a SCAN pattern.
+    /// </summary>
+    public RedisKey StatsKey(string attribute, int classIndex) => $"{Prefix}:stats:{Uri.EscapeDataString(attribute)}:{classIndex}";
 
     public RedisKey UserKey(string userId) => UserKeyPrefix + userId;
 
@@ -82,9 +86,18 @@ internal sealed class StoreLayout
     public RedisKey TombKey(string userId)
     {
         Span<byte> mac = stackalloc byte[32];
-        HMACSHA256.HashData(TombstoneSecret, Encoding.UTF8.GetBytes(userId), mac);
+        // One keyed instance, reset after each use: a one-shot HMAC re-derives the key pads every call (~5x slower).
+        lock (_hmacLock)
+        {
+            _hmac.AppendData(Encoding.UTF8.GetBytes(userId));
+            _hmac.GetHashAndReset(mac);
+        }
         return TombKeyPrefix + Convert.ToHexString(mac).ToLowerInvariant();
     }
+
+    private readonly Lock _hmacLock = new();
+    private IncrementalHash _hmac => _hmacInstance ??= IncrementalHash.CreateHMAC(HashAlgorithmName.SHA256, TombstoneSecret);
+    private IncrementalHash? _hmacInstance;
 
     /// <summary>SCAN MATCH pattern of all user keys; glob characters of the prefix are escaped.</summary>
     public string UserKeyPattern => EscapeGlob(UserKeyPrefix) + "*";

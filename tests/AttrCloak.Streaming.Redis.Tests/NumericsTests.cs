@@ -146,3 +146,28 @@ public sealed class NumericsTests(RedisServerFixture redis)
         (await redis.Redis.GetDatabase().KeyExistsAsync($"{options.Prefix}:stats:gender:0")).ShouldBeFalse();
     }
 }
+
+public sealed class UserRecordCacheTests
+{
+    [Fact]
+    public void Least_recently_used_records_are_evicted_and_reads_never_replace_newer_writes()
+    {
+        var cache = new UserRecordCache(2);
+        var s5 = new AttrCloak.Streaming.Redis.State.UserState("a", 5, "e5", [1f], [2f], [0]);
+        cache.Set("a", UserRecord.ForState(s5));
+        cache.Set("b", UserRecord.ForTombstone(3));
+        cache.TryGet("a", out _).ShouldBeTrue(); // a is now the most recent
+        cache.Set("c", UserRecord.Nothing);
+
+        cache.TryGet("b", out _).ShouldBeFalse();
+        cache.Count.ShouldBe(2);
+        cache.Offer("a", UserRecord.ForTombstone(4)); // an older read racing a write: ignored
+        cache.TryGet("a", out var a).ShouldBeTrue();
+        a.Token.ToString().ShouldBe("U5");
+        cache.Offer("a", UserRecord.ForTombstone(6));
+        cache.TryGet("a", out a).ShouldBeTrue();
+        a.State.ShouldBeNull();
+        a.Token.ToString().ShouldBe("T6");
+        new UserRecordCache(0).Count.ShouldBe(0);
+    }
+}

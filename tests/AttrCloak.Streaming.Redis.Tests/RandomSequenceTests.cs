@@ -30,9 +30,20 @@ public sealed class RandomSequenceTests(RedisServerFixture redis)
     {
         var ct = TestContext.Current.CancellationToken;
         var options = Options(redis.NewPrefix($"random{seed}"), D);
+        // a: default user cache; b: a tiny one (constant evictions); c: none, and Redis-side arithmetic.
         using var a = new RedisStateStore(redis.Redis, options);
-        using var b = new RedisStateStore(redis.Redis, options);
-        using var c = new RedisStateStore(redis.Redis, options) { ForceServerSideArithmetic = true };
+        StateStoreOptions WithCache(int capacity)
+        {
+            var o = Options(options.Prefix, D);
+            o.UserCacheCapacity = capacity;
+            o.TombstoneSecret = options.TombstoneSecret; // same deployment, same tombstone names
+            return o;
+        }
+        using var b = new RedisStateStore(redis.Redis, WithCache(3));
+        using var c = new RedisStateStore(redis.Redis, WithCache(0))
+        {
+            ForceServerSideArithmetic = true,
+        };
         var stores = new[] { a, b, c };
         var verifier = new StatisticsVerifier(redis.Redis, options);
         var rng = new Random(seed);
@@ -104,6 +115,9 @@ public sealed class RandomSequenceTests(RedisServerFixture redis)
         outcomes.Keys.ShouldBe([ApplyOutcome.Applied, ApplyOutcome.Duplicate, ApplyOutcome.Stale, ApplyOutcome.Rejected], ignoreOrder: true);
         c.Counters.DeltaWrites.ShouldBeGreaterThan(0);
         (a.Counters.CacheReloads + b.Counters.CacheReloads).ShouldBeGreaterThan(2);
+        a.Counters.UserCacheHits.ShouldBeGreaterThan(0);
+        (a.Counters.Conflicts + b.Counters.Conflicts).ShouldBeGreaterThan(0); // stale cached users were caught
+        c.Counters.UserCacheHits.ShouldBe(0);
     }
 
     /// <summary>The specification, independently of the store's code: what this event does to the model user.</summary>

@@ -16,6 +16,9 @@ namespace AttrCloak.Streaming.Redis.Tests;
 /// </summary>
 public sealed class RedisServerFixture : IAsyncLifetime
 {
+    /// <summary>Optional path of the redis-server binary; otherwise it is looked up on PATH and in /usr/bin.</summary>
+    public const string ExecutableVariable = "ATTRCLOAK_REDIS_SERVER";
+
     private static readonly TimeSpan StartDeadline = TimeSpan.FromSeconds(20);
     private Process? _process;
     private string? _directory;
@@ -40,10 +43,13 @@ public sealed class RedisServerFixture : IAsyncLifetime
 
     public async ValueTask InitializeAsync()
     {
-        var executable = FindExecutable("redis-server");
+        var configured = Environment.GetEnvironmentVariable(ExecutableVariable);
+        var executable = string.IsNullOrEmpty(configured) ? FindExecutable("redis-server") : File.Exists(configured) ? configured : null;
         if (executable is null)
         {
-            _skipReason = "redis-server is not installed (Debian: apt-get install redis-server; scripts/prerequisites.sh test does it)";
+            _skipReason = string.IsNullOrEmpty(configured)
+                ? "redis-server is not installed (Debian: apt-get install redis-server; scripts/prerequisites.sh test does it)"
+                : $"{ExecutableVariable}={configured} does not exist";
             return;
         }
         var failures = new StringBuilder();

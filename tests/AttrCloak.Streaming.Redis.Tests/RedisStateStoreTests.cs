@@ -196,18 +196,42 @@ public sealed class RedisStateStoreTests(RedisServerFixture redis)
         var options = Options(redis.NewPrefix("wipe"), D);
         using var store = new RedisStateStore(redis.Redis, options);
         var rng = new Random(8);
-        await store.ApplyAsync([NewUser("u1", 1, rng, D)], ct);
+        var u1 = NewUser("u1", 1, rng, D);
+        await store.ApplyAsync([u1], ct);
         var before = await store.StatisticsSequenceAsync(ct);
         await DeleteAllKeysAsync(options.Prefix);
 
         var model = new PopulationModel(SmallCatalog, D);
         var u2 = NewUser("u2", 1, rng, D);
         (await store.ApplyAsync([u2], ct))[0].Outcome.ShouldBe(ApplyOutcome.Applied);
+        // The replay after a wipe re-applies what the store remembers having written: Redis no longer has it.
+        (await store.ApplyAsync([u1], ct))[0].Outcome.ShouldBe(ApplyOutcome.Applied);
 
+        model.Set("u1", u1.Cloaked!, u1.Classes!);
         model.Set("u2", u2.Cloaked!, u2.Classes!);
         var snapshot = await store.ReadStatisticsAsync(ct);
         snapshot.Version.Epoch.ShouldNotBe(before.Epoch);
         model.ShouldMatch(snapshot);
+    }
+
+    [Fact]
+    public async Task Attribute_names_with_key_syntax_stay_inside_their_own_keys()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var catalog = new AttrCloak.Core.Data.AttributeSpec[] { new("job title: {a}*[b]", ["x:y", "z"]), new("age", ["young", "old"]) };
+        var options = Options(redis.NewPrefix("names"), D, catalog);
+        using var store = new RedisStateStore(redis.Redis, options);
+        var rng = new Random(9);
+        var model = new PopulationModel(catalog, D);
+        var batch = Enumerable.Range(0, 12).Select(i => NewUser($"u{i}", 1, rng, D, catalog)).ToList();
+        await store.ApplyAsync(batch, ct);
+        foreach (var e in batch) model.Set(e.UserId, e.Cloaked!, e.Classes!);
+
+        model.ShouldMatch(await store.ReadStatisticsAsync(ct));
+        (await new StatisticsVerifier(redis.Redis, options).VerifyAsync(cancellationToken: ct)).IsConsistent.ShouldBeTrue();
+        var keys = (await ScanAsync(redis.Redis.GetDatabase(), options.Prefix)).Select(k => k.ToString()).ToList();
+        keys.ShouldContain($"{options.Prefix}:stats:job%20title%3A%20%7Ba%7D%2A%5Bb%5D:0");
+        keys.ShouldAllBe(k => k.Count(c => c == ':') <= 3 + options.Prefix.Count(c => c == ':'));
     }
 
     internal static async Task<Dictionary<string, string>> SnapshotOfKeysAsync(string prefix, IConnectionMultiplexer redis)

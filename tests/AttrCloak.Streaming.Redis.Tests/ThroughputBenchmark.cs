@@ -10,7 +10,7 @@ namespace AttrCloak.Streaming.Redis.Tests;
 /// Throughput of <see cref="RedisStateStore.ApplyAsync"/> at d = 64 with a MovieLens-like catalog (2 + 7 + 21 classes)
 /// over a resident population of 20,000 users: re-embeddings of random users (10 % also move class), per batch size
 /// and write path. Prints figures, asserts nothing about time. Run it with
-/// <c>dotnet test --project tests/AttrCloak.Streaming.Redis.Tests -- --filter-method "*Throughput*" --explicit only</c>.
+/// <c>dotnet test --project tests/AttrCloak.Streaming.Redis.Tests -c Release --output detailed -- --filter-method "*Throughput*" --explicit only</c>.
 /// </summary>
 public sealed class ThroughputBenchmark(RedisServerFixture redis)
 {
@@ -22,7 +22,7 @@ public sealed class ThroughputBenchmark(RedisServerFixture redis)
     private static string Sha1(string script) =>
         Convert.ToHexString(System.Security.Cryptography.SHA1.HashData(System.Text.Encoding.UTF8.GetBytes(script))).ToLowerInvariant();
 
-    [Fact(Explicit = true)]
+    [Fact(Explicit = true, DisplayName = "Benchmark (explicit, prints figures): ApplyAsync throughput by batch size and statistics path")]
     public async Task Throughput_of_apply_by_batch_size_and_write_path()
     {
         var ct = TestContext.Current.CancellationToken;
@@ -81,6 +81,7 @@ public sealed class ThroughputBenchmark(RedisServerFixture redis)
         await db.ExecuteAsync("SLOWLOG", "RESET");
         var cpuBefore = await RedisCpuSecondsAsync(db);
         var callsBefore = await CommandStatsAsync(db);
+        store.Counters.ClientTicks = store.Counters.WriteTicks = 0;
         var clock = Stopwatch.StartNew();
         foreach (var batch in batches) await store.ApplyAsync(batch, ct);
         clock.Stop();
@@ -98,6 +99,7 @@ public sealed class ThroughputBenchmark(RedisServerFixture redis)
         return string.Create(CultureInfo.InvariantCulture,
             $"{batchSize,5}  {(serverSide ? "Lua float64 deltas" : "absolute (client sums)"),-20} {applied,7}   {rate,9:N0}   " +
             $"{clock.Elapsed.TotalMilliseconds / batches.Count,19:F2}   {redisCpuPerEvent,18:F1}   {evalUsec / Math.Max(1, evalCalls) ,20:F0}" +
+            $"   client {store.Counters.ClientTicks * 1e6 / Stopwatch.Frequency / applied:F1} us/event, apply call {store.Counters.WriteTicks * 1e3 / Stopwatch.Frequency / batches.Count:F2} ms/batch" +
             $"   read {perScript.Read:F0} us + apply {perScript.Apply:F0} us per batch" +
             $"   (evalsha calls {callsAfter.Sha - callsBefore.Sha}, eval calls {callsAfter.Eval - callsBefore.Eval}, cache reloads {store.Counters.CacheReloads})");
     }

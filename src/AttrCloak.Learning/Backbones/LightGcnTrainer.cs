@@ -31,8 +31,10 @@ public sealed class LightGcnTrainer(BackboneTrainingOptions options) : IBackbone
 
         using var adjacency = NormalisedAdjacency(split);
         // One table for users (rows 0..U-1) and items (rows U..): propagation is then a single sparse mm.
-        using var embeddings = torch.nn.Parameter(torch.normal(0, o.InitStd, [nodeCount, o.Dim], generator: generator));
-        using var optimizer = torch.optim.Adam([embeddings], lr: o.LearningRate);
+        // Scalars.Normal and TorchAdam: torch.normal and torch.optim.Adam without temporary Scalars (see Scalars).
+        using var embeddings = torch.nn.Parameter(Scalars.Normal(0, o.InitStd, [nodeCount, o.Dim], generator));
+        using var optimizer = new TorchAdam([embeddings], o.LearningRate);
+        using var halfWeightDecay = (o.WeightDecay * 0.5).ToScalar();
         var userIdx = new long[sampleCount];
         var positiveIdx = new long[sampleCount];
         var negativeIdx = new long[sampleCount];
@@ -67,16 +69,18 @@ public sealed class LightGcnTrainer(BackboneTrainingOptions options) : IBackbone
                 var eu = TrainingLoop.Rows(final, bu);
                 var margin = (eu * TrainingLoop.Rows(final, bp)).sum(1) - (eu * TrainingLoop.Rows(final, bn)).sum(1);
                 // -log sigmoid(x) = softplus(-x), numerically stable for large margins.
-                var loss = torch.nn.functional.softplus(-margin).mean();
+                var loss = Scalars.Softplus(-margin).mean();
                 if (o.WeightDecay > 0)
                 {
-                    var l2 = TrainingLoop.Rows(embeddings, bu).square().sum() + TrainingLoop.Rows(embeddings, bp).square().sum()
-                             + TrainingLoop.Rows(embeddings, bn).square().sum();
-                    loss = loss + o.WeightDecay * 0.5 * l2 / length;
+                    var l2 = TrainingLoop.Rows(embeddings, bu).Squared().sum().Plus(TrainingLoop.Rows(embeddings, bp).Squared().sum())
+                        .Plus(TrainingLoop.Rows(embeddings, bn).Squared().sum());
+                    // loss + (WeightDecay * 0.5) * l2 / length, the operators' order and types, Scalars held.
+                    using var lengthScalar = length.ToScalar();
+                    loss = loss.Plus(l2.mul(halfWeightDecay).div(lengthScalar));
                 }
-                optimizer.zero_grad();
+                optimizer.ZeroGrad();
                 loss.backward();
-                optimizer.step();
+                optimizer.Step();
                 lossSum += loss.item<float>() * length;
             }
             return lossSum / sampleCount;
@@ -102,9 +106,11 @@ public sealed class LightGcnTrainer(BackboneTrainingOptions options) : IBackbone
         for (var l = 0; l < layers; l++)
         {
             current = adjacency.mm(current);
-            sum = sum + current;
+            sum = sum.Plus(current);
         }
-        return layers == 0 ? layer0 * 1.0 : sum / (layers + 1);
+        if (layers == 0) return layer0.clone(); // was layer0 * 1.0: a copy with the same values and gradient
+        using var count = (layers + 1).ToScalar();
+        return sum.div(count);
     }
 
     /// <summary>

@@ -28,9 +28,12 @@ public sealed class MfTrainer(BackboneTrainingOptions options) : IBackboneTraine
         var perPositive = 1 + o.Negatives;
         var sampleCount = pairs.Length * perPositive;
 
-        using var users = torch.nn.Parameter(torch.normal(0, o.InitStd, [split.UserCount, o.Dim], generator: generator));
-        using var items = torch.nn.Parameter(torch.normal(0, o.InitStd, [split.ItemCount, o.Dim], generator: generator));
-        using var optimizer = torch.optim.Adam([users, items], lr: o.LearningRate);
+        // Scalars.Normal and TorchAdam are torch.normal and torch.optim.Adam without their temporary Scalars
+        // (see Scalars): same values, safe while other threads allocate.
+        using var users = torch.nn.Parameter(Scalars.Normal(0, o.InitStd, [split.UserCount, o.Dim], generator));
+        using var items = torch.nn.Parameter(Scalars.Normal(0, o.InitStd, [split.ItemCount, o.Dim], generator));
+        using var optimizer = new TorchAdam([users, items], o.LearningRate);
+        using var weightDecay = o.WeightDecay.ToScalar();
 
         // Labels never change: each positive is followed by its negatives.
         var labelValues = new float[sampleCount];
@@ -68,10 +71,14 @@ public sealed class MfTrainer(BackboneTrainingOptions options) : IBackboneTraine
                 var logits = (bu * bi).sum(1);
                 var loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, allLabels.narrow(0, start, length));
                 if (o.WeightDecay > 0)
-                    loss = loss + o.WeightDecay * (bu.square().sum() + bi.square().sum()) / length;
-                optimizer.zero_grad();
+                {
+                    // loss + WeightDecay * (|bu|^2 + |bi|^2) / length, with every Scalar held (see Scalars).
+                    using var lengthScalar = length.ToScalar();
+                    loss = loss.Plus(bu.Squared().sum().Plus(bi.Squared().sum()).mul(weightDecay).div(lengthScalar));
+                }
+                optimizer.ZeroGrad();
                 loss.backward();
-                optimizer.step();
+                optimizer.Step();
                 lossSum += loss.item<float>() * length;
             }
             return lossSum / sampleCount;

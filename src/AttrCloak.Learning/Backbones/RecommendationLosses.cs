@@ -70,12 +70,12 @@ public abstract class UserRecommendationLoss : IUserRecommendationLoss, IDisposa
         _items = torch.tensor(items.Values, [items.Rows, items.Cols]).DetachFromDisposeScope();
         _positiveUsers = torch.tensor(users).DetachFromDisposeScope();
         _positiveItems = torch.tensor(itemIdx).DetachFromDisposeScope();
-        _positiveKeys = (_positiveUsers * ItemCount + _positiveItems).DetachFromDisposeScope();
+        _positiveKeys = Keys(_positiveUsers, _positiveItems).DetachFromDisposeScope();
         _sortedPositiveKeys = _positiveKeys.sort().Values.DetachFromDisposeScope();
         if (_dense)
         {
             _trainMask = torch.zeros((long)UserCount * ItemCount, dtype: ScalarType.Bool);
-            _trainMask.index_fill_(0, _positiveKeys, true);
+            _trainMask.index_fill_(0, _positiveKeys, Scalars.True);
             _trainMask.DetachFromDisposeScope();
         }
         // Negatives are laid out positive-major: sample k*Negatives + j belongs to positive k.
@@ -113,7 +113,7 @@ public abstract class UserRecommendationLoss : IUserRecommendationLoss, IDisposa
         CheckUsers(users);
         using var scope = torch.NewDisposeScope();
         var result = Loss(users, _positiveUsers, _positiveItems, _positiveKeys, _negativeUsers, negativeItems,
-            _negativeUsers * ItemCount + negativeItems);
+            Keys(_negativeUsers, negativeItems));
         return result.MoveToOuterDisposeScope();
     }
 
@@ -153,14 +153,21 @@ public abstract class UserRecommendationLoss : IUserRecommendationLoss, IDisposa
     {
         using var scope = torch.NewDisposeScope();
         var items = torch.randint(ItemCount, [_negativeUsers.shape[0]], dtype: ScalarType.Int64, generator: _generator);
-        var pending = IsTrainPair(_negativeUsers * ItemCount + items).nonzero().squeeze(1);
+        var pending = IsTrainPair(Keys(_negativeUsers, items)).nonzero().squeeze(1);
         for (var round = 0; round < 100 && pending.shape[0] > 0; round++)
         {
             var fresh = torch.randint(ItemCount, [pending.shape[0]], dtype: ScalarType.Int64, generator: _generator);
             items.index_put_(fresh, [pending]);
-            pending = pending.masked_select(IsTrainPair(_negativeUsers.index_select(0, pending) * ItemCount + fresh));
+            pending = pending.masked_select(IsTrainPair(Keys(_negativeUsers.index_select(0, pending), fresh)));
         }
         return items.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Flat keys users * ItemCount + items (int64), without temporary Scalars (see <see cref="Scalars"/>).</summary>
+    private Tensor Keys(Tensor users, Tensor items)
+    {
+        using var itemCount = ItemCount.ToScalar();
+        return users.mul(itemCount).Plus(items);
     }
 
     /// <summary>Whether each flat key u*ItemCount+i is a train positive.</summary>
@@ -168,7 +175,8 @@ public abstract class UserRecommendationLoss : IUserRecommendationLoss, IDisposa
     {
         // A byte per (user, item) cell is a single gather; past the dense limit fall back to binary search.
         if (_trainMask is not null) return _trainMask.index_select(0, keys);
-        var at = torch.searchsorted(_sortedPositiveKeys, keys).clamp_max(_sortedPositiveKeys.shape[0] - 1);
+        using var last = (_sortedPositiveKeys.shape[0] - 1).ToScalar();
+        var at = torch.searchsorted(_sortedPositiveKeys, keys).clamp_max(last);
         return _sortedPositiveKeys.index_select(0, at).eq(keys);
     }
 
@@ -209,7 +217,7 @@ public sealed class BceRecommendationLoss : UserRecommendationLoss
         var positive = Scores(users, positiveUsers, positiveItems, positiveKeys, dense);
         var negative = Scores(users, negativeUsers, negativeItems, negativeKeys, dense);
         // BCE-with-logits: -log σ(s) = softplus(-s) for label 1, -log(1-σ(s)) = softplus(s) for label 0.
-        return torch.nn.functional.softplus(-positive).sum() + torch.nn.functional.softplus(negative).sum();
+        return Scalars.Softplus(-positive).sum().Plus(Scalars.Softplus(negative).sum());
     }
 }
 
@@ -238,6 +246,6 @@ public sealed class BprRecommendationLoss : UserRecommendationLoss
         var positive = Scores(users, positiveUsers, positiveItems, positiveKeys, dense);
         var negative = Scores(users, negativeUsers, negativeItems, negativeKeys, dense);
         if (Negatives > 1) positive = positive.repeat_interleave(Negatives);
-        return torch.nn.functional.softplus(negative - positive).sum();
+        return Scalars.Softplus(negative - positive).sum();
     }
 }

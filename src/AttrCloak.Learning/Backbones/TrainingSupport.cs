@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using TorchSharp.Modules;
 using AttrCloak.Core.Data;
 using AttrCloak.Core.Evaluation;
 
@@ -163,4 +164,74 @@ internal static class TrainingLoop
     /// </summary>
     public static Tensor Rows(Tensor table, Tensor index) =>
         table.gather(0, index.unsqueeze(1).expand(index.shape[0], table.shape[1]));
+}
+
+/// <summary>
+/// torch.optim.Adam(parameters, lr) of TorchSharp 0.107 (beta 0.9/0.999, eps 1e-8, no weight decay, no amsgrad),
+/// op for op, so a given seed trains to the same bits. Own code because TorchSharp's step passes temporary,
+/// never-disposed Scalars to libtorch (mul_(beta1), add_(grad, alpha), / sqrt(bc2), add_(eps), addcdiv_(value)),
+/// which another thread's GC can finalise mid-call (see <see cref="Scalars"/>). Every Scalar here is a using
+/// variable that lives until the step has returned.
+/// </summary>
+internal sealed class TorchAdam : IDisposable
+{
+    private const double Beta1 = 0.9;
+    private const double Beta2 = 0.999;
+    private const double Epsilon = 1e-8;
+    private readonly Parameter[] _parameters;
+    private readonly Tensor[] _m;
+    private readonly Tensor[] _v;
+    private readonly double _learningRate;
+    private long _step;
+
+    public TorchAdam(IEnumerable<Parameter> parameters, double learningRate)
+    {
+        _parameters = parameters.ToArray();
+        _learningRate = learningRate;
+        using var noGrad = torch.no_grad();
+        _m = _parameters.Select(p => torch.zeros_like(p).DetachFromDisposeScope()).ToArray();
+        _v = _parameters.Select(p => torch.zeros_like(p).DetachFromDisposeScope()).ToArray();
+    }
+
+    /// <summary>Zeroes the gradients (as optimizer.zero_grad(); accumulation into zero is exact either way).</summary>
+    public void ZeroGrad()
+    {
+        foreach (var p in _parameters)
+        {
+            using var grad = p.grad;
+            grad?.zero_();
+        }
+    }
+
+    public void Step()
+    {
+        _step++;
+        var biasCorrection1 = 1 - Math.Pow(Beta1, _step);
+        var biasCorrection2 = 1 - Math.Pow(Beta2, _step);
+        using var beta1 = Beta1.ToScalar();
+        using var oneMinusBeta1 = (1 - Beta1).ToScalar();
+        using var beta2 = Beta2.ToScalar();
+        using var oneMinusBeta2 = (1 - Beta2).ToScalar();
+        using var sqrtBiasCorrection2 = Math.Sqrt(biasCorrection2).ToScalar();
+        using var epsilon = Epsilon.ToScalar();
+        using var negativeStepSize = (-(_learningRate / biasCorrection1)).ToScalar();
+        using var noGrad = torch.no_grad();
+        using var scope = torch.NewDisposeScope();
+        for (var i = 0; i < _parameters.Length; i++)
+        {
+            var grad = _parameters[i].grad;
+            if (grad is null) continue;
+            _m[i].mul_(beta1).add_(grad, oneMinusBeta1);
+            // TorchSharp passes grad.conj(): the identity for real tensors.
+            _v[i].mul_(beta2).addcmul_(grad, grad, oneMinusBeta2);
+            var denominator = _v[i].sqrt().div(sqrtBiasCorrection2).add_(epsilon, Scalars.One);
+            _parameters[i].addcdiv_(_m[i], denominator, negativeStepSize);
+        }
+    }
+
+    public void Dispose()
+    {
+        foreach (var t in _m) t.Dispose();
+        foreach (var t in _v) t.Dispose();
+    }
 }

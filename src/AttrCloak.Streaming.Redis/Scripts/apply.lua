@@ -7,7 +7,7 @@
 -- KEYS[1] {prefix}:meta
 -- KEYS[2 .. 1+ns]             statistics keys of the (attribute, class) slots the batch changes
 -- KEYS[2+ns .. 1+ns+nu]       user keys
--- KEYS[2+ns+nu .. 1+ns+2*nu]  the same users' tombstone keys
+-- KEYS[2+ns+nu .. ]           tombstone keys of the users that need one (create, forget, or no state expected)
 -- ARGV[1] layout fingerprint the client computed with
 -- ARGV[2] mode: 'A' = payloads are the new absolute values, valid only if the statistics are still at version ARGV[3]
 --               'D' = payloads are deltas, added here in float64 (commutative: valid whatever other writers did)
@@ -15,10 +15,12 @@
 -- ARGV[3] expected statistics version 'epoch:seq' (mode A)
 -- ARGV[4] ns, ARGV[5] nu, ARGV[6] tombstone TTL in milliseconds
 -- ARGV[7 .. 6+ns] payload per statistics key: float64 LE bytes; in mode A '' means the class is now empty
--- then 7 per user: expected token as last read or written ('U'..version of the state, 'T'..version of the tombstone,
---   '' neither), op ('U' update, 'C' create, 'F' forget), new version, event id, original, cloaked, classes
---   (for 'U', an empty original/cloaked/classes means unchanged: only what changed is sent and written)
--- Returns {'OK', epoch, seq} or {'CONFLICT', what, index} or {'LAYOUT'} or {'CORRUPT', index}.
+-- then 8 per user: expected token as last read or written ('U'..version of the state, 'T'..version of the tombstone,
+--   '' neither), op ('U' update, 'C' create, 'F' forget, 'N' nothing: compare only), new version, event id,
+--   original, cloaked, classes
+--   (for 'U', an empty original/cloaked/classes means unchanged: only what changed is sent and written),
+--   index of the user's tombstone key among the tombstone keys (0 = none: the user's state is expected to exist)
+-- Returns {'OK', epoch, seq} or {'CONFLICT', what, index} or {'LAYOUT'} or {'CORRUPT', index} or {'BADARGS', index}.
 local meta = KEYS[1]
 if redis.call('HGET', meta, 'layout') ~= ARGV[1] then return {'LAYOUT'} end
 local mode, ns, nu, ttl = ARGV[2], tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
@@ -31,10 +33,13 @@ for u = 1, nu do
   if current then
     current = 'U' .. current
   else
-    current = redis.call('GET', KEYS[1 + ns + nu + u])
+    local t = tonumber(ARGV[ubase + (u - 1) * 8 + 8])
+    current = t > 0 and redis.call('GET', KEYS[1 + ns + nu + t]) or false
     current = current and ('T' .. current) or ''
   end
-  if current ~= ARGV[ubase + (u - 1) * 7 + 1] then return {'CONFLICT', 'user', u} end
+  if current ~= ARGV[ubase + (u - 1) * 8 + 1] then return {'CONFLICT', 'user', u} end
+  local op = ARGV[ubase + (u - 1) * 8 + 2]
+  if (op == 'F' or op == 'C') and tonumber(ARGV[ubase + (u - 1) * 8 + 8]) == 0 then return {'BADARGS', u} end
 end
 local epoch = redis.call('HGET', meta, 'epoch')
 if mode == 'A' then
@@ -85,12 +90,13 @@ if ns > 0 and mode ~= 'N' then
 end
 
 for u = 1, nu do
-  local o = ubase + (u - 1) * 7
-  local ukey, tkey, op = KEYS[1 + ns + u], KEYS[1 + ns + nu + u], ARGV[o + 2]
+  local o = ubase + (u - 1) * 8
+  local t = tonumber(ARGV[o + 8])
+  local ukey, tkey, op = KEYS[1 + ns + u], t > 0 and KEYS[1 + ns + nu + t] or nil, ARGV[o + 2]
   if op == 'F' then
     redis.call('DEL', ukey)
     redis.call('SET', tkey, ARGV[o + 3], 'PX', ttl)
-  else
+  elseif op ~= 'N' then
     local fields = {'v', ARGV[o + 3], 'e', ARGV[o + 4]}
     if ARGV[o + 5] ~= '' then fields[#fields + 1] = 'o'; fields[#fields + 1] = ARGV[o + 5] end
     if ARGV[o + 6] ~= '' then fields[#fields + 1] = 'c'; fields[#fields + 1] = ARGV[o + 6] end

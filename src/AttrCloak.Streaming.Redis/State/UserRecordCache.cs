@@ -1,7 +1,6 @@
-using AttrCloak.Streaming.Redis.State;
 using StackExchange.Redis;
 
-namespace AttrCloak.Streaming.Redis;
+namespace AttrCloak.Streaming.Redis.State;
 
 /// <summary>
 /// What the store last read or wrote for a user: the compare-and-set token (<c>U{version}</c> for a state,
