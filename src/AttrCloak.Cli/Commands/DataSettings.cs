@@ -20,12 +20,16 @@ public class DataSettings : CommandSettings
     [DefaultValue(1000)]
     public int SyntheticUsers { get; init; } = 1000;
 
+    [CommandOption("--synthetic-strength <S>")]
+    [Description("How strongly attributes shape the synthetic users' tastes (default 0.5; 0 = no leakage).")]
+    public double? SyntheticStrength { get; init; }
+
     /// <summary>The data source these options name, or <paramref name="recorded"/> when they name none.</summary>
     public DataSource ToSource(DataSource? recorded = null)
     {
         if (Dataset is null && Data is null && recorded is not null) return recorded;
         if (SyntheticUsers < 10) throw new UsageException($"--synthetic-users must be at least 10, got {SyntheticUsers}");
-        var source = new DataSource(Dataset ?? (Data is null ? "synthetic" : "ml-100k"), Data, SyntheticUsers);
+        var source = new DataSource(Dataset ?? (Data is null ? "synthetic" : "ml-100k"), Data, SyntheticUsers, SyntheticStrength: SyntheticStrength);
         _ = source.Kind; // validates the name now, with a clear message
         return source;
     }

@@ -10,7 +10,8 @@ namespace AttrCloak.Cli.Experiments;
 /// Where a data set comes from: its layout and directory. Saved beside a trained model (dataset.json) so that
 /// `cloak`, `audit` and `evaluate` find the labels and interactions without being told again.
 /// </summary>
-public sealed record DataSource(string Dataset, string? Directory, int SyntheticUsers = 1000, long SyntheticSeed = 2025, int SplitSeed = 2025)
+public sealed record DataSource(string Dataset, string? Directory, int SyntheticUsers = 1000, long SyntheticSeed = 2025, int SplitSeed = 2025,
+    double? SyntheticStrength = null)
 {
     public const string FileName = "dataset.json";
     private static readonly JsonSerializerOptions Json = new() { WriteIndented = true };
@@ -24,11 +25,17 @@ public sealed record DataSource(string Dataset, string? Directory, int Synthetic
         var kind = Kind;
         if (kind != DatasetKind.Synthetic && string.IsNullOrWhiteSpace(Directory))
             throw new UsageException($"--dataset {Dataset} needs --data DIR (the folder holding its files)");
-        return DatasetLoader.Load(kind, Directory ?? "", new SyntheticOptions { Users = SyntheticUsers, Seed = SyntheticSeed });
+        return DatasetLoader.Load(kind, Directory ?? "", SyntheticOptionsFor());
     }
 
     /// <summary>The leave-one-out split every method of an experiment is evaluated on (fixed candidate lists).</summary>
     public LeaveOneOutSplit Split(RecDataset data) => LeaveOneOutSplit.Create(data, 99, SplitSeed);
+
+    private SyntheticOptions SyntheticOptionsFor()
+    {
+        var options = new SyntheticOptions { Users = SyntheticUsers, Seed = SyntheticSeed };
+        return SyntheticStrength is { } s ? options with { AttributeStrength = s } : options;
+    }
 
     public string Describe() => Kind == DatasetKind.Synthetic ? $"synthetic ({SyntheticUsers} users, seed {SyntheticSeed})" : $"{Dataset} from {Directory}";
 
