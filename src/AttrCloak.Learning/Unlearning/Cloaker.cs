@@ -92,8 +92,9 @@ public sealed class Cloaker
             {
                 using var noGrad = torch.no_grad();
                 var diff = em.sub(anchor);
-                lossR = diff.to_type(float64).square().sum();
-                gR = diff.mul(2.0f);
+                lossR = diff.to_type(float64).Squared().sum();
+                using var two = 2.0f.ToScalar();
+                gR = diff.mul(two);
             }
             else
             {
@@ -163,7 +164,10 @@ public sealed class Cloaker
 
             using (torch.no_grad())
             {
-                var direction = gAu.mul((float)alpha).add_(gR, (float)(1 - alpha));
+                // Explicit, held Scalars throughout (see Scalars): implicit ones can be finalised mid-call.
+                using var alphaScalar = ((float)alpha).ToScalar();
+                using var restScalar = ((float)(1 - alpha)).ToScalar();
+                var direction = gAu.mul(alphaScalar).add_(gR, restScalar);
                 Step(options, t + 1, em, direction, adamM, adamV);
             }
             inStep += Lap();
@@ -213,16 +217,24 @@ public sealed class Cloaker
     {
         if (options.Optimizer == CloakOptimizer.Sgd)
         {
-            em.add_(direction, -options.LearningRate);
+            using var negativeRate = (-options.LearningRate).ToScalar();
+            em.add_(direction, negativeRate);
             return;
         }
-        // Adam as in torch.optim.Adam (no weight decay, no amsgrad).
+        // Adam as in torch.optim.Adam (no weight decay, no amsgrad), every Scalar explicit and held (see Scalars).
         double b1 = options.AdamBeta1, b2 = options.AdamBeta2;
-        m.mul_(b1).add_(direction, 1 - b1);
-        v.mul_(b2).addcmul_(direction, direction, 1 - b2);
         var biasCorrection1 = 1 - Math.Pow(b1, step);
         var biasCorrection2 = 1 - Math.Pow(b2, step);
-        var denominator = v.sqrt().div_(Math.Sqrt(biasCorrection2)).add_(options.AdamEpsilon);
-        em.addcdiv_(m, denominator, -options.LearningRate / biasCorrection1);
+        using var beta1 = b1.ToScalar();
+        using var oneMinusBeta1 = (1 - b1).ToScalar();
+        using var beta2 = b2.ToScalar();
+        using var oneMinusBeta2 = (1 - b2).ToScalar();
+        using var sqrtBiasCorrection2 = Math.Sqrt(biasCorrection2).ToScalar();
+        using var epsilon = options.AdamEpsilon.ToScalar();
+        using var negativeStepSize = (-options.LearningRate / biasCorrection1).ToScalar();
+        m.mul_(beta1).add_(direction, oneMinusBeta1);
+        v.mul_(beta2).addcmul_(direction, direction, oneMinusBeta2);
+        var denominator = v.sqrt().div_(sqrtBiasCorrection2).add_(epsilon, Scalars.One);
+        em.addcdiv_(m, denominator, negativeStepSize);
     }
 }

@@ -39,9 +39,12 @@ public sealed record CovarianceRidge(double Epsilon, RidgeMode Mode)
     }
 
     /// <summary>The ridge as a float64 scalar tensor for a global covariance <paramref name="globalCovariance"/> [d, d].</summary>
-    internal Tensor Resolve(Tensor globalCovariance) => Mode switch
+    internal Tensor Resolve(Tensor globalCovariance)
     {
-        RidgeMode.Absolute => torch.tensor(Epsilon, float64),
-        _ => globalCovariance.diagonal().mean().mul(Epsilon).add(RelativeFloor),
-    };
+        if (Mode == RidgeMode.Absolute) return torch.tensor(Epsilon, float64);
+        // Explicit, held Scalars (see Scalars).
+        using var epsilon = Epsilon.ToScalar();
+        using var floor = RelativeFloor.ToScalar();
+        return globalCovariance.diagonal().mean().mul(epsilon).add(floor, Scalars.One);
+    }
 }

@@ -33,11 +33,13 @@ public static class GaussianFit
         var blocks = x.index_select(0, layout.PadIndex).view(layout.ChunkCount, AttributeLayout.ChunkSize, d);
         var counts = layout.Counts.unsqueeze(-1);
         var chunkSums = blocks.mul(layout.Mask).sum(1L);
-        var means = torch.zeros(k, d, dtype: float64).index_add(0, layout.ChunkClass, chunkSums, 1.0).div(counts);
+        // Explicit, held Scalars throughout (see Scalars): implicit ones can be finalised mid-call.
+        using var one = 1.0.ToScalar();
+        var means = torch.zeros(k, d, dtype: float64).index_add(0, layout.ChunkClass, chunkSums, one).div(counts);
         // Centre by the class's own mean before the outer products: float64 cancellation is then harmless.
         var centred = blocks.sub(means.index_select(0, layout.ChunkClass).unsqueeze(1)).mul(layout.Mask);
         var chunkScatter = centred.transpose(1, 2).bmm(centred);
-        var covariances = torch.zeros(k, d, d, dtype: float64).index_add(0, layout.ChunkClass, chunkScatter, 1.0)
+        var covariances = torch.zeros(k, d, d, dtype: float64).index_add(0, layout.ChunkClass, chunkScatter, one)
             .div(counts.unsqueeze(-1));
 
         // Global fit over the same labelled users from the class fits (law of total covariance), which is exact for
@@ -47,7 +49,7 @@ public static class GaussianFit
         var shift = means.sub(globalMean);
         var within = covariances.mul(w.view(k, 1, 1)).sum(0L);
         var between = shift.transpose(0, 1).mm(shift.mul(w.unsqueeze(-1)));
-        var globalCovariance = within.add(between);
+        var globalCovariance = within.Plus(between);
         return new ClassStatistics(means, covariances, w, globalMean, globalCovariance);
     }
 

@@ -30,8 +30,8 @@ public static class GaussianKl
         var d = muG.shape[^1];
         using var eye = torch.eye(d, dtype: float64);
         var r = ridge.to_type(float64).mul(eye);
-        var sg = sigmaG.to_type(float64).add(r);
-        var sk = sigmaK.to_type(float64).add(r);
+        var sg = sigmaG.to_type(float64).Plus(r);
+        var sk = sigmaK.to_type(float64).Plus(r);
 
         var (logDetG, sgInverse) = LogDetAndInverse(sg, withInverse: true);
         var (logDetK, _) = LogDetAndInverse(sk, withInverse: false);
@@ -39,8 +39,11 @@ public static class GaussianKl
         var trace = sk.mul(sgInverse!).sum([-2L, -1L]);
         var diff = muK.to_type(float64).sub(muG.to_type(float64));
         var mahalanobis = diff.matmul(sgInverse!).mul(diff).sum(-1);
-        var meanShift = mahalanobis.mul(0.5);
-        return (logDetG.sub(logDetK).sub(d).add(trace).mul(0.5).add(meanShift), meanShift);
+        // Explicit, held Scalars (see Scalars): implicit ones can be finalised while libtorch reads them.
+        using var half = 0.5.ToScalar();
+        using var dimension = d.ToScalar();
+        var meanShift = mahalanobis.mul(half);
+        return (logDetG.sub(logDetK).sub(dimension).Plus(trace).mul(half).Plus(meanShift), meanShift);
     }
 
     /// <summary>
@@ -57,12 +60,13 @@ public static class GaussianKl
         using (torch.no_grad())
         {
             var l = torch.linalg.cholesky(s);
-            logDet = l.diagonal(0, -2, -1).log().sum(-1).mul(2.0);
+            using var two = 2.0.ToScalar();
+            logDet = l.diagonal(0, -2, -1).log().sum(-1).mul(two);
             inverse = torch.cholesky_inverse(l);
         }
         if (!s.requires_grad) return (logDet, withInverse ? inverse : null);
         var delta = s.sub(s.detach());
-        var attachedLogDet = logDet.add(delta.mul(inverse).sum([-2L, -1L]));
+        var attachedLogDet = logDet.Plus(delta.mul(inverse).sum([-2L, -1L]));
         var attachedInverse = withInverse ? inverse.sub(inverse.matmul(delta).matmul(inverse)) : null;
         return (attachedLogDet, attachedInverse);
     }
