@@ -15,6 +15,8 @@ public sealed class ConsoleProgress(ProgressContext context) : IReproduceProgres
     /// <summary>Runs <paramref name="work"/> with progress bars, or plainly where the console cannot show them.</summary>
     public static T Run<T>(Func<IReproduceProgress, T> work)
     {
+        // Logs and pipes get one plain line per phase instead of redrawn bars (which would interleave with tables).
+        if (!AnsiConsole.Profile.Capabilities.Interactive) return work(new LineProgress());
         T result = default!;
         AnsiConsole.Progress()
             .AutoClear(false)
@@ -89,4 +91,44 @@ public sealed class ConsoleProgress(ProgressContext context) : IReproduceProgres
 public sealed class InlineProgress<T>(Action<T> report) : IProgress<T>
 {
     public void Report(T value) => report(value);
+}
+
+/// <summary>Progress for non-interactive output: one line when a phase starts and when a seed's method is done.</summary>
+public sealed class LineProgress : IReproduceProgress
+{
+    private int _done;
+    private int _total;
+
+    public void Started(int seeds, int methodsPerSeed)
+    {
+        _total = seeds * methodsPerSeed;
+        Write($"{seeds} seed(s) x {methodsPerSeed} methods");
+    }
+
+    public IProgress<TrainingProgress>? Training(int seed)
+    {
+        Write($"{Prefix(seed)}training backbone");
+        return null;
+    }
+
+    public IProgress<CloakIteration>? Cloaking(int seed, string method)
+    {
+        Write($"{Prefix(seed)}{method}");
+        return null;
+    }
+
+    public IProgress<AuditProgress>? Auditing(int seed, string method)
+    {
+        Write($"{Prefix(seed)}auditing {method}");
+        return null;
+    }
+
+    public void MethodDone(int seed, string method) =>
+        Write($"seed {seed}: {method} done ({++_done}/{Math.Max(_total, _done)})");
+
+    // Single commands report seed 0: no prefix for them.
+    private static string Prefix(int seed) => seed == 0 ? "" : $"seed {seed}: ";
+
+    private static void Write(string line) =>
+        AnsiConsole.MarkupLineInterpolated($"[grey]{DateTime.Now:HH:mm:ss}[/] {line}");
 }
