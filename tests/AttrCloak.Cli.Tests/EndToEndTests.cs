@@ -15,36 +15,26 @@ public sealed class EndToEndTests
 {
     private static readonly string[] Attackers = ["lr", "lr+cal", "mlp"];
 
-    // Thresholds chosen from measured figures (500 synthetic users, seed 1, CloakPresets of commit a86a42d:
-    // DF Adam lr 0.03 x 80, DD GD lr 8 x 150). "leak" = an attribute's largest |balanced accuracy - chance| over
-    // the attackers and decision rules; "ratio" = cloaked leak / original leak.
-    //   Original      NDCG@10 0.467; worst balanced gender 0.875, age 0.445, occupation 0.217 (chance 0.5/0.143/0.048)
-    //   AttrCloak-DD  NDCG@10 0.423 (0.90x); gender 0.717, age 0.228, occupation 0.057 (ratios 0.58/0.28/0.23)
-    //   AttrCloak-DF  NDCG@10 0.476 (1.02x); gender 0.851, age 0.399, occupation 0.192 (ratios 0.94/0.85/0.85)
-    // The synthetic set leaks far more than ML-100K (gender 0.875 vs about 0.69), and on it the presets (tuned on
-    // ML-100K) do NOT reach the issue's bar "every attribute within chance + 0.12": DD meets it for age and
-    // occupation only, DF for none. The bounds below therefore guard what the pipeline does today (DD removes most
-    // of every leak, DF some, neither costs more than 15% NDCG@10); tighten them as the presets improve. The run is
-    // deterministic, so the figures only move when the method does; the margins absorb a few users' worth of
-    // numerical differences between machines.
+    // The issue's bar: after cloaking, the worst attacker's balanced accuracy is close to chance (within
+    // LeakMargin) on every attribute while NDCG@10 stays close to the original's. The original embeddings must
+    // exceed that bar on every attribute, so the privacy assertion demonstrably fails without cloaking.
+    // Measured (500 synthetic users at the default attribute strength, seed 1, attackers lr, lr+cal, mlp; figures
+    // printed by the test): see the test output; DF ~0.51/0.14/0.06 at ~1.0x, DD ~0.59/0.15/0.05 at ~0.94x.
 
     /// <summary>The privacy bar: worst balanced accuracy within chance + this. The original embeddings must exceed it on every attribute.</summary>
     private const double LeakMargin = 0.12;
 
+    /// <summary>For many-class attributes (occupation, K = 21, chance 0.048) chance + 0.12 would be 3.5x chance and
+    /// pass even the original embeddings (0.11), so they get this tighter margin.</summary>
+    private const double ManyClassLeakMargin = 0.04;
+
+    private static double Bar(AttrCloak.Audit.AttributeAudit a) => a.Chance + (a.ClassCount > 10 ? ManyClassLeakMargin : LeakMargin);
+
     /// <summary>Floor for the original gender leak (worst balanced accuracy).</summary>
     private const double OriginalGenderFloor = 0.62;
 
-    /// <summary>AttrCloak-DD: every attribute's leak at most this fraction of the original's (measured at most 0.58).</summary>
-    private const double DdMaxLeakRatio = 0.70;
-
-    /// <summary>AttrCloak-DF: no attribute leaks more than the original did (measured ratios up to 0.94)...</summary>
-    private const double DfMaxLeakRatio = 1.0;
-
-    /// <summary>...and the leak ratios average at most this (measured 0.88).</summary>
-    private const double DfMaxMeanLeakRatio = 0.93;
-
-    /// <summary>NDCG@10 of each cloak at least this fraction of the original's (measured 0.90 and 1.02).</summary>
-    private const double MinNdcgRatio = 0.85;
+    /// <summary>NDCG@10 of each cloak at least this fraction of the original's.</summary>
+    private const double MinNdcgRatio = 0.90;
 
     private static void Log(string line) => TestContext.Current.TestOutputHelper?.WriteLine(line);
 
@@ -76,18 +66,15 @@ public sealed class EndToEndTests
         // The data must leak, or nothing below means anything: every attribute fails the privacy bar.
         Attribute(original, "gender").WorstBalancedAccuracy.ShouldBeGreaterThanOrEqualTo(OriginalGenderFloor, Describe(original));
         foreach (var a in original.Privacy.Attributes)
-            a.WorstBalancedAccuracy.ShouldBeGreaterThan(a.Chance + LeakMargin, $"{a.Name}: {Describe(original)}");
+            a.WorstBalancedAccuracy.ShouldBeGreaterThan(Bar(a), $"{a.Name}: {Describe(original)}");
 
         foreach (var cloaked in result.Runs.Skip(1))
         {
             cloaked.Cloak.ShouldNotBeNull();
             cloaked.Embeddings.ShouldNotBeNull().Values.ShouldNotBe(original.Embeddings!.Values, $"{cloaked.Method} left the embeddings unchanged");
-            var ratios = cloaked.Privacy.Attributes.ToDictionary(a => a.Name, a => a.MaxAbsAdvantage / Attribute(original, a.Name).MaxAbsAdvantage);
-            var context = string.Create(CultureInfo.InvariantCulture,
-                $"leak ratios {string.Join(", ", ratios.Select(r => $"{r.Key} {r.Value:F2}"))}; {Describe(cloaked)}; {Describe(original)}");
-            var maxRatio = cloaked.Method == ReproduceResult.Dd ? DdMaxLeakRatio : DfMaxLeakRatio;
-            foreach (var (name, ratio) in ratios) ratio.ShouldBeLessThanOrEqualTo(maxRatio, $"{cloaked.Method} {name}: {context}");
-            if (cloaked.Method == ReproduceResult.Df) ratios.Values.Average().ShouldBeLessThanOrEqualTo(DfMaxMeanLeakRatio, context);
+            var context = $"{Describe(cloaked)}; {Describe(original)}";
+            foreach (var a in cloaked.Privacy.Attributes)
+                a.WorstBalancedAccuracy.ShouldBeLessThanOrEqualTo(Bar(a), $"{cloaked.Method} {a.Name}: {context}");
             cloaked.Utility.Ndcg10.ShouldBeGreaterThanOrEqualTo(MinNdcgRatio * original.Utility.Ndcg10, context);
         }
     }
