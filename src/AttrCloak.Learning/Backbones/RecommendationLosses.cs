@@ -112,21 +112,28 @@ public abstract class UserRecommendationLoss : IUserRecommendationLoss, IDisposa
     {
         CheckUsers(users);
         using var scope = torch.NewDisposeScope();
-        var result = Loss(users, _positiveUsers, _positiveItems, _positiveKeys, _negativeUsers, negativeItems,
-            Keys(_negativeUsers, negativeItems));
+        var result = ScoredLoss(users, negativeItems, Keys(_negativeUsers, negativeItems));
         return result.MoveToOuterDisposeScope();
     }
 
-    /// <summary>The summed loss given the positive and negative samples (keys are u*ItemCount+i).</summary>
-    private protected abstract Tensor Loss(Tensor users, Tensor positiveUsers, Tensor positiveItems, Tensor positiveKeys,
-        Tensor negativeUsers, Tensor negativeItems, Tensor negativeKeys);
+    /// <summary>Scores every positive and negative sample (keys are u*ItemCount+i), then applies <see cref="Loss"/>.</summary>
+    private Tensor ScoredLoss(Tensor users, Tensor negativeItems, Tensor negativeKeys)
+    {
+        var dense = DenseScores(users);
+        var positive = Scores(users, _positiveUsers, _positiveItems, _positiveKeys, dense);
+        var negative = Scores(users, _negativeUsers, negativeItems, negativeKeys, dense);
+        return Loss(positive, negative);
+    }
+
+    /// <summary>The summed loss from the positives' scores and the negatives' scores (positive-major).</summary>
+    private protected abstract Tensor Loss(Tensor positive, Tensor negative);
 
     /// <summary>
     /// users[u]·items[i] for each sample. Small catalogues go through the dense score matrix users·itemsᵀ
     /// (one GEMM and a gather of flat keys u*I+i: far cheaper than gathering a [samples, d] copy of both sides,
     /// ~100 MB per call on ML-100K); large ones gather rows per sample.
     /// </summary>
-    private protected Tensor Scores(Tensor users, Tensor userIdx, Tensor itemIdx, Tensor keys, Tensor? denseScores)
+    private Tensor Scores(Tensor users, Tensor userIdx, Tensor itemIdx, Tensor keys, Tensor? denseScores)
     {
         if (denseScores is not null) return denseScores.view(-1).gather(0, keys);
         var items = ItemsAs(users.dtype);
@@ -134,7 +141,7 @@ public abstract class UserRecommendationLoss : IUserRecommendationLoss, IDisposa
     }
 
     /// <summary>users·itemsᵀ when the dense path is in use, otherwise null.</summary>
-    private protected Tensor? DenseScores(Tensor users) => _dense ? users.mm(ItemsAs(users.dtype).t()) : null;
+    private Tensor? DenseScores(Tensor users) => _dense ? users.mm(ItemsAs(users.dtype).t()) : null;
 
     /// <summary>The frozen items in the dtype of the users (float64 lets gradient checks be exact).</summary>
     private Tensor ItemsAs(ScalarType dtype)
@@ -210,12 +217,8 @@ public sealed class BceRecommendationLoss : UserRecommendationLoss
     internal BceRecommendationLoss(EmbeddingMatrix items, LeaveOneOutSplit split, int seed, int negatives, long denseCellLimit)
         : base(items, split, seed, negatives, denseCellLimit) { }
 
-    private protected override Tensor Loss(Tensor users, Tensor positiveUsers, Tensor positiveItems, Tensor positiveKeys,
-        Tensor negativeUsers, Tensor negativeItems, Tensor negativeKeys)
+    private protected override Tensor Loss(Tensor positive, Tensor negative)
     {
-        var dense = DenseScores(users);
-        var positive = Scores(users, positiveUsers, positiveItems, positiveKeys, dense);
-        var negative = Scores(users, negativeUsers, negativeItems, negativeKeys, dense);
         // BCE-with-logits: -log σ(s) = softplus(-s) for label 1, -log(1-σ(s)) = softplus(s) for label 0.
         return Scalars.Softplus(-positive).sum().Plus(Scalars.Softplus(negative).sum());
     }
@@ -239,12 +242,8 @@ public sealed class BprRecommendationLoss : UserRecommendationLoss
     internal BprRecommendationLoss(EmbeddingMatrix items, LeaveOneOutSplit split, int seed, int negatives, long denseCellLimit)
         : base(items, split, seed, negatives, denseCellLimit) { }
 
-    private protected override Tensor Loss(Tensor users, Tensor positiveUsers, Tensor positiveItems, Tensor positiveKeys,
-        Tensor negativeUsers, Tensor negativeItems, Tensor negativeKeys)
+    private protected override Tensor Loss(Tensor positive, Tensor negative)
     {
-        var dense = DenseScores(users);
-        var positive = Scores(users, positiveUsers, positiveItems, positiveKeys, dense);
-        var negative = Scores(users, negativeUsers, negativeItems, negativeKeys, dense);
         if (Negatives > 1) positive = positive.repeat_interleave(Negatives);
         return Scalars.Softplus(negative - positive).sum();
     }
