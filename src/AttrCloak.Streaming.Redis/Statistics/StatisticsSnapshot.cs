@@ -20,6 +20,12 @@ public sealed record StatisticsSnapshot(StatisticsVersion Version, int Dimension
     /// <summary>The attribute called <paramref name="name"/>.</summary>
     public ClassStatisticsSnapshot this[string name] =>
         Attributes.FirstOrDefault(a => a.Attribute == name) ?? throw new KeyNotFoundException($"no attribute '{name}' in the snapshot");
+
+    /// <summary>
+    /// The same statistics over the users' ORIGINAL (uncloaked) embeddings, one entry per attribute in catalog order:
+    /// what the re-cloak maps each class from. Empty when the store does not keep them.
+    /// </summary>
+    public IReadOnlyList<ClassStatisticsSnapshot> Originals { get; init; } = [];
 }
 
 /// <summary>

@@ -3,10 +3,9 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using StackExchange.Redis;
+using Xunit;
 
-[assembly: AssemblyFixture(typeof(AttrCloak.Streaming.Redis.Tests.RedisServerFixture))]
-
-namespace AttrCloak.Streaming.Redis.Tests;
+namespace AttrCloak.Testing;
 
 /// <summary>
 /// One throw-away <c>redis-server</c> for the test assembly: a free TCP port on 127.0.0.1, no persistence, a temp
