@@ -1,0 +1,33 @@
+using Confluent.Kafka;
+
+namespace AttrCloak.Streaming.Kafka;
+
+/// <summary>
+/// librdkafka's built-in mock Kafka cluster: real TCP listeners on 127.0.0.1 that speak the Kafka protocol (produce,
+/// fetch, metadata, consumer groups, offset commits), hosted by a client created with <c>test.mock.num.brokers</c>.
+/// It lives as long as this object. A stand-in broker for tests and the local demo, never for production. Known
+/// behaviour (../shared/PLATFORM.md): topics are auto-created with 4 partitions on first use (do not call
+/// CreateTopics against it); it keeps only a bounded tail of each partition, so consume while producing.
+/// </summary>
+public sealed class MockKafkaCluster : IDisposable
+{
+    private readonly IAdminClient _host;
+
+    /// <param name="brokers">Number of mock brokers (1 is enough for one machine).</param>
+    public MockKafkaCluster(int brokers = 1)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(brokers, 1);
+        var config = new AdminClientConfig { BootstrapServers = "" };
+        config.Set("test.mock.num.brokers", brokers.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        _host = new AdminClientBuilder(config).SetLogHandler((_, _) => { }).Build();
+        var metadata = _host.GetMetadata(TimeSpan.FromSeconds(10));
+        if (metadata.Brokers.Count == 0)
+            throw new InvalidOperationException("the librdkafka mock cluster did not report any broker");
+        BootstrapServers = string.Join(',', metadata.Brokers.Select(b => $"{b.Host}:{b.Port}"));
+    }
+
+    /// <summary>The <c>bootstrap.servers</c> value other clients (and kcat) use, e.g. <c>127.0.0.1:39113</c>.</summary>
+    public string BootstrapServers { get; }
+
+    public void Dispose() => _host.Dispose();
+}

@@ -1,0 +1,157 @@
+using AttrCloak.Streaming.Contracts;
+using Prometheus;
+
+namespace AttrCloak.Streaming.Monitoring;
+
+/// <summary>
+/// Every Prometheus metric the worker exports, in one place, so that dashboards and alert rules (deploy/) have one
+/// list to match (a test checks the rules use only these names). All names start with <c>attrcloak_</c>. Labels
+/// never carry a user id or an attribute value (class name): only event types, outcomes, reason codes, attribute
+/// names and attacker names, all from closed sets.
+/// One instance per worker, on its own <see cref="CollectorRegistry"/> (tests run several workers in one process).
+/// </summary>
+public sealed class WorkerMetrics
+{
+    /// <summary>Label values of <see cref="Events"/>' <c>type</c>.</summary>
+    public static class EventTypes
+    {
+        public const string EmbeddingUpdate = "embedding_update";
+        public const string OptOut = "opt_out";
+        public const string Forget = "forget";
+        public const string UpdateAttributes = "update_attributes";
+        /// <summary>Could not be decoded, so its type is unknown.</summary>
+        public const string Undecodable = "undecodable";
+    }
+
+    /// <summary>Label values of <see cref="Events"/>' <c>outcome</c>.</summary>
+    public static class Outcomes
+    {
+        /// <summary>Changed the user's state and was published.</summary>
+        public const string Applied = "applied";
+        /// <summary>The same event was applied before (redelivery); nothing changed.</summary>
+        public const string Duplicate = "duplicate";
+        /// <summary>A newer version was applied before; nothing changed.</summary>
+        public const string Stale = "stale";
+        /// <summary>Sent to the dead-letter topic.</summary>
+        public const string DeadLettered = "dead_lettered";
+    }
+
+    public WorkerMetrics(CollectorRegistry? registry = null)
+    {
+        Registry = registry ?? Metrics.NewCustomRegistry();
+        var factory = Metrics.WithCustomRegistry(Registry);
+
+        Events = factory.CreateCounter("attrcloak_events_total",
+            "Inbound events by type and outcome.", "type", "outcome");
+        DeadLetters = factory.CreateCounter("attrcloak_dead_letters_total",
+            "Messages sent to the dead-letter topic, by reason code.", "reason");
+        Published = factory.CreateCounter("attrcloak_published_total",
+            "Messages acknowledged on the serving topic: cloaked embeddings and forget tombstones.", "kind");
+        FailClosed = factory.CreateCounter("attrcloak_fail_closed_total",
+            "Privacy requests or updates that could not be applied: the user was not served (the event is retried or dead-lettered).", "type");
+        RecloakLatency = factory.CreateHistogram("attrcloak_recloak_latency_seconds",
+            "From the moment an event was consumed to the acknowledgement of its cloaked output (or tombstone).",
+            new HistogramConfiguration { Buckets = Histogram.ExponentialBuckets(0.0005, 2, 14) });
+        BatchSize = factory.CreateHistogram("attrcloak_batch_events",
+            "Events per processed batch (one batch per poll).",
+            new HistogramConfiguration { Buckets = Histogram.ExponentialBuckets(1, 2, 12) });
+        StageSeconds = factory.CreateCounter("attrcloak_stage_seconds_total",
+            "Time spent per pipeline stage (decode, store_read, cloak, store_apply, produce, commit): where the time goes.", "stage");
+        ConsumerLag = factory.CreateGauge("attrcloak_consumer_lag_messages",
+            "Messages behind the partitions' high watermarks, summed over the assigned partitions of each input topic.", "topic");
+        Ready = factory.CreateGauge("attrcloak_ready",
+            "1 when the worker is ready (Kafka assigned, state store reachable and initialised), 0 otherwise.");
+        StoreAvailable = factory.CreateGauge("attrcloak_store_up",
+            "1 when the last state-store call succeeded, 0 while it fails (the worker retries with backoff).");
+        StatisticsMinClassUsers = factory.CreateGauge("attrcloak_statistics_min_class_users",
+            "Users in the smallest class of each protected attribute (served population): below the warm-up threshold the cloak is conservative.", "attribute");
+        CloakerRefreshes = factory.CreateCounter("attrcloak_cloaker_refreshes_total",
+            "Rebuilds of the per-class cloaking maps from the cached class statistics.");
+
+        AuditBalancedAccuracy = factory.CreateGauge("attrcloak_audit_balanced_accuracy",
+            "Latest shadow audit: balanced accuracy of each attacker on each protected attribute (cross-validated on the served sample).", "attribute", "attacker");
+        AuditAuc = factory.CreateGauge("attrcloak_audit_auc",
+            "Latest shadow audit: one-vs-rest macro AUC of each attacker on each protected attribute.", "attribute", "attacker");
+        AuditAdvantage = factory.CreateGauge("attrcloak_audit_advantage",
+            "Latest shadow audit: balanced accuracy minus chance (1 / classes) of each attacker on each attribute.", "attribute", "attacker");
+        AuditWorstAdvantage = factory.CreateGauge("attrcloak_audit_worst_advantage",
+            "Latest shadow audit: the worst (highest) attacker advantage over chance per attribute; alert on this.", "attribute");
+        AuditChance = factory.CreateGauge("attrcloak_audit_chance",
+            "Chance balanced accuracy (1 / number of classes) per attribute.", "attribute");
+        AuditSampleUsers = factory.CreateGauge("attrcloak_audit_sample_users",
+            "Served users with a known class in the latest audit's sample, per attribute.", "attribute");
+        AuditRuns = factory.CreateCounter("attrcloak_audit_runs_total",
+            "Shadow audits run, by outcome (success, failure, skipped: too few users).", "outcome");
+        AuditDuration = factory.CreateGauge("attrcloak_audit_duration_seconds",
+            "Wall time of the latest successful shadow audit.");
+        AuditLastSuccess = factory.CreateGauge("attrcloak_audit_last_success_timestamp_seconds",
+            "Unix time of the latest successful shadow audit (0 before the first).");
+        AuditAge = factory.CreateGauge("attrcloak_audit_age_seconds",
+            "Seconds since the latest successful shadow audit (since start-up before the first); updated at every scrape.");
+
+        _startedAt = DateTimeOffset.UtcNow;
+        Registry.AddBeforeCollectCallback(() =>
+        {
+            var last = _lastAudit ?? _startedAt;
+            AuditAge.Set((DateTimeOffset.UtcNow - last).TotalSeconds);
+        });
+
+        // Pre-create the closed label sets, so that dashboards and alerts see zeros instead of absent series.
+        foreach (var reason in ReasonCodes.All)
+            DeadLetters.WithLabels(reason.Label());
+        foreach (var type in new[] { EventTypes.EmbeddingUpdate, EventTypes.OptOut, EventTypes.Forget, EventTypes.UpdateAttributes })
+            foreach (var outcome in new[] { Outcomes.Applied, Outcomes.Duplicate, Outcomes.Stale, Outcomes.DeadLettered })
+                Events.WithLabels(type, outcome);
+        Events.WithLabels(EventTypes.Undecodable, Outcomes.DeadLettered);
+        Published.WithLabels("cloaked");
+        Published.WithLabels("tombstone");
+        foreach (var outcome in new[] { "success", "failure", "skipped" })
+            AuditRuns.WithLabels(outcome);
+    }
+
+    private readonly DateTimeOffset _startedAt;
+    private DateTimeOffset? _lastAudit;
+
+    /// <summary>The registry these metrics live in; serve it on /metrics.</summary>
+    public CollectorRegistry Registry { get; }
+
+    public Counter Events { get; }
+    public Counter DeadLetters { get; }
+    public Counter Published { get; }
+    public Counter FailClosed { get; }
+    public Histogram RecloakLatency { get; }
+    public Histogram BatchSize { get; }
+    public Counter StageSeconds { get; }
+    public Gauge ConsumerLag { get; }
+    public Gauge Ready { get; }
+    public Gauge StoreAvailable { get; }
+    public Gauge StatisticsMinClassUsers { get; }
+    public Counter CloakerRefreshes { get; }
+    public Gauge AuditBalancedAccuracy { get; }
+    public Gauge AuditAuc { get; }
+    public Gauge AuditAdvantage { get; }
+    public Gauge AuditWorstAdvantage { get; }
+    public Gauge AuditChance { get; }
+    public Gauge AuditSampleUsers { get; }
+    public Counter AuditRuns { get; }
+    public Gauge AuditDuration { get; }
+    public Gauge AuditLastSuccess { get; }
+    public Gauge AuditAge { get; }
+
+    /// <summary>Records a successful audit's time (for <see cref="AuditAge"/> and <see cref="AuditLastSuccess"/>).</summary>
+    public void MarkAuditSucceeded(DateTimeOffset at)
+    {
+        _lastAudit = at;
+        AuditLastSuccess.Set(at.ToUnixTimeMilliseconds() / 1000.0);
+    }
+
+    /// <summary>The <see cref="Events"/> type label of an inbound event.</summary>
+    public static string TypeLabel(InboundEvent inbound) => inbound switch
+    {
+        EmbeddingUpdate => EventTypes.EmbeddingUpdate,
+        PrivacyRequest { Type: PrivacyRequestType.OptOut } => EventTypes.OptOut,
+        PrivacyRequest { Type: PrivacyRequestType.Forget } => EventTypes.Forget,
+        PrivacyRequest { Type: PrivacyRequestType.UpdateAttributes } => EventTypes.UpdateAttributes,
+        _ => EventTypes.Undecodable,
+    };
+}
