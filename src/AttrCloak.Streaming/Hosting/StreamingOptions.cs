@@ -1,0 +1,159 @@
+using AttrCloak.Core.Data;
+using AttrCloak.Streaming.Contracts;
+
+namespace AttrCloak.Streaming.Hosting;
+
+/// <summary>
+/// Kafka settings (section <c>AttrCloak:Kafka</c>). Environment variables use the usual double underscore, e.g.
+/// <c>AttrCloak__Kafka__BootstrapServers=broker:9092</c>.
+/// </summary>
+public sealed class KafkaOptions
+{
+    public const string SectionName = "AttrCloak:Kafka";
+
+    /// <summary>Comma-separated host:port list. Empty = start the librdkafka mock cluster (demo and tests only).</summary>
+    public string BootstrapServers { get; set; } = "";
+
+    /// <summary>Consumer group of the worker; all instances of one deployment share it (and the partitions).</summary>
+    public string ConsumerGroup { get; set; } = "attrcloak-guard";
+
+    /// <summary>Inbound embedding updates, keyed by user id.</summary>
+    public string EmbeddingsTopic { get; set; } = TopicDefaults.Embeddings;
+
+    /// <summary>Inbound privacy requests, keyed by user id.</summary>
+    public string PrivacyRequestsTopic { get; set; } = TopicDefaults.PrivacyRequests;
+
+    /// <summary>Outbound cloaked embeddings (compacted), keyed by user id; a null value (tombstone) on forget.</summary>
+    public string CloakedTopic { get; set; } = TopicDefaults.Cloaked;
+
+    /// <summary>Outbound rejected messages with the reason in a header.</summary>
+    public string DeadLetterTopic { get; set; } = TopicDefaults.DeadLetter;
+
+    /// <summary>
+    /// Extra librdkafka properties passed to every client as they are (e.g. <c>security.protocol</c>,
+    /// <c>sasl.mechanism</c>, <c>sasl.username</c>, <c>sasl.password</c>, <c>ssl.ca.location</c>). Secrets belong in
+    /// environment variables or a mounted secret, never in appsettings.json.
+    /// </summary>
+    public Dictionary<string, string> Client { get; set; } = new(StringComparer.Ordinal);
+
+    public void Validate(List<string> errors)
+    {
+        foreach (var (name, topic) in new[] { ("EmbeddingsTopic", EmbeddingsTopic), ("PrivacyRequestsTopic", PrivacyRequestsTopic), ("CloakedTopic", CloakedTopic), ("DeadLetterTopic", DeadLetterTopic) })
+            if (string.IsNullOrWhiteSpace(topic) || topic.Length > 249 || topic.Any(c => !(char.IsAsciiLetterOrDigit(c) || c is '.' or '_' or '-')))
+                errors.Add($"{SectionName}:{name} '{topic}' is not a valid Kafka topic name (letters, digits, '.', '_', '-'; at most 249)");
+        if (string.IsNullOrWhiteSpace(ConsumerGroup))
+            errors.Add($"{SectionName}:ConsumerGroup must not be empty");
+    }
+}
+
+/// <summary>Where Redis is (section <c>AttrCloak:Redis</c>, beside the state-store layout options bound from the same section).</summary>
+public sealed class RedisConnectionOptions
+{
+    public const string SectionName = "AttrCloak:Redis";
+
+    /// <summary>
+    /// A StackExchange.Redis configuration string, e.g. <c>redis:6379,password=...,ssl=true</c>. Empty = no Redis: the
+    /// demo then uses the in-process store; <c>serve</c> refuses to start.
+    /// </summary>
+    public string Configuration { get; set; } = "";
+
+    /// <summary>Base64 of the tombstone HMAC key (at least 16 bytes); from a secret, never from appsettings.json in production.</summary>
+    public string TombstoneSecret { get; set; } = "";
+}
+
+/// <summary>What the worker protects and how it batches (section <c>AttrCloak:Guard</c>).</summary>
+public sealed class GuardOptions
+{
+    public const string SectionName = "AttrCloak:Guard";
+
+    /// <summary>Embedding dimension of the deployment (every event must carry exactly this many values).</summary>
+    public int Dimension { get; set; }
+
+    /// <summary>
+    /// The protected attributes and their classes, in a fixed order (statistics are keyed by class position), e.g.
+    /// <c>"Attributes": { "gender": ["F", "M"], "age": ["1", "18", ...] }</c>.
+    /// </summary>
+    public Dictionary<string, string[]> Attributes { get; set; } = new(StringComparer.Ordinal);
+
+    /// <summary>Most events handled as one batch (one store script, one wait for produce acknowledgements).</summary>
+    public int MaxBatchEvents { get; set; } = 512;
+
+    /// <summary>How long a batch waits for more events once it has one.</summary>
+    public TimeSpan MaxBatchWait { get; set; } = TimeSpan.FromMilliseconds(5);
+
+    /// <summary>Rebuild the per-class cloaking maps after this many applied users changed the statistics.</summary>
+    public int CloakerRefreshEvents { get; set; } = 2000;
+
+    /// <summary>... or when the maps are older than this and the statistics changed at all.</summary>
+    public TimeSpan CloakerRefreshInterval { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Largest accepted inbound message value in bytes.</summary>
+    public int MaxMessageBytes { get; set; } = ContractLimits.DefaultMaxBytes;
+
+    /// <summary>Port of the HTTP endpoints (/metrics, /healthz/live, /healthz/ready); 0 = pick a free one.</summary>
+    public int HttpPort { get; set; } = 8080;
+
+    /// <summary>The catalog as the contracts and the store use it.</summary>
+    public AttributeCatalog Catalog() => new(Attributes.Select(p => KeyValuePair.Create(p.Key, p.Value)));
+
+    /// <summary>The catalog as <see cref="AttributeSpec"/>s (state store, audit).</summary>
+    public IReadOnlyList<AttributeSpec> AttributeSpecs() => Attributes.Select(p => new AttributeSpec(p.Key, p.Value)).ToArray();
+
+    public void Validate(List<string> errors)
+    {
+        if (Dimension is < 1 or > 4096)
+            errors.Add($"{SectionName}:Dimension must be in 1..4096 (the embedding size of your model), got {Dimension}");
+        if (Attributes.Count == 0)
+            errors.Add($"{SectionName}:Attributes must list at least one protected attribute with its classes");
+        else
+        {
+            try { Catalog(); }
+            catch (ArgumentException e) { errors.Add($"{SectionName}:Attributes: {e.Message}"); }
+        }
+        if (MaxBatchEvents is < 1 or > 10_000)
+            errors.Add($"{SectionName}:MaxBatchEvents must be in 1..10000, got {MaxBatchEvents}");
+        if (MaxBatchWait < TimeSpan.Zero || MaxBatchWait > TimeSpan.FromSeconds(5))
+            errors.Add($"{SectionName}:MaxBatchWait must be between 0 and 5 s, got {MaxBatchWait}");
+        if (CloakerRefreshEvents < 1)
+            errors.Add($"{SectionName}:CloakerRefreshEvents must be at least 1, got {CloakerRefreshEvents}");
+        if (MaxMessageBytes is < 1024 or > 64 * 1024 * 1024)
+            errors.Add($"{SectionName}:MaxMessageBytes must be in 1 KiB..64 MiB, got {MaxMessageBytes}");
+        if (HttpPort is < 0 or > 65535)
+            errors.Add($"{SectionName}:HttpPort must be in 0..65535, got {HttpPort}");
+    }
+}
+
+/// <summary>The shadow audit (section <c>AttrCloak:Audit</c>).</summary>
+public sealed class AuditOptions
+{
+    public const string SectionName = "AttrCloak:Audit";
+
+    /// <summary>Time between audits; 0 disables them.</summary>
+    public TimeSpan Interval { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>Served users kept (uniformly sampled, forgotten users removed) to train and test the shadow attackers on.</summary>
+    public int SampleSize { get; set; } = 2000;
+
+    /// <summary>Attackers of the core (names of AttackerCatalog: lr, lr+cal, mlp, mlp-wide, lgbm, lgbm+cal).</summary>
+    public string[] Attackers { get; set; } = ["lr", "mlp"];
+
+    /// <summary>An attribute is audited only when every class has at least this many sampled users.</summary>
+    public int MinUsersPerClass { get; set; } = 5;
+
+    /// <summary>Cross-validation folds of the audit.</summary>
+    public int Folds { get; set; } = 3;
+
+    public void Validate(List<string> errors)
+    {
+        if (Interval < TimeSpan.Zero)
+            errors.Add($"{SectionName}:Interval must not be negative, got {Interval}");
+        if (SampleSize is < 50 or > 1_000_000)
+            errors.Add($"{SectionName}:SampleSize must be in 50..1000000, got {SampleSize}");
+        if (Attackers.Length == 0)
+            errors.Add($"{SectionName}:Attackers must name at least one attacker");
+        if (MinUsersPerClass < 2)
+            errors.Add($"{SectionName}:MinUsersPerClass must be at least 2, got {MinUsersPerClass}");
+        if (Folds is < 2 or > 10)
+            errors.Add($"{SectionName}:Folds must be in 2..10, got {Folds}");
+    }
+}
