@@ -1,0 +1,225 @@
+using System.Diagnostics;
+using AttrCloak.Audit;
+using AttrCloak.Core.Data;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using ShadowAuditOptions = AttrCloak.Streaming.Hosting.AuditOptions;
+
+namespace AttrCloak.Streaming.Monitoring;
+
+/// <summary>
+/// Audits the served population periodically, off the consume thread: the core's attackers are trained and tested
+/// (user-disjoint cross-validation, <see cref="PrivacyAudit"/>) on the <see cref="ServedSample"/> of cloaked embeddings
+/// with known classes, exactly as an adversary holding some served embeddings and labels would. Results go to the
+/// audit gauges of <see cref="WorkerMetrics"/>; the latest one is also kept for the demo and for tests.
+/// </summary>
+public sealed class ShadowAuditor : BackgroundService
+{
+    private readonly ServedSample _sample;
+    private readonly IReadOnlyList<AttributeSpec> _attributes;
+    private readonly int _dimension;
+    private readonly ShadowAuditOptions _options;
+    private readonly WorkerMetrics _metrics;
+    private readonly ILogger _logger;
+    private readonly TimeProvider _time;
+    private readonly SemaphoreSlim _runGate = new(1, 1);
+    private long _auditedVersion = -1;
+    private int _runs;
+
+    public ShadowAuditor(
+        ServedSample sample,
+        IReadOnlyList<AttributeSpec> attributes,
+        int dimension,
+        ShadowAuditOptions options,
+        WorkerMetrics metrics,
+        ILogger<ShadowAuditor>? logger = null,
+        TimeProvider? time = null)
+    {
+        ArgumentNullException.ThrowIfNull(sample);
+        ArgumentNullException.ThrowIfNull(attributes);
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(metrics);
+        _sample = sample;
+        _attributes = attributes;
+        _dimension = dimension;
+        _options = options;
+        _metrics = metrics;
+        _logger = (ILogger?)logger ?? NullLogger.Instance;
+        _time = time ?? TimeProvider.System;
+        foreach (var attribute in attributes)
+            _metrics.AuditChance.WithLabels(attribute.Name).Set(1.0 / attribute.ClassCount);
+    }
+
+    /// <summary>The latest successful audit, or null before the first.</summary>
+    public ShadowAuditReport? Latest { get; private set; }
+
+    /// <summary>Raised after every successful audit (on the auditor's thread).</summary>
+    public event Action<ShadowAuditReport>? Completed;
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        if (_options.Interval <= TimeSpan.Zero)
+        {
+            _logger.LogInformation("Shadow audit disabled (AttrCloak:Audit:Interval is 0)");
+            return;
+        }
+        _logger.LogInformation("Shadow audit every {Interval} on a sample of up to {Sample} served users with attackers {Attackers}",
+            _options.Interval, _options.SampleSize, string.Join(", ", _options.Attackers));
+        using var timer = new PeriodicTimer(_options.Interval, _time);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false))
+            {
+                // The audit is CPU-bound (attacker training): run it on a pool thread so the host stays responsive.
+                await Task.Run(() => RunOnce(onlyIfChanged: true, stoppingToken), stoppingToken).ConfigureAwait(false);
+            }
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+        }
+    }
+
+    /// <summary>
+    /// Runs one audit now (also used by the demo and the tests). Returns null when no attribute had enough users
+    /// (counted as <c>skipped</c>) or, with <paramref name="onlyIfChanged"/>, when nothing was served since the last one.
+    /// </summary>
+    public ShadowAuditReport? RunOnce(bool onlyIfChanged = false, CancellationToken cancellationToken = default)
+    {
+        _runGate.Wait(cancellationToken);
+        try
+        {
+            var version = _sample.Version;
+            if (onlyIfChanged && version == _auditedVersion && Latest is not null)
+                return null;
+            var (embeddings, classes, users) = _sample.Snapshot();
+            var audited = new List<AuditedAttribute>();
+            var rows = new List<int[]>();
+            foreach (var (attribute, a) in _attributes.Select((x, i) => (x, i)))
+            {
+                var (selected, labels) = Labelled(classes, users, a, attribute.ClassCount);
+                if (selected is null)
+                    continue;
+                audited.Add(new AuditedAttribute(attribute.Name, attribute.ClassCount, labels));
+                rows.Add(selected);
+                _metrics.AuditSampleUsers.WithLabels(attribute.Name).Set(selected.Length);
+            }
+            if (audited.Count == 0)
+            {
+                _metrics.AuditRuns.WithLabels("skipped").Inc();
+                _logger.LogInformation("Shadow audit skipped: {Users} sampled users, no attribute has two classes with at least {Min} users each",
+                    users, _options.MinUsersPerClass);
+                return null;
+            }
+
+            var clock = Stopwatch.StartNew();
+            var attributeAudits = new List<AttributeAudit>();
+            for (var i = 0; i < audited.Count; i++)
+            {
+                // One attribute at a time: each has its own set of labelled users.
+                var matrix = Rows(embeddings, rows[i]);
+                var result = PrivacyAudit.Run(matrix, [audited[i]], new Audit.AuditOptions
+                {
+                    Folds = _options.Folds,
+                    Seed = Interlocked.Increment(ref _runs),
+                    Attackers = _options.Attackers,
+                    MaxThreads = 1,
+                }, progress: null, cancellationToken);
+                attributeAudits.Add(result.Attributes[0]);
+            }
+            var elapsed = clock.Elapsed;
+            var report = new ShadowAuditReport(_time.GetUtcNow(), users, elapsed, attributeAudits);
+            Publish(report);
+            _auditedVersion = version;
+            Latest = report;
+            Completed?.Invoke(report);
+            return report;
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            throw;
+        }
+        catch (Exception e)
+        {
+            // An audit failure must never stop the worker; it shows as a failure count and a growing audit age.
+            _metrics.AuditRuns.WithLabels("failure").Inc();
+            _logger.LogError("Shadow audit failed: {Error}", e.Message);
+            return null;
+        }
+        finally
+        {
+            _runGate.Release();
+        }
+    }
+
+    private void Publish(ShadowAuditReport report)
+    {
+        foreach (var attribute in report.Attributes)
+        {
+            foreach (var score in attribute.Attackers)
+            {
+                // The stronger of the attacker's two decision rules is the attack it supports.
+                var balanced = Math.Max(score.BalancedAccuracy, score.PriorCorrectedBalancedAccuracy);
+                _metrics.AuditBalancedAccuracy.WithLabels(attribute.Name, score.Attacker).Set(balanced);
+                _metrics.AuditAdvantage.WithLabels(attribute.Name, score.Attacker).Set(balanced - attribute.Chance);
+                if (score.Auc is { } auc)
+                    _metrics.AuditAuc.WithLabels(attribute.Name, score.Attacker).Set(auc);
+            }
+            _metrics.AuditWorstAdvantage.WithLabels(attribute.Name).Set(attribute.WorstBalancedAccuracy - attribute.Chance);
+        }
+        _metrics.AuditDuration.Set(report.Elapsed.TotalSeconds);
+        _metrics.AuditRuns.WithLabels("success").Inc();
+        _metrics.MarkAuditSucceeded(report.At);
+        _logger.LogInformation("Shadow audit on {Users} served users in {Seconds:F1} s: {Summary}", report.SampleUsers, report.Elapsed.TotalSeconds,
+            string.Join("; ", report.Attributes.Select(a => $"{a.Name} worst balanced accuracy {a.WorstBalancedAccuracy:F3} (chance {a.Chance:F3})")));
+    }
+
+    /// <summary>
+    /// The sampled users with a known class of attribute <paramref name="a"/>, keeping only classes with at least
+    /// MinUsersPerClass users (a class of 1-2 users cannot be cross-validated and says nothing); null when fewer than
+    /// two classes remain.
+    /// </summary>
+    private (int[]? Rows, int[] Labels) Labelled(int[] classes, int users, int a, int classCount)
+    {
+        var attributes = _attributes.Count;
+        var counts = new int[classCount];
+        for (var u = 0; u < users; u++)
+            if (classes[u * attributes + a] is var k && k >= 0 && k < classCount) counts[k]++;
+        var kept = counts.Select(c => c >= _options.MinUsersPerClass && c >= _options.Folds).ToArray();
+        if (kept.Count(x => x) < 2)
+            return (null, []);
+        var rows = new List<int>();
+        var labels = new List<int>();
+        for (var u = 0; u < users; u++)
+        {
+            var k = classes[u * attributes + a];
+            if (k >= 0 && k < classCount && kept[k])
+            {
+                rows.Add(u);
+                labels.Add(k);
+            }
+        }
+        return (rows.ToArray(), labels.ToArray());
+    }
+
+    private EmbeddingMatrix Rows(float[] embeddings, int[] rows)
+    {
+        var values = new float[rows.Length * _dimension];
+        for (var i = 0; i < rows.Length; i++)
+            embeddings.AsSpan(rows[i] * _dimension, _dimension).CopyTo(values.AsSpan(i * _dimension));
+        return new EmbeddingMatrix(rows.Length, _dimension, values);
+    }
+
+    public override void Dispose()
+    {
+        _runGate.Dispose();
+        base.Dispose();
+    }
+}
+
+/// <summary>One shadow audit of the served population.</summary>
+/// <param name="At">When it finished.</param>
+/// <param name="SampleUsers">Users in the sample (each attribute uses those with a known class).</param>
+/// <param name="Elapsed">Wall time.</param>
+/// <param name="Attributes">Per audited attribute: every attacker's scores and the worst balanced accuracy.</param>
+public sealed record ShadowAuditReport(DateTimeOffset At, int SampleUsers, TimeSpan Elapsed, IReadOnlyList<AttributeAudit> Attributes);
