@@ -1,4 +1,5 @@
 using AttrCloak.Cli.Commands;
+using AttrCloak.Cli.Commands.Streaming;
 using AttrCloak.Core.Data;
 using Spectre.Console;
 using Spectre.Console.Cli;
@@ -39,6 +40,17 @@ public static class CliApp
                 bench.AddCommand<BenchCloakCommand>("cloak")
                     .WithDescription("Unlearning time alone (DF and DD with the default presets) and how it splits between phases.")
                     .WithExample("bench", "cloak", "--model", "runs/ml100k-mf", "--runs", "5");
+            });
+            config.AddBranch("stats", stats =>
+            {
+                stats.SetDescription("The streaming guard's class statistics in Redis: recompute them from the user states.");
+                stats.AddCommand<StatsVerifyCommand>("verify")
+                    .WithDescription("Compare the stored class statistics with a recomputation from every user state; exit 1 when they differ.")
+                    .WithExample("stats", "verify", "--config", "appsettings.json")
+                    .WithExample("stats", "verify", "--redis", "localhost:6379", "--prefix", "attrcloak");
+                stats.AddCommand<StatsRebuildCommand>("rebuild")
+                    .WithDescription("Replace the stored class statistics with their recomputation from the user states (atomically).")
+                    .WithExample("stats", "rebuild", "--config", "appsettings.json");
             });
             config.AddCommand<ReproduceCommand>("reproduce")
                 .WithDescription("Original, AttrCloak-DD and AttrCloak-DF end to end over several seeds: the paper's tables, ours beside them.")
