@@ -52,6 +52,10 @@ public static class CliApp
                     .WithDescription("Replace the stored class statistics with their recomputation from the user states (atomically).")
                     .WithExample("stats", "rebuild", "--config", "appsettings.json");
             });
+            config.AddCommand<BootstrapCommand>("bootstrap")
+                .WithDescription("Cold start of the streaming guard: cloak an initial population with AttrCloak-DF in batch and seed the Redis state store with it.")
+                .WithExample("bootstrap", "--config", "appsettings.json", "--model", "runs/ml100k-mf", "--fraction", "0.5", "--seed", "7")
+                .WithExample("bootstrap", "--config", "appsettings.json", "--dataset", "synthetic", "--synthetic-users", "500", "--publish");
             config.AddCommand<ReproduceCommand>("reproduce")
                 .WithDescription("Original, AttrCloak-DD and AttrCloak-DF end to end over several seeds: the paper's tables, ours beside them.")
                 .WithExample("reproduce", "--dataset", "synthetic")

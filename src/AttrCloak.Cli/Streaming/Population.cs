@@ -32,7 +32,7 @@ public class PopulationSettings : DataSettings
     public int? TrainEpochs { get; init; }
 
     [CommandOption("--dim <D>")]
-    [Description("Without --model: embedding dimension of the backbone trained on the fly (default 64; must equal AttrCloak:Guard:Dimension).")]
+    [Description("Without --model: embedding dimension of the backbone trained on the fly (default: AttrCloak:Guard:Dimension, else 64).")]
     public int? Dim { get; init; }
 
     [CommandOption("--model-version <NAME>")]
@@ -43,7 +43,10 @@ public class PopulationSettings : DataSettings
 /// <summary>The users to bootstrap or replay: the data set (ids, attributes) and one embedding row per user.</summary>
 public sealed record Population(RecDataset Data, EmbeddingMatrix Embeddings, string ModelVersion, string Description)
 {
-    public static Population Load(PopulationSettings s, CancellationToken cancellationToken)
+    /// <param name="s">The options.</param>
+    /// <param name="configuredDimension">AttrCloak:Guard:Dimension when configured: the default --dim of a backbone trained on the fly.</param>
+    /// <param name="cancellationToken">Stops training.</param>
+    public static Population Load(PopulationSettings s, int? configuredDimension, CancellationToken cancellationToken)
     {
         if (!string.IsNullOrWhiteSpace(s.Model))
         {
@@ -68,7 +71,7 @@ public sealed record Population(RecDataset Data, EmbeddingMatrix Embeddings, str
             return new Population(dataSet, given, s.ModelVersion ?? Path.GetFileNameWithoutExtension(s.Embeddings), $"{onTheFly.Describe()}, {s.Embeddings}");
         }
         var options = BackboneTrainingOptions.DefaultsFor(BackboneKind.Mf);
-        if (s.Dim is { } d) options = options with { Dim = d };
+        if ((s.Dim ?? configuredDimension) is { } d and > 0) options = options with { Dim = d };
         if (s.TrainEpochs is { } e) options = options with { Epochs = e };
         try { options.Validate(); }
         catch (ArgumentException ex) { throw new UsageException(ex.Message); }
