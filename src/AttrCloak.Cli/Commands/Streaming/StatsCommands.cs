@@ -1,6 +1,7 @@
 using System.ComponentModel;
 using System.Diagnostics;
 using AttrCloak.Cli.Streaming;
+using AttrCloak.Streaming.Redis;
 using AttrCloak.Streaming.Redis.Statistics;
 using Spectre.Console;
 using Spectre.Console.Cli;
@@ -59,6 +60,14 @@ internal static class StatsRunner
         // The verifier reads user states and statistics only; tombstones (the only use of the secret) are not touched.
         var options = configuration.StoreOptions(settings, needsTombstoneSecret: false);
         await using var redis = await RedisConnector.ConnectAsync(StreamingConfiguration.RequireRedis(settings));
+        // A mistyped prefix would otherwise verify as "consistent, 0 users"; a prefix of another layout (dimension,
+        // catalog) would be compared slot by slot against the wrong classes. The store's own check covers the latter
+        // (it only reads here, since the meta key exists).
+        if (!await redis.GetDatabase().KeyExistsAsync(options.Prefix + ":meta"))
+            throw new UsageException(
+                $"Redis prefix '{options.Prefix}' holds no streaming-guard data (no '{options.Prefix}:meta' key): check --prefix or AttrCloak:Redis:Prefix; the worker or `attrcloak bootstrap` creates it");
+        using (var store = new RedisStateStore(redis, options))
+            await store.InitializeAsync(cancellationToken);
         var verifier = new StatisticsVerifier(redis, options);
         var clock = Stopwatch.StartNew();
         StatisticsVerificationReport report;
@@ -110,16 +119,17 @@ internal static class StatisticsReportTable
             table.AddColumn(c);
         foreach (var row in report.Classes)
         {
+            // Names as plain Text: configured names are data, not markup (nor emoji codes).
             table.AddRow(
-                Markup.Escape(row.Attribute),
-                Markup.Escape($"{row.ClassIndex} ({row.ClassName})"),
-                row.Malformed ? "malformed" : row.StoredCount.ToString(),
-                row.RecomputedCount.ToString(),
-                row.Malformed || row.CountDifference == long.MaxValue ? "-" : row.CountDifference.ToString("+0;-0;0"),
-                Number(row.MaxAbsSumDifference),
-                Number(row.MaxAbsCoMomentDifference),
-                Number(row.Tolerance),
-                row.IsConsistent ? "[green]ok[/]" : rebuilt ? "[yellow]repaired[/]" : "[red]DIFFERS[/]");
+                new Text(row.Attribute),
+                new Text($"{row.ClassIndex} ({row.ClassName})"),
+                new Text(row.Malformed ? "malformed" : row.StoredCount.ToString()),
+                new Text(row.RecomputedCount.ToString()),
+                new Text(row.Malformed || row.CountDifference == long.MaxValue ? "-" : row.CountDifference.ToString("+0;-0;0")),
+                new Text(Number(row.MaxAbsSumDifference)),
+                new Text(Number(row.MaxAbsCoMomentDifference)),
+                new Text(Number(row.Tolerance)),
+                new Markup(row.IsConsistent ? "[green]ok[/]" : rebuilt ? "[yellow]repaired[/]" : "[red]DIFFERS[/]"));
         }
         return table;
     }
