@@ -45,8 +45,9 @@ public sealed record Population(RecDataset Data, EmbeddingMatrix Embeddings, str
 {
     /// <param name="s">The options.</param>
     /// <param name="configuredDimension">AttrCloak:Guard:Dimension when configured: the default --dim of a backbone trained on the fly.</param>
+    /// <param name="checkData">Checks the data set (e.g. against the catalog) before any embedding is read or trained.</param>
     /// <param name="cancellationToken">Stops training.</param>
-    public static Population Load(PopulationSettings s, int? configuredDimension, CancellationToken cancellationToken)
+    public static Population Load(PopulationSettings s, int? configuredDimension, Action<RecDataset>? checkData, CancellationToken cancellationToken)
     {
         if (!string.IsNullOrWhiteSpace(s.Model))
         {
@@ -55,15 +56,17 @@ public sealed record Population(RecDataset Data, EmbeddingMatrix Embeddings, str
             var model = ModelFolder.Load(s.Model);
             var source = s.ToSource(DataSource.ReadBeside(s.Model));
             var data = source.Load();
+            checkData?.Invoke(data);
             var embeddings = s.Embeddings is null ? model.Users : ReadEmbeddings(s.Embeddings);
             ModelFolder.CheckRows(embeddings.Rows, data.UserCount, s.Embeddings ?? s.Model);
             var name = new DirectoryInfo(Path.GetFullPath(s.Model)).Name;
             return new Population(data, embeddings, s.ModelVersion ?? name,
-                $"{source.Describe()}, {(s.Embeddings is null ? $"{model.Kind} model {s.Model}" : s.Embeddings)}");
+                $"{source.Describe()}, {(s.Embeddings is null ? $"{model.Kind.ToString().ToLowerInvariant()} model {s.Model}" : s.Embeddings)}");
         }
 
         var onTheFly = s.ToSource();
         var dataSet = onTheFly.Load();
+        checkData?.Invoke(dataSet);
         if (s.Embeddings is not null)
         {
             var given = ReadEmbeddings(s.Embeddings);

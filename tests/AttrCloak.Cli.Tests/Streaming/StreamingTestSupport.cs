@@ -2,6 +2,7 @@ using System.Text.Json;
 using AttrCloak.Core.Data;
 using AttrCloak.Streaming.Redis;
 using AttrCloak.Streaming.Redis.State;
+using Confluent.Kafka;
 using Json.Schema;
 
 namespace AttrCloak.Cli.Tests.Streaming;
@@ -20,7 +21,7 @@ internal static class StreamingTestSupport
 
     /// <summary>Writes an appsettings.json with the given sections; null leaves a value out.</summary>
     public static string WriteConfig(string path, string? redis, string? prefix, int? dimension, string? brokers = null,
-        Dictionary<string, string[]>? catalog = null, bool secret = true)
+        Dictionary<string, string[]>? catalog = null, bool secret = true, string topicSuffix = "")
     {
         var redisSection = new Dictionary<string, object?>();
         if (redis is not null) redisSection["Configuration"] = redis;
@@ -29,7 +30,14 @@ internal static class StreamingTestSupport
         var guard = new Dictionary<string, object?> { ["Attributes"] = catalog ?? Catalog };
         if (dimension is not null) guard["Dimension"] = dimension;
         var root = new Dictionary<string, object?> { ["Redis"] = redisSection, ["Guard"] = guard };
-        if (brokers is not null) root["Kafka"] = new Dictionary<string, object?> { ["BootstrapServers"] = brokers };
+        if (brokers is not null)
+            root["Kafka"] = new Dictionary<string, object?>
+            {
+                ["BootstrapServers"] = brokers,
+                ["EmbeddingsTopic"] = "embeddings" + topicSuffix,
+                ["PrivacyRequestsTopic"] = "requests" + topicSuffix,
+                ["CloakedTopic"] = "cloaked" + topicSuffix,
+            };
         File.WriteAllText(path, JsonSerializer.Serialize(new Dictionary<string, object?> { ["AttrCloak"] = root }, new JsonSerializerOptions { WriteIndented = true }));
         return path;
     }
@@ -70,6 +78,39 @@ internal static class StreamingTestSupport
         errorLines.Length.ShouldBe(1, output);
         output.ShouldContain(expected, Case.Sensitive, output);
     }
+
+    /// <summary>
+    /// Reads <paramref name="expected"/> messages of <paramref name="topic"/> from the start (all partitions), or
+    /// whatever arrived by the deadline; then waits briefly for any unexpected extra message.
+    /// </summary>
+    public static List<ConsumeResult<byte[], byte[]?>> ConsumeAll(string brokers, string topic, int expected)
+    {
+        // Assigned partitions, not a group subscription: no rebalance wait (seconds on the mock cluster).
+        using var admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = brokers }).SetLogHandler((_, _) => { }).Build();
+        var partitions = admin.GetMetadata(topic, TimeSpan.FromSeconds(10)).Topics.Single().Partitions
+            .Select(p => new TopicPartitionOffset(topic, p.PartitionId, Offset.Beginning)).ToList();
+        partitions.ShouldNotBeEmpty();
+        using var consumer = new ConsumerBuilder<byte[], byte[]?>(new ConsumerConfig
+        {
+            BootstrapServers = brokers,
+            GroupId = "test-" + Guid.NewGuid().ToString("N"),
+            EnableAutoCommit = false,
+        }).SetLogHandler((_, _) => { }).Build();
+        consumer.Assign(partitions);
+        var messages = new List<ConsumeResult<byte[], byte[]?>>();
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while (messages.Count < expected && DateTime.UtcNow < deadline)
+            if (consumer.Consume(TimeSpan.FromMilliseconds(200)) is { IsPartitionEOF: false } r) messages.Add(r);
+        // Extra messages would be a bug too: give them a moment to show up.
+        var extra = DateTime.UtcNow + TimeSpan.FromMilliseconds(500);
+        while (DateTime.UtcNow < extra)
+            if (consumer.Consume(TimeSpan.FromMilliseconds(100)) is { IsPartitionEOF: false } r) messages.Add(r);
+        consumer.Close();
+        return messages;
+    }
+
+    public static string Header(ConsumeResult<byte[], byte[]?> message, string name) =>
+        message.Message.Headers?.TryGetLastBytes(name, out var value) == true ? System.Text.Encoding.UTF8.GetString(value) : "";
 
     private static readonly Lazy<Dictionary<string, JsonSchema>> Schemas = new(() =>
     {

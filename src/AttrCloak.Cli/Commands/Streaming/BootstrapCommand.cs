@@ -95,12 +95,13 @@ public sealed class BootstrapCommand : StreamingCommand<BootstrapSettings>
         await store.InitializeAsync(cancellationToken); // refuses a prefix of another dimension or catalog
         using var publisher = s.Publish ? Publisher(settings.Kafka) : null;
 
-        var population = Population.Load(s, settings.Guard.Dimension, cancellationToken);
+        CatalogMapping? mapping = null;
+        var population = Population.Load(s, settings.Guard.Dimension, data => mapping = CatalogMapping.Create(data, settings.Guard.Attributes), cancellationToken);
         var data = population.Data;
         if (population.Embeddings.Cols != settings.Guard.Dimension)
             throw new UsageException(
                 $"the embeddings have {population.Embeddings.Cols} dimensions but AttrCloak:Guard:Dimension is {settings.Guard.Dimension}");
-        var mapping = CatalogMapping.Create(data, settings.Guard.Attributes);
+        ArgumentNullException.ThrowIfNull(mapping);
         var chosen = UserSample.Draw(data.UserCount, s.Fraction, s.Seed);
         var loadSeconds = total.Elapsed.TotalSeconds;
         AnsiConsole.MarkupLineInterpolated(
@@ -208,7 +209,7 @@ public sealed class BootstrapCommand : StreamingCommand<BootstrapSettings>
         if (outcomes[(int)ApplyOutcome.Rejected] > 0)
             summary.AddRow("[red]rejected[/]", Markup.Escape($"{outcomes[(int)ApplyOutcome.Rejected]}: {string.Join("; ", rejections.Select(p => $"{p.Key} ({p.Value})"))}"));
         summary.AddRow("statistics version", snapshot.Version.ToString());
-        summary.AddRow("load + checks", $"{loadSeconds:F2} s");
+        summary.AddRow("load, checks (and training)", $"{loadSeconds:F2} s");
         summary.AddRow("AttrCloak-DF", $"{cloak.WallTime.TotalSeconds:F2} s");
         summary.AddRow("Redis writes", $"{writeSeconds:F2} s ({outcomes.Sum() / Math.Max(writeSeconds, 1e-9):F0} users/s, batches of {s.BatchSize})");
         if (published is not null)
@@ -233,7 +234,7 @@ public sealed class BootstrapCommand : StreamingCommand<BootstrapSettings>
         var producer = new KafkaBulkProducer(kafka.BootstrapServers, kafka.Client);
         try
         {
-            producer.CheckReachable(TimeSpan.FromSeconds(10));
+            producer.CheckReachable(TimeSpan.FromSeconds(5));
         }
         catch (Confluent.Kafka.KafkaException e)
         {

@@ -95,7 +95,7 @@ public sealed class ReplayCommand : StreamingCommand<ReplaySettings>
         using var producer = new KafkaBulkProducer(kafka.BootstrapServers, kafka.Client);
         try
         {
-            producer.CheckReachable(TimeSpan.FromSeconds(10));
+            producer.CheckReachable(TimeSpan.FromSeconds(5));
         }
         catch (Confluent.Kafka.KafkaException e)
         {
@@ -103,12 +103,15 @@ public sealed class ReplayCommand : StreamingCommand<ReplaySettings>
         }
 
         var configuredDimension = guard is { Dimension: > 0 } ? guard.Dimension : (int?)null;
-        var population = Population.Load(s, configuredDimension, cancellationToken);
+        // With a configured catalog, attach exactly its attributes (the worker rejects others); otherwise the data set's.
+        CatalogMapping? mapping = null;
+        var population = Population.Load(s, configuredDimension,
+            data => mapping = guard is { Attributes.Count: > 0 } ? CatalogMapping.Create(data, guard.Attributes) : CatalogMapping.Identity(data),
+            cancellationToken);
         var data = population.Data;
         if (configuredDimension is { } d && population.Embeddings.Cols != d)
             throw new UsageException($"the embeddings have {population.Embeddings.Cols} dimensions but AttrCloak:Guard:Dimension is {d}; the worker would dead-letter every update");
-        // With a configured catalog, attach exactly its attributes (the worker rejects others); otherwise the data set's.
-        var mapping = guard is { Attributes.Count: > 0 } ? CatalogMapping.Create(data, guard.Attributes) : CatalogMapping.Identity(data);
+        ArgumentNullException.ThrowIfNull(mapping);
 
         IEnumerable<int> indices = Enumerable.Range(0, data.UserCount);
         if (s.AfterBootstrap is { } fraction)
