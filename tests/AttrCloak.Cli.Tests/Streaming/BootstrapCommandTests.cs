@@ -28,7 +28,7 @@ public sealed class BootstrapCommandTests(RedisServerFixture redis)
         code.ShouldBe(0, output);
         TestContext.Current.TestOutputHelper?.WriteLine(output);
         output.ShouldContain("bootstrapping 100 of 200 users");
-        output.ShouldContain("users written (applied) │ 100");
+        output.ShouldMatch(@"users written \(applied\)\s+│ 100 ");
 
         // The store holds exactly the drawn users, with consistent statistics whose counts are the data set's.
         var data = new DataSource("synthetic", null, Users).Load();
@@ -79,7 +79,7 @@ public sealed class BootstrapCommandTests(RedisServerFixture redis)
         ShouldBeOneClearError(refused, refusedOutput, "--force");
         var (forced, forcedOutput) = await CliRunner.RunAsync([.. args, "--force"]);
         forced.ShouldBe(0, forcedOutput);
-        forcedOutput.ShouldContain("already bootstrapped (duplicate) │ 100");
+        forcedOutput.ShouldMatch(@"already bootstrapped \(duplicate\)\s+│ 100 ");
         (await new StatisticsVerifier(redis.Redis, options).VerifyAsync(cancellationToken: TestContext.Current.CancellationToken)).UsersScanned.ShouldBe(100);
     }
 
