@@ -32,7 +32,7 @@ public class PopulationSettings : DataSettings
     public int? TrainEpochs { get; init; }
 
     [CommandOption("--dim <D>")]
-    [Description("Without --model: embedding dimension of the backbone trained on the fly (default: AttrCloak:Guard:Dimension, else 64).")]
+    [Description("Without --model: embedding dimension of the backbone trained on the fly (default: the Dimension of the AttrCloak:Guard section, else 64).")]
     public int? Dim { get; init; }
 
     [CommandOption("--model-version <NAME>")]
