@@ -1,4 +1,5 @@
 using AttrCloak.Cli.Commands;
+using AttrCloak.Cli.Commands.Streaming;
 using AttrCloak.Core.Data;
 using Spectre.Console;
 using Spectre.Console.Cli;
@@ -40,6 +41,25 @@ public static class CliApp
                     .WithDescription("Unlearning time alone (DF and DD with the default presets) and how it splits between phases.")
                     .WithExample("bench", "cloak", "--model", "runs/ml100k-mf", "--runs", "5");
             });
+            config.AddBranch("stats", stats =>
+            {
+                stats.SetDescription("The streaming guard's class statistics in Redis: recompute them from the user states.");
+                stats.AddCommand<StatsVerifyCommand>("verify")
+                    .WithDescription("Compare the stored class statistics with a recomputation from every user state; exit 1 when they differ.")
+                    .WithExample("stats", "verify", "--config", "appsettings.json")
+                    .WithExample("stats", "verify", "--redis", "localhost:6379", "--prefix", "attrcloak");
+                stats.AddCommand<StatsRebuildCommand>("rebuild")
+                    .WithDescription("Replace the stored class statistics with their recomputation from the user states (atomically).")
+                    .WithExample("stats", "rebuild", "--config", "appsettings.json");
+            });
+            config.AddCommand<BootstrapCommand>("bootstrap")
+                .WithDescription("Cold start of the streaming guard: cloak an initial population with AttrCloak-DF in batch and seed the Redis state store with it.")
+                .WithExample("bootstrap", "--config", "appsettings.json", "--model", "runs/ml100k-mf", "--fraction", "0.5", "--seed", "7")
+                .WithExample("bootstrap", "--config", "appsettings.json", "--dataset", "synthetic", "--synthetic-users", "500", "--publish");
+            config.AddCommand<ReplayCommand>("replay")
+                .WithDescription("Produce a data set's embeddings (and optional privacy requests) as streaming-guard events into any Kafka.")
+                .WithExample("replay", "--brokers", "localhost:9092", "--model", "runs/ml100k-mf", "--shuffle", "--rate", "2000")
+                .WithExample("replay", "--config", "appsettings.json", "--dataset", "synthetic", "--repeat", "10", "--binary", "--forget-fraction", "0.01");
             config.AddCommand<ReproduceCommand>("reproduce")
                 .WithDescription("Original, AttrCloak-DD and AttrCloak-DF end to end over several seeds: the paper's tables, ours beside them.")
                 .WithExample("reproduce", "--dataset", "synthetic")
@@ -52,15 +72,26 @@ public static class CliApp
         }
         catch (Exception e) when (UserFacingMessage(e) is { } message)
         {
-            AnsiConsole.MarkupLineInterpolated($"[red]error:[/] {message}");
+            WriteError("error:", message);
             return 2;
         }
         catch (Exception e) when (Environment.GetEnvironmentVariable("ATTRCLOAK_DEBUG") != "1")
         {
             // A bug, not bad input: still one line for the user; ATTRCLOAK_DEBUG=1 shows the stack trace.
-            AnsiConsole.MarkupLineInterpolated($"[red]internal error:[/] {e.GetType().Name}: {e.Message} (set ATTRCLOAK_DEBUG=1 for details)");
+            WriteError("internal error:", $"{e.GetType().Name}: {e.Message} (set ATTRCLOAK_DEBUG=1 for details)");
             return 70;
         }
+    }
+
+    /// <summary>
+    /// The message as plain text: markup would turn configuration keys such as AttrCloak:Guard:Dimension into emoji
+    /// (":guard:" is one, and Spectre has no way to escape emoji codes), and escaping only covers brackets.
+    /// </summary>
+    private static void WriteError(string label, string message)
+    {
+        AnsiConsole.Markup($"[red]{label}[/] ");
+        AnsiConsole.Write(new Text(message));
+        AnsiConsole.WriteLine();
     }
 
     /// <summary>The one line a user sees for failures caused by their input; null for real bugs.</summary>

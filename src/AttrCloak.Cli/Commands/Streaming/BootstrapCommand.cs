@@ -1,0 +1,262 @@
+using System.ComponentModel;
+using System.Diagnostics;
+using AttrCloak.Cli.Experiments;
+using AttrCloak.Cli.Rendering;
+using AttrCloak.Cli.Streaming;
+using AttrCloak.Learning.Unlearning;
+using AttrCloak.Streaming.Contracts;
+using AttrCloak.Streaming.Redis;
+using AttrCloak.Streaming.Redis.State;
+using AttrCloak.Streaming.Replay;
+using Spectre.Console;
+using Spectre.Console.Cli;
+
+namespace AttrCloak.Cli.Commands.Streaming;
+
+public sealed class BootstrapSettings : PopulationSettings
+{
+    [CommandOption("--config <FILE>")]
+    [Description("Configuration file in the appsettings.json layout (default: ./appsettings.json when present); AttrCloak:Guard gives the dimension and the protected attributes, AttrCloak:Redis the store. Environment variables AttrCloak__Section__Key override it; options override both.")]
+    public string? Config { get; init; }
+
+    [CommandOption("--redis <CONFIG>")]
+    [Description("Redis to seed, e.g. localhost:6379 (overrides AttrCloak:Redis:Configuration).")]
+    public string? Redis { get; init; }
+
+    [CommandOption("--prefix <PREFIX>")]
+    [Description("Key prefix of the deployment (overrides AttrCloak:Redis:Prefix).")]
+    public string? Prefix { get; init; }
+
+    [CommandOption("--fraction <F>")]
+    [Description("Bootstrap only this random part of the users (0 < F <= 1, drawn with --seed); the rest is left for streaming (`attrcloak replay --after-bootstrap F --seed S` streams exactly them).")]
+    [DefaultValue(1.0)]
+    public double Fraction { get; init; } = 1.0;
+
+    [CommandOption("--seed <S>")]
+    [Description("Seed of the --fraction draw.")]
+    [DefaultValue(1)]
+    public int Seed { get; init; } = 1;
+
+    [CommandOption("--version <V>")]
+    [Description("Version of every bootstrapped user's state; streamed events need a higher one (replay starts at 1).")]
+    [DefaultValue(0L)]
+    public long Version { get; init; }
+
+    [CommandOption("--force")]
+    [Description("Write into a prefix that already holds users or statistics (they stay; users already at a version >= --version are left as they are).")]
+    public bool Force { get; init; }
+
+    [CommandOption("--batch-size <N>")]
+    [Description("Users per atomic store write (default 512).")]
+    [DefaultValue(512)]
+    public int BatchSize { get; init; } = 512;
+
+    [CommandOption("--publish")]
+    [Description("Also produce the written users' cloaked embeddings to the serving topic (AttrCloak:Kafka:CloakedTopic), keyed by user id.")]
+    public bool Publish { get; init; }
+
+    [CommandOption("--brokers <LIST>")]
+    [Description("With --publish: Kafka bootstrap servers (overrides AttrCloak:Kafka:BootstrapServers).")]
+    public string? Brokers { get; init; }
+
+    public override ValidationResult Validate()
+    {
+        if (!(Fraction is > 0 and <= 1)) return ValidationResult.Error($"--fraction must be in (0, 1], got {Fraction}");
+        if (Version < 0) return ValidationResult.Error($"--version must be >= 0, got {Version}");
+        if (BatchSize is < 1 or > 10_000) return ValidationResult.Error($"--batch-size must be in 1..10000, got {BatchSize}");
+        if (Brokers is not null && !Publish) return ValidationResult.Error("--brokers is only used with --publish");
+        return ValidationResult.Success();
+    }
+}
+
+/// <summary>
+/// `attrcloak bootstrap`: cold start of the streaming guard. Cloaks an initial population in batch with AttrCloak-DF
+/// (the CLI's DF preset, against the deployment's protected attributes) and seeds the Redis state store with every
+/// user's original and cloaked embedding and classes, so that the class statistics the worker re-cloaks against start
+/// from a full batch run instead of from nothing.
+/// </summary>
+public sealed class BootstrapCommand : StreamingCommand<BootstrapSettings>
+{
+    protected override async Task<int> RunAsync(BootstrapSettings s, CancellationToken cancellationToken)
+    {
+        var total = Stopwatch.StartNew();
+        // Everything cheap is checked before the batch run: configuration, Redis, the prefix, Kafka.
+        var configuration = StreamingConfiguration.Load(new StreamingOverrides(s.Config, s.Brokers, s.Redis, s.Prefix));
+        var settings = configuration.Settings();
+        var storeOptions = configuration.StoreOptions(settings, needsTombstoneSecret: true);
+        await using var redis = await RedisConnector.ConnectAsync(StreamingConfiguration.RequireRedis(settings));
+        var existing = await StoreKeys.DataKeysAsync(redis, storeOptions.Prefix);
+        if (existing.Count > 0 && !s.Force)
+            throw new UsageException(
+                $"Redis prefix '{storeOptions.Prefix}' already holds {(existing.Count >= 10 ? "10 or more" : existing.Count.ToString())} keys of users or statistics; " +
+                "bootstrapping into it would mix two populations in the class statistics the worker cloaks against. " +
+                "Use another --prefix, delete the prefix's keys, or pass --force to add these users anyway");
+        using var store = new RedisStateStore(redis, storeOptions);
+        await store.InitializeAsync(cancellationToken); // refuses a prefix of another dimension or catalog
+        using var publisher = s.Publish ? Publisher(settings.Kafka) : null;
+
+        CatalogMapping? mapping = null;
+        var population = Population.Load(s, settings.Guard.Dimension, data => mapping = CatalogMapping.Create(data, settings.Guard.Attributes), cancellationToken);
+        var data = population.Data;
+        if (population.Embeddings.Cols != settings.Guard.Dimension)
+            throw new UsageException(
+                $"the embeddings have {population.Embeddings.Cols} dimensions but AttrCloak:Guard:Dimension is {settings.Guard.Dimension}");
+        ArgumentNullException.ThrowIfNull(mapping);
+        var chosen = UserSample.Draw(data.UserCount, s.Fraction, s.Seed);
+        var loadSeconds = total.Elapsed.TotalSeconds;
+        AnsiConsole.MarkupLineInterpolated(
+            $"bootstrapping [blue]{chosen.Count}[/] of {data.UserCount} users ({population.Description}) into Redis prefix [blue]{storeOptions.Prefix}[/], protecting {string.Join(", ", mapping.AttributeNames)}");
+
+        // The batch run: AttrCloak-DF over the chosen users only (they are the served population).
+        var original = population.Embeddings.SelectRows(chosen);
+        var attributes = new List<ProtectedAttribute>();
+        for (var a = 0; a < mapping.AttributeNames.Count; a++)
+        {
+            var attribute = new ProtectedAttribute(mapping.AttributeNames[a], mapping.ClassNames[a].Count, chosen.Select(u => mapping.Labels[a][u]).ToArray());
+            try { attribute.Validate(chosen.Count); }
+            catch (ArgumentException e) { throw new UsageException($"{e.Message} among the {chosen.Count} users drawn; raise --fraction"); }
+            attributes.Add(attribute);
+        }
+        var options = CloakPresets.DataFree;
+        var cloak = ConsoleProgress.RunCloak("AttrCloak-DF", p => new Cloaker().Cloak(original, attributes, options, null, p, cancellationToken));
+        AnsiConsole.WriteLine(
+            $"AttrCloak-DF (Adam lr {options.LearningRate}, {cloak.Iterations} iterations, stopped: {cloak.StopReason}) in {cloak.WallTime.TotalSeconds:F2} s; " +
+            $"L_AU {string.Join(", ", cloak.AttributeNames.Select((n, j) => $"{n} {cloak.Initial.LossAuPerAttribute[j]:F3} -> {cloak.Final.LossAuPerAttribute[j]:F3}"))}");
+
+        // Seed the store: one atomic ApplyAsync per batch, deterministic event ids (a re-run is a no-op: Duplicate).
+        var writeClock = Stopwatch.StartNew();
+        var outcomes = new long[Enum.GetValues<ApplyOutcome>().Length];
+        var rejections = new Dictionary<string, long>(StringComparer.Ordinal);
+        var applied = new bool[chosen.Count];
+        await LiveStatus.RunAsync($"writing {chosen.Count} users to Redis", chosen.Count, async progress =>
+        {
+            for (var start = 0; start < chosen.Count; start += s.BatchSize)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                var count = Math.Min(s.BatchSize, chosen.Count - start);
+                var batch = new UserStateChange[count];
+                for (var i = 0; i < count; i++)
+                {
+                    var row = start + i;
+                    var u = chosen[row];
+                    var id = data.UserIds[u];
+                    batch[i] = new UserStateChange(id, $"bootstrap-v{s.Version}-{id}", s.Version)
+                    {
+                        Original = original.Row(row).ToArray(),
+                        Cloaked = cloak.Embeddings.Row(row).ToArray(),
+                        Classes = mapping.ClassesOf(u),
+                    };
+                }
+                var results = await store.ApplyAsync(batch, cancellationToken);
+                for (var i = 0; i < count; i++)
+                {
+                    outcomes[(int)results[i].Outcome]++;
+                    applied[start + i] = results[i].Outcome == ApplyOutcome.Applied;
+                    if (results[i].Outcome == ApplyOutcome.Rejected)
+                        rejections[results[i].Reason ?? "?"] = rejections.GetValueOrDefault(results[i].Reason ?? "?") + 1;
+                }
+                var done = start + count;
+                progress.Report(new LiveUpdate(done, $"wrote {done}/{chosen.Count} users ({done / Math.Max(writeClock.Elapsed.TotalSeconds, 1e-9):F0} users/s)"));
+            }
+            return 0;
+        });
+        var writeSeconds = writeClock.Elapsed.TotalSeconds;
+
+        double publishSeconds = 0;
+        ProduceSummary? published = null;
+        if (publisher is not null)
+        {
+            var publishClock = Stopwatch.StartNew();
+            var protectedNames = mapping.AttributeNames.ToArray();
+            var now = DateTimeOffset.UtcNow;
+            var messages = Enumerable.Range(0, chosen.Count).Where(row => applied[row]).Select(row =>
+            {
+                var id = data.UserIds[chosen[row]];
+                var record = new CloakedEmbedding(id, s.Version, population.ModelVersion, cloak.Embeddings.Row(row).ToArray(), protectedNames, now);
+                return new OutboundMessage(settings.Kafka.CloakedTopic, EventCodec.KeyOf(id), EventCodec.Encode(record), ContentTypes.Json, SchemaNames.CloakedEmbeddingV1);
+            });
+            var toPublish = applied.Count(a => a);
+            published = await LiveStatus.RunAsync($"publishing {toPublish} cloaked embeddings to {settings.Kafka.CloakedTopic}", toPublish,
+                progress => publisher.ProduceAsync(messages, 0,
+                    new InlineProgress<ProduceProgress>(p => progress.Report(new LiveUpdate(p.Acked, $"published {p.Produced}, acknowledged {p.Acked}, failed {p.Failed}"))),
+                    cancellationToken: cancellationToken));
+            publishSeconds = publishClock.Elapsed.TotalSeconds;
+        }
+
+        // What the store now holds, per class, beside what this run wrote.
+        var snapshot = await store.ReadStatisticsAsync(cancellationToken);
+        var table = new Table().Border(TableBorder.Rounded).Title("users per class");
+        foreach (var c in new[] { "attribute", "class", "bootstrapped now", "in the store's statistics" }) table.AddColumn(c);
+        for (var a = 0; a < mapping.AttributeNames.Count; a++)
+        {
+            var stats = snapshot[mapping.AttributeNames[a]];
+            for (var k = 0; k < mapping.ClassNames[a].Count; k++)
+            {
+                var written = Enumerable.Range(0, chosen.Count).Count(row => applied[row] && mapping.Labels[a][chosen[row]] == k);
+                table.AddRow(Markup.Escape(mapping.AttributeNames[a]), Markup.Escape($"{k} ({mapping.ClassNames[a][k]})"), written.ToString(), stats.Counts[k].ToString());
+            }
+            var unknown = chosen.Count(u => mapping.Labels[a][u] < 0);
+            if (unknown > 0) table.AddRow(Markup.Escape(mapping.AttributeNames[a]), "unknown", unknown.ToString(), "-");
+        }
+        AnsiConsole.Write(table);
+
+        var summary = new Table().Border(TableBorder.Rounded).HideHeaders().Title("bootstrap");
+        summary.AddColumn("");
+        summary.AddColumn("");
+        summary.AddRow("users written (applied)", outcomes[(int)ApplyOutcome.Applied].ToString());
+        if (outcomes[(int)ApplyOutcome.Duplicate] > 0) summary.AddRow("already bootstrapped (duplicate)", outcomes[(int)ApplyOutcome.Duplicate].ToString());
+        if (outcomes[(int)ApplyOutcome.Stale] > 0) summary.AddRow("left alone (store has a newer version)", outcomes[(int)ApplyOutcome.Stale].ToString());
+        if (outcomes[(int)ApplyOutcome.Rejected] > 0)
+            summary.AddRow("[red]rejected[/]", Markup.Escape($"{outcomes[(int)ApplyOutcome.Rejected]}: {string.Join("; ", rejections.Select(p => $"{p.Key} ({p.Value})"))}"));
+        summary.AddRow("statistics version", snapshot.Version.ToString());
+        summary.AddRow("load, checks (and training)", $"{loadSeconds:F2} s");
+        summary.AddRow("AttrCloak-DF", $"{cloak.WallTime.TotalSeconds:F2} s");
+        summary.AddRow("Redis writes", $"{writeSeconds:F2} s ({outcomes.Sum() / Math.Max(writeSeconds, 1e-9):F0} users/s, batches of {s.BatchSize})");
+        if (published is not null)
+            summary.AddRow("published", $"{published.Acked} acknowledged, {published.Failed} failed, {publishSeconds:F2} s");
+        summary.AddRow("total", $"{total.Elapsed.TotalSeconds:F2} s");
+        AnsiConsole.Write(summary);
+
+        if (outcomes[(int)ApplyOutcome.Rejected] > 0 || published is { Failed: > 0 })
+        {
+            if (published is { Failed: > 0 })
+                AnsiConsole.MarkupLineInterpolated($"[red]{published.Failed} cloaked embeddings were not acknowledged[/]: {string.Join("; ", published.FailureReasons.Select(p => $"{p.Key} x{p.Value}"))}");
+            return 1;
+        }
+        AnsiConsole.MarkupLineInterpolated($"check the store with `attrcloak stats verify{(s.Config is null ? "" : $" --config {s.Config}")} --prefix {storeOptions.Prefix}`");
+        return 0;
+    }
+
+    private static KafkaBulkProducer Publisher(AttrCloak.Streaming.Hosting.KafkaOptions kafka)
+    {
+        if (string.IsNullOrWhiteSpace(kafka.BootstrapServers))
+            throw new UsageException("--publish needs Kafka: give --brokers host:port or set AttrCloak:Kafka:BootstrapServers");
+        var producer = new KafkaBulkProducer(kafka.BootstrapServers, kafka.Client);
+        try
+        {
+            producer.CheckReachable(TimeSpan.FromSeconds(5));
+        }
+        catch (Confluent.Kafka.KafkaException e)
+        {
+            producer.Dispose();
+            throw new UsageException($"cannot reach Kafka at {kafka.BootstrapServers}: {e.Error.Reason}");
+        }
+        return producer;
+    }
+}
+
+/// <summary>The random part of a population a bootstrap takes; replay uses the same draw to stream the rest.</summary>
+public static class UserSample
+{
+    /// <summary>round(fraction x n) (at least 1) user indices drawn with <paramref name="seed"/>, ascending.</summary>
+    public static IReadOnlyList<int> Draw(int users, double fraction, int seed)
+    {
+        var count = Math.Clamp((int)Math.Round(fraction * users), 1, users);
+        if (count == users) return Enumerable.Range(0, users).ToArray();
+        var order = Enumerable.Range(0, users).ToArray();
+        new Random(seed).Shuffle(order);
+        var chosen = order[..count];
+        Array.Sort(chosen);
+        return chosen;
+    }
+}

@@ -1,0 +1,138 @@
+using System.ComponentModel;
+using System.Diagnostics;
+using AttrCloak.Cli.Streaming;
+using AttrCloak.Streaming.Redis;
+using AttrCloak.Streaming.Redis.Statistics;
+using Spectre.Console;
+using Spectre.Console.Cli;
+
+namespace AttrCloak.Cli.Commands.Streaming;
+
+/// <summary>Options of the commands that work on the deployment's Redis state store.</summary>
+public class StoreCommandSettings : CommandSettings
+{
+    [CommandOption("--config <FILE>")]
+    [Description("Configuration file in the appsettings.json layout (default: ./appsettings.json when present). Environment variables AttrCloak__Section__Key override it; the options below override both.")]
+    public string? Config { get; init; }
+
+    [CommandOption("--redis <CONFIG>")]
+    [Description("Redis to use, e.g. localhost:6379 (overrides AttrCloak:Redis:Configuration).")]
+    public string? Redis { get; init; }
+
+    [CommandOption("--prefix <PREFIX>")]
+    [Description("Key prefix of the deployment in Redis (overrides AttrCloak:Redis:Prefix; default attrcloak).")]
+    public string? Prefix { get; init; }
+
+    public StreamingOverrides Overrides(string? brokers = null) => new(Config, brokers, Redis, Prefix);
+}
+
+public sealed class StatsSettings : StoreCommandSettings
+{
+    [CommandOption("--attempts <N>")]
+    [Description("Passes to try when a running worker changes the statistics during the scan (default 5); pause the worker on a busy deployment.")]
+    [DefaultValue(5)]
+    public int Attempts { get; init; } = 5;
+
+    public override ValidationResult Validate() =>
+        Attempts is < 1 or > 100 ? ValidationResult.Error($"--attempts must be in 1..100, got {Attempts}") : ValidationResult.Success();
+}
+
+/// <summary>`attrcloak stats verify`: recomputes the class statistics from the user states and compares.</summary>
+public sealed class StatsVerifyCommand : StreamingCommand<StatsSettings>
+{
+    protected override Task<int> RunAsync(StatsSettings s, CancellationToken cancellationToken) =>
+        StatsRunner.RunAsync(s, rebuild: false, cancellationToken);
+}
+
+/// <summary>`attrcloak stats rebuild`: replaces the class statistics with their recomputation from the user states.</summary>
+public sealed class StatsRebuildCommand : StreamingCommand<StatsSettings>
+{
+    protected override Task<int> RunAsync(StatsSettings s, CancellationToken cancellationToken) =>
+        StatsRunner.RunAsync(s, rebuild: true, cancellationToken);
+}
+
+internal static class StatsRunner
+{
+    public static async Task<int> RunAsync(StatsSettings s, bool rebuild, CancellationToken cancellationToken)
+    {
+        var configuration = StreamingConfiguration.Load(s.Overrides());
+        var settings = configuration.Settings();
+        // The verifier reads user states and statistics only; tombstones (the only use of the secret) are not touched.
+        var options = configuration.StoreOptions(settings, needsTombstoneSecret: false);
+        await using var redis = await RedisConnector.ConnectAsync(StreamingConfiguration.RequireRedis(settings));
+        // A mistyped prefix would otherwise verify as "consistent, 0 users"; a prefix of another layout (dimension,
+        // catalog) would be compared slot by slot against the wrong classes. The store's own check covers the latter
+        // (it only reads here, since the meta key exists).
+        if (!await redis.GetDatabase().KeyExistsAsync(options.Prefix + ":meta"))
+            throw new UsageException(
+                $"Redis prefix '{options.Prefix}' holds no streaming-guard data (no '{options.Prefix}:meta' key): check --prefix or AttrCloak:Redis:Prefix; the worker or `attrcloak bootstrap` creates it");
+        using (var store = new RedisStateStore(redis, options))
+            await store.InitializeAsync(cancellationToken);
+        var verifier = new StatisticsVerifier(redis, options);
+        var clock = Stopwatch.StartNew();
+        StatisticsVerificationReport report;
+        try
+        {
+            report = rebuild
+                ? await verifier.RebuildAsync(s.Attempts, cancellationToken)
+                : await verifier.VerifyAsync(s.Attempts, cancellationToken);
+        }
+        catch (InvalidOperationException e) when (e.Message.Contains("pause the worker", StringComparison.Ordinal))
+        {
+            throw new UsageException(e.Message); // a worker kept writing during every pass
+        }
+        catch (InvalidDataException e)
+        {
+            throw new UsageException($"{e.Message}; inspect or delete that user's key, then run `attrcloak stats rebuild`");
+        }
+
+        AnsiConsole.MarkupLineInterpolated(
+            $"Redis prefix [blue]{options.Prefix}[/]: {report.UsersScanned} users scanned, statistics version {report.Version}, {clock.Elapsed.TotalSeconds:F2} s{(report.Attempts > 1 ? $", {report.Attempts} passes (a writer was active)" : "")}");
+        AnsiConsole.Write(StatisticsReportTable.Build(report, rebuild));
+        var bad = report.Inconsistent.Count();
+        if (rebuild)
+        {
+            AnsiConsole.WriteLine(bad == 0
+                ? $"rebuilt: every class already agreed with the user states; the statistics were rewritten from {report.UsersScanned} users (version {report.Version})"
+                : $"rebuilt: {bad} of {report.Classes.Count} classes differed and now hold the recomputation from {report.UsersScanned} users (version {report.Version})");
+            return 0;
+        }
+        if (bad == 0)
+        {
+            AnsiConsole.MarkupLineInterpolated($"[green]consistent[/]: all {report.Classes.Count} classes agree with the {report.UsersScanned} user states");
+            return 0;
+        }
+        AnsiConsole.MarkupLineInterpolated(
+            $"[red]inconsistent[/]: {bad} of {report.Classes.Count} classes differ from the user states; `attrcloak stats rebuild` repairs them (pause the worker first on a busy deployment)");
+        return 1;
+    }
+}
+
+/// <summary>One row per (attribute, class) of a verification report; the report decides which rows there are.</summary>
+internal static class StatisticsReportTable
+{
+    public static Table Build(StatisticsVerificationReport report, bool rebuilt)
+    {
+        var table = new Table().Border(TableBorder.Rounded)
+            .Title(rebuilt ? "class statistics before the rebuild vs recomputed from user states" : "class statistics vs recomputed from user states");
+        foreach (var c in new[] { "attribute", "class", "stored n", "recomputed n", "count diff", "max |dS|", "max |dM|", "tolerance", "status" })
+            table.AddColumn(c);
+        foreach (var row in report.Classes)
+        {
+            // Names as plain Text: configured names are data, not markup (nor emoji codes).
+            table.AddRow(
+                new Text(row.Attribute),
+                new Text($"{row.ClassIndex} ({row.ClassName})"),
+                new Text(row.Malformed ? "malformed" : row.StoredCount.ToString()),
+                new Text(row.RecomputedCount.ToString()),
+                new Text(row.Malformed || row.CountDifference == long.MaxValue ? "-" : row.CountDifference.ToString("+0;-0;0")),
+                new Text(Number(row.MaxAbsSumDifference)),
+                new Text(Number(row.MaxAbsCoMomentDifference)),
+                new Text(Number(row.Tolerance)),
+                new Markup(row.IsConsistent ? "[green]ok[/]" : rebuilt ? "[yellow]repaired[/]" : "[red]DIFFERS[/]"));
+        }
+        return table;
+    }
+
+    private static string Number(double x) => double.IsPositiveInfinity(x) ? "inf" : x == 0 ? "0" : x.ToString("G3");
+}

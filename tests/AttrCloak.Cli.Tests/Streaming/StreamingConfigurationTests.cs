@@ -1,0 +1,148 @@
+using static AttrCloak.Cli.Tests.Streaming.StreamingTestSupport;
+
+namespace AttrCloak.Cli.Tests.Streaming;
+
+/// <summary>Configuration problems of the streaming commands: one `error:` line, exit code 2, and the layering file &lt; environment &lt; options.</summary>
+public sealed class StreamingConfigurationTests(RedisServerFixture redis)
+{
+    private string Redis => $"127.0.0.1:{redis.Port}";
+
+    [Fact]
+    public async Task Missing_config_file_is_named()
+    {
+        using var tmp = new TempDirectory();
+        var (code, output) = await CliRunner.RunAsync("stats", "verify", "--config", tmp["absent.json"]);
+        ShouldBeOneClearError(code, output, "absent.json");
+    }
+
+    [Fact]
+    public async Task Config_file_that_is_not_json_names_the_file_and_line()
+    {
+        using var tmp = new TempDirectory();
+        File.WriteAllText(tmp["appsettings.json"], "{\n  \"AttrCloak\": { \"Guard\": { \"Dimension\": 8, }\n  oops\n}");
+        var (code, output) = await CliRunner.RunAsync("stats", "verify", "--config", tmp["appsettings.json"]);
+        ShouldBeOneClearError(code, output, "is not valid JSON");
+        output.ShouldContain("appsettings.json");
+        output.ShouldContain("LineNumber");
+    }
+
+    [Fact]
+    public async Task Every_problem_of_a_configuration_is_listed_under_one_error_line()
+    {
+        using var tmp = new TempDirectory();
+        var config = WriteConfig(tmp["appsettings.json"], Redis, "p", dimension: 0,
+            catalog: new Dictionary<string, string[]> { ["gender"] = ["F"] });
+        var (code, output) = await CliRunner.RunAsync("stats", "verify", "--config", config);
+        ShouldBeOneClearError(code, output, "invalid configuration");
+        output.ShouldContain("AttrCloak:Guard:Dimension must be in 1..4096");
+        output.ShouldContain("needs at least two classes");
+    }
+
+    [Fact]
+    public async Task Wrongly_typed_value_is_a_configuration_error()
+    {
+        using var tmp = new TempDirectory();
+        File.WriteAllText(tmp["appsettings.json"], """{ "AttrCloak": { "Guard": { "Dimension": "sixty-four", "Attributes": { "gender": ["F", "M"] } } } }""");
+        var (code, output) = await CliRunner.RunAsync("stats", "verify", "--config", tmp["appsettings.json"], "--redis", Redis);
+        ShouldBeOneClearError(code, output, "AttrCloak:Guard");
+    }
+
+    [Fact]
+    public async Task Missing_redis_says_how_to_configure_it()
+    {
+        using var tmp = new TempDirectory();
+        var config = WriteConfig(tmp["appsettings.json"], redis: null, "p", dimension: 4);
+        var (code, output) = await CliRunner.RunAsync("stats", "verify", "--config", config);
+        ShouldBeOneClearError(code, output, "no Redis configured");
+        output.ShouldContain("--redis");
+    }
+
+    [Fact]
+    public async Task Unreachable_redis_is_one_line_within_seconds()
+    {
+        using var tmp = new TempDirectory();
+        var config = WriteConfig(tmp["appsettings.json"], "127.0.0.1:1", "p", dimension: 4);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var (code, output) = await CliRunner.RunAsync("stats", "verify", "--config", config);
+        ShouldBeOneClearError(code, output, "cannot reach Redis at 127.0.0.1:1");
+        clock.Elapsed.ShouldBeLessThan(TimeSpan.FromSeconds(15));
+    }
+
+    [Fact]
+    public async Task Bootstrap_without_a_tombstone_secret_says_where_to_set_it()
+    {
+        using var tmp = new TempDirectory();
+        var config = WriteConfig(tmp["appsettings.json"], Redis, redis.NewPrefix("nosecret"), dimension: 4, secret: false);
+        var (code, output) = await CliRunner.RunAsync("bootstrap", "--config", config, "--synthetic-users", "50");
+        ShouldBeOneClearError(code, output, "TombstoneSecret is required");
+        output.ShouldContain("AttrCloak__Redis__TombstoneSecret");
+    }
+
+    [Fact]
+    public async Task Environment_overrides_the_file_and_options_override_the_environment()
+    {
+        using var tmp = new TempDirectory();
+        var prefix = redis.NewPrefix("layers");
+        await SeedAsync(redis.Redis, prefix, dimension: 4, users: 20);
+        var config = WriteConfig(tmp["appsettings.json"], Redis, "wrong-prefix", dimension: 4);
+
+        // The file's prefix holds nothing: the error names it.
+        var (fileOnly, fileOutput) = await CliRunner.RunAsync("stats", "verify", "--config", config);
+        ShouldBeOneClearError(fileOnly, fileOutput, "'wrong-prefix'");
+
+        const string variable = "AttrCloak__Redis__Prefix";
+        Environment.SetEnvironmentVariable(variable, prefix);
+        try
+        {
+            var (fromEnvironment, environmentOutput) = await CliRunner.RunAsync("stats", "verify", "--config", config);
+            fromEnvironment.ShouldBe(0, environmentOutput);
+            environmentOutput.ShouldContain("20 users scanned");
+
+            var (fromOption, optionOutput) = await CliRunner.RunAsync("stats", "verify", "--config", config, "--prefix", "option-prefix");
+            ShouldBeOneClearError(fromOption, optionOutput, "'option-prefix'");
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable(variable, null);
+        }
+    }
+
+    [Fact]
+    public async Task Default_config_is_appsettings_json_in_the_working_directory()
+    {
+        using var tmp = new TempDirectory();
+        var prefix = redis.NewPrefix("cwd");
+        await SeedAsync(redis.Redis, prefix, dimension: 4, users: 7);
+        WriteConfig(tmp["appsettings.json"], Redis, prefix, dimension: 4);
+        var previous = Directory.GetCurrentDirectory();
+        Directory.SetCurrentDirectory(tmp.Path);
+        try
+        {
+            var (code, output) = await CliRunner.RunAsync("stats", "verify");
+            code.ShouldBe(0, output);
+            output.ShouldContain("7 users scanned");
+        }
+        finally
+        {
+            Directory.SetCurrentDirectory(previous);
+        }
+    }
+
+    [Fact]
+    public async Task Replay_without_brokers_says_how_to_give_them()
+    {
+        using var tmp = new TempDirectory();
+        var config = WriteConfig(tmp["appsettings.json"], redis: null, prefix: null, dimension: null);
+        var (code, output) = await CliRunner.RunAsync("replay", "--config", config, "--synthetic-users", "50");
+        ShouldBeOneClearError(code, output, "no Kafka brokers configured");
+    }
+
+    [Fact]
+    public async Task Bad_option_values_are_one_line()
+    {
+        var (code, output) = await CliRunner.RunAsync("replay", "--brokers", "127.0.0.1:1", "--forget-fraction", "1.5");
+        ShouldBeOneClearError(code, output, "--forget-fraction must be in 0..1");
+        (code, output) = await CliRunner.RunAsync("bootstrap", "--fraction", "0");
+        ShouldBeOneClearError(code, output, "--fraction must be in (0, 1]");
+    }
+}
