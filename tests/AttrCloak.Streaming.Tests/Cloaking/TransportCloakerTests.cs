@@ -9,8 +9,8 @@ public sealed class TransportCloakerTests
 {
     private static readonly StatisticsVersion Version = new("test", 1);
 
-    /// <summary>Exact maps: no shrinkage, so the map is the textbook Monge map of the given Gaussians.</summary>
-    private static readonly TransportCloakerOptions Exact = new() { MeanPriorUsers = 0, CovariancePriorUsers = 0, MinCovarianceUsers = 2 };
+    /// <summary>Exact maps: no shrinkage and served class offsets kept whole, so the map is the textbook Monge map of the given Gaussians.</summary>
+    private static readonly TransportCloakerOptions Exact = new() { MeanPriorUsers = 0, CovariancePriorUsers = 0, MinCovarianceUsers = 2, TargetOffsetScale = 1 };
 
     [Fact]
     public void MongeMatrixPushesTheSourceCovarianceOntoTheTarget()
@@ -77,12 +77,17 @@ public sealed class TransportCloakerTests
         var covs = new[] { RandomSpd(rng, d), RandomSpd(rng, d), RandomSpd(rng, d) };
         var age = Stats("age", [300, 200, 100], means, covs);
         var gender = Stats("gender", [300, 300], means[..2], covs[..2]);
-        // Default options (with shrinkage): shrinking both sides alike still maps a population onto itself.
-        var cloaker = new TransportCloakerFactory().Build(Snapshot(d, [gender, age], [gender, age]));
+        // With shrinkage but the served class offsets kept whole: shrinking both sides alike still maps a population onto itself.
+        var snapshot = Snapshot(d, [gender, age], [gender, age]);
+        var cloaker = new TransportCloakerFactory(new TransportCloakerOptions { TargetOffsetScale = 1 }).Build(snapshot);
         var x = RandomVector(rng, d).Select(v => (float)v).ToArray();
         var y = new float[d];
         cloaker.Cloak(x, [1, 2], y).ProtectedMask.ShouldBe(0b11u);
         for (var i = 0; i < d; i++) y[i].ShouldBe(x[i], 1e-4f);
+
+        // The default pulls served class offsets halfway to the global mean, so even an unhidden population moves.
+        new TransportCloakerFactory().Build(snapshot).Cloak(x, [1, 2], y);
+        MaxAbsDifference(y.Select(v => (double)v).ToArray(), x.Select(v => (double)v).ToArray()).ShouldBeGreaterThan(0.01);
     }
 
     [Fact]
