@@ -14,8 +14,13 @@ public interface IUserCloaker
 
     /// <summary>
     /// Writes the cloaked embedding of a user with <paramref name="original"/> embedding and class index per catalog
-    /// attribute (<paramref name="classes"/>, -1 = unknown) into <paramref name="cloaked"/> (same length). Never writes
-    /// the original unchanged when an attribute is protected.
+    /// attribute (<paramref name="classes"/>, -1 = unknown) into <paramref name="cloaked"/> (same length; it may be the
+    /// same memory as <paramref name="original"/>). A set bit means the user was moved by the map derived from the
+    /// statistics of its class for that attribute; it can be the identity only when the served statistics equal the
+    /// original ones (nothing was hidden in the population either). A clear bit (unknown class, or too few users to
+    /// estimate anything) tells the caller that attribute is NOT protected for this user: fail closed there.
+    /// Throws <see cref="ArgumentException"/> on a wrong length and <see cref="ArgumentOutOfRangeException"/> on a
+    /// class outside -1..K-1.
     /// </summary>
     /// <returns>Which catalog attributes the result is cloaked against.</returns>
     CloakOutcome Cloak(ReadOnlySpan<float> original, ReadOnlySpan<int> classes, Span<float> cloaked);

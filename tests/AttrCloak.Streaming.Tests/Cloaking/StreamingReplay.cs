@@ -1,0 +1,113 @@
+using System.Diagnostics;
+using AttrCloak.Core.Data;
+using AttrCloak.Learning.Unlearning;
+using AttrCloak.Streaming.Cloaking;
+using AttrCloak.Streaming.Redis.Statistics;
+
+namespace AttrCloak.Streaming.Tests.Cloaking;
+
+/// <summary>
+/// The acceptance protocol of the re-cloak, in process: batch AttrCloak-DF on a bootstrap part of the users seeds the
+/// served and original statistics; every other user is then streamed one by one in random order through the
+/// per-user cloaker, the statistics updated after each user as the store would, and the cloaker rebuilt every
+/// <see cref="RefreshEvery"/> users.
+/// </summary>
+internal sealed class StreamingReplay
+{
+    /// <summary>The DF preset of the CLI (src/AttrCloak.Cli/Experiments/CloakPresets.cs; the Cli is not referenced from here).</summary>
+    public static CloakOptions DataFreePreset { get; } = new()
+    {
+        Mode = CloakMode.DataFree,
+        Optimizer = CloakOptimizer.Adam,
+        LearningRate = 0.02,
+        MaxIterations = 80,
+        Ridge = CovarianceRidge.Relative(1.0),
+    };
+
+    public required IReadOnlyList<AttributeSpec> Attributes { get; init; }
+    public double BootstrapFraction { get; init; } = 0.5;
+    public int RefreshEvery { get; init; } = 25;
+    public int Seed { get; init; } = 7;
+    public CloakOptions BatchOptions { get; init; } = DataFreePreset;
+
+    public sealed record Result(EmbeddingMatrix Served, int BootstrapUsers, int StreamedUsers, int Builds,
+        double BuildMilliseconds, double CloakMicroseconds, int UnprotectedCalls);
+
+    /// <summary>Batch DF over every user (the reference the stream is compared with).</summary>
+    public EmbeddingMatrix Batch(EmbeddingMatrix original, int[][] labels) =>
+        new Cloaker().Cloak(original, Protected(labels), BatchOptions).Embeddings;
+
+    public Result Run(EmbeddingMatrix original, int[][] labels, IUserCloakerFactory factory)
+    {
+        var n = original.Rows;
+        var d = original.Cols;
+        var order = Enumerable.Range(0, n).ToArray();
+        new Random(Seed).Shuffle(order);
+        var bootstrapCount = (int)Math.Round(n * BootstrapFraction);
+        var bootstrap = order[..bootstrapCount];
+        var streamed = order[bootstrapCount..];
+
+        var served = new EmbeddingMatrix(n, d, new float[n * d]);
+        var servedStats = new ClassStatisticsAccumulator(d, Attributes);
+        var originalStats = new ClassStatisticsAccumulator(d, Attributes);
+        var classes = new int[Attributes.Count];
+        if (bootstrap.Length > 0)
+        {
+            var bootOriginal = original.SelectRows(bootstrap);
+            var bootLabels = labels.Select(l => bootstrap.Select(u => l[u]).ToArray()).ToArray();
+            var bootServed = new Cloaker().Cloak(bootOriginal, Protected(bootLabels), BatchOptions).Embeddings;
+            for (var i = 0; i < bootstrap.Length; i++)
+            {
+                bootServed.Row(i).CopyTo(served.Row(bootstrap[i]));
+                for (var a = 0; a < classes.Length; a++) classes[a] = bootLabels[a][i];
+                servedStats.Add(bootServed.Row(i), classes);
+                originalStats.Add(bootOriginal.Row(i), classes);
+            }
+        }
+
+        IUserCloaker? cloaker = null;
+        long sequence = 0;
+        var builds = 0;
+        var unprotected = 0;
+        var buildClock = new Stopwatch();
+        var cloakClock = new Stopwatch();
+        for (var i = 0; i < streamed.Length; i++)
+        {
+            if (cloaker is null || i % RefreshEvery == 0)
+            {
+                buildClock.Start();
+                cloaker = factory.Build(ClassStatisticsAccumulator.Combine(servedStats, originalStats, new StatisticsVersion("replay", ++sequence)));
+                buildClock.Stop();
+                builds++;
+            }
+            var u = streamed[i];
+            for (var a = 0; a < classes.Length; a++) classes[a] = labels[a][u];
+            cloakClock.Start();
+            var outcome = cloaker.Cloak(original.Row(u), classes, served.Row(u));
+            cloakClock.Stop();
+            var expected = 0u;
+            for (var a = 0; a < classes.Length; a++) if (classes[a] != -1) expected |= 1u << a;
+            if (outcome.ProtectedMask != expected) unprotected++;
+            servedStats.Add(served.Row(u), classes);
+            originalStats.Add(original.Row(u), classes);
+        }
+        return new Result(served, bootstrap.Length, streamed.Length, builds,
+            builds == 0 ? 0 : buildClock.Elapsed.TotalMilliseconds / builds,
+            streamed.Length == 0 ? 0 : cloakClock.Elapsed.TotalMicroseconds / streamed.Length, unprotected);
+    }
+
+    private ProtectedAttribute[] Protected(int[][] labels) =>
+        Attributes.Select((a, i) => new ProtectedAttribute(a.Name, a.ClassCount, labels[i])).ToArray();
+
+    /// <summary>Mean squared L2 displacement per user (the DF retention loss, averaged).</summary>
+    public static double MeanSquaredDisplacement(EmbeddingMatrix a, EmbeddingMatrix b)
+    {
+        double sum = 0;
+        for (var i = 0; i < a.Values.Length; i++)
+        {
+            double diff = a.Values[i] - b.Values[i];
+            sum += diff * diff;
+        }
+        return sum / a.Rows;
+    }
+}

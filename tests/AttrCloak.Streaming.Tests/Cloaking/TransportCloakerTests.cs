@@ -1,0 +1,234 @@
+using AttrCloak.Core.Data;
+using AttrCloak.Streaming.Cloaking;
+using AttrCloak.Streaming.Redis.Statistics;
+using static AttrCloak.Streaming.Tests.Cloaking.GaussianSamples;
+
+namespace AttrCloak.Streaming.Tests.Cloaking;
+
+public sealed class TransportCloakerTests
+{
+    private static readonly StatisticsVersion Version = new("test", 1);
+
+    /// <summary>Exact maps: no shrinkage and served class offsets kept whole, so the map is the textbook Monge map of the given Gaussians.</summary>
+    private static readonly TransportCloakerOptions Exact = new() { MeanPriorUsers = 0, CovariancePriorUsers = 0, MinCovarianceUsers = 2, TargetOffsetScale = 1 };
+
+    [Fact]
+    public void MongeMatrixPushesTheSourceCovarianceOntoTheTarget()
+    {
+        var rng = new Random(1);
+        const int d = 6;
+        var s = RandomSpd(rng, d);
+        var t = RandomSpd(rng, d, scale: 2);
+        var b = GaussianTransport.MongeMatrices([s], [t], d)[0];
+
+        // Cov(Bx) = B S B^T must be T, and B must be symmetric (the OT map is the gradient of a convex function).
+        MaxAbsDifference(MatMul(MatMul(b, s, d), b, d), t).ShouldBeLessThan(1e-9);
+        for (var i = 0; i < d; i++)
+            for (var j = 0; j < d; j++) b[i * d + j].ShouldBe(b[j * d + i], 1e-12);
+        var v = RandomVector(rng, d);
+        var quadratic = 0.0;
+        for (var i = 0; i < d; i++)
+            for (var j = 0; j < d; j++) quadratic += v[i] * b[i * d + j] * v[j];
+        quadratic.ShouldBeGreaterThan(0);
+    }
+
+    [Fact]
+    public void MongeMatrixOfEqualCovariancesIsTheIdentity()
+    {
+        const int d = 5;
+        var s = RandomSpd(new Random(2), d);
+        var b = GaussianTransport.MongeMatrices([s], [s], d)[0];
+        for (var i = 0; i < d; i++)
+            for (var j = 0; j < d; j++) b[i * d + j].ShouldBe(i == j ? 1 : 0, 1e-9);
+    }
+
+    [Fact]
+    public void MappedSamplesOfAClassHaveTheServedClassMeanAndCovariance()
+    {
+        var rng = new Random(3);
+        const int d = 4;
+        var originalMeans = new[] { RandomVector(rng, d), RandomVector(rng, d) };
+        var originalCovs = new[] { RandomSpd(rng, d), RandomSpd(rng, d, scale: 1.5) };
+        var servedMeans = new[] { RandomVector(rng, d, 0.1), RandomVector(rng, d, 0.1) };
+        var servedCovs = new[] { RandomSpd(rng, d), RandomSpd(rng, d) };
+        var snapshot = Snapshot(d, [Stats("gender", [1000, 1000], servedMeans, servedCovs)], [Stats("gender", [1000, 1000], originalMeans, originalCovs)]);
+        var cloaker = new TransportCloakerFactory(Exact).BuildTransport(snapshot);
+
+        for (var k = 0; k < 2; k++)
+        {
+            const int n = 40_000;
+            var samples = Sample(rng, originalMeans[k], originalCovs[k], n);
+            var mapped = new float[samples.Length];
+            for (var r = 0; r < n; r++)
+                cloaker.Cloak(samples.AsSpan(r * d, d), [k], mapped.AsSpan(r * d, d)).ProtectedMask.ShouldBe(1u);
+            var (mean, cov) = Moments(mapped, d);
+            // Sampling error at n = 40,000 is ~0.01 per entry for unit-scale Gaussians; 0.05 is 5 sigma, a wrong map is off by O(1).
+            MaxAbsDifference(mean, servedMeans[k]).ShouldBeLessThan(0.05);
+            MaxAbsDifference(cov, servedCovs[k]).ShouldBeLessThan(0.05);
+        }
+    }
+
+    [Fact]
+    public void ServedEqualToOriginalGivesTheIdentity()
+    {
+        var rng = new Random(4);
+        const int d = 8;
+        var means = new[] { RandomVector(rng, d), RandomVector(rng, d), RandomVector(rng, d) };
+        var covs = new[] { RandomSpd(rng, d), RandomSpd(rng, d), RandomSpd(rng, d) };
+        var age = Stats("age", [300, 200, 100], means, covs);
+        var gender = Stats("gender", [300, 300], means[..2], covs[..2]);
+        // With shrinkage but the served class offsets kept whole: shrinking both sides alike still maps a population onto itself.
+        var snapshot = Snapshot(d, [gender, age], [gender, age]);
+        var cloaker = new TransportCloakerFactory(new TransportCloakerOptions { TargetOffsetScale = 1 }).Build(snapshot);
+        var x = RandomVector(rng, d).Select(v => (float)v).ToArray();
+        var y = new float[d];
+        cloaker.Cloak(x, [1, 2], y).ProtectedMask.ShouldBe(0b11u);
+        for (var i = 0; i < d; i++) y[i].ShouldBe(x[i], 1e-4f);
+
+        // The default pulls served class offsets halfway to the global mean, so even an unhidden population moves.
+        new TransportCloakerFactory().Build(snapshot).Cloak(x, [1, 2], y);
+        MaxAbsDifference(y.Select(v => (double)v).ToArray(), x.Select(v => (double)v).ToArray()).ShouldBeGreaterThan(0.01);
+    }
+
+    [Fact]
+    public void OutcomeMaskClearsUnknownClassesAndAttributesTooSmallToMap()
+    {
+        var rng = new Random(5);
+        const int d = 3;
+        var means = new[] { RandomVector(rng, d), RandomVector(rng, d) };
+        var covs = new[] { RandomSpd(rng, d), RandomSpd(rng, d) };
+        var big = Stats("gender", [50, 50], means, covs);
+        var tiny = Stats("age", [3, 4], means, covs);
+        var cloaker = new TransportCloakerFactory(new TransportCloakerOptions { MinGlobalUsers = 20 })
+            .BuildTransport(Snapshot(d, [big, tiny], [big, tiny]));
+        var x = new float[] { 1, 2, 3 };
+        var y = new float[d];
+        cloaker.Cloak(x, [0, 1], y).ProtectedMask.ShouldBe(0b01u, "age has 7 users, fewer than MinGlobalUsers");
+        cloaker.Cloak(x, [-1, 1], y).ProtectedMask.ShouldBe(0u, "gender is unknown, age unmapped");
+        cloaker.Cloak(x, [1, -1], y).Protects(0).ShouldBeTrue();
+        cloaker.Maps.Select(m => m.Mapped).ShouldBe([true, false]);
+    }
+
+    [Fact]
+    public void WrongShapesAreRejectedWithClearMessagesAndOutputMayAliasInput()
+    {
+        var rng = new Random(6);
+        const int d = 4;
+        var means = new[] { RandomVector(rng, d), RandomVector(rng, d) };
+        var covs = new[] { RandomSpd(rng, d), RandomSpd(rng, d) };
+        var original = Stats("gender", [100, 100], means, covs);
+        var served = Stats("gender", [100, 100], [RandomVector(rng, d, 0.1), RandomVector(rng, d, 0.1)], covs);
+        var cloaker = new TransportCloakerFactory().Build(Snapshot(d, [served], [original]));
+        var output = new float[d];
+
+        Should.Throw<ArgumentException>(() => cloaker.Cloak(new float[d + 1], [0], output)).Message.ShouldContain("dimension is 4");
+        Should.Throw<ArgumentException>(() => cloaker.Cloak(new float[d], [0], new float[d - 1]));
+        Should.Throw<ArgumentException>(() => cloaker.Cloak(new float[d], [0, 1], output)).Message.ShouldContain("1 attributes");
+        Should.Throw<ArgumentOutOfRangeException>(() => cloaker.Cloak(new float[d], [2], output));
+
+        var x = new float[] { 0.5f, -1, 2, 0.25f };
+        cloaker.Cloak(x, [1], output);
+        var inPlace = (float[])x.Clone();
+        cloaker.Cloak(inPlace, [1], inPlace);
+        inPlace.ShouldBe(output);
+        output.ShouldNotBe(x);
+    }
+
+    [Fact]
+    public void SnapshotWithoutOriginalStatisticsIsRejected()
+    {
+        var rng = new Random(7);
+        var stats = Stats("gender", [10, 10], [RandomVector(rng, 2), RandomVector(rng, 2)], [RandomSpd(rng, 2), RandomSpd(rng, 2)]);
+        var snapshot = new StatisticsSnapshot(Version, 2, [stats]);
+        Should.Throw<ArgumentException>(() => new TransportCloakerFactory().Build(snapshot)).Message.ShouldContain("original statistics");
+        Should.Throw<ArgumentException>(() => new TransportCloakerFactory().Build(Snapshot(3, [stats], [stats]))).Message.ShouldContain("dimension 3");
+    }
+
+    [Fact]
+    public void ColdStoreEqualisesEveryClassToTheOriginalGlobalGaussian()
+    {
+        // No served population yet: the cloaker falls back to sending each class to the attribute's original global fit.
+        var rng = new Random(8);
+        const int d = 4;
+        var originalMeans = new[] { RandomVector(rng, d), RandomVector(rng, d) };
+        var covs = new[] { RandomSpd(rng, d), RandomSpd(rng, d) };
+        var original = Stats("gender", [500, 500], originalMeans, covs);
+        var empty = Stats("gender", [0, 0], [new double[d], new double[d]], [new double[d * d], new double[d * d]]);
+        var cloaker = new TransportCloakerFactory(Exact).BuildTransport(Snapshot(d, [empty], [original]));
+        cloaker.Maps[0].ServedTarget.ShouldBeFalse();
+
+        for (var k = 0; k < 2; k++)
+        {
+            const int n = 40_000;
+            var samples = Sample(rng, originalMeans[k], covs[k], n);
+            for (var r = 0; r < n; r++)
+                cloaker.Cloak(samples.AsSpan(r * d, d), [k], samples.AsSpan(r * d, d)).ProtectedMask.ShouldBe(1u);
+            var (mean, cov) = Moments(samples, d);
+            MaxAbsDifference(mean, original.GlobalMean).ShouldBeLessThan(0.05);
+            MaxAbsDifference(cov, original.GlobalCovariance).ShouldBeLessThan(0.06);
+        }
+    }
+
+    [Fact]
+    public void EmptyStoreLeavesUsersUnprotectedAndUnchanged()
+    {
+        const int d = 3;
+        var attributes = new[] { new AttributeSpec("gender", ["F", "M"]) };
+        var served = new ClassStatisticsAccumulator(d, attributes);
+        var originals = new ClassStatisticsAccumulator(d, attributes);
+        var cloaker = new TransportCloakerFactory().Build(ClassStatisticsAccumulator.Combine(served, originals, Version));
+        var x = new float[] { 1, 2, 3 };
+        var y = new float[d];
+        cloaker.Cloak(x, [1], y).ProtectedMask.ShouldBe(0u);
+        y.ShouldBe(x);
+    }
+
+    [Fact]
+    public void AccumulatorMatchesDirectMomentsAndRemovalUndoesAddition()
+    {
+        var rng = new Random(9);
+        const int d = 5;
+        var attributes = new[] { new AttributeSpec("gender", ["F", "M"]), new AttributeSpec("age", ["young", "mid", "old"]) };
+        var rows = Sample(rng, RandomVector(rng, d), RandomSpd(rng, d), 200);
+        var labels = new[] { Enumerable.Range(0, 200).Select(i => i % 2).ToArray(), Enumerable.Range(0, 200).Select(i => i % 7 == 0 ? -1 : i % 3).ToArray() };
+        var acc = new ClassStatisticsAccumulator(d, attributes);
+        acc.AddAll(new EmbeddingMatrix(200, d, rows), labels);
+        var snap = acc.Snapshot();
+
+        var members = Enumerable.Range(0, 200).Where(u => labels[1][u] == 2).ToArray();
+        var (mean, cov) = Moments(members.SelectMany(u => rows.AsSpan(u * d, d).ToArray()).ToArray(), d);
+        snap[1].Counts[2].ShouldBe(members.Length);
+        MaxAbsDifference(snap[1].Means[2], mean).ShouldBeLessThan(1e-9);
+        MaxAbsDifference(snap[1].Covariances[2], cov).ShouldBeLessThan(1e-9);
+        snap[1].GlobalCount.ShouldBe(labels[1].Count(c => c >= 0));
+        snap[0].GlobalCount.ShouldBe(200);
+
+        for (var u = 0; u < 200; u++) acc.Add(rows.AsSpan(u * d, d), [labels[0][u], labels[1][u]], -1);
+        acc.Snapshot().ShouldAllBe(a => a.GlobalCount == 0);
+    }
+
+    /// <summary>Class statistics from exact parameters; the global fit by the law of total covariance.</summary>
+    internal static ClassStatisticsSnapshot Stats(string name, long[] counts, double[][] means, double[][] covariances)
+    {
+        var d = means[0].Length;
+        var total = counts.Sum();
+        var globalMean = new double[d];
+        var globalCov = new double[d * d];
+        if (total > 0)
+        {
+            for (var k = 0; k < counts.Length; k++)
+                for (var i = 0; i < d; i++) globalMean[i] += counts[k] * means[k][i] / total;
+            for (var k = 0; k < counts.Length; k++)
+            {
+                var w = (double)counts[k] / total;
+                for (var i = 0; i < d; i++)
+                    for (var j = 0; j < d; j++)
+                        globalCov[i * d + j] += w * (covariances[k][i * d + j] + (means[k][i] - globalMean[i]) * (means[k][j] - globalMean[j]));
+            }
+        }
+        return new ClassStatisticsSnapshot(name, counts.Select((_, k) => $"c{k}").ToArray(), counts, means, covariances, total, globalMean, globalCov);
+    }
+
+    internal static StatisticsSnapshot Snapshot(int d, IReadOnlyList<ClassStatisticsSnapshot> served, IReadOnlyList<ClassStatisticsSnapshot> originals) =>
+        new(Version, d, served) { Originals = originals };
+}
