@@ -6,7 +6,7 @@ namespace AttrCloak.Streaming.Cloaking;
 
 /// <summary>What the factory built for one attribute (for logs, metrics and tests).</summary>
 /// <param name="Attribute">Catalog name.</param>
-/// <param name="Mapped">False when the original global fit is too small (<see cref="TransportCloakerOptions.MinGlobalUsers"/>): the attribute is not protected.</param>
+/// <param name="Mapped">False when the original global fit is too small (<see cref="TransportCloakerOptions.MinGlobalUsers"/>): users declaring a class of it get the warm-up vector.</param>
 /// <param name="ServedTarget">True when the targets are the served statistics; false = the original global fit (cold store: pure class equalisation).</param>
 /// <param name="CovarianceMaps">True when full Monge matrices are used; false = mean shifts only.</param>
 /// <param name="WarmClasses">Classes whose own served statistics are their target (the others are equalised to the global target).</param>
@@ -44,7 +44,9 @@ public sealed record AttributeMapInfo(string Attribute, bool Mapped, bool Served
 /// </para>
 /// <para>
 /// Cold start and small classes (thresholds in <see cref="TransportCloakerOptions"/>): an attribute whose ORIGINAL
-/// global fit holds fewer than MinGlobalUsers users is not mapped (its bit stays clear in the outcome). When the SERVED
+/// global fit holds fewer than MinGlobalUsers users is not mapped; a user who declares a class of such an attribute is
+/// served the warm-up vector (the original population mean, zeros on an empty store: nothing about the user), never
+/// their own embedding. When the SERVED
 /// global fit is that small too (a store without a bootstrap) every class is sent to the attribute's ORIGINAL global
 /// Gaussian: pure class equalisation, which is what AttrCloak converges to when privacy dominates. A class with fewer
 /// than MinClassUsers served users is sent to the global target likewise. Class means are shrunk toward the global mean
@@ -62,10 +64,12 @@ public sealed class TransportCloaker : IUserCloaker
     private readonly ClassMap?[][] _classMaps;
     private readonly float[]? _globalLinear;
     private readonly float[] _globalOffset;
+    private readonly float[] _warmup;
 
     internal TransportCloaker(StatisticsVersion version, int dimension, ClassMap?[][] classMaps, float[]? globalLinear,
-        float[] globalOffset, IReadOnlyList<AttributeMapInfo> maps)
+        float[] globalOffset, IReadOnlyList<AttributeMapInfo> maps, float[] warmup)
     {
+        _warmup = warmup;
         StatisticsVersion = version;
         _dimension = dimension;
         _classMaps = classMaps;
@@ -107,13 +111,37 @@ public sealed class TransportCloaker : IUserCloaker
             var perClass = _classMaps[a];
             if ((uint)k >= (uint)perClass.Length)
                 throw new ArgumentOutOfRangeException(nameof(classes), k, $"class {k} of attribute {a} is outside -1..{perClass.Length - 1}");
-            if (perClass[k] is not { } map) continue;
+            if (perClass[k] is not { } map)
+                return WarmUp(classes, cloaked);
             Add(y, map.Offset);
             if (map.Linear is not null) AddProduct(y, map.Linear, original);
             mask |= 1u << a;
         }
         y.CopyTo(cloaked);
         return new CloakOutcome(mask);
+    }
+
+    /// <summary>
+    /// Warm-up (too few users to map an attribute whose class this user declares): fail closed. The output is the
+    /// original population's mean (zeros on an empty store), which carries nothing about the user, so every attribute
+    /// with a known class counts as protected. The user's utility is poor until their next event after the warm-up;
+    /// `attrcloak bootstrap` avoids the warm-up altogether.
+    /// </summary>
+    private CloakOutcome WarmUp(ReadOnlySpan<int> classes, Span<float> cloaked)
+    {
+        _warmup.CopyTo(cloaked);
+        uint mask = 0;
+        for (var a = 0; a < classes.Length; a++)
+            if (classes[a] != -1) mask |= 1u << a;
+        return new CloakOutcome(mask);
+    }
+
+    /// <summary>True when an attribute with a known class cannot be mapped yet, so <see cref="Cloak"/> serves the warm-up vector.</summary>
+    public bool IsWarmingUp(ReadOnlySpan<int> classes)
+    {
+        for (var a = 0; a < _classMaps.Length && a < classes.Length; a++)
+            if (classes[a] >= 0 && classes[a] < _classMaps[a].Length && _classMaps[a][classes[a]] is null) return true;
+        return false;
     }
 
     private static void Add(Span<float> y, ReadOnlySpan<float> v)

@@ -54,7 +54,13 @@ public sealed class TransportCloakerFactory(TransportCloakerOptions? options = n
                 globalOffset = ToFloat(offset);
             }
         }
-        return new TransportCloaker(snapshot.Version, d, classMaps, globalLinear, globalOffset, infos);
+        // Warm-up output: the original population's mean (of the attribute with the most labelled users), zeros on
+        // an empty store. It depends on nothing about the user, so it is safe to serve while a class cannot be mapped.
+        var warmup = new float[d];
+        var largest = Enumerable.Range(0, originals.Count).OrderByDescending(a => originals[a].GlobalCount).First();
+        if (originals[largest].GlobalCount > 0)
+            warmup = ToFloat(originals[largest].GlobalMean);
+        return new TransportCloaker(snapshot.Version, d, classMaps, globalLinear, globalOffset, infos, warmup);
     }
 
     /// <summary>

@@ -91,7 +91,7 @@ public sealed class TransportCloakerTests
     }
 
     [Fact]
-    public void OutcomeMaskClearsUnknownClassesAndAttributesTooSmallToMap()
+    public void UnknownClassesAreUnprotectedAndAnUnmappableDeclaredClassGetsTheWarmUpVector()
     {
         var rng = new Random(5);
         const int d = 3;
@@ -103,9 +103,18 @@ public sealed class TransportCloakerTests
             .BuildTransport(Snapshot(d, [big, tiny], [big, tiny]));
         var x = new float[] { 1, 2, 3 };
         var y = new float[d];
-        cloaker.Cloak(x, [0, 1], y).ProtectedMask.ShouldBe(0b01u, "age has 7 users, fewer than MinGlobalUsers");
-        cloaker.Cloak(x, [-1, 1], y).ProtectedMask.ShouldBe(0u, "gender is unknown, age unmapped");
-        cloaker.Cloak(x, [1, -1], y).Protects(0).ShouldBeTrue();
+        // Age has 7 users, fewer than MinGlobalUsers: a user declaring an age class is served the original population
+        // mean of the largest attribute (gender: (50 m0 + 50 m1) / 100), which says nothing about them.
+        var warmup = Enumerable.Range(0, d).Select(j => (float)((means[0][j] + means[1][j]) / 2)).ToArray();
+        cloaker.IsWarmingUp([0, 1]).ShouldBeTrue();
+        cloaker.Cloak(x, [0, 1], y).ProtectedMask.ShouldBe(0b11u);
+        y.ShouldBe(warmup, tolerance: 1e-5);
+        cloaker.Cloak(x, [-1, 1], y).ProtectedMask.ShouldBe(0b10u);
+        y.ShouldBe(warmup, tolerance: 1e-5);
+        cloaker.IsWarmingUp([1, -1]).ShouldBeFalse();
+        cloaker.Cloak(x, [1, -1], y).ProtectedMask.ShouldBe(0b01u, "gender is mapped; age unknown");
+        y.ShouldNotBe(warmup);
+        cloaker.Cloak(x, [-1, -1], y).ProtectedMask.ShouldBe(0u, "nothing declared, nothing to protect");
         cloaker.Maps.Select(m => m.Mapped).ShouldBe([true, false]);
     }
 
@@ -170,7 +179,7 @@ public sealed class TransportCloakerTests
     }
 
     [Fact]
-    public void EmptyStoreLeavesUsersUnprotectedAndUnchanged()
+    public void EmptyStoreServesZerosNeverTheOriginal()
     {
         const int d = 3;
         var attributes = new[] { new AttributeSpec("gender", ["F", "M"]) };
@@ -179,8 +188,8 @@ public sealed class TransportCloakerTests
         var cloaker = new TransportCloakerFactory().Build(ClassStatisticsAccumulator.Combine(served, originals, Version));
         var x = new float[] { 1, 2, 3 };
         var y = new float[d];
-        cloaker.Cloak(x, [1], y).ProtectedMask.ShouldBe(0u);
-        y.ShouldBe(x);
+        cloaker.Cloak(x, [1], y).ProtectedMask.ShouldBe(1u);
+        y.ShouldBe([0f, 0f, 0f]);
     }
 
     [Fact]
