@@ -37,6 +37,13 @@ public enum ReasonCode
     KeyMismatch,
     /// <summary>A bug in the decoder caught as a last resort; the fuzz tests assert it never happens.</summary>
     InternalError,
+    /// <summary>
+    /// A privacy request (opt_out, update_attributes) for a user the worker holds no state for (never seen, or
+    /// forgotten): nothing is served for them, so the request fails closed and is kept here for a replay.
+    /// </summary>
+    UnknownUser,
+    /// <summary>The state store refused the event's state change (its message says why); nothing changed for that user.</summary>
+    StoreRejected,
 }
 
 /// <summary>Stable snake_case names of <see cref="ReasonCode"/>, for metric labels and dead letters.</summary>
@@ -47,6 +54,7 @@ public static class ReasonCodes
         "empty", "oversized", "unsupported_content_type", "malformed_json", "malformed_binary",
         "unknown_schema", "schema_violation", "bad_user_id", "unknown_request_type", "wrong_dimension",
         "non_finite_value", "unknown_attribute", "unknown_class", "key_mismatch", "internal_error",
+        "unknown_user", "store_rejected",
     ];
 
     /// <summary>Every reason code, in declaration order (e.g. to pre-create metric series at start-up).</summary>

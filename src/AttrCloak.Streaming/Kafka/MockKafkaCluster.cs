@@ -29,5 +29,26 @@ public sealed class MockKafkaCluster : IDisposable
     /// <summary>The <c>bootstrap.servers</c> value other clients (and kcat) use, e.g. <c>127.0.0.1:39113</c>.</summary>
     public string BootstrapServers { get; }
 
+    /// <summary>Partitions of every topic the mock creates.</summary>
+    public const int PartitionsPerTopic = 4;
+
+    /// <summary>
+    /// Creates the topics (4 partitions each) if they do not exist yet, through the mock's auto-creation on a metadata
+    /// request (it does not answer CreateTopics). Create the input topics before a consumer subscribes: a consumer
+    /// does not join its group while none of its topics exists.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">A topic did not appear within 10 s.</exception>
+    public void CreateTopics(params string[] topics)
+    {
+        ArgumentNullException.ThrowIfNull(topics);
+        foreach (var topic in topics)
+        {
+            var metadata = _host.GetMetadata(topic, TimeSpan.FromSeconds(10));
+            var found = metadata.Topics.FirstOrDefault(t => t.Topic == topic);
+            if (found is null || found.Error.IsError || found.Partitions.Count == 0)
+                throw new InvalidOperationException($"the mock cluster did not create topic '{topic}' ({found?.Error.Reason ?? "not in the metadata"})");
+        }
+    }
+
     public void Dispose() => _host.Dispose();
 }

@@ -1,0 +1,274 @@
+using AttrCloak.Streaming.Cloaking;
+using AttrCloak.Streaming.Contracts;
+using AttrCloak.Streaming.Redis.State;
+
+namespace AttrCloak.Streaming.Pipeline;
+
+/// <summary>
+/// Turns a batch's valid events into the state store's <see cref="UserStateChange"/>s: folds each user's events in
+/// order over the state read from the store, cloaking as it goes, and remembers for each change the state it leads
+/// to, so that the pipeline can publish each user's last state once the store has said which changes applied.
+/// <list type="bullet">
+/// <item>embedding update: new original; classes = the user's classes overridden by the event's attributes; cloaked =
+/// cloaker(original, classes).</item>
+/// <item>update_attributes: classes changed (null clears to unknown); re-cloaked from the stored original.</item>
+/// <item>opt_out: re-cloaked now from the stored original (the pipeline refreshed the cloaker first). Every served
+/// embedding is cloaked, so the user stays cloaked without a flag.</item>
+/// <item>forget: <see cref="UserStateChange.ForgetUser"/>.</item>
+/// <item>opt_out / update_attributes of a user with no state (never seen, or forgotten): dead-lettered as
+/// <see cref="ReasonCode.UnknownUser"/>. Nothing is served for that user, so the request fails closed; acking it
+/// silently would lose declared attributes (their first embedding would then be cloaked without them), while the
+/// dead letter keeps the request for a replay once their first embedding is in.</item>
+/// </list>
+/// An event whose version is not above the user's known version is passed on without fields (the store decides
+/// Stale or Duplicate and changes nothing); a redelivery of the stored event carries the stored event id back, so
+/// that the store recognises it as a duplicate (see <see cref="StoredEventId"/>).
+/// <para>
+/// Limitation: the store reports no version for a forgotten user, so an older event redelivered after a forget looks
+/// applicable here; the store rejects it (Stale, from its tombstone), but a later event of the same user in the same
+/// batch was folded on top of it. That needs an out-of-order producer (per-user order holds within a partition).
+/// </para>
+/// Not thread-safe: one per pipeline, reused batch after batch.
+/// </summary>
+internal sealed class BatchPlanner
+{
+    private readonly int _dimension;
+    private readonly AttributeCatalog _catalog;
+    private readonly Dictionary<string, int> _attributeIndex = new(StringComparer.Ordinal);
+    private readonly Dictionary<uint, string[]> _protectedNames = [];
+    private readonly Dictionary<string, UserFold> _folds = new(StringComparer.Ordinal);
+
+    public BatchPlanner(int dimension, AttributeCatalog catalog)
+    {
+        _dimension = dimension;
+        _catalog = catalog ?? throw new ArgumentNullException(nameof(catalog));
+        for (var a = 0; a < catalog.AttributeNames.Count; a++) _attributeIndex[catalog.AttributeNames[a]] = a;
+    }
+
+    /// <summary>The changes of the batch, in event order (one per planned event).</summary>
+    public List<UserStateChange> Changes { get; } = [];
+
+    /// <summary>For each change: the state it leads to if it applies.</summary>
+    public List<PlannedChange> Planned { get; } = [];
+
+    /// <summary>The batch's users in order of first appearance, with their fold.</summary>
+    public List<UserFold> Users { get; } = [];
+
+    /// <summary>Forgets the previous batch.</summary>
+    public void Reset()
+    {
+        Changes.Clear();
+        Planned.Clear();
+        Users.Clear();
+        _folds.Clear();
+    }
+
+    /// <summary>Registers a user with the state the store holds for them (null: unknown or forgotten).</summary>
+    public void AddUser(string userId, UserState? stored)
+    {
+        if (_folds.ContainsKey(userId)) return;
+        var fold = new UserFold(userId, stored);
+        _folds.Add(userId, fold);
+        Users.Add(fold);
+    }
+
+    /// <summary>
+    /// Plans one event of message <paramref name="messageIndex"/>. Returns null when a change was planned, or the
+    /// reason to dead-letter the event (unknown user). Throws only on a fault (the caller dead-letters the event as
+    /// an internal error; the user's fold is left as it was before this event).
+    /// </summary>
+    public DecodeError? Plan(int messageIndex, InboundEvent inbound, IUserCloaker cloaker)
+    {
+        var fold = _folds[inbound.UserId];
+        if (fold.HasVersion && inbound.Version <= fold.Version)
+        {
+            // Not applicable: the store says Duplicate (same event) or Stale and changes nothing.
+            var sameEvent = inbound.Version == fold.Version && !fold.Forgotten && fold.PlainEventId == inbound.EventId;
+            var id = sameEvent ? fold.StoredId! : inbound.EventId;
+            var isForget = inbound is PrivacyRequest { Type: PrivacyRequestType.Forget };
+            Add(messageIndex, fold, isForget ? UserStateChange.ForgetUser(fold.UserId, id, inbound.Version) : new UserStateChange(fold.UserId, id, inbound.Version),
+                PlannedKind.NotApplicable, null, null, 0, "");
+            return null;
+        }
+
+        switch (inbound)
+        {
+            case EmbeddingUpdate update:
+            {
+                var classes = fold.Exists ? (int[])fold.Classes!.Clone() : NewUnknownClasses();
+                if (update.Attributes is not null)
+                    foreach (var (name, value) in update.Attributes)
+                        classes[_attributeIndex[name]] = ClassIndex(name, value);
+                var cloaked = Cloak(cloaker, update.Embedding, classes, out var mask);
+                var id = StoredEventId.Compose(update.EventId, update.ModelVersion, mask);
+                var change = new UserStateChange(fold.UserId, id, update.Version) { Original = update.Embedding, Cloaked = cloaked, Classes = classes };
+                Add(messageIndex, fold, change, PlannedKind.Serve, cloaked, classes, mask, update.ModelVersion);
+                fold.Set(update.Version, update.EventId, id, update.Embedding, cloaked, classes, mask, update.ModelVersion);
+                return null;
+            }
+            case PrivacyRequest { Type: PrivacyRequestType.Forget } forget:
+            {
+                Add(messageIndex, fold, UserStateChange.ForgetUser(fold.UserId, forget.EventId, forget.Version), PlannedKind.Forget, null, null, 0, "");
+                fold.SetForgotten(forget.Version, forget.EventId);
+                return null;
+            }
+            case PrivacyRequest request:
+            {
+                var type = request.Type == PrivacyRequestType.OptOut ? "opt_out" : "update_attributes";
+                if (!fold.Exists)
+                    return new DecodeError(ReasonCode.UnknownUser,
+                        $"{type} for a user with no stored state (never seen, or forgotten): nothing is served for them; replay it after their first embedding update");
+                var classes = fold.Classes!;
+                if (request.Type == PrivacyRequestType.UpdateAttributes)
+                {
+                    classes = (int[])classes.Clone();
+                    foreach (var (name, value) in request.Attributes ?? EmptyAttributes)
+                        classes[_attributeIndex[name]] = value is null ? -1 : ClassIndex(name, value);
+                }
+                var cloaked = Cloak(cloaker, fold.Original!, classes, out var mask);
+                var id = StoredEventId.Compose(request.EventId, fold.ModelVersion!, mask);
+                var change = new UserStateChange(fold.UserId, id, request.Version)
+                {
+                    Cloaked = cloaked,
+                    Classes = ReferenceEquals(classes, fold.Classes) ? null : classes,
+                };
+                Add(messageIndex, fold, change, PlannedKind.Serve, cloaked, classes, mask, fold.ModelVersion!);
+                fold.Set(request.Version, request.EventId, id, fold.Original!, cloaked, classes, mask, fold.ModelVersion!);
+                return null;
+            }
+            default:
+                throw new InvalidOperationException($"unexpected event type {inbound.GetType().Name}");
+        }
+    }
+
+    /// <summary>The names of the attributes in <paramref name="mask"/> (catalog order), cached per mask.</summary>
+    public IReadOnlyList<string> ProtectedNames(uint mask)
+    {
+        if (_protectedNames.TryGetValue(mask, out var names)) return names;
+        names = _catalog.AttributeNames.Where((_, a) => (mask & (1u << a)) != 0).ToArray();
+        _protectedNames[mask] = names;
+        return names;
+    }
+
+    /// <summary>The mask of a stored record that does not say (written by another tool): the attributes with a known class.</summary>
+    public static uint KnownClassMask(int[] classes)
+    {
+        var mask = 0u;
+        for (var a = 0; a < classes.Length; a++)
+            if (classes[a] >= 0) mask |= 1u << a;
+        return mask;
+    }
+
+    private static readonly Dictionary<string, string?> EmptyAttributes = [];
+
+    private void Add(int messageIndex, UserFold fold, UserStateChange change, PlannedKind kind, float[]? cloaked, int[]? classes, uint mask, string modelVersion)
+    {
+        fold.ChangeIndices.Add(Changes.Count);
+        Changes.Add(change);
+        Planned.Add(new PlannedChange(messageIndex, kind, change.Version, cloaked, classes, mask, modelVersion));
+    }
+
+    private int[] NewUnknownClasses()
+    {
+        var classes = new int[_catalog.AttributeNames.Count];
+        Array.Fill(classes, -1);
+        return classes;
+    }
+
+    private int ClassIndex(string attribute, string className) =>
+        _catalog.TryGetClassIndex(attribute, className, out var index)
+            ? index
+            : throw new InvalidOperationException("a class passed the catalog check but has no index"); // decode validated it
+
+    private float[] Cloak(IUserCloaker cloaker, float[] original, int[] classes, out uint mask)
+    {
+        var cloaked = new float[_dimension];
+        var outcome = cloaker.Cloak(original, classes, cloaked);
+        foreach (var v in cloaked)
+            if (!float.IsFinite(v))
+                throw new InvalidOperationException("the cloaker produced a non-finite value"); // fail closed: never store or serve it
+        mask = outcome.ProtectedMask;
+        return cloaked;
+    }
+}
+
+internal enum PlannedKind
+{
+    /// <summary>Publish the cloaked embedding if applied.</summary>
+    Serve,
+    /// <summary>Publish a tombstone if applied.</summary>
+    Forget,
+    /// <summary>Predicted stale or duplicate: changes nothing.</summary>
+    NotApplicable,
+}
+
+/// <summary>The state one change leads to, if it applies.</summary>
+internal readonly record struct PlannedChange(
+    int MessageIndex, PlannedKind Kind, long Version, float[]? Cloaked, int[]? Classes, uint ProtectedMask, string ModelVersion);
+
+/// <summary>One user's running state through the batch.</summary>
+internal sealed class UserFold
+{
+    public UserFold(string userId, UserState? stored)
+    {
+        UserId = userId;
+        Stored = stored;
+        if (stored is not null)
+        {
+            var meta = StoredEventId.Parse(stored.EventId);
+            StoredMeta = meta;
+            Set(stored.Version, meta.EventId, stored.EventId, stored.Original, stored.Cloaked, stored.Classes,
+                meta.HasMask ? meta.ProtectedMask : BatchPlanner.KnownClassMask(stored.Classes), meta.ModelVersion);
+        }
+    }
+
+    public string UserId { get; }
+
+    /// <summary>What the store held before the batch (null: unknown or forgotten).</summary>
+    public UserState? Stored { get; }
+
+    public StoredEventId StoredMeta { get; }
+
+    public List<int> ChangeIndices { get; } = [];
+
+    public bool HasVersion { get; private set; }
+    public long Version { get; private set; }
+    public bool Exists { get; private set; }
+    public bool Forgotten { get; private set; }
+    public string? PlainEventId { get; private set; }
+    public string? StoredId { get; private set; }
+    public float[]? Original { get; private set; }
+    public float[]? Cloaked { get; private set; }
+    public int[]? Classes { get; private set; }
+    public uint Mask { get; private set; }
+    public string? ModelVersion { get; private set; }
+
+    public void Set(long version, string plainEventId, string storedId, float[] original, float[] cloaked, int[] classes, uint mask, string modelVersion)
+    {
+        HasVersion = true;
+        Version = version;
+        Exists = true;
+        Forgotten = false;
+        PlainEventId = plainEventId;
+        StoredId = storedId;
+        Original = original;
+        Cloaked = cloaked;
+        Classes = classes;
+        Mask = mask;
+        ModelVersion = modelVersion;
+    }
+
+    public void SetForgotten(long version, string eventId)
+    {
+        HasVersion = true;
+        Version = version;
+        Exists = false;
+        Forgotten = true;
+        PlainEventId = eventId;
+        StoredId = eventId;
+        Original = Cloaked = null;
+        Classes = null;
+        Mask = 0;
+        ModelVersion = null;
+    }
+}

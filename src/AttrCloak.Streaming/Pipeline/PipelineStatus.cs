@@ -1,0 +1,45 @@
+using AttrCloak.Streaming.Monitoring;
+
+namespace AttrCloak.Streaming.Pipeline;
+
+/// <summary>
+/// Readiness of the worker, read by the HTTP health endpoint: ready when the consumer joined its group (partitions
+/// assigned), the state store was initialised (statistics read, first cloaker built) and the last store call
+/// succeeded. Mirrored into <c>attrcloak_ready</c> and <c>attrcloak_store_up</c>. Thread-safe.
+/// </summary>
+public sealed class PipelineStatus(WorkerMetrics metrics)
+{
+    private volatile bool _groupJoined;
+    private volatile bool _storeInitialized;
+    private volatile bool _storeHealthy = true;
+    private volatile bool _running;
+
+    /// <summary>True while the worker can serve: see the class summary.</summary>
+    public bool Ready => _running && _groupJoined && _storeInitialized && _storeHealthy;
+
+    /// <summary>The consumer has joined its group and holds an assignment (possibly empty when there are more workers than partitions).</summary>
+    public bool GroupJoined => _groupJoined;
+
+    public bool StoreInitialized => _storeInitialized;
+
+    /// <summary>The last state-store call succeeded.</summary>
+    public bool StoreHealthy => _storeHealthy;
+
+    /// <summary>The consume loop is running.</summary>
+    public bool Running => _running;
+
+    internal void SetRunning(bool value) { _running = value; Publish(); }
+
+    internal void SetGroupJoined(bool value) { _groupJoined = value; Publish(); }
+
+    internal void SetStoreInitialized() { _storeInitialized = true; Publish(); }
+
+    internal void SetStoreHealthy(bool value)
+    {
+        _storeHealthy = value;
+        metrics.StoreAvailable.Set(value ? 1 : 0);
+        Publish();
+    }
+
+    private void Publish() => metrics.Ready.Set(Ready ? 1 : 0);
+}

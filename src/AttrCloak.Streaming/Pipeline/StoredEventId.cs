@@ -1,0 +1,41 @@
+using System.Globalization;
+
+namespace AttrCloak.Streaming.Pipeline;
+
+/// <summary>
+/// What the worker writes into the state store's event-id field: the event id, plus the two facts the serving output
+/// needs that the store has no field for, namely the model version of the stored embedding and the protected-attribute
+/// mask of the stored cloak, so that a redelivered event can re-publish the stored state exactly (at-least-once
+/// never loses an output). Joined by U+001F (a control character, which neither an event id nor a model version may
+/// contain, so parsing is unambiguous): <c>{eventId}\u001F{modelVersion}\u001F{mask hex}</c>.
+/// <para>
+/// The store's duplicate check compares this whole string: a redelivered embedding update recomputes the same model
+/// version, but its mask could differ after a cloaker refresh, so the pipeline recognises a redelivery itself
+/// (same version, same <see cref="EventId"/>) and hands the store the stored string back unchanged.
+/// </para>
+/// An id written by another tool (bootstrap) without the separators parses as that id with an unknown model version
+/// and no mask.
+/// </summary>
+internal readonly record struct StoredEventId(string EventId, string ModelVersion, uint ProtectedMask, bool HasMask)
+{
+    private const char Separator = '\u001F';
+
+    /// <summary>Model version shown when the stored record does not say (written by a tool that does not record it).</summary>
+    public const string UnknownModelVersion = "unknown";
+
+    public static string Compose(string eventId, string modelVersion, uint protectedMask) =>
+        string.Concat(eventId, Separator.ToString(), modelVersion, Separator.ToString(), protectedMask.ToString("x", CultureInfo.InvariantCulture));
+
+    public static StoredEventId Parse(string stored)
+    {
+        ArgumentNullException.ThrowIfNull(stored);
+        var first = stored.IndexOf(Separator);
+        if (first < 0) return new StoredEventId(stored, UnknownModelVersion, 0, false);
+        var second = stored.IndexOf(Separator, first + 1);
+        if (second < 0
+            || !uint.TryParse(stored.AsSpan(second + 1), NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out var mask))
+            return new StoredEventId(stored, UnknownModelVersion, 0, false);
+        var model = stored[(first + 1)..second];
+        return new StoredEventId(stored[..first], model.Length == 0 ? UnknownModelVersion : model, mask, true);
+    }
+}

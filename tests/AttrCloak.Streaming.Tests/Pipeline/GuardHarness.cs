@@ -1,0 +1,334 @@
+using System.Collections.Concurrent;
+using System.Security.Cryptography;
+using AttrCloak.Streaming.Contracts;
+using AttrCloak.Streaming.Hosting;
+using AttrCloak.Streaming.Kafka;
+using AttrCloak.Streaming.Monitoring;
+using AttrCloak.Streaming.Pipeline;
+using AttrCloak.Streaming.Redis;
+using Confluent.Kafka;
+using Microsoft.Extensions.Logging;
+using StackExchange.Redis;
+
+namespace AttrCloak.Streaming.Tests.Pipeline;
+
+/// <summary>One librdkafka mock cluster per test class (topics and groups are unique per test).</summary>
+public sealed class MockKafkaFixture : IDisposable
+{
+    public MockKafkaCluster Cluster { get; } = new();
+
+    public void Dispose() => Cluster.Dispose();
+}
+
+/// <summary>
+/// One test's world: unique topics, group and Redis prefix; a real producer for the inputs, readers of the serving
+/// and dead-letter topics, and workers (<see cref="GuardPipeline"/> on a thread, as the hosted service runs it) that can
+/// be started and stopped, each with a fresh store instance like a restarted process.
+/// </summary>
+internal sealed class GuardHarness : IDisposable
+{
+    public const int D = 8;
+    public static readonly DateTimeOffset Time = new(2025, 3, 1, 12, 0, 0, TimeSpan.Zero);
+    public static readonly TimeSpan Deadline = TimeSpan.FromSeconds(30);
+
+    private readonly IProducer<byte[], byte[]> _producer;
+    private readonly List<Task> _produced = [];
+    private readonly List<TopicReader> _readers = [];
+
+    public GuardHarness(RedisServerFixture redis, MockKafkaFixture kafka, string name, Action<GuardOptions>? configure = null)
+    {
+        Redis = redis.Redis;
+        var id = $"{name}-{Guid.NewGuid():N}"[..(name.Length + 9)];
+        var guard = new GuardOptions
+        {
+            Dimension = D,
+            Attributes = new Dictionary<string, string[]>(StringComparer.Ordinal)
+            {
+                ["gender"] = ["F", "M"],
+                ["age"] = ["young", "middle", "old"],
+            },
+            MaxBatchWait = TimeSpan.FromMilliseconds(5),
+        };
+        configure?.Invoke(guard);
+        Settings = new StreamingSettings(
+            new KafkaOptions
+            {
+                BootstrapServers = kafka.Cluster.BootstrapServers,
+                ConsumerGroup = $"guard-{id}",
+                EmbeddingsTopic = $"{id}.embeddings",
+                PrivacyRequestsTopic = $"{id}.requests",
+                CloakedTopic = $"{id}.cloaked",
+                DeadLetterTopic = $"{id}.dead-letter",
+                Client = ClientProperties(),
+            },
+            new RedisConnectionOptions(),
+            guard,
+            new AuditOptions());
+        StoreOptions = new StateStoreOptions
+        {
+            Prefix = redis.NewPrefix(name),
+            Dimension = D,
+            Attributes = guard.AttributeSpecs(),
+            TombstoneSecret = RandomNumberGenerator.GetBytes(32),
+        };
+        Catalog = guard.Catalog();
+        kafka.Cluster.CreateTopics(Kafka.EmbeddingsTopic, Kafka.PrivacyRequestsTopic, Kafka.CloakedTopic, Kafka.DeadLetterTopic);
+        _producer = new ProducerBuilder<byte[], byte[]>(new ProducerConfig
+        {
+            BootstrapServers = kafka.Cluster.BootstrapServers,
+            EnableIdempotence = true,
+            LingerMs = 1,
+        }).Build();
+    }
+
+    /// <summary>
+    /// The mock's group coordinator makes a member that joins after the last one left wait for the old session
+    /// timeout (45 s by default); a short one keeps the restart test fast. ATTRCLOAK_KAFKA_DEBUG=cgrp,... adds
+    /// librdkafka debug contexts to the worker's log (shown for failed tests).
+    /// </summary>
+    private static Dictionary<string, string> ClientProperties()
+    {
+        var properties = new Dictionary<string, string> { ["session.timeout.ms"] = "6000", ["heartbeat.interval.ms"] = "1000" };
+        if (Environment.GetEnvironmentVariable("ATTRCLOAK_KAFKA_DEBUG") is { Length: > 0 } debug) properties["debug"] = debug;
+        return properties;
+    }
+
+    public IConnectionMultiplexer Redis { get; }
+    public StreamingSettings Settings { get; }
+    public StateStoreOptions StoreOptions { get; }
+    public AttributeCatalog Catalog { get; }
+    public SignatureCloakerFactory Factory { get; } = new();
+    public KafkaOptions Kafka => Settings.Kafka;
+
+    /// <summary>A new store instance on this test's prefix (as a restarted process would have).</summary>
+    public RedisStateStore NewStore() => new(Redis, StoreOptions);
+
+    /// <summary>Starts a worker and waits until it is ready (group joined, store initialised).</summary>
+    public WorkerRun Start(RecordingObserver? observer = null)
+    {
+        var run = new WorkerRun(this, NewStore(), observer);
+        try
+        {
+            Wait.Until(() => run.Pipeline.Status.Ready || run.Failure is not null, Deadline, "the worker to become ready");
+            if (run.Failure is not null) throw new InvalidOperationException("the worker failed to start", run.Failure);
+            return run;
+        }
+        catch
+        {
+            run.Dispose();
+            throw;
+        }
+    }
+
+    // ---- inputs ---------------------------------------------------------------------------------------------------
+
+    public static float[] Embedding(int seed)
+    {
+        var rng = new Random(seed);
+        return Enumerable.Range(0, D).Select(_ => (float)Math.Round(rng.NextDouble() * 2 - 1, 3)).ToArray();
+    }
+
+    public static EmbeddingUpdate Update(string user, long version, float[] embedding, Dictionary<string, string>? attributes = null, string? eventId = null) =>
+        new(eventId ?? $"{user}-u{version}", user, version, Time.AddSeconds(version), "mf-test-1", embedding, attributes);
+
+    public static PrivacyRequest Request(string user, long version, PrivacyRequestType type, Dictionary<string, string?>? attributes = null) =>
+        new($"{user}-r{version}", user, version, Time.AddSeconds(version), type, attributes);
+
+    public void Produce(EmbeddingUpdate update) => ProduceRaw(Kafka.EmbeddingsTopic, EventCodec.KeyOf(update.UserId), EventCodec.Encode(update));
+
+    public void Produce(PrivacyRequest request) => ProduceRaw(Kafka.PrivacyRequestsTopic, EventCodec.KeyOf(request.UserId), EventCodec.Encode(request));
+
+    public void ProduceRaw(string topic, byte[]? key, byte[]? value, Headers? headers = null)
+    {
+        lock (_produced)
+            _produced.Add(_producer.ProduceAsync(topic, new Message<byte[], byte[]> { Key = key!, Value = value!, Headers = headers }));
+    }
+
+    /// <summary>Waits until every input produced so far is acknowledged by the broker.</summary>
+    public void Flush()
+    {
+        Task[] all;
+        lock (_produced) all = [.. _produced];
+        Task.WaitAll(all, Deadline);
+    }
+
+    // ---- outputs --------------------------------------------------------------------------------------------------
+
+    public TopicReader Reader(string topic)
+    {
+        var reader = new TopicReader(Settings.Kafka.BootstrapServers, topic);
+        _readers.Add(reader);
+        return reader;
+    }
+
+    public void Dispose()
+    {
+        foreach (var r in _readers) r.Dispose();
+        _producer.Flush(TimeSpan.FromSeconds(5));
+        _producer.Dispose();
+    }
+}
+
+/// <summary>A worker run on its own thread, like <see cref="PrivacyGuardWorker"/> runs it.</summary>
+internal sealed class WorkerRun : IDisposable
+{
+    private readonly CancellationTokenSource _stop = new();
+    private readonly Thread _thread;
+
+    public WorkerRun(GuardHarness harness, IStateStore store, RecordingObserver? observer)
+    {
+        Store = store;
+        Logs = new CapturingLoggerProvider();
+        Metrics = new WorkerMetrics();
+        Pipeline = new GuardPipeline(harness.Settings.Kafka, harness.Settings.Guard, store, harness.Factory, observer, Metrics,
+            Logs.CreateLogger("test"));
+        _thread = new Thread(() =>
+        {
+            try { Pipeline.Run(_stop.Token); }
+            catch (Exception e) { Failure = e; }
+        }) { IsBackground = true, Name = "guard-under-test" };
+        _thread.Start();
+    }
+
+    public GuardPipeline Pipeline { get; }
+    public WorkerMetrics Metrics { get; }
+    public IStateStore Store { get; }
+    public CapturingLoggerProvider Logs { get; }
+    public Exception? Failure { get; private set; }
+
+    public double Events(string type, string outcome) => Metrics.Events.WithLabels(type, outcome).Value;
+
+    public double DeadLetters(ReasonCode reason) => Metrics.DeadLetters.WithLabels(reason.Label()).Value;
+
+    /// <summary>Graceful stop: cancel, wait for the loop to commit and leave the group.</summary>
+    public void Stop()
+    {
+        _stop.Cancel();
+        if (!_thread.Join(GuardHarness.Deadline)) throw new TimeoutException("the worker did not stop");
+        if (Failure is not null) throw new InvalidOperationException("the worker failed", Failure);
+    }
+
+    public void Dispose()
+    {
+        try
+        {
+            if (_thread.IsAlive) Stop();
+        }
+        finally
+        {
+            // The worker's log goes to the test output (shown for failed tests).
+            if (TestContext.Current.TestOutputHelper is { } output)
+                foreach (var line in Logs.Lines) output.WriteLine(line);
+            _stop.Dispose();
+        }
+    }
+}
+
+/// <summary>Reads a topic from the beginning on a background thread, keeping every message.</summary>
+internal sealed class TopicReader : IDisposable
+{
+    private readonly IConsumer<byte[], byte[]> _consumer;
+    private readonly List<ConsumeResult<byte[], byte[]>> _messages = [];
+    private readonly CancellationTokenSource _stop = new();
+    private readonly Thread _thread;
+
+    public TopicReader(string servers, string topic)
+    {
+        _consumer = new ConsumerBuilder<byte[], byte[]>(new ConsumerConfig
+        {
+            BootstrapServers = servers,
+            GroupId = $"reader-{Guid.NewGuid():N}",
+            AutoOffsetReset = AutoOffsetReset.Earliest,
+            EnableAutoCommit = false,
+            FetchWaitMaxMs = 10,
+            TopicMetadataRefreshIntervalMs = 1000,
+        }).SetErrorHandler((_, _) => { }).SetLogHandler((_, _) => { }).Build();
+        _consumer.Subscribe(topic);
+        _thread = new Thread(() =>
+        {
+            while (!_stop.IsCancellationRequested)
+            {
+                try
+                {
+                    if (_consumer.Consume(TimeSpan.FromMilliseconds(50)) is { } r)
+                        lock (_messages) _messages.Add(r);
+                }
+                catch (ConsumeException)
+                {
+                    // the topic may not exist yet
+                }
+            }
+        }) { IsBackground = true };
+        _thread.Start();
+    }
+
+    public List<ConsumeResult<byte[], byte[]>> Snapshot()
+    {
+        lock (_messages) return [.. _messages];
+    }
+
+    /// <summary>Waits until <paramref name="done"/> holds for the messages read so far; returns them.</summary>
+    public List<ConsumeResult<byte[], byte[]>> WaitUntil(Func<List<ConsumeResult<byte[], byte[]>>, bool> done, string what)
+    {
+        List<ConsumeResult<byte[], byte[]>>? seen = null;
+        Wait.Until(() => done(seen = Snapshot()), GuardHarness.Deadline, what);
+        return seen!;
+    }
+
+    public void Dispose()
+    {
+        if (_stop.IsCancellationRequested) return;
+        _stop.Cancel();
+        _thread.Join(TimeSpan.FromSeconds(10));
+        _consumer.Close();
+        _consumer.Dispose();
+    }
+}
+
+internal static class Wait
+{
+    /// <summary>Polls <paramref name="condition"/> until it holds; fails the test with <paramref name="what"/> at the deadline.</summary>
+    public static void Until(Func<bool> condition, TimeSpan deadline, string what)
+    {
+        var end = DateTime.UtcNow + deadline;
+        while (!condition())
+        {
+            if (DateTime.UtcNow > end) throw new TimeoutException($"timed out after {deadline.TotalSeconds} s waiting for {what}");
+            Thread.Sleep(20); // polling interval, bounded by the deadline
+        }
+    }
+}
+
+/// <summary>Keeps every log line (to check start-up facts and that no user id is ever logged).</summary>
+internal sealed class CapturingLoggerProvider : ILoggerProvider
+{
+    private readonly ConcurrentQueue<string> _lines = new();
+
+    public IReadOnlyList<string> Lines => [.. _lines];
+
+    public ILogger CreateLogger(string categoryName) => new Logger(_lines);
+
+    public void Dispose() { }
+
+    private sealed class Logger(ConcurrentQueue<string> lines) : ILogger
+    {
+        public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+
+        public bool IsEnabled(LogLevel logLevel) => true;
+
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
+            lines.Enqueue($"{logLevel}: {formatter(state, exception)}{(exception is null ? "" : " | " + exception.Message)}");
+    }
+}
+
+/// <summary>Records what the pipeline told the served-population observer.</summary>
+internal sealed class RecordingObserver : IServedPopulationObserver
+{
+    public ConcurrentQueue<(string User, float[] Cloaked, int[] Classes)> Served { get; } = new();
+    public ConcurrentQueue<string> Forgotten { get; } = new();
+
+    public void OnServed(string userId, ReadOnlySpan<float> cloaked, ReadOnlySpan<int> classes) =>
+        Served.Enqueue((userId, cloaked.ToArray(), classes.ToArray()));
+
+    public void OnForgotten(string userId) => Forgotten.Enqueue(userId);
+}
