@@ -223,7 +223,11 @@ public sealed class RedisStateStore : IStateStore, IDisposable
         var read = await ReadUsersAsync(userIds).WaitAsync(cancellationToken).ConfigureAwait(false);
         if (read.Layout == _layout.Fingerprint)
             for (var i = 0; i < userIds.Count; i++) _users.Offer(userIds[i], read.Users[i]);
-        return read.Users.Select(u => u.State).ToArray();
+        // Copies: the cached records are what the next batch's statistics delta is computed from, so a caller writing
+        // into the arrays it got must not reach them.
+        return read.Users.Select(u => u.State is { } s
+            ? s with { Original = (float[])s.Original.Clone(), Cloaked = (float[])s.Cloaked.Clone(), Classes = (int[])s.Classes.Clone() }
+            : null).ToArray();
     }
 
     /// <inheritdoc />
