@@ -32,8 +32,11 @@ public sealed class ThroughputBenchmark(RedisServerFixture redis)
             $"d = {D}, attributes 2 + 7 + 21 classes, population {Population:N0}; {Environment.ProcessorCount} cores",
             "batch  path                 event   events   updates/s        wall ms/batch   redis CPU us/event    us/script (read+apply)",
         };
-        foreach (var (batchSize, events) in new[] { (1, 3_000), (64, 30_000), (512, 60_000) })
-            foreach (var serverSide in new[] { false, true })
+        // ATTRCLOAK_BENCH_BATCHES=64,512 and ATTRCLOAK_BENCH_PATHS=absolute narrow the run (A/B comparisons on a busy machine).
+        var only = Environment.GetEnvironmentVariable("ATTRCLOAK_BENCH_BATCHES")?.Split(',').Select(int.Parse).ToHashSet();
+        var absoluteOnly = Environment.GetEnvironmentVariable("ATTRCLOAK_BENCH_PATHS") == "absolute";
+        foreach (var (batchSize, events) in new[] { (1, 3_000), (64, 30_000), (512, 60_000) }.Where(b => only?.Contains(b.Item1) != false))
+            foreach (var serverSide in absoluteOnly ? [false] : new[] { false, true })
                 foreach (var both in new[] { false, true })
                     lines.Add(await MeasureAsync(batchSize, serverSide ? Math.Min(events, 6_000) : events, serverSide, both, ct));
         foreach (var line in lines)
