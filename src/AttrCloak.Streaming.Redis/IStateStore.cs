@@ -4,8 +4,9 @@ using AttrCloak.Streaming.Redis.Statistics;
 namespace AttrCloak.Streaming.Redis;
 
 /// <summary>
-/// Per-user state and the class statistics of the served population, changed together atomically. Implemented on
-/// Redis by <see cref="RedisStateStore"/>; the worker depends on this interface.
+/// Per-user state and the class statistics of the served (cloaked) and of the original embeddings, changed together
+/// atomically. Implemented on Redis by <see cref="RedisStateStore"/> and in process by <c>InMemoryStateStore</c>
+/// (AttrCloak.Streaming.State), on the same batch logic; the worker depends on this interface.
 /// </summary>
 public interface IStateStore
 {
@@ -22,7 +23,10 @@ public interface IStateStore
     /// <summary>The states of several users in one round trip (null entries for unknown users), in the order asked.</summary>
     Task<UserState?[]> GetUsersAsync(IReadOnlyList<string> userIds, CancellationToken cancellationToken = default);
 
-    /// <summary>A consistent snapshot of all class statistics with its version.</summary>
+    /// <summary>
+    /// A consistent snapshot of all class statistics with its version: <see cref="StatisticsSnapshot.Attributes"/> of
+    /// the served embeddings, <see cref="StatisticsSnapshot.Originals"/> of the original ones.
+    /// </summary>
     Task<StatisticsSnapshot> ReadStatisticsAsync(CancellationToken cancellationToken = default);
 
     /// <summary>The current statistics version (one small read): refresh a cached snapshot when it differs.</summary>

@@ -32,8 +32,8 @@ public sealed class RedisStateStore : IStateStore, IDisposable
 {
     private readonly IDatabase _db;
     private readonly StoreLayout _layout;
+    private readonly BatchPlanner _planner;
     private readonly StateStoreOptions _options;
-    private readonly int _statsLength;
     private readonly string _ttlMilliseconds;
     private readonly SemaphoreSlim _gate = new(1, 1);
     private double[][]? _cache;
@@ -53,9 +53,9 @@ public sealed class RedisStateStore : IStateStore, IDisposable
         ArgumentNullException.ThrowIfNull(redis);
         ArgumentNullException.ThrowIfNull(options);
         _layout = new StoreLayout(options);
+        _planner = new BatchPlanner(_layout.Shape);
         _options = options;
         _db = redis.GetDatabase();
-        _statsLength = SufficientStatistics.Length(_layout.Dimension);
         _users = new UserRecordCache(options.UserCacheCapacity);
         _ttlMilliseconds = ((long)Math.Ceiling(options.TombstoneTtl.TotalMilliseconds)).ToString(CultureInfo.InvariantCulture);
     }
@@ -83,10 +83,7 @@ public sealed class RedisStateStore : IStateStore, IDisposable
             [_layout.Fingerprint, _layout.Dimension, _layout.Catalog, _layout.ReferenceBytes, epoch])
             .WaitAsync(cancellationToken).ConfigureAwait(false))!;
         if ((string?)r[0] != "OK")
-            throw new StateStoreLayoutException(
-                $"Redis prefix '{_layout.Prefix}' holds data of another layout (layout {r[1]}, dimension {r[2]}, " +
-                $"attributes {r[3]}) than this store (layout {_layout.Fingerprint}, dimension {_layout.Dimension}, " +
-                $"attributes {_layout.Catalog}): use another prefix, or delete the prefix's keys and rebuild");
+            throw new StateStoreLayoutException(_layout.DescribeMismatch((string?)r[1] ?? "", (string?)r[2] ?? "", (string?)r[3] ?? ""));
         _initialized = true;
     }
 
@@ -95,23 +92,8 @@ public sealed class RedisStateStore : IStateStore, IDisposable
     {
         ArgumentNullException.ThrowIfNull(batch);
         var results = new ApplyResult[batch.Count];
-        var eventsOf = new Dictionary<string, List<int>>(StringComparer.Ordinal);
-        var users = new List<string>();
-        for (var i = 0; i < batch.Count; i++)
-        {
-            var problem = Validate(batch[i]);
-            if (problem is not null)
-            {
-                results[i] = ApplyResult.Rejected(problem);
-                continue;
-            }
-            if (!eventsOf.TryGetValue(batch[i].UserId, out var list))
-            {
-                eventsOf[batch[i].UserId] = list = [];
-                users.Add(batch[i].UserId);
-            }
-            list.Add(i);
-        }
+        var grouped = _planner.Group(batch, results);
+        var users = grouped.Users;
         if (users.Count == 0) return results;
         if (!_initialized) await InitializeAsync(cancellationToken).ConfigureAwait(false);
 
@@ -157,8 +139,9 @@ public sealed class RedisStateStore : IStateStore, IDisposable
                 Counters.UserCacheHits += users.Count - missing.Count;
 
                 var planStart = Stopwatch.GetTimestamp();
-                var plan = Plan(batch, users, eventsOf, priors, fromCache, results);
-                if (plan.Users.Count == 0) return results;
+                var plan = _planner.Plan(batch, grouped, priors.Select(p => new PriorUser(p.State, p.TombstoneVersion)).ToArray(), results);
+                var writes = Writes(plan, priors, fromCache);
+                if (writes.Count == 0) return results;
 
                 char mode;
                 var expected = "";
@@ -170,7 +153,7 @@ public sealed class RedisStateStore : IStateStore, IDisposable
                     if (_cacheVersion is null || (seen is { } v && v != _cacheVersion)) await ReloadCacheAsync().ConfigureAwait(false);
                     expected = _cacheVersion!.Value.ToString();
                 }
-                var (keys, args, absolute) = BuildApply(plan, mode, expected);
+                var (keys, args, absolute) = BuildApply(plan, writes, mode, expected);
                 Counters.ClientTicks += Stopwatch.GetTimestamp() - planStart;
                 if (BeforeWriteForTests is { } hook) await hook(attempt).ConfigureAwait(false);
                 var writeStart = Stopwatch.GetTimestamp();
@@ -185,7 +168,7 @@ public sealed class RedisStateStore : IStateStore, IDisposable
                         else if (mode == 'D') Counters.DeltaWrites++;
                         if (mode == 'D' && !statsContended && _deltaBatchesLeft > 0) _deltaBatchesLeft--;
                         UpdateCache(plan, mode, absolute, new StatisticsVersion((string)r[1]!, (long)r[2]));
-                        foreach (var w in plan.Users.Where(w => w.Op != 'N'))
+                        foreach (var w in writes.Where(w => w.Op != 'N'))
                             _users.Set(w.UserId, w.Final is { } f ? UserRecord.ForState(f) : UserRecord.ForTombstone(w.Version));
                         return results;
                     case "CONFLICT":
@@ -240,7 +223,11 @@ public sealed class RedisStateStore : IStateStore, IDisposable
         var read = await ReadUsersAsync(userIds).WaitAsync(cancellationToken).ConfigureAwait(false);
         if (read.Layout == _layout.Fingerprint)
             for (var i = 0; i < userIds.Count; i++) _users.Offer(userIds[i], read.Users[i]);
-        return read.Users.Select(u => u.State).ToArray();
+        // Copies: the cached records are what the next batch's statistics delta is computed from, so a caller writing
+        // into the arrays it got must not reach them.
+        return read.Users.Select(u => u.State is { } s
+            ? s with { Original = (float[])s.Original.Clone(), Cloaked = (float[])s.Cloaked.Clone(), Classes = (int[])s.Classes.Clone() }
+            : null).ToArray();
     }
 
     /// <inheritdoc />
@@ -252,7 +239,7 @@ public sealed class RedisStateStore : IStateStore, IDisposable
         {
             var current = await StatisticsSequenceAsync(cancellationToken).ConfigureAwait(false);
             if (_cacheVersion != current) await ReloadCacheAsync().ConfigureAwait(false);
-            return RawStatistics.ToSnapshot(_layout, _cacheVersion!.Value, _cache!);
+            return _layout.Shape.ToSnapshot(_cacheVersion!.Value, _cache!);
         }
         finally
         {
@@ -271,136 +258,29 @@ public sealed class RedisStateStore : IStateStore, IDisposable
 
     // ---- validation and planning -------------------------------------------------------------------------------
 
-    private string? Validate(UserStateChange? change)
-    {
-        if (change is null) return "the event is null";
-        if (string.IsNullOrEmpty(change.UserId)) return "the user id is empty";
-        if (change.EventId is null) return "the event id is missing";
-        if (change.Version < 0) return $"version {change.Version} is negative";
-        if (change.Forget) return null;
-        var d = _layout.Dimension;
-        if (change.Original is { } o && (o.Length != d || !AllFinite(o)))
-            return $"the original embedding must be {d} finite values (got {o.Length})";
-        if (change.Cloaked is { } c && (c.Length != d || !AllFinite(c)))
-            return $"the cloaked embedding must be {d} finite values (got {c.Length})";
-        if (change.Classes is { } classes)
-        {
-            if (classes.Length != _layout.Attributes.Length)
-                return $"expected a class for each of the {_layout.Attributes.Length} attributes, got {classes.Length}";
-            for (var a = 0; a < classes.Length; a++)
-                if (classes[a] < -1 || classes[a] >= _layout.Attributes[a].ClassCount)
-                    return $"class {classes[a]} of attribute '{_layout.Attributes[a].Name}' is outside -1..{_layout.Attributes[a].ClassCount - 1}";
-        }
-        return null;
-    }
-
-    private static bool AllFinite(float[] values)
-    {
-        foreach (var v in values)
-            if (!float.IsFinite(v)) return false;
-        return true;
-    }
-
     private sealed record UserWrite(string UserId, RedisValue ExpectedToken, char Op, long Version, string EventId, UserState? Initial, UserState? Final);
 
-    private sealed record BatchPlan(List<UserWrite> Users, int[] Slots, double[][] Deltas);
-
     /// <summary>
-    /// Folds each user's events in order over the state read, fills <paramref name="results"/>, and sums the
-    /// statistics change of the whole batch per slot: only the first and last state of a user matter.
+    /// The users the apply script writes or checks: every changed user, against the token of the record the plan
+    /// started from, and the unchanged users whose outcomes were decided on a cached record ('N': compare only, so
+    /// that Duplicate/Stale decided on a stale cache cannot slip through).
     /// </summary>
-    private BatchPlan Plan(IReadOnlyList<UserStateChange> batch, List<string> users, Dictionary<string, List<int>> eventsOf,
-        UserRecord[] prior, bool[] fromCache, ApplyResult[] results)
+    private static List<UserWrite> Writes(BatchPlan plan, UserRecord[] priors, bool[] fromCache)
     {
-        var writes = new List<UserWrite>();
-        var deltas = new Dictionary<int, double[]>();
-        var attributeCount = _layout.Attributes.Length;
-        for (var u = 0; u < users.Count; u++)
+        var writes = new List<UserWrite>(plan.Users.Length);
+        for (var u = 0; u < plan.Users.Length; u++)
         {
-            var p = prior[u];
-            var state = p.State;
-            long? last = p.State?.Version ?? p.TombstoneVersion;
-            var lastIsForget = p.State is null && p.TombstoneVersion is not null;
-            var lastEventId = p.State?.EventId;
-            var changed = false;
-            foreach (var i in eventsOf[users[u]])
-            {
-                var ev = batch[i];
-                if (last is { } l && ev.Version <= l)
-                {
-                    var duplicate = ev.Version == l && (lastIsForget ? ev.Forget : !ev.Forget && ev.EventId == lastEventId);
-                    results[i] = duplicate ? ApplyResult.Duplicate : ApplyResult.Stale;
-                    continue;
-                }
-                if (ev.Forget)
-                {
-                    state = null;
-                    lastIsForget = true;
-                }
-                else
-                {
-                    if (state is null && (ev.Original is null || ev.Cloaked is null))
-                    {
-                        results[i] = ApplyResult.Rejected(
-                            "the user has no stored state, so the event needs both the original and the cloaked embedding");
-                        continue;
-                    }
-                    state = new UserState(users[u], ev.Version, ev.EventId, ev.Original ?? state!.Original,
-                        ev.Cloaked ?? state!.Cloaked, ev.Classes ?? state?.Classes ?? Enumerable.Repeat(-1, attributeCount).ToArray());
-                    lastIsForget = false;
-                }
-                last = ev.Version;
-                lastEventId = ev.EventId;
-                changed = true;
-                results[i] = ApplyResult.Applied;
-            }
-            if (!changed)
-            {
-                // Outcomes decided on a cached record are checked by the script too ('N': compare only).
-                if (fromCache[u]) writes.Add(new UserWrite(users[u], p.Token, 'N', 0, "", p.State, p.State));
-                continue;
-            }
-
-            var op = state is null ? 'F' : p.State is not null ? 'U' : 'C';
-            writes.Add(new UserWrite(users[u], p.Token, op, last!.Value, lastEventId!, p.State, state));
-            AddContribution(deltas, p.State, state);
+            var p = plan.Users[u];
+            if (p.Op == 'N' && !fromCache[u]) continue;
+            writes.Add(new UserWrite(p.UserId, priors[u].Token, p.Op, p.Version, p.EventId, p.Initial, p.Final));
         }
-        var slots = deltas.Keys.Order().ToArray();
-        return new BatchPlan(writes, slots, slots.Select(s => deltas[s]).ToArray());
+        return writes;
     }
 
-    private void AddContribution(Dictionary<int, double[]> deltas, UserState? before, UserState? after)
-    {
-        var sameEmbedding = before is not null && after is not null && before.Cloaked.AsSpan().SequenceEqual(after.Cloaked);
-        double[]? yBefore = null, yAfter = null;
-        for (var a = 0; a < _layout.Attributes.Length; a++)
-        {
-            var k0 = before?.Classes[a] ?? -1;
-            var k1 = after?.Classes[a] ?? -1;
-            if (sameEmbedding && k0 == k1) continue;
-            if (k0 >= 0)
-            {
-                yBefore ??= SufficientStatistics.Centre(before!.Cloaked, _layout.Reference);
-                SufficientStatistics.AddOuter(Delta(deltas, _layout.SlotOffsets[a] + k0), yBefore, -1.0);
-            }
-            if (k1 >= 0)
-            {
-                yAfter ??= SufficientStatistics.Centre(after!.Cloaked, _layout.Reference);
-                SufficientStatistics.AddOuter(Delta(deltas, _layout.SlotOffsets[a] + k1), yAfter, +1.0);
-            }
-        }
-    }
-
-    private double[] Delta(Dictionary<int, double[]> deltas, int slot)
-    {
-        if (!deltas.TryGetValue(slot, out var delta)) deltas[slot] = delta = new double[_statsLength];
-        return delta;
-    }
-
-    private (RedisKey[] Keys, RedisValue[] Args, double[][]? Absolute) BuildApply(BatchPlan plan, char mode, string expected)
+    private (RedisKey[] Keys, RedisValue[] Args, double[][]? Absolute) BuildApply(BatchPlan plan, List<UserWrite> writes, char mode, string expected)
     {
         var ns = mode == 'N' ? 0 : plan.Slots.Length;
-        var nu = plan.Users.Count;
+        var nu = writes.Count;
         var keys = new RedisKey[1 + ns + nu];
         var args = new RedisValue[6 + ns + 8 * nu];
         keys[0] = _layout.MetaKey;
@@ -428,7 +308,7 @@ public sealed class RedisStateStore : IStateStore, IDisposable
         var tombs = new List<RedisKey>();
         for (var u = 0; u < nu; u++)
         {
-            var w = plan.Users[u];
+            var w = writes[u];
             keys[1 + ns + u] = _layout.UserKey(w.UserId);
             var o = 6 + ns + 8 * u;
             args[o] = w.ExpectedToken;

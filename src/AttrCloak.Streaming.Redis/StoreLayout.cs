@@ -1,6 +1,8 @@
 using System.Security.Cryptography;
 using System.Text;
 using AttrCloak.Core.Data;
+using AttrCloak.Streaming.Redis.State;
+using AttrCloak.Streaming.Redis.Statistics;
 using StackExchange.Redis;
 
 namespace AttrCloak.Streaming.Redis;
@@ -11,8 +13,9 @@ namespace AttrCloak.Streaming.Redis;
 /// <list type="bullet">
 /// <item><c>{prefix}:meta</c> hash: <c>layout</c> (fingerprint), <c>epoch</c> (random id of this generation of the
 /// data), <c>seq</c> (statistics sequence, +1 per write), <c>dimension</c>, <c>catalog</c>, <c>reference</c>.</item>
-/// <item><c>{prefix}:stats:{attribute}:{classIndex}</c> string (attribute percent-encoded): the class's sufficient statistics as float64 LE bytes
-/// (see <see cref="Statistics.SufficientStatistics"/>); absent = empty class.</item>
+/// <item><c>{prefix}:stats:{attribute}:{classIndex}</c> string (attribute percent-encoded): the class's sufficient statistics
+/// of the served (cloaked) embeddings as float64 LE bytes (see <see cref="Statistics.SufficientStatistics"/>); absent = empty class.</item>
+/// <item><c>{prefix}:ostats:{attribute}:{classIndex}</c> string: the same statistics of the class's original embeddings.</item>
 /// <item><c>{prefix}:user:{userId}</c> hash: <c>v</c> last applied version, <c>e</c> its event id, <c>o</c>/<c>c</c>
 /// original/cloaked embedding (float32 LE), <c>a</c> class per attribute (int16 LE, -1 unknown).</item>
 /// <item><c>{prefix}:tomb:{hex HMAC-SHA256(secret, userId)}</c> string: version of the forget, with a TTL; no user id.</item>
@@ -20,31 +23,27 @@ namespace AttrCloak.Streaming.Redis;
 /// </summary>
 internal sealed class StoreLayout
 {
-    internal const string FormatVersion = "1";
+    /// <summary>
+    /// Version of the stored format, part of the fingerprint (<c>v{FormatVersion}-...</c>). 1: served statistics only;
+    /// 2: also the statistics of the original embeddings (<c>ostats</c> keys).
+    /// </summary>
+    internal const string FormatVersion = "2";
 
     public StoreLayout(StateStoreOptions options)
     {
-        options.Validate();
+        Shape = StatisticsShape.Of(options);
         Prefix = options.Prefix;
-        Dimension = options.Dimension;
-        Attributes = options.Attributes.ToArray();
-        Reference = new double[Dimension];
-        if (options.ReferencePoint is not null)
-            for (var i = 0; i < Dimension; i++) Reference[i] = options.ReferencePoint[i];
-        TombstoneSecret = options.TombstoneSecret.ToArray();
+        Tombstones = new TombstoneNames(options.TombstoneSecret);
 
         MetaKey = Prefix + ":meta";
         UserKeyPrefix = Prefix + ":user:";
         TombKeyPrefix = Prefix + ":tomb:";
-        SlotOffsets = new int[Attributes.Length];
-        var keys = new List<RedisKey>();
-        for (var a = 0; a < Attributes.Length; a++)
+        StatsKeys = new RedisKey[Shape.SlotCount];
+        for (var slot = 0; slot < Shape.SlotCount; slot++)
         {
-            SlotOffsets[a] = keys.Count;
-            for (var k = 0; k < Attributes[a].ClassCount; k++)
-                keys.Add(StatsKey(Attributes[a].Name, k));
+            var (population, a, k) = Shape.SlotOwner(slot);
+            StatsKeys[slot] = StatsKey(population, Attributes[a].Name, k);
         }
-        StatsKeys = keys.ToArray();
 
         Catalog = string.Join(';', Attributes.Select(a => Uri.EscapeDataString(a.Name) + "=" + string.Join(',', a.ClassNames.Select(Uri.EscapeDataString))));
         ReferenceBytes = Codec.DoublesToBytes(Reference);
@@ -52,30 +51,48 @@ internal sealed class StoreLayout
         Fingerprint = "v" + FormatVersion + "-" + Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(fingerprintInput)))[..24].ToLowerInvariant();
     }
 
+    public StatisticsShape Shape { get; }
     public string Prefix { get; }
-    public int Dimension { get; }
-    public AttributeSpec[] Attributes { get; }
+    public int Dimension => Shape.Dimension;
+    public AttributeSpec[] Attributes => Shape.Attributes;
     /// <summary>Reference point c as float64 (converted from the float32 option, so x - c of float32 x is exact).</summary>
-    public double[] Reference { get; }
+    public double[] Reference => Shape.Reference;
     public byte[] ReferenceBytes { get; }
     public string Catalog { get; }
     public string Fingerprint { get; }
-    private byte[] TombstoneSecret { get; }
+    private TombstoneNames Tombstones { get; }
 
     public RedisKey MetaKey { get; }
     public string UserKeyPrefix { get; }
     public string TombKeyPrefix { get; }
 
-    /// <summary>Statistics keys of every (attribute, class) slot; slot = SlotOffsets[attribute] + class.</summary>
+    /// <summary>Statistics keys of every (population, attribute, class) slot, indexed by <see cref="StatisticsShape.Slot"/>.</summary>
     public RedisKey[] StatsKeys { get; }
-    public int[] SlotOffsets { get; }
     public int SlotCount => StatsKeys.Length;
 
     /// <summary>
-    /// The attribute name is percent-encoded (RFC 3986 unreserved characters stay), so names with ':', braces, glob
-    /// characters or spaces cannot break the key structure, the hash tag or a SCAN pattern.
+    /// <c>stats</c> for the served population, <c>ostats</c> for the originals. The attribute name is percent-encoded
+    /// (RFC 3986 unreserved characters stay), so names with ':', braces, glob characters or spaces cannot break the
+    /// key structure, the hash tag or a SCAN pattern.
     /// </summary>
-    public RedisKey StatsKey(string attribute, int classIndex) => $"{Prefix}:stats:{Uri.EscapeDataString(attribute)}:{classIndex}";
+    public RedisKey StatsKey(StatisticsPopulation population, string attribute, int classIndex) =>
+        $"{Prefix}:{(population == StatisticsPopulation.Served ? "stats" : "ostats")}:{Uri.EscapeDataString(attribute)}:{classIndex}";
+
+    /// <summary>
+    /// Why a prefix whose meta key holds <paramref name="storedLayout"/> cannot be used with these options, for
+    /// operators: an older store format is named as such, since only a new prefix (or a wipe and a bootstrap) helps.
+    /// </summary>
+    public string DescribeMismatch(string storedLayout, string storedDimension, string storedCatalog)
+    {
+        var storedFormat = storedLayout.StartsWith('v') && storedLayout.IndexOf('-') is > 1 and var dash ? storedLayout[1..dash] : "?";
+        if (storedFormat != FormatVersion)
+            return $"Redis prefix '{Prefix}' holds state store format {storedFormat} (layout {storedLayout}); this build reads and " +
+                $"writes format {FormatVersion}, which also keeps the class statistics of the original embeddings. The stored " +
+                "data cannot be used as it is: point the worker at a new prefix, or delete the prefix's keys and bootstrap again";
+        return $"Redis prefix '{Prefix}' holds data of another layout (layout {storedLayout}, dimension {storedDimension}, " +
+            $"attributes {storedCatalog}) than this store (layout {Fingerprint}, dimension {Dimension}, attributes {Catalog}): " +
+            "use another prefix, or delete the prefix's keys and rebuild";
+    }
 
     public RedisKey UserKey(string userId) => UserKeyPrefix + userId;
 
@@ -83,21 +100,7 @@ internal sealed class StoreLayout
     /// The tombstone of a forgotten user is named by a keyed hash, so that "user X was forgotten" does not keep X in
     /// Redis, while a late redelivered older event of X still finds it.
     /// </summary>
-    public RedisKey TombKey(string userId)
-    {
-        Span<byte> mac = stackalloc byte[32];
-        // One keyed instance, reset after each use: a one-shot HMAC re-derives the key pads every call (~5x slower).
-        lock (_hmacLock)
-        {
-            _hmac.AppendData(Encoding.UTF8.GetBytes(userId));
-            _hmac.GetHashAndReset(mac);
-        }
-        return TombKeyPrefix + Convert.ToHexString(mac).ToLowerInvariant();
-    }
-
-    private readonly Lock _hmacLock = new();
-    private IncrementalHash _hmac => _hmacInstance ??= IncrementalHash.CreateHMAC(HashAlgorithmName.SHA256, TombstoneSecret);
-    private IncrementalHash? _hmacInstance;
+    public RedisKey TombKey(string userId) => TombKeyPrefix + Tombstones.Name(userId);
 
     /// <summary>SCAN MATCH pattern of all user keys; glob characters of the prefix are escaped.</summary>
     public string UserKeyPattern => EscapeGlob(UserKeyPrefix) + "*";
@@ -116,10 +119,4 @@ internal sealed class StoreLayout
         return sb.ToString();
     }
 
-    public (int Attribute, int Class) SlotOwner(int slot)
-    {
-        for (var a = Attributes.Length - 1; a >= 0; a--)
-            if (slot >= SlotOffsets[a]) return (a, slot - SlotOffsets[a]);
-        throw new ArgumentOutOfRangeException(nameof(slot));
-    }
 }

@@ -27,7 +27,7 @@ public sealed class ConcurrencyTests(RedisServerFixture redis)
         // Own users per writer, plus shared users whose identical event stream both writers apply (redelivery after a
         // rebalance): the newest version must win exactly once.
         var streams = new List<UserStateChange>[2];
-        var finalState = new Dictionary<string, (float[] Cloaked, int[] Classes)>();
+        var finalState = new Dictionary<string, (float[] Original, float[] Cloaked, int[] Classes)>();
         for (var w = 0; w < 2; w++) streams[w] = [];
         var shared = new List<UserStateChange>();
         for (var v = 1; v <= 30; v++)
@@ -40,7 +40,7 @@ public sealed class ConcurrencyTests(RedisServerFixture redis)
                     Classes = RandomClasses(rng, SmallCatalog, 0.1),
                 };
                 shared.Add(e);
-                finalState[e.UserId] = (e.Cloaked!, e.Classes!);
+                finalState[e.UserId] = (e.Original!, e.Cloaked!, e.Classes!);
             }
         for (var w = 0; w < 2; w++)
             for (var v = 1; v <= 30; v++)
@@ -53,7 +53,7 @@ public sealed class ConcurrencyTests(RedisServerFixture redis)
                         Classes = RandomClasses(rng, SmallCatalog, 0.1),
                     };
                     streams[w].Add(e);
-                    finalState[e.UserId] = (e.Cloaked!, e.Classes!);
+                    finalState[e.UserId] = (e.Original!, e.Cloaked!, e.Classes!);
                 }
 
         async Task RunAsync(RedisStateStore store, List<UserStateChange> own)
@@ -69,7 +69,7 @@ public sealed class ConcurrencyTests(RedisServerFixture redis)
         await Task.WhenAll(Task.Run(() => RunAsync(first, streams[0]), ct), Task.Run(() => RunAsync(second, streams[1]), ct));
 
         var model = new PopulationModel(SmallCatalog, D);
-        foreach (var (id, s) in finalState) model.Set(id, s.Cloaked, s.Classes);
+        foreach (var (id, s) in finalState) model.Set(id, s.Original, s.Cloaked, s.Classes);
         model.ShouldMatch(await first.ReadStatisticsAsync(ct));
         (await new StatisticsVerifier(redis.Redis, options).VerifyAsync(cancellationToken: ct)).IsConsistent.ShouldBeTrue();
         foreach (var id in finalState.Keys)
@@ -124,7 +124,7 @@ public sealed class InterleavingTests(RedisServerFixture redis)
         var model = new PopulationModel(SmallCatalog, D);
         var initial = new[] { NewUser("a", 1, rng, D), NewUser("b", 1, rng, D) };
         await worker.ApplyAsync(initial, ct);
-        foreach (var e in initial) model.Set(e.UserId, e.Cloaked!, e.Classes!);
+        foreach (var e in initial) model.Set(e.UserId, e.Original!, e.Cloaked!, e.Classes!);
         var other = NewUser("c", 1, rng, D);
         worker.BeforeWriteForTests = async attempt =>
         {
@@ -136,8 +136,8 @@ public sealed class InterleavingTests(RedisServerFixture redis)
 
         worker.Counters.Conflicts.ShouldBe(1);
         worker.Counters.DeltaWrites.ShouldBe(1);
-        model.Set("c", other.Cloaked!, other.Classes!);
-        model.Set("a", change.Cloaked!, model.Users["a"].Classes);
+        model.Set("c", other.Original!, other.Cloaked!, other.Classes!);
+        model.Set("a", model.Users["a"].Original, change.Cloaked!, model.Users["a"].Classes);
         model.ShouldMatch(await worker.ReadStatisticsAsync(ct));
     }
 }

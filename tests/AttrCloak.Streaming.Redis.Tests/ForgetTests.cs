@@ -21,7 +21,7 @@ public sealed class ForgetTests(RedisServerFixture redis)
         var rng = new Random(11);
         var model = new PopulationModel(SmallCatalog, D);
         var others = Enumerable.Range(0, 30).Select(i => NewUser($"other{i}", 1, rng, D)).ToList();
-        foreach (var o in others) model.Set(o.UserId, o.Cloaked!, o.Classes!);
+        foreach (var o in others) model.Set(o.UserId, o.Original!, o.Cloaked!, o.Classes!);
         var created = new UserStateChange(Target, "e-create", 1)
         {
             Original = RandomVector(rng, D, offset: 7.25),
@@ -38,7 +38,7 @@ public sealed class ForgetTests(RedisServerFixture redis)
 
         (await store.GetUserAsync(Target, ct)).ShouldBeNull();
         await AssertNoTraceAsync(options.Prefix, secrets);
-        model.ShouldMatch(await store.ReadStatisticsAsync(ct));
+        model.ShouldMatch(await store.ReadStatisticsAsync(ct)); // served and original contributions both removed
         (await new StatisticsVerifier(redis.Redis, options).VerifyAsync(cancellationToken: ct)).IsConsistent.ShouldBeTrue();
 
         // The tombstone (a keyed hash, with a TTL) keeps late redeliveries from resurrecting the user.
@@ -54,7 +54,7 @@ public sealed class ForgetTests(RedisServerFixture redis)
         var again = new UserStateChange(Target, "e-again", 4) { Original = RandomVector(rng, D), Cloaked = RandomVector(rng, D), Classes = [0, 0] };
         (await store.ApplyAsync([again], ct))[0].Outcome.ShouldBe(ApplyOutcome.Applied);
         (await RedisStateStoreTests.ScanAsync(redis.Redis.GetDatabase(), options.Prefix)).ShouldNotContain(k => k.ToString().Contains(":tomb:"));
-        model.Set(Target, again.Cloaked!, again.Classes!);
+        model.Set(Target, again.Original!, again.Cloaked!, again.Classes!);
         model.ShouldMatch(await store.ReadStatisticsAsync(ct));
     }
 
@@ -82,7 +82,7 @@ public sealed class ForgetTests(RedisServerFixture redis)
         var rng = new Random(13);
         var model = new PopulationModel(SmallCatalog, D);
         var keep = NewUser("keep", 1, rng, D);
-        model.Set("keep", keep.Cloaked!, keep.Classes!);
+        model.Set("keep", keep.Original!, keep.Cloaked!, keep.Classes!);
         await store.ApplyAsync([keep, NewUser("gone", 1, rng, D)], ct);
 
         await store.ApplyAsync(

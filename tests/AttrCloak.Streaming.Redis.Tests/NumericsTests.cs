@@ -79,14 +79,14 @@ public sealed class NumericsTests(RedisServerFixture redis)
         var version = new Dictionary<string, long>();
         var initial = Enumerable.Range(0, 100).Select(i => new UserStateChange($"u{i}", "e0", 1)
         {
-            Original = RandomVector(rng, d),
+            Original = RandomVector(rng, d, offset: 3),
             Cloaked = RandomVector(rng, d, offset: 3),
             Classes = RandomClasses(rng, catalog, 0),
         }).ToList();
         await store.ApplyAsync(initial, ct);
         foreach (var e in initial)
         {
-            model.Set(e.UserId, e.Cloaked!, e.Classes!);
+            model.Set(e.UserId, e.Original!, e.Cloaked!, e.Classes!);
             version[e.UserId] = 1;
         }
 
@@ -98,13 +98,16 @@ public sealed class NumericsTests(RedisServerFixture redis)
             {
                 var id = $"u{rng.Next(100)}";
                 var v = ++version[id];
+                // Half of the events also bring a new original (far from the reference point as well).
+                var original = rng.Next(2) == 0 ? RandomVector(rng, d, offset: 3, scale: 1 + rng.NextDouble()) : null;
                 batch.Add(rng.Next(4) == 0
-                    ? new UserStateChange(id, $"e{v}", v) { Cloaked = RandomVector(rng, d, offset: 3), Classes = RandomClasses(rng, catalog, 0) }
-                    : new UserStateChange(id, $"e{v}", v) { Cloaked = RandomVector(rng, d, offset: 3, scale: 1 + rng.NextDouble()) });
+                    ? new UserStateChange(id, $"e{v}", v) { Original = original, Cloaked = RandomVector(rng, d, offset: 3), Classes = RandomClasses(rng, catalog, 0) }
+                    : new UserStateChange(id, $"e{v}", v) { Original = original, Cloaked = RandomVector(rng, d, offset: 3, scale: 1 + rng.NextDouble()) });
             }
             (await store.ApplyAsync(batch, ct)).ShouldAllBe(r => r.Outcome == ApplyOutcome.Applied);
             foreach (var e in batch)
-                model.Set(e.UserId, e.Cloaked ?? model.Users[e.UserId].Cloaked, e.Classes ?? model.Users[e.UserId].Classes);
+                model.Set(e.UserId, e.Original ?? model.Users[e.UserId].Original, e.Cloaked ?? model.Users[e.UserId].Cloaked,
+                    e.Classes ?? model.Users[e.UserId].Classes);
         }
 
         var snapshot = await store.ReadStatisticsAsync(ct);

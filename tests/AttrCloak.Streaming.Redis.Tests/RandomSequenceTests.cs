@@ -101,7 +101,7 @@ public sealed class RandomSequenceTests(RedisServerFixture redis)
             {
                 var model = new PopulationModel(SmallCatalog, D);
                 foreach (var (id, m) in users)
-                    if (m.State is { } s) model.Set(id, s.Cloaked, s.Classes);
+                    if (m.State is { } s) model.Set(id, s.Original, s.Cloaked, s.Classes);
                 model.ShouldMatch(await stores[rng.Next(stores.Length)].ReadStatisticsAsync(ct));
                 var stored = await a.GetUsersAsync(ids, ct);
                 for (var i = 0; i < ids.Length; i++)

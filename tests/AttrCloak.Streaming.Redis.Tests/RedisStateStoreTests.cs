@@ -21,7 +21,7 @@ public sealed class RedisStateStoreTests(RedisServerFixture redis)
         var results = await store.ApplyAsync(batch, TestContext.Current.CancellationToken);
 
         results.ShouldAllBe(r => r.Outcome == ApplyOutcome.Applied);
-        foreach (var e in batch) model.Set(e.UserId, e.Cloaked!, e.Classes!);
+        foreach (var e in batch) model.Set(e.UserId, e.Original!, e.Cloaked!, e.Classes!);
         var u7 = await store.GetUserAsync("u7", TestContext.Current.CancellationToken);
         u7.ShouldNotBeNull();
         u7.Version.ShouldBe(1);
@@ -90,7 +90,7 @@ public sealed class RedisStateStoreTests(RedisServerFixture redis)
         carol.EventId.ShouldBe("e13");
         carol.Classes.ShouldBe([0, 1]);
         carol.Cloaked.ShouldBe(reembed.Cloaked);
-        model.Set("carol", reembed.Cloaked!, [0, 1]);
+        model.Set("carol", create.Original!, reembed.Cloaked!, [0, 1]);
         model.ShouldMatch(await store.ReadStatisticsAsync(ct));
     }
 
@@ -121,7 +121,7 @@ public sealed class RedisStateStoreTests(RedisServerFixture redis)
             (await store.GetUserAsync(id, ct)).ShouldBeNull();
         var model = new PopulationModel(SmallCatalog, D);
         var ok = (await store.GetUserAsync("ok", ct))!;
-        model.Set("ok", ok.Cloaked, ok.Classes);
+        model.Set("ok", ok.Original, ok.Cloaked, ok.Classes);
         model.ShouldMatch(await store.ReadStatisticsAsync(ct));
     }
 
@@ -132,18 +132,62 @@ public sealed class RedisStateStoreTests(RedisServerFixture redis)
         using var store = new RedisStateStore(redis.Redis, options);
         var ct = TestContext.Current.CancellationToken;
         var rng = new Random(5);
-        await store.ApplyAsync([NewUser("x", 1, rng, D)], ct);
+        var created = NewUser("x", 1, rng, D);
+        await store.ApplyAsync([created], ct);
         var v1 = await store.StatisticsSequenceAsync(ct);
 
-        // Only the original (uncloaked) embedding changes: the served population, hence the statistics, do not.
-        await store.ApplyAsync([new UserStateChange("x", "e2", 2) { Original = RandomVector(rng, D) }], ct);
+        // The same classes and embeddings again under a new version: the state moves on, the statistics do not.
+        await store.ApplyAsync([new UserStateChange("x", "e2", 2) { Classes = created.Classes, Cloaked = created.Cloaked }], ct);
         (await store.StatisticsSequenceAsync(ct)).ShouldBe(v1);
+        (await store.GetUserAsync("x", ct))!.Version.ShouldBe(2);
 
-        await store.ApplyAsync([new UserStateChange("x", "e3", 3) { Cloaked = RandomVector(rng, D) }], ct);
+        // A new original embedding moves the original statistics, so the version changes too.
+        await store.ApplyAsync([new UserStateChange("x", "e3", 3) { Original = RandomVector(rng, D) }], ct);
         var v3 = await store.StatisticsSequenceAsync(ct);
         v3.Epoch.ShouldBe(v1.Epoch);
         v3.Sequence.ShouldBe(v1.Sequence + 1);
-        (await store.ReadStatisticsAsync(ct)).Version.ShouldBe(v3);
+
+        await store.ApplyAsync([new UserStateChange("x", "e4", 4) { Cloaked = RandomVector(rng, D) }], ct);
+        var v4 = await store.StatisticsSequenceAsync(ct);
+        v4.Sequence.ShouldBe(v3.Sequence + 1);
+        (await store.ReadStatisticsAsync(ct)).Version.ShouldBe(v4);
+    }
+
+    [Fact]
+    public async Task A_new_original_with_the_same_cloaked_embedding_moves_only_the_original_statistics()
+    {
+        var options = Options(redis.NewPrefix("original-only"), D);
+        using var store = new RedisStateStore(redis.Redis, options);
+        var ct = TestContext.Current.CancellationToken;
+        var rng = new Random(15);
+        var model = new PopulationModel(SmallCatalog, D);
+        var batch = Enumerable.Range(0, 12).Select(i => new UserStateChange($"u{i}", "e1", 1)
+        {
+            Original = RandomVector(rng, D),
+            Cloaked = RandomVector(rng, D),
+            Classes = [i % 2, i % 3],
+        }).ToList();
+        await store.ApplyAsync(batch, ct);
+        foreach (var e in batch) model.Set(e.UserId, e.Original!, e.Cloaked!, e.Classes!);
+        var before = await SnapshotOfKeysAsync(options.Prefix);
+
+        var reembedded = new UserStateChange("u4", "e2", 2) { Original = RandomVector(rng, D, offset: 2), Cloaked = batch[4].Cloaked };
+        (await store.ApplyAsync([reembedded], ct))[0].Outcome.ShouldBe(ApplyOutcome.Applied);
+
+        var after = await SnapshotOfKeysAsync(options.Prefix);
+        var changed = after.Keys.Where(k => !before.TryGetValue(k, out var v) || v != after[k]).Order().ToList();
+        // u4 has gender 0 and age 1: exactly those two original classes, the user and the meta key (sequence) change.
+        changed.ShouldBe(new[] { $"{options.Prefix}:meta", $"{options.Prefix}:ostats:age:1", $"{options.Prefix}:ostats:gender:0",
+            $"{options.Prefix}:user:u4" }.Order().ToList());
+        model.Set("u4", reembedded.Original!, batch[4].Cloaked!, batch[4].Classes!);
+        model.ShouldMatch(await store.ReadStatisticsAsync(ct));
+
+        // And a re-cloak alone (same original) moves only the served statistics.
+        var recloaked = new UserStateChange("u4", "e3", 3) { Cloaked = RandomVector(rng, D) };
+        (await store.ApplyAsync([recloaked], ct))[0].Outcome.ShouldBe(ApplyOutcome.Applied);
+        var last = await SnapshotOfKeysAsync(options.Prefix);
+        last.Keys.Where(k => last[k] != after[k]).Order().ShouldBe(new[] { $"{options.Prefix}:meta", $"{options.Prefix}:stats:age:1",
+            $"{options.Prefix}:stats:gender:0", $"{options.Prefix}:user:u4" }.Order());
     }
 
     [Fact]
@@ -167,12 +211,14 @@ public sealed class RedisStateStoreTests(RedisServerFixture redis)
         }
         absolute.Counters.AbsoluteWrites.ShouldBe(5);
         delta.Counters.DeltaWrites.ShouldBe(5);
-        foreach (var (attribute, k) in SmallCatalog.SelectMany(s => Enumerable.Range(0, s.ClassCount).Select(k => (s.Name, k))))
-        {
-            var x = (byte[]?)await redis.Redis.GetDatabase().StringGetAsync($"{a.Prefix}:stats:{attribute}:{k}");
-            var y = (byte[]?)await redis.Redis.GetDatabase().StringGetAsync($"{b.Prefix}:stats:{attribute}:{k}");
-            x.ShouldBe(y, $"{attribute}:{k}");
-        }
+        foreach (var population in new[] { "stats", "ostats" })
+            foreach (var (attribute, k) in SmallCatalog.SelectMany(s => Enumerable.Range(0, s.ClassCount).Select(k => (s.Name, k))))
+            {
+                var x = (byte[]?)await redis.Redis.GetDatabase().StringGetAsync($"{a.Prefix}:{population}:{attribute}:{k}");
+                var y = (byte[]?)await redis.Redis.GetDatabase().StringGetAsync($"{b.Prefix}:{population}:{attribute}:{k}");
+                x.ShouldNotBeNull($"{population}:{attribute}:{k}");
+                x.ShouldBe(y, $"{population}:{attribute}:{k}");
+            }
     }
 
     [Fact]
@@ -187,6 +233,31 @@ public sealed class RedisStateStoreTests(RedisServerFixture redis)
         var error = await Should.ThrowAsync<StateStoreLayoutException>(() => other.InitializeAsync(ct));
 
         error.Message.ShouldContain("another layout");
+    }
+
+    [Fact]
+    public async Task A_prefix_written_in_the_previous_store_format_is_refused_with_a_clear_message()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var options = Options(redis.NewPrefix("format1"), D);
+        // What a format-1 store (served statistics only) left behind: its meta hash and a served class.
+        var db = redis.Redis.GetDatabase();
+        await db.HashSetAsync($"{options.Prefix}:meta",
+            [new("layout", "v1-0123456789abcdef01234567"), new("epoch", "e1"), new("seq", "3"), new("dimension", D), new("catalog", "gender=F,M")]);
+        await db.StringSetAsync($"{options.Prefix}:stats:gender:0", new byte[8 * AttrCloak.Streaming.Redis.Statistics.SufficientStatistics.Length(D)]);
+        using var store = new RedisStateStore(redis.Redis, options);
+
+        var error = await Should.ThrowAsync<StateStoreLayoutException>(() => store.ApplyAsync([NewUser("u", 1, new Random(1), D)], ct));
+
+        error.Message.ShouldContain("format 1");
+        error.Message.ShouldContain("format 2");
+        error.Message.ShouldContain("original embeddings");
+        error.Message.ShouldContain("new prefix");
+        (await db.KeyExistsAsync($"{options.Prefix}:user:u")).ShouldBeFalse();
+        var verifier = new StatisticsVerifier(redis.Redis, options);
+        (await Should.ThrowAsync<StateStoreLayoutException>(() => verifier.VerifyAsync(cancellationToken: ct))).Message.ShouldContain("format 1");
+        (await Should.ThrowAsync<StateStoreLayoutException>(() => verifier.RebuildAsync(cancellationToken: ct))).Message.ShouldContain("format 1");
+        (await db.HashGetAsync($"{options.Prefix}:meta", "seq")).ToString().ShouldBe("3");
     }
 
     [Fact]
@@ -207,8 +278,8 @@ public sealed class RedisStateStoreTests(RedisServerFixture redis)
         // The replay after a wipe re-applies what the store remembers having written: Redis no longer has it.
         (await store.ApplyAsync([u1], ct))[0].Outcome.ShouldBe(ApplyOutcome.Applied);
 
-        model.Set("u1", u1.Cloaked!, u1.Classes!);
-        model.Set("u2", u2.Cloaked!, u2.Classes!);
+        model.Set("u1", u1.Original!, u1.Cloaked!, u1.Classes!);
+        model.Set("u2", u2.Original!, u2.Cloaked!, u2.Classes!);
         var snapshot = await store.ReadStatisticsAsync(ct);
         snapshot.Version.Epoch.ShouldNotBe(before.Epoch);
         model.ShouldMatch(snapshot);
@@ -225,12 +296,13 @@ public sealed class RedisStateStoreTests(RedisServerFixture redis)
         var model = new PopulationModel(catalog, D);
         var batch = Enumerable.Range(0, 12).Select(i => NewUser($"u{i}", 1, rng, D, catalog)).ToList();
         await store.ApplyAsync(batch, ct);
-        foreach (var e in batch) model.Set(e.UserId, e.Cloaked!, e.Classes!);
+        foreach (var e in batch) model.Set(e.UserId, e.Original!, e.Cloaked!, e.Classes!);
 
         model.ShouldMatch(await store.ReadStatisticsAsync(ct));
         (await new StatisticsVerifier(redis.Redis, options).VerifyAsync(cancellationToken: ct)).IsConsistent.ShouldBeTrue();
         var keys = (await ScanAsync(redis.Redis.GetDatabase(), options.Prefix)).Select(k => k.ToString()).ToList();
         keys.ShouldContain($"{options.Prefix}:stats:job%20title%3A%20%7Ba%7D%2A%5Bb%5D:0");
+        keys.ShouldContain($"{options.Prefix}:ostats:job%20title%3A%20%7Ba%7D%2A%5Bb%5D:0");
         keys.ShouldAllBe(k => k.Count(c => c == ':') <= 3 + options.Prefix.Count(c => c == ':'));
     }
 

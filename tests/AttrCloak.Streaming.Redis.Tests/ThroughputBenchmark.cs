@@ -8,8 +8,9 @@ namespace AttrCloak.Streaming.Redis.Tests;
 
 /// <summary>
 /// Throughput of <see cref="RedisStateStore.ApplyAsync"/> at d = 64 with a MovieLens-like catalog (2 + 7 + 21 classes)
-/// over a resident population of 20,000 users: re-embeddings of random users (10 % also move class), per batch size
-/// and write path. Prints figures, asserts nothing about time. Run it with
+/// over a resident population of 20,000 users: re-embeddings of random users (10 % also move class), per batch size,
+/// write path and event kind: "served" events carry only a new cloaked embedding, "both" events a new original and a
+/// new cloaked embedding (what the worker's embedding update does). Prints figures, asserts nothing about time. Run it with
 /// <c>dotnet test --project tests/AttrCloak.Streaming.Redis.Tests -c Release --output detailed -- --filter-method "*Throughput*" --explicit only</c>.
 /// </summary>
 public sealed class ThroughputBenchmark(RedisServerFixture redis)
@@ -29,11 +30,15 @@ public sealed class ThroughputBenchmark(RedisServerFixture redis)
         var lines = new List<string>
         {
             $"d = {D}, attributes 2 + 7 + 21 classes, population {Population:N0}; {Environment.ProcessorCount} cores",
-            "batch  path                 events   updates/s        wall ms/batch   redis CPU us/event    us/script (read+apply)",
+            "batch  path                 event   events   updates/s        wall ms/batch   redis CPU us/event    us/script (read+apply)",
         };
-        foreach (var (batchSize, events) in new[] { (1, 3_000), (64, 30_000), (512, 60_000) })
-            foreach (var serverSide in new[] { false, true })
-                lines.Add(await MeasureAsync(batchSize, serverSide ? Math.Min(events, 6_000) : events, serverSide, ct));
+        // ATTRCLOAK_BENCH_BATCHES=64,512 and ATTRCLOAK_BENCH_PATHS=absolute narrow the run (A/B comparisons on a busy machine).
+        var only = Environment.GetEnvironmentVariable("ATTRCLOAK_BENCH_BATCHES")?.Split(',').Select(int.Parse).ToHashSet();
+        var absoluteOnly = Environment.GetEnvironmentVariable("ATTRCLOAK_BENCH_PATHS") == "absolute";
+        foreach (var (batchSize, events) in new[] { (1, 3_000), (64, 30_000), (512, 60_000) }.Where(b => only?.Contains(b.Item1) != false))
+            foreach (var serverSide in absoluteOnly ? [false] : new[] { false, true })
+                foreach (var both in new[] { false, true })
+                    lines.Add(await MeasureAsync(batchSize, serverSide ? Math.Min(events, 6_000) : events, serverSide, both, ct));
         foreach (var line in lines)
         {
             TestContext.Current.TestOutputHelper?.WriteLine(line);
@@ -41,7 +46,7 @@ public sealed class ThroughputBenchmark(RedisServerFixture redis)
         }
     }
 
-    private async Task<string> MeasureAsync(int batchSize, int events, bool serverSide, CancellationToken ct)
+    private async Task<string> MeasureAsync(int batchSize, int events, bool serverSide, bool bothEmbeddings, CancellationToken ct)
     {
         var options = Options(redis.NewPrefix($"bench{batchSize}"), D, MovieLensCatalog);
         using var store = new RedisStateStore(redis.Redis, options) { ForceServerSideArithmetic = serverSide };
@@ -67,6 +72,7 @@ public sealed class ThroughputBenchmark(RedisServerFixture redis)
                 var v = ++versions[u];
                 batch.Add(new UserStateChange($"user{u}", $"e{v}", v)
                 {
+                    Original = bothEmbeddings ? RandomVector(rng, D) : null,
                     Cloaked = RandomVector(rng, D),
                     Classes = rng.Next(10) == 0 ? RandomClasses(rng, MovieLensCatalog) : null,
                 });
@@ -97,7 +103,7 @@ public sealed class ThroughputBenchmark(RedisServerFixture redis)
         var evalCalls = callsAfter.Calls - callsBefore.Calls;
         var evalUsec = callsAfter.Usec - callsBefore.Usec;
         return string.Create(CultureInfo.InvariantCulture,
-            $"{batchSize,5}  {(serverSide ? "Lua float64 deltas" : "absolute (client sums)"),-20} {applied,7}   {rate,9:N0}   " +
+            $"{batchSize,5}  {(serverSide ? "Lua float64 deltas" : "absolute (client sums)"),-20} {(bothEmbeddings ? "both" : "served"),-6}  {applied,7}   {rate,9:N0}   " +
             $"{clock.Elapsed.TotalMilliseconds / batches.Count,19:F2}   {redisCpuPerEvent,18:F1}   {evalUsec / Math.Max(1, evalCalls) ,20:F0}" +
             $"   client {store.Counters.ClientTicks * 1e6 / Stopwatch.Frequency / applied:F1} us/event, apply call {store.Counters.WriteTicks * 1e3 / Stopwatch.Frequency / batches.Count:F2} ms/batch" +
             $"   read {perScript.Read:F0} us + apply {perScript.Apply:F0} us per batch" +

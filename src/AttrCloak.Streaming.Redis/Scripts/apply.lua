@@ -5,7 +5,8 @@
 --
 -- Every key is named in KEYS (cluster: they must share one hash slot, i.e. a {hash tag} prefix):
 -- KEYS[1] {prefix}:meta
--- KEYS[2 .. 1+ns]             statistics keys of the (attribute, class) slots the batch changes
+-- KEYS[2 .. 1+ns]             statistics keys of the slots the batch changes: (attribute, class) of the served
+--                             population ('stats') and of the original embeddings ('ostats'), only those that changed
 -- KEYS[2+ns .. 1+ns+nu]       user keys
 -- KEYS[2+ns+nu .. ]           tombstone keys of the users that need one (create, forget, or no state expected)
 -- ARGV[1] layout fingerprint the client computed with

@@ -11,9 +11,9 @@ public readonly record struct StatisticsVersion(string Epoch, long Sequence)
 }
 
 /// <summary>
-/// The statistics of the served (cloaked) population at one <see cref="StatisticsVersion"/>: per attribute, per-class
-/// Gaussian fits and the global fit over the users whose class is known (biased 1/n covariances, as
-/// <c>GaussianFit</c> in AttrCloak.Learning).
+/// The class statistics at one <see cref="StatisticsVersion"/>: per attribute, per-class Gaussian fits and the global
+/// fit over the users whose class is known (biased 1/n covariances, as <c>GaussianFit</c> in AttrCloak.Learning), of
+/// the served (cloaked) embeddings in <see cref="Attributes"/> and of the original embeddings in <see cref="Originals"/>.
 /// </summary>
 public sealed record StatisticsSnapshot(StatisticsVersion Version, int Dimension, IReadOnlyList<ClassStatisticsSnapshot> Attributes)
 {
@@ -23,7 +23,7 @@ public sealed record StatisticsSnapshot(StatisticsVersion Version, int Dimension
 
     /// <summary>
     /// The same statistics over the users' ORIGINAL (uncloaked) embeddings, one entry per attribute in catalog order:
-    /// what the re-cloak maps each class from. Empty when the store does not keep them.
+    /// what the re-cloak maps each class from. Every store of format 2 fills it; empty only for a snapshot built by hand.
     /// </summary>
     public IReadOnlyList<ClassStatisticsSnapshot> Originals { get; init; } = [];
 }

@@ -3,7 +3,8 @@ using StackExchange.Redis;
 
 namespace AttrCloak.Streaming.Redis.Statistics;
 
-/// <summary>One (attribute, class) slot compared with its recomputation from the user states.</summary>
+/// <summary>One (population, attribute, class) slot compared with its recomputation from the user states.</summary>
+/// <param name="Population">served (cloaked) or original embeddings.</param>
 /// <param name="Attribute">attribute name.</param>
 /// <param name="ClassIndex">class index within the attribute.</param>
 /// <param name="ClassName">class name.</param>
@@ -15,6 +16,7 @@ namespace AttrCloak.Streaming.Redis.Statistics;
 /// <param name="Tolerance">the allowed absolute difference: relative tolerance x the summed magnitudes of the terms.</param>
 /// <param name="Malformed">the stored value is not a float64 vector of the expected length.</param>
 public sealed record ClassStatisticsDifference(
+    StatisticsPopulation Population,
     string Attribute,
     int ClassIndex,
     string ClassName,
@@ -46,10 +48,14 @@ public sealed record StatisticsVerificationReport(
 
     /// <summary>The classes that disagree.</summary>
     public IEnumerable<ClassStatisticsDifference> Inconsistent => Classes.Where(c => !c.IsConsistent);
+
+    /// <summary>The classes of one population (served or original embeddings).</summary>
+    public IEnumerable<ClassStatisticsDifference> Of(StatisticsPopulation population) => Classes.Where(c => c.Population == population);
 }
 
 /// <summary>
-/// Redis is a rebuildable cache: this recomputes every class's statistics from all user states (SCAN over
+/// Redis is a rebuildable cache: this recomputes every class's statistics, of the served (cloaked) and of the original
+/// embeddings, from all user states (SCAN over
 /// <c>{prefix}:user:*</c>, O(n d^2), a maintenance operation, never on the event path), compares them with the stored
 /// ones (<see cref="VerifyAsync"/>, <c>attrcloak stats verify</c>) or replaces them (<see cref="RebuildAsync"/>,
 /// <c>attrcloak stats rebuild</c>).
@@ -57,7 +63,7 @@ public sealed record StatisticsVerificationReport(
 /// SCAN is not a snapshot. The statistics version is read before the scan and checked after it (verify) or by the
 /// rebuild script (rebuild): if a worker changed the statistics meanwhile, the pass is repeated (up to
 /// <c>maxAttempts</c>), so run it with the worker paused on a busy deployment. A change that leaves the statistics
-/// alone (original embedding only) does not bump the version and does not matter here. On Redis Cluster the scan has to
+/// alone (a new event id and version only) does not bump the version and does not matter here. On Redis Cluster the scan has to
 /// run per node; single-node Redis is the target.
 /// </para>
 /// </summary>
@@ -70,17 +76,20 @@ public sealed class StatisticsVerifier(IConnectionMultiplexer redis, StateStoreO
     /// <summary>Compares the stored statistics with a recomputation from the user states.</summary>
     public async Task<StatisticsVerificationReport> VerifyAsync(int maxAttempts = 5, CancellationToken cancellationToken = default)
     {
+        // A prefix without a meta key has no data (nothing to compare); one of another layout or format is an error.
+        await EnsureLayoutAsync(allowMissing: true).ConfigureAwait(false);
         for (var attempt = 1; ; attempt++)
         {
             var before = await VersionAsync().ConfigureAwait(false);
-            var (recomputed, magnitudes, users) = await RecomputeAsync(cancellationToken).ConfigureAwait(false);
+            var recomputed = await RecomputeAsync(cancellationToken).ConfigureAwait(false);
             var stored = await RawStatistics.ReadAsync(_db, _layout).ConfigureAwait(false);
             if (stored.Version == before || attempt >= maxAttempts)
             {
                 if (stored.Version != before)
                     throw new InvalidOperationException(
                         $"the statistics changed during each of {attempt} verification passes; pause the worker and verify again");
-                return new StatisticsVerificationReport(users, stored.Version, Compare(stored, recomputed, magnitudes), false, attempt);
+                return new StatisticsVerificationReport(recomputed.Users, stored.Version,
+                    recomputed.Compare(stored.Slots, stored.Malformed, _relativeTolerance), false, attempt);
             }
         }
     }
@@ -91,13 +100,14 @@ public sealed class StatisticsVerifier(IConnectionMultiplexer redis, StateStoreO
     /// </summary>
     public async Task<StatisticsVerificationReport> RebuildAsync(int maxAttempts = 5, CancellationToken cancellationToken = default)
     {
-        await EnsureLayoutAsync().ConfigureAwait(false);
+        await EnsureLayoutAsync(allowMissing: false).ConfigureAwait(false);
         for (var attempt = 1; ; attempt++)
         {
             var before = await VersionAsync().ConfigureAwait(false);
-            var (recomputed, magnitudes, users) = await RecomputeAsync(cancellationToken).ConfigureAwait(false);
+            var recomputation = await RecomputeAsync(cancellationToken).ConfigureAwait(false);
             var stored = await RawStatistics.ReadAsync(_db, _layout).ConfigureAwait(false);
-            var differences = Compare(stored, recomputed, magnitudes);
+            var differences = recomputation.Compare(stored.Slots, stored.Malformed, _relativeTolerance);
+            var recomputed = recomputation.Sums;
 
             var keys = new RedisKey[1 + _layout.SlotCount];
             var args = new RedisValue[2 + _layout.SlotCount];
@@ -113,7 +123,7 @@ public sealed class StatisticsVerifier(IConnectionMultiplexer redis, StateStoreO
             switch ((string?)r[0])
             {
                 case "OK":
-                    return new StatisticsVerificationReport(users, new StatisticsVersion((string)r[1]!, (long)r[2]), differences, true, attempt);
+                    return new StatisticsVerificationReport(recomputation.Users, new StatisticsVersion((string)r[1]!, (long)r[2]), differences, true, attempt);
                 case "CONFLICT" when attempt < maxAttempts:
                     continue;
                 case "CONFLICT":
@@ -126,13 +136,14 @@ public sealed class StatisticsVerifier(IConnectionMultiplexer redis, StateStoreO
         }
     }
 
-    private async Task EnsureLayoutAsync()
+    private async Task EnsureLayoutAsync(bool allowMissing)
     {
-        var layout = (string?)await _db.HashGetAsync(_layout.MetaKey, "layout").ConfigureAwait(false);
-        if (layout != _layout.Fingerprint)
-            throw new StateStoreLayoutException(layout is null
-                ? $"Redis prefix '{_layout.Prefix}' has no meta key: nothing to verify or rebuild (the worker creates it)"
-                : $"Redis prefix '{_layout.Prefix}' holds layout {layout}, these options describe {_layout.Fingerprint}");
+        var meta = await _db.HashGetAsync(_layout.MetaKey, ["layout", "dimension", "catalog"]).ConfigureAwait(false);
+        var layout = (string?)meta[0];
+        if (layout == _layout.Fingerprint || (layout is null && allowMissing)) return;
+        throw new StateStoreLayoutException(layout is null
+            ? $"Redis prefix '{_layout.Prefix}' has no meta key: nothing to rebuild (the worker creates it)"
+            : _layout.DescribeMismatch(layout, (string?)meta[1] ?? "", (string?)meta[2] ?? ""));
     }
 
     private async Task<StatisticsVersion> VersionAsync()
@@ -141,18 +152,11 @@ public sealed class StatisticsVerifier(IConnectionMultiplexer redis, StateStoreO
         return new StatisticsVersion((string?)v[0] ?? "", v[1].IsNull ? 0 : (long)v[1]);
     }
 
-    /// <summary>
-    /// Sums of every slot over all users, and per slot the summed magnitudes of the terms (for S: sum of max|y|,
-    /// for M: sum of max|y|^2), which bound the rounding error of any order of summation.
-    /// </summary>
-    private async Task<(double[][] Sums, (double S, double M)[] Magnitudes, long Users)> RecomputeAsync(CancellationToken cancellationToken)
+    /// <summary>Recomputes both populations' sums of every slot from all user states (SCAN).</summary>
+    private async Task<StatisticsRecomputation> RecomputeAsync(CancellationToken cancellationToken)
     {
         var d = _layout.Dimension;
-        var length = SufficientStatistics.Length(d);
-        var sums = new double[_layout.SlotCount][];
-        for (var s = 0; s < sums.Length; s++) sums[s] = new double[length];
-        var magnitudes = new (double S, double M)[_layout.SlotCount];
-        long users = 0;
+        var recomputation = new StatisticsRecomputation(_layout.Shape);
         RedisValue cursor = 0;
         do
         {
@@ -160,68 +164,20 @@ public sealed class StatisticsVerifier(IConnectionMultiplexer redis, StateStoreO
             var page = (RedisResult[])(await _db.ExecuteAsync("SCAN", cursor, "MATCH", _layout.UserKeyPattern, "COUNT", 1000).ConfigureAwait(false))!;
             cursor = (RedisValue)page[0];
             var keys = (RedisKey[])page[1]!;
-            var reads = keys.Select(k => _db.HashGetAsync(k, ["c", "a"])).ToArray();
+            var reads = keys.Select(k => _db.HashGetAsync(k, ["o", "c", "a"])).ToArray();
             var values = await Task.WhenAll(reads).ConfigureAwait(false);
             foreach (var v in values)
             {
-                if (v[0].IsNull) continue; // deleted between SCAN and HMGET
-                var cloaked = Codec.BytesToFloats((byte[])v[0]!);
-                var classes = Codec.BytesToClasses((byte[])v[1]!);
-                if (cloaked.Length != d || classes.Length != _layout.Attributes.Length)
+                if (v[1].IsNull) continue; // deleted between SCAN and HMGET
+                var original = v[0].IsNull ? [] : Codec.BytesToFloats((byte[])v[0]!);
+                var cloaked = Codec.BytesToFloats((byte[])v[1]!);
+                var classes = v[2].IsNull ? [] : Codec.BytesToClasses((byte[])v[2]!);
+                if (original.Length != d || cloaked.Length != d || classes.Length != _layout.Attributes.Length)
                     throw new InvalidDataException($"a stored user record under '{_layout.Prefix}' is malformed; it cannot be counted");
-                users++;
-                var y = SufficientStatistics.Centre(cloaked, _layout.Reference);
-                var yMax = 0.0;
-                foreach (var e in y) yMax = Math.Max(yMax, Math.Abs(e));
-                for (var a = 0; a < classes.Length; a++)
-                {
-                    if (classes[a] < 0) continue;
-                    var slot = _layout.SlotOffsets[a] + classes[a];
-                    SufficientStatistics.AddOuter(sums[slot], y, 1.0);
-                    magnitudes[slot].S += yMax;
-                    magnitudes[slot].M += yMax * yMax;
-                }
+                recomputation.Add(original, cloaked, classes);
             }
         }
         while ((string?)cursor != "0");
-        return (sums, magnitudes, users);
-    }
-
-    private List<ClassStatisticsDifference> Compare(RawStatistics stored, double[][] recomputed, (double S, double M)[] magnitudes)
-    {
-        var d = _layout.Dimension;
-        var differences = new List<ClassStatisticsDifference>(_layout.SlotCount);
-        for (var slot = 0; slot < _layout.SlotCount; slot++)
-        {
-            var (a, k) = _layout.SlotOwner(slot);
-            var spec = _layout.Attributes[a];
-            var r = recomputed[slot];
-            var recomputedCount = (long)Math.Round(r[0]);
-            // The tolerance grows with the magnitudes summed; the floor keeps an empty class's zeros exact-ish.
-            var tolerance = _relativeTolerance * Math.Max(1.0, Math.Max(magnitudes[slot].S, magnitudes[slot].M));
-            if (stored.Malformed[slot])
-            {
-                differences.Add(new ClassStatisticsDifference(spec.Name, k, spec.ClassNames[k], -1, recomputedCount, -1 - recomputedCount,
-                    double.PositiveInfinity, double.PositiveInfinity, tolerance, true));
-                continue;
-            }
-            var s = stored.Slots[slot];
-            double maxS = 0, maxM = 0;
-            for (var i = 1; i <= d; i++) maxS = Math.Max(maxS, Diff(s[i], r[i]));
-            for (var i = 1 + d; i < r.Length; i++) maxM = Math.Max(maxM, Diff(s[i], r[i]));
-            // A stored count that is not a finite integer is reported as an (infinite) count difference.
-            var countIsIntegral = double.IsFinite(s[0]) && s[0] == Math.Round(s[0]) && Math.Abs(s[0]) < 1e15;
-            var storedCount = countIsIntegral ? (long)s[0] : -1;
-            var countDifference = countIsIntegral ? storedCount - recomputedCount : long.MaxValue;
-            differences.Add(new ClassStatisticsDifference(spec.Name, k, spec.ClassNames[k], storedCount, recomputedCount,
-                countDifference, maxS, maxM, tolerance, false));
-        }
-        return differences;
-    }
-
-    private static double Diff(double a, double b)
-    {
-        var x = Math.Abs(a - b);
-        return double.IsNaN(x) ? double.PositiveInfinity : x;
+        return recomputation;
     }
 }

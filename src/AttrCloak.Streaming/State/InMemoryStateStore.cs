@@ -1,0 +1,196 @@
+using System.Security.Cryptography;
+using AttrCloak.Streaming.Redis;
+using AttrCloak.Streaming.Redis.State;
+using AttrCloak.Streaming.Redis.Statistics;
+
+namespace AttrCloak.Streaming.State;
+
+/// <summary>
+/// <see cref="IStateStore"/> in process memory, for the demo and single-process runs without Redis: same semantics as
+/// <see cref="RedisStateStore"/> (it runs the same batch planner: per-user version folding, Applied / Duplicate /
+/// Stale / Rejected, forget tombstones, served and original class statistics as float64 sums about the reference
+/// point, a <see cref="StatisticsVersion"/> with a random epoch and a sequence that grows by one per statistics write),
+/// but nothing survives the process. Thread-safe: a batch is applied under a lock, all or nothing.
+/// <para>
+/// Tombstones are named like Redis's, by HMAC-SHA256(secret, user id) (a random per-instance secret unless
+/// <see cref="StateStoreOptions.TombstoneSecret"/> is set), and expire after <see cref="StateStoreOptions.TombstoneTtl"/>;
+/// after a forget no structure of the store holds the user's id or embeddings. Arrays passed in are copied and arrays
+/// handed out are copies, so callers may reuse their buffers.
+/// </para>
+/// </summary>
+public sealed class InMemoryStateStore : IStateStore
+{
+    private readonly BatchPlanner _planner;
+    private readonly StatisticsShape _shape;
+    private readonly TombstoneNames _tombstoneNames;
+    private readonly TimeSpan _tombstoneTtl;
+    private readonly double _verifyTolerance;
+    private readonly TimeProvider _time;
+    private readonly Lock _lock = new();
+    private readonly Dictionary<string, UserState> _users = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, (long Version, DateTimeOffset Expires)> _tombstones = new(StringComparer.Ordinal);
+    private readonly double[][] _slots;
+    private readonly string _epoch = Convert.ToHexString(RandomNumberGenerator.GetBytes(8)).ToLowerInvariant();
+    private long _sequence;
+    private DateTimeOffset _nextTombstoneSweep;
+
+    /// <param name="options">
+    /// Dimension, attributes and reference point as for Redis; <see cref="StateStoreOptions.TombstoneSecret"/> may be
+    /// empty (a random secret is drawn: tombstones die with the process anyway). Prefix, cache and retry settings do
+    /// not apply.
+    /// </param>
+    /// <param name="timeProvider">clock of the tombstone expiry (tests); the system clock by default.</param>
+    public InMemoryStateStore(StateStoreOptions options, TimeProvider? timeProvider = null)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        var secret = options.TombstoneSecret is { Length: > 0 } s ? s : RandomNumberGenerator.GetBytes(32);
+        var validated = new StateStoreOptions
+        {
+            Dimension = options.Dimension,
+            Attributes = options.Attributes,
+            ReferencePoint = options.ReferencePoint,
+            TombstoneSecret = secret,
+            TombstoneTtl = options.TombstoneTtl,
+            VerifyRelativeTolerance = options.VerifyRelativeTolerance,
+        };
+        _shape = StatisticsShape.Of(validated);
+        _planner = new BatchPlanner(_shape);
+        _tombstoneNames = new TombstoneNames(secret);
+        _tombstoneTtl = options.TombstoneTtl;
+        _verifyTolerance = options.VerifyRelativeTolerance;
+        _time = timeProvider ?? TimeProvider.System;
+        _slots = new double[_shape.SlotCount][];
+        for (var i = 0; i < _slots.Length; i++) _slots[i] = new double[_shape.StatsLength];
+    }
+
+    /// <summary>Users with state (not counting tombstones).</summary>
+    public int UserCount
+    {
+        get { lock (_lock) return _users.Count; }
+    }
+
+    /// <inheritdoc />
+    public Task<ApplyResult[]> ApplyAsync(IReadOnlyList<UserStateChange> batch, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(batch);
+        cancellationToken.ThrowIfCancellationRequested();
+        var results = new ApplyResult[batch.Count];
+        var grouped = _planner.Group(batch, results);
+        if (grouped.Users.Count == 0) return Task.FromResult(results);
+        lock (_lock)
+        {
+            var now = _time.GetUtcNow();
+            SweepTombstones(now);
+            var priors = new PriorUser[grouped.Users.Count];
+            var names = new string?[grouped.Users.Count];
+            for (var u = 0; u < priors.Length; u++)
+            {
+                var id = grouped.Users[u];
+                if (_users.TryGetValue(id, out var state))
+                {
+                    priors[u] = new PriorUser(state, null);
+                    continue;
+                }
+                names[u] = _tombstoneNames.Name(id);
+                priors[u] = _tombstones.TryGetValue(names[u]!, out var t) && t.Expires > now
+                    ? new PriorUser(null, t.Version)
+                    : PriorUser.Nothing;
+            }
+
+            // Planning cannot fail half way (it only reads); everything below is plain assignments.
+            var plan = _planner.Plan(batch, grouped, priors, results);
+            for (var s = 0; s < plan.Slots.Length; s++) SufficientStatistics.AddInPlace(_slots[plan.Slots[s]], plan.Deltas[s]);
+            if (plan.Slots.Length > 0) _sequence++;
+            for (var u = 0; u < plan.Users.Length; u++)
+            {
+                var p = plan.Users[u];
+                switch (p.Op)
+                {
+                    case 'F':
+                        _users.Remove(p.UserId);
+                        _tombstones[names[u] ?? _tombstoneNames.Name(p.UserId)] = (p.Version, now + _tombstoneTtl);
+                        break;
+                    case 'C':
+                        _tombstones.Remove(names[u] ?? _tombstoneNames.Name(p.UserId));
+                        _users[p.UserId] = p.Final!;
+                        break;
+                    case 'U':
+                        _users[p.UserId] = p.Final!;
+                        break;
+                }
+            }
+        }
+        return Task.FromResult(results);
+    }
+
+    /// <inheritdoc />
+    public Task<UserState?> GetUserAsync(string userId, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(userId);
+        lock (_lock) return Task.FromResult(Copy(_users.GetValueOrDefault(userId)));
+    }
+
+    /// <inheritdoc />
+    public Task<UserState?[]> GetUsersAsync(IReadOnlyList<string> userIds, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(userIds);
+        if (userIds.Any(string.IsNullOrEmpty)) throw new ArgumentException("a user id is empty", nameof(userIds));
+        lock (_lock) return Task.FromResult(userIds.Select(id => Copy(_users.GetValueOrDefault(id))).ToArray());
+    }
+
+    /// <inheritdoc />
+    public Task<StatisticsSnapshot> ReadStatisticsAsync(CancellationToken cancellationToken = default)
+    {
+        lock (_lock) return Task.FromResult(_shape.ToSnapshot(new StatisticsVersion(_epoch, _sequence), _slots));
+    }
+
+    /// <inheritdoc />
+    public Task<StatisticsVersion> StatisticsSequenceAsync(CancellationToken cancellationToken = default)
+    {
+        lock (_lock) return Task.FromResult(new StatisticsVersion(_epoch, _sequence));
+    }
+
+    /// <summary>
+    /// Compares the running statistics with a recomputation from all user states (both populations; the same
+    /// comparison and tolerance as <see cref="StatisticsVerifier"/>). O(n d^2) under the lock: a maintenance call.
+    /// </summary>
+    public StatisticsVerificationReport VerifyStatistics()
+    {
+        lock (_lock)
+        {
+            var recomputation = new StatisticsRecomputation(_shape);
+            foreach (var user in _users.Values) recomputation.Add(user.Original, user.Cloaked, user.Classes);
+            var differences = recomputation.Compare(_slots, new bool[_slots.Length], _verifyTolerance);
+            return new StatisticsVerificationReport(recomputation.Users, new StatisticsVersion(_epoch, _sequence), differences, false, 1);
+        }
+    }
+
+    /// <summary>Tests: corrupts one stored sum, so that verification can be shown to catch it.</summary>
+    internal void CorruptForTests(StatisticsPopulation population, int attribute, int cls, int index, double delta)
+    {
+        lock (_lock) _slots[_shape.Slot(population, attribute, cls)][index] += delta;
+    }
+
+    /// <summary>Tests: every stored float32 vector and string (user ids, event ids, tombstone names), to look for traces of a user.</summary>
+    internal (List<float[]> Vectors, List<string> Strings) DumpForTests()
+    {
+        lock (_lock)
+        {
+            var vectors = _users.Values.SelectMany(u => new[] { u.Original, u.Cloaked }).ToList();
+            var strings = _users.Keys.Concat(_users.Values.SelectMany(u => new[] { u.UserId, u.EventId })).Concat(_tombstones.Keys).ToList();
+            return (vectors, strings);
+        }
+    }
+
+    private static UserState? Copy(UserState? s) =>
+        s is null ? null : s with { Original = (float[])s.Original.Clone(), Cloaked = (float[])s.Cloaked.Clone(), Classes = (int[])s.Classes.Clone() };
+
+    /// <summary>Drops expired tombstones now and then (at most once per tenth of the TTL), so they cannot pile up.</summary>
+    private void SweepTombstones(DateTimeOffset now)
+    {
+        if (now < _nextTombstoneSweep) return;
+        _nextTombstoneSweep = now + _tombstoneTtl / 10;
+        foreach (var (name, t) in _tombstones.ToList())
+            if (t.Expires <= now) _tombstones.Remove(name);
+    }
+}
