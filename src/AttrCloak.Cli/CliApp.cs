@@ -60,6 +60,12 @@ public static class CliApp
                 .WithDescription("Produce a data set's embeddings (and optional privacy requests) as streaming-guard events into any Kafka.")
                 .WithExample("replay", "--brokers", "localhost:9092", "--model", "runs/ml100k-mf", "--shuffle", "--rate", "2000")
                 .WithExample("replay", "--config", "appsettings.json", "--dataset", "synthetic", "--repeat", "10", "--binary", "--forget-fraction", "0.01");
+            config.AddCommand<ServeCommand>("serve")
+                .WithDescription("Run the streaming privacy guard against Kafka and Redis (configuration: appsettings.json, environment); endpoints /metrics, /healthz/live, /healthz/ready.");
+            config.AddCommand<DemoCommand>("demo")
+                .WithDescription("The streaming guard on one machine with nothing installed: mock Kafka cluster, Redis if configured (else in-process), bootstrap, live stream, before/after audit.")
+                .WithExample("demo")
+                .WithExample("demo", "--dataset", "ml-100k", "--data", "../shared/data/ml-100k", "--rate", "0");
             config.AddCommand<ReproduceCommand>("reproduce")
                 .WithDescription("Original, AttrCloak-DD and AttrCloak-DF end to end over several seeds: the paper's tables, ours beside them.")
                 .WithExample("reproduce", "--dataset", "synthetic")

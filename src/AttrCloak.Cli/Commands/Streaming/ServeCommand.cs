@@ -1,0 +1,56 @@
+using System.ComponentModel;
+using AttrCloak.Cli.Streaming;
+using AttrCloak.Streaming.Cloaking;
+using AttrCloak.Streaming.Hosting;
+using AttrCloak.Streaming.Redis;
+using Microsoft.Extensions.Hosting;
+using Spectre.Console;
+using Spectre.Console.Cli;
+
+namespace AttrCloak.Cli.Commands.Streaming;
+
+public sealed class ServeSettings : StoreCommandSettings
+{
+    [CommandOption("--brokers <LIST>")]
+    [Description("Kafka bootstrap servers, host:port,... (overrides AttrCloak:Kafka:BootstrapServers).")]
+    public string? Brokers { get; init; }
+
+    [CommandOption("--port <PORT>")]
+    [Description("Port of /metrics, /healthz/live and /healthz/ready (overrides AttrCloak:Guard:HttpPort; default 8080).")]
+    public int? Port { get; init; }
+
+    public override ValidationResult Validate() =>
+        Port is < 0 or > 65535 ? ValidationResult.Error($"--port must be in 0..65535, got {Port}") : ValidationResult.Success();
+}
+
+/// <summary>
+/// `attrcloak serve`: the privacy guard as a long-running worker against a real Kafka and Redis, configured by
+/// appsettings.json and environment variables; stops cleanly on Ctrl+C or SIGTERM (offsets of acknowledged work are
+/// committed, the consumer leaves its group).
+/// </summary>
+public sealed class ServeCommand : StreamingCommand<ServeSettings>
+{
+    protected override async Task<int> RunAsync(ServeSettings s, CancellationToken cancellationToken)
+    {
+        var configuration = StreamingConfiguration.Load(s.Overrides(s.Brokers));
+        var settings = configuration.Settings();
+        if (string.IsNullOrWhiteSpace(settings.Kafka.BootstrapServers))
+            throw new UsageException(
+                $"no Kafka brokers configured: give --brokers host:port, set {KafkaOptions.SectionName}:BootstrapServers, or AttrCloak__Kafka__BootstrapServers (`attrcloak demo` runs everything on one machine without Kafka)");
+        var storeOptions = configuration.StoreOptions(settings, needsTombstoneSecret: true);
+        await using var redis = await RedisConnector.ConnectAsync(StreamingConfiguration.RequireRedis(settings));
+        using var store = new RedisStateStore(redis, storeOptions);
+        await using var host = GuardHost.Build(settings, store, new TransportCloakerFactory(), s.Port ?? settings.Guard.HttpPort);
+        await host.StartAsync(cancellationToken);
+        AnsiConsole.MarkupLineInterpolated($"privacy guard serving; endpoints at [blue]{host.Address}[/] (/metrics, /healthz/live, /healthz/ready); Ctrl+C stops it");
+        try
+        {
+            await host.App.WaitForShutdownAsync(cancellationToken);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+        }
+        await host.StopAsync(CancellationToken.None);
+        return 0;
+    }
+}
