@@ -41,6 +41,18 @@ internal static class Codec
         return bytes;
     }
 
+    /// <summary>Writes <paramref name="values"/> into <paramref name="bytes"/> (exactly 8 bytes per value).</summary>
+    public static void DoublesToBytes(ReadOnlySpan<double> values, Span<byte> bytes)
+    {
+        if (bytes.Length != values.Length * sizeof(double))
+            throw new ArgumentException($"expected {values.Length * sizeof(double)} bytes, got {bytes.Length}", nameof(bytes));
+        if (BitConverter.IsLittleEndian)
+            MemoryMarshal.AsBytes(values).CopyTo(bytes);
+        else
+            for (var i = 0; i < values.Length; i++)
+                BinaryPrimitives.WriteDoubleLittleEndian(bytes[(i * sizeof(double))..], values[i]);
+    }
+
     public static void BytesToDoubles(ReadOnlySpan<byte> bytes, Span<double> values)
     {
         if (bytes.Length != values.Length * sizeof(double))

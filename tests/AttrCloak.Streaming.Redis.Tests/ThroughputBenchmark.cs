@@ -87,10 +87,18 @@ public sealed class ThroughputBenchmark(RedisServerFixture redis)
         await db.ExecuteAsync("SLOWLOG", "RESET");
         var cpuBefore = await RedisCpuSecondsAsync(db);
         var callsBefore = await CommandStatsAsync(db);
-        store.Counters.ClientTicks = store.Counters.WriteTicks = 0;
+        store.Counters.ClientTicks = store.Counters.WriteTicks = store.Counters.PlanTicks = 0;
+        // CPU time (all threads of the test process) as well as wall time: on a shared machine the wall-clock figures
+        // move with the other jobs' load, CPU time much less.
+        var processCpuBefore = Process.GetCurrentProcess().TotalProcessorTime;
+        var gcPauseBefore = GC.GetTotalPauseDuration();
+        int[] gcBefore = [GC.CollectionCount(0), GC.CollectionCount(1), GC.CollectionCount(2)];
         var clock = Stopwatch.StartNew();
         foreach (var batch in batches) await store.ApplyAsync(batch, ct);
         clock.Stop();
+        var processCpu = Process.GetCurrentProcess().TotalProcessorTime - processCpuBefore;
+        var gcPause = GC.GetTotalPauseDuration() - gcPauseBefore;
+        var gcs = $"{GC.CollectionCount(0) - gcBefore[0]}/{GC.CollectionCount(1) - gcBefore[1]}/{GC.CollectionCount(2) - gcBefore[2]}";
         var cpuAfter = await RedisCpuSecondsAsync(db);
         var callsAfter = await CommandStatsAsync(db);
         var perScript = await ScriptDurationsAsync(db);
@@ -105,7 +113,8 @@ public sealed class ThroughputBenchmark(RedisServerFixture redis)
         return string.Create(CultureInfo.InvariantCulture,
             $"{batchSize,5}  {(serverSide ? "Lua float64 deltas" : "absolute (client sums)"),-20} {(bothEmbeddings ? "both" : "served"),-6}  {applied,7}   {rate,9:N0}   " +
             $"{clock.Elapsed.TotalMilliseconds / batches.Count,19:F2}   {redisCpuPerEvent,18:F1}   {evalUsec / Math.Max(1, evalCalls) ,20:F0}" +
-            $"   client {store.Counters.ClientTicks * 1e6 / Stopwatch.Frequency / applied:F1} us/event, apply call {store.Counters.WriteTicks * 1e3 / Stopwatch.Frequency / batches.Count:F2} ms/batch" +
+            $"   client process CPU {processCpu.TotalMicroseconds / applied:F1} us/event, GC pause {gcPause.TotalMicroseconds / applied:F1} us/event (gen0/1/2 {gcs})" +
+            $"   client {store.Counters.ClientTicks * 1e6 / Stopwatch.Frequency / applied:F1} us/event (plan {store.Counters.PlanTicks * 1e6 / Stopwatch.Frequency / applied:F1}), apply call {store.Counters.WriteTicks * 1e3 / Stopwatch.Frequency / batches.Count:F2} ms/batch" +
             $"   read {perScript.Read:F0} us + apply {perScript.Apply:F0} us per batch" +
             $"   (evalsha calls {callsAfter.Sha - callsBefore.Sha}, eval calls {callsAfter.Eval - callsBefore.Eval}, cache reloads {store.Counters.CacheReloads})");
     }

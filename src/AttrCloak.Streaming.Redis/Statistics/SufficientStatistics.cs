@@ -44,29 +44,6 @@ internal static class SufficientStatistics
             Axpy(sign * y[i], y[i..], acc.Slice(RowStart(d, i), d - i));
     }
 
-    /// <summary>
-    /// acc += sum over the terms of sign * (1, y, y y^T), in the order listed. Loops row by row over all terms, so one
-    /// row of acc (at most d values) stays in L1 while the terms stream by; every element receives the same additions
-    /// in the same order as successive <see cref="AddOuter"/> calls, so the result is bit for bit the same.
-    /// </summary>
-    public static void AddOuters(Span<double> acc, IReadOnlyList<(double Sign, double[] Y)> terms)
-    {
-        if (terms.Count == 0) return;
-        var d = terms[0].Y.Length;
-        var sums = acc.Slice(1, d);
-        foreach (var (sign, y) in terms)
-        {
-            acc[0] += sign;
-            Axpy(sign, y, sums);
-        }
-        for (var i = 0; i < d; i++)
-        {
-            var row = acc.Slice(RowStart(d, i), d - i);
-            foreach (var (sign, y) in terms)
-                Axpy(sign * y[i], y.AsSpan(i), row);
-        }
-    }
-
     /// <summary>y += a * x (no fused multiply-add, so the vector and scalar paths round alike).</summary>
     internal static void Axpy(double a, ReadOnlySpan<double> x, Span<double> y)
     {
