@@ -20,7 +20,7 @@ public sealed class StatsCommandTests(RedisServerFixture redis)
         var (consistent, output) = await CliRunner.RunAsync("stats", "verify", "--config", config);
         consistent.ShouldBe(0, output);
         output.ShouldContain("60 users scanned");
-        output.ShouldContain("consistent: all 9 classes agree");
+        output.ShouldContain("consistent: all 18 class statistics (served and original embeddings) agree");
         output.ShouldNotContain("DIFFERS");
 
         // Corrupt one class: its stored count (the first float64 of the value) gains one user.
@@ -40,7 +40,7 @@ public sealed class StatsCommandTests(RedisServerFixture redis)
         var (rebuilt, rebuildOutput) = await CliRunner.RunAsync("stats", "rebuild", "--config", config);
         rebuilt.ShouldBe(0, rebuildOutput);
         rebuildOutput.ShouldContain("repaired");
-        rebuildOutput.ShouldContain("1 of 9 classes differed");
+        rebuildOutput.ShouldContain("1 of 18 class statistics differed");
         BitConverter.ToDouble((byte[])(await redis.Redis.GetDatabase().StringGetAsync(key))!, 0).ShouldBe(count);
 
         var (again, againOutput) = await CliRunner.RunAsync("stats", "verify", "--config", config);

@@ -94,16 +94,16 @@ internal static class StatsRunner
         {
             AnsiConsole.WriteLine(bad == 0
                 ? $"rebuilt: every class already agreed with the user states; the statistics were rewritten from {report.UsersScanned} users (version {report.Version})"
-                : $"rebuilt: {bad} of {report.Classes.Count} classes differed and now hold the recomputation from {report.UsersScanned} users (version {report.Version})");
+                : $"rebuilt: {bad} of {report.Classes.Count} class statistics differed and now hold the recomputation from {report.UsersScanned} users (version {report.Version})");
             return 0;
         }
         if (bad == 0)
         {
-            AnsiConsole.MarkupLineInterpolated($"[green]consistent[/]: all {report.Classes.Count} classes agree with the {report.UsersScanned} user states");
+            AnsiConsole.MarkupLineInterpolated($"[green]consistent[/]: all {report.Classes.Count} class statistics (served and original embeddings) agree with the {report.UsersScanned} user states");
             return 0;
         }
         AnsiConsole.MarkupLineInterpolated(
-            $"[red]inconsistent[/]: {bad} of {report.Classes.Count} classes differ from the user states; `attrcloak stats rebuild` repairs them (pause the worker first on a busy deployment)");
+            $"[red]inconsistent[/]: {bad} of {report.Classes.Count} class statistics (served and original embeddings) differ from the user states; `attrcloak stats rebuild` repairs them (pause the worker first on a busy deployment)");
         return 1;
     }
 }
@@ -115,12 +115,13 @@ internal static class StatisticsReportTable
     {
         var table = new Table().Border(TableBorder.Rounded)
             .Title(rebuilt ? "class statistics before the rebuild vs recomputed from user states" : "class statistics vs recomputed from user states");
-        foreach (var c in new[] { "attribute", "class", "stored n", "recomputed n", "count diff", "max |dS|", "max |dM|", "tolerance", "status" })
+        foreach (var c in new[] { "population", "attribute", "class", "stored n", "recomputed n", "count diff", "max |dS|", "max |dM|", "tolerance", "status" })
             table.AddColumn(c);
         foreach (var row in report.Classes)
         {
             // Names as plain Text: configured names are data, not markup (nor emoji codes).
             table.AddRow(
+                new Text(row.Population == StatisticsPopulation.Served ? "served" : "original"),
                 new Text(row.Attribute),
                 new Text($"{row.ClassIndex} ({row.ClassName})"),
                 new Text(row.Malformed ? "malformed" : row.StoredCount.ToString()),
