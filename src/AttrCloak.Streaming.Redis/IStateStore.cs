@@ -31,4 +31,12 @@ public interface IStateStore
 
     /// <summary>The current statistics version (one small read): refresh a cached snapshot when it differs.</summary>
     Task<StatisticsVersion> StatisticsSequenceAsync(CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Every stored user's served (cloaked) embedding and classes, in no particular order, without their original
+    /// embedding: O(n), for maintenance and for seeding the shadow audit's sample at start-up, never on the event path.
+    /// Not a snapshot: users changed during the scan may be seen in either state (or, for users created or forgotten
+    /// during it, seen or not).
+    /// </summary>
+    IAsyncEnumerable<ServedUser> ScanServedAsync(CancellationToken cancellationToken = default);
 }

@@ -262,6 +262,31 @@ public sealed class RedisStateStore : IStateStore, IDisposable
         return new StatisticsVersion((string?)v[0] ?? "", v[1].IsNull ? 0 : (long)v[1]);
     }
 
+    /// <inheritdoc />
+    public async IAsyncEnumerable<ServedUser> ScanServedAsync([System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        RedisValue cursor = 0;
+        do
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var page = (RedisResult[])(await _db.ExecuteAsync("SCAN", cursor, "MATCH", _layout.UserKeyPattern, "COUNT", 500).ConfigureAwait(false))!;
+            cursor = (RedisValue)page[0];
+            var keys = ((RedisResult[])page[1]!).Select(k => (RedisKey)(string)k!).ToArray();
+            // One pipelined HMGET per key of the page; only the served fields are read.
+            var reads = keys.Select(k => _db.HashGetAsync(k, ["c", "a"])).ToArray();
+            for (var i = 0; i < keys.Length; i++)
+            {
+                var v = await reads[i].ConfigureAwait(false);
+                if (v[0].IsNull || v[1].IsNull) continue; // deleted between SCAN and HMGET
+                var cloaked = Codec.BytesToFloats((byte[])v[0]!);
+                var classes = Codec.BytesToClasses((byte[])v[1]!);
+                if (cloaked.Length != _layout.Dimension || classes.Length != _layout.Attributes.Length) continue; // `stats verify` reports malformed records
+                yield return new ServedUser(((string)keys[i]!)[_layout.UserKeyPrefix.Length..], cloaked, classes);
+            }
+        }
+        while (cursor != 0);
+    }
+
     public void Dispose() => _gate.Dispose();
 
     // ---- validation and planning -------------------------------------------------------------------------------

@@ -28,6 +28,9 @@ public sealed record UserStateChange(string UserId, string EventId, long Version
 /// <summary>A user's stored state: the last applied event and the embeddings and classes it left.</summary>
 public sealed record UserState(string UserId, long Version, string EventId, float[] Original, float[] Cloaked, int[] Classes);
 
+/// <summary>A stored user as served: the cloaked embedding and the class per catalog attribute (-1 unknown).</summary>
+public sealed record ServedUser(string UserId, float[] Cloaked, int[] Classes);
+
 /// <summary>What happened to one event of a batch.</summary>
 public enum ApplyOutcome
 {

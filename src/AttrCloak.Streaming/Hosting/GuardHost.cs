@@ -63,7 +63,7 @@ public sealed class GuardHost : IAsyncDisposable
         var sample = new ServedSample(settings.Audit.SampleSize, settings.Guard.Dimension, specs.Count);
         builder.Services.AddPrivacyGuard(settings, store, cloakerFactory, sample, metrics);
         builder.Services.AddSingleton(sp => new ShadowAuditor(sample, specs, settings.Guard.Dimension, settings.Audit, metrics,
-            sp.GetRequiredService<ILogger<ShadowAuditor>>()));
+            sp.GetRequiredService<ILogger<ShadowAuditor>>(), seed: store.ScanServedAsync));
         builder.Services.AddHostedService(sp => sp.GetRequiredService<ShadowAuditor>());
 
         var readiness = new GuardReadiness();

@@ -40,7 +40,29 @@ public sealed class ServedSample : IServedPopulationObserver
     /// <summary>Grows with every change; lets the auditor skip a run when nothing was served since the last one.</summary>
     public long Version => Interlocked.Read(ref _version);
 
-    public void OnServed(string userId, ReadOnlySpan<float> cloaked, ReadOnlySpan<int> classes)
+    public void OnServed(string userId, ReadOnlySpan<float> cloaked, ReadOnlySpan<int> classes) => Offer(userId, cloaked, classes, seeded: false);
+
+    /// <summary>
+    /// Offers a user read from the store at start-up (see <see cref="BeginSeeding"/>): ignored when the pipeline has
+    /// already served a newer state of that user or forgotten them since seeding began.
+    /// </summary>
+    public void OnSeeded(string userId, ReadOnlySpan<float> cloaked, ReadOnlySpan<int> classes) => Offer(userId, cloaked, classes, seeded: true);
+
+    /// <summary>Starts remembering forgets, so that a user read from the store before their forget is not added back.</summary>
+    public void BeginSeeding()
+    {
+        lock (_lock) _forgottenWhileSeeding = new HashSet<string>(StringComparer.Ordinal);
+    }
+
+    /// <summary>Ends <see cref="BeginSeeding"/>.</summary>
+    public void EndSeeding()
+    {
+        lock (_lock) _forgottenWhileSeeding = null;
+    }
+
+    private HashSet<string>? _forgottenWhileSeeding;
+
+    private void Offer(string userId, ReadOnlySpan<float> cloaked, ReadOnlySpan<int> classes, bool seeded)
     {
         ArgumentNullException.ThrowIfNull(userId);
         if (cloaked.Length != _dimension)
@@ -50,6 +72,8 @@ public sealed class ServedSample : IServedPopulationObserver
         var hash = Hash(userId);
         lock (_lock)
         {
+            if (seeded && (_entries.ContainsKey(userId) || _forgottenWhileSeeding?.Contains(userId) == true))
+                return;
             if (_entries.TryGetValue(userId, out var entry))
             {
                 cloaked.CopyTo(entry.Embedding);
@@ -77,6 +101,7 @@ public sealed class ServedSample : IServedPopulationObserver
         ArgumentNullException.ThrowIfNull(userId);
         lock (_lock)
         {
+            _forgottenWhileSeeding?.Add(userId);
             if (!_entries.Remove(userId))
                 return;
             // O(k) search of the heap; forgets are rare next to updates.

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using AttrCloak.Audit;
 using AttrCloak.Core.Data;
+using AttrCloak.Streaming.Redis.State;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -24,6 +25,7 @@ public sealed class ShadowAuditor : BackgroundService
     private readonly ILogger _logger;
     private readonly TimeProvider _time;
     private readonly SemaphoreSlim _runGate = new(1, 1);
+    private readonly Func<CancellationToken, IAsyncEnumerable<ServedUser>>? _seed;
     private long _auditedVersion = -1;
     private int _runs;
 
@@ -34,8 +36,10 @@ public sealed class ShadowAuditor : BackgroundService
         ShadowAuditOptions options,
         WorkerMetrics metrics,
         ILogger<ShadowAuditor>? logger = null,
-        TimeProvider? time = null)
+        TimeProvider? time = null,
+        Func<CancellationToken, IAsyncEnumerable<ServedUser>>? seed = null)
     {
+        _seed = seed;
         ArgumentNullException.ThrowIfNull(sample);
         ArgumentNullException.ThrowIfNull(attributes);
         ArgumentNullException.ThrowIfNull(options);
@@ -69,6 +73,7 @@ public sealed class ShadowAuditor : BackgroundService
         using var timer = new PeriodicTimer(_options.Interval, _time);
         try
         {
+            await SeedAsync(stoppingToken).ConfigureAwait(false);
             while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false))
             {
                 // The audit is CPU-bound (attacker training): run it on a pool thread so the host stays responsive.
@@ -77,6 +82,41 @@ public sealed class ShadowAuditor : BackgroundService
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
         {
+        }
+    }
+
+    /// <summary>
+    /// Fills the sample with the users the store already serves (bootstrapped, or served before a restart), so that the
+    /// first audits cover the whole served population and not only the users streamed since start-up.
+    /// </summary>
+    private async Task SeedAsync(CancellationToken cancellationToken)
+    {
+        if (_seed is null) return;
+        var clock = Stopwatch.StartNew();
+        var seen = 0;
+        _sample.BeginSeeding();
+        try
+        {
+            await foreach (var user in _seed(cancellationToken).ConfigureAwait(false))
+            {
+                _sample.OnSeeded(user.UserId, user.Cloaked, user.Classes);
+                seen++;
+            }
+            _logger.LogInformation("Shadow audit sample seeded from the store: {Users} served users scanned in {Seconds:F1} s, {Sampled} sampled",
+                seen, clock.Elapsed.TotalSeconds, _sample.Count);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            throw;
+        }
+        catch (Exception e)
+        {
+            // The sample then fills from the stream alone; the audit still works.
+            _logger.LogWarning("Could not seed the shadow audit sample from the store ({Error}); it fills from the stream", e.Message);
+        }
+        finally
+        {
+            _sample.EndSeeding();
         }
     }
 

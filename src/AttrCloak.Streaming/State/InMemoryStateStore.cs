@@ -150,6 +150,20 @@ public sealed class InMemoryStateStore : IStateStore
         lock (_lock) return Task.FromResult(new StatisticsVersion(_epoch, _sequence));
     }
 
+    /// <inheritdoc />
+    public async IAsyncEnumerable<ServedUser> ScanServedAsync([System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        ServedUser[] users;
+        lock (_lock)
+            users = _users.Values.Select(u => new ServedUser(u.UserId, (float[])u.Cloaked.Clone(), (int[])u.Classes.Clone())).ToArray();
+        foreach (var user in users)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            yield return user;
+        }
+        await Task.CompletedTask.ConfigureAwait(false);
+    }
+
     /// <summary>
     /// Compares the running statistics with a recomputation from all user states (both populations; the same
     /// comparison and tolerance as <see cref="StatisticsVerifier"/>). O(n d^2) under the lock: a maintenance call.

@@ -130,7 +130,7 @@ public sealed class GuardHostTests(RedisServerFixture redis)
         servedGap.ShouldBeLessThan(originalGap * 0.3, $"served gender gap {servedGap:F3} vs original {originalGap:F3}");
 
         // The shadow audit ran on the served sample and its gauges are on /metrics.
-        await Eventually(() => Task.FromResult(host.Auditor.Latest is { SampleUsers: >= 200 }), "an audit of the 200 users the guard served");
+        await Eventually(() => Task.FromResult(host.Auditor.Latest is { SampleUsers: >= 500 }), "an audit of all 500 served users (300 bootstrapped, seeded from Redis, and 200 streamed)");
         var metrics = await http.GetStringAsync(GuardEndpoints.MetricsPath, ct);
         metrics.ShouldContain("attrcloak_audit_balanced_accuracy{attribute=\"gender\",attacker=\"lr\"}");
         metrics.ShouldContain("attrcloak_audit_worst_advantage{attribute=\"age\"}");

@@ -62,6 +62,22 @@ public sealed class ServedSampleTests
     }
 
     [Fact]
+    public void Seeding_never_overrides_a_served_state_nor_brings_back_a_user_forgotten_meanwhile()
+    {
+        var sample = new ServedSample(100, 1, 1, hashKey: 9);
+        sample.BeginSeeding();
+        sample.OnServed("fresh", [2f], [0]);
+        sample.OnSeeded("fresh", [1f], [0]);     // read from the store before the pipeline served version 2
+        sample.OnForgotten("gone");
+        sample.OnSeeded("gone", [5f], [1]);      // read from the store before the forget
+        sample.OnSeeded("old", [3f], [1]);
+        sample.EndSeeding();
+        sample.Contains("gone").ShouldBeFalse();
+        sample.Contains("old").ShouldBeTrue();
+        sample.Snapshot().Embeddings.Order().ShouldBe([2f, 3f]);
+    }
+
+    [Fact]
     public void Rejects_wrong_shapes()
     {
         var sample = new ServedSample(10, 3, 2);

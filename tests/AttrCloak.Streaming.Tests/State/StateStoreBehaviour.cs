@@ -92,6 +92,27 @@ public abstract class StateStoreBehaviour
     }
 
     [Fact]
+    public async Task A_scan_of_the_served_population_returns_every_stored_user_once_with_its_served_state_and_not_the_forgotten()
+    {
+        var options = NewOptions();
+        var store = NewStore(options);
+        var rng = new Random(21);
+        var users = Enumerable.Range(0, 1200).Select(u => NewUser($"user{u}", 1, rng)).ToArray();
+        foreach (var chunk in users.Chunk(400))
+            await store.ApplyAsync(chunk, Ct);
+        await store.ApplyAsync([UserStateChange.ForgetUser("user7", "forget-7", 2)], Ct);
+
+        var scanned = new Dictionary<string, ServedUser>();
+        await foreach (var user in store.ScanServedAsync(Ct))
+            scanned.TryAdd(user.UserId, user).ShouldBeTrue("each user once");
+        scanned.Count.ShouldBe(1199);
+        scanned.ShouldNotContainKey("user7");
+        var sample = users[42];
+        scanned[sample.UserId].Cloaked.ShouldBe(sample.Cloaked);
+        scanned[sample.UserId].Classes.ShouldBe(sample.Classes);
+    }
+
+    [Fact]
     public async Task Redelivered_and_older_events_change_nothing()
     {
         var rng = new Random(2);
