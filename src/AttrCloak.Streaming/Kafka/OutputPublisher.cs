@@ -107,6 +107,13 @@ public sealed class OutputPublisher : IDisposable
         }
     }
 
+    /// <summary>Whether <see cref="Await"/> of <paramref name="delivery"/> would return at once (every report in, none failed).</summary>
+    public bool IsAcknowledged(OutputDelivery delivery)
+    {
+        ArgumentNullException.ThrowIfNull(delivery);
+        return AcknowledgementGateForTests is not { IsSet: false } && delivery.IsSettled && delivery.Failed().Count == 0;
+    }
+
     /// <summary>Sends what librdkafka still holds back for linger.ms now; blocks until everything queued is acknowledged.</summary>
     public void Flush(CancellationToken cancellationToken) => _producer.Flush(cancellationToken);
 
@@ -173,6 +180,11 @@ public sealed class OutputDelivery
 
     internal Error? FirstError { get; private set; }
 
+    /// <summary>When the last delivery report of the current round came in (<see cref="System.Diagnostics.Stopwatch"/> ticks).</summary>
+    public long SettledAt => Volatile.Read(ref _settledAt);
+
+    private long _settledAt;
+
     /// <summary>Every message of the current round has a delivery report (acknowledged or failed).</summary>
     public bool IsSettled => Volatile.Read(ref _outstanding) == 0;
 
@@ -189,7 +201,11 @@ public sealed class OutputDelivery
         Array.Clear(_errors);
         _done.Reset();
         Volatile.Write(ref _outstanding, count);
-        if (count == 0) _done.Set();
+        if (count == 0)
+        {
+            _settledAt = System.Diagnostics.Stopwatch.GetTimestamp();
+            _done.Set();
+        }
     }
 
     internal Action<DeliveryReport<byte[], byte[]>> Handler(int index) =>
@@ -197,7 +213,11 @@ public sealed class OutputDelivery
         _handlers[index] ??= report =>
         {
             if (report.Error.IsError) _errors[index] = report.Error;
-            if (Interlocked.Decrement(ref _outstanding) == 0) _done.Set();
+            if (Interlocked.Decrement(ref _outstanding) == 0)
+            {
+                Volatile.Write(ref _settledAt, System.Diagnostics.Stopwatch.GetTimestamp());
+                _done.Set();
+            }
         };
 
     internal void Wait(CancellationToken cancellationToken) => _done.Wait(cancellationToken);

@@ -164,8 +164,8 @@ public sealed class GuardPipeline
     /// <summary>Tests: what happened to each batch, in order (called on the consume thread).</summary>
     internal Action<BatchTrace>? Trace { get; set; }
 
-    /// <summary>Tests: the publisher, once running.</summary>
-    internal OutputPublisher? Publisher => _publisher;
+    /// <summary>Tests: while reset, acknowledgements are not taken in (see <see cref="OutputPublisher.AcknowledgementGateForTests"/>).</summary>
+    internal ManualResetEventSlim? AcknowledgementGateForTests { get; set; }
 
     /// <summary>Readiness, for the health endpoint.</summary>
     public PipelineStatus Status { get; }
@@ -194,6 +194,7 @@ public sealed class GuardPipeline
         LogStartup(snapshot);
 
         using var publisher = new OutputPublisher(onFatal => KafkaClients.ProducerBuilder(_kafka, _logger, onFatal).Build(), _logger);
+        publisher.AcknowledgementGateForTests = AcknowledgementGateForTests;
         _publisher = publisher;
         var consumer = KafkaClients.ConsumerBuilder(_kafka, _logger)
             .SetPartitionsAssignedHandler((_, partitions) =>
@@ -235,7 +236,7 @@ public sealed class GuardPipeline
                     _unacknowledged.Enqueue(batch);
                     // Finish what is acknowledged already, and wait for the oldest while too many are outstanding.
                     while (_unacknowledged.Count > 0
-                           && (_unacknowledged.Count > MaxUnacknowledgedBatches || _unacknowledged.Peek().Delivery.IsSettled))
+                           && (_unacknowledged.Count > MaxUnacknowledgedBatches || publisher.IsAcknowledged(_unacknowledged.Peek().Delivery)))
                         FinishOldest(cancellationToken);
                 }
                 else
@@ -620,7 +621,9 @@ public sealed class GuardPipeline
     /// <summary>Metrics and the observer, once everything is acknowledged.</summary>
     private void Account(Batch batch)
     {
-        var now = Stopwatch.GetTimestamp();
+        // Latency ends when the outputs were acknowledged (the moment they are published), not when the pipeline
+        // got round to looking: with pipelining that is after the next batch's store work.
+        var now = batch.Outputs.Count > 0 ? batch.Delivery.SettledAt : Stopwatch.GetTimestamp();
         for (var i = 0; i < batch.Count; i++)
         {
             ref var slot = ref batch.Slots[i];
