@@ -57,7 +57,12 @@ public sealed class GuardPipeline
     private readonly ILogger _logger;
     private readonly ContractLimits _limits;
     private readonly AttributeCatalog _catalog;
-    private readonly CloakerCache _cloakers;
+    private readonly IUserCloakerFactory _cloakerFactory;
+    private CloakerCache? _cloakerCache;
+
+    /// <summary>Built on first use, so that <see cref="CloakerRebuildShare"/> (an init property) is in force.</summary>
+    private CloakerCache Cloakers => _cloakerCache ??= new CloakerCache(_store, _cloakerFactory, _metrics, _logger,
+        _guard.CloakerRefreshEvents, _guard.CloakerRefreshInterval, CloakerRebuildShare);
     private readonly ResiliencePipeline _storeRetry;
     private readonly Headers _cloakedHeaders;
     private readonly Dictionary<string, byte[]> _reasonLabels = new(StringComparer.Ordinal);
@@ -99,7 +104,7 @@ public sealed class GuardPipeline
         _logger = logger ?? throw new ArgumentNullException(nameof(logger));
         _limits = new ContractLimits(guard.Dimension, guard.MaxMessageBytes);
         _catalog = guard.Catalog();
-        _cloakers = new CloakerCache(store, cloakerFactory, metrics, logger, guard.CloakerRefreshEvents, guard.CloakerRefreshInterval);
+        _cloakerFactory = cloakerFactory;
         Status = new PipelineStatus(metrics);
         _cloakedHeaders = new Headers
         {
@@ -143,7 +148,13 @@ public sealed class GuardPipeline
     /// (0: wait for each batch's acknowledgements before the next, the unpipelined loop). Each one holds its events'
     /// offsets back until it is acknowledged.
     /// </summary>
-    public int MaxUnacknowledgedBatches { get; init; } = 1;
+    public int MaxUnacknowledgedBatches { get; init; } = 2;
+
+    /// <summary>
+    /// At most this share of one core goes to background cloaker rebuilds after drift (see <see cref="CloakerCache"/>);
+    /// 1 = rebuild whenever the drift thresholds say so.
+    /// </summary>
+    public double CloakerRebuildShare { get; init; } = 0.1;
 
     /// <summary>Users whose state the pipeline remembers instead of reading it back from the store (0: always read).</summary>
     public int UserCacheCapacity
@@ -177,7 +188,7 @@ public sealed class GuardPipeline
     public long ProcessedEvents => Interlocked.Read(ref _processed);
 
     /// <summary>Cloaker rebuilds so far (tests).</summary>
-    internal int CloakerBuilds => _cloakers.Builds;
+    internal int CloakerBuilds => Cloakers.Builds;
 
     /// <summary>
     /// Runs until <paramref name="cancellationToken"/> is cancelled: initialises the store (with retries), logs the
@@ -187,7 +198,7 @@ public sealed class GuardPipeline
     /// </summary>
     public void Run(CancellationToken cancellationToken)
     {
-        var snapshot = _storeRetry.ExecuteAsync(async ct => await _cloakers.InitializeAsync(ct).ConfigureAwait(false), cancellationToken)
+        var snapshot = _storeRetry.ExecuteAsync(async ct => await Cloakers.InitializeAsync(ct).ConfigureAwait(false), cancellationToken)
             .AsTask().GetAwaiter().GetResult();
         Status.SetStoreHealthy(true);
         Status.SetStoreInitialized();
@@ -317,7 +328,7 @@ public sealed class GuardPipeline
             "State store {Store}; dimension {Dimension}; catalog {Catalog}; batches of up to {MaxBatch} events / {Wait} ms; cloaker {Cloaker} rebuilt after {RefreshEvents} changed users or {RefreshSeconds} s with changes",
             _store.GetType().Name, _guard.Dimension,
             string.Join(", ", _catalog.AttributeNames.Select(a => $"{a} ({_catalog.ClassesOf(a).Count} classes)")),
-            _guard.MaxBatchEvents, _guard.MaxBatchWait.TotalMilliseconds, _cloakers.Current.GetType().Name,
+            _guard.MaxBatchEvents, _guard.MaxBatchWait.TotalMilliseconds, Cloakers.Current.GetType().Name,
             _guard.CloakerRefreshEvents, _guard.CloakerRefreshInterval.TotalSeconds);
         foreach (var attribute in snapshot.Attributes)
             _logger.LogInformation("Served-population statistics of {Attribute}: users per class [{Counts}] (statistics version {Version})",
@@ -325,7 +336,7 @@ public sealed class GuardPipeline
         if (snapshot.Attributes.All(a => a.Counts.All(c => c == 0)))
             _logger.LogWarning(
                 "The state store is EMPTY (cold start): no served users yet; cloaking is conservative until every class has enough users (the warm-up threshold of {Cloaker}), and it tightens as the statistics fill (attrcloak_statistics_min_class_users). Run `attrcloak bootstrap` to seed it from a batch run",
-                _cloakers.Current.GetType().Name);
+                Cloakers.Current.GetType().Name);
     }
 
     // ---- collecting a batch ---------------------------------------------------------------------------------------
@@ -398,7 +409,7 @@ public sealed class GuardPipeline
         Decode(batch);
         Stage(_decodeSeconds, ref t);
 
-        _cloakers.BeforeBatch();
+        Cloakers.BeforeBatch();
         var anyOptOut = false;
         _userIds.Clear();
         _seenUsers.Clear();
@@ -483,8 +494,8 @@ public sealed class GuardPipeline
         Stage(_readSeconds, ref t);
 
         // opt_out: cloak with maps built from the statistics as they are now.
-        if (anyOptOut) await _cloakers.RefreshNowAsync(cancellationToken).ConfigureAwait(false);
-        var cloaker = _cloakers.Current;
+        if (anyOptOut) await Cloakers.RefreshNowAsync(cancellationToken).ConfigureAwait(false);
+        var cloaker = Cloakers.Current;
         for (var i = 0; i < batch.Count; i++)
         {
             ref var slot = ref batch.Slots[i];
@@ -533,7 +544,7 @@ public sealed class GuardPipeline
                 ? new UserState(user.UserId, user.Version, user.StoredId!, user.Original!, user.Cloaked!, user.Classes!)
                 : null);
         }
-        _cloakers.NoteApplied(appliedUsers);
+        Cloakers.NoteApplied(appliedUsers);
     }
 
     private void BuildOutputs(Batch batch)

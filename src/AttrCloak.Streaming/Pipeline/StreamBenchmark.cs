@@ -31,10 +31,13 @@ public sealed record StreamBenchmarkOptions
     public IUserCloakerFactory? CloakerFactory { get; init; }
 
     /// <summary>Sent batches whose acknowledgements may be outstanding while the next is processed (see <see cref="GuardPipeline.MaxUnacknowledgedBatches"/>).</summary>
-    public int MaxUnacknowledgedBatches { get; init; } = 1;
+    public int MaxUnacknowledgedBatches { get; init; } = 2;
 
     /// <summary>Users the pipeline remembers instead of reading them back (see <see cref="GuardPipeline.UserCacheCapacity"/>; 0 = read every batch).</summary>
     public int UserCacheCapacity { get; init; } = 100_000;
+
+    /// <summary>Share of a core for background cloaker rebuilds (see <see cref="GuardPipeline.CloakerRebuildShare"/>).</summary>
+    public double CloakerRebuildShare { get; init; } = 0.1;
 
     /// <summary>Offered load in events per second (0 = as fast as the window allows): latency at a given rate.</summary>
     public double ProduceRate { get; init; }
@@ -99,6 +102,8 @@ public sealed record StageTime(string Stage, double Seconds, double Share, doubl
 /// <param name="ServerGc">Whether the process runs the server garbage collector.</param>
 /// <param name="UserReads">Users read from the store (the rest came from the pipeline's cache).</param>
 /// <param name="UserCacheHits">Users taken from the pipeline's cache.</param>
+/// <param name="StoreClientSeconds">Of store_apply: the store's client-side work (fold, statistics deltas, encoding).</param>
+/// <param name="StoreScriptSeconds">Of store_apply: waiting for the apply script (round trip and Redis time).</param>
 public sealed record StreamBenchmarkResult(
     long Events,
     TimeSpan Elapsed,
@@ -119,7 +124,9 @@ public sealed record StreamBenchmarkResult(
     TimeSpan GcPause,
     bool ServerGc,
     long UserReads,
-    long UserCacheHits);
+    long UserCacheHits,
+    double StoreClientSeconds,
+    double StoreScriptSeconds);
 
 /// <summary>
 /// <c>attrcloak bench stream</c>: streams embedding updates (d = 64 by default, an ML-100K-like catalog of gender,
@@ -180,6 +187,7 @@ public static class StreamBenchmark
             Latencies = latencies,
             MaxUnacknowledgedBatches = options.MaxUnacknowledgedBatches,
             UserCacheCapacity = options.UserCacheCapacity,
+            CloakerRebuildShare = options.CloakerRebuildShare,
         };
 
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -206,6 +214,7 @@ public static class StreamBenchmark
             var redisCpuBefore = await RedisCpuSecondsAsync(options.Redis).ConfigureAwait(false);
             var gcBefore = new[] { GC.CollectionCount(0), GC.CollectionCount(1), GC.CollectionCount(2) };
             var pauseBefore = GC.GetTotalPauseDuration();
+            var (clientTicks, writeTicks) = (store.Counters.ClientTicks, store.Counters.WriteTicks);
             var clock = Stopwatch.StartNew();
             var produced = new StrongBox<long>();
             var lost = new StrongBox<long>();
@@ -271,7 +280,9 @@ public static class StreamBenchmark
                 pause,
                 System.Runtime.GCSettings.IsServerGC,
                 pipeline.UserLookups.Read,
-                pipeline.UserLookups.Cached);
+                pipeline.UserLookups.Cached,
+                (double)(store.Counters.ClientTicks - clientTicks) / Stopwatch.Frequency,
+                (double)(store.Counters.WriteTicks - writeTicks) / Stopwatch.Frequency);
         }
         finally
         {
@@ -448,7 +459,7 @@ public static class StreamBenchmark
 }
 
 /// <summary>
-/// A COST MODEL of the real per-user cloaker for benchmarks, used only until one is passed in: for each attribute
+/// A COST MODEL of a per-user cloaker, for comparisons only (the benchmark uses the real TransportCloakerFactory unless this is passed in): for each attribute
 /// whose class is known it applies a per-class affine map y = A_k (x - m_k) + m (d x d multiply-adds, the shape of a
 /// per-class whitening/colouring map), with A_k = identity and m_k, m from the snapshot's class and global means. It
 /// moves each class mean onto the global one, nothing more; it is not AttrCloak's cloak.

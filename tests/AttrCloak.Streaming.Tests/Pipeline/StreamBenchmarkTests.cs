@@ -37,7 +37,7 @@ public sealed class StreamBenchmarkTests(RedisServerFixture redis)
     /// <summary>
     /// Measures. Environment: ATTRCLOAK_BENCH_EVENTS (100,000), ATTRCLOAK_BENCH_BINARY=1 (binary input), and
     /// ATTRCLOAK_BENCH_VARIANTS, runs in one process for A/B comparisons on a noisy machine, separated by ';', each
-    /// "name:key=value,..." with keys depth (unacknowledged batches), cache (user cache capacity), batch (max batch
+    /// "name:key=value,..." with keys depth (unacknowledged batches), cache (user cache capacity), share (cloaker rebuild share of a core), batch (max batch
     /// events), wait (batch window ms), rate (offered events/s), affine=1 (cost-model cloaker); default one run "now".
     /// </summary>
     [Fact(Explicit = true, DisplayName = "BENCHMARK: d=64 updates end to end (prints; asserts nothing)")]
@@ -48,6 +48,8 @@ public sealed class StreamBenchmarkTests(RedisServerFixture redis)
         var variants = (Environment.GetEnvironmentVariable("ATTRCLOAK_BENCH_VARIANTS") is { Length: > 0 } v ? v : "now:")
             .Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         var output = TestContext.Current.TestOutputHelper!;
+        // ATTRCLOAK_BENCH_ALLOC=1: sample what is allocated (costs some speed itself).
+        using var allocations = Environment.GetEnvironmentVariable("ATTRCLOAK_BENCH_ALLOC") == "1" ? new AllocationSampler() : null;
         foreach (var variant in variants)
         {
             var name = variant.Split(':')[0];
@@ -59,11 +61,12 @@ public sealed class StreamBenchmarkTests(RedisServerFixture redis)
                 Redis = redis.Redis,
                 Events = events,
                 BinaryEncoding = binary,
-                MaxUnacknowledgedBatches = (int)Get("depth", 1),
+                MaxUnacknowledgedBatches = (int)Get("depth", 2),
                 UserCacheCapacity = (int)Get("cache", 100_000),
                 MaxBatchEvents = (int)Get("batch", 512),
                 MaxBatchWait = TimeSpan.FromMilliseconds(Get("wait", 5)),
                 ProduceRate = Get("rate", 0),
+                CloakerRebuildShare = Get("share", 0.1),
                 CloakerFactory = Get("affine", 0) == 1 ? new AffineCostCloakerFactory() : null,
                 SampleInterval = TimeSpan.FromSeconds(events >= 500_000 ? 5 : 1),
                 Timeout = TimeSpan.FromMinutes(30),
@@ -76,9 +79,12 @@ public sealed class StreamBenchmarkTests(RedisServerFixture redis)
             output.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"{name}: {result.Events:N0} events ({(binary ? "binary" : "JSON")}) in {result.Elapsed.TotalSeconds:F1} s: {result.EventsPerSecond:N0}/s overall, {result.SteadyEventsPerSecond:N0}/s steady; latency p50 {result.P50Milliseconds:F1} ms, p99 {result.P99Milliseconds:F1} ms, max {result.MaxMilliseconds:F1} ms; {result.Batches:N0} batches ({result.Events / (double)result.Batches:F0} events each); cloaker {result.CloakerName}, {result.CloakerRefreshes} builds; dead letters {result.DeadLetters}"));
             output.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"{name}: CPU process {result.ProcessCpuSeconds:F1} s ({result.ProcessCpuSeconds / result.Events * 1e6:F0} us/event), redis-server {result.RedisCpuSeconds:F1} s ({result.RedisCpuSeconds / result.Events * 1e6:F0} us/event); GC {(result.ServerGc ? "server" : "workstation")}, collections {string.Join('/', result.Collections)}, paused {result.GcPause.TotalMilliseconds:F0} ms; users read {result.UserReads:N0}, cached {result.UserCacheHits:N0}; load {File.ReadAllText("/proc/loadavg").Trim()}"));
+                $"{name}: CPU process {result.ProcessCpuSeconds:F1} s ({result.ProcessCpuSeconds / result.Events * 1e6:F0} us/event), redis-server {result.RedisCpuSeconds:F1} s ({result.RedisCpuSeconds / result.Events * 1e6:F0} us/event); GC {(result.ServerGc ? "server" : "workstation")}, collections {string.Join('/', result.Collections)}, paused {result.GcPause.TotalMilliseconds:F0} ms; users read {result.UserReads:N0}, cached {result.UserCacheHits:N0}; store_apply = client {result.StoreClientSeconds / result.Events * 1e6:F1} + script {result.StoreScriptSeconds / result.Events * 1e6:F1} us/event; load {File.ReadAllText("/proc/loadavg").Trim()}"));
             foreach (var s in result.Stages)
                 output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {s.Stage,-12} {s.Seconds,7:F2} s  {s.Share * 100,5:F1} %  {s.MicrosecondsPerEvent,6:F1} us/event"));
+            if (allocations is not null)
+                foreach (var (type, large, bytes) in allocations.Top(25))
+                    output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  alloc {(large ? "LOH" : "SOH")} {bytes / 1048576.0,9:F1} MiB  {type}"));
             if (events >= 500_000)
                 foreach (var sample in result.Samples)
                     output.WriteLine(string.Create(CultureInfo.InvariantCulture,
