@@ -14,6 +14,13 @@ namespace AttrCloak.Streaming.Pipeline;
 /// new cloaker is swapped in at the start of a later batch. An opt_out needs fresh maps now:
 /// <see cref="RefreshNowAsync"/> waits for a rebuild in flight, then rebuilds synchronously if the statistics moved
 /// since. Used by one consume thread; the background rebuild only hands its result over.
+/// <para>
+/// Drift rebuilds are also spaced so that they take at most <c>rebuildShare</c> of one core: the next one starts no
+/// sooner than (last build time / rebuildShare) after the last one started. A transport-map build costs 45-120 ms at
+/// d = 64 with 30 classes, so at 20,000 updates/s the event threshold alone would rebuild ten times a second and eat
+/// most of a core of this 2-core machine (measured: a quarter of the benchmark's CPU); with the default share of 0.1
+/// the maps are at most about a second older. opt_out still rebuilds at once.
+/// </para>
 /// </summary>
 public sealed class CloakerCache
 {
@@ -28,9 +35,12 @@ public sealed class CloakerCache
     private int _changesAtBuildStart;
     private int _changesSinceBuild;
     private long _builtAt;
+    private readonly double _rebuildShare;
+    private long _lastBuildTicks;
+    private long _buildStartedAt;
 
     public CloakerCache(IStateStore store, IUserCloakerFactory factory, WorkerMetrics metrics, ILogger logger,
-        int refreshEvents, TimeSpan refreshInterval)
+        int refreshEvents, TimeSpan refreshInterval, double rebuildShare = 1.0)
     {
         _store = store ?? throw new ArgumentNullException(nameof(store));
         _factory = factory ?? throw new ArgumentNullException(nameof(factory));
@@ -39,6 +49,8 @@ public sealed class CloakerCache
         ArgumentOutOfRangeException.ThrowIfLessThan(refreshEvents, 1);
         _refreshEvents = refreshEvents;
         _refreshIntervalTicks = (long)(refreshInterval.TotalSeconds * Stopwatch.Frequency);
+        if (!(rebuildShare is > 0 and <= 1)) throw new ArgumentOutOfRangeException(nameof(rebuildShare), rebuildShare, "must be in (0, 1]");
+        _rebuildShare = rebuildShare;
     }
 
     /// <summary>The cloaker to use now.</summary>
@@ -70,6 +82,9 @@ public sealed class CloakerCache
         var due = _changesSinceBuild >= _refreshEvents
                   || Stopwatch.GetTimestamp() - _builtAt >= _refreshIntervalTicks;
         if (!due) return;
+        var now = Stopwatch.GetTimestamp();
+        if (now - _buildStartedAt < _lastBuildTicks / _rebuildShare) return; // spacing: bounded CPU share of rebuilds
+        _buildStartedAt = now;
         _changesAtBuildStart = _changesSinceBuild;
         _building = Task.Run(() => BuildAsync(CancellationToken.None));
     }
@@ -119,7 +134,10 @@ public sealed class CloakerCache
     private async Task<(IUserCloaker, StatisticsSnapshot)> BuildAsync(CancellationToken cancellationToken)
     {
         var snapshot = await _store.ReadStatisticsAsync(cancellationToken).ConfigureAwait(false);
-        return (_factory.Build(snapshot), snapshot);
+        var start = Stopwatch.GetTimestamp();
+        var cloaker = _factory.Build(snapshot);
+        Interlocked.Exchange(ref _lastBuildTicks, Stopwatch.GetTimestamp() - start);
+        return (cloaker, snapshot);
     }
 
     private void Install(IUserCloaker cloaker, StatisticsSnapshot snapshot)

@@ -31,6 +31,12 @@ namespace AttrCloak.Streaming.Pipeline;
 /// <item>wait for every acknowledgement, and only then store the batch's offsets (committed by librdkafka within a
 /// second, and on rebalance and close).</item>
 /// </list>
+/// Pipelined: the acknowledgements of up to <see cref="MaxUnacknowledgedBatches"/> sent batches are awaited only after
+/// the next batch was collected, stored and sent, so the broker round trip overlaps the next batch's work. The store
+/// writes stay strictly sequential (batch N+1 reads what batch N wrote), offsets are stored batch by batch in
+/// consumption order, each only after the store write and every acknowledgement of its batch (and of all earlier
+/// ones). A crash loses at most the unacknowledged batches' offsets: they are redelivered and republished as
+/// duplicates (at-least-once). Users written recently are not read back from the store (<see cref="UserStateCache"/>).
 /// A failing state-store call (connection, timeout, conflict) retries the whole batch with exponential backoff
 /// (Polly), no offsets stored, readiness false meanwhile; failed deliveries are re-sent (<see cref="OutputPublisher"/>).
 /// An unexpected fault while processing one event dead-letters that event as <see cref="ReasonCode.InternalError"/>.
@@ -51,25 +57,34 @@ public sealed class GuardPipeline
     private readonly ILogger _logger;
     private readonly ContractLimits _limits;
     private readonly AttributeCatalog _catalog;
-    private readonly CloakerCache _cloakers;
-    private readonly BatchPlanner _planner;
+    private readonly IUserCloakerFactory _cloakerFactory;
+    private CloakerCache? _cloakerCache;
+
+    /// <summary>Built on first use, so that <see cref="CloakerRebuildShare"/> (an init property) is in force.</summary>
+    private CloakerCache Cloakers => _cloakerCache ??= new CloakerCache(_store, _cloakerFactory, _metrics, _logger,
+        _guard.CloakerRefreshEvents, _guard.CloakerRefreshInterval, CloakerRebuildShare);
     private readonly ResiliencePipeline _storeRetry;
     private readonly Headers _cloakedHeaders;
     private readonly Dictionary<string, byte[]> _reasonLabels = new(StringComparer.Ordinal);
 
-    // Per-batch buffers, reused.
-    private Slot[] _slots = new Slot[64];
-    private int _count;
+    // Batches: the one being collected and processed, then those sent and awaiting acknowledgements (oldest first);
+    // finished ones are reused.
+    private readonly Queue<Batch> _unacknowledged = new();
+    private readonly Stack<Batch> _spare = new();
+    private readonly List<OutputDelivery> _later = [];
+    private long _batchNumber;
     private readonly List<string> _userIds = [];
+    private readonly List<string> _missingUsers = [];
     private readonly HashSet<string> _seenUsers = new(StringComparer.Ordinal);
-    private readonly List<OutboundMessage> _outputs = [];
-    private readonly List<Served> _served = [];
     private readonly Dictionary<(string Topic, int Partition), long> _nextOffsets = [];
-    private ApplyResult[] _results = [];
+    private readonly UserStateCache _userCache;
 
-    private readonly Counter.Child _decodeSeconds, _readSeconds, _cloakSeconds, _applySeconds, _produceSeconds, _commitSeconds, _pollSeconds;
+    private readonly Counter.Child _decodeSeconds, _readSeconds, _cloakSeconds, _applySeconds, _encodeSeconds, _produceSeconds, _ackWaitSeconds, _commitSeconds, _pollSeconds;
     private volatile bool _assignmentChanged;
     private long _processed;
+    private long _userReads, _userCacheHits;
+    private IConsumer<byte[], byte[]>? _consumer;
+    private OutputPublisher? _publisher;
 
     public GuardPipeline(
         KafkaOptions kafka,
@@ -89,8 +104,7 @@ public sealed class GuardPipeline
         _logger = logger ?? throw new ArgumentNullException(nameof(logger));
         _limits = new ContractLimits(guard.Dimension, guard.MaxMessageBytes);
         _catalog = guard.Catalog();
-        _planner = new BatchPlanner(guard.Dimension, _catalog);
-        _cloakers = new CloakerCache(store, cloakerFactory, metrics, logger, guard.CloakerRefreshEvents, guard.CloakerRefreshInterval);
+        _cloakerFactory = cloakerFactory;
         Status = new PipelineStatus(metrics);
         _cloakedHeaders = new Headers
         {
@@ -124,7 +138,45 @@ public sealed class GuardPipeline
         _produceSeconds = metrics.StageSeconds.WithLabels("produce");
         _commitSeconds = metrics.StageSeconds.WithLabels("commit");
         _pollSeconds = metrics.StageSeconds.WithLabels("poll");
+        _encodeSeconds = metrics.StageSeconds.WithLabels("encode");
+        _ackWaitSeconds = metrics.StageSeconds.WithLabels("ack_wait");
+        _userCache = new UserStateCache(UserCacheCapacity);
     }
+
+    /// <summary>
+    /// Sent batches whose acknowledgements may still be outstanding while the next batch is collected and processed
+    /// (0: wait for each batch's acknowledgements before the next, the unpipelined loop). Each one holds its events'
+    /// offsets back until it is acknowledged.
+    /// </summary>
+    public int MaxUnacknowledgedBatches { get; init; } = 2;
+
+    /// <summary>
+    /// At most this share of one core goes to background cloaker rebuilds after drift (see <see cref="CloakerCache"/>);
+    /// 1 = rebuild whenever the drift thresholds say so.
+    /// </summary>
+    public double CloakerRebuildShare { get; init; } = 0.1;
+
+    /// <summary>Users whose state the pipeline remembers instead of reading it back from the store (0: always read).</summary>
+    public int UserCacheCapacity
+    {
+        get => _userCacheCapacity;
+        init
+        {
+            ArgumentOutOfRangeException.ThrowIfNegative(value);
+            _userCacheCapacity = value;
+            _userCache = new UserStateCache(value);
+        }
+    }
+    private readonly int _userCacheCapacity = 100_000;
+
+    /// <summary>Users read from the store, and users taken from the pipeline's cache instead (benchmarks, tests).</summary>
+    public (long Read, long Cached) UserLookups => (Interlocked.Read(ref _userReads), Interlocked.Read(ref _userCacheHits));
+
+    /// <summary>Tests: what happened to each batch, in order (called on the consume thread).</summary>
+    internal Action<BatchTrace>? Trace { get; set; }
+
+    /// <summary>Tests: while reset, acknowledgements are not taken in (see <see cref="OutputPublisher.AcknowledgementGateForTests"/>).</summary>
+    internal ManualResetEventSlim? AcknowledgementGateForTests { get; set; }
 
     /// <summary>Readiness, for the health endpoint.</summary>
     public PipelineStatus Status { get; }
@@ -136,7 +188,7 @@ public sealed class GuardPipeline
     public long ProcessedEvents => Interlocked.Read(ref _processed);
 
     /// <summary>Cloaker rebuilds so far (tests).</summary>
-    internal int CloakerBuilds => _cloakers.Builds;
+    internal int CloakerBuilds => Cloakers.Builds;
 
     /// <summary>
     /// Runs until <paramref name="cancellationToken"/> is cancelled: initialises the store (with retries), logs the
@@ -146,13 +198,15 @@ public sealed class GuardPipeline
     /// </summary>
     public void Run(CancellationToken cancellationToken)
     {
-        var snapshot = _storeRetry.ExecuteAsync(async ct => await _cloakers.InitializeAsync(ct).ConfigureAwait(false), cancellationToken)
+        var snapshot = _storeRetry.ExecuteAsync(async ct => await Cloakers.InitializeAsync(ct).ConfigureAwait(false), cancellationToken)
             .AsTask().GetAwaiter().GetResult();
         Status.SetStoreHealthy(true);
         Status.SetStoreInitialized();
         LogStartup(snapshot);
 
         using var publisher = new OutputPublisher(onFatal => KafkaClients.ProducerBuilder(_kafka, _logger, onFatal).Build(), _logger);
+        publisher.AcknowledgementGateForTests = AcknowledgementGateForTests;
+        _publisher = publisher;
         var consumer = KafkaClients.ConsumerBuilder(_kafka, _logger)
             .SetPartitionsAssignedHandler((_, partitions) =>
             {
@@ -163,6 +217,9 @@ public sealed class GuardPipeline
             .SetPartitionsRevokedHandler((_, partitions) =>
             {
                 _logger.LogInformation("Kafka revoked {Partitions}", KafkaClients.Describe(partitions.Select(p => p.TopicPartition)));
+                // Store what is acknowledged before the partitions go, so that the new owner does not redo it.
+                try { FinishUnacknowledged(cancellationToken); }
+                catch (OperationCanceledException) { /* shutting down: the unacknowledged batches are redelivered */ }
                 _assignmentChanged = true;
                 Status.SetGroupJoined(false);
             })
@@ -173,6 +230,8 @@ public sealed class GuardPipeline
                 Status.SetGroupJoined(false);
             })
             .Build();
+        _consumer = consumer;
+        var graceful = false;
         try
         {
             consumer.Subscribe([_kafka.EmbeddingsTopic, _kafka.PrivacyRequestsTopic]);
@@ -180,8 +239,23 @@ public sealed class GuardPipeline
             var nextLag = Stopwatch.GetTimestamp();
             while (!cancellationToken.IsCancellationRequested)
             {
-                Collect(consumer, cancellationToken);
-                if (_count > 0) ProcessBatch(consumer, publisher, cancellationToken);
+                var batch = _spare.Count > 0 ? _spare.Pop() : new Batch(_guard.Dimension, _catalog);
+                Collect(consumer, batch, cancellationToken);
+                if (batch.Count > 0)
+                {
+                    ProcessBatch(batch, cancellationToken);
+                    _unacknowledged.Enqueue(batch);
+                    // Finish what is acknowledged already, and wait for the oldest while too many are outstanding.
+                    while (_unacknowledged.Count > 0
+                           && (_unacknowledged.Count > MaxUnacknowledgedBatches || publisher.IsAcknowledged(_unacknowledged.Peek().Delivery)))
+                        FinishOldest(cancellationToken);
+                }
+                else
+                {
+                    _spare.Push(batch);
+                    // Nothing new within the batch window: finish the outstanding batches now rather than at the next one.
+                    FinishUnacknowledged(cancellationToken);
+                }
                 if (Stopwatch.GetTimestamp() >= nextLag)
                 {
                     RefreshLag(consumer);
@@ -192,13 +266,57 @@ public sealed class GuardPipeline
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
             // Shutdown: the batch in progress (if any) is abandoned; its offsets were not stored, so it is redelivered.
+            graceful = true;
         }
         finally
         {
             Status.SetRunning(false);
             Status.SetGroupJoined(false);
+            if (graceful || cancellationToken.IsCancellationRequested) DrainAtShutdown();
+            _unacknowledged.Clear();
             Close(consumer);
+            _consumer = null;
+            _publisher = null;
         }
+    }
+
+    /// <summary>Sent batches acknowledged within a short grace period still get their offsets stored (fewer redeliveries).</summary>
+    private void DrainAtShutdown()
+    {
+        if (_unacknowledged.Count == 0) return;
+        using var grace = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+        try
+        {
+            FinishUnacknowledged(grace.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            _logger.LogInformation("{Batches} sent batches were not acknowledged at shutdown; their events are redelivered (idempotent)", _unacknowledged.Count);
+        }
+    }
+
+    /// <summary>Waits for every sent batch's acknowledgements, oldest first, storing their offsets.</summary>
+    private void FinishUnacknowledged(CancellationToken cancellationToken)
+    {
+        while (_unacknowledged.Count > 0) FinishOldest(cancellationToken);
+    }
+
+    private void FinishOldest(CancellationToken cancellationToken)
+    {
+        var batch = _unacknowledged.Peek();
+        var t = Stopwatch.GetTimestamp();
+        _later.Clear();
+        foreach (var b in _unacknowledged)
+            if (!ReferenceEquals(b, batch)) _later.Add(b.Delivery);
+        _publisher!.Await(batch.Delivery, _later, cancellationToken);
+        Trace?.Invoke(new BatchTrace(BatchStep.Acknowledged, batch.Number, []));
+        Stage(_ackWaitSeconds, ref t);
+        Account(batch);
+        StoreOffsets(_consumer!, batch);
+        Stage(_commitSeconds, ref t);
+        _unacknowledged.Dequeue();
+        batch.Clear();
+        _spare.Push(batch);
     }
 
     private void LogStartup(StatisticsSnapshot snapshot)
@@ -210,7 +328,7 @@ public sealed class GuardPipeline
             "State store {Store}; dimension {Dimension}; catalog {Catalog}; batches of up to {MaxBatch} events / {Wait} ms; cloaker {Cloaker} rebuilt after {RefreshEvents} changed users or {RefreshSeconds} s with changes",
             _store.GetType().Name, _guard.Dimension,
             string.Join(", ", _catalog.AttributeNames.Select(a => $"{a} ({_catalog.ClassesOf(a).Count} classes)")),
-            _guard.MaxBatchEvents, _guard.MaxBatchWait.TotalMilliseconds, _cloakers.Current.GetType().Name,
+            _guard.MaxBatchEvents, _guard.MaxBatchWait.TotalMilliseconds, Cloakers.Current.GetType().Name,
             _guard.CloakerRefreshEvents, _guard.CloakerRefreshInterval.TotalSeconds);
         foreach (var attribute in snapshot.Attributes)
             _logger.LogInformation("Served-population statistics of {Attribute}: users per class [{Counts}] (statistics version {Version})",
@@ -218,29 +336,36 @@ public sealed class GuardPipeline
         if (snapshot.Attributes.All(a => a.Counts.All(c => c == 0)))
             _logger.LogWarning(
                 "The state store is EMPTY (cold start): no served users yet; cloaking is conservative until every class has enough users (the warm-up threshold of {Cloaker}), and it tightens as the statistics fill (attrcloak_statistics_min_class_users). Run `attrcloak bootstrap` to seed it from a batch run",
-                _cloakers.Current.GetType().Name);
+                Cloakers.Current.GetType().Name);
     }
 
     // ---- collecting a batch ---------------------------------------------------------------------------------------
 
-    private void Collect(IConsumer<byte[], byte[]> consumer, CancellationToken cancellationToken)
+    private void Collect(IConsumer<byte[], byte[]> consumer, Batch batch, CancellationToken cancellationToken)
     {
-        _count = 0;
+        batch.Count = 0;
         var start = Stopwatch.GetTimestamp();
-        if (Consume(consumer, IdlePoll, cancellationToken) is { } first)
+        // With batches awaiting acknowledgements, wait only one batch window for new messages, then finish those.
+        var firstWait = _unacknowledged.Count > 0 ? _guard.MaxBatchWait : IdlePoll;
+        if (Consume(consumer, firstWait, cancellationToken) is { } first)
         {
-            Add(first);
+            batch.Add(first);
             var deadline = Stopwatch.GetTimestamp() + (long)(_guard.MaxBatchWait.TotalSeconds * Stopwatch.Frequency);
-            while (_count < _guard.MaxBatchEvents)
+            while (batch.Count < _guard.MaxBatchEvents)
             {
                 var remaining = Math.Max(0, deadline - Stopwatch.GetTimestamp());
                 var next = Consume(consumer, TimeSpan.FromSeconds((double)remaining / Stopwatch.Frequency), cancellationToken);
                 if (next is null) break;
-                Add(next);
+                batch.Add(next);
             }
         }
         _pollSeconds.Inc(Seconds(Stopwatch.GetTimestamp() - start));
-        if (_assignmentChanged && _count > 0) DropUnassigned(consumer);
+        if (_assignmentChanged)
+        {
+            // A user's partition may have had another owner meanwhile: what we remember of them may be out of date.
+            _userCache.Clear();
+            if (batch.Count > 0) DropUnassigned(consumer, batch);
+        }
         _assignmentChanged = false;
     }
 
@@ -260,66 +385,76 @@ public sealed class GuardPipeline
         }
     }
 
-    private void Add(ConsumeResult<byte[], byte[]> result)
-    {
-        if (_count == _slots.Length) Array.Resize(ref _slots, _slots.Length * 2);
-        _slots[_count++] = new Slot { Result = result, ConsumedAt = Stopwatch.GetTimestamp() };
-    }
-
     /// <summary>After a rebalance, messages of partitions no longer ours are left to their new owner (per-user order).</summary>
-    private void DropUnassigned(IConsumer<byte[], byte[]> consumer)
+    private void DropUnassigned(IConsumer<byte[], byte[]> consumer, Batch batch)
     {
         var assigned = consumer.Assignment.Select(tp => (tp.Topic, tp.Partition.Value)).ToHashSet();
+        var slots = batch.Slots;
         var kept = 0;
-        for (var i = 0; i < _count; i++)
-            if (assigned.Contains((_slots[i].Result.Topic, _slots[i].Result.Partition.Value)))
-                _slots[kept++] = _slots[i];
-        if (kept < _count)
-            _logger.LogInformation("Left {Count} consumed messages of revoked partitions to their new owner", _count - kept);
-        _count = kept;
+        for (var i = 0; i < batch.Count; i++)
+            if (assigned.Contains((slots[i].Result.Topic, slots[i].Result.Partition.Value)))
+                slots[kept++] = slots[i];
+        if (kept < batch.Count)
+            _logger.LogInformation("Left {Count} consumed messages of revoked partitions to their new owner", batch.Count - kept);
+        for (var i = kept; i < batch.Count; i++) slots[i] = default;
+        batch.Count = kept;
     }
 
     // ---- processing a batch ---------------------------------------------------------------------------------------
 
-    private void ProcessBatch(IConsumer<byte[], byte[]> consumer, OutputPublisher publisher, CancellationToken cancellationToken)
+    private void ProcessBatch(Batch batch, CancellationToken cancellationToken)
     {
+        batch.Number = ++_batchNumber;
         var t = Stopwatch.GetTimestamp();
-        Decode();
+        Decode(batch);
         Stage(_decodeSeconds, ref t);
 
-        _cloakers.BeforeBatch();
+        Cloakers.BeforeBatch();
         var anyOptOut = false;
         _userIds.Clear();
         _seenUsers.Clear();
-        for (var i = 0; i < _count; i++)
+        for (var i = 0; i < batch.Count; i++)
         {
-            if (_slots[i].Event is not { } e) continue;
+            if (batch.Slots[i].Event is not { } e) continue;
             if (_seenUsers.Add(e.UserId)) _userIds.Add(e.UserId);
             anyOptOut |= e is PrivacyRequest { Type: PrivacyRequestType.OptOut };
         }
 
+        batch.Planner.Reset();
+        batch.Results = [];
         if (_userIds.Count > 0)
         {
-            _storeRetry.ExecuteAsync(async ct => await ReadPlanApplyAsync(anyOptOut, ct).ConfigureAwait(false), cancellationToken)
-                .AsTask().GetAwaiter().GetResult();
+            var attempt = 0;
+            _storeRetry.ExecuteAsync(async ct =>
+            {
+                if (attempt++ > 0)
+                {
+                    // A failed store call: what we remember may be off (a timed-out write may have happened). The
+                    // batches sent before this one need no store work: finish them, so their offsets are not held
+                    // back by this batch's retries.
+                    _userCache.Clear();
+                    FinishUnacknowledged(ct);
+                }
+                await ReadPlanApplyAsync(batch, anyOptOut, ct).ConfigureAwait(false);
+            }, cancellationToken).AsTask().GetAwaiter().GetResult();
             Status.SetStoreHealthy(true);
         }
+        Remember(batch);
         t = Stopwatch.GetTimestamp();
 
-        BuildOutputs();
-        publisher.SendAndAwait(_outputs, cancellationToken);
+        BuildOutputs(batch);
+        Stage(_encodeSeconds, ref t);
+        _publisher!.Send(batch.Outputs, batch.Delivery, cancellationToken);
+        if (MaxUnacknowledgedBatches == 0) _publisher.Flush(cancellationToken); // unpipelined: nothing else to wait for
+        Trace?.Invoke(new BatchTrace(BatchStep.Sent, batch.Number, []));
         Stage(_produceSeconds, ref t);
-
-        Account();
-        StoreOffsets(consumer);
-        Stage(_commitSeconds, ref t);
     }
 
-    private void Decode()
+    private void Decode(Batch batch)
     {
-        for (var i = 0; i < _count; i++)
+        for (var i = 0; i < batch.Count; i++)
         {
-            ref var slot = ref _slots[i];
+            ref var slot = ref batch.Slots[i];
             var message = slot.Result.Message;
             var decoded = EventCodec.TryDecode(message.Value, ContentType(message.Headers), _limits, _catalog);
             if (!decoded.IsSuccess)
@@ -339,25 +474,36 @@ public sealed class GuardPipeline
         }
     }
 
-    private async Task ReadPlanApplyAsync(bool anyOptOut, CancellationToken cancellationToken)
+    private async Task ReadPlanApplyAsync(Batch batch, bool anyOptOut, CancellationToken cancellationToken)
     {
         var t = Stopwatch.GetTimestamp();
-        var states = await _store.GetUsersAsync(_userIds, cancellationToken).ConfigureAwait(false);
+        // Users this worker wrote recently are known; only the others are read (one round trip, or none at all).
+        var planner = batch.Planner;
+        planner.Reset();
+        _missingUsers.Clear();
+        foreach (var user in _userIds)
+            if (_userCache.TryGet(user, out var cached)) planner.AddUser(user, cached);
+            else _missingUsers.Add(user);
+        if (_missingUsers.Count > 0)
+        {
+            var states = await _store.GetUsersAsync(_missingUsers, cancellationToken).ConfigureAwait(false);
+            for (var u = 0; u < _missingUsers.Count; u++) planner.AddUser(_missingUsers[u], states[u]);
+        }
+        Interlocked.Add(ref _userReads, _missingUsers.Count);
+        Interlocked.Add(ref _userCacheHits, _userIds.Count - _missingUsers.Count);
         Stage(_readSeconds, ref t);
 
         // opt_out: cloak with maps built from the statistics as they are now.
-        if (anyOptOut) await _cloakers.RefreshNowAsync(cancellationToken).ConfigureAwait(false);
-        var cloaker = _cloakers.Current;
-        _planner.Reset();
-        for (var u = 0; u < _userIds.Count; u++) _planner.AddUser(_userIds[u], states[u]);
-        for (var i = 0; i < _count; i++)
+        if (anyOptOut) await Cloakers.RefreshNowAsync(cancellationToken).ConfigureAwait(false);
+        var cloaker = Cloakers.Current;
+        for (var i = 0; i < batch.Count; i++)
         {
-            ref var slot = ref _slots[i];
+            ref var slot = ref batch.Slots[i];
             slot.PlanError = null;
             if (slot.Event is not { } e) continue;
             try
             {
-                slot.PlanError = _planner.Plan(i, e, cloaker);
+                slot.PlanError = planner.Plan(i, e, cloaker);
             }
             catch (Exception ex) when (ex is not OutOfMemoryException)
             {
@@ -368,73 +514,106 @@ public sealed class GuardPipeline
         }
         Stage(_cloakSeconds, ref t);
 
-        _results = _planner.Changes.Count == 0 ? [] : await _store.ApplyAsync(_planner.Changes, cancellationToken).ConfigureAwait(false);
+        batch.Results = planner.Changes.Count == 0 ? [] : await _store.ApplyAsync(planner.Changes, cancellationToken).ConfigureAwait(false);
         Stage(_applySeconds, ref t);
     }
 
-    private void BuildOutputs()
+    /// <summary>
+    /// After the store write: each user of the batch is remembered in the state the store now holds, when the store
+    /// decided every one of their events as planned; otherwise (someone else wrote) they are read again next time.
+    /// </summary>
+    private void Remember(Batch batch)
     {
-        _outputs.Clear();
-        _served.Clear();
+        var planner = batch.Planner;
+        var appliedUsers = 0;
+        foreach (var user in planner.Users)
+        {
+            var asPlanned = true;
+            var applied = false;
+            foreach (var j in user.ChangeIndices)
+            {
+                var outcome = batch.Results[j].Outcome;
+                applied |= outcome == ApplyOutcome.Applied;
+                asPlanned &= planner.Planned[j].Kind == PlannedKind.NotApplicable
+                    ? outcome is ApplyOutcome.Duplicate or ApplyOutcome.Stale
+                    : outcome == ApplyOutcome.Applied;
+            }
+            if (applied) appliedUsers++;
+            if (!asPlanned || !_userCache.Enabled) _userCache.Remove(user.UserId);
+            else _userCache.Set(user.UserId, user.Exists
+                ? new UserState(user.UserId, user.Version, user.StoredId!, user.Original!, user.Cloaked!, user.Classes!)
+                : null);
+        }
+        Cloakers.NoteApplied(appliedUsers);
+    }
+
+    private void BuildOutputs(Batch batch)
+    {
+        var outputs = batch.Outputs;
+        outputs.Clear();
+        batch.Served.Clear();
         var now = DateTimeOffset.UtcNow;
+        var planner = batch.Planner;
+        var results = batch.Results;
+        var slots = batch.Slots;
 
-        for (var j = 0; j < _results.Length; j++)
+        for (var j = 0; j < results.Length; j++)
         {
-            var index = _planner.Planned[j].MessageIndex;
-            var result = _results[j];
-            _slots[index].Outcome = result.Outcome;
+            var index = planner.Planned[j].MessageIndex;
+            var result = results[j];
+            slots[index].Outcome = result.Outcome;
             if (result.Outcome == ApplyOutcome.Rejected)
-                _slots[index].PlanError = new DecodeError(ReasonCode.StoreRejected, Printable(result.Reason ?? "rejected by the state store"));
+                slots[index].PlanError = new DecodeError(ReasonCode.StoreRejected, Printable(result.Reason ?? "rejected by the state store"));
         }
-        for (var i = 0; i < _count; i++)
+        for (var i = 0; i < batch.Count; i++)
         {
-            ref var slot = ref _slots[i];
+            ref var slot = ref slots[i];
             if ((slot.DecodeError ?? slot.PlanError) is { } error)
-                _outputs.Add(DeadLetterOf(ref slot, error, now));
+                outputs.Add(DeadLetterOf(ref slot, error, now));
         }
 
-        foreach (var user in _planner.Users)
+        foreach (var user in planner.Users)
         {
             var lastApplied = -1;
             var duplicate = false;
             foreach (var j in user.ChangeIndices)
             {
-                if (_results[j].Outcome == ApplyOutcome.Applied) lastApplied = j;
-                else if (_results[j].Outcome == ApplyOutcome.Duplicate) duplicate = true;
+                if (results[j].Outcome == ApplyOutcome.Applied) lastApplied = j;
+                else if (results[j].Outcome == ApplyOutcome.Duplicate) duplicate = true;
             }
             if (lastApplied >= 0)
             {
-                var planned = _planner.Planned[lastApplied];
-                var key = _slots[planned.MessageIndex].Result.Message.Key;
+                var planned = planner.Planned[lastApplied];
+                var key = slots[planned.MessageIndex].Result.Message.Key;
                 if (planned.Kind == PlannedKind.Forget)
-                    AddTombstone(user.UserId, key);
+                    AddTombstone(batch, user.UserId, key);
                 else
-                    AddCloaked(user.UserId, key, planned.Version, planned.ModelVersion, planned.Cloaked!, planned.Classes!, planned.ProtectedMask, now);
+                    AddCloaked(batch, user.UserId, key, planned.Version, planned.ModelVersion, planned.Cloaked!, planned.Classes!, planned.ProtectedMask, now);
             }
             else if (duplicate)
             {
                 // A redelivery: the store has this state already, but its output may never have been acknowledged.
-                var key = _slots[_planner.Planned[user.ChangeIndices[^1]].MessageIndex].Result.Message.Key;
+                var key = slots[planner.Planned[user.ChangeIndices[^1]].MessageIndex].Result.Message.Key;
                 if (user.Stored is { } stored)
-                    AddCloaked(user.UserId, key, stored.Version, user.StoredMeta.ModelVersion, stored.Cloaked, stored.Classes,
+                    AddCloaked(batch, user.UserId, key, stored.Version, user.StoredMeta.ModelVersion, stored.Cloaked, stored.Classes,
                         user.StoredMeta.HasMask ? user.StoredMeta.ProtectedMask : BatchPlanner.KnownClassMask(stored.Classes), now);
                 else
-                    AddTombstone(user.UserId, key);
+                    AddTombstone(batch, user.UserId, key);
             }
         }
     }
 
-    private void AddCloaked(string userId, byte[] key, long version, string modelVersion, float[] cloaked, int[] classes, uint mask, DateTimeOffset now)
+    private void AddCloaked(Batch batch, string userId, byte[] key, long version, string modelVersion, float[] cloaked, int[] classes, uint mask, DateTimeOffset now)
     {
-        var value = EventCodec.Encode(new CloakedEmbedding(userId, version, modelVersion, cloaked, _planner.ProtectedNames(mask), now));
-        _outputs.Add(new OutboundMessage(_kafka.CloakedTopic, key, value, _cloakedHeaders));
-        _served.Add(new Served(userId, cloaked, classes));
+        var value = EventCodec.Encode(new CloakedEmbedding(userId, version, modelVersion, cloaked, batch.Planner.ProtectedNames(mask), now));
+        batch.Outputs.Add(new OutboundMessage(_kafka.CloakedTopic, key, value, _cloakedHeaders));
+        batch.Served.Add(new Served(userId, cloaked, classes));
     }
 
-    private void AddTombstone(string userId, byte[] key)
+    private void AddTombstone(Batch batch, string userId, byte[] key)
     {
-        _outputs.Add(new OutboundMessage(_kafka.CloakedTopic, key, null, null));
-        _served.Add(new Served(userId, null, null));
+        batch.Outputs.Add(new OutboundMessage(_kafka.CloakedTopic, key, null, null));
+        batch.Served.Add(new Served(userId, null, null));
     }
 
     private OutboundMessage DeadLetterOf(ref Slot slot, DecodeError error, DateTimeOffset now)
@@ -451,22 +630,14 @@ public sealed class GuardPipeline
     }
 
     /// <summary>Metrics and the observer, once everything is acknowledged.</summary>
-    private void Account()
+    private void Account(Batch batch)
     {
-        var now = Stopwatch.GetTimestamp();
-        var appliedUsers = 0;
-        foreach (var user in _planner.Users)
-            foreach (var j in user.ChangeIndices)
-                if (_results[j].Outcome == ApplyOutcome.Applied)
-                {
-                    appliedUsers++;
-                    break;
-                }
-        _cloakers.NoteApplied(appliedUsers);
-
-        for (var i = 0; i < _count; i++)
+        // Latency ends when the outputs were acknowledged (the moment they are published), not when the pipeline
+        // got round to looking: with pipelining that is after the next batch's store work.
+        var now = batch.Outputs.Count > 0 ? batch.Delivery.SettledAt : Stopwatch.GetTimestamp();
+        for (var i = 0; i < batch.Count; i++)
         {
-            ref var slot = ref _slots[i];
+            ref var slot = ref batch.Slots[i];
             var type = slot.Type ?? WorkerMetrics.EventTypes.Undecodable;
             if ((slot.DecodeError ?? slot.PlanError) is { } error)
             {
@@ -490,34 +661,37 @@ public sealed class GuardPipeline
                 Latencies?.Record(seconds);
             }
         }
-        _metrics.BatchSize.Observe(_count);
-        foreach (var s in _served)
+        _metrics.BatchSize.Observe(batch.Count);
+        foreach (var s in batch.Served)
             _metrics.Published.WithLabels(s.Cloaked is null ? "tombstone" : "cloaked").Inc();
 
         if (_observer is not null)
-            foreach (var s in _served)
+            foreach (var s in batch.Served)
             {
                 if (s.Cloaked is null) _observer.OnForgotten(s.UserId);
                 else _observer.OnServed(s.UserId, s.Cloaked, s.Classes);
             }
-        Interlocked.Add(ref _processed, _count);
+        Interlocked.Add(ref _processed, batch.Count);
     }
 
-    private void StoreOffsets(IConsumer<byte[], byte[]> consumer)
+    private void StoreOffsets(IConsumer<byte[], byte[]> consumer, Batch batch)
     {
         _nextOffsets.Clear();
-        for (var i = 0; i < _count; i++)
+        for (var i = 0; i < batch.Count; i++)
         {
-            var r = _slots[i].Result;
+            var r = batch.Slots[i].Result;
             var key = (r.Topic, r.Partition.Value);
             if (!_nextOffsets.TryGetValue(key, out var next) || r.Offset.Value + 1 > next)
                 _nextOffsets[key] = r.Offset.Value + 1;
         }
+        List<TopicPartitionOffset>? stored = Trace is null ? null : [];
         foreach (var ((topic, partition), next) in _nextOffsets)
         {
             try
             {
-                consumer.StoreOffset(new TopicPartitionOffset(topic, partition, next));
+                var offset = new TopicPartitionOffset(topic, partition, next);
+                consumer.StoreOffset(offset);
+                stored?.Add(offset);
             }
             catch (KafkaException e)
             {
@@ -525,7 +699,7 @@ public sealed class GuardPipeline
                 _logger.LogInformation("Could not store an offset of {Topic}[{Partition}] ({Reason}); its new owner reprocesses the batch", topic, partition, e.Error.Reason);
             }
         }
-        for (var i = 0; i < _count; i++) _slots[i] = default; // drop references to the batch's messages
+        if (stored is not null) Trace?.Invoke(new BatchTrace(BatchStep.OffsetsStored, batch.Number, stored));
     }
 
     private void RefreshLag(IConsumer<byte[], byte[]> consumer)
@@ -597,6 +771,36 @@ public sealed class GuardPipeline
 
     private readonly record struct Served(string UserId, float[]? Cloaked, int[]? Classes);
 
+    /// <summary>One batch's messages and everything derived from them, kept until its outputs are acknowledged; reused.</summary>
+    private sealed class Batch(int dimension, AttributeCatalog catalog)
+    {
+        public Slot[] Slots = new Slot[64];
+        public int Count;
+        public long Number;
+        public BatchPlanner Planner { get; } = new(dimension, catalog);
+        public ApplyResult[] Results = [];
+        public List<OutboundMessage> Outputs { get; } = [];
+        public List<Served> Served { get; } = [];
+        public OutputDelivery Delivery { get; } = new();
+
+        public void Add(ConsumeResult<byte[], byte[]> result)
+        {
+            if (Count == Slots.Length) Array.Resize(ref Slots, Slots.Length * 2);
+            Slots[Count++] = new Slot { Result = result, ConsumedAt = Stopwatch.GetTimestamp() };
+        }
+
+        /// <summary>Drops the references to the batch's messages, states and outputs.</summary>
+        public void Clear()
+        {
+            Array.Clear(Slots, 0, Count);
+            Count = 0;
+            Planner.Reset();
+            Results = [];
+            Outputs.Clear();
+            Served.Clear();
+        }
+    }
+
     /// <summary>The store's own wording (no ids, no values), without control characters, for the dead-letter header.</summary>
     private static string Printable(string text) =>
         string.Create(text.Length, text, (span, source) =>
@@ -604,3 +808,17 @@ public sealed class GuardPipeline
             for (var i = 0; i < span.Length; i++) span[i] = char.IsControl(source[i]) ? ' ' : source[i];
         });
 }
+
+/// <summary>What <see cref="GuardPipeline"/> did with one batch (tests).</summary>
+internal enum BatchStep
+{
+    /// <summary>Stored in the state store and every output handed to the producer.</summary>
+    Sent,
+    /// <summary>Every output acknowledged.</summary>
+    Acknowledged,
+    /// <summary>The batch's offsets stored (committed by librdkafka soon after).</summary>
+    OffsetsStored,
+}
+
+/// <summary>One step of one batch, numbered in consumption order.</summary>
+internal sealed record BatchTrace(BatchStep Step, long Batch, IReadOnlyList<TopicPartitionOffset> Offsets);

@@ -8,6 +8,7 @@ using AttrCloak.Streaming.Hosting;
 using AttrCloak.Streaming.Kafka;
 using AttrCloak.Streaming.Monitoring;
 using AttrCloak.Streaming.Redis;
+using AttrCloak.Streaming.Redis.State;
 using AttrCloak.Streaming.Redis.Statistics;
 using Confluent.Kafka;
 using Microsoft.Extensions.Logging;
@@ -22,8 +23,24 @@ public sealed record StreamBenchmarkOptions
     /// <summary>The Redis to use (a fresh key prefix is created and deleted afterwards). Required.</summary>
     public required IConnectionMultiplexer Redis { get; init; }
 
-    /// <summary>The per-user cloaker; null = <see cref="AffineCostCloakerFactory"/>, a cost model of per-class affine maps.</summary>
+    /// <summary>
+    /// The per-user cloaker; null = the real one, <see cref="TransportCloakerFactory"/> with its default options
+    /// (per-class Gaussian transport maps from the seeded population). <see cref="AffineCostCloakerFactory"/> is a
+    /// cost model only, for comparisons.
+    /// </summary>
     public IUserCloakerFactory? CloakerFactory { get; init; }
+
+    /// <summary>Sent batches whose acknowledgements may be outstanding while the next is processed (see <see cref="GuardPipeline.MaxUnacknowledgedBatches"/>).</summary>
+    public int MaxUnacknowledgedBatches { get; init; } = 2;
+
+    /// <summary>Users the pipeline remembers instead of reading them back (see <see cref="GuardPipeline.UserCacheCapacity"/>; 0 = read every batch).</summary>
+    public int UserCacheCapacity { get; init; } = 100_000;
+
+    /// <summary>Share of a core for background cloaker rebuilds (see <see cref="GuardPipeline.CloakerRebuildShare"/>).</summary>
+    public double CloakerRebuildShare { get; init; } = 0.1;
+
+    /// <summary>Offered load in events per second (0 = as fast as the window allows): latency at a given rate.</summary>
+    public double ProduceRate { get; init; }
 
     /// <summary>Embedding updates to stream.</summary>
     public int Events { get; init; } = 100_000;
@@ -79,6 +96,14 @@ public sealed record StageTime(string Stage, double Seconds, double Share, doubl
 /// <param name="CloakerRefreshes">Cloaker rebuilds during the run.</param>
 /// <param name="ProcessCpuSeconds">CPU time of this process during the run (worker, producer and mock broker together).</param>
 /// <param name="CloakerName">The cloaker used.</param>
+/// <param name="RedisCpuSeconds">CPU time of redis-server during the run (from INFO cpu; NaN if unavailable).</param>
+/// <param name="Collections">Garbage collections during the run, generations 0, 1 and 2.</param>
+/// <param name="GcPause">Time the runtime paused threads for garbage collection during the run.</param>
+/// <param name="ServerGc">Whether the process runs the server garbage collector.</param>
+/// <param name="UserReads">Users read from the store (the rest came from the pipeline's cache).</param>
+/// <param name="UserCacheHits">Users taken from the pipeline's cache.</param>
+/// <param name="StoreClientSeconds">Of store_apply: the store's client-side work (fold, statistics deltas, encoding).</param>
+/// <param name="StoreScriptSeconds">Of store_apply: waiting for the apply script (round trip and Redis time).</param>
 public sealed record StreamBenchmarkResult(
     long Events,
     TimeSpan Elapsed,
@@ -93,7 +118,15 @@ public sealed record StreamBenchmarkResult(
     long DeadLetters,
     long CloakerRefreshes,
     double ProcessCpuSeconds,
-    string CloakerName);
+    string CloakerName,
+    double RedisCpuSeconds,
+    int[] Collections,
+    TimeSpan GcPause,
+    bool ServerGc,
+    long UserReads,
+    long UserCacheHits,
+    double StoreClientSeconds,
+    double StoreScriptSeconds);
 
 /// <summary>
 /// <c>attrcloak bench stream</c>: streams embedding updates (d = 64 by default, an ML-100K-like catalog of gender,
@@ -105,7 +138,8 @@ public sealed record StreamBenchmarkResult(
 /// </summary>
 public static class StreamBenchmark
 {
-    private static readonly string[] Stages = ["poll", "decode", "store_read", "cloak", "store_apply", "produce", "commit"];
+    /// <summary>The consume thread's stages: all but poll are busy time (ack_wait: blocked on acknowledgements).</summary>
+    public static readonly IReadOnlyList<string> Stages = ["poll", "decode", "store_read", "cloak", "store_apply", "encode", "produce", "ack_wait", "commit"];
 
     public static async Task<StreamBenchmarkResult> RunAsync(
         StreamBenchmarkOptions options, IProgress<StreamBenchmarkProgress>? progress = null, CancellationToken cancellationToken = default)
@@ -143,13 +177,17 @@ public static class StreamBenchmark
             TombstoneSecret = RandomNumberGenerator.GetBytes(32),
         };
         var store = new RedisStateStore(options.Redis, storeOptions);
-        var factory = options.CloakerFactory ?? new AffineCostCloakerFactory();
+        var factory = options.CloakerFactory ?? new TransportCloakerFactory();
+        var population = Population.Create(options, catalog);
         var metrics = new WorkerMetrics();
         var latencies = new LatencyRecorder(Math.Min(options.Events, 1_000_000));
         var loggerFactory = options.LoggerFactory ?? NullLoggerFactory.Instance;
         var pipeline = new GuardPipeline(kafka, guard, store, factory, null, metrics, loggerFactory.CreateLogger("AttrCloak.Streaming.Benchmark"))
         {
             Latencies = latencies,
+            MaxUnacknowledgedBatches = options.MaxUnacknowledgedBatches,
+            UserCacheCapacity = options.UserCacheCapacity,
+            CloakerRebuildShare = options.CloakerRebuildShare,
         };
 
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -162,6 +200,7 @@ public static class StreamBenchmark
         var samples = new List<StreamBenchmarkSample>();
         try
         {
+            await SeedAsync(store, factory, population, cancellationToken).ConfigureAwait(false);
             worker.Start();
             var readyBy = Stopwatch.StartNew();
             while (!pipeline.Status.Ready)
@@ -172,10 +211,14 @@ public static class StreamBenchmark
             }
 
             var cpuBefore = Process.GetCurrentProcess().TotalProcessorTime;
+            var redisCpuBefore = await RedisCpuSecondsAsync(options.Redis).ConfigureAwait(false);
+            var gcBefore = new[] { GC.CollectionCount(0), GC.CollectionCount(1), GC.CollectionCount(2) };
+            var pauseBefore = GC.GetTotalPauseDuration();
+            var (clientTicks, writeTicks) = (store.Counters.ClientTicks, store.Counters.WriteTicks);
             var clock = Stopwatch.StartNew();
             var produced = new StrongBox<long>();
             var lost = new StrongBox<long>();
-            var producer = Task.Run(() => Produce(options, kafka, catalog, pipeline, produced, lost, stop.Token), stop.Token);
+            var producer = Task.Run(() => Produce(options, kafka, population, pipeline, produced, lost, stop.Token), stop.Token);
             var nextSample = TimeSpan.Zero;
             long lastProcessed = 0;
             var lastTime = TimeSpan.Zero;
@@ -204,6 +247,9 @@ public static class StreamBenchmark
             }
             var elapsed = clock.Elapsed;
             var cpu = (Process.GetCurrentProcess().TotalProcessorTime - cpuBefore).TotalSeconds;
+            var redisCpu = await RedisCpuSecondsAsync(options.Redis).ConfigureAwait(false) - redisCpuBefore;
+            int[] collections = [GC.CollectionCount(0) - gcBefore[0], GC.CollectionCount(1) - gcBefore[1], GC.CollectionCount(2) - gcBefore[2]];
+            var pause = GC.GetTotalPauseDuration() - pauseBefore;
             await producer.ConfigureAwait(false);
             process.Refresh();
             samples.Add(new StreamBenchmarkSample(elapsed, pipeline.ProcessedEvents, GC.GetTotalMemory(false), process.WorkingSet64));
@@ -228,7 +274,15 @@ public static class StreamBenchmark
                 (long)ReasonCodes.All.Sum(r => metrics.DeadLetters.WithLabels(r.Label()).Value),
                 (long)metrics.CloakerRefreshes.Value,
                 cpu,
-                factory.GetType().Name);
+                factory.GetType().Name,
+                redisCpu,
+                collections,
+                pause,
+                System.Runtime.GCSettings.IsServerGC,
+                pipeline.UserLookups.Read,
+                pipeline.UserLookups.Cached,
+                (double)(store.Counters.ClientTicks - clientTicks) / Stopwatch.Frequency,
+                (double)(store.Counters.WriteTicks - writeTicks) / Stopwatch.Frequency);
         }
         finally
         {
@@ -239,7 +293,7 @@ public static class StreamBenchmark
         }
     }
 
-    private static void Produce(StreamBenchmarkOptions options, KafkaOptions kafka, AttributeSpec[] catalog, GuardPipeline pipeline,
+    private static void Produce(StreamBenchmarkOptions options, KafkaOptions kafka, Population population, GuardPipeline pipeline,
         StrongBox<long> produced, StrongBox<long> lost, CancellationToken cancellationToken)
     {
         using var producer = new ProducerBuilder<byte[], byte[]>(new ProducerConfig
@@ -249,15 +303,8 @@ public static class StreamBenchmark
             LingerMs = 5,
             Partitioner = Partitioner.Murmur2Random,
         }).Build();
-        var rng = new Random(20250301);
-        // A pool of embeddings (Gaussian, like trained factors), reused with per-event noise in the first value.
-        var pool = new float[257][];
-        for (var p = 0; p < pool.Length; p++)
-            pool[p] = Enumerable.Range(0, options.Dimension).Select(_ => (float)(rng.NextDouble() * 2 - 1) * 0.3f).ToArray();
-        var classes = new int[options.Users][];
-        for (var u = 0; u < options.Users; u++) classes[u] = catalog.Select(a => rng.Next(a.ClassCount)).ToArray();
-        var userIds = Enumerable.Range(0, options.Users).Select(u => $"u{u + 1}").ToArray();
-        var keys = userIds.Select(EventCodec.KeyOf).ToArray();
+        var rng = new Random(20250302);
+        var keys = population.UserIds.Select(EventCodec.KeyOf).ToArray();
         var headers = new Headers { { KafkaHeaders.ContentType, System.Text.Encoding.UTF8.GetBytes(options.BinaryEncoding ? ContentTypes.EmbeddingBinary : ContentTypes.Json) } };
         var time = DateTimeOffset.UtcNow;
         Action<DeliveryReport<byte[], byte[]>> onDelivery = r =>
@@ -265,6 +312,7 @@ public static class StreamBenchmark
             // Runs on librdkafka's poll thread: count, never throw there.
             if (r.Error.IsError) Interlocked.Increment(ref lost.Value);
         };
+        var clock = Stopwatch.StartNew();
         for (var i = 0; i < options.Events; i++)
         {
             while (i - pipeline.ProcessedEvents >= options.MaxInFlight)
@@ -272,13 +320,17 @@ public static class StreamBenchmark
                 cancellationToken.ThrowIfCancellationRequested();
                 producer.Poll(TimeSpan.FromMilliseconds(1));
             }
-            var u = i % options.Users;
-            var version = i / options.Users + 1;
-            var embedding = (float[])pool[i % pool.Length].Clone();
-            embedding[0] = (float)(rng.NextDouble() - 0.5);
-            // Attributes come with a user's first update, as a registration would bring them.
-            var attributes = version == 1 ? catalog.Select((a, k) => (a.Name, Class: a.ClassNames[classes[u][k]])).ToDictionary(p => p.Name, p => p.Class) : null;
-            var update = new EmbeddingUpdate($"e{i}", userIds[u], version, time, "bench-1", embedding, attributes);
+            if (options.ProduceRate > 0 && i > clock.Elapsed.TotalSeconds * options.ProduceRate)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                Thread.Sleep(1); // pacing to the offered rate
+            }
+            var u = i % population.UserIds.Length;
+            // The seed wrote versions 1 and 2; classes are in the store, so updates carry no attributes.
+            var version = i / population.UserIds.Length + 3;
+            var embedding = (float[])population.Originals[u].Clone();
+            embedding[0] += (float)(rng.NextDouble() - 0.5) * 0.1f;
+            var update = new EmbeddingUpdate($"e{i}", population.UserIds[u], version, time, "bench-1", embedding, null);
             var value = EventCodec.Encode(update, options.BinaryEncoding);
             while (true)
             {
@@ -295,6 +347,87 @@ public static class StreamBenchmark
             Interlocked.Increment(ref produced.Value);
         }
         producer.Flush(cancellationToken);
+    }
+
+    /// <summary>The benchmark's users: ids, classes (uniform per attribute) and original embeddings with class-dependent means.</summary>
+    private sealed record Population(string[] UserIds, int[][] Classes, float[][] Originals)
+    {
+        public static Population Create(StreamBenchmarkOptions options, AttributeSpec[] catalog)
+        {
+            var rng = new Random(20250301);
+            var d = options.Dimension;
+            // Each class shifts the embedding a little (what the cloak has to hide), on top of Gaussian-like factors.
+            var shifts = catalog.Select(a => Enumerable.Range(0, a.ClassCount)
+                .Select(_ => Enumerable.Range(0, d).Select(_ => (float)(rng.NextDouble() * 2 - 1) * 0.1f).ToArray()).ToArray()).ToArray();
+            var ids = Enumerable.Range(0, options.Users).Select(u => $"u{u + 1}").ToArray();
+            var classes = new int[options.Users][];
+            var originals = new float[options.Users][];
+            for (var u = 0; u < options.Users; u++)
+            {
+                classes[u] = catalog.Select(a => rng.Next(a.ClassCount)).ToArray();
+                var x = new float[d];
+                for (var i = 0; i < d; i++)
+                {
+                    // Sum of uniforms: roughly Gaussian, sd about 0.3.
+                    var g = 0.0;
+                    for (var k = 0; k < 3; k++) g += rng.NextDouble() * 2 - 1;
+                    x[i] = (float)(g * 0.3);
+                    for (var a = 0; a < catalog.Length; a++) x[i] += shifts[a][classes[u][a]][i];
+                }
+                originals[u] = x;
+            }
+            return new Population(ids, classes, originals);
+        }
+    }
+
+    /// <summary>
+    /// A warm store, as <c>attrcloak bootstrap</c> leaves it: every user written once with their original embedding
+    /// (served as is) and classes, then re-served cloaked by the cloaker built from those statistics, so that the
+    /// streamed updates are cloaked by real maps from the first one.
+    /// </summary>
+    private static async Task SeedAsync(RedisStateStore store, IUserCloakerFactory factory, Population population, CancellationToken cancellationToken)
+    {
+        const int Chunk = 500;
+        var n = population.UserIds.Length;
+        for (var from = 0; from < n; from += Chunk)
+        {
+            var batch = new List<UserStateChange>();
+            for (var u = from; u < Math.Min(n, from + Chunk); u++)
+                batch.Add(new UserStateChange(population.UserIds[u], $"seed-{u}", 1)
+                {
+                    Original = population.Originals[u],
+                    Cloaked = population.Originals[u],
+                    Classes = population.Classes[u],
+                });
+            await store.ApplyAsync(batch, cancellationToken).ConfigureAwait(false);
+        }
+        var cloaker = factory.Build(await store.ReadStatisticsAsync(cancellationToken).ConfigureAwait(false));
+        for (var from = 0; from < n; from += Chunk)
+        {
+            var batch = new List<UserStateChange>();
+            for (var u = from; u < Math.Min(n, from + Chunk); u++)
+            {
+                var cloaked = new float[population.Originals[u].Length];
+                var mask = cloaker.Cloak(population.Originals[u], population.Classes[u], cloaked).ProtectedMask;
+                batch.Add(new UserStateChange(population.UserIds[u], StoredEventId.Compose($"seed-cloak-{u}", "bench-1", mask), 2) { Cloaked = cloaked });
+            }
+            await store.ApplyAsync(batch, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private static async Task<double> RedisCpuSecondsAsync(IConnectionMultiplexer redis)
+    {
+        try
+        {
+            var info = await redis.GetServers()[0].InfoAsync("cpu").ConfigureAwait(false);
+            var values = info.SelectMany(g => g).ToDictionary(p => p.Key, p => p.Value, StringComparer.Ordinal);
+            return double.Parse(values["used_cpu_user"], System.Globalization.CultureInfo.InvariantCulture)
+                   + double.Parse(values["used_cpu_sys"], System.Globalization.CultureInfo.InvariantCulture);
+        }
+        catch (Exception e) when (e is RedisException or KeyNotFoundException or FormatException)
+        {
+            return double.NaN; // e.g. INFO disabled: the figure is reported as unavailable
+        }
     }
 
     private static double SteadyRate(List<StreamBenchmarkSample> samples, long total)
@@ -326,7 +459,7 @@ public static class StreamBenchmark
 }
 
 /// <summary>
-/// A COST MODEL of the real per-user cloaker for benchmarks, used only until one is passed in: for each attribute
+/// A COST MODEL of a per-user cloaker, for comparisons only (the benchmark uses the real TransportCloakerFactory unless this is passed in): for each attribute
 /// whose class is known it applies a per-class affine map y = A_k (x - m_k) + m (d x d multiply-adds, the shape of a
 /// per-class whitening/colouring map), with A_k = identity and m_k, m from the snapshot's class and global means. It
 /// moves each class mean onto the global one, nothing more; it is not AttrCloak's cloak.

@@ -104,9 +104,14 @@ internal sealed class GuardHarness : IDisposable
     public RedisStateStore NewStore() => new(Redis, StoreOptions);
 
     /// <summary>Starts a worker and waits until it is ready (group joined, store initialised).</summary>
-    public WorkerRun Start(RecordingObserver? observer = null)
+    /// <param name="observer">Sees the served population.</param>
+    /// <param name="configure">Sets the pipeline's test hooks before it runs.</param>
+    /// <param name="wrapStore">Wraps the Redis store (e.g. to inject failures).</param>
+    public WorkerRun Start(RecordingObserver? observer = null, Action<GuardPipeline>? configure = null, Func<IStateStore, IStateStore>? wrapStore = null)
     {
-        var run = new WorkerRun(this, NewStore(), observer);
+        IStateStore store = NewStore();
+        if (wrapStore is not null) store = wrapStore(store);
+        var run = new WorkerRun(this, store, observer, configure);
         try
         {
             Wait.Until(() => run.Pipeline.Status.Ready || run.Failure is not null, Deadline, "the worker to become ready");
@@ -137,6 +142,14 @@ internal sealed class GuardHarness : IDisposable
     public void Produce(EmbeddingUpdate update) => ProduceRaw(Kafka.EmbeddingsTopic, EventCodec.KeyOf(update.UserId), EventCodec.Encode(update));
 
     public void Produce(PrivacyRequest request) => ProduceRaw(Kafka.PrivacyRequestsTopic, EventCodec.KeyOf(request.UserId), EventCodec.Encode(request));
+
+    /// <summary>Into one partition of the embeddings topic: messages of several users then arrive in this order.</summary>
+    public void ProduceTo(int partition, EmbeddingUpdate update)
+    {
+        lock (_produced)
+            _produced.Add(_producer.ProduceAsync(new TopicPartition(Kafka.EmbeddingsTopic, partition),
+                new Message<byte[], byte[]> { Key = EventCodec.KeyOf(update.UserId), Value = EventCodec.Encode(update) }));
+    }
 
     public void ProduceRaw(string topic, byte[]? key, byte[]? value, Headers? headers = null)
     {
@@ -175,13 +188,14 @@ internal sealed class WorkerRun : IDisposable
     private readonly CancellationTokenSource _stop = new();
     private readonly Thread _thread;
 
-    public WorkerRun(GuardHarness harness, IStateStore store, RecordingObserver? observer)
+    public WorkerRun(GuardHarness harness, IStateStore store, RecordingObserver? observer, Action<GuardPipeline>? configure = null)
     {
         Store = store;
         Logs = new CapturingLoggerProvider();
         Metrics = new WorkerMetrics();
         Pipeline = new GuardPipeline(harness.Settings.Kafka, harness.Settings.Guard, store, harness.Factory, observer, Metrics,
             Logs.CreateLogger("test"));
+        configure?.Invoke(Pipeline);
         _thread = new Thread(() =>
         {
             try { Pipeline.Run(_stop.Token); }
