@@ -40,6 +40,8 @@ public static class CliApp
                 bench.AddCommand<BenchCloakCommand>("cloak")
                     .WithDescription("Unlearning time alone (DF and DD with the default presets) and how it splits between phases.")
                     .WithExample("bench", "cloak", "--model", "runs/ml100k-mf", "--runs", "5");
+                bench.AddCommand<BenchStreamCommand>("stream")
+                    .WithDescription("Speed of the streaming worker end to end (mock Kafka, Redis, real re-cloak): updates/s, p50/p99 latency, stage breakdown, memory; median of --runs.");
             });
             config.AddBranch("stats", stats =>
             {

@@ -208,5 +208,7 @@ public sealed class PipelinedBatchTests(RedisServerFixture redis, MockKafkaFixtu
 
         public Task<StatisticsVersion> StatisticsSequenceAsync(CancellationToken cancellationToken = default) =>
             inner.StatisticsSequenceAsync(cancellationToken);
+
+        public IAsyncEnumerable<ServedUser> ScanServedAsync(CancellationToken cancellationToken = default) => inner.ScanServedAsync(cancellationToken);
     }
 }
