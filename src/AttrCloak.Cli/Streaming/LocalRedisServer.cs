@@ -58,7 +58,7 @@ public sealed class LocalRedisServer : IAsyncDisposable
         {
             try
             {
-                var connection = await ConnectionMultiplexer.ConnectAsync($"127.0.0.1:{port},connectTimeout=1000");
+                var connection = await ConnectionMultiplexer.ConnectAsync($"127.0.0.1:{port},connectTimeout=1000,allowAdmin=true");
                 if (connection.IsConnected) return new LocalRedisServer(process, directory, port, connection);
                 await connection.DisposeAsync();
             }

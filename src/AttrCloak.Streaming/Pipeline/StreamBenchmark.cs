@@ -424,9 +424,9 @@ public static class StreamBenchmark
             return double.Parse(values["used_cpu_user"], System.Globalization.CultureInfo.InvariantCulture)
                    + double.Parse(values["used_cpu_sys"], System.Globalization.CultureInfo.InvariantCulture);
         }
-        catch (Exception e) when (e is RedisException or KeyNotFoundException or FormatException)
+        catch (Exception e) when (e is RedisException or RedisCommandException or KeyNotFoundException or FormatException)
         {
-            return double.NaN; // e.g. INFO disabled: the figure is reported as unavailable
+            return double.NaN; // e.g. INFO disabled, or a connection without admin mode: the figure is reported as unavailable
         }
     }
 
