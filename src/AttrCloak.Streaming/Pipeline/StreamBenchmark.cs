@@ -37,7 +37,7 @@ public sealed record StreamBenchmarkOptions
     public int UserCacheCapacity { get; init; } = 100_000;
 
     /// <summary>Share of a core for background cloaker rebuilds (see <see cref="GuardPipeline.CloakerRebuildShare"/>).</summary>
-    public double CloakerRebuildShare { get; init; } = 0.1;
+    public double CloakerRebuildShare { get; init; } = 0.02;
 
     /// <summary>Offered load in events per second (0 = as fast as the window allows): latency at a given rate.</summary>
     public double ProduceRate { get; init; }
@@ -50,7 +50,7 @@ public sealed record StreamBenchmarkOptions
 
     public int Dimension { get; init; } = 64;
 
-    public int MaxBatchEvents { get; init; } = 512;
+    public int MaxBatchEvents { get; init; } = 384;
 
     public TimeSpan MaxBatchWait { get; init; } = TimeSpan.FromMilliseconds(5);
 

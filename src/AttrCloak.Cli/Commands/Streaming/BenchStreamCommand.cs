@@ -34,8 +34,13 @@ public sealed class BenchStreamSettings : CommandSettings
 
     [CommandOption("--batch <N>")]
     [Description("Most events per worker batch (AttrCloak:Guard:MaxBatchEvents).")]
-    [DefaultValue(512)]
-    public int Batch { get; init; } = 512;
+    [DefaultValue(384)]
+    public int Batch { get; init; } = 384;
+
+    [CommandOption("--rebuild-share <S>")]
+    [Description("Most share of one core the background rebuilds of the re-cloak maps may use (AttrCloak:Guard:CloakerRebuildShare).")]
+    [DefaultValue(0.02)]
+    public double RebuildShare { get; init; } = 0.02;
 
     [CommandOption("--binary")]
     [Description("Produce updates in the compact binary encoding instead of JSON.")]
@@ -55,6 +60,7 @@ public sealed class BenchStreamSettings : CommandSettings
         if (Runs is < 1 or > 20) return ValidationResult.Error($"--runs must be in 1..20, got {Runs}");
         if (Users < 10) return ValidationResult.Error($"--users must be at least 10, got {Users}");
         if (Dim is < 2 or > 1024) return ValidationResult.Error($"--dim must be in 2..1024, got {Dim}");
+        if (!(RebuildShare is > 0 and <= 1)) return ValidationResult.Error($"--rebuild-share must be in (0, 1], got {RebuildShare}");
         if (Batch is < 1 or > 10_000) return ValidationResult.Error($"--batch must be in 1..10000, got {Batch}");
         return ValidationResult.Success();
     }
@@ -102,6 +108,7 @@ public sealed class BenchStreamCommand : StreamingCommand<BenchStreamSettings>
                     Dimension = s.Dim,
                     MaxBatchEvents = s.Batch,
                     BinaryEncoding = s.Binary,
+                    CloakerRebuildShare = s.RebuildShare,
                     Timeout = TimeSpan.FromSeconds(Math.Max(600, s.Events / 1000.0 * 2)),
                 };
                 var label = run == 0 ? "warm-up" : $"run {run}/{s.Runs}";
