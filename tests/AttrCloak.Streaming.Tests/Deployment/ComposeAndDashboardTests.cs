@@ -128,7 +128,8 @@ public sealed partial class ComposeAndDashboardTests
             .ToDictionary(a => a[0], a => a[1]);
         string Resolve(string s) => Regex.Replace(s, @"\$\{(\w+)\}", m => args[m.Groups[1].Value]);
 
-        var froms = lines.Where(l => l.StartsWith("FROM ")).Select(l => Resolve(l.Split(' ')[1])).ToList();
+        // FROM [--platform=...] image [AS name]
+        var froms = lines.Where(l => l.StartsWith("FROM ")).Select(l => Resolve(l.Split(' ').Skip(1).First(t => !t.StartsWith("--")))).ToList();
         froms.Count.ShouldBeGreaterThanOrEqualTo(2, "multi-stage: SDK build, runtime image");
         froms[0].ShouldStartWith("mcr.microsoft.com/dotnet/sdk:10.0");
         var runtime = froms[^1];
