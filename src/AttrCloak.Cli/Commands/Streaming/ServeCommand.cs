@@ -16,7 +16,7 @@ public sealed class ServeSettings : StoreCommandSettings
     public string? Brokers { get; init; }
 
     [CommandOption("--port <PORT>")]
-    [Description("Port of /metrics, /healthz/live and /healthz/ready (overrides AttrCloak:Guard:HttpPort; default 8080).")]
+    [Description("Port of /metrics, /healthz/live and /healthz/ready (overrides the HttpPort of the Guard section; default 8080).")]
     public int? Port { get; init; }
 
     public override ValidationResult Validate() =>
