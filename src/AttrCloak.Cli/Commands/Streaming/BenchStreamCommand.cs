@@ -33,12 +33,12 @@ public sealed class BenchStreamSettings : CommandSettings
     public int Dim { get; init; } = 64;
 
     [CommandOption("--batch <N>")]
-    [Description("Most events per worker batch (AttrCloak:Guard:MaxBatchEvents).")]
+    [Description("Most events per worker batch (MaxBatchEvents of the Guard section).")]
     [DefaultValue(384)]
     public int Batch { get; init; } = 384;
 
     [CommandOption("--rebuild-share <S>")]
-    [Description("Most share of one core the background rebuilds of the re-cloak maps may use (AttrCloak:Guard:CloakerRebuildShare).")]
+    [Description("Most share of one core the background rebuilds of the re-cloak maps may use (the pipeline's CloakerRebuildShare).")]
     [DefaultValue(0.02)]
     public double RebuildShare { get; init; } = 0.02;
 
