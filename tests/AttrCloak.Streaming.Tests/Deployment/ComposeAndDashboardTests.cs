@@ -142,7 +142,8 @@ public sealed partial class ComposeAndDashboardTests
         runtimeStage.ShouldContain("EXPOSE 8080");
 
         var assembly = Regex.Match(File.ReadAllText(Path.Combine(Root, "src", "AttrCloak.Cli", "AttrCloak.Cli.csproj")), "<AssemblyName>(.+)</AssemblyName>").Groups[1].Value;
-        runtimeStage.ShouldContain($"ENTRYPOINT [\"dotnet\", \"{assembly}.dll\", \"serve\"]");
+        runtimeStage.ShouldContain($"ENTRYPOINT [\"dotnet\", \"{assembly}.dll\"]");
+        runtimeStage.ShouldContain("CMD [\"serve\"]");
 
         // The restore layer copies every project file the CLI builds from: a new project must be added there.
         var copied = lines.Where(l => l.StartsWith("COPY src/") && l.Contains(".csproj")).Select(l => l.Split(' ')[1]).ToHashSet();
