@@ -16,6 +16,8 @@ if [ "${1:-build}" = "test" ]; then
   command -v redis-server >/dev/null || need+=(redis-server)
   command -v promtool >/dev/null || need+=(prometheus)
   command -v kcat >/dev/null || need+=(kcat)
+  # docker-compose only validates docker-compose.yml (`docker-compose config`); no engine is needed or started.
+  command -v docker-compose >/dev/null || need+=(docker-compose)
 fi
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"
