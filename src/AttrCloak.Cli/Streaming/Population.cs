@@ -123,6 +123,16 @@ public sealed class CatalogMapping
         return classes;
     }
 
+    /// <summary>The class names of user <paramref name="u"/>'s known attributes (attribute -> class), as events carry them; null when none is known.</summary>
+    public Dictionary<string, string>? AttributesOf(int u)
+    {
+        Dictionary<string, string>? values = null;
+        for (var a = 0; a < AttributeNames.Count; a++)
+            if (Labels[a][u] is var k and >= 0)
+                (values ??= new Dictionary<string, string>(StringComparer.Ordinal))[AttributeNames[a]] = ClassNames[a][k];
+        return values;
+    }
+
     /// <summary>
     /// Maps <paramref name="data"/>'s labels onto <paramref name="catalog"/> (attribute -> classes, in order). Every
     /// catalog attribute must exist in the data set and every class a user of the data set has must be in the catalog;

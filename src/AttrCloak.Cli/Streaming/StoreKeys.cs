@@ -31,6 +31,24 @@ public static class StoreKeys
         return found;
     }
 
+    /// <summary>Deletes every key under <paramref name="prefix"/> (the demo's throw-away deployment); returns how many.</summary>
+    public static async Task<long> DeleteAllAsync(IConnectionMultiplexer redis, string prefix)
+    {
+        var db = redis.GetDatabase();
+        var pattern = EscapeGlob(prefix) + ":*";
+        long deleted = 0;
+        RedisValue cursor = 0;
+        do
+        {
+            var page = (RedisResult[])(await db.ExecuteAsync("SCAN", cursor, "MATCH", pattern, "COUNT", 1000).ConfigureAwait(false))!;
+            cursor = (RedisValue)page[0];
+            var keys = (RedisKey[])page[1]!;
+            if (keys.Length > 0) deleted += await db.KeyDeleteAsync(keys).ConfigureAwait(false);
+        }
+        while ((string?)cursor != "0");
+        return deleted;
+    }
+
     // SCAN patterns are globs: a prefix with * ? [ ] or \ must match only itself.
     private static string EscapeGlob(string text)
     {

@@ -123,10 +123,10 @@ public sealed class DemoCommand : StreamingCommand<DemoSettings>
         AnsiConsole.MarkupLineInterpolated($"[bold]1/5[/] training an MF backbone on {source.Describe()} ({data.UserCount} users, dimension {training.Dim})");
         var model = ConsoleProgress.RunTraining(p => BackboneTrainers.Create(BackboneKind.Mf, training).Train(data, split, p, cancellationToken));
         var d = model.Users.Cols;
-        var attributeIndices = AttributeSelection.Resolve(data, null);
-        var specs = attributeIndices.Select(i => data.Attributes[i]).ToArray();
-        var labels = attributeIndices.Select(i => data.Labels[i]).ToArray();
-        int[] ClassesOf(int u) => labels.Select(l => l[u]).ToArray();
+        // The demo protects every attribute of the data set, with the data set's own classes.
+        var catalog = CatalogMapping.Identity(data);
+        var specs = data.Attributes.ToArray();
+        var labels = catalog.Labels;
 
         var settings = new StreamingSettings(
             new KafkaOptions { ConsumerGroup = "attrcloak-demo" },
@@ -190,7 +190,7 @@ public sealed class DemoCommand : StreamingCommand<DemoSettings>
                         {
                             Original = originals.Row(row).ToArray(),
                             Cloaked = boot.Embeddings.Row(row).ToArray(),
-                            Classes = ClassesOf(u),
+                            Classes = catalog.ClassesOf(u),
                         });
                     }
                     await store.ApplyAsync(batch, cancellationToken);
@@ -225,7 +225,7 @@ public sealed class DemoCommand : StreamingCommand<DemoSettings>
                 OptOutFraction = s.OptOutFraction,
                 AttributeClasses = specs.ToDictionary(a => a.Name, a => (IReadOnlyList<string>)a.ClassNames, StringComparer.Ordinal),
             };
-            var users = streamed.Select(u => new ReplayUser(data.UserIds[u], model.Users.Row(u).ToArray(), AttributesOf(u))).ToArray();
+            var users = streamed.Select(u => new ReplayUser(data.UserIds[u], model.Users.Row(u).ToArray(), catalog.AttributesOf(u))).ToArray();
             var produced = 0L;
             ProduceSummary? summary = null;
             var streamClock = Stopwatch.StartNew();
@@ -291,20 +291,12 @@ public sealed class DemoCommand : StreamingCommand<DemoSettings>
         {
             if (redis is not null)
             {
-                await DeletePrefixAsync(redis, storeOptions.Prefix);
+                await StoreKeys.DeleteAllAsync(redis, storeOptions.Prefix);
                 await redis.DisposeAsync();
             }
             (store as IDisposable)?.Dispose();
         }
 
-        Dictionary<string, string>? AttributesOf(int u)
-        {
-            Dictionary<string, string>? values = null;
-            for (var a = 0; a < specs.Length; a++)
-                if (labels[a][u] is var k and >= 0)
-                    (values ??= new Dictionary<string, string>(StringComparer.Ordinal))[specs[a].Name] = specs[a].ClassNames[k];
-            return values;
-        }
     }
 
     private static string Status(double producedPerSecond, GuardHost host)
@@ -355,14 +347,4 @@ public sealed class DemoCommand : StreamingCommand<DemoSettings>
     }
 
     private static string Verdict(bool met) => met ? "[green]met[/]" : "[red]missed[/]";
-
-    private static async Task DeletePrefixAsync(ConnectionMultiplexer redis, string prefix)
-    {
-        var server = redis.GetServers().FirstOrDefault();
-        if (server is null) return;
-        var keys = new List<RedisKey>();
-        await foreach (var key in server.KeysAsync(pattern: prefix + ":*", pageSize: 1000))
-            keys.Add(key);
-        if (keys.Count > 0) await redis.GetDatabase().KeyDeleteAsync(keys.ToArray());
-    }
 }

@@ -119,7 +119,7 @@ public sealed class ReplayCommand : StreamingCommand<ReplaySettings>
             var bootstrapped = UserSample.Draw(data.UserCount, fraction, s.Seed).ToHashSet();
             indices = indices.Where(u => !bootstrapped.Contains(u));
         }
-        var users = indices.Select(u => new ReplayUser(data.UserIds[u], population.Embeddings.Row(u).ToArray(), AttributesOf(mapping, u))).ToArray();
+        var users = indices.Select(u => new ReplayUser(data.UserIds[u], population.Embeddings.Row(u).ToArray(), mapping.AttributesOf(u))).ToArray();
         if (users.Length == 0) throw new UsageException("no users to replay");
 
         var options = new ReplayOptions
@@ -195,14 +195,5 @@ public sealed class ReplayCommand : StreamingCommand<ReplaySettings>
             return 130;
         }
         return 0;
-    }
-
-    private static Dictionary<string, string>? AttributesOf(CatalogMapping mapping, int u)
-    {
-        Dictionary<string, string>? values = null;
-        for (var a = 0; a < mapping.AttributeNames.Count; a++)
-            if (mapping.Labels[a][u] is var k and >= 0)
-                (values ??= new Dictionary<string, string>(StringComparer.Ordinal))[mapping.AttributeNames[a]] = mapping.ClassNames[a][k];
-        return values;
     }
 }
