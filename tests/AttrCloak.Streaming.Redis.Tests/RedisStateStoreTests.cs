@@ -306,10 +306,11 @@ public sealed class RedisStateStoreTests(RedisServerFixture redis)
         keys.ShouldAllBe(k => k.Count(c => c == ':') <= 3 + options.Prefix.Count(c => c == ':'));
     }
 
-    internal static async Task<Dictionary<string, string>> SnapshotOfKeysAsync(string prefix, IConnectionMultiplexer redis)
+    internal static async Task<SortedDictionary<string, string>> SnapshotOfKeysAsync(string prefix, IConnectionMultiplexer redis)
     {
         var db = redis.GetDatabase();
-        var result = new Dictionary<string, string>();
+        // Sorted: SCAN's order may change between two scans of the same keys (the snapshots are compared in order).
+        var result = new SortedDictionary<string, string>(StringComparer.Ordinal);
         foreach (var key in await ScanAsync(db, prefix))
         {
             var type = await db.KeyTypeAsync(key);
@@ -338,7 +339,7 @@ public sealed class RedisStateStoreTests(RedisServerFixture redis)
         return keys;
     }
 
-    private Task<Dictionary<string, string>> SnapshotOfKeysAsync(string prefix) => SnapshotOfKeysAsync(prefix, redis.Redis);
+    private Task<SortedDictionary<string, string>> SnapshotOfKeysAsync(string prefix) => SnapshotOfKeysAsync(prefix, redis.Redis);
 
     private async Task DeleteAllKeysAsync(string prefix)
     {
