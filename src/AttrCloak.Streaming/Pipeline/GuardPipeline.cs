@@ -39,6 +39,8 @@ namespace AttrCloak.Streaming.Pipeline;
 /// duplicates (at-least-once). Users written recently are not read back from the store (<see cref="UserStateCache"/>).
 /// A failing state-store call (connection, timeout, conflict) retries the whole batch with exponential backoff
 /// (Polly), no offsets stored, readiness false meanwhile; failed deliveries are re-sent (<see cref="OutputPublisher"/>).
+/// A store whose data is gone (<see cref="StateStoreLostException"/>: Redis back empty) holds the batch until the state
+/// is rebuilt, publishing nothing (<see cref="AwaitRebuiltState"/>).
 /// An unexpected fault while processing one event dead-letters that event as <see cref="ReasonCode.InternalError"/>.
 /// <see cref="Run"/> blocks (Confluent's Consume blocks): give it a dedicated thread.
 /// </summary>
