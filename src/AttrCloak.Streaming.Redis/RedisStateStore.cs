@@ -47,6 +47,8 @@ public sealed class RedisStateStore : IStateStore, IDisposable
     private StatisticsVersion? _cacheVersion;
     private readonly UserRecordCache _users;
     private volatile bool _initialized;
+    /// <summary>The meta key existed (or was created) once: from then on a missing one means the state was lost.</summary>
+    private volatile bool _metaSeen;
     private int _deltaBatchesLeft;
 
     /// <summary>
@@ -81,17 +83,35 @@ public sealed class RedisStateStore : IStateStore, IDisposable
     /// <summary>
     /// Creates the deployment's meta key, or checks that the data under the prefix has this store's layout (dimension,
     /// attribute catalog, reference point); throws <see cref="StateStoreLayoutException"/> otherwise. Other methods
-    /// call it on first use.
+    /// call it on first use. Only a store instance that never saw the meta key creates it: once seen, a missing meta
+    /// key means Redis lost the state, and this (like every other call) throws <see cref="StateStoreLostException"/>
+    /// until the state is rebuilt (e.g. by <c>attrcloak bootstrap</c>, whose own store instance creates it).
     /// </summary>
     public async Task InitializeAsync(CancellationToken cancellationToken = default)
     {
         var epoch = Convert.ToHexString(RandomNumberGenerator.GetBytes(8)).ToLowerInvariant();
         var r = (RedisValue[])(await _db.ScriptEvaluateAsync(LuaScripts.Init, [_layout.MetaKey],
-            [_layout.Fingerprint, _layout.Dimension, _layout.Catalog, _layout.ReferenceBytes, epoch])
+            [_layout.Fingerprint, _layout.Dimension, _layout.Catalog, _layout.ReferenceBytes, epoch, _metaSeen ? "1" : "0"])
             .WaitAsync(cancellationToken).ConfigureAwait(false))!;
-        if ((string?)r[0] != "OK")
-            throw new StateStoreLayoutException(_layout.DescribeMismatch((string?)r[1] ?? "", (string?)r[2] ?? "", (string?)r[3] ?? ""));
+        switch ((string?)r[0])
+        {
+            case "OK":
+                break;
+            case "MISSING":
+                throw Lost();
+            default:
+                throw new StateStoreLayoutException(_layout.DescribeMismatch((string?)r[1] ?? "", (string?)r[2] ?? "", (string?)r[3] ?? ""));
+        }
+        _metaSeen = true;
         _initialized = true;
+    }
+
+    /// <summary>Forgets everything remembered of the lost state (users, statistics) and says what happened.</summary>
+    private StateStoreLostException Lost()
+    {
+        _users.Clear();
+        _cacheVersion = null;
+        return new StateStoreLostException(_layout.Prefix);
     }
 
     /// <inheritdoc />
@@ -129,7 +149,8 @@ public sealed class RedisStateStore : IStateStore, IDisposable
                     var read = await ReadUsersAsync(missing.Select(u => users[u]).ToList()).ConfigureAwait(false);
                     if (read.Layout != _layout.Fingerprint)
                     {
-                        // The meta key vanished (cache wiped) or was replaced: re-create or fail with the layout error.
+                        // The meta key vanished (state lost: InitializeAsync throws StateStoreLostException, never
+                        // re-creates it) or was replaced (the layout error, or a rebuilt state with a new epoch).
                         _users.Clear();
                         await InitializeAsync(cancellationToken).ConfigureAwait(false);
                         if (lastAttempt) throw new StateStoreConflictException("the Redis meta key kept changing during the batch");
@@ -229,6 +250,8 @@ public sealed class RedisStateStore : IStateStore, IDisposable
         ArgumentNullException.ThrowIfNull(userIds);
         if (userIds.Count == 0) return [];
         var read = await ReadUsersAsync(userIds).WaitAsync(cancellationToken).ConfigureAwait(false);
+        // "No such user" from a Redis that lost everything would be a lie: the caller would treat them as new.
+        if (read.Layout.Length == 0 && _metaSeen) throw Lost();
         if (read.Layout == _layout.Fingerprint)
             for (var i = 0; i < userIds.Count; i++) _users.Offer(userIds[i], read.Users[i]);
         // Copies: the cached records are what the next batch's statistics delta is computed from, so a caller writing
@@ -259,6 +282,7 @@ public sealed class RedisStateStore : IStateStore, IDisposable
     public async Task<StatisticsVersion> StatisticsSequenceAsync(CancellationToken cancellationToken = default)
     {
         var v = await _db.HashGetAsync(_layout.MetaKey, ["epoch", "seq"]).WaitAsync(cancellationToken).ConfigureAwait(false);
+        if (v[0].IsNull && _metaSeen) throw Lost();
         return new StatisticsVersion((string?)v[0] ?? "", v[1].IsNull ? 0 : (long)v[1]);
     }
 

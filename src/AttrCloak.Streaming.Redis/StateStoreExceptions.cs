@@ -8,3 +8,16 @@ public sealed class StateStoreConflictException(string message) : Exception(mess
 
 /// <summary>Redis holds data of another layout (dimension, attributes or reference point) under this prefix.</summary>
 public sealed class StateStoreLayoutException(string message) : Exception(message);
+
+/// <summary>
+/// The deployment's meta key (<c>{prefix}:meta</c>) vanished after this store instance had seen it: Redis lost the
+/// state (restarted without its data, flushed, keys evicted). The store does not re-create it, since carrying on would
+/// build class statistics of a partial population and forget every user's history; nothing of the call was written.
+/// Once the state is rebuilt (<c>attrcloak bootstrap</c> re-creates the meta key), the same instance works again.
+/// </summary>
+public sealed class StateStoreLostException(string prefix)
+    : Exception($"the Redis state under prefix '{prefix}' is gone: its meta key '{prefix}:meta' vanished (Redis restarted without its data, was flushed, or evicted keys)")
+{
+    /// <summary>The deployment's key prefix.</summary>
+    public string Prefix { get; } = prefix;
+}

@@ -260,8 +260,14 @@ public sealed class RedisStateStoreTests(RedisServerFixture redis)
         (await db.HashGetAsync($"{options.Prefix}:meta", "seq")).ToString().ShouldBe("3");
     }
 
+    /// <summary>
+    /// Replaces the old "a wiped cache is re-created" behaviour (issue 5): carrying on after the meta key vanished built
+    /// statistics of a partial population and forgot every user's history. Now every call of the instance that saw the
+    /// meta key fails with StateStoreLostException and writes nothing, until something else (bootstrap's own store
+    /// instance) re-creates the state; then the same instance carries on under the new epoch.
+    /// </summary>
     [Fact]
-    public async Task A_wiped_cache_is_recreated_with_a_new_epoch()
+    public async Task A_wiped_store_says_the_state_is_lost_writes_nothing_and_resumes_once_it_is_rebuilt()
     {
         var ct = TestContext.Current.CancellationToken;
         var options = Options(redis.NewPrefix("wipe"), D);
@@ -272,17 +278,42 @@ public sealed class RedisStateStoreTests(RedisServerFixture redis)
         var before = await store.StatisticsSequenceAsync(ct);
         await DeleteAllKeysAsync(options.Prefix);
 
-        var model = new PopulationModel(SmallCatalog, D);
+        // u1 is in the store's record cache (no read first): the apply script itself notices the missing meta key.
+        var lost = await Should.ThrowAsync<StateStoreLostException>(() => store.ApplyAsync([NewUser("u1", 2, rng, D)], ct));
+        lost.Message.ShouldContain($"{options.Prefix}:meta");
+        lost.Prefix.ShouldBe(options.Prefix);
         var u2 = NewUser("u2", 1, rng, D);
-        (await store.ApplyAsync([u2], ct))[0].Outcome.ShouldBe(ApplyOutcome.Applied);
-        // The replay after a wipe re-applies what the store remembers having written: Redis no longer has it.
-        (await store.ApplyAsync([u1], ct))[0].Outcome.ShouldBe(ApplyOutcome.Applied);
+        await Should.ThrowAsync<StateStoreLostException>(() => store.ApplyAsync([u2], ct)); // via the read
+        await Should.ThrowAsync<StateStoreLostException>(() => store.GetUsersAsync(["u1", "u2"], ct));
+        await Should.ThrowAsync<StateStoreLostException>(() => store.ReadStatisticsAsync(ct));
+        await Should.ThrowAsync<StateStoreLostException>(() => store.StatisticsSequenceAsync(ct));
+        await Should.ThrowAsync<StateStoreLostException>(() => store.InitializeAsync(ct));
+        (await SnapshotOfKeysAsync(options.Prefix)).ShouldBeEmpty(); // nothing written, no meta key re-created
 
+        // The rebuild (what `attrcloak bootstrap` does): a new store instance creates the meta key and writes users.
+        using (var bootstrap = new RedisStateStore(redis.Redis, options))
+            (await bootstrap.ApplyAsync([u1], ct))[0].Outcome.ShouldBe(ApplyOutcome.Applied);
+
+        (await store.ApplyAsync([u2], ct))[0].Outcome.ShouldBe(ApplyOutcome.Applied);
+        (await store.ApplyAsync([u1], ct))[0].Outcome.ShouldBe(ApplyOutcome.Duplicate); // read again, not from the old cache
+        var model = new PopulationModel(SmallCatalog, D);
         model.Set("u1", u1.Original!, u1.Cloaked!, u1.Classes!);
         model.Set("u2", u2.Original!, u2.Cloaked!, u2.Classes!);
         var snapshot = await store.ReadStatisticsAsync(ct);
         snapshot.Version.Epoch.ShouldNotBe(before.Epoch);
         model.ShouldMatch(snapshot);
+    }
+
+    [Fact]
+    public async Task A_new_store_instance_creates_the_meta_key_of_an_empty_prefix()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var options = Options(redis.NewPrefix("fresh"), D);
+        using var store = new RedisStateStore(redis.Redis, options);
+        // Never seen: nothing is lost, a new deployment starts empty.
+        (await store.GetUsersAsync(["u1"], ct)).ShouldBe([null]);
+        (await store.ReadStatisticsAsync(ct)).Version.Sequence.ShouldBe(0);
+        (await redis.Redis.GetDatabase().KeyExistsAsync($"{options.Prefix}:meta")).ShouldBeTrue();
     }
 
     [Fact]

@@ -13,8 +13,11 @@ public static class RedisConnector
     /// Connects with <paramref name="configuration"/> (a StackExchange.Redis configuration string, e.g.
     /// <c>localhost:6379,password=...</c>). AbortOnConnectFail is off so that a connection that drops later
     /// reconnects by itself; the first connection must succeed within <paramref name="connectTimeout"/>.
+    /// <paramref name="failFastWhileDisconnected"/> (the worker): a call while the connection is down fails at once
+    /// instead of waiting in the client's backlog for up to the 30 s timeout, so the worker's retry with backoff and
+    /// its readiness react immediately (SocketClosed is seen at once when Redis dies).
     /// </summary>
-    public static async Task<ConnectionMultiplexer> ConnectAsync(string configuration, TimeSpan? connectTimeout = null)
+    public static async Task<ConnectionMultiplexer> ConnectAsync(string configuration, TimeSpan? connectTimeout = null, bool failFastWhileDisconnected = false)
     {
         ConfigurationOptions options;
         try
@@ -31,6 +34,7 @@ public static class RedisConnector
         options.AbortOnConnectFail = false;
         options.ConnectTimeout = (int)timeout.TotalMilliseconds;
         options.ConnectRetry = 1;
+        if (failFastWhileDisconnected) options.BacklogPolicy = BacklogPolicy.FailFast;
         // Maintenance scans and the bootstrap's batches are larger than the event path's calls.
         options.SyncTimeout = Math.Max(options.SyncTimeout, 30_000);
         options.AsyncTimeout = Math.Max(options.AsyncTimeout, 30_000);

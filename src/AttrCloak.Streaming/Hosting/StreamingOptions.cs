@@ -90,6 +90,12 @@ public sealed class GuardOptions
     /// <summary>... or when the maps are older than this and the statistics changed at all.</summary>
     public TimeSpan CloakerRefreshInterval { get; set; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>
+    /// While the state store's data is lost (Redis came back empty), how often the worker checks whether it was rebuilt
+    /// (the meta key re-created, e.g. by <c>attrcloak bootstrap</c>).
+    /// </summary>
+    public TimeSpan StateCheckInterval { get; set; } = TimeSpan.FromSeconds(5);
+
     /// <summary>Largest accepted inbound message value in bytes.</summary>
     public int MaxMessageBytes { get; set; } = ContractLimits.DefaultMaxBytes;
 
@@ -119,6 +125,8 @@ public sealed class GuardOptions
             errors.Add($"{SectionName}:MaxBatchWait must be between 0 and 5 s, got {MaxBatchWait}");
         if (CloakerRefreshEvents < 1)
             errors.Add($"{SectionName}:CloakerRefreshEvents must be at least 1, got {CloakerRefreshEvents}");
+        if (StateCheckInterval <= TimeSpan.Zero || StateCheckInterval > TimeSpan.FromMinutes(10))
+            errors.Add($"{SectionName}:StateCheckInterval must be between 0 (exclusive) and 10 min, got {StateCheckInterval}");
         if (MaxMessageBytes is < 1024 or > 64 * 1024 * 1024)
             errors.Add($"{SectionName}:MaxMessageBytes must be in 1 KiB..64 MiB, got {MaxMessageBytes}");
         if (HttpPort is < 0 or > 65535)

@@ -72,6 +72,22 @@ public sealed class CloakerCache
     }
 
     /// <summary>
+    /// After the store's data was lost and rebuilt: discards a rebuild in flight (it may have read the lost statistics)
+    /// and builds the cloaker from the statistics as they are now. Throws what the store throws (e.g. while the state
+    /// is still missing), keeping the current cloaker.
+    /// </summary>
+    public async Task<StatisticsSnapshot> ResetAsync(CancellationToken cancellationToken)
+    {
+        if (_building is { } pending)
+        {
+            try { await pending.WaitAsync(cancellationToken).ConfigureAwait(false); }
+            catch (Exception e) when (e is not OperationCanceledException) { /* built from the lost state: dropped either way */ }
+            _building = null;
+        }
+        return await InitializeAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
     /// Called once per batch before cloaking: installs a finished background rebuild, and starts one when the
     /// statistics drifted enough (event count) or for long enough (interval with any change).
     /// </summary>

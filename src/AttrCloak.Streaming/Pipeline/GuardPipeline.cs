@@ -39,6 +39,8 @@ namespace AttrCloak.Streaming.Pipeline;
 /// duplicates (at-least-once). Users written recently are not read back from the store (<see cref="UserStateCache"/>).
 /// A failing state-store call (connection, timeout, conflict) retries the whole batch with exponential backoff
 /// (Polly), no offsets stored, readiness false meanwhile; failed deliveries are re-sent (<see cref="OutputPublisher"/>).
+/// A store whose data is gone (<see cref="StateStoreLostException"/>: Redis back empty) holds the batch until the state
+/// is rebuilt, publishing nothing (<see cref="AwaitRebuiltState"/>).
 /// An unexpected fault while processing one event dead-letters that event as <see cref="ReasonCode.InternalError"/>.
 /// <see cref="Run"/> blocks (Confluent's Consume blocks): give it a dedicated thread.
 /// </summary>
@@ -428,18 +430,31 @@ public sealed class GuardPipeline
         if (_userIds.Count > 0)
         {
             var attempt = 0;
-            _storeRetry.ExecuteAsync(async ct =>
+            while (true)
             {
-                if (attempt++ > 0)
+                try
                 {
-                    // A failed store call: what we remember may be off (a timed-out write may have happened). The
-                    // batches sent before this one need no store work: finish them, so their offsets are not held
-                    // back by this batch's retries.
-                    _userCache.Clear();
-                    FinishUnacknowledged(ct);
+                    _storeRetry.ExecuteAsync(async ct =>
+                    {
+                        if (attempt++ > 0)
+                        {
+                            // A failed store call: what we remember may be off (a timed-out write may have happened). The
+                            // batches sent before this one need no store work: finish them, so their offsets are not held
+                            // back by this batch's retries.
+                            _userCache.Clear();
+                            FinishUnacknowledged(ct);
+                        }
+                        await ReadPlanApplyAsync(batch, anyOptOut, ct).ConfigureAwait(false);
+                    }, cancellationToken).AsTask().GetAwaiter().GetResult();
+                    break;
                 }
-                await ReadPlanApplyAsync(batch, anyOptOut, ct).ConfigureAwait(false);
-            }, cancellationToken).AsTask().GetAwaiter().GetResult();
+                catch (StateStoreLostException lost)
+                {
+                    // Nothing of this batch was written or sent: wait for the rebuild, then redo it from scratch.
+                    AwaitRebuiltState(lost, cancellationToken);
+                    attempt = 0;
+                }
+            }
             Status.SetStoreHealthy(true);
         }
         Remember(batch);
@@ -451,6 +466,71 @@ public sealed class GuardPipeline
         if (MaxUnacknowledgedBatches == 0) _publisher.Flush(cancellationToken); // unpipelined: nothing else to wait for
         Trace?.Invoke(new BatchTrace(BatchStep.Sent, batch.Number, []));
         Stage(_produceSeconds, ref t);
+    }
+
+    /// <summary>
+    /// The store's data is gone (Redis came back empty): serving on would cloak against statistics of a partial
+    /// population and treat every known user as new. Blocks the consume loop (nothing published, no offsets stored,
+    /// not ready, <c>attrcloak_state_missing</c> 1), logs what happened and how to rebuild at most once a minute, and
+    /// checks every <see cref="GuardOptions.StateCheckInterval"/> whether the meta key is back (a rebuild, e.g.
+    /// <c>attrcloak bootstrap</c>); then it rebuilds the cloaker from the new statistics and returns, and the caller
+    /// redoes the batch in hand. Sent batches stay unfinished meanwhile (they predate the loss; their offsets are
+    /// stored once the loop moves on). A wait longer than the consumer's max.poll.interval.ms (300 s by default) makes
+    /// librdkafka leave the group; the next poll rejoins it.
+    /// </summary>
+    private void AwaitRebuiltState(StateStoreLostException lost, CancellationToken cancellationToken)
+    {
+        Status.SetStateMissing(true);
+        _userCache.Clear();
+        var since = Stopwatch.GetTimestamp();
+        var nextLog = since;
+        while (true)
+        {
+            if (Stopwatch.GetTimestamp() >= nextLog)
+            {
+                LogLostState(lost, Stopwatch.GetElapsedTime(since));
+                nextLog = Stopwatch.GetTimestamp() + (long)(LostStateLogInterval.TotalSeconds * Stopwatch.Frequency);
+            }
+            if (cancellationToken.WaitHandle.WaitOne(_guard.StateCheckInterval)) cancellationToken.ThrowIfCancellationRequested();
+            try
+            {
+                var snapshot = Cloakers.ResetAsync(cancellationToken).GetAwaiter().GetResult();
+                Status.SetStoreHealthy(true);
+                Status.SetStateMissing(false);
+                _logger.LogWarning(
+                    "The state store's data is back after {Seconds:F0} s (statistics version {Version}; users per class {Counts}); resuming with the batch in hand",
+                    Stopwatch.GetElapsedTime(since).TotalSeconds, snapshot.Version,
+                    string.Join("; ", snapshot.Attributes.Select(a => $"{a.Attribute} [{string.Join(", ", a.Counts)}]")));
+                return;
+            }
+            catch (StateStoreLostException)
+            {
+                // still missing
+            }
+            catch (Exception e) when (e is RedisConnectionException or RedisTimeoutException)
+            {
+                Status.SetStoreHealthy(false);
+                _logger.LogWarning("Checking whether the state store's data is back failed ({Error}: {Message}); trying again in {Seconds} s",
+                    e.GetType().Name, e.Message, _guard.StateCheckInterval.TotalSeconds);
+            }
+        }
+    }
+
+    private static readonly TimeSpan LostStateLogInterval = TimeSpan.FromMinutes(1);
+
+    private void LogLostState(StateStoreLostException lost, TimeSpan missingFor)
+    {
+        var reset = $"kafka-consumer-groups --bootstrap-server <brokers> --group {_kafka.ConsumerGroup} --reset-offsets --to-earliest " +
+                    $"--topic {_kafka.EmbeddingsTopic} --topic {_kafka.PrivacyRequestsTopic} --execute";
+        _logger.LogError(
+            "STATE LOST ({Missing:F0} s so far): {What}. The worker does not re-create it: it would cloak against statistics of a partial population and treat every known user as new. " +
+            "Until the state is back it publishes nothing, stores no offsets and reports not ready (attrcloak_state_missing 1); it checks every {Check} s and resumes by itself. " +
+            "To rebuild: (1) re-seed the served population from the last batch-cloaked population with `attrcloak bootstrap --config <appsettings.json> --model <DIR> [--embeddings <FILE>]` " +
+            "against prefix '{Prefix}' (it re-creates the meta key and writes every user at --version 0; the worker resumes with the events it holds); " +
+            "(2) the events applied since that population are not in it: to restore them, stop the workers, reset the consumer group to the earliest offsets of the input topics " +
+            "(`{Reset}`) and start them again: replayed events newer than a user's stored version are applied, older ones are stale. Then `attrcloak stats verify` must say consistent. " +
+            "(`attrcloak stats rebuild` cannot help: it recomputes the statistics from stored users, and there are none.)",
+            missingFor.TotalSeconds, lost.Message, _guard.StateCheckInterval.TotalSeconds, lost.Prefix, reset);
     }
 
     private void Decode(Batch batch)

@@ -4,8 +4,9 @@ namespace AttrCloak.Streaming.Pipeline;
 
 /// <summary>
 /// Readiness of the worker, read by the HTTP health endpoint: ready when the consumer joined its group (partitions
-/// assigned), the state store was initialised (statistics read, first cloaker built) and the last store call
-/// succeeded. Mirrored into <c>attrcloak_ready</c> and <c>attrcloak_store_up</c>. Thread-safe.
+/// assigned), the state store was initialised (statistics read, first cloaker built), the last store call
+/// succeeded and the store's data is there (not lost). Mirrored into <c>attrcloak_ready</c>, <c>attrcloak_store_up</c>
+/// and <c>attrcloak_state_missing</c>. Thread-safe.
 /// </summary>
 public sealed class PipelineStatus(WorkerMetrics metrics)
 {
@@ -13,9 +14,10 @@ public sealed class PipelineStatus(WorkerMetrics metrics)
     private volatile bool _storeInitialized;
     private volatile bool _storeHealthy = true;
     private volatile bool _running;
+    private volatile bool _stateMissing;
 
     /// <summary>True while the worker can serve: see the class summary.</summary>
-    public bool Ready => _running && _groupJoined && _storeInitialized && _storeHealthy;
+    public bool Ready => _running && _groupJoined && _storeInitialized && _storeHealthy && !_stateMissing;
 
     /// <summary>The consumer has joined its group and holds an assignment (possibly empty when there are more workers than partitions).</summary>
     public bool GroupJoined => _groupJoined;
@@ -24,6 +26,9 @@ public sealed class PipelineStatus(WorkerMetrics metrics)
 
     /// <summary>The last state-store call succeeded.</summary>
     public bool StoreHealthy => _storeHealthy;
+
+    /// <summary>The store's data was lost (Redis came back empty): nothing is served until it is rebuilt.</summary>
+    public bool StateMissing => _stateMissing;
 
     /// <summary>The consume loop is running.</summary>
     public bool Running => _running;
@@ -38,6 +43,13 @@ public sealed class PipelineStatus(WorkerMetrics metrics)
     {
         _storeHealthy = value;
         metrics.StoreAvailable.Set(value ? 1 : 0);
+        Publish();
+    }
+
+    internal void SetStateMissing(bool value)
+    {
+        _stateMissing = value;
+        metrics.StateMissing.Set(value ? 1 : 0);
         Publish();
     }
 
