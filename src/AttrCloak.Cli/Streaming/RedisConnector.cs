@@ -14,7 +14,8 @@ public static class RedisConnector
     /// <c>localhost:6379,password=...</c>). AbortOnConnectFail is off so that a connection that drops later
     /// reconnects by itself; the first connection must succeed within <paramref name="connectTimeout"/>.
     /// </summary>
-    public static async Task<ConnectionMultiplexer> ConnectAsync(string configuration, TimeSpan? connectTimeout = null)
+    /// <param name="configure">Adjusts the parsed options (e.g. <see cref="AttrCloak.Streaming.Hosting.RedisConnectionOptions.ApplyTrust"/>: a private CA).</param>
+    public static async Task<ConnectionMultiplexer> ConnectAsync(string configuration, TimeSpan? connectTimeout = null, Action<ConfigurationOptions>? configure = null)
     {
         ConfigurationOptions options;
         try
@@ -25,6 +26,8 @@ public static class RedisConnector
         {
             throw new UsageException($"the Redis configuration is not a valid StackExchange.Redis configuration string ({e.Message})");
         }
+        try { configure?.Invoke(options); }
+        catch (AttrCloak.Streaming.Hosting.StreamingConfigurationException e) { throw new UsageException(e.Message); }
         if (options.EndPoints.Count == 0)
             throw new UsageException("the Redis configuration names no host:port (e.g. --redis localhost:6379)");
         var timeout = connectTimeout ?? DefaultConnectTimeout;

@@ -38,7 +38,7 @@ public sealed class ServeCommand : StreamingCommand<ServeSettings>
             throw new UsageException(
                 $"no Kafka brokers configured: give --brokers host:port, set {KafkaOptions.SectionName}:BootstrapServers, or AttrCloak__Kafka__BootstrapServers (`attrcloak demo` runs everything on one machine without Kafka)");
         var storeOptions = configuration.StoreOptions(settings, needsTombstoneSecret: true);
-        await using var redis = await RedisConnector.ConnectAsync(StreamingConfiguration.RequireRedis(settings));
+        await using var redis = await RedisConnector.ConnectAsync(StreamingConfiguration.RequireRedis(settings), configure: settings.Redis.ApplyTrust);
         using var store = new RedisStateStore(redis, storeOptions);
         await using var host = GuardHost.Build(settings, store, new TransportCloakerFactory(), s.Port ?? settings.Guard.HttpPort);
         await host.StartAsync(cancellationToken);
