@@ -14,6 +14,8 @@ public static class RedisConnector
     /// <c>localhost:6379,password=...</c>). AbortOnConnectFail is off so that a connection that drops later
     /// reconnects by itself; the first connection must succeed within <paramref name="connectTimeout"/>.
     /// </summary>
+    /// <param name="configuration">The StackExchange.Redis configuration string (holds the password: never quoted in errors).</param>
+    /// <param name="connectTimeout">How long the first connection may take (default <see cref="DefaultConnectTimeout"/>).</param>
     /// <param name="configure">Adjusts the parsed options (e.g. <see cref="AttrCloak.Streaming.Hosting.RedisConnectionOptions.ApplyTrust"/>: a private CA).</param>
     public static async Task<ConnectionMultiplexer> ConnectAsync(string configuration, TimeSpan? connectTimeout = null, Action<ConfigurationOptions>? configure = null)
     {
