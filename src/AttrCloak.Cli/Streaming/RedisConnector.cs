@@ -17,7 +17,12 @@ public static class RedisConnector
     /// instead of waiting in the client's backlog for up to the 30 s timeout, so the worker's retry with backoff and
     /// its readiness react immediately (SocketClosed is seen at once when Redis dies).
     /// </summary>
-    public static async Task<ConnectionMultiplexer> ConnectAsync(string configuration, TimeSpan? connectTimeout = null, bool failFastWhileDisconnected = false)
+    /// <param name="configuration">The StackExchange.Redis configuration string (holds the password: never quoted in errors).</param>
+    /// <param name="connectTimeout">How long the first connection may take (default <see cref="DefaultConnectTimeout"/>).</param>
+    /// <param name="failFastWhileDisconnected">See the summary (the worker).</param>
+    /// <param name="configure">Adjusts the parsed options (e.g. <see cref="AttrCloak.Streaming.Hosting.RedisConnectionOptions.ApplyTrust"/>: a private CA).</param>
+    public static async Task<ConnectionMultiplexer> ConnectAsync(string configuration, TimeSpan? connectTimeout = null, Action<ConfigurationOptions>? configure = null,
+        bool failFastWhileDisconnected = false)
     {
         ConfigurationOptions options;
         try
@@ -28,6 +33,8 @@ public static class RedisConnector
         {
             throw new UsageException($"the Redis configuration is not a valid StackExchange.Redis configuration string ({e.Message})");
         }
+        try { configure?.Invoke(options); }
+        catch (AttrCloak.Streaming.Hosting.StreamingConfigurationException e) { throw new UsageException(e.Message); }
         if (options.EndPoints.Count == 0)
             throw new UsageException("the Redis configuration names no host:port (e.g. --redis localhost:6379)");
         var timeout = connectTimeout ?? DefaultConnectTimeout;

@@ -84,7 +84,7 @@ public sealed class BootstrapCommand : StreamingCommand<BootstrapSettings>
         var configuration = StreamingConfiguration.Load(new StreamingOverrides(s.Config, s.Brokers, s.Redis, s.Prefix));
         var settings = configuration.Settings();
         var storeOptions = configuration.StoreOptions(settings, needsTombstoneSecret: true);
-        await using var redis = await RedisConnector.ConnectAsync(StreamingConfiguration.RequireRedis(settings));
+        await using var redis = await RedisConnector.ConnectAsync(StreamingConfiguration.RequireRedis(settings), configure: settings.Redis.ApplyTrust);
         var existing = await StoreKeys.DataKeysAsync(redis, storeOptions.Prefix);
         if (existing.Count > 0 && !s.Force)
             throw new UsageException(

@@ -39,7 +39,7 @@ public sealed class ServeCommand : StreamingCommand<ServeSettings>
                 $"no Kafka brokers configured: give --brokers host:port, set {KafkaOptions.SectionName}:BootstrapServers, or AttrCloak__Kafka__BootstrapServers (`attrcloak demo` runs everything on one machine without Kafka)");
         var storeOptions = configuration.StoreOptions(settings, needsTombstoneSecret: true);
         // Fail fast while disconnected: a Redis outage turns readiness off and starts the backoff at once.
-        await using var redis = await RedisConnector.ConnectAsync(StreamingConfiguration.RequireRedis(settings), failFastWhileDisconnected: true);
+        await using var redis = await RedisConnector.ConnectAsync(StreamingConfiguration.RequireRedis(settings), configure: settings.Redis.ApplyTrust, failFastWhileDisconnected: true);
         using var store = new RedisStateStore(redis, storeOptions);
         await using var host = GuardHost.Build(settings, store, new TransportCloakerFactory(), s.Port ?? settings.Guard.HttpPort);
         await host.StartAsync(cancellationToken);

@@ -59,7 +59,7 @@ internal static class StatsRunner
         var settings = configuration.Settings();
         // The verifier reads user states and statistics only; tombstones (the only use of the secret) are not touched.
         var options = configuration.StoreOptions(settings, needsTombstoneSecret: false);
-        await using var redis = await RedisConnector.ConnectAsync(StreamingConfiguration.RequireRedis(settings));
+        await using var redis = await RedisConnector.ConnectAsync(StreamingConfiguration.RequireRedis(settings), configure: settings.Redis.ApplyTrust);
         // A mistyped prefix would otherwise verify as "consistent, 0 users"; a prefix of another layout (dimension,
         // catalog) would be compared slot by slot against the wrong classes. The store's own check covers the latter
         // (it only reads here, since the meta key exists).
