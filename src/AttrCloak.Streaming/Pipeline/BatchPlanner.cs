@@ -17,8 +17,9 @@ namespace AttrCloak.Streaming.Pipeline;
 /// <item>forget: <see cref="UserStateChange.ForgetUser"/>.</item>
 /// <item>opt_out / update_attributes of a user with no state (never seen, or forgotten): dead-lettered as
 /// <see cref="ReasonCode.UnknownUser"/>, unless the store finds it older than the user's forget (a redelivery:
-/// Stale). Nothing is served for that user, so the request fails closed; acking it silently would lose declared attributes (their first embedding would then be cloaked without them), while the
-/// dead letter keeps the request for a replay once their first embedding is in.</item>
+/// Stale). Nothing is served for that user, so the request fails closed; acking it silently would lose declared
+/// attributes (their first embedding would then be cloaked without them), while the dead letter keeps the request
+/// for a replay once their first embedding is in.</item>
 /// </list>
 /// An event whose version is not above the user's known version is passed on without fields (the store decides
 /// Stale or Duplicate and changes nothing); a redelivery of the stored event carries the stored event id back, so
