@@ -16,9 +16,10 @@ namespace AttrCloak.Streaming.Pipeline;
 /// embedding is cloaked, so the user stays cloaked without a flag.</item>
 /// <item>forget: <see cref="UserStateChange.ForgetUser"/>.</item>
 /// <item>opt_out / update_attributes of a user with no state (never seen, or forgotten): dead-lettered as
-/// <see cref="ReasonCode.UnknownUser"/>. Nothing is served for that user, so the request fails closed; acking it
-/// silently would lose declared attributes (their first embedding would then be cloaked without them), while the
-/// dead letter keeps the request for a replay once their first embedding is in.</item>
+/// <see cref="ReasonCode.UnknownUser"/>, unless the store finds it older than the user's forget (a redelivery:
+/// Stale). Nothing is served for that user, so the request fails closed; acking it silently would lose declared
+/// attributes (their first embedding would then be cloaked without them), while the dead letter keeps the request
+/// for a replay once their first embedding is in.</item>
 /// </list>
 /// An event whose version is not above the user's known version is passed on without fields (the store decides
 /// Stale or Duplicate and changes nothing); a redelivery of the stored event carries the stored event id back, so
@@ -114,10 +115,14 @@ internal sealed class BatchPlanner
             }
             case PrivacyRequest request:
             {
-                var type = request.Type == PrivacyRequestType.OptOut ? "opt_out" : "update_attributes";
                 if (!fold.Exists)
-                    return new DecodeError(ReasonCode.UnknownUser,
-                        $"{type} for a user with no stored state (never seen, or forgotten): nothing is served for them; replay it after their first embedding update");
+                {
+                    // Only the store knows a forget's tombstone: a request older than the forget (redelivered after a
+                    // crash) is Stale there and must not put the forgotten user's id on the dead-letter topic. Any
+                    // other comes back Rejected and is dead-lettered as unknown_user (UnknownUserError).
+                    Add(messageIndex, fold, new UserStateChange(fold.UserId, request.EventId, request.Version), PlannedKind.UnknownUser, null, null, 0, "");
+                    return null;
+                }
                 var classes = fold.Classes!;
                 if (request.Type == PrivacyRequestType.UpdateAttributes)
                 {
@@ -161,6 +166,14 @@ internal sealed class BatchPlanner
 
     private static readonly Dictionary<string, string?> EmptyAttributes = [];
 
+    /// <summary>Why an opt_out / update_attributes of a user without state (and not older than their forget) is dead-lettered.</summary>
+    public static DecodeError UnknownUserError(InboundEvent? inbound)
+    {
+        var type = inbound is PrivacyRequest { Type: PrivacyRequestType.OptOut } ? "opt_out" : "update_attributes";
+        return new DecodeError(ReasonCode.UnknownUser,
+            $"{type} for a user with no stored state (never seen, or forgotten): nothing is served for them; replay it after their first embedding update");
+    }
+
     private void Add(int messageIndex, UserFold fold, UserStateChange change, PlannedKind kind, float[]? cloaked, int[]? classes, uint mask, string modelVersion)
     {
         fold.ChangeIndices.Add(Changes.Count);
@@ -200,6 +213,11 @@ internal enum PlannedKind
     Forget,
     /// <summary>Predicted stale or duplicate: changes nothing.</summary>
     NotApplicable,
+    /// <summary>
+    /// A privacy request of a user without state: changes nothing; Stale when the store's tombstone says it is older
+    /// than the user's forget (a redelivery), otherwise Rejected, which the pipeline dead-letters as unknown_user.
+    /// </summary>
+    UnknownUser,
 }
 
 /// <summary>The state one change leads to, if it applies.</summary>

@@ -617,9 +617,12 @@ public sealed class GuardPipeline
             {
                 var outcome = batch.Results[j].Outcome;
                 applied |= outcome == ApplyOutcome.Applied;
-                asPlanned &= planner.Planned[j].Kind == PlannedKind.NotApplicable
-                    ? outcome is ApplyOutcome.Duplicate or ApplyOutcome.Stale
-                    : outcome == ApplyOutcome.Applied;
+                asPlanned &= planner.Planned[j].Kind switch
+                {
+                    PlannedKind.NotApplicable => outcome is ApplyOutcome.Duplicate or ApplyOutcome.Stale,
+                    PlannedKind.UnknownUser => outcome is not ApplyOutcome.Applied,
+                    _ => outcome == ApplyOutcome.Applied,
+                };
             }
             if (applied) appliedUsers++;
             if (!asPlanned || !_userCache.Enabled) _userCache.Remove(user.UserId);
@@ -646,7 +649,9 @@ public sealed class GuardPipeline
             var result = results[j];
             slots[index].Outcome = result.Outcome;
             if (result.Outcome == ApplyOutcome.Rejected)
-                slots[index].PlanError = new DecodeError(ReasonCode.StoreRejected, Printable(result.Reason ?? "rejected by the state store"));
+                slots[index].PlanError = planner.Planned[j].Kind == PlannedKind.UnknownUser
+                    ? BatchPlanner.UnknownUserError(slots[index].Event)
+                    : new DecodeError(ReasonCode.StoreRejected, Printable(result.Reason ?? "rejected by the state store"));
         }
         for (var i = 0; i < batch.Count; i++)
         {
