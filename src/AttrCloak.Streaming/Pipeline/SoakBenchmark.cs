@@ -62,7 +62,7 @@ public sealed record SoakOptions
 /// <param name="Lag">Produced minus consumed: events waiting in the producer, the broker or the worker.</param>
 /// <param name="P50Milliseconds">Consume-to-acknowledgement latency over the interval (NaN when none).</param>
 /// <param name="P99Milliseconds">Same, 99th percentile.</param>
-/// <param name="ManagedHeapBytes">GC heap size at the last collection (GCMemoryInfo.HeapSizeBytes).</param>
+/// <param name="ManagedHeapBytes">Lowest GC heap size after a collection (GCMemoryInfo.HeapSizeBytes, read every 200 ms) within the interval: the heap's floor, without the gen0 sawtooth.</param>
 /// <param name="ManagedCommittedBytes">Memory the GC has committed.</param>
 /// <param name="RssBytes">Process resident set.</param>
 /// <param name="NativeBytes">RSS minus managed committed: native allocations (librdkafka, TorchSharp-free here) and runtime.</param>
@@ -163,12 +163,16 @@ public static class SoakBenchmark
             producerStop.Token, TaskCreationOptions.LongRunning, TaskScheduler.Default);
         using var process = Process.GetCurrentProcess();
         var previous = (Seconds: 0.0, Produced: 0L, Consumed: 0L);
+        // The heap after a collection swings by tens of MiB with the gen0 budget (a sawtooth that drowns a slope);
+        // its lowest value within each sampling interval follows what survives, which is what a leak grows.
+        var managedFloor = long.MaxValue;
         try
         {
             var nextSample = options.SampleEvery;
             while (clock.Elapsed < options.Duration)
             {
                 await Task.Delay(Min(nextSample - clock.Elapsed, TimeSpan.FromMilliseconds(200)), cancellationToken).ConfigureAwait(false);
+                managedFloor = Math.Min(managedFloor, GC.GetGCMemoryInfo().HeapSizeBytes);
                 if (!ProducerAndWorkerAlive()) break;
                 if (clock.Elapsed < nextSample) continue;
                 samples.Add(await SampleAsync().ConfigureAwait(false));
@@ -219,6 +223,8 @@ public static class SoakBenchmark
             process.Refresh();
             var gc = GC.GetGCMemoryInfo();
             var committed = gc.TotalCommittedBytes;
+            var managed = Math.Min(managedFloor, gc.HeapSizeBytes);
+            managedFloor = long.MaxValue;
             var redisUsed = await BenchmarkRig.RedisInfoAsync(options.Redis, "memory", "used_memory").ConfigureAwait(false);
             var metrics = rig.Metrics;
             var deadLetters = (long)ReasonCodes.All.Sum(r => metrics.DeadLetters.WithLabels(r.Label()).Value);
@@ -227,7 +233,7 @@ public static class SoakBenchmark
             var dt = Math.Max(1e-9, now - previous.Seconds);
             var s = new SoakSample(now, produced, consumed, (produced - previous.Produced) / dt, (consumed - previous.Consumed) / dt, produced - consumed,
                 LatencyRecorder.PercentileOfSorted(window, 0.50) * 1000, LatencyRecorder.PercentileOfSorted(window, 0.99) * 1000,
-                gc.HeapSizeBytes, committed, process.WorkingSet64, Math.Max(0, process.WorkingSet64 - committed), redisUsed,
+                managed, committed, process.WorkingSet64, Math.Max(0, process.WorkingSet64 - committed), redisUsed,
                 deadLetters, stale, errors.Count, errors.First,
                 (long)metrics.AuditRuns.WithLabels("success").Value, (long)metrics.AuditRuns.WithLabels("failure").Value,
                 report is null ? double.NaN : report.Attributes.Max(a => a.WorstBalancedAccuracy - a.Chance));
