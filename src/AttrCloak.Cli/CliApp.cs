@@ -42,6 +42,9 @@ public static class CliApp
                     .WithExample("bench", "cloak", "--model", "runs/ml100k-mf", "--runs", "5");
                 bench.AddCommand<BenchStreamCommand>("stream")
                     .WithDescription("Speed of the streaming worker end to end (mock Kafka, Redis, real re-cloak): updates/s, p50/p99 latency, stage breakdown, memory; median of --runs.");
+                bench.AddCommand<BenchSoakCommand>("soak")
+                    .WithDescription("Soak test of the streaming worker: a fixed rate with a realistic mix and periodic shadow audits for a fixed time; lag, latency and memory over time; exit 1 unless errors are nil, lag bounded and memory flat.")
+                    .WithExample("bench", "soak", "--duration", "10m", "--rate", "2000", "--plot", "soak.png", "--json", "soak.json");
             });
             config.AddBranch("stats", stats =>
             {

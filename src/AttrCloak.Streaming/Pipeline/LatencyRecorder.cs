@@ -10,6 +10,7 @@ public sealed class LatencyRecorder(int capacity = 1_000_000)
     private readonly Random _random = new(12345);
     private readonly Lock _gate = new();
     private long _seen;
+    private long _windowSeen;
     private int _count;
 
     /// <summary>Values recorded so far (all, not only the kept sample).</summary>
@@ -23,11 +24,12 @@ public sealed class LatencyRecorder(int capacity = 1_000_000)
         lock (_gate)
         {
             _seen++;
+            _windowSeen++;
             if (_count < _values.Length)
                 _values[_count++] = seconds;
             else
             {
-                var slot = _random.NextInt64(_seen);
+                var slot = _random.NextInt64(_windowSeen);
                 if (slot < _values.Length) _values[slot] = seconds;
             }
         }
@@ -45,5 +47,30 @@ public sealed class LatencyRecorder(int capacity = 1_000_000)
         Array.Sort(sorted);
         var rank = Math.Clamp((int)Math.Ceiling(quantile * sorted.Length) - 1, 0, sorted.Length - 1);
         return sorted[rank];
+    }
+
+    /// <summary>
+    /// The kept values since the last call (or since the start), sorted, and forgets them: per-window percentiles of a
+    /// long run (<see cref="SoakBenchmark"/>). <see cref="Count"/> keeps counting every value.
+    /// </summary>
+    public double[] TakeWindow()
+    {
+        double[] window;
+        lock (_gate)
+        {
+            window = _values.AsSpan(0, _count).ToArray();
+            _count = 0;
+            _windowSeen = 0;
+        }
+        Array.Sort(window);
+        return window;
+    }
+
+    /// <summary>The <paramref name="quantile"/> (0..1) of sorted values; NaN when empty.</summary>
+    public static double PercentileOfSorted(double[] sorted, double quantile)
+    {
+        ArgumentNullException.ThrowIfNull(sorted);
+        if (sorted.Length == 0) return double.NaN;
+        return sorted[Math.Clamp((int)Math.Ceiling(quantile * sorted.Length) - 1, 0, sorted.Length - 1)];
     }
 }

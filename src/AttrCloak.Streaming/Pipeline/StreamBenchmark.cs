@@ -149,151 +149,92 @@ public static class StreamBenchmark
         ArgumentOutOfRangeException.ThrowIfLessThan(options.Events, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(options.Users, 1);
 
-        var catalog = new[] { MovieLensAttributes.Gender, MovieLensAttributes.Age, MovieLensAttributes.Occupation1M };
-        var id = Convert.ToHexString(RandomNumberGenerator.GetBytes(4)).ToLowerInvariant();
-        using var cluster = new MockKafkaCluster();
-        var kafka = new KafkaOptions
-        {
-            BootstrapServers = cluster.BootstrapServers,
-            ConsumerGroup = $"bench-{id}",
-            EmbeddingsTopic = $"bench-{id}.embeddings",
-            PrivacyRequestsTopic = $"bench-{id}.requests",
-            CloakedTopic = $"bench-{id}.cloaked",
-            DeadLetterTopic = $"bench-{id}.dead-letter",
-        };
-        cluster.CreateTopics(kafka.EmbeddingsTopic, kafka.PrivacyRequestsTopic, kafka.CloakedTopic, kafka.DeadLetterTopic);
-        var guard = new GuardOptions
-        {
-            Dimension = options.Dimension,
-            Attributes = catalog.ToDictionary(a => a.Name, a => a.ClassNames.ToArray(), StringComparer.Ordinal),
-            MaxBatchEvents = options.MaxBatchEvents,
-            MaxBatchWait = options.MaxBatchWait,
-        };
-        var storeOptions = new StateStoreOptions
-        {
-            Prefix = $"attrcloak-bench-{id}",
-            Dimension = options.Dimension,
-            Attributes = catalog,
-            TombstoneSecret = RandomNumberGenerator.GetBytes(32),
-        };
-        var store = new RedisStateStore(options.Redis, storeOptions);
         var factory = options.CloakerFactory ?? new TransportCloakerFactory();
-        var population = Population.Create(options, catalog);
-        var metrics = new WorkerMetrics();
         var latencies = new LatencyRecorder(Math.Min(options.Events, 1_000_000));
         var loggerFactory = options.LoggerFactory ?? NullLoggerFactory.Instance;
-        var pipeline = new GuardPipeline(kafka, guard, store, factory, null, metrics, loggerFactory.CreateLogger("AttrCloak.Streaming.Benchmark"))
-        {
-            Latencies = latencies,
-            MaxUnacknowledgedBatches = options.MaxUnacknowledgedBatches,
-            UserCacheCapacity = options.UserCacheCapacity,
-            CloakerRebuildShare = options.CloakerRebuildShare,
-        };
-
-        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        Exception? workerFailure = null;
-        var worker = new Thread(() =>
-        {
-            try { pipeline.Run(stop.Token); }
-            catch (Exception e) when (e is not OperationCanceledException) { workerFailure = e; }
-        }) { Name = "attrcloak-bench-guard", IsBackground = true };
+        await using var rig = new BenchmarkRig(options.Redis, options.Users, options.Dimension, factory,
+            new RigTuning(latencies, options.MaxUnacknowledgedBatches, options.UserCacheCapacity, options.CloakerRebuildShare, options.MaxBatchEvents, options.MaxBatchWait),
+            observer: null, loggerFactory.CreateLogger("AttrCloak.Streaming.Benchmark"), cancellationToken);
+        var (kafka, store, population, metrics, pipeline) = (rig.Kafka, rig.Store, rig.Population, rig.Metrics, rig.Pipeline);
         var samples = new List<StreamBenchmarkSample>();
-        try
-        {
-            await SeedAsync(store, factory, population, cancellationToken).ConfigureAwait(false);
-            worker.Start();
-            var readyBy = Stopwatch.StartNew();
-            while (!pipeline.Status.Ready)
-            {
-                if (workerFailure is not null) throw new InvalidOperationException($"the worker failed to start: {workerFailure.Message}", workerFailure);
-                if (readyBy.Elapsed > TimeSpan.FromSeconds(60)) throw new TimeoutException("the worker did not join its consumer group within 60 s");
-                await Task.Delay(20, cancellationToken).ConfigureAwait(false); // polling interval, bounded above
-            }
+        await rig.StartAsync(cancellationToken).ConfigureAwait(false);
 
-            var cpuBefore = Process.GetCurrentProcess().TotalProcessorTime;
-            var redisCpuBefore = await RedisCpuSecondsAsync(options.Redis).ConfigureAwait(false);
-            var gcBefore = new[] { GC.CollectionCount(0), GC.CollectionCount(1), GC.CollectionCount(2) };
-            var pauseBefore = GC.GetTotalPauseDuration();
-            var (clientTicks, writeTicks) = (store.Counters.ClientTicks, store.Counters.WriteTicks);
-            var clock = Stopwatch.StartNew();
-            var produced = new StrongBox<long>();
-            var lost = new StrongBox<long>();
-            var producer = Task.Run(() => Produce(options, kafka, population, pipeline, produced, lost, stop.Token), stop.Token);
-            var nextSample = TimeSpan.Zero;
-            long lastProcessed = 0;
-            var lastTime = TimeSpan.Zero;
-            using var process = Process.GetCurrentProcess();
-            while (pipeline.ProcessedEvents < options.Events)
-            {
-                if (workerFailure is not null) throw new InvalidOperationException($"the worker failed: {workerFailure.Message}", workerFailure);
-                if (producer.IsFaulted) await producer.ConfigureAwait(false);
-                if (Interlocked.Read(ref lost.Value) > 0)
-                    throw new InvalidOperationException($"the benchmark producer lost {lost.Value} messages; the figures would be wrong");
-                if (clock.Elapsed > options.Timeout)
-                    throw new TimeoutException($"only {pipeline.ProcessedEvents:N0} of {options.Events:N0} events were handled in {options.Timeout}");
-                if (clock.Elapsed >= nextSample)
-                {
-                    process.Refresh();
-                    var now = clock.Elapsed;
-                    var processed = pipeline.ProcessedEvents;
-                    var sample = new StreamBenchmarkSample(now, processed, GC.GetTotalMemory(false), process.WorkingSet64);
-                    samples.Add(sample);
-                    var rate = now > lastTime ? (processed - lastProcessed) / (now - lastTime).TotalSeconds : 0;
-                    progress?.Report(new StreamBenchmarkProgress(now, Interlocked.Read(ref produced.Value), processed, rate, sample.ManagedBytes, sample.RssBytes));
-                    (lastProcessed, lastTime) = (processed, now);
-                    nextSample = now + options.SampleInterval;
-                }
-                await Task.Delay(5, cancellationToken).ConfigureAwait(false); // polling interval of the measurement loop
-            }
-            var elapsed = clock.Elapsed;
-            var cpu = (Process.GetCurrentProcess().TotalProcessorTime - cpuBefore).TotalSeconds;
-            var redisCpu = await RedisCpuSecondsAsync(options.Redis).ConfigureAwait(false) - redisCpuBefore;
-            int[] collections = [GC.CollectionCount(0) - gcBefore[0], GC.CollectionCount(1) - gcBefore[1], GC.CollectionCount(2) - gcBefore[2]];
-            var pause = GC.GetTotalPauseDuration() - pauseBefore;
-            await producer.ConfigureAwait(false);
-            process.Refresh();
-            samples.Add(new StreamBenchmarkSample(elapsed, pipeline.ProcessedEvents, GC.GetTotalMemory(false), process.WorkingSet64));
-
-            var events = pipeline.ProcessedEvents;
-            var stageSeconds = Stages.Select(s => (Stage: s, Seconds: metrics.StageSeconds.WithLabels(s).Value)).ToList();
-            var busy = stageSeconds.Where(s => s.Stage != "poll").Sum(s => s.Seconds);
-            var stages = stageSeconds
-                .Select(s => new StageTime(s.Stage, s.Seconds, s.Stage == "poll" ? double.NaN : s.Seconds / Math.Max(busy, 1e-9), s.Seconds / events * 1e6))
-                .ToList();
-            return new StreamBenchmarkResult(
-                events,
-                elapsed,
-                events / elapsed.TotalSeconds,
-                SteadyRate(samples, options.Events),
-                latencies.Percentile(0.50) * 1000,
-                latencies.Percentile(0.99) * 1000,
-                latencies.Percentile(1.0) * 1000,
-                stages,
-                samples,
-                (long)metrics.BatchSize.Count,
-                (long)ReasonCodes.All.Sum(r => metrics.DeadLetters.WithLabels(r.Label()).Value),
-                (long)metrics.CloakerRefreshes.Value,
-                cpu,
-                factory.GetType().Name,
-                redisCpu,
-                collections,
-                pause,
-                System.Runtime.GCSettings.IsServerGC,
-                pipeline.UserLookups.Read,
-                pipeline.UserLookups.Cached,
-                (double)(store.Counters.ClientTicks - clientTicks) / Stopwatch.Frequency,
-                (double)(store.Counters.WriteTicks - writeTicks) / Stopwatch.Frequency);
-        }
-        finally
+        var cpuBefore = Process.GetCurrentProcess().TotalProcessorTime;
+        var redisCpuBefore = await RedisCpuSecondsAsync(options.Redis).ConfigureAwait(false);
+        var gcBefore = new[] { GC.CollectionCount(0), GC.CollectionCount(1), GC.CollectionCount(2) };
+        var pauseBefore = GC.GetTotalPauseDuration();
+        var (clientTicks, writeTicks) = (store.Counters.ClientTicks, store.Counters.WriteTicks);
+        var clock = Stopwatch.StartNew();
+        var produced = new StrongBox<long>();
+        var lost = new StrongBox<long>();
+        var producer = Task.Run(() => Produce(options, kafka, population, pipeline, produced, lost, rig.Stopping), rig.Stopping);
+        var nextSample = TimeSpan.Zero;
+        long lastProcessed = 0;
+        var lastTime = TimeSpan.Zero;
+        using var process = Process.GetCurrentProcess();
+        while (pipeline.ProcessedEvents < options.Events)
         {
-            stop.Cancel();
-            worker.Join(TimeSpan.FromSeconds(30));
-            await DeletePrefixAsync(options.Redis, storeOptions.Prefix).ConfigureAwait(false);
-            store.Dispose();
+            rig.ThrowIfWorkerFailed();
+            if (producer.IsFaulted) await producer.ConfigureAwait(false);
+            if (Interlocked.Read(ref lost.Value) > 0)
+                throw new InvalidOperationException($"the benchmark producer lost {lost.Value} messages; the figures would be wrong");
+            if (clock.Elapsed > options.Timeout)
+                throw new TimeoutException($"only {pipeline.ProcessedEvents:N0} of {options.Events:N0} events were handled in {options.Timeout}");
+            if (clock.Elapsed >= nextSample)
+            {
+                process.Refresh();
+                var now = clock.Elapsed;
+                var processed = pipeline.ProcessedEvents;
+                var sample = new StreamBenchmarkSample(now, processed, GC.GetTotalMemory(false), process.WorkingSet64);
+                samples.Add(sample);
+                var rate = now > lastTime ? (processed - lastProcessed) / (now - lastTime).TotalSeconds : 0;
+                progress?.Report(new StreamBenchmarkProgress(now, Interlocked.Read(ref produced.Value), processed, rate, sample.ManagedBytes, sample.RssBytes));
+                (lastProcessed, lastTime) = (processed, now);
+                nextSample = now + options.SampleInterval;
+            }
+            await Task.Delay(5, cancellationToken).ConfigureAwait(false); // polling interval of the measurement loop
         }
+        var elapsed = clock.Elapsed;
+        var cpu = (Process.GetCurrentProcess().TotalProcessorTime - cpuBefore).TotalSeconds;
+        var redisCpu = await RedisCpuSecondsAsync(options.Redis).ConfigureAwait(false) - redisCpuBefore;
+        int[] collections = [GC.CollectionCount(0) - gcBefore[0], GC.CollectionCount(1) - gcBefore[1], GC.CollectionCount(2) - gcBefore[2]];
+        var pause = GC.GetTotalPauseDuration() - pauseBefore;
+        await producer.ConfigureAwait(false);
+        process.Refresh();
+        samples.Add(new StreamBenchmarkSample(elapsed, pipeline.ProcessedEvents, GC.GetTotalMemory(false), process.WorkingSet64));
+
+        var events = pipeline.ProcessedEvents;
+        var stageSeconds = Stages.Select(s => (Stage: s, Seconds: metrics.StageSeconds.WithLabels(s).Value)).ToList();
+        var busy = stageSeconds.Where(s => s.Stage != "poll").Sum(s => s.Seconds);
+        var stages = stageSeconds
+            .Select(s => new StageTime(s.Stage, s.Seconds, s.Stage == "poll" ? double.NaN : s.Seconds / Math.Max(busy, 1e-9), s.Seconds / events * 1e6))
+            .ToList();
+        return new StreamBenchmarkResult(
+            events,
+            elapsed,
+            events / elapsed.TotalSeconds,
+            SteadyRate(samples, options.Events),
+            latencies.Percentile(0.50) * 1000,
+            latencies.Percentile(0.99) * 1000,
+            latencies.Percentile(1.0) * 1000,
+            stages,
+            samples,
+            (long)metrics.BatchSize.Count,
+            (long)ReasonCodes.All.Sum(r => metrics.DeadLetters.WithLabels(r.Label()).Value),
+            (long)metrics.CloakerRefreshes.Value,
+            cpu,
+            factory.GetType().Name,
+            redisCpu,
+            collections,
+            pause,
+            System.Runtime.GCSettings.IsServerGC,
+            pipeline.UserLookups.Read,
+            pipeline.UserLookups.Cached,
+            (double)(store.Counters.ClientTicks - clientTicks) / Stopwatch.Frequency,
+            (double)(store.Counters.WriteTicks - writeTicks) / Stopwatch.Frequency);
     }
 
-    private static void Produce(StreamBenchmarkOptions options, KafkaOptions kafka, Population population, GuardPipeline pipeline,
+    private static void Produce(StreamBenchmarkOptions options, KafkaOptions kafka, BenchmarkPopulation population, GuardPipeline pipeline,
         StrongBox<long> produced, StrongBox<long> lost, CancellationToken cancellationToken)
     {
         using var producer = new ProducerBuilder<byte[], byte[]>(new ProducerConfig
@@ -349,86 +290,7 @@ public static class StreamBenchmark
         producer.Flush(cancellationToken);
     }
 
-    /// <summary>The benchmark's users: ids, classes (uniform per attribute) and original embeddings with class-dependent means.</summary>
-    private sealed record Population(string[] UserIds, int[][] Classes, float[][] Originals)
-    {
-        public static Population Create(StreamBenchmarkOptions options, AttributeSpec[] catalog)
-        {
-            var rng = new Random(20250301);
-            var d = options.Dimension;
-            // Each class shifts the embedding a little (what the cloak has to hide), on top of Gaussian-like factors.
-            var shifts = catalog.Select(a => Enumerable.Range(0, a.ClassCount)
-                .Select(_ => Enumerable.Range(0, d).Select(_ => (float)(rng.NextDouble() * 2 - 1) * 0.1f).ToArray()).ToArray()).ToArray();
-            var ids = Enumerable.Range(0, options.Users).Select(u => $"u{u + 1}").ToArray();
-            var classes = new int[options.Users][];
-            var originals = new float[options.Users][];
-            for (var u = 0; u < options.Users; u++)
-            {
-                classes[u] = catalog.Select(a => rng.Next(a.ClassCount)).ToArray();
-                var x = new float[d];
-                for (var i = 0; i < d; i++)
-                {
-                    // Sum of uniforms: roughly Gaussian, sd about 0.3.
-                    var g = 0.0;
-                    for (var k = 0; k < 3; k++) g += rng.NextDouble() * 2 - 1;
-                    x[i] = (float)(g * 0.3);
-                    for (var a = 0; a < catalog.Length; a++) x[i] += shifts[a][classes[u][a]][i];
-                }
-                originals[u] = x;
-            }
-            return new Population(ids, classes, originals);
-        }
-    }
-
-    /// <summary>
-    /// A warm store, as <c>attrcloak bootstrap</c> leaves it: every user written once with their original embedding
-    /// (served as is) and classes, then re-served cloaked by the cloaker built from those statistics, so that the
-    /// streamed updates are cloaked by real maps from the first one.
-    /// </summary>
-    private static async Task SeedAsync(RedisStateStore store, IUserCloakerFactory factory, Population population, CancellationToken cancellationToken)
-    {
-        const int Chunk = 500;
-        var n = population.UserIds.Length;
-        for (var from = 0; from < n; from += Chunk)
-        {
-            var batch = new List<UserStateChange>();
-            for (var u = from; u < Math.Min(n, from + Chunk); u++)
-                batch.Add(new UserStateChange(population.UserIds[u], $"seed-{u}", 1)
-                {
-                    Original = population.Originals[u],
-                    Cloaked = population.Originals[u],
-                    Classes = population.Classes[u],
-                });
-            await store.ApplyAsync(batch, cancellationToken).ConfigureAwait(false);
-        }
-        var cloaker = factory.Build(await store.ReadStatisticsAsync(cancellationToken).ConfigureAwait(false));
-        for (var from = 0; from < n; from += Chunk)
-        {
-            var batch = new List<UserStateChange>();
-            for (var u = from; u < Math.Min(n, from + Chunk); u++)
-            {
-                var cloaked = new float[population.Originals[u].Length];
-                var mask = cloaker.Cloak(population.Originals[u], population.Classes[u], cloaked).ProtectedMask;
-                batch.Add(new UserStateChange(population.UserIds[u], StoredEventId.Compose($"seed-cloak-{u}", "bench-1", mask), 2) { Cloaked = cloaked });
-            }
-            await store.ApplyAsync(batch, cancellationToken).ConfigureAwait(false);
-        }
-    }
-
-    private static async Task<double> RedisCpuSecondsAsync(IConnectionMultiplexer redis)
-    {
-        try
-        {
-            var info = await redis.GetServers()[0].InfoAsync("cpu").ConfigureAwait(false);
-            var values = info.SelectMany(g => g).ToDictionary(p => p.Key, p => p.Value, StringComparer.Ordinal);
-            return double.Parse(values["used_cpu_user"], System.Globalization.CultureInfo.InvariantCulture)
-                   + double.Parse(values["used_cpu_sys"], System.Globalization.CultureInfo.InvariantCulture);
-        }
-        catch (Exception e) when (e is RedisException or RedisCommandException or KeyNotFoundException or FormatException)
-        {
-            return double.NaN; // e.g. INFO disabled, or a connection without admin mode: the figure is reported as unavailable
-        }
-    }
+    private static Task<double> RedisCpuSecondsAsync(IConnectionMultiplexer redis) => BenchmarkRig.RedisInfoAsync(redis, "cpu", "used_cpu_user", "used_cpu_sys");
 
     private static double SteadyRate(List<StreamBenchmarkSample> samples, long total)
     {
@@ -436,25 +298,6 @@ public static class StreamBenchmark
         var to = samples.LastOrDefault(s => s.Processed <= total * 9 / 10);
         if (from is null || to is null || to.Elapsed <= from.Elapsed) return double.NaN;
         return (to.Processed - from.Processed) / (to.Elapsed - from.Elapsed).TotalSeconds;
-    }
-
-    private static async Task DeletePrefixAsync(IConnectionMultiplexer redis, string prefix)
-    {
-        var db = redis.GetDatabase();
-        foreach (var server in redis.GetServers())
-        {
-            var batch = new List<RedisKey>(500);
-            await foreach (var key in server.KeysAsync(pattern: prefix + ":*", pageSize: 500).ConfigureAwait(false))
-            {
-                batch.Add(key);
-                if (batch.Count == 500)
-                {
-                    await db.KeyDeleteAsync([.. batch]).ConfigureAwait(false);
-                    batch.Clear();
-                }
-            }
-            if (batch.Count > 0) await db.KeyDeleteAsync([.. batch]).ConfigureAwait(false);
-        }
     }
 }
 

@@ -1,0 +1,238 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Security.Cryptography;
+using AttrCloak.Core.Data;
+using AttrCloak.Streaming.Cloaking;
+using AttrCloak.Streaming.Hosting;
+using AttrCloak.Streaming.Kafka;
+using AttrCloak.Streaming.Monitoring;
+using AttrCloak.Streaming.Redis;
+using AttrCloak.Streaming.Redis.State;
+using Microsoft.Extensions.Logging;
+using StackExchange.Redis;
+
+namespace AttrCloak.Streaming.Pipeline;
+
+/// <summary>How a benchmark rig's pipeline is tuned (the pipeline's init-only properties).</summary>
+internal sealed record RigTuning(
+    LatencyRecorder? Latencies,
+    int MaxUnacknowledgedBatches,
+    int UserCacheCapacity,
+    double CloakerRebuildShare,
+    int MaxBatchEvents,
+    TimeSpan MaxBatchWait);
+
+/// <summary>
+/// What the streaming benchmarks (<see cref="StreamBenchmark"/>, <see cref="SoakBenchmark"/>) share: a librdkafka mock
+/// cluster with fresh topics, a fresh key prefix in the given Redis, a synthetic population of
+/// <see cref="BenchmarkPopulation"/> seeded into the store as <c>attrcloak bootstrap</c> would, and the real
+/// <see cref="GuardPipeline"/> running on its own thread. Disposing stops the worker and deletes the prefix.
+/// </summary>
+internal sealed class BenchmarkRig : IAsyncDisposable
+{
+    /// <summary>An ML-1M-like catalog: gender, age, occupation.</summary>
+    public static readonly AttributeSpec[] Catalog = [MovieLensAttributes.Gender, MovieLensAttributes.Age, MovieLensAttributes.Occupation1M];
+
+    private readonly IConnectionMultiplexer _redis;
+    private readonly CancellationTokenSource _stop;
+    private readonly Thread _worker;
+    private Exception? _workerFailure;
+
+    public BenchmarkRig(IConnectionMultiplexer redis, int users, int dimension, IUserCloakerFactory factory, RigTuning tuning,
+        IServedPopulationObserver? observer, ILogger logger, CancellationToken cancellationToken)
+    {
+        _redis = redis;
+        Factory = factory;
+        var id = Convert.ToHexString(RandomNumberGenerator.GetBytes(4)).ToLowerInvariant();
+        Cluster = new MockKafkaCluster();
+        Kafka = new KafkaOptions
+        {
+            BootstrapServers = Cluster.BootstrapServers,
+            ConsumerGroup = $"bench-{id}",
+            EmbeddingsTopic = $"bench-{id}.embeddings",
+            PrivacyRequestsTopic = $"bench-{id}.requests",
+            CloakedTopic = $"bench-{id}.cloaked",
+            DeadLetterTopic = $"bench-{id}.dead-letter",
+        };
+        Cluster.CreateTopics(Kafka.EmbeddingsTopic, Kafka.PrivacyRequestsTopic, Kafka.CloakedTopic, Kafka.DeadLetterTopic);
+        var guard = new GuardOptions
+        {
+            Dimension = dimension,
+            Attributes = Catalog.ToDictionary(a => a.Name, a => a.ClassNames.ToArray(), StringComparer.Ordinal),
+            MaxBatchEvents = tuning.MaxBatchEvents,
+            MaxBatchWait = tuning.MaxBatchWait,
+        };
+        StoreOptions = new StateStoreOptions
+        {
+            Prefix = $"attrcloak-bench-{id}",
+            Dimension = dimension,
+            Attributes = Catalog,
+            TombstoneSecret = RandomNumberGenerator.GetBytes(32),
+        };
+        Store = new RedisStateStore(redis, StoreOptions);
+        Population = BenchmarkPopulation.Create(users, dimension, Catalog);
+        Metrics = new WorkerMetrics();
+        Pipeline = new GuardPipeline(Kafka, guard, Store, factory, observer, Metrics, logger)
+        {
+            Latencies = tuning.Latencies,
+            MaxUnacknowledgedBatches = tuning.MaxUnacknowledgedBatches,
+            UserCacheCapacity = tuning.UserCacheCapacity,
+            CloakerRebuildShare = tuning.CloakerRebuildShare,
+        };
+        _stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        _worker = new Thread(() =>
+        {
+            try { Pipeline.Run(_stop.Token); }
+            catch (Exception e) when (e is not OperationCanceledException) { _workerFailure = e; }
+        }) { Name = "attrcloak-bench-guard", IsBackground = true };
+    }
+
+    public MockKafkaCluster Cluster { get; }
+    public KafkaOptions Kafka { get; }
+    public StateStoreOptions StoreOptions { get; }
+    public RedisStateStore Store { get; }
+    public BenchmarkPopulation Population { get; }
+    public WorkerMetrics Metrics { get; }
+    public GuardPipeline Pipeline { get; }
+    public IUserCloakerFactory Factory { get; }
+
+    /// <summary>Cancelled when the rig stops (pass it to producers).</summary>
+    public CancellationToken Stopping => _stop.Token;
+
+    /// <summary>Seeds the store, starts the worker and waits until it has joined its consumer group.</summary>
+    public async Task StartAsync(CancellationToken cancellationToken)
+    {
+        await SeedAsync(cancellationToken).ConfigureAwait(false);
+        _worker.Start();
+        var readyBy = Stopwatch.StartNew();
+        while (!Pipeline.Status.Ready)
+        {
+            if (_workerFailure is not null) throw new InvalidOperationException($"the worker failed to start: {_workerFailure.Message}", _workerFailure);
+            if (readyBy.Elapsed > TimeSpan.FromSeconds(60)) throw new TimeoutException("the worker did not join its consumer group within 60 s");
+            await Task.Delay(20, cancellationToken).ConfigureAwait(false); // polling interval, bounded above
+        }
+    }
+
+    /// <summary>Throws when the worker thread ended with a fault.</summary>
+    public void ThrowIfWorkerFailed()
+    {
+        if (_workerFailure is not null) throw new InvalidOperationException($"the worker failed: {_workerFailure.Message}", _workerFailure);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _stop.CancelAsync().ConfigureAwait(false);
+        if (_worker.ThreadState != System.Threading.ThreadState.Unstarted) _worker.Join(TimeSpan.FromSeconds(30));
+        try { await DeletePrefixAsync(_redis, StoreOptions.Prefix).ConfigureAwait(false); }
+        finally
+        {
+            Store.Dispose();
+            Cluster.Dispose();
+            _stop.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// A warm store, as <c>attrcloak bootstrap</c> leaves it: every user written once with their original embedding
+    /// (served as is) and classes, then re-served cloaked by the cloaker built from those statistics, so that the
+    /// streamed updates are cloaked by real maps from the first one. Versions 1 and 2 are used.
+    /// </summary>
+    private async Task SeedAsync(CancellationToken cancellationToken)
+    {
+        const int Chunk = 500;
+        var population = Population;
+        var n = population.UserIds.Length;
+        for (var from = 0; from < n; from += Chunk)
+        {
+            var batch = new List<UserStateChange>();
+            for (var u = from; u < Math.Min(n, from + Chunk); u++)
+                batch.Add(new UserStateChange(population.UserIds[u], $"seed-{u}", 1)
+                {
+                    Original = population.Originals[u],
+                    Cloaked = population.Originals[u],
+                    Classes = population.Classes[u],
+                });
+            await Store.ApplyAsync(batch, cancellationToken).ConfigureAwait(false);
+        }
+        var cloaker = Factory.Build(await Store.ReadStatisticsAsync(cancellationToken).ConfigureAwait(false));
+        for (var from = 0; from < n; from += Chunk)
+        {
+            var batch = new List<UserStateChange>();
+            for (var u = from; u < Math.Min(n, from + Chunk); u++)
+            {
+                var cloaked = new float[population.Originals[u].Length];
+                var mask = cloaker.Cloak(population.Originals[u], population.Classes[u], cloaked).ProtectedMask;
+                batch.Add(new UserStateChange(population.UserIds[u], StoredEventId.Compose($"seed-cloak-{u}", "bench-1", mask), 2) { Cloaked = cloaked });
+            }
+            await Store.ApplyAsync(batch, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>A numeric field of INFO (e.g. used_cpu_user in section cpu); NaN when unavailable.</summary>
+    public static async Task<double> RedisInfoAsync(IConnectionMultiplexer redis, string section, params string[] fields)
+    {
+        try
+        {
+            var info = await redis.GetServers()[0].InfoAsync(section).ConfigureAwait(false);
+            var values = info.SelectMany(g => g).ToDictionary(p => p.Key, p => p.Value, StringComparer.Ordinal);
+            return fields.Sum(f => double.Parse(values[f], CultureInfo.InvariantCulture));
+        }
+        catch (Exception e) when (e is RedisException or RedisCommandException or KeyNotFoundException or FormatException)
+        {
+            return double.NaN; // e.g. INFO disabled, or a connection without admin mode: the figure is reported as unavailable
+        }
+    }
+
+    private static async Task DeletePrefixAsync(IConnectionMultiplexer redis, string prefix)
+    {
+        var db = redis.GetDatabase();
+        foreach (var server in redis.GetServers())
+        {
+            var batch = new List<RedisKey>(500);
+            await foreach (var key in server.KeysAsync(pattern: prefix + ":*", pageSize: 500).ConfigureAwait(false))
+            {
+                batch.Add(key);
+                if (batch.Count == 500)
+                {
+                    await db.KeyDeleteAsync([.. batch]).ConfigureAwait(false);
+                    batch.Clear();
+                }
+            }
+            if (batch.Count > 0) await db.KeyDeleteAsync([.. batch]).ConfigureAwait(false);
+        }
+    }
+}
+
+/// <summary>
+/// The benchmarks' users: ids, classes (uniform per attribute) and original embeddings with class-dependent means:
+/// each embedding is Gaussian-like factors plus <see cref="Shifts"/>[attribute][class] for each of the user's classes.
+/// </summary>
+internal sealed record BenchmarkPopulation(string[] UserIds, int[][] Classes, float[][] Originals, float[][][] Shifts)
+{
+    public static BenchmarkPopulation Create(int users, int dimension, AttributeSpec[] catalog)
+    {
+        var rng = new Random(20250301);
+        var d = dimension;
+        // Each class shifts the embedding a little (what the cloak has to hide), on top of Gaussian-like factors.
+        var shifts = catalog.Select(a => Enumerable.Range(0, a.ClassCount)
+            .Select(_ => Enumerable.Range(0, d).Select(_ => (float)(rng.NextDouble() * 2 - 1) * 0.1f).ToArray()).ToArray()).ToArray();
+        var ids = Enumerable.Range(0, users).Select(u => $"u{u + 1}").ToArray();
+        var classes = new int[users][];
+        var originals = new float[users][];
+        for (var u = 0; u < users; u++)
+        {
+            classes[u] = catalog.Select(a => rng.Next(a.ClassCount)).ToArray();
+            var x = new float[d];
+            for (var i = 0; i < d; i++)
+            {
+                // Sum of uniforms: roughly Gaussian, sd about 0.3.
+                var g = 0.0;
+                for (var k = 0; k < 3; k++) g += rng.NextDouble() * 2 - 1;
+                x[i] = (float)(g * 0.3);
+                for (var a = 0; a < catalog.Length; a++) x[i] += shifts[a][classes[u][a]][i];
+            }
+            originals[u] = x;
+        }
+        return new BenchmarkPopulation(ids, classes, originals, shifts);
+    }
+}

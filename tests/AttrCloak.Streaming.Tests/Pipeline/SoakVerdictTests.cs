@@ -1,0 +1,187 @@
+using AttrCloak.Streaming.Pipeline;
+using N = AttrCloak.Streaming.Pipeline.SoakVerdict.Names;
+
+namespace AttrCloak.Streaming.Tests.Pipeline;
+
+/// <summary>
+/// The verdict of `attrcloak bench soak` on synthetic series of a 10-minute run at 2,000 events/s sampled every 5 s:
+/// a healthy run passes, and each kind of trouble fails with its own reason and only that one.
+/// </summary>
+public sealed class SoakVerdictTests
+{
+    private const double Rate = 2000;
+    private static readonly TimeSpan Duration = TimeSpan.FromMinutes(10);
+    private static readonly TimeSpan AuditEvery = TimeSpan.FromSeconds(60);
+    private const double MiB = 1048576.0;
+
+    /// <summary>
+    /// A healthy run: steady rate, lag noisy around a few hundred events, a GC sawtooth on the heap (+-20 MiB), RSS
+    /// noise, an audit a few seconds after every minute. <paramref name="change"/> edits each sample.
+    /// </summary>
+    private static List<SoakSample> Run(Func<SoakSample, SoakSample>? change = null)
+    {
+        var rng = new Random(7);
+        var samples = new List<SoakSample>();
+        for (var t = 5.0; t <= Duration.TotalSeconds; t += 5)
+        {
+            var produced = (long)(Rate * t);
+            var lag = 200 + rng.Next(600);
+            var managed = (long)((120 + 20 * Math.Sin(2 * Math.PI * t / 35)) * MiB);
+            var rss = (long)((420 + rng.NextDouble() * 8) * MiB);
+            var audits = t < 68 ? 0 : (long)Math.Floor((t - 68) / 60) + 1; // each finishes ~8 s after it is due (60, 120, ...)
+            var sample = new SoakSample(t, produced, produced - lag, Rate, Rate, lag, 5, 30, managed, managed + 40 * (long)MiB, rss,
+                rss - managed - 40 * (long)MiB, 50 * MiB, 0, 0, 0, null, audits, 0, 0.02);
+            samples.Add(change is null ? sample : change(sample));
+        }
+        return samples;
+    }
+
+    private static SoakVerdict Judge(List<SoakSample> samples) => SoakVerdict.Judge(samples, Rate, Duration, AuditEvery, new SoakThresholds());
+
+    private static void ShouldFailOnly(SoakVerdict verdict, string check, string detail)
+    {
+        verdict.Passed.ShouldBeFalse();
+        var failed = verdict.Checks.Where(c => !c.Passed).ToArray();
+        failed.Select(c => c.Name).ShouldBe([check], string.Join("; ", verdict.Reasons));
+        failed[0].Detail.ShouldContain(detail);
+        verdict.Reasons.Single().ShouldStartWith(check + ": ");
+    }
+
+    [Fact]
+    public void A_flat_run_passes_every_check()
+    {
+        var verdict = Judge(Run());
+        verdict.Passed.ShouldBeTrue(string.Join("; ", verdict.Reasons));
+        verdict.Checks.Select(c => c.Name).ShouldBe([N.Errors, N.DeadLetters, N.Stale, N.Rate, N.Lag, N.LagTrend, N.Managed, N.Rss, N.Audits]);
+        verdict.Reasons.ShouldBeEmpty();
+    }
+
+    [Fact]
+    public void A_managed_leak_after_warm_up_fails_the_heap_check()
+    {
+        // 5 MiB/min on top of the sawtooth (e.g. 40 bytes kept per event at 2,000 events/s).
+        var verdict = Judge(Run(s => s with { ManagedHeapBytes = s.ManagedHeapBytes + (long)(5 * MiB * s.ElapsedSeconds / 60) }));
+        ShouldFailOnly(verdict, N.Managed, "(limit 2)");
+        verdict.Checks.Single(c => c.Name == N.Managed).Detail.ShouldStartWith("+5.");
+    }
+
+    [Fact]
+    public void Growth_only_during_warm_up_passes()
+    {
+        // The heap climbs by 200 MiB in the first two minutes, then stays: the first half is not judged.
+        var verdict = Judge(Run(s => s with { ManagedHeapBytes = s.ManagedHeapBytes + (long)(Math.Min(s.ElapsedSeconds, 120) / 120 * 200 * MiB) }));
+        verdict.Passed.ShouldBeTrue(string.Join("; ", verdict.Reasons));
+    }
+
+    [Fact]
+    public void A_native_leak_fails_the_rss_check()
+    {
+        var verdict = Judge(Run(s => s with { RssBytes = s.RssBytes + (long)(10 * MiB * s.ElapsedSeconds / 60) }));
+        ShouldFailOnly(verdict, N.Rss, "(limit 4)");
+    }
+
+    [Fact]
+    public void Lag_that_keeps_growing_fails_the_trend_while_still_under_the_bound()
+    {
+        // From ~0 at the half to 9,000 at the end: never above the bound of 10,000, but the worker is falling behind.
+        var verdict = Judge(Run(s => s with { Lag = s.Lag + (long)Math.Max(0, (s.ElapsedSeconds - 300) * 30) }));
+        ShouldFailOnly(verdict, N.LagTrend, "(limit +5,000)");
+    }
+
+    [Fact]
+    public void Lag_above_the_bound_fails()
+    {
+        var verdict = Judge(Run(s => s with { Lag = s.ElapsedSeconds is > 400 and < 420 ? 15_000 : s.Lag }));
+        ShouldFailOnly(verdict, N.Lag, "max lag over the second half 15,000 events (bound 10,000)");
+    }
+
+    [Fact]
+    public void A_lag_spike_during_warm_up_is_not_judged()
+    {
+        var verdict = Judge(Run(s => s with { Lag = s.ElapsedSeconds < 60 ? 50_000 : s.Lag }));
+        verdict.Passed.ShouldBeTrue(string.Join("; ", verdict.Reasons));
+    }
+
+    [Fact]
+    public void One_error_fails_and_is_quoted()
+    {
+        var verdict = Judge(Run(s => s.ElapsedSeconds >= 100 ? s with { Errors = 1, FirstError = "Shadow audit failed: boom" } : s));
+        ShouldFailOnly(verdict, N.Errors, "1 error(s), first: Shadow audit failed: boom");
+    }
+
+    [Fact]
+    public void Dead_letters_fail()
+    {
+        var verdict = Judge(Run(s => s.ElapsedSeconds >= 50 ? s with { DeadLetters = 3 } : s));
+        ShouldFailOnly(verdict, N.DeadLetters, "3 event(s) dead-lettered");
+    }
+
+    [Fact]
+    public void Stale_events_fail()
+    {
+        var verdict = Judge(Run(s => s.ElapsedSeconds >= 50 ? s with { Stale = 2 } : s));
+        ShouldFailOnly(verdict, N.Stale, "2 event(s)");
+    }
+
+    [Fact]
+    public void Audits_that_stop_fail()
+    {
+        // The auditor stalls after the fourth audit.
+        var verdict = Judge(Run(s => s with { AuditRuns = Math.Min(s.AuditRuns, 4) }));
+        ShouldFailOnly(verdict, N.Audits, "4 run(s), 10 due (every 60 s)");
+    }
+
+    [Fact]
+    public void No_audit_at_all_fails()
+    {
+        var verdict = Judge(Run(s => s with { AuditRuns = 0 }));
+        ShouldFailOnly(verdict, N.Audits, "0 run(s)");
+    }
+
+    [Fact]
+    public void A_failed_audit_fails()
+    {
+        var verdict = Judge(Run(s => s.ElapsedSeconds >= 200 ? s with { AuditFailures = 1 } : s));
+        ShouldFailOnly(verdict, N.Audits, "1 audit(s) failed");
+    }
+
+    [Fact]
+    public void Audits_are_not_required_when_disabled()
+    {
+        var verdict = SoakVerdict.Judge(Run(s => s with { AuditRuns = 0 }), Rate, Duration, TimeSpan.Zero, new SoakThresholds());
+        verdict.Passed.ShouldBeTrue(string.Join("; ", verdict.Reasons));
+        verdict.Checks.ShouldNotContain(c => c.Name == N.Audits);
+    }
+
+    [Fact]
+    public void A_producer_that_cannot_hold_the_rate_fails()
+    {
+        // Only 1,500/s produced: lag and memory would look fine at a load that is not the one asked for.
+        var verdict = Judge(Run(s => s with { Produced = (long)(1500 * s.ElapsedSeconds), Consumed = (long)(1500 * s.ElapsedSeconds) - s.Lag }));
+        ShouldFailOnly(verdict, N.Rate, "1,500 events/s produced over the second half (target 2,000, at least 1,800)");
+    }
+
+    [Fact]
+    public void Too_few_samples_fail_instead_of_judging_noise()
+    {
+        var verdict = SoakVerdict.Judge(Run().Where(s => s.ElapsedSeconds <= 295 || s.ElapsedSeconds >= 595).ToList(), Rate, Duration, TimeSpan.Zero, new SoakThresholds());
+        ShouldFailOnly(verdict, N.Samples, "2 sample(s) in the second half, at least 3 needed");
+        SoakVerdict.Judge([], Rate, Duration, AuditEvery, new SoakThresholds()).Reasons.Single().ShouldContain("no samples");
+    }
+
+    [Fact]
+    public void Thresholds_come_from_the_options_and_are_stated()
+    {
+        var leaky = Run(s => s with { ManagedHeapBytes = s.ManagedHeapBytes + (long)(5 * MiB * s.ElapsedSeconds / 60) });
+        SoakVerdict.Judge(leaky, Rate, Duration, AuditEvery, new SoakThresholds { MaxManagedSlopeMiBPerMinute = 8 }).Passed.ShouldBeTrue();
+        new SoakThresholds { MaxLagSeconds = 3 }.Describe(Rate).ShouldContain("max lag <= 6,000 events (3 s of input)");
+    }
+
+    [Fact]
+    public void Slope_is_the_least_squares_slope()
+    {
+        var line = Enumerable.Range(0, 10).Select(i => Run()[0] with { ElapsedSeconds = i * 2, Lag = 7 + 3 * i * 2 }).ToList();
+        SoakVerdict.Slope(line, s => s.Lag).ShouldBe(3, 1e-12);
+        SoakVerdict.Slope(line.Take(1).ToList(), s => s.Lag).ShouldBe(0);
+    }
+}
