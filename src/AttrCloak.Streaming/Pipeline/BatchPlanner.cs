@@ -22,7 +22,9 @@ namespace AttrCloak.Streaming.Pipeline;
 /// </list>
 /// An event whose version is not above the user's known version is passed on without fields (the store decides
 /// Stale or Duplicate and changes nothing); a redelivery of the stored event carries the stored event id back, so
-/// that the store recognises it as a duplicate (see <see cref="StoredEventId"/>).
+/// that the store recognises it as a duplicate (see <see cref="StoredEventId"/>). Such an event is remembered as a
+/// version conflict (same version, other event) or a stale version (older); the pipeline dead-letters it as that
+/// when the store says Stale and the event is no redelivery (above its partition's applied-offset watermark).
 /// <para>
 /// Limitation: the store reports no version for a forgotten user, so an older event redelivered after a forget looks
 /// applicable here; the store rejects it (Stale, from its tombstone), but a later event of the same user in the same
@@ -87,7 +89,8 @@ internal sealed class BatchPlanner
             var id = sameEvent ? fold.StoredId! : inbound.EventId;
             var isForget = inbound is PrivacyRequest { Type: PrivacyRequestType.Forget };
             Add(messageIndex, fold, isForget ? UserStateChange.ForgetUser(fold.UserId, id, inbound.Version) : new UserStateChange(fold.UserId, id, inbound.Version),
-                PlannedKind.NotApplicable, null, null, 0, "");
+                PlannedKind.NotApplicable, null, null, 0, "",
+                inbound.Version == fold.Version && !sameEvent ? ReasonCode.VersionConflict : ReasonCode.StaleVersion);
             return null;
         }
 
@@ -161,11 +164,12 @@ internal sealed class BatchPlanner
 
     private static readonly Dictionary<string, string?> EmptyAttributes = [];
 
-    private void Add(int messageIndex, UserFold fold, UserStateChange change, PlannedKind kind, float[]? cloaked, int[]? classes, uint mask, string modelVersion)
+    private void Add(int messageIndex, UserFold fold, UserStateChange change, PlannedKind kind, float[]? cloaked, int[]? classes, uint mask, string modelVersion,
+        ReasonCode? conflict = null)
     {
         fold.ChangeIndices.Add(Changes.Count);
         Changes.Add(change);
-        Planned.Add(new PlannedChange(messageIndex, kind, change.Version, cloaked, classes, mask, modelVersion));
+        Planned.Add(new PlannedChange(messageIndex, kind, change.Version, cloaked, classes, mask, modelVersion, conflict));
     }
 
     private int[] NewUnknownClasses()
@@ -202,9 +206,13 @@ internal enum PlannedKind
     NotApplicable,
 }
 
-/// <summary>The state one change leads to, if it applies.</summary>
+/// <summary>
+/// The state one change leads to, if it applies. <paramref name="Conflict"/>: for a predicted non-applicable event, what
+/// it is if it is no redelivery (<see cref="ReasonCode.StaleVersion"/> or <see cref="ReasonCode.VersionConflict"/>).
+/// </summary>
 internal readonly record struct PlannedChange(
-    int MessageIndex, PlannedKind Kind, long Version, float[]? Cloaked, int[]? Classes, uint ProtectedMask, string ModelVersion);
+    int MessageIndex, PlannedKind Kind, long Version, float[]? Cloaked, int[]? Classes, uint ProtectedMask, string ModelVersion,
+    ReasonCode? Conflict = null);
 
 /// <summary>One user's running state through the batch.</summary>
 internal sealed class UserFold
