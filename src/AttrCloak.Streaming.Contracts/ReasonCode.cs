@@ -45,11 +45,12 @@ public enum ReasonCode
     /// <summary>The state store refused the event's state change (its message says why); nothing changed for that user.</summary>
     StoreRejected,
     /// <summary>
-    /// An event whose version is older than the user's applied one, first delivered after it (an out-of-order
-    /// producer). A redelivery after a crash (at or below the partition's applied-offset watermark) is not one.
+    /// An event whose version is older than the user's applied one from the same input topic, first delivered after it
+    /// (an out-of-order producer). A redelivery after a crash (at or below the partition's applied-offset watermark) is
+    /// not one, nor an older version from the other topic (the two topics are not ordered with each other).
     /// </summary>
     StaleVersion,
-    /// <summary>The user's applied version again, but with another event id: two different events claim one version.</summary>
+    /// <summary>The user's applied version again (same input topic) with another event id: two events claim one version.</summary>
     VersionConflict,
 }
 

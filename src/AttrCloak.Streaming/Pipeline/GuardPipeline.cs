@@ -618,8 +618,8 @@ public sealed class GuardPipeline
             slots[index].Outcome = result.Outcome;
             if (result.Outcome == ApplyOutcome.Rejected)
                 slots[index].PlanError = new DecodeError(ReasonCode.StoreRejected, Printable(result.Reason ?? "rejected by the state store"));
-            else if (result.Outcome == ApplyOutcome.Stale && !slots[index].Redelivered)
-                // First delivered now, yet not above the user's applied version: an out-of-order or conflicting producer.
+            else if (result.Outcome == ApplyOutcome.Stale && !slots[index].Redelivered && planner.Planned[j].Conflict is not null)
+                // First delivered now, yet not above the user's applied version from the same topic: an out-of-order or conflicting producer.
                 slots[index].PlanError = planner.Planned[j].Conflict == ReasonCode.VersionConflict
                     ? new DecodeError(ReasonCode.VersionConflict, "the user's applied version again with another event id; the applied event stays")
                     : new DecodeError(ReasonCode.StaleVersion, "a version older than the user's applied one, first delivered after it; nothing changed");

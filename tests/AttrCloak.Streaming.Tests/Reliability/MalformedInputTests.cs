@@ -104,6 +104,8 @@ public sealed partial class MalformedInputTests(RedisServerFixture redis, MockKa
         using var deadLetters = h.Reader(h.Kafka.DeadLetterTopic);
 
         // Phase by phase (file name: <phase>.<expected>.<what>.json): the two input topics are not ordered with each other.
+        // Expected: Applied, Duplicate (exact redelivery), Stale (older than a version from the OTHER topic: may be a
+        // race between the topics, so no bad input), or the dead letter's reason.
         var bad = new List<(string Name, ReasonCode Reason, Task<DeliveryResult<byte[], byte[]>> Delivery)>();
         var handled = 0;
         foreach (var phase in files.GroupBy(f => f.Name[..f.Name.IndexOf('.')]).OrderBy(g => g.Key, StringComparer.Ordinal))
@@ -113,13 +115,13 @@ public sealed partial class MalformedInputTests(RedisServerFixture redis, MockKa
                 var (topic, _) = Route(h, name, bytes);
                 var delivery = h.ProduceRaw(topic, EventCodec.KeyOf(UserOf(bytes)!), bytes);
                 var expected = name.Split('.')[1];
-                if (expected is not ("Applied" or "Duplicate")) bad.Add((name, Enum.Parse<ReasonCode>(expected), delivery));
+                if (expected is not ("Applied" or "Duplicate" or "Stale")) bad.Add((name, Enum.Parse<ReasonCode>(expected), delivery));
             }
             h.Flush();
             handled += phase.Count();
             Wait.Until(() => worker.Pipeline.ProcessedEvents == handled, GuardHarness.Deadline, $"phase {phase.Key} handled");
         }
-        var users = new[] { "user-50", "user-51", "user-52" };
+        var users = new[] { "user-50", "user-51", "user-52", "user-53" };
         foreach (var user in users) h.Produce(Update(user, 10, [0.3f, -0.1f, 0.2f, 0.0f], "male"));
         h.Flush();
         serving.WaitUntil(m => users.All(u => Latest(m, u) is { Version: 10 }), "the users' later events");
@@ -142,6 +144,9 @@ public sealed partial class MalformedInputTests(RedisServerFixture redis, MockKa
         worker.DeadLetters(ReasonCode.VersionConflict).ShouldBe(bad.Count(b => b.Reason == ReasonCode.VersionConflict));
         worker.Events(Types.EmbeddingUpdate, Outcomes.Duplicate).ShouldBe(1);
         worker.Events(Types.Forget, Outcomes.Duplicate).ShouldBe(1);
+        worker.Events(Types.UpdateAttributes, Outcomes.Duplicate).ShouldBe(1);
+        new[] { Types.EmbeddingUpdate, Types.OptOut, Types.Forget, Types.UpdateAttributes }.Sum(t => worker.Events(t, Outcomes.Stale))
+            .ShouldBe(files.Count(f => f.Name.Split('.')[1] == "Stale"));
 
         // Nothing of the bad events reached the state or the serving topic: the applied versions stayed until v10.
         var served = serving.Snapshot().Where(m => m.Message.Value is not null).Select(Decode).ToList();
@@ -199,6 +204,16 @@ public sealed partial class MalformedInputTests(RedisServerFixture redis, MockKa
         deadLetters.Snapshot().Count.ShouldBe(2);
         serving.Snapshot().Where(m => m.Message.Value is not null).Select(Decode).ShouldAllBe(c => c.Version == 3 || c.Version == 4);
         second.Stop();
+    }
+
+    [Fact]
+    public void The_stored_event_id_keeps_the_stream_of_the_applied_event_and_older_ids_read_as_unknown()
+    {
+        var withStream = StoredEventId.Parse(StoredEventId.Compose("e-1", "mf-1", 0x3u, StoredEventId.RequestStream));
+        withStream.ShouldBe(new StoredEventId("e-1", "mf-1", 0x3u, true, StoredEventId.RequestStream));
+        StoredEventId.Parse(StoredEventId.Compose("e-1", "mf-1", 0x3u)).ShouldBe(new StoredEventId("e-1", "mf-1", 0x3u, true, StoredEventId.UnknownStream));
+        StoredEventId.Parse("bootstrap-7").ShouldBe(new StoredEventId("bootstrap-7", StoredEventId.UnknownModelVersion, 0, false, StoredEventId.UnknownStream));
+        StoredEventId.Parse("e-1\u001Fmf-1\u001F3\u001Fxy").Stream.ShouldBe(StoredEventId.UnknownStream);
     }
 
     // ---- helpers -------------------------------------------------------------------------------------------------
