@@ -44,6 +44,14 @@ public enum ReasonCode
     UnknownUser,
     /// <summary>The state store refused the event's state change (its message says why); nothing changed for that user.</summary>
     StoreRejected,
+    /// <summary>
+    /// An event whose version is older than the user's applied one from the same input topic, first delivered after it
+    /// (an out-of-order producer). A redelivery after a crash (at or below the partition's applied-offset watermark) is
+    /// not one, nor an older version from the other topic (the two topics are not ordered with each other).
+    /// </summary>
+    StaleVersion,
+    /// <summary>The user's applied version again (same input topic) with another event id: two events claim one version.</summary>
+    VersionConflict,
 }
 
 /// <summary>Stable snake_case names of <see cref="ReasonCode"/>, for metric labels and dead letters.</summary>
@@ -54,7 +62,7 @@ public static class ReasonCodes
         "empty", "oversized", "unsupported_content_type", "malformed_json", "malformed_binary",
         "unknown_schema", "schema_violation", "bad_user_id", "unknown_request_type", "wrong_dimension",
         "non_finite_value", "unknown_attribute", "unknown_class", "key_mismatch", "internal_error",
-        "unknown_user", "store_rejected",
+        "unknown_user", "store_rejected", "stale_version", "version_conflict",
     ];
 
     /// <summary>Every reason code, in declaration order (e.g. to pre-create metric series at start-up).</summary>

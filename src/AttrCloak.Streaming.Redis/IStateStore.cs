@@ -17,6 +17,23 @@ public interface IStateStore
     /// </summary>
     Task<ApplyResult[]> ApplyAsync(IReadOnlyList<UserStateChange> batch, CancellationToken cancellationToken = default);
 
+    /// <summary>
+    /// <see cref="ApplyAsync"/>, and in the same atomic step raises
+    /// each partition's applied-offset watermark to <paramref name="consumed"/>'s offset (a maximum: never lowered).
+    /// The watermark tells the worker a redelivery after a crash (at or below it: already decided once) from an event
+    /// first seen now (above it: an older version then is an out-of-order producer, a dead letter). A store that does
+    /// not keep watermarks (the default) ignores them; <see cref="ReadConsumedOffsetsAsync"/> then returns null.
+    /// </summary>
+    Task<ApplyResult[]> ApplyConsumedAsync(IReadOnlyList<UserStateChange> batch, IReadOnlyList<ConsumedOffset> consumed, CancellationToken cancellationToken = default) =>
+        ApplyAsync(batch, cancellationToken);
+
+    /// <summary>
+    /// The applied-offset watermark of each partition asked (-1: none yet), or null when this store keeps none
+    /// (then no event can be told apart from a redelivery, and the worker dead-letters no stale version).
+    /// </summary>
+    Task<long[]?> ReadConsumedOffsetsAsync(IReadOnlyList<ConsumedOffset> partitions, CancellationToken cancellationToken = default) =>
+        Task.FromResult<long[]?>(null);
+
     /// <summary>The user's state, or null when unknown or forgotten.</summary>
     Task<UserState?> GetUserAsync(string userId, CancellationToken cancellationToken = default);
 
@@ -39,4 +56,11 @@ public interface IStateStore
     /// during it, seen or not).
     /// </summary>
     IAsyncEnumerable<ServedUser> ScanServedAsync(CancellationToken cancellationToken = default);
+}
+
+/// <summary>The highest offset of a Kafka topic partition whose event a batch decided (see <see cref="IStateStore.ReadConsumedOffsetsAsync"/>; ignored there).</summary>
+public readonly record struct ConsumedOffset(string Topic, int Partition, long Offset)
+{
+    /// <summary>The hash field of the partition: topic names cannot hold '/', partitions are numbers.</summary>
+    internal string Field => Topic + "/" + Partition.ToString(System.Globalization.CultureInfo.InvariantCulture);
 }

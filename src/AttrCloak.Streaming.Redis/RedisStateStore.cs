@@ -115,13 +115,22 @@ public sealed class RedisStateStore : IStateStore, IDisposable
     }
 
     /// <inheritdoc />
-    public async Task<ApplyResult[]> ApplyAsync(IReadOnlyList<UserStateChange> batch, CancellationToken cancellationToken = default)
+    public Task<ApplyResult[]> ApplyAsync(IReadOnlyList<UserStateChange> batch, CancellationToken cancellationToken = default) =>
+        ApplyConsumedAsync(batch, [], cancellationToken);
+
+    /// <inheritdoc />
+    public async Task<ApplyResult[]> ApplyConsumedAsync(IReadOnlyList<UserStateChange> batch, IReadOnlyList<ConsumedOffset> consumed, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(batch);
+        ArgumentNullException.ThrowIfNull(consumed);
         var results = new ApplyResult[batch.Count];
         var grouped = _planner.Group(batch, results);
         var users = grouped.Users;
-        if (users.Count == 0) return results;
+        if (users.Count == 0)
+        {
+            await RaiseConsumedOffsetsAsync(consumed, cancellationToken).ConfigureAwait(false);
+            return results;
+        }
         if (!_initialized) await InitializeAsync(cancellationToken).ConfigureAwait(false);
 
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
@@ -170,7 +179,12 @@ public sealed class RedisStateStore : IStateStore, IDisposable
                 var plan = _planner.Plan(batch, grouped, priors.Select(p => new PriorUser(p.State, p.TombstoneVersion)).ToArray(), results);
                 Counters.PlanTicks += Stopwatch.GetTimestamp() - planStart;
                 var writes = Writes(plan, priors, fromCache);
-                if (writes.Count == 0) return results;
+                if (writes.Count == 0)
+                {
+                    // Nothing to write: the outcomes were decided on what Redis holds; only the watermarks move.
+                    await RaiseConsumedOffsetsAsync(consumed, cancellationToken).ConfigureAwait(false);
+                    return results;
+                }
 
                 char mode;
                 var expected = "";
@@ -182,7 +196,7 @@ public sealed class RedisStateStore : IStateStore, IDisposable
                     if (_cacheVersion is null || (seen is { } v && v != _cacheVersion)) await ReloadCacheAsync().ConfigureAwait(false);
                     expected = _cacheVersion!.Value.ToString();
                 }
-                var (keys, args, absolute) = BuildApply(plan, writes, mode, expected);
+                var (keys, args, absolute) = BuildApply(plan, writes, mode, expected, consumed);
                 Counters.ClientTicks += Stopwatch.GetTimestamp() - planStart;
                 if (BeforeWriteForTests is { } hook) await hook(attempt).ConfigureAwait(false);
                 var writeStart = Stopwatch.GetTimestamp();
@@ -238,6 +252,29 @@ public sealed class RedisStateStore : IStateStore, IDisposable
         {
             _gate.Release();
         }
+    }
+
+    /// <inheritdoc />
+    public async Task<long[]?> ReadConsumedOffsetsAsync(IReadOnlyList<ConsumedOffset> partitions, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(partitions);
+        if (partitions.Count == 0) return [];
+        var values = await _db.HashGetAsync(_layout.ConsumedKey, partitions.Select(p => (RedisValue)p.Field).ToArray())
+            .WaitAsync(cancellationToken).ConfigureAwait(false);
+        return values.Select(v => v.IsNull ? -1L : (long)v).ToArray();
+    }
+
+    /// <summary>Raises the watermarks alone (a batch that writes no user): one small script, a maximum per field.</summary>
+    private async Task RaiseConsumedOffsetsAsync(IReadOnlyList<ConsumedOffset> consumed, CancellationToken cancellationToken)
+    {
+        if (consumed.Count == 0) return;
+        var args = new RedisValue[2 * consumed.Count];
+        for (var c = 0; c < consumed.Count; c++)
+        {
+            args[2 * c] = consumed[c].Field;
+            args[2 * c + 1] = consumed[c].Offset;
+        }
+        await _db.ScriptEvaluateAsync(LuaScripts.RaiseConsumed, [_layout.ConsumedKey], args).WaitAsync(cancellationToken).ConfigureAwait(false);
     }
 
     /// <inheritdoc />
@@ -334,7 +371,7 @@ public sealed class RedisStateStore : IStateStore, IDisposable
         return writes;
     }
 
-    private (RedisKey[] Keys, RedisValue[] Args, double[][]? Absolute) BuildApply(BatchPlan plan, List<UserWrite> writes, char mode, string expected)
+    private (RedisKey[] Keys, RedisValue[] Args, double[][]? Absolute) BuildApply(BatchPlan plan, List<UserWrite> writes, char mode, string expected, IReadOnlyList<ConsumedOffset> consumed)
     {
         var ns = mode == 'N' ? 0 : plan.Slots.Length;
         var nu = writes.Count;
@@ -400,6 +437,19 @@ public sealed class RedisStateStore : IStateStore, IDisposable
         {
             Array.Resize(ref keys, keys.Length + tombs.Count);
             tombs.CopyTo(keys, 1 + ns + nu);
+        }
+        if (consumed.Count > 0)
+        {
+            // The applied-offset watermarks: the last key, then (field, offset) pairs after the users' arguments.
+            Array.Resize(ref keys, keys.Length + 1);
+            keys[^1] = _layout.ConsumedKey;
+            var at = args.Length;
+            Array.Resize(ref args, at + 2 * consumed.Count);
+            for (var c = 0; c < consumed.Count; c++)
+            {
+                args[at + 2 * c] = consumed[c].Field;
+                args[at + 2 * c + 1] = consumed[c].Offset;
+            }
         }
         return (keys, args, absolute);
     }

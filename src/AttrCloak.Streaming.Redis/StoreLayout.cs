@@ -19,6 +19,8 @@ namespace AttrCloak.Streaming.Redis;
 /// <item><c>{prefix}:user:{userId}</c> hash: <c>v</c> last applied version, <c>e</c> its event id, <c>o</c>/<c>c</c>
 /// original/cloaked embedding (float32 LE), <c>a</c> class per attribute (int16 LE, -1 unknown).</item>
 /// <item><c>{prefix}:tomb:{hex HMAC-SHA256(secret, userId)}</c> string: version of the forget, with a TTL; no user id.</item>
+/// <item><c>{prefix}:consumed</c> hash: field <c>{topic}/{partition}</c> = the highest offset of that input partition
+/// whose event an apply decided (the applied-offset watermark; no user data).</item>
 /// </list>
 /// </summary>
 internal sealed class StoreLayout
@@ -38,6 +40,7 @@ internal sealed class StoreLayout
         MetaKey = Prefix + ":meta";
         UserKeyPrefix = Prefix + ":user:";
         TombKeyPrefix = Prefix + ":tomb:";
+        ConsumedKey = Prefix + ":consumed";
         StatsKeys = new RedisKey[Shape.SlotCount];
         for (var slot = 0; slot < Shape.SlotCount; slot++)
         {
@@ -65,6 +68,9 @@ internal sealed class StoreLayout
     public RedisKey MetaKey { get; }
     public string UserKeyPrefix { get; }
     public string TombKeyPrefix { get; }
+
+    /// <summary>The applied-offset watermarks (hash: <c>{topic}/{partition}</c> → offset).</summary>
+    public RedisKey ConsumedKey { get; }
 
     /// <summary>Statistics keys of every (population, attribute, class) slot, indexed by <see cref="StatisticsShape.Slot"/>.</summary>
     public RedisKey[] StatsKeys { get; }

@@ -237,7 +237,13 @@ public sealed class FuzzTests(ITestOutputHelper output)
     public void Output_decoders_never_fault()
     {
         var rng = new Random(SeedOverride ?? 7);
-        byte[][] seeds = [EventCodec.Encode(Samples.Cloaked(4)), EventCodec.Encode(Samples.DeadLetter())];
+        // A dead-letter record of every reason, so that each label (also the worker-decided ones) is mutated.
+        byte[][] seeds =
+        [
+            EventCodec.Encode(Samples.Cloaked(4)),
+            EventCodec.Encode(Samples.Cloaked(4) with { ProtectedAttributes = [] }),
+            .. ReasonCodes.All.Select(r => EventCodec.Encode(Samples.DeadLetter() with { Reason = r })),
+        ];
         for (var i = 0; i < Iterations / 4; i++)
         {
             var input = rng.Next(5) == 0 ? RandomBytes(rng) : Mutate(seeds[rng.Next(seeds.Length)], rng);
@@ -253,6 +259,89 @@ public sealed class FuzzTests(ITestOutputHelper output)
             else
                 error.Reason.ShouldNotBe(ReasonCode.InternalError, context);
         }
+    }
+
+    /// <summary>Content types a producer may send: the two known ones, their variants, and junk.</summary>
+    private static string? ContentTypeOf(Random rng) => rng.Next(12) switch
+    {
+        0 or 1 or 2 => null,
+        3 => ContentTypes.Json,
+        4 => ContentTypes.EmbeddingBinary,
+        5 => "application/json; charset=utf-8",
+        6 => ContentTypes.EmbeddingBinary.ToUpperInvariant() + " ; x=\"y\"",
+        7 => "text/plain",
+        8 => "",
+        9 => new string('a', rng.Next(0, 5000)),
+        10 => Encoding.UTF8.GetString(RandomBytes(rng)), // what the worker makes of arbitrary header bytes
+        _ => "application/json\u0000\n\u001b[31m",
+    };
+
+    /// <summary>Kafka keys: none, the right one, one byte off, random bytes, and keys longer than the stack buffer.</summary>
+    private static byte[] KeyFor(string? userId, Random rng)
+    {
+        var right = userId is null ? [] : Encoding.UTF8.GetBytes(userId);
+        switch (rng.Next(6))
+        {
+            case 0: return [];
+            case 1: return right;
+            case 2 when right.Length > 0:
+                var off = (byte[])right.Clone();
+                off[rng.Next(off.Length)] ^= 1;
+                return off;
+            case 3:
+                var big = new byte[rng.Next(500, 2000)];
+                rng.NextBytes(big);
+                return big;
+            default:
+                return RandomBytes(rng);
+        }
+    }
+
+    /// <summary>
+    /// Every entry point the worker feeds with consumed bytes, as it calls them: both <see cref="EventCodec.TryDecode(ReadOnlySpan{byte}, string?, ContractLimits)"/>
+    /// overloads under any content type (also the binary decoder with JSON and the JSON decoder with binary), inputs
+    /// around the size limit, and <see cref="EventCodec.KeyMatches"/> with any key: no exception, no internal error.
+    /// </summary>
+    [Fact]
+    public void Every_worker_entry_point_takes_any_bytes_any_content_type_and_any_key_without_a_fault()
+    {
+        var rng = new Random(SeedOverride ?? 424242);
+        var seeds = Seeds();
+        var (limits, catalog) = ContractFiles.CorpusSettings();
+        var outcomes = new Dictionary<string, int>();
+        for (var i = 0; i < Iterations / 2; i++)
+        {
+            byte[] input = rng.Next(8) switch
+            {
+                0 => RandomBytes(rng),
+                1 => Enumerable.Repeat((byte)' ', limits.MaxBytes - 2 + rng.Next(5)).ToArray(), // at the limit, either side
+                2 => [.. seeds[rng.Next(seeds.Count)].Bytes, .. new byte[rng.Next(0, 1200)]],
+                _ => Mutate(seeds[rng.Next(seeds.Count)].Bytes, rng),
+            };
+            var contentType = ContentTypeOf(rng);
+            var context = $"iteration {i}, content-type {(contentType is null ? "none" : Convert.ToBase64String(Encoding.UTF8.GetBytes(contentType)))}, input {Convert.ToBase64String(input)}";
+
+            var plain = EventCodec.TryDecode(input, contentType, limits);
+            var checkedResult = EventCodec.TryDecode(input, contentType, limits, catalog);
+            foreach (var result in new[] { plain, checkedResult })
+                if (!result.IsSuccess)
+                {
+                    result.Error.Reason.ShouldNotBe(ReasonCode.InternalError, $"{context}: {result.Error.Message}");
+                    result.Error.Message.ShouldNotBeNullOrWhiteSpace(context);
+                }
+            // The catalog only adds checks: what it accepts, the plain decoder accepts.
+            if (checkedResult.IsSuccess) plain.IsSuccess.ShouldBeTrue(context);
+            var label = checkedResult.IsSuccess ? "accepted" : checkedResult.Error.Reason.Label();
+            outcomes[label] = outcomes.GetValueOrDefault(label) + 1;
+
+            var key = KeyFor(plain.IsSuccess ? plain.Event.UserId : null, rng);
+            if (plain.IsSuccess)
+                EventCodec.KeyMatches(key, plain.Event.UserId).ShouldBe(key.AsSpan().SequenceEqual(Encoding.UTF8.GetBytes(plain.Event.UserId)), context);
+        }
+        output.WriteLine($"{Iterations / 2} inputs: " + string.Join(", ", outcomes.OrderByDescending(o => o.Value).Select(o => $"{o.Key} {o.Value}")));
+        outcomes.GetValueOrDefault("accepted").ShouldBeGreaterThan(0);
+        outcomes.Keys.ShouldContain(ReasonCode.Oversized.Label());
+        outcomes.Keys.ShouldContain(ReasonCode.UnsupportedContentType.Label());
     }
 
     private static byte[] Reencode(InboundEvent? e) => e switch

@@ -14,6 +14,7 @@ internal static class LuaScripts
     public static readonly string Apply = Load("apply.lua");
     public static readonly string ReadStatistics = Load("read_stats.lua");
     public static readonly string Rebuild = Load("rebuild.lua");
+    public static readonly string RaiseConsumed = Load("raise_consumed.lua");
 
     private static string Load(string name)
     {

@@ -9,6 +9,7 @@
 --                             population ('stats') and of the original embeddings ('ostats'), only those that changed
 -- KEYS[2+ns .. 1+ns+nu]       user keys
 -- KEYS[2+ns+nu .. ]           tombstone keys of the users that need one (create, forget, or no state expected)
+-- KEYS[#KEYS]                 {prefix}:consumed, when the batch raises applied-offset watermarks (see below)
 -- ARGV[1] layout fingerprint the client computed with
 -- ARGV[2] mode: 'A' = payloads are the new absolute values, valid only if the statistics are still at version ARGV[3]
 --               'D' = payloads are deltas, added here in float64 (commutative: valid whatever other writers did)
@@ -21,6 +22,8 @@
 --   original, cloaked, classes
 --   (for 'U', an empty original/cloaked/classes means unchanged: only what changed is sent and written),
 --   index of the user's tombstone key among the tombstone keys (0 = none: the user's state is expected to exist)
+-- then optional (field 'topic/partition', offset) pairs: each field of KEYS[#KEYS] becomes max(stored, offset), in the
+--   same atomic step as the states, so that an event at or below it is known to be a redelivery
 -- Returns {'OK', epoch, seq} or {'CONFLICT', what, index} or {'LAYOUT'} or {'CORRUPT', index} or {'BADARGS', index}.
 local meta = KEYS[1]
 if redis.call('HGET', meta, 'layout') ~= ARGV[1] then return {'LAYOUT'} end
@@ -105,5 +108,10 @@ for u = 1, nu do
     redis.call('HSET', ukey, unpack(fields))
     if op == 'C' then redis.call('DEL', tkey) end
   end
+end
+local wbase = ubase + nu * 8
+for i = wbase + 1, #ARGV, 2 do
+  local stored = tonumber(redis.call('HGET', KEYS[#KEYS], ARGV[i]))
+  if not stored or stored < tonumber(ARGV[i + 1]) then redis.call('HSET', KEYS[#KEYS], ARGV[i], ARGV[i + 1]) end
 end
 return {'OK', epoch, tostring(seq)}

@@ -23,7 +23,11 @@ namespace AttrCloak.Streaming.Pipeline;
 /// </list>
 /// An event whose version is not above the user's known version is passed on without fields (the store decides
 /// Stale or Duplicate and changes nothing); a redelivery of the stored event carries the stored event id back, so
-/// that the store recognises it as a duplicate (see <see cref="StoredEventId"/>).
+/// that the store recognises it as a duplicate (see <see cref="StoredEventId"/>). Such an event from the same stream
+/// (input topic) as the applied version is remembered as a version conflict (same version, other event) or a stale
+/// version (older); the pipeline dead-letters it as that when the store says Stale and the event is no redelivery
+/// (above its partition's applied-offset watermark). From the other topic it is only stale: the two topics are not
+/// ordered with each other, so an opt_out may legitimately arrive after the next embedding update.
 /// <para>
 /// Limitation: the store reports no version for a forgotten user, so an older event redelivered after a forget looks
 /// applicable here; the store rejects it (Stale, from its tombstone), but a later event of the same user in the same
@@ -87,8 +91,11 @@ internal sealed class BatchPlanner
             var sameEvent = inbound.Version == fold.Version && !fold.Forgotten && fold.PlainEventId == inbound.EventId;
             var id = sameEvent ? fold.StoredId! : inbound.EventId;
             var isForget = inbound is PrivacyRequest { Type: PrivacyRequestType.Forget };
+            // Bad input only within one stream (per-user order holds per topic); across the two topics it may be a race.
+            ReasonCode? conflict = fold.Stream != StreamOf(inbound) ? null
+                : inbound.Version == fold.Version && !sameEvent ? ReasonCode.VersionConflict : ReasonCode.StaleVersion;
             Add(messageIndex, fold, isForget ? UserStateChange.ForgetUser(fold.UserId, id, inbound.Version) : new UserStateChange(fold.UserId, id, inbound.Version),
-                PlannedKind.NotApplicable, null, null, 0, "");
+                PlannedKind.NotApplicable, null, null, 0, "", conflict);
             return null;
         }
 
@@ -101,15 +108,17 @@ internal sealed class BatchPlanner
                     foreach (var (name, value) in update.Attributes)
                         classes[_attributeIndex[name]] = ClassIndex(name, value);
                 var cloaked = Cloak(cloaker, update.Embedding, classes, out var mask);
-                var id = StoredEventId.Compose(update.EventId, update.ModelVersion, mask);
+                var id = StoredEventId.Compose(update.EventId, update.ModelVersion, mask, StoredEventId.EmbeddingStream);
                 var change = new UserStateChange(fold.UserId, id, update.Version) { Original = update.Embedding, Cloaked = cloaked, Classes = classes };
                 Add(messageIndex, fold, change, PlannedKind.Serve, cloaked, classes, mask, update.ModelVersion);
-                fold.Set(update.Version, update.EventId, id, update.Embedding, cloaked, classes, mask, update.ModelVersion);
+                fold.Set(update.Version, update.EventId, id, update.Embedding, cloaked, classes, mask, update.ModelVersion, StoredEventId.EmbeddingStream);
                 return null;
             }
             case PrivacyRequest { Type: PrivacyRequestType.Forget } forget:
             {
-                Add(messageIndex, fold, UserStateChange.ForgetUser(fold.UserId, forget.EventId, forget.Version), PlannedKind.Forget, null, null, 0, "");
+                // Stale only against a tombstone (a forget: the requests stream), so an older forget is bad input.
+                Add(messageIndex, fold, UserStateChange.ForgetUser(fold.UserId, forget.EventId, forget.Version), PlannedKind.Forget, null, null, 0, "",
+                    fold.HasVersion ? null : ReasonCode.StaleVersion);
                 fold.SetForgotten(forget.Version, forget.EventId);
                 return null;
             }
@@ -131,14 +140,14 @@ internal sealed class BatchPlanner
                         classes[_attributeIndex[name]] = value is null ? -1 : ClassIndex(name, value);
                 }
                 var cloaked = Cloak(cloaker, fold.Original!, classes, out var mask);
-                var id = StoredEventId.Compose(request.EventId, fold.ModelVersion!, mask);
+                var id = StoredEventId.Compose(request.EventId, fold.ModelVersion!, mask, StoredEventId.RequestStream);
                 var change = new UserStateChange(fold.UserId, id, request.Version)
                 {
                     Cloaked = cloaked,
                     Classes = ReferenceEquals(classes, fold.Classes) ? null : classes,
                 };
                 Add(messageIndex, fold, change, PlannedKind.Serve, cloaked, classes, mask, fold.ModelVersion!);
-                fold.Set(request.Version, request.EventId, id, fold.Original!, cloaked, classes, mask, fold.ModelVersion!);
+                fold.Set(request.Version, request.EventId, id, fold.Original!, cloaked, classes, mask, fold.ModelVersion!, StoredEventId.RequestStream);
                 return null;
             }
             default:
@@ -174,11 +183,14 @@ internal sealed class BatchPlanner
             $"{type} for a user with no stored state (never seen, or forgotten): nothing is served for them; replay it after their first embedding update");
     }
 
-    private void Add(int messageIndex, UserFold fold, UserStateChange change, PlannedKind kind, float[]? cloaked, int[]? classes, uint mask, string modelVersion)
+    private static char StreamOf(InboundEvent inbound) => inbound is EmbeddingUpdate ? StoredEventId.EmbeddingStream : StoredEventId.RequestStream;
+
+    private void Add(int messageIndex, UserFold fold, UserStateChange change, PlannedKind kind, float[]? cloaked, int[]? classes, uint mask, string modelVersion,
+        ReasonCode? conflict = null)
     {
         fold.ChangeIndices.Add(Changes.Count);
         Changes.Add(change);
-        Planned.Add(new PlannedChange(messageIndex, kind, change.Version, cloaked, classes, mask, modelVersion));
+        Planned.Add(new PlannedChange(messageIndex, kind, change.Version, cloaked, classes, mask, modelVersion, conflict));
     }
 
     private int[] NewUnknownClasses()
@@ -220,9 +232,14 @@ internal enum PlannedKind
     UnknownUser,
 }
 
-/// <summary>The state one change leads to, if it applies.</summary>
+/// <summary>
+/// The state one change leads to, if it applies. <paramref name="Conflict"/>: when the store says Stale and the event is
+/// no redelivery, the dead letter it is (<see cref="ReasonCode.StaleVersion"/>, <see cref="ReasonCode.VersionConflict"/>);
+/// null: not bad input (an older version from the other input topic, which is not ordered with this one).
+/// </summary>
 internal readonly record struct PlannedChange(
-    int MessageIndex, PlannedKind Kind, long Version, float[]? Cloaked, int[]? Classes, uint ProtectedMask, string ModelVersion);
+    int MessageIndex, PlannedKind Kind, long Version, float[]? Cloaked, int[]? Classes, uint ProtectedMask, string ModelVersion,
+    ReasonCode? Conflict = null);
 
 /// <summary>One user's running state through the batch.</summary>
 internal sealed class UserFold
@@ -236,7 +253,7 @@ internal sealed class UserFold
             var meta = StoredEventId.Parse(stored.EventId);
             StoredMeta = meta;
             Set(stored.Version, meta.EventId, stored.EventId, stored.Original, stored.Cloaked, stored.Classes,
-                meta.HasMask ? meta.ProtectedMask : BatchPlanner.KnownClassMask(stored.Classes), meta.ModelVersion);
+                meta.HasMask ? meta.ProtectedMask : BatchPlanner.KnownClassMask(stored.Classes), meta.ModelVersion, meta.Stream);
         }
     }
 
@@ -261,8 +278,12 @@ internal sealed class UserFold
     public uint Mask { get; private set; }
     public string? ModelVersion { get; private set; }
 
-    public void Set(long version, string plainEventId, string storedId, float[] original, float[] cloaked, int[] classes, uint mask, string modelVersion)
+    /// <summary>The stream of the event that set <see cref="Version"/> (see <see cref="StoredEventId.Stream"/>).</summary>
+    public char Stream { get; private set; } = StoredEventId.UnknownStream;
+
+    public void Set(long version, string plainEventId, string storedId, float[] original, float[] cloaked, int[] classes, uint mask, string modelVersion, char stream)
     {
+        Stream = stream;
         HasVersion = true;
         Version = version;
         Exists = true;
@@ -278,6 +299,7 @@ internal sealed class UserFold
 
     public void SetForgotten(long version, string eventId)
     {
+        Stream = StoredEventId.RequestStream;
         HasVersion = true;
         Version = version;
         Exists = false;

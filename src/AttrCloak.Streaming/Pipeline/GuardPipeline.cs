@@ -81,6 +81,16 @@ public sealed class GuardPipeline
     private readonly Dictionary<(string Topic, int Partition), long> _nextOffsets = [];
     private readonly UserStateCache _userCache;
 
+    /// <summary>
+    /// Per input partition, the applied-offset watermark in the store (-1: none): events at or below it were decided
+    /// once already (a redelivery after a crash), so an older or same version among them is no dead letter. Read from
+    /// the store per partition on first use after an assignment change or a failed store call; raised per batch.
+    /// </summary>
+    private readonly Dictionary<(string Topic, int Partition), long> _consumedMarks = [];
+    private readonly List<ConsumedOffset> _consumedAsk = [];
+    private readonly Dictionary<(string Topic, int Partition), long> _batchMaxOffsets = [];
+    private bool _storeKeepsMarks = true;
+
     private readonly Counter.Child _decodeSeconds, _readSeconds, _cloakSeconds, _applySeconds, _encodeSeconds, _produceSeconds, _ackWaitSeconds, _commitSeconds, _pollSeconds;
     private volatile bool _assignmentChanged;
     private long _processed;
@@ -369,6 +379,7 @@ public sealed class GuardPipeline
         {
             // A user's partition may have had another owner meanwhile: what we remember of them may be out of date.
             _userCache.Clear();
+            _consumedMarks.Clear();
             if (batch.Count > 0) DropUnassigned(consumer, batch);
         }
         _assignmentChanged = false;
@@ -442,6 +453,7 @@ public sealed class GuardPipeline
                             // batches sent before this one need no store work: finish them, so their offsets are not held
                             // back by this batch's retries.
                             _userCache.Clear();
+                            _consumedMarks.Clear(); // a timed-out write may have raised them
                             FinishUnacknowledged(ct);
                         }
                         await ReadPlanApplyAsync(batch, anyOptOut, ct).ConfigureAwait(false);
@@ -482,6 +494,7 @@ public sealed class GuardPipeline
     {
         Status.SetStateMissing(true);
         _userCache.Clear();
+        _consumedMarks.Clear(); // the redelivery watermarks went with the state; read again after the rebuild
         var since = Stopwatch.GetTimestamp();
         var nextLog = since;
         while (true)
@@ -576,6 +589,8 @@ public sealed class GuardPipeline
         Interlocked.Add(ref _userCacheHits, _userIds.Count - _missingUsers.Count);
         Stage(_readSeconds, ref t);
 
+        await MarkRedeliveriesAsync(batch, cancellationToken).ConfigureAwait(false);
+
         // opt_out: cloak with maps built from the statistics as they are now.
         if (anyOptOut) await Cloakers.RefreshNowAsync(cancellationToken).ConfigureAwait(false);
         var cloaker = Cloakers.Current;
@@ -597,8 +612,45 @@ public sealed class GuardPipeline
         }
         Stage(_cloakSeconds, ref t);
 
-        batch.Results = planner.Changes.Count == 0 ? [] : await _store.ApplyAsync(planner.Changes, cancellationToken).ConfigureAwait(false);
+        batch.Results = planner.Changes.Count == 0 ? [] : await _store.ApplyConsumedAsync(planner.Changes, batch.Consumed, cancellationToken).ConfigureAwait(false);
+        if (planner.Changes.Count > 0)
+            foreach (var c in batch.Consumed)
+                if (_consumedMarks.GetValueOrDefault((c.Topic, c.Partition), -1) < c.Offset) _consumedMarks[(c.Topic, c.Partition)] = c.Offset;
         Stage(_applySeconds, ref t);
+    }
+
+    /// <summary>
+    /// Marks the batch's events at or below their partition's applied-offset watermark as redeliveries, and collects
+    /// the batch's highest offset per partition (raised in the store with the batch's apply).
+    /// </summary>
+    private async Task MarkRedeliveriesAsync(Batch batch, CancellationToken cancellationToken)
+    {
+        batch.Consumed.Clear();
+        _batchMaxOffsets.Clear();
+        for (var i = 0; i < batch.Count; i++)
+        {
+            var r = batch.Slots[i].Result;
+            var key = (r.Topic, r.Partition.Value);
+            if (!_batchMaxOffsets.TryGetValue(key, out var max) || r.Offset.Value > max) _batchMaxOffsets[key] = r.Offset.Value;
+        }
+        _consumedAsk.Clear();
+        foreach (var ((topic, partition), max) in _batchMaxOffsets)
+        {
+            batch.Consumed.Add(new ConsumedOffset(topic, partition, max));
+            if (_storeKeepsMarks && !_consumedMarks.ContainsKey((topic, partition))) _consumedAsk.Add(new ConsumedOffset(topic, partition, -1));
+        }
+        if (_consumedAsk.Count > 0)
+        {
+            var marks = await _store.ReadConsumedOffsetsAsync(_consumedAsk, cancellationToken).ConfigureAwait(false);
+            if (marks is null) _storeKeepsMarks = false; // every stale version then passes as a redelivery (the old behaviour)
+            else for (var p = 0; p < _consumedAsk.Count; p++) _consumedMarks[(_consumedAsk[p].Topic, _consumedAsk[p].Partition)] = marks[p];
+        }
+        for (var i = 0; i < batch.Count; i++)
+        {
+            ref var slot = ref batch.Slots[i];
+            var r = slot.Result;
+            slot.Redelivered = !_storeKeepsMarks || r.Offset.Value <= _consumedMarks[(r.Topic, r.Partition.Value)];
+        }
     }
 
     /// <summary>
@@ -652,6 +704,11 @@ public sealed class GuardPipeline
                 slots[index].PlanError = planner.Planned[j].Kind == PlannedKind.UnknownUser
                     ? BatchPlanner.UnknownUserError(slots[index].Event)
                     : new DecodeError(ReasonCode.StoreRejected, Printable(result.Reason ?? "rejected by the state store"));
+            else if (result.Outcome == ApplyOutcome.Stale && !slots[index].Redelivered && planner.Planned[j].Conflict is not null)
+                // First delivered now, yet not above the user's applied version from the same topic: an out-of-order or conflicting producer.
+                slots[index].PlanError = planner.Planned[j].Conflict == ReasonCode.VersionConflict
+                    ? new DecodeError(ReasonCode.VersionConflict, "the user's applied version again with another event id; the applied event stays")
+                    : new DecodeError(ReasonCode.StaleVersion, "a version older than the user's applied one, first delivered after it; nothing changed");
         }
         for (var i = 0; i < batch.Count; i++)
         {
@@ -855,6 +912,8 @@ public sealed class GuardPipeline
         public DecodeError? DecodeError;
         public DecodeError? PlanError;
         public ApplyOutcome Outcome;
+        /// <summary>At or below its partition's applied-offset watermark: decided once already (at-least-once redelivery).</summary>
+        public bool Redelivered;
     }
 
     private readonly record struct Served(string UserId, float[]? Cloaked, int[]? Classes);
@@ -867,6 +926,7 @@ public sealed class GuardPipeline
         public long Number;
         public BatchPlanner Planner { get; } = new(dimension, catalog);
         public ApplyResult[] Results = [];
+        public List<ConsumedOffset> Consumed { get; } = [];
         public List<OutboundMessage> Outputs { get; } = [];
         public List<Served> Served { get; } = [];
         public OutputDelivery Delivery { get; } = new();

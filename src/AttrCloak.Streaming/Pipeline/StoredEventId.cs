@@ -15,9 +15,21 @@ namespace AttrCloak.Streaming.Pipeline;
 /// </para>
 /// An id written by another tool (bootstrap) without the separators parses as that id with an unknown model version
 /// and no mask.
+/// <para>
+/// Optionally a fourth part, the <see cref="Stream"/> the applied event came from (<see cref="EmbeddingStream"/> or
+/// <see cref="RequestStream"/>): per-user order holds within one input topic only, so an older version is bad input
+/// (stale_version) only when it comes from the same stream as the applied one; across the two topics it can be a race.
+/// </para>
 /// </summary>
-internal readonly record struct StoredEventId(string EventId, string ModelVersion, uint ProtectedMask, bool HasMask)
+internal readonly record struct StoredEventId(string EventId, string ModelVersion, uint ProtectedMask, bool HasMask, char Stream = StoredEventId.UnknownStream)
 {
+    /// <summary>Embedding updates (the embeddings topic).</summary>
+    public const char EmbeddingStream = 'e';
+    /// <summary>Privacy requests (the privacy-requests topic).</summary>
+    public const char RequestStream = 'r';
+    /// <summary>Not recorded (an id written before streams were recorded, or by another tool).</summary>
+    public const char UnknownStream = '?';
+
     private const char Separator = '\u001F';
 
     /// <summary>Model version shown when the stored record does not say (written by a tool that does not record it).</summary>
@@ -26,16 +38,23 @@ internal readonly record struct StoredEventId(string EventId, string ModelVersio
     public static string Compose(string eventId, string modelVersion, uint protectedMask) =>
         string.Concat(eventId, Separator.ToString(), modelVersion, Separator.ToString(), protectedMask.ToString("x", CultureInfo.InvariantCulture));
 
+    /// <summary><see cref="Compose(string, string, uint)"/> with the stream the event came from.</summary>
+    public static string Compose(string eventId, string modelVersion, uint protectedMask, char stream) =>
+        string.Concat(Compose(eventId, modelVersion, protectedMask), Separator.ToString(), stream.ToString());
+
     public static StoredEventId Parse(string stored)
     {
         ArgumentNullException.ThrowIfNull(stored);
         var first = stored.IndexOf(Separator);
         if (first < 0) return new StoredEventId(stored, UnknownModelVersion, 0, false);
         var second = stored.IndexOf(Separator, first + 1);
+        var third = second < 0 ? -1 : stored.IndexOf(Separator, second + 1);
+        var maskText = third < 0 ? stored.AsSpan(second + 1) : stored.AsSpan(second + 1, third - second - 1);
         if (second < 0
-            || !uint.TryParse(stored.AsSpan(second + 1), NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out var mask))
+            || !uint.TryParse(maskText, NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out var mask))
             return new StoredEventId(stored, UnknownModelVersion, 0, false);
         var model = stored[(first + 1)..second];
-        return new StoredEventId(stored[..first], model.Length == 0 ? UnknownModelVersion : model, mask, true);
+        var stream = third >= 0 && stored.Length == third + 2 && stored[^1] is EmbeddingStream or RequestStream ? stored[^1] : UnknownStream;
+        return new StoredEventId(stored[..first], model.Length == 0 ? UnknownModelVersion : model, mask, true, stream);
     }
 }

@@ -70,6 +70,28 @@ public sealed class InMemoryStateStore : IStateStore
     }
 
     /// <inheritdoc />
+    public Task<ApplyResult[]> ApplyConsumedAsync(IReadOnlyList<UserStateChange> batch, IReadOnlyList<ConsumedOffset> consumed, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(consumed);
+        lock (_lock)
+        {
+            var results = ApplyAsync(batch, cancellationToken); // completes synchronously; the lock is re-entrant
+            foreach (var c in consumed)
+                if (!_consumed.TryGetValue((c.Topic, c.Partition), out var mark) || mark < c.Offset) _consumed[(c.Topic, c.Partition)] = c.Offset;
+            return results;
+        }
+    }
+
+    /// <inheritdoc />
+    public Task<long[]?> ReadConsumedOffsetsAsync(IReadOnlyList<ConsumedOffset> partitions, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(partitions);
+        lock (_lock) return Task.FromResult<long[]?>(partitions.Select(p => _consumed.GetValueOrDefault((p.Topic, p.Partition), -1)).ToArray());
+    }
+
+    private readonly Dictionary<(string Topic, int Partition), long> _consumed = [];
+
+    /// <inheritdoc />
     public Task<ApplyResult[]> ApplyAsync(IReadOnlyList<UserStateChange> batch, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(batch);

@@ -67,7 +67,7 @@ internal sealed class GuardHarness : IDisposable
         StoreOptions = new StateStoreOptions
         {
             Prefix = redis.NewPrefix(name),
-            Dimension = D,
+            Dimension = guard.Dimension, // D unless configure changed it (the corpus tests use the corpus's dimension)
             Attributes = guard.AttributeSpecs(),
             TombstoneSecret = RandomNumberGenerator.GetBytes(32),
         };
@@ -151,10 +151,12 @@ internal sealed class GuardHarness : IDisposable
                 new Message<byte[], byte[]> { Key = EventCodec.KeyOf(update.UserId), Value = EventCodec.Encode(update) }));
     }
 
-    public void ProduceRaw(string topic, byte[]? key, byte[]? value, Headers? headers = null)
+    /// <summary>Produces one message as it is; the task gives its partition and offset.</summary>
+    public Task<DeliveryResult<byte[], byte[]>> ProduceRaw(string topic, byte[]? key, byte[]? value, Headers? headers = null)
     {
-        lock (_produced)
-            _produced.Add(_producer.ProduceAsync(topic, new Message<byte[], byte[]> { Key = key!, Value = value!, Headers = headers }));
+        var task = _producer.ProduceAsync(topic, new Message<byte[], byte[]> { Key = key!, Value = value!, Headers = headers });
+        lock (_produced) _produced.Add(task);
+        return task;
     }
 
     /// <summary>Waits until every input produced so far is acknowledged by the broker.</summary>

@@ -139,6 +139,26 @@ public abstract class StateStoreBehaviour
     }
 
     [Fact]
+    public async Task Applied_offset_watermarks_rise_with_the_batches_never_fall_and_also_move_when_nothing_is_written()
+    {
+        var rng = new Random(12);
+        var (store, _, _) = await StartAsync();
+        ConsumedOffset[] asked = [new("in.embeddings", 0, -1), new("in.embeddings", 3, -1), new("in.requests", 0, -1)];
+        (await store.ReadConsumedOffsetsAsync(asked, Ct)).ShouldBe([-1L, -1L, -1L]);
+
+        var v2 = NewUser("carol", 2, rng);
+        await store.ApplyConsumedAsync([v2], [new("in.embeddings", 0, 41), new("in.requests", 0, 7)], Ct);
+        (await store.ReadConsumedOffsetsAsync(asked, Ct)).ShouldBe([41L, -1L, 7L]);
+
+        // An older event alone writes no user; its watermark still moves. A lower offset (a redelivery) lowers nothing.
+        var older = NewUser("carol", 1, rng);
+        (await store.ApplyConsumedAsync([older], [new("in.embeddings", 0, 42), new("in.embeddings", 3, 5), new("in.requests", 0, 3)], Ct))[0]
+            .Outcome.ShouldBe(ApplyOutcome.Stale);
+        (await store.ReadConsumedOffsetsAsync(asked, Ct)).ShouldBe([42L, 5L, 7L]);
+        (await store.GetUserAsync("carol", Ct))!.Version.ShouldBe(2);
+    }
+
+    [Fact]
     public async Task Events_of_one_user_in_one_batch_apply_in_order_and_invalid_ones_are_rejected_with_a_reason()
     {
         var rng = new Random(3);
