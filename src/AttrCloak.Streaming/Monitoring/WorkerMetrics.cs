@@ -63,6 +63,8 @@ public sealed class WorkerMetrics
             "1 when the worker is ready (Kafka assigned, state store reachable and initialised), 0 otherwise.");
         StoreAvailable = factory.CreateGauge("attrcloak_store_up",
             "1 when the last state-store call succeeded, 0 while it fails (the worker retries with backoff).");
+        KafkaAvailable = factory.CreateGauge("attrcloak_kafka_up",
+            "1 while a Kafka broker is reachable, 0 after librdkafka reported all brokers down (the worker waits and reconnects).");
         StatisticsMinClassUsers = factory.CreateGauge("attrcloak_statistics_min_class_users",
             "Users in the smallest class of each protected attribute (served population): below the warm-up threshold the cloak is conservative.", "attribute");
         CloakerRefreshes = factory.CreateCounter("attrcloak_cloaker_refreshes_total",
@@ -125,6 +127,7 @@ public sealed class WorkerMetrics
     public Gauge ConsumerLag { get; }
     public Gauge Ready { get; }
     public Gauge StoreAvailable { get; }
+    public Gauge KafkaAvailable { get; }
     public Gauge StatisticsMinClassUsers { get; }
     public Counter CloakerRefreshes { get; }
     public Gauge AuditBalancedAccuracy { get; }
