@@ -67,6 +67,9 @@ public static class CliApp
                 .WithExample("replay", "--config", "appsettings.json", "--dataset", "synthetic", "--repeat", "10", "--binary", "--forget-fraction", "0.01");
             config.AddCommand<ServeCommand>("serve")
                 .WithDescription("Run the streaming privacy guard against Kafka and Redis (configuration: appsettings.json, environment); endpoints /metrics, /healthz/live, /healthz/ready.");
+            config.AddCommand<KafkaMockCommand>("kafka-mock")
+                .WithDescription("A local in-memory Kafka broker (librdkafka's mock cluster) on a fixed address, for `serve`, kcat and fault tests; not for production.")
+                .WithExample("kafka-mock", "--port", "19092");
             config.AddCommand<DemoCommand>("demo")
                 .WithDescription("The streaming guard on one machine with nothing installed: mock Kafka cluster, Redis if configured (else in-process), bootstrap, live stream, before/after audit.")
                 .WithExample("demo")

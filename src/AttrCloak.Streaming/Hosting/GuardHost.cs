@@ -72,7 +72,9 @@ public sealed class GuardHost : IAsyncDisposable
         app.MapGuardEndpoints(metrics.Registry);
 
         var status = app.Services.GetRequiredService<PipelineStatus>();
-        readiness.Add("kafka", () => (status.GroupJoined, status.GroupJoined ? "joined the consumer group" : "waiting for the consumer group (brokers reachable? topics exist?)"));
+        readiness.Add("kafka", () => (status.GroupJoined && status.KafkaUp,
+            !status.KafkaUp ? "no broker reachable; reconnecting (brokers running? address, credentials?)"
+            : status.GroupJoined ? "joined the consumer group" : "waiting for the consumer group (brokers reachable? topics exist?)"));
         readiness.Add("store", () => (status.StoreInitialized && status.StoreHealthy,
             !status.StoreInitialized ? "not initialised yet" : status.StoreHealthy ? "reachable" : "failing; retrying with backoff"));
         readiness.Add("pipeline", () => (status.Running, status.Running ? "running" : "stopped"));

@@ -31,6 +31,8 @@ public static class KafkaClients
             FetchWaitMaxMs = 10,
             // New input topics (e.g. created after the worker started) are noticed within seconds, not minutes.
             TopicMetadataRefreshIntervalMs = 5000,
+            // Broker connection states every second: how readiness sees a broker come back (PipelineStatus.KafkaUp).
+            StatisticsIntervalMs = 1000,
         };
         AddExtra(config, options);
         config.GroupId = options.ConsumerGroup;
@@ -58,20 +60,65 @@ public static class KafkaClients
         return config;
     }
 
-    /// <summary>The consumer, with librdkafka's log routed to <paramref name="logger"/> (no payloads are ever logged by librdkafka).</summary>
-    public static ConsumerBuilder<byte[], byte[]> ConsumerBuilder(KafkaOptions options, ILogger logger) =>
-        new ConsumerBuilder<byte[], byte[]>(ConsumerConfig(options))
+    /// <summary>
+    /// The consumer, with librdkafka's log routed to <paramref name="logger"/> (no payloads are ever logged by
+    /// librdkafka); <paramref name="onBrokers"/> sees whether a broker is reachable: false on "all brokers down",
+    /// and from each statistics report (<c>statistics.interval.ms</c>) whether any broker connection is up.
+    /// </summary>
+    public static ConsumerBuilder<byte[], byte[]> ConsumerBuilder(KafkaOptions options, ILogger logger, Action<bool>? onBrokers = null)
+    {
+        var builder = new ConsumerBuilder<byte[], byte[]>(ConsumerConfig(options))
             .SetLogHandler((_, m) => Log(logger, m))
-            .SetErrorHandler((_, e) => LogError(logger, "consumer", e));
+            .SetErrorHandler((_, e) =>
+            {
+                LogError(logger, "consumer", e);
+                if (e.Code == ErrorCode.Local_AllBrokersDown) onBrokers?.Invoke(false);
+            });
+        if (onBrokers is not null)
+            builder.SetStatisticsHandler((_, json) => { if (AnyBrokerUp(json) is { } up) onBrokers(up); });
+        return builder;
+    }
 
-    /// <summary>The producer, with librdkafka's log routed to <paramref name="logger"/>; <paramref name="onFatal"/> sees fatal errors.</summary>
-    public static ProducerBuilder<byte[], byte[]> ProducerBuilder(KafkaOptions options, ILogger logger, Action<Error>? onFatal = null) =>
+    /// <summary>
+    /// From a librdkafka statistics report: whether any broker connection (bootstrap or learned) is in state UP;
+    /// null when the report has no broker list (then nothing is concluded).
+    /// </summary>
+    internal static bool? AnyBrokerUp(string statisticsJson)
+    {
+        try
+        {
+            using var document = System.Text.Json.JsonDocument.Parse(statisticsJson);
+            if (!document.RootElement.TryGetProperty("brokers", out var brokers) || brokers.ValueKind != System.Text.Json.JsonValueKind.Object)
+                return null;
+            var any = false;
+            foreach (var broker in brokers.EnumerateObject())
+            {
+                // Only real connections count: "configured" (bootstrap) and "learned" (from metadata); the internal
+                // pseudo-broker never connects, and a "logical" one (the group coordinator) stands for another.
+                if (!broker.Value.TryGetProperty("source", out var source) || source.GetString() is not ("configured" or "learned")) continue;
+                any = true;
+                if (broker.Value.TryGetProperty("state", out var state) && state.GetString() == "UP") return true;
+            }
+            return any ? false : null;
+        }
+        catch (System.Text.Json.JsonException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>
+    /// The producer, with librdkafka's log routed to <paramref name="logger"/>; <paramref name="onFatal"/> sees fatal
+    /// errors, <paramref name="onBrokers"/> gets false on "all brokers down".
+    /// </summary>
+    public static ProducerBuilder<byte[], byte[]> ProducerBuilder(KafkaOptions options, ILogger logger, Action<Error>? onFatal = null, Action<bool>? onBrokers = null) =>
         new ProducerBuilder<byte[], byte[]>(ProducerConfig(options))
             .SetLogHandler((_, m) => Log(logger, m))
             .SetErrorHandler((_, e) =>
             {
                 LogError(logger, "producer", e);
                 if (e.IsFatal) onFatal?.Invoke(e);
+                if (e.Code == ErrorCode.Local_AllBrokersDown) onBrokers?.Invoke(false);
             });
 
     private static string Servers(KafkaOptions options) =>

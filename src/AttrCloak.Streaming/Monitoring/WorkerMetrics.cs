@@ -65,6 +65,8 @@ public sealed class WorkerMetrics
             "1 when the last state-store call succeeded, 0 while it fails (the worker retries with backoff).");
         StateMissing = factory.CreateGauge("attrcloak_state_missing",
             "1 while the state store's data is gone (Redis lost it; the worker serves nothing until it is rebuilt, see the worker's log), 0 otherwise.");
+        KafkaAvailable = factory.CreateGauge("attrcloak_kafka_up",
+            "1 while a Kafka broker is reachable, 0 after librdkafka reported all brokers down (the worker waits and reconnects).");
         StatisticsMinClassUsers = factory.CreateGauge("attrcloak_statistics_min_class_users",
             "Users in the smallest class of each protected attribute (served population): below the warm-up threshold the cloak is conservative.", "attribute");
         CloakerRefreshes = factory.CreateCounter("attrcloak_cloaker_refreshes_total",
@@ -128,6 +130,7 @@ public sealed class WorkerMetrics
     public Gauge Ready { get; }
     public Gauge StoreAvailable { get; }
     public Gauge StateMissing { get; }
+    public Gauge KafkaAvailable { get; }
     public Gauge StatisticsMinClassUsers { get; }
     public Counter CloakerRefreshes { get; }
     public Gauge AuditBalancedAccuracy { get; }

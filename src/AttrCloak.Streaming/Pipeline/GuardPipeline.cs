@@ -79,6 +79,8 @@ public sealed class GuardPipeline
     private readonly List<string> _missingUsers = [];
     private readonly HashSet<string> _seenUsers = new(StringComparer.Ordinal);
     private readonly Dictionary<(string Topic, int Partition), long> _nextOffsets = [];
+    private readonly Dictionary<(string Topic, int Partition), long> _lastStored = [];
+    private readonly List<TopicPartitionOffset> _rewound = [];
     private readonly UserStateCache _userCache;
 
     /// <summary>
@@ -219,12 +221,13 @@ public sealed class GuardPipeline
         Status.SetStoreInitialized();
         LogStartup(snapshot);
 
-        using var publisher = new OutputPublisher(onFatal => KafkaClients.ProducerBuilder(_kafka, _logger, onFatal).Build(), _logger);
+        using var publisher = new OutputPublisher(onFatal => KafkaClients.ProducerBuilder(_kafka, _logger, onFatal, OnBrokers).Build(), _logger);
         publisher.AcknowledgementGateForTests = AcknowledgementGateForTests;
         _publisher = publisher;
-        var consumer = KafkaClients.ConsumerBuilder(_kafka, _logger)
+        var consumer = KafkaClients.ConsumerBuilder(_kafka, _logger, OnBrokers)
             .SetPartitionsAssignedHandler((_, partitions) =>
             {
+                OnBrokers(true);
                 _logger.LogInformation("Kafka assigned {Partitions}", partitions.Count == 0 ? "no partitions" : KafkaClients.Describe(partitions));
                 _assignmentChanged = true;
                 Status.SetGroupJoined(true);
@@ -390,7 +393,9 @@ public sealed class GuardPipeline
         cancellationToken.ThrowIfCancellationRequested();
         try
         {
-            return consumer.Consume(timeout);
+            var result = consumer.Consume(timeout);
+            if (result is not null && !Status.KafkaUp) OnBrokers(true);
+            return result;
         }
         catch (ConsumeException e) when (!e.Error.IsFatal)
         {
@@ -399,6 +404,18 @@ public sealed class GuardPipeline
             cancellationToken.WaitHandle.WaitOne(IdlePoll);
             return null;
         }
+    }
+
+    /// <summary>
+    /// Whether a Kafka broker is reachable (librdkafka's error and statistics callbacks, assignments, messages): the
+    /// worker keeps waiting either way (librdkafka reconnects by itself), readiness follows.
+    /// </summary>
+    private void OnBrokers(bool up)
+    {
+        if (up == Status.KafkaUp) return;
+        if (up) _logger.LogInformation("Kafka broker reachable");
+        else _logger.LogWarning("No Kafka broker reachable; not ready, waiting for the brokers (librdkafka reconnects by itself, no offsets are stored for unacknowledged outputs)");
+        Status.SetKafkaUp(up);
     }
 
     /// <summary>After a rebalance, messages of partitions no longer ours are left to their new owner (per-user order).</summary>
@@ -830,6 +847,7 @@ public sealed class GuardPipeline
                 _nextOffsets[key] = r.Offset.Value + 1;
         }
         List<TopicPartitionOffset>? stored = Trace is null ? null : [];
+        _rewound.Clear();
         foreach (var ((topic, partition), next) in _nextOffsets)
         {
             try
@@ -837,6 +855,8 @@ public sealed class GuardPipeline
                 var offset = new TopicPartitionOffset(topic, partition, next);
                 consumer.StoreOffset(offset);
                 stored?.Add(offset);
+                if (_lastStored.TryGetValue((topic, partition), out var last) && next < last) _rewound.Add(offset);
+                _lastStored[(topic, partition)] = next;
             }
             catch (KafkaException e)
             {
@@ -844,7 +864,29 @@ public sealed class GuardPipeline
                 _logger.LogInformation("Could not store an offset of {Topic}[{Partition}] ({Reason}); its new owner reprocesses the batch", topic, partition, e.Error.Reason);
             }
         }
+        if (_rewound.Count > 0) CommitRewound(consumer);
         if (stored is not null) Trace?.Invoke(new BatchTrace(BatchStep.OffsetsStored, batch.Number, stored));
+    }
+
+    /// <summary>
+    /// A partition consumed again from an earlier offset than we stored before: its log was replaced (a new, empty
+    /// cluster after a broker loss, or a recreated topic) and librdkafka reset the position, or it was redelivered
+    /// after a rebalance. librdkafka's auto-commit only moves a committed offset forward, so the old, higher offset
+    /// would stay committed, and a restarted worker would skip the events written below it since: commit the real
+    /// position explicitly (rare, one round trip).
+    /// </summary>
+    private void CommitRewound(IConsumer<byte[], byte[]> consumer)
+    {
+        _logger.LogWarning("Consuming {Partitions} from earlier offsets than stored before (a new or truncated log, or a redelivery); committing the acknowledged positions explicitly",
+            KafkaClients.Describe(_rewound.Select(o => o.TopicPartition)));
+        try
+        {
+            consumer.Commit(_rewound);
+        }
+        catch (KafkaException e)
+        {
+            _logger.LogWarning("Committing the rewound offsets failed ({Reason}); the auto-commit takes over once they pass the old ones", e.Error.Reason);
+        }
     }
 
     private void RefreshLag(IConsumer<byte[], byte[]> consumer)
