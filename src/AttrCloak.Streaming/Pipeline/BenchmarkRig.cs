@@ -36,12 +36,14 @@ internal sealed class BenchmarkRig : IAsyncDisposable
     private readonly IConnectionMultiplexer _redis;
     private readonly CancellationTokenSource _stop;
     private readonly Thread _worker;
+    private readonly PopulationSeeding? _seeding;
     private Exception? _workerFailure;
 
     public BenchmarkRig(IConnectionMultiplexer redis, int users, int dimension, IUserCloakerFactory factory, RigTuning tuning,
-        IServedPopulationObserver? observer, ILogger logger, CancellationToken cancellationToken)
+        IServedPopulationObserver? observer, ILogger logger, CancellationToken cancellationToken, PopulationSeeding? seeding = null)
     {
         _redis = redis;
+        _seeding = seeding;
         Factory = factory;
         var id = Convert.ToHexString(RandomNumberGenerator.GetBytes(4)).ToLowerInvariant();
         Cluster = new MockKafkaCluster();
@@ -122,7 +124,8 @@ internal sealed class BenchmarkRig : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await _stop.CancelAsync().ConfigureAwait(false);
-        if (_worker.ThreadState != System.Threading.ThreadState.Unstarted) _worker.Join(TimeSpan.FromSeconds(30));
+        // A background thread that never started reads Unstarted | Background: test the flag (a failed seed left it so).
+        if ((_worker.ThreadState & System.Threading.ThreadState.Unstarted) == 0) _worker.Join(TimeSpan.FromSeconds(30));
         try { await DeletePrefixAsync(_redis, StoreOptions.Prefix).ConfigureAwait(false); }
         finally
         {
@@ -132,13 +135,26 @@ internal sealed class BenchmarkRig : IAsyncDisposable
         }
     }
 
+    /// <summary>How the population was seeded; null until <see cref="StartAsync"/> has seeded it.</summary>
+    public SeedReport? Seeded { get; private set; }
+
     /// <summary>
-    /// A warm store, as <c>attrcloak bootstrap</c> leaves it: every user written once with their original embedding
-    /// (served as is) and classes, then re-served cloaked by the cloaker built from those statistics, so that the
-    /// streamed updates are cloaked by real maps from the first one. Versions 1 and 2 are used.
+    /// A warm store, as <c>attrcloak bootstrap</c> leaves it. With a <see cref="PopulationSeeding"/> (the CLI passes batch
+    /// AttrCloak-DF, what bootstrap runs) every user is written once (version 2) with the original, the batch-cloaked
+    /// embedding and the classes, so the class statistics the worker maps streamed users onto are those of a cloaked
+    /// population. Without one (fallback, e.g. Streaming tests, which cannot reference the learning code) every user is
+    /// written with the original served as is (version 1), then re-served through the cloaker built from those
+    /// statistics (version 2): real maps, but towards class fits that still carry the attributes.
     /// </summary>
     private async Task SeedAsync(CancellationToken cancellationToken)
     {
+        var clock = Stopwatch.StartNew();
+        if (_seeding is not null)
+        {
+            await SeedWithAsync(_seeding, cancellationToken).ConfigureAwait(false);
+            Seeded = new SeedReport(_seeding.Method, Population.UserIds.Length, clock.Elapsed);
+            return;
+        }
         const int Chunk = 500;
         var population = Population;
         var n = population.UserIds.Length;
@@ -164,6 +180,35 @@ internal sealed class BenchmarkRig : IAsyncDisposable
                 var mask = cloaker.Cloak(population.Originals[u], population.Classes[u], cloaked).ProtectedMask;
                 batch.Add(new UserStateChange(population.UserIds[u], StoredEventId.Compose($"seed-cloak-{u}", "bench-1", mask), 2) { Cloaked = cloaked });
             }
+            await Store.ApplyAsync(batch, cancellationToken).ConfigureAwait(false);
+        }
+        Seeded = new SeedReport(FallbackSeedMethod, n, clock.Elapsed);
+    }
+
+    /// <summary>How <see cref="SeedAsync"/> describes its fallback.</summary>
+    internal const string FallbackSeedMethod = "the originals re-served through the streaming cloaker (no batch cloak)";
+
+    private async Task SeedWithAsync(PopulationSeeding seeding, CancellationToken cancellationToken)
+    {
+        const int Chunk = 500;
+        var population = Population;
+        var n = population.UserIds.Length;
+        // The batch cloak is CPU-bound (TorchSharp in the CLI's seeding): off the caller's thread.
+        var cloaked = await Task.Run(() => seeding.Cloak(population.Originals, population.Classes, Catalog, cancellationToken), cancellationToken).ConfigureAwait(false);
+        var d = StoreOptions.Dimension;
+        if (cloaked is null || cloaked.Length != n || cloaked.Any(row => row is null || row.Length != d || !row.All(float.IsFinite)))
+            throw new InvalidOperationException($"the population seeding ({seeding.Method}) did not return {n} finite rows of {d} values");
+        var allProtected = (1u << Catalog.Length) - 1; // the batch cloak protects every attribute of every user
+        for (var from = 0; from < n; from += Chunk)
+        {
+            var batch = new List<UserStateChange>();
+            for (var u = from; u < Math.Min(n, from + Chunk); u++)
+                batch.Add(new UserStateChange(population.UserIds[u], StoredEventId.Compose($"seed-batch-{u}", "bench-1", allProtected), 2)
+                {
+                    Original = population.Originals[u],
+                    Cloaked = cloaked[u],
+                    Classes = population.Classes[u],
+                });
             await Store.ApplyAsync(batch, cancellationToken).ConfigureAwait(false);
         }
     }
@@ -201,6 +246,25 @@ internal sealed class BenchmarkRig : IAsyncDisposable
             if (batch.Count > 0) await db.KeyDeleteAsync([.. batch]).ConfigureAwait(false);
         }
     }
+}
+
+/// <summary>
+/// How a benchmark cloaks its population before streaming, as <c>attrcloak bootstrap</c> does: the CLI passes batch
+/// AttrCloak-DF (the Streaming project does not reference the learning code, so it cannot run it itself).
+/// </summary>
+/// <param name="Method">Named in the bench output, e.g. "batch AttrCloak-DF".</param>
+/// <param name="Cloak">
+/// Originals (one row per user) and classes (per user, one per catalog attribute, in catalog order) to the cloaked rows,
+/// same order and dimension.
+/// </param>
+public sealed record PopulationSeeding(
+    string Method,
+    Func<float[][], int[][], IReadOnlyList<AttributeSpec>, CancellationToken, float[][]> Cloak);
+
+/// <summary>How a benchmark's population was seeded into the store: method, users and wall time (cloak + writes).</summary>
+public sealed record SeedReport(string Method, int Users, TimeSpan Elapsed)
+{
+    public string Describe() => string.Create(CultureInfo.InvariantCulture, $"seeded {Users:N0} users with {Method} in {Elapsed.TotalSeconds:F1} s");
 }
 
 /// <summary>

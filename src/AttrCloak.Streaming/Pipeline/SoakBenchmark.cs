@@ -50,6 +50,9 @@ public sealed record SoakOptions
 
     public IUserCloakerFactory? CloakerFactory { get; init; }
 
+    /// <summary>How the population is cloaked before streaming (the CLI: batch AttrCloak-DF, as bootstrap); null: the rig's fallback.</summary>
+    public PopulationSeeding? Seeding { get; init; }
+
     public ILoggerFactory? LoggerFactory { get; init; }
 }
 
@@ -110,7 +113,11 @@ public sealed record SoakResult(
     SoakMix Mix,
     double P50Milliseconds,
     double P99Milliseconds,
-    ShadowAuditReport? LatestAudit);
+    ShadowAuditReport? LatestAudit)
+{
+    /// <summary>How the population was seeded before the soak.</summary>
+    public SeedReport? Seeded { get; init; }
+}
 
 /// <summary>
 /// <c>attrcloak bench soak</c>: the real worker (<see cref="GuardPipeline"/>, real Redis, librdkafka mock cluster,
@@ -146,7 +153,7 @@ public static class SoakBenchmark
         var overall = new LatencyRecorder(200_000);
         await using var rig = new BenchmarkRig(options.Redis, options.Users, options.Dimension, options.CloakerFactory ?? new TransportCloakerFactory(),
             new RigTuning(latencies, MaxUnacknowledgedBatches: 2, UserCacheCapacity: 100_000, CloakerRebuildShare: 0.02, MaxBatchEvents: 384, MaxBatchWait: TimeSpan.FromMilliseconds(5)),
-            sample, loggers.CreateLogger("AttrCloak.Streaming.Soak"), cancellationToken);
+            sample, loggers.CreateLogger("AttrCloak.Streaming.Soak"), cancellationToken, options.Seeding);
         using var auditor = new ShadowAuditor(sample, catalog, options.Dimension,
             new AuditOptions { Interval = options.AuditEvery, SampleSize = options.AuditSampleSize, Attackers = [.. options.Attackers] },
             rig.Metrics, new Logger<ShadowAuditor>(loggers), seed: rig.Store.ScanServedAsync);
@@ -195,7 +202,7 @@ public static class SoakBenchmark
         }
         var all = overall.TakeWindow();
         return new SoakResult(samples, producerState.Mix(),
-            LatencyRecorder.PercentileOfSorted(all, 0.50) * 1000, LatencyRecorder.PercentileOfSorted(all, 0.99) * 1000, latestAudit);
+            LatencyRecorder.PercentileOfSorted(all, 0.50) * 1000, LatencyRecorder.PercentileOfSorted(all, 0.99) * 1000, latestAudit) { Seeded = rig.Seeded };
 
         bool ProducerAndWorkerAlive()
         {

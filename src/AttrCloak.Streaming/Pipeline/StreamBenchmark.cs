@@ -69,6 +69,9 @@ public sealed record StreamBenchmarkOptions
     /// <summary>Gives up after this long.</summary>
     public TimeSpan Timeout { get; init; } = TimeSpan.FromMinutes(10);
 
+    /// <summary>How the population is cloaked before streaming (the CLI: batch AttrCloak-DF, as bootstrap); null: the rig's fallback.</summary>
+    public PopulationSeeding? Seeding { get; init; }
+
     public ILoggerFactory? LoggerFactory { get; init; }
 }
 
@@ -126,7 +129,11 @@ public sealed record StreamBenchmarkResult(
     long UserReads,
     long UserCacheHits,
     double StoreClientSeconds,
-    double StoreScriptSeconds);
+    double StoreScriptSeconds)
+{
+    /// <summary>How the population was seeded before the run.</summary>
+    public SeedReport? Seeded { get; init; }
+}
 
 /// <summary>
 /// <c>attrcloak bench stream</c>: streams embedding updates (d = 64 by default, an ML-100K-like catalog of gender,
@@ -154,7 +161,7 @@ public static class StreamBenchmark
         var loggerFactory = options.LoggerFactory ?? NullLoggerFactory.Instance;
         await using var rig = new BenchmarkRig(options.Redis, options.Users, options.Dimension, factory,
             new RigTuning(latencies, options.MaxUnacknowledgedBatches, options.UserCacheCapacity, options.CloakerRebuildShare, options.MaxBatchEvents, options.MaxBatchWait),
-            observer: null, loggerFactory.CreateLogger("AttrCloak.Streaming.Benchmark"), cancellationToken);
+            observer: null, loggerFactory.CreateLogger("AttrCloak.Streaming.Benchmark"), cancellationToken, options.Seeding);
         var (kafka, store, population, metrics, pipeline) = (rig.Kafka, rig.Store, rig.Population, rig.Metrics, rig.Pipeline);
         var samples = new List<StreamBenchmarkSample>();
         await rig.StartAsync(cancellationToken).ConfigureAwait(false);
@@ -231,7 +238,7 @@ public static class StreamBenchmark
             pipeline.UserLookups.Read,
             pipeline.UserLookups.Cached,
             (double)(store.Counters.ClientTicks - clientTicks) / Stopwatch.Frequency,
-            (double)(store.Counters.WriteTicks - writeTicks) / Stopwatch.Frequency);
+            (double)(store.Counters.WriteTicks - writeTicks) / Stopwatch.Frequency) { Seeded = rig.Seeded };
     }
 
     private static void Produce(StreamBenchmarkOptions options, KafkaOptions kafka, BenchmarkPopulation population, GuardPipeline pipeline,

@@ -32,10 +32,13 @@ public sealed class BenchSoakCommandTests(RedisServerFixture redis)
         foreach (var check in new[] { "errors", "dead letters", "stale events", "rate held", "lag bounded", "lag trend", "managed heap flat", "RSS flat", "audits on schedule" })
             output.ShouldContain(check);
         output.ShouldContain("latest shadow audit");
+        output.ShouldContain("seeded 500 users with batch AttrCloak-DF in "); // as `attrcloak bootstrap` seeds production
 
         using var document = JsonDocument.Parse(await File.ReadAllTextAsync(json, TestContext.Current.CancellationToken));
         var root = document.RootElement;
         root.GetProperty("passed").GetBoolean().ShouldBeTrue();
+        root.GetProperty("seeding").GetProperty("method").GetString().ShouldBe("batch AttrCloak-DF");
+        root.GetProperty("seeding").GetProperty("users").GetInt32().ShouldBe(500);
         var samples = root.GetProperty("samples").EnumerateArray().ToArray();
         // One per second for 15 s (a loaded machine may drop one), plus the final one after the drain.
         samples.Length.ShouldBeInRange(14, 17, output);

@@ -34,6 +34,72 @@ public sealed class StreamBenchmarkTests(RedisServerFixture redis)
         redis.Redis.GetServers()[0].Keys(pattern: "attrcloak-bench-*").ShouldBeEmpty();
     }
 
+    [Fact]
+    public async Task The_rig_seeds_the_store_with_what_the_population_seeding_returns()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        (float[][] Originals, int[][] Classes, int Attributes)? seen = null;
+        // A recognisable cloak (halved, plus 1) stands in for batch AttrCloak-DF, which this project cannot reference.
+        var seeding = new PopulationSeeding("a test cloak", (originals, classes, catalog, _) =>
+        {
+            seen = (originals, classes, catalog.Count);
+            return originals.Select(row => row.Select(x => x * 0.5f + 1).ToArray()).ToArray();
+        });
+        await using var rig = NewRig(seeding, ct);
+        await rig.StartAsync(ct);
+
+        rig.Seeded.ShouldNotBeNull();
+        rig.Seeded.Method.ShouldBe("a test cloak");
+        rig.Seeded.Users.ShouldBe(150);
+        rig.Seeded.Describe().ShouldStartWith("seeded 150 users with a test cloak in ");
+        seen.ShouldNotBeNull();
+        seen.Value.Originals.ShouldBeSameAs(rig.Population.Originals);
+        seen.Value.Classes.ShouldBeSameAs(rig.Population.Classes);
+        seen.Value.Attributes.ShouldBe(BenchmarkRig.Catalog.Length);
+        foreach (var u in new[] { 0, 77, 149 })
+        {
+            var state = await rig.Store.GetUserAsync(rig.Population.UserIds[u], ct);
+            state.ShouldNotBeNull();
+            state.Version.ShouldBe(2, "streamed events start at version 3");
+            state.Original.ShouldBe(rig.Population.Originals[u]);
+            state.Cloaked.ShouldBe(rig.Population.Originals[u].Select(x => x * 0.5f + 1).ToArray());
+            state.Classes.ShouldBe(rig.Population.Classes[u]);
+        }
+        // The statistics the worker maps streamed users onto are those of the seeded (cloaked) population.
+        var snapshot = await rig.Store.ReadStatisticsAsync(ct);
+        snapshot[BenchmarkRig.Catalog[0].Name].Counts.Sum().ShouldBe(150);
+    }
+
+    [Fact]
+    public async Task Without_a_population_seeding_the_rig_falls_back_to_re_serving_the_originals_through_the_streaming_cloaker()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        await using var rig = NewRig(seeding: null, ct);
+        await rig.StartAsync(ct);
+
+        rig.Seeded.ShouldNotBeNull();
+        rig.Seeded.Method.ShouldBe(BenchmarkRig.FallbackSeedMethod);
+        var state = await rig.Store.GetUserAsync(rig.Population.UserIds[0], ct);
+        state.ShouldNotBeNull();
+        state.Version.ShouldBe(2);
+        state.Cloaked.ShouldNotBe(rig.Population.Originals[0]);
+    }
+
+    [Fact]
+    public async Task A_population_seeding_that_returns_the_wrong_shape_is_refused_with_a_clear_message()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var seeding = new PopulationSeeding("a broken cloak", (originals, _, _, _) => originals[..^1]);
+        await using var rig = NewRig(seeding, ct);
+        var error = await Should.ThrowAsync<InvalidOperationException>(() => rig.StartAsync(ct));
+        error.Message.ShouldBe("the population seeding (a broken cloak) did not return 150 finite rows of 16 values");
+    }
+
+    private BenchmarkRig NewRig(PopulationSeeding? seeding, CancellationToken ct) =>
+        new(redis.Redis, users: 150, dimension: 16, new AttrCloak.Streaming.Cloaking.TransportCloakerFactory(),
+            new RigTuning(null, 2, 1000, 0.02, 64, TimeSpan.FromMilliseconds(5)), observer: null,
+            Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance, ct, seeding);
+
     /// <summary>
     /// Measures. Environment: ATTRCLOAK_BENCH_EVENTS (100,000), ATTRCLOAK_BENCH_BINARY=1 (binary input), and
     /// ATTRCLOAK_BENCH_VARIANTS, runs in one process for A/B comparisons on a noisy machine, separated by ';', each

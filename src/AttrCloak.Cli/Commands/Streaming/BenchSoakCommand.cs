@@ -138,6 +138,7 @@ public sealed class BenchSoakCommand : StreamingCommand<BenchSoakSettings>
                 SampleEvery = sampleEvery,
                 Attackers = s.AttackerNames,
                 CloakerFactory = new TransportCloakerFactory(),
+                Seeding = BatchSeeding.DataFree, // as `attrcloak bootstrap` seeds production
             };
             AnsiConsole.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"bench soak: {Time(duration)} at {s.Rate:N0} events/s over {s.Users:N0} users (d = {options.Dimension}; mix: {1 - options.UpdateAttributesShare - options.ForgetShare - options.OptOutShare:P1} embedding updates, {options.UpdateAttributesShare:P1} update_attributes, {options.ForgetShare:P1} forget (re-appearing later), {options.OptOutShare:P2} opt_out); shadow audit {(auditEvery == TimeSpan.Zero ? "off" : $"every {Time(auditEvery)} ({string.Join(", ", s.AttackerNames)})")}; sample every {Time(sampleEvery)}; librdkafka mock cluster, {where}; {Environment.ProcessorCount} cores, {(System.Runtime.GCSettings.IsServerGC ? "server" : "workstation")} GC"));
@@ -145,6 +146,7 @@ public sealed class BenchSoakCommand : StreamingCommand<BenchSoakSettings>
                 new InlineProgress<SoakSample>(x => progress.Report(new LiveUpdate(x.ElapsedSeconds, string.Create(CultureInfo.InvariantCulture,
                     $"soak {x.ElapsedSeconds:F0}/{duration.TotalSeconds:F0} s: {x.ConsumedPerSecond:N0}/s, lag {x.Lag:N0}, p99 {x.P99Milliseconds:F1} ms, managed {x.ManagedHeapBytes / 1048576.0:F0} MiB, RSS {x.RssBytes / 1048576.0:F0} MiB, audits {x.AuditRuns}, errors {x.Errors}")))),
                 cancellationToken));
+            if (result.Seeded is { } seeded) AnsiConsole.WriteLine(seeded.Describe());
             var verdict = SoakVerdict.Judge(result.Samples, s.Rate, duration, auditEvery, thresholds);
             Report(result, verdict, thresholds, s.Rate);
             if (s.Json is not null)
@@ -153,6 +155,7 @@ public sealed class BenchSoakCommand : StreamingCommand<BenchSoakSettings>
                 await File.WriteAllTextAsync(s.Json, JsonSerializer.Serialize(new
                 {
                     durationSeconds = duration.TotalSeconds, rate = s.Rate, users = s.Users, auditEverySeconds = auditEvery.TotalSeconds,
+                    seeding = result.Seeded is { } seed ? new { method = seed.Method, users = seed.Users, seconds = seed.Elapsed.TotalSeconds } : null,
                     thresholds, mix = result.Mix, p50Milliseconds = result.P50Milliseconds, p99Milliseconds = result.P99Milliseconds,
                     passed = verdict.Passed, checks = verdict.Checks, samples = result.Samples,
                 }, JsonOptions), cancellationToken);

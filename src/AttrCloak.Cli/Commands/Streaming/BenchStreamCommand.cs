@@ -103,6 +103,7 @@ public sealed class BenchStreamCommand : StreamingCommand<BenchStreamSettings>
                 {
                     Redis = redis,
                     CloakerFactory = new TransportCloakerFactory(),
+                    Seeding = BatchSeeding.DataFree, // as `attrcloak bootstrap` seeds production
                     Events = events,
                     Users = s.Users,
                     Dimension = s.Dim,
@@ -116,6 +117,7 @@ public sealed class BenchStreamCommand : StreamingCommand<BenchStreamSettings>
                     StreamBenchmark.RunAsync(options, new InlineProgress<StreamBenchmarkProgress>(p => progress.Report(new LiveUpdate(p.Processed,
                         $"{label}: {p.Processed:N0}/{events:N0} processed, {p.RecentEventsPerSecond:N0}/s, managed {p.ManagedBytes / 1048576.0:F0} MiB, RSS {p.RssBytes / 1048576.0:F0} MiB"))),
                         cancellationToken));
+                if (result.Seeded is { } seeded) AnsiConsole.WriteLine($"{label}: {seeded.Describe()}");
                 if (run == 0) continue;
                 results.Add(result);
                 AnsiConsole.WriteLine(string.Create(CultureInfo.InvariantCulture,
