@@ -38,12 +38,24 @@ public sealed class MockKafkaCluster : IDisposable
     /// does not join its group while none of its topics exists.
     /// </summary>
     /// <exception cref="InvalidOperationException">A topic did not appear within 10 s.</exception>
-    public void CreateTopics(params string[] topics)
+    public void CreateTopics(params string[] topics) => CreateTopics(_host, topics);
+
+    /// <summary>
+    /// <see cref="CreateTopics(string[])"/> against a mock broker in another process (<c>attrcloak kafka-mock</c>) or
+    /// any broker that creates topics on a metadata request.
+    /// </summary>
+    public static void CreateTopicsOn(string bootstrapServers, params string[] topics)
+    {
+        using var admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = bootstrapServers }).SetLogHandler((_, _) => { }).Build();
+        CreateTopics(admin, topics);
+    }
+
+    private static void CreateTopics(IAdminClient admin, string[] topics)
     {
         ArgumentNullException.ThrowIfNull(topics);
         foreach (var topic in topics)
         {
-            var metadata = _host.GetMetadata(topic, TimeSpan.FromSeconds(10));
+            var metadata = admin.GetMetadata(topic, TimeSpan.FromSeconds(10));
             var found = metadata.Topics.FirstOrDefault(t => t.Topic == topic);
             if (found is null || found.Error.IsError || found.Partitions.Count == 0)
                 throw new InvalidOperationException($"the mock cluster did not create topic '{topic}' ({found?.Error.Reason ?? "not in the metadata"})");

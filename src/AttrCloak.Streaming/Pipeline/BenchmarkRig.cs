@@ -40,23 +40,28 @@ internal sealed class BenchmarkRig : IAsyncDisposable
     private Exception? _workerFailure;
 
     public BenchmarkRig(IConnectionMultiplexer redis, int users, int dimension, IUserCloakerFactory factory, RigTuning tuning,
-        IServedPopulationObserver? observer, ILogger logger, CancellationToken cancellationToken, PopulationSeeding? seeding = null)
+        IServedPopulationObserver? observer, ILogger logger, CancellationToken cancellationToken, PopulationSeeding? seeding = null,
+        string? brokers = null)
     {
         _redis = redis;
         _seeding = seeding;
         Factory = factory;
         var id = Convert.ToHexString(RandomNumberGenerator.GetBytes(4)).ToLowerInvariant();
-        Cluster = new MockKafkaCluster();
+        // An external broker (e.g. `attrcloak kafka-mock` in its own process) keeps the broker's retained log out of
+        // this process's memory figures; without one, librdkafka's mock cluster runs in-process.
+        Cluster = brokers is null ? new MockKafkaCluster() : null;
         Kafka = new KafkaOptions
         {
-            BootstrapServers = Cluster.BootstrapServers,
+            BootstrapServers = Cluster?.BootstrapServers ?? brokers!,
             ConsumerGroup = $"bench-{id}",
             EmbeddingsTopic = $"bench-{id}.embeddings",
             PrivacyRequestsTopic = $"bench-{id}.requests",
             CloakedTopic = $"bench-{id}.cloaked",
             DeadLetterTopic = $"bench-{id}.dead-letter",
         };
-        Cluster.CreateTopics(Kafka.EmbeddingsTopic, Kafka.PrivacyRequestsTopic, Kafka.CloakedTopic, Kafka.DeadLetterTopic);
+        string[] topics = [Kafka.EmbeddingsTopic, Kafka.PrivacyRequestsTopic, Kafka.CloakedTopic, Kafka.DeadLetterTopic];
+        if (Cluster is not null) Cluster.CreateTopics(topics);
+        else MockKafkaCluster.CreateTopicsOn(Kafka.BootstrapServers, topics);
         var guard = new GuardOptions
         {
             Dimension = dimension,
@@ -89,7 +94,8 @@ internal sealed class BenchmarkRig : IAsyncDisposable
         }) { Name = "attrcloak-bench-guard", IsBackground = true };
     }
 
-    public MockKafkaCluster Cluster { get; }
+    /// <summary>The in-process mock cluster; null when the rig uses an external broker.</summary>
+    public MockKafkaCluster? Cluster { get; }
     public KafkaOptions Kafka { get; }
     public StateStoreOptions StoreOptions { get; }
     public RedisStateStore Store { get; }
@@ -130,7 +136,7 @@ internal sealed class BenchmarkRig : IAsyncDisposable
         finally
         {
             Store.Dispose();
-            Cluster.Dispose();
+            Cluster?.Dispose();
             _stop.Dispose();
         }
     }

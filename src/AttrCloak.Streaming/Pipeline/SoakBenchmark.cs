@@ -53,6 +53,12 @@ public sealed record SoakOptions
     /// <summary>How the population is cloaked before streaming (the CLI: batch AttrCloak-DF, as bootstrap); null: the rig's fallback.</summary>
     public PopulationSeeding? Seeding { get; init; }
 
+    /// <summary>
+    /// An external broker (e.g. <c>attrcloak kafka-mock</c> in its own process, or a real Kafka that creates topics on
+    /// first use); null = librdkafka's mock cluster in this process, whose retained log then counts in its memory.
+    /// </summary>
+    public string? Brokers { get; init; }
+
     public ILoggerFactory? LoggerFactory { get; init; }
 }
 
@@ -153,7 +159,7 @@ public static class SoakBenchmark
         var overall = new LatencyRecorder(200_000);
         await using var rig = new BenchmarkRig(options.Redis, options.Users, options.Dimension, options.CloakerFactory ?? new TransportCloakerFactory(),
             new RigTuning(latencies, MaxUnacknowledgedBatches: 2, UserCacheCapacity: 100_000, CloakerRebuildShare: 0.02, MaxBatchEvents: 384, MaxBatchWait: TimeSpan.FromMilliseconds(5)),
-            sample, loggers.CreateLogger("AttrCloak.Streaming.Soak"), cancellationToken, options.Seeding);
+            sample, loggers.CreateLogger("AttrCloak.Streaming.Soak"), cancellationToken, options.Seeding, options.Brokers);
         using var auditor = new ShadowAuditor(sample, catalog, options.Dimension,
             new AuditOptions { Interval = options.AuditEvery, SampleSize = options.AuditSampleSize, Attackers = [.. options.Attackers] },
             rig.Metrics, new Logger<ShadowAuditor>(loggers), seed: rig.Store.ScanServedAsync);

@@ -63,6 +63,10 @@ public sealed class BenchSoakSettings : CommandSettings
     [Description("Redis to use (e.g. localhost:6379,allowAdmin=true under a fresh prefix; Redis memory is sampled with INFO, which needs allowAdmin); default: start a throw-away local redis-server.")]
     public string? Redis { get; init; }
 
+    [CommandOption("--brokers <HOST:PORT>")]
+    [Description("An external broker for the run (e.g. `attrcloak kafka-mock --port 19092` in another terminal), so that the memory figures are the worker's alone; default: librdkafka's mock cluster inside this process (its retained log counts in the RSS).")]
+    public string? Brokers { get; init; }
+
     [CommandOption("--plot <FILE>")]
     [Description("Write rate, lag, p99 latency and memory over time as a PNG.")]
     public string? Plot { get; init; }
@@ -139,9 +143,10 @@ public sealed class BenchSoakCommand : StreamingCommand<BenchSoakSettings>
                 Attackers = s.AttackerNames,
                 CloakerFactory = new TransportCloakerFactory(),
                 Seeding = BatchSeeding.DataFree, // as `attrcloak bootstrap` seeds production
+                Brokers = s.Brokers,
             };
             AnsiConsole.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"bench soak: {Time(duration)} at {s.Rate:N0} events/s over {s.Users:N0} users (d = {options.Dimension}; mix: {1 - options.UpdateAttributesShare - options.ForgetShare - options.OptOutShare:P1} embedding updates, {options.UpdateAttributesShare:P1} update_attributes, {options.ForgetShare:P1} forget (re-appearing later), {options.OptOutShare:P2} opt_out); shadow audit {(auditEvery == TimeSpan.Zero ? "off" : $"every {Time(auditEvery)} ({string.Join(", ", s.AttackerNames)})")}; sample every {Time(sampleEvery)}; librdkafka mock cluster, {where}; {Environment.ProcessorCount} cores, {(System.Runtime.GCSettings.IsServerGC ? "server" : "workstation")} GC"));
+                $"bench soak: {Time(duration)} at {s.Rate:N0} events/s over {s.Users:N0} users (d = {options.Dimension}; mix: {1 - options.UpdateAttributesShare - options.ForgetShare - options.OptOutShare:P1} embedding updates, {options.UpdateAttributesShare:P1} update_attributes, {options.ForgetShare:P1} forget (re-appearing later), {options.OptOutShare:P2} opt_out); shadow audit {(auditEvery == TimeSpan.Zero ? "off" : $"every {Time(auditEvery)} ({string.Join(", ", s.AttackerNames)})")}; sample every {Time(sampleEvery)}; {(s.Brokers is null ? "librdkafka mock cluster in this process" : $"broker at {s.Brokers}")}, {where}; {Environment.ProcessorCount} cores, {(System.Runtime.GCSettings.IsServerGC ? "server" : "workstation")} GC"));
             var result = await LiveStatus.RunAsync("soak", duration.TotalSeconds, progress => SoakBenchmark.RunAsync(options,
                 new InlineProgress<SoakSample>(x => progress.Report(new LiveUpdate(x.ElapsedSeconds, string.Create(CultureInfo.InvariantCulture,
                     $"soak {x.ElapsedSeconds:F0}/{duration.TotalSeconds:F0} s: {x.ConsumedPerSecond:N0}/s, lag {x.Lag:N0}, p99 {x.P99Milliseconds:F1} ms, managed {x.ManagedHeapBytes / 1048576.0:F0} MiB, RSS {x.RssBytes / 1048576.0:F0} MiB, audits {x.AuditRuns}, errors {x.Errors}")))),
