@@ -89,6 +89,7 @@ public sealed class GuardPipeline
     /// the store per partition on first use after an assignment change or a failed store call; raised per batch.
     /// </summary>
     private readonly Dictionary<(string Topic, int Partition), long> _consumedMarks = [];
+    private bool _emptyStoreToCheck; // started on an empty store: compare with the group's committed offsets once
     private readonly List<ConsumedOffset> _consumedAsk = [];
     private readonly Dictionary<(string Topic, int Partition), long> _batchMaxOffsets = [];
     private bool _storeKeepsMarks = true;
@@ -220,6 +221,7 @@ public sealed class GuardPipeline
         Status.SetStoreHealthy(true);
         Status.SetStoreInitialized();
         LogStartup(snapshot);
+        _emptyStoreToCheck = snapshot.Attributes.All(a => a.Counts.All(c => c == 0));
 
         using var publisher = new OutputPublisher(onFatal => KafkaClients.ProducerBuilder(_kafka, _logger, onFatal, OnBrokers).Build(), _logger);
         publisher.AcknowledgementGateForTests = AcknowledgementGateForTests;
@@ -259,6 +261,7 @@ public sealed class GuardPipeline
             {
                 var batch = _spare.Count > 0 ? _spare.Pop() : new Batch(_guard.Dimension, _catalog);
                 Collect(consumer, batch, cancellationToken);
+                if (_emptyStoreToCheck && consumer.Assignment.Count > 0) CheckEmptyStoreAgainstCommittedOffsets(consumer);
                 if (batch.Count > 0)
                 {
                     ProcessBatch(batch, cancellationToken);
@@ -547,6 +550,41 @@ public sealed class GuardPipeline
     }
 
     private static readonly TimeSpan LostStateLogInterval = TimeSpan.FromMinutes(1);
+
+    /// <summary>
+    /// An empty store is normal for a new deployment, but not when the consumer group has already consumed input that
+    /// is still in the log: then Redis lost the state while no worker was running (a restart without persistence), and
+    /// a worker that was running would have seen the loss (<see cref="AwaitRebuiltState"/>). Checked once, at the
+    /// first assignment after a start on an empty store. The worker keeps going (an empty store serves the warm-up
+    /// vector, never a user's own embedding), but says loudly what happened and how to rebuild.
+    /// </summary>
+    private void CheckEmptyStoreAgainstCommittedOffsets(IConsumer<byte[], byte[]> consumer)
+    {
+        _emptyStoreToCheck = false;
+        try
+        {
+            var consumed = 0L;
+            foreach (var committed in consumer.Committed(consumer.Assignment, TimeSpan.FromSeconds(10)))
+            {
+                if (committed.Offset.Value < 0) continue; // never committed
+                var low = consumer.QueryWatermarkOffsets(committed.TopicPartition, TimeSpan.FromSeconds(10)).Low.Value;
+                if (committed.Offset.Value > low) consumed += committed.Offset.Value - low;
+            }
+            if (consumed == 0) return;
+            _logger.LogError(
+                "The state store is EMPTY, but consumer group {Group} has already consumed {Events} events of its partitions that are still in the input topics: " +
+                "Redis most likely lost the guard's state while no worker was running (restarted without persistence, flushed, evicted). The worker carries on from the " +
+                "committed offsets (an empty store serves the population mean, never a user's own embedding), but those users' states and the statistics are gone. " +
+                "To rebuild: stop the workers, seed the served population with `attrcloak bootstrap --config <appsettings.json> --model <DIR>`, reset the consumer group to the " +
+                "earliest offsets (`kafka-consumer-groups --bootstrap-server <brokers> --group {Group} --reset-offsets --to-earliest --topic {Embeddings} --topic {Requests} --execute`), " +
+                "start the workers and check with `attrcloak stats verify`. If this is a deliberate fresh start with an existing group, reset the group instead.",
+                _kafka.ConsumerGroup, consumed, _kafka.ConsumerGroup, _kafka.EmbeddingsTopic, _kafka.PrivacyRequestsTopic);
+        }
+        catch (KafkaException e)
+        {
+            _logger.LogWarning("Could not compare the empty state store with the group's committed offsets ({Reason})", e.Error.Reason);
+        }
+    }
 
     private void LogLostState(StateStoreLostException lost, TimeSpan missingFor)
     {

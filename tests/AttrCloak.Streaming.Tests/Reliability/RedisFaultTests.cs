@@ -130,6 +130,34 @@ public sealed class RedisFaultTests(RedisServerFixture redis, MockKafkaFixture k
         worker.Stop();
     }
 
+    [Fact]
+    public void A_worker_started_on_an_emptied_Redis_while_its_group_has_consumed_input_says_the_state_was_lost_and_how_to_rebuild()
+    {
+        using var server = RedisProcess.Start();
+        using var h = new GuardHarness(redis, kafka, "redis-empty-at-start");
+        var model = new Model();
+        using (var first = StartWorker(h, server))
+        {
+            using var serving = h.Reader(h.Kafka.CloakedTopic);
+            for (var u = 0; u < 12; u++) model.Produce(h, u, 1, withAttributes: true);
+            h.Flush();
+            serving.WaitUntil(m => model.AllServed(m), "served before the outage");
+            WaitForCommittedToReachEnd(h);
+            first.Stop();
+            first.Logs.Lines.ShouldNotContain(l => l.Contains("has already consumed"), "a new deployment: its group had consumed nothing");
+        }
+
+        server.Restart(keepData: false); // lost while no worker ran
+        using var second = StartWorker(h, server);
+        Wait.Until(() => second.Logs.Lines.Any(l => l.Contains("has already consumed")), GuardHarness.Deadline, "the start-up check");
+        var line = second.Logs.Lines.Single(l => l.Contains("has already consumed"));
+        line.ShouldContain("consumer group " + h.Kafka.ConsumerGroup + " has already consumed 12 events");
+        line.ShouldContain("attrcloak bootstrap");
+        line.ShouldContain("--reset-offsets --to-earliest");
+        line.ShouldContain("attrcloak stats verify");
+        second.Stop();
+    }
+
     // ---- helpers -------------------------------------------------------------------------------------------------
 
     private static WorkerRun StartWorker(GuardHarness h, RedisProcess server)
