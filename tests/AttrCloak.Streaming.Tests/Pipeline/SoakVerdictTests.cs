@@ -52,7 +52,7 @@ public sealed class SoakVerdictTests
     {
         var verdict = Judge(Run());
         verdict.Passed.ShouldBeTrue(string.Join("; ", verdict.Reasons));
-        verdict.Checks.Select(c => c.Name).ShouldBe([N.Errors, N.DeadLetters, N.Stale, N.Rate, N.Lag, N.LagTrend, N.Managed, N.Rss, N.Audits]);
+        verdict.Checks.Select(c => c.Name).ShouldBe([N.Errors, N.DeadLetters, N.Stale, N.Rate, N.Lag, N.LagTrend, N.Managed, N.Native, N.Audits]);
         verdict.Reasons.ShouldBeEmpty();
     }
 
@@ -74,10 +74,11 @@ public sealed class SoakVerdictTests
     }
 
     [Fact]
-    public void A_native_leak_fails_the_rss_check()
+    public void A_native_leak_fails_the_native_memory_check()
     {
-        var verdict = Judge(Run(s => s with { RssBytes = s.RssBytes + (long)(10 * MiB * s.ElapsedSeconds / 60) }));
-        ShouldFailOnly(verdict, N.Rss, "(limit 4)");
+        var leak = (SoakSample s) => (long)(10 * MiB * s.ElapsedSeconds / 60);
+        var verdict = Judge(Run(s => s with { RssBytes = s.RssBytes + leak(s), NativeBytes = s.NativeBytes + leak(s) }));
+        ShouldFailOnly(verdict, N.Native, "(limit 4;");
     }
 
     [Fact]

@@ -54,10 +54,10 @@ public sealed class BenchSoakSettings : CommandSettings
     [DefaultValue(2.0)]
     public double MaxHeapSlope { get; init; } = 2;
 
-    [CommandOption("--max-rss-slope <MIB_PER_MIN>")]
-    [Description("Most RSS growth over the second half (least-squares slope), MiB/min.")]
+    [CommandOption("--max-native-slope <MIB_PER_MIN>")]
+    [Description("Most native-memory growth (RSS minus managed committed) over the second half (least-squares slope), MiB/min.")]
     [DefaultValue(4.0)]
-    public double MaxRssSlope { get; init; } = 4;
+    public double MaxNativeSlope { get; init; } = 4;
 
     [CommandOption("--redis <CONFIG>")]
     [Description("Redis to use (e.g. localhost:6379,allowAdmin=true under a fresh prefix; Redis memory is sampled with INFO, which needs allowAdmin); default: start a throw-away local redis-server.")]
@@ -92,7 +92,7 @@ public sealed class BenchSoakSettings : CommandSettings
         if (Users is < 100 or > 10_000_000) return ValidationResult.Error($"--users must be in 100..10000000, got {Users}");
         if (!(MaxLagSeconds > 0)) return ValidationResult.Error($"--max-lag-seconds must be positive, got {MaxLagSeconds}");
         if (!(MaxHeapSlope >= 0)) return ValidationResult.Error($"--max-heap-slope must be >= 0, got {MaxHeapSlope}");
-        if (!(MaxRssSlope >= 0)) return ValidationResult.Error($"--max-rss-slope must be >= 0, got {MaxRssSlope}");
+        if (!(MaxNativeSlope >= 0)) return ValidationResult.Error($"--max-native-slope must be >= 0, got {MaxNativeSlope}");
         return ValidationResult.Success();
     }
 }
@@ -115,7 +115,7 @@ public sealed class BenchSoakCommand : StreamingCommand<BenchSoakSettings>
         TryParseTime(s.Duration, out var duration);
         TryParseTime(s.AuditEvery, out var auditEvery);
         TryParseTime(s.SampleEvery, out var sampleEvery);
-        var thresholds = new SoakThresholds { MaxLagSeconds = s.MaxLagSeconds, MaxManagedSlopeMiBPerMinute = s.MaxHeapSlope, MaxRssSlopeMiBPerMinute = s.MaxRssSlope };
+        var thresholds = new SoakThresholds { MaxLagSeconds = s.MaxLagSeconds, MaxManagedSlopeMiBPerMinute = s.MaxHeapSlope, MaxNativeSlopeMiBPerMinute = s.MaxNativeSlope };
         LocalRedisServer? local = null;
         StackExchange.Redis.ConnectionMultiplexer redis;
         string where;
