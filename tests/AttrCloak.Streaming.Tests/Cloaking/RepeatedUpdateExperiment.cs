@@ -42,6 +42,7 @@ public sealed class RepeatedUpdateExperiment
         ["anchor05"] = () => new TransportCloakerOptions { CovarianceAnchor = 0.5, TargetCovarianceScale = 0 },
         ["anchor025"] = () => new TransportCloakerOptions { CovarianceAnchor = 0.25, TargetCovarianceScale = 0 },
         ["anchor01"] = () => new TransportCloakerOptions { CovarianceAnchor = 0.1, TargetCovarianceScale = 0 },
+        ["prior256"] = () => new TransportCloakerOptions { CovariancePriorUsers = 256 },
         ["equalise-cov0"] = () => new TransportCloakerOptions { TargetOffsetScale = 0, TargetCovarianceScale = 0 },
     };
 

@@ -46,6 +46,7 @@ public sealed class StreamingQualityExperiment
         ["anchor05"] = () => new TransportCloakerFactory(new TransportCloakerOptions { CovarianceAnchor = 0.5, TargetCovarianceScale = 0 }),
         ["anchor025"] = () => new TransportCloakerFactory(new TransportCloakerOptions { CovarianceAnchor = 0.25, TargetCovarianceScale = 0 }),
         ["anchor01"] = () => new TransportCloakerFactory(new TransportCloakerOptions { CovarianceAnchor = 0.1, TargetCovarianceScale = 0 }),
+        ["prior256"] = () => new TransportCloakerFactory(new TransportCloakerOptions { CovariancePriorUsers = 256 }),
         ["cold"] = () => new TransportCloakerFactory(),
         ["identity"] = () => null,
     };

@@ -51,10 +51,8 @@ public sealed class StreamingQualityTests
             // The bar can fail: the same stream without the re-cloak misses it for every attribute.
             baUncloaked[a].ShouldBeGreaterThan(baBatch[a] + 0.03, $"{Attributes[a].Name}: this population must leak enough for the bar to mean something");
         }
-        // Utility proxy: the DF retention loss. The stream moves users about as far as the batch does, not much further
-        // (1.4: equalising the class covariances, which keeps repeated updates private, moved users 1.30x the batch
-        // here; replicating the served class covariances moved them less but diverged under repeated updates).
-        msdStreamed.ShouldBeLessThan(1.4 * msdBatch);
+        // Utility proxy: the DF retention loss. The stream moves users about as far as the batch does, not further.
+        msdStreamed.ShouldBeLessThan(1.25 * msdBatch);
         msdStreamed.ShouldBeGreaterThan(0.5 * msdBatch);
     }
 
