@@ -35,7 +35,11 @@ public sealed record AttributeMapInfo(string Attribute, bool Mapped, bool Served
 /// mean (<see cref="TransportCloakerOptions.TargetOffsetScale"/> = 0.5). Replicating the batch exactly (1) left the
 /// stream less private than the batch (ML-100K gender +0.02..+0.05): new users carry their own class sampling noise
 /// plus the bootstrap's estimation noise, which the batch never had; 0.5 was more private than the batch at an equal
-/// NDCG@10. Plain additive displacements (<see cref="MapCombination.Additive"/>) apply the population-wide part once
+/// NDCG@10. Covariance targets do not replicate the served class covariances: every class is sent to one global
+/// covariance target, a mix of the served (75 %) and the ORIGINAL (25 %) global covariance
+/// (<see cref="TransportCloakerOptions.TargetCovarianceScale"/>, <see cref="TransportCloakerOptions.CovarianceAnchor"/>):
+/// the served statistics contain the re-cloaked users themselves, and targets taken from them fed the maps' errors
+/// back on every rebuild until the classes were separable again (RepeatedUpdateExperiment). Plain additive displacements (<see cref="MapCombination.Additive"/>) apply the population-wide part once
 /// per attribute: 9x the batch's displacement on ML-100K.
 /// </para>
 /// <para>

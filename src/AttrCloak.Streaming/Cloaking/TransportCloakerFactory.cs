@@ -77,7 +77,8 @@ public sealed class TransportCloakerFactory(TransportCloakerOptions? options = n
 
         var servedTarget = served.GlobalCount >= o.MinGlobalUsers;
         var targetMean = servedTarget ? served.GlobalMean : original.GlobalMean;
-        var targetCovariance = servedTarget ? served.GlobalCovariance : original.GlobalCovariance;
+        // Anchored: the covariance targets come from the ORIGINAL statistics, which re-cloaked users do not change.
+        var targetCovariance = servedTarget ? Lerp(served.GlobalCovariance, original.GlobalCovariance, o.CovarianceAnchor) : original.GlobalCovariance;
         var covarianceMaps = o.CovarianceMaps && original.GlobalCount >= o.MinCovarianceUsers;
         var warm = new bool[classCount];
         for (var k = 0; k < classCount; k++) warm[k] = servedTarget && served.Counts[k] >= o.MinClassUsers;
@@ -93,7 +94,7 @@ public sealed class TransportCloakerFactory(TransportCloakerOptions? options = n
             {
                 sources.Add(Shrink(original.Covariances[k], original.Counts[k], original.GlobalCovariance, o.CovariancePriorUsers, ridge, d));
                 targets.Add(warm[k]
-                    ? Shrink(served.Covariances[k], served.Counts[k], targetCovariance, o.CovariancePriorUsers, ridge, d)
+                    ? Shrink(served.Covariances[k], served.Counts[k], targetCovariance, o.CovariancePriorUsers, ridge, d, o.TargetCovarianceScale)
                     : Shrink(targetCovariance, 0, targetCovariance, 1, ridge, d));
             }
             sources.Add(Shrink(original.GlobalCovariance, 0, original.GlobalCovariance, 1, ridge, d));
@@ -166,11 +167,11 @@ public sealed class TransportCloakerFactory(TransportCloakerOptions? options = n
             throw new ArgumentException($"attribute '{served.Attribute}' has {served.Counts.Length} served classes but {original.Counts.Length} original ones");
     }
 
-    /// <summary>(n C + prior G) / (n + prior) + ridge I.</summary>
-    private static double[] Shrink(double[] c, long n, double[] g, double prior, double ridge, int d)
+    /// <summary>(s n C + (n (1 - s) + prior) G) / (n + prior) + ridge I (s = <paramref name="scale"/>, 1 by default).</summary>
+    private static double[] Shrink(double[] c, long n, double[] g, double prior, double ridge, int d, double scale = 1)
     {
         var total = n + prior;
-        var wc = total > 0 ? n / total : 0;
+        var wc = (total > 0 ? n / total : 0) * scale;
         var result = new double[d * d];
         for (var i = 0; i < result.Length; i++) result[i] = wc * c[i] + (1 - wc) * g[i];
         for (var i = 0; i < d; i++) result[i * d + i] += ridge;

@@ -27,6 +27,8 @@ public sealed class StreamingQualityExperiment
     private static readonly Dictionary<string, Func<IUserCloakerFactory?>> Variants = new()
     {
         ["transport"] = () => new TransportCloakerFactory(),
+        // The targets before the repeated-update fix: served class and global covariances (they feed back).
+        ["served-cov"] = () => new TransportCloakerFactory(new TransportCloakerOptions { CovarianceAnchor = 0, TargetCovarianceScale = 1 }),
         ["mean-only"] = () => new TransportCloakerFactory(new TransportCloakerOptions { CovarianceMaps = false }),
         ["additive"] = () => new TransportCloakerFactory(new TransportCloakerOptions { Combination = MapCombination.Additive }),
         ["additive-mean"] = () => new TransportCloakerFactory(new TransportCloakerOptions { Combination = MapCombination.Additive, CovarianceMaps = false }),
@@ -39,6 +41,12 @@ public sealed class StreamingQualityExperiment
         ["prior0"] = () => new TransportCloakerFactory(new TransportCloakerOptions { MeanPriorUsers = 0 }),
         ["cov16"] = () => new TransportCloakerFactory(new TransportCloakerOptions { CovariancePriorUsers = 16 }),
         ["cov256"] = () => new TransportCloakerFactory(new TransportCloakerOptions { CovariancePriorUsers = 256 }),
+        ["cov0"] = () => new TransportCloakerFactory(new TransportCloakerOptions { TargetCovarianceScale = 0 }),
+        ["anchored"] = () => new TransportCloakerFactory(new TransportCloakerOptions { CovarianceAnchor = 1, TargetCovarianceScale = 0 }),
+        ["anchor05"] = () => new TransportCloakerFactory(new TransportCloakerOptions { CovarianceAnchor = 0.5, TargetCovarianceScale = 0 }),
+        ["anchor025"] = () => new TransportCloakerFactory(new TransportCloakerOptions { CovarianceAnchor = 0.25, TargetCovarianceScale = 0 }),
+        ["anchor01"] = () => new TransportCloakerFactory(new TransportCloakerOptions { CovarianceAnchor = 0.1, TargetCovarianceScale = 0 }),
+        ["prior256"] = () => new TransportCloakerFactory(new TransportCloakerOptions { CovariancePriorUsers = 256 }),
         ["cold"] = () => new TransportCloakerFactory(),
         ["identity"] = () => null,
     };

@@ -10,7 +10,11 @@ public sealed class TransportCloakerTests
     private static readonly StatisticsVersion Version = new("test", 1);
 
     /// <summary>Exact maps: no shrinkage and served class offsets kept whole, so the map is the textbook Monge map of the given Gaussians.</summary>
-    private static readonly TransportCloakerOptions Exact = new() { MeanPriorUsers = 0, CovariancePriorUsers = 0, MinCovarianceUsers = 2, TargetOffsetScale = 1 };
+    // Replicate mode: every class to its own served Gaussian (the defaults equalise class covariances instead).
+    private static readonly TransportCloakerOptions Exact = new()
+    {
+        MeanPriorUsers = 0, CovariancePriorUsers = 0, MinCovarianceUsers = 2, TargetOffsetScale = 1, TargetCovarianceScale = 1, CovarianceAnchor = 0,
+    };
 
     [Fact]
     public void MongeMatrixPushesTheSourceCovarianceOntoTheTarget()
@@ -79,7 +83,7 @@ public sealed class TransportCloakerTests
         var gender = Stats("gender", [300, 300], means[..2], covs[..2]);
         // With shrinkage but the served class offsets kept whole: shrinking both sides alike still maps a population onto itself.
         var snapshot = Snapshot(d, [gender, age], [gender, age]);
-        var cloaker = new TransportCloakerFactory(new TransportCloakerOptions { TargetOffsetScale = 1 }).Build(snapshot);
+        var cloaker = new TransportCloakerFactory(new TransportCloakerOptions { TargetOffsetScale = 1, TargetCovarianceScale = 1, CovarianceAnchor = 0 }).Build(snapshot);
         var x = RandomVector(rng, d).Select(v => (float)v).ToArray();
         var y = new float[d];
         cloaker.Cloak(x, [1, 2], y).ProtectedMask.ShouldBe(0b11u);
