@@ -34,6 +34,12 @@ public interface IStateStore
     Task<long[]?> ReadConsumedOffsetsAsync(IReadOnlyList<ConsumedOffset> partitions, CancellationToken cancellationToken = default) =>
         Task.FromResult<long[]?>(null);
 
+    /// <summary>
+    /// True when this instance found no state at all and created it (an empty Redis: a new deployment, or a lost one).
+    /// A store that cannot tell says false.
+    /// </summary>
+    bool CreatedEmpty => false;
+
     /// <summary>The user's state, or null when unknown or forgotten.</summary>
     Task<UserState?> GetUserAsync(string userId, CancellationToken cancellationToken = default);
 

@@ -96,6 +96,8 @@ public sealed class RedisStateStore : IStateStore, IDisposable
         switch ((string?)r[0])
         {
             case "OK":
+                // The script returns the epoch given when it created the meta hash now, the stored one otherwise.
+                if (!_metaSeen && (string?)r[1] == epoch) CreatedEmpty = true;
                 break;
             case "MISSING":
                 throw Lost();
@@ -105,6 +107,9 @@ public sealed class RedisStateStore : IStateStore, IDisposable
         _metaSeen = true;
         _initialized = true;
     }
+
+    /// <inheritdoc />
+    public bool CreatedEmpty { get; private set; }
 
     /// <summary>Forgets everything remembered of the lost state (users, statistics) and says what happened.</summary>
     private StateStoreLostException Lost()

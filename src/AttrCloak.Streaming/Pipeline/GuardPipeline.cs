@@ -221,7 +221,7 @@ public sealed class GuardPipeline
         Status.SetStoreHealthy(true);
         Status.SetStoreInitialized();
         LogStartup(snapshot);
-        _emptyStoreToCheck = snapshot.Attributes.All(a => a.Counts.All(c => c == 0));
+        _emptyStoreToCheck = _store.CreatedEmpty; // users without known classes count nowhere in the statistics: ask the store
 
         using var publisher = new OutputPublisher(onFatal => KafkaClients.ProducerBuilder(_kafka, _logger, onFatal, OnBrokers).Build(), _logger);
         publisher.AcknowledgementGateForTests = AcknowledgementGateForTests;

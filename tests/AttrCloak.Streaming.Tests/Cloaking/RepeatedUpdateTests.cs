@@ -11,6 +11,7 @@ namespace AttrCloak.Streaming.Tests.Cloaking;
 /// must settle and the attack stay near the DF seed's. The targets before the fix (served class and global
 /// covariances) fail the same bars, so the test can fail.
 /// </summary>
+[Collection(RunsAlone.Name)]
 public sealed class RepeatedUpdateTests
 {
     [Fact]

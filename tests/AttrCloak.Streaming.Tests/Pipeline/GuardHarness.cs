@@ -107,11 +107,13 @@ internal sealed class GuardHarness : IDisposable
     /// <param name="observer">Sees the served population.</param>
     /// <param name="configure">Sets the pipeline's test hooks before it runs.</param>
     /// <param name="wrapStore">Wraps the Redis store (e.g. to inject failures).</param>
-    public WorkerRun Start(RecordingObserver? observer = null, Action<GuardPipeline>? configure = null, Func<IStateStore, IStateStore>? wrapStore = null)
+    /// <param name="rebuildShare">The pipeline's <see cref="GuardPipeline.CloakerRebuildShare"/> (1: rebuilds not spaced out).</param>
+    public WorkerRun Start(RecordingObserver? observer = null, Action<GuardPipeline>? configure = null, Func<IStateStore, IStateStore>? wrapStore = null,
+        double rebuildShare = 0.02)
     {
         IStateStore store = NewStore();
         if (wrapStore is not null) store = wrapStore(store);
-        var run = new WorkerRun(this, store, observer, configure);
+        var run = new WorkerRun(this, store, observer, configure, rebuildShare);
         try
         {
             Wait.Until(() => run.Pipeline.Status.Ready || run.Failure is not null, Deadline, "the worker to become ready");
@@ -190,13 +192,13 @@ internal sealed class WorkerRun : IDisposable
     private readonly CancellationTokenSource _stop = new();
     private readonly Thread _thread;
 
-    public WorkerRun(GuardHarness harness, IStateStore store, RecordingObserver? observer, Action<GuardPipeline>? configure = null)
+    public WorkerRun(GuardHarness harness, IStateStore store, RecordingObserver? observer, Action<GuardPipeline>? configure = null, double rebuildShare = 0.02)
     {
         Store = store;
         Logs = new CapturingLoggerProvider();
         Metrics = new WorkerMetrics();
         Pipeline = new GuardPipeline(harness.Settings.Kafka, harness.Settings.Guard, store, harness.Factory, observer, Metrics,
-            Logs.CreateLogger("test"));
+            Logs.CreateLogger("test")) { CloakerRebuildShare = rebuildShare };
         configure?.Invoke(Pipeline);
         _thread = new Thread(() =>
         {

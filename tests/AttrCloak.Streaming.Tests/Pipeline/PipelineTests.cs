@@ -333,7 +333,9 @@ public sealed class PipelineTests(RedisServerFixture redis, MockKafkaFixture kaf
             g.CloakerRefreshInterval = TimeSpan.FromHours(1);
             g.MaxBatchEvents = 4;
         });
-        using var worker = h.Start();
+        // This test is about what triggers a rebuild, not their spacing (2 % of a core by default: under a loaded CI
+        // machine a slow first build pushed the third past the deadline).
+        using var worker = h.Start(rebuildShare: 1.0);
         h.Factory.Builds.ShouldBe(1);
         for (var i = 0; i < 24; i++) h.Produce(GuardHarness.Update($"f-{i}", 1, GuardHarness.Embedding(i), new() { ["gender"] = "F" }));
         h.Flush();

@@ -16,6 +16,7 @@ namespace AttrCloak.Streaming.Tests.Reliability;
 /// the dead-letter topic with its reason and original bytes, the worker keeps consuming, and later valid events of the
 /// same users are served. A redelivery after a crash is no bad input: it produces no dead letter.
 /// </summary>
+[Collection(RunsAlone.Name)]
 public sealed partial class MalformedInputTests(RedisServerFixture redis, MockKafkaFixture kafka) : IClassFixture<MockKafkaFixture>
 {
     private static string CorpusDirectory => Path.Combine(AppContext.BaseDirectory, "Corpus");

@@ -15,6 +15,7 @@ namespace AttrCloak.Streaming.Tests.Reliability;
 /// and started again, once with its data (append-only file, fsync always) and once empty. Kafka is the mock cluster
 /// through Confluent.Kafka; the worker is <see cref="Streaming.Pipeline.GuardPipeline"/> on its own thread.
 /// </summary>
+[Collection(RunsAlone.Name)]
 public sealed class RedisFaultTests(RedisServerFixture redis, MockKafkaFixture kafka) : IClassFixture<MockKafkaFixture>
 {
     private static readonly string[] Genders = ["F", "M"];

@@ -13,6 +13,7 @@ namespace AttrCloak.Streaming.Tests.Security;
 /// the serving topic, Redis, the log, the metrics and health endpoints. Each search has a positive control (the same
 /// search finds what it looks for where it is supposed to be), so a broken search cannot pass silently.
 /// </summary>
+[Collection(RunsAlone.Name)]
 public sealed class PrivacyPromiseTests(RedisServerFixture redis)
 {
     /// <summary>A served embedding closer than this (L2) to an original counts as the original (values are ~U(-1, 1) + 1.5).</summary>
@@ -159,7 +160,7 @@ public sealed class PrivacyPromiseTests(RedisServerFixture redis)
         var s = await Scenario();
         // The run really logged at debug level (librdkafka's debug contexts included), dead-lettered, forgot and audited.
         s.LogLines.Count(l => l.StartsWith("Debug", StringComparison.Ordinal) || l.StartsWith("Trace", StringComparison.Ordinal)).ShouldBeGreaterThan(10);
-        s.AuditRuns.ShouldBeGreaterThanOrEqualTo(2);
+        s.AuditRuns.ShouldBeGreaterThanOrEqualTo(1);
         var metrics = s.Scrapes[GuardEndpoints.MetricsPath];
         metrics.ShouldContain("attrcloak_dead_letters_total");
         metrics.ShouldContain("attrcloak_published_total{kind=\"tombstone\"}");
