@@ -55,25 +55,12 @@ public sealed class RedisServerFixture : IAsyncLifetime
         // A port found free can be taken before redis binds it: try a few.
         for (var attempt = 1; attempt <= 3 && _connection is null; attempt++)
         {
-            Port = FreePort();
+            Port = RedisServerProcess.FreePort();
             _directory = Directory.CreateTempSubdirectory("attrcloak-redis-").FullName;
-            var start = new ProcessStartInfo(executable)
-            {
-                UseShellExecute = false,
-                RedirectStandardOutput = true,
-                RedirectStandardError = true,
-                WorkingDirectory = _directory,
-            };
-            foreach (var a in new[] { "--port", Port.ToString(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                         "--dir", _directory, "--daemonize", "no", "--loglevel", "warning" })
-                start.ArgumentList.Add(a);
             var output = new StringBuilder();
-            _process = new Process { StartInfo = start };
-            _process.OutputDataReceived += (_, e) => { lock (output) output.AppendLine(e.Data); };
-            _process.ErrorDataReceived += (_, e) => { lock (output) output.AppendLine(e.Data); };
-            _process.Start();
-            _process.BeginOutputReadLine();
-            _process.BeginErrorReadLine();
+            _process = RedisServerProcess.Launch(executable, _directory,
+                ["--port", Port.ToString(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                 "--dir", _directory, "--daemonize", "no", "--loglevel", "warning"], output);
             if (await WaitForPingAsync(_process, Port))
             {
                 _connection = await ConnectionMultiplexer.ConnectAsync(new ConfigurationOptions
@@ -152,14 +139,6 @@ public sealed class RedisServerFixture : IAsyncLifetime
         return false;
     }
 
-    private static int FreePort()
-    {
-        var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        var port = ((IPEndPoint)listener.LocalEndpoint).Port;
-        listener.Stop();
-        return port;
-    }
 
     private static string? FindExecutable(string name)
     {

@@ -49,20 +49,13 @@ public sealed class TlsRedisServer : IDisposable
             Run(openssl, dir, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt", "-days", "2", "-subj", "/CN=attrcloak-test-ca");
             Run(openssl, dir, "req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost");
             Run(openssl, dir, "x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-out", "server.crt", "-days", "2", "-extfile", "ext.cnf");
-            var port = FreePort();
-            var start = new ProcessStartInfo(redis) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = dir.Path };
-            foreach (var a in new[] { "--port", "0", "--tls-port", port.ToString(), "--bind", "127.0.0.1",
-                         "--tls-cert-file", "server.crt", "--tls-key-file", "server.key", "--tls-ca-cert-file", "ca.crt", "--tls-auth-clients", "no",
-                         "--requirepass", DefaultPassword, "--user", User, "on", $">{UserPassword}", "~*", "&*", "+@all",
-                         "--save", "", "--appendonly", "no", "--dir", dir.Path, "--daemonize", "no" })
-                start.ArgumentList.Add(a);
+            var port = RedisServerProcess.FreePort();
             var output = new StringBuilder();
-            var process = new Process { StartInfo = start };
-            process.OutputDataReceived += (_, e) => { lock (output) output.AppendLine(e.Data); };
-            process.ErrorDataReceived += (_, e) => { lock (output) output.AppendLine(e.Data); };
-            process.Start();
-            process.BeginOutputReadLine();
-            process.BeginErrorReadLine();
+            var process = RedisServerProcess.Launch(redis, dir.Path,
+                ["--port", "0", "--tls-port", port.ToString(), "--bind", "127.0.0.1",
+                 "--tls-cert-file", "server.crt", "--tls-key-file", "server.key", "--tls-ca-cert-file", "ca.crt", "--tls-auth-clients", "no",
+                 "--requirepass", DefaultPassword, "--user", User, "on", $">{UserPassword}", "~*", "&*", "+@all",
+                 "--save", "", "--appendonly", "no", "--dir", dir.Path, "--daemonize", "no"], output);
             var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
             while (DateTime.UtcNow < deadline && !process.HasExited)
             {
@@ -118,14 +111,6 @@ public sealed class TlsRedisServer : IDisposable
             throw new InvalidOperationException($"openssl {string.Join(' ', args)} failed: {stderr.Result}");
     }
 
-    private static int FreePort()
-    {
-        var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        var port = ((IPEndPoint)listener.LocalEndpoint).Port;
-        listener.Stop();
-        return port;
-    }
 
     private static string? Find(string name) =>
         (Environment.GetEnvironmentVariable("PATH") ?? "").Split(Path.PathSeparator).Append("/usr/bin").Append("/usr/local/bin")

@@ -26,7 +26,7 @@ internal sealed class RedisProcess : IDisposable
         _executable = executable;
         _root = Directory.CreateTempSubdirectory("attrcloak-redis-faults-").FullName;
         _directory = NewDataDirectory();
-        Port = FreePort();
+        Port = RedisServerProcess.FreePort();
     }
 
     public int Port { get; }
@@ -76,22 +76,9 @@ internal sealed class RedisProcess : IDisposable
 
     private void StartServer()
     {
-        var start = new ProcessStartInfo(_executable)
-        {
-            UseShellExecute = false,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            WorkingDirectory = _directory,
-        };
-        foreach (var a in new[] { "--port", Port.ToString(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes",
-                     "--appendfsync", "always", "--dir", _directory, "--daemonize", "no", "--loglevel", "warning" })
-            start.ArgumentList.Add(a);
-        _process = new Process { StartInfo = start };
-        _process.OutputDataReceived += (_, e) => { lock (_output) _output.AppendLine(e.Data); };
-        _process.ErrorDataReceived += (_, e) => { lock (_output) _output.AppendLine(e.Data); };
-        _process.Start();
-        _process.BeginOutputReadLine();
-        _process.BeginErrorReadLine();
+        _process = RedisServerProcess.Launch(_executable, _directory,
+            ["--port", Port.ToString(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes",
+             "--appendfsync", "always", "--dir", _directory, "--daemonize", "no", "--loglevel", "warning"], _output);
         var deadline = DateTime.UtcNow + StartDeadline;
         while (!Pong())
         {
@@ -122,14 +109,6 @@ internal sealed class RedisProcess : IDisposable
 
     private string NewDataDirectory() => Directory.CreateDirectory(Path.Combine(_root, Guid.NewGuid().ToString("N")[..8])).FullName;
 
-    private static int FreePort()
-    {
-        var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        var port = ((IPEndPoint)listener.LocalEndpoint).Port;
-        listener.Stop();
-        return port;
-    }
 
     public void Dispose()
     {

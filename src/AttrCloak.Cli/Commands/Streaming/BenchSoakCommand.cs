@@ -116,20 +116,8 @@ public sealed class BenchSoakCommand : StreamingCommand<BenchSoakSettings>
         TryParseTime(s.AuditEvery, out var auditEvery);
         TryParseTime(s.SampleEvery, out var sampleEvery);
         var thresholds = new SoakThresholds { MaxLagSeconds = s.MaxLagSeconds, MaxManagedSlopeMiBPerMinute = s.MaxHeapSlope, MaxNativeSlopeMiBPerMinute = s.MaxNativeSlope };
-        LocalRedisServer? local = null;
-        StackExchange.Redis.ConnectionMultiplexer redis;
-        string where;
-        if (s.Redis is null)
-        {
-            local = await LocalRedisServer.StartAsync();
-            redis = local.Connection;
-            where = $"a throw-away redis-server on port {local.Port}";
-        }
-        else
-        {
-            redis = await RedisConnector.ConnectAsync(s.Redis);
-            where = $"Redis at {s.Redis}";
-        }
+        var bench = await BenchRedis.OpenAsync(s.Redis);
+        var (redis, where) = (bench.Connection, bench.Where);
         try
         {
             var options = new SoakOptions
@@ -172,8 +160,7 @@ public sealed class BenchSoakCommand : StreamingCommand<BenchSoakSettings>
         }
         finally
         {
-            if (local is not null) await local.DisposeAsync();
-            else await redis.DisposeAsync();
+            await bench.DisposeAsync();
         }
     }
 

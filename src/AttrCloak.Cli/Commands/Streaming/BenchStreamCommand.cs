@@ -75,20 +75,8 @@ public sealed class BenchStreamCommand : StreamingCommand<BenchStreamSettings>
 {
     protected override async Task<int> RunAsync(BenchStreamSettings s, CancellationToken cancellationToken)
     {
-        LocalRedisServer? local = null;
-        StackExchange.Redis.ConnectionMultiplexer redis;
-        string where;
-        if (s.Redis is null)
-        {
-            local = await LocalRedisServer.StartAsync();
-            redis = local.Connection;
-            where = $"a throw-away redis-server on port {local.Port}";
-        }
-        else
-        {
-            redis = await RedisConnector.ConnectAsync(s.Redis);
-            where = $"Redis at {s.Redis}";
-        }
+        var bench = await BenchRedis.OpenAsync(s.Redis);
+        var (redis, where) = (bench.Connection, bench.Where);
         try
         {
             AnsiConsole.MarkupLineInterpolated(
@@ -130,8 +118,7 @@ public sealed class BenchStreamCommand : StreamingCommand<BenchStreamSettings>
         }
         finally
         {
-            if (local is not null) await local.DisposeAsync();
-            else await redis.DisposeAsync();
+            await bench.DisposeAsync();
         }
     }
 
