@@ -58,9 +58,9 @@ public static class CliApp
                     .WithExample("stats", "rebuild", "--config", "appsettings.json");
             });
             config.AddCommand<BootstrapCommand>("bootstrap")
-                .WithDescription("Cold start of the streaming guard: cloak an initial population with AttrCloak-DF in batch and seed the Redis state store with it.")
+                .WithDescription("Cold start of the streaming guard: cloak an initial population with AttrCloak-DF in batch, seed the Redis state store with it and publish it to the serving topic.")
                 .WithExample("bootstrap", "--config", "appsettings.json", "--model", "runs/ml100k-mf", "--fraction", "0.5", "--seed", "7")
-                .WithExample("bootstrap", "--config", "appsettings.json", "--dataset", "synthetic", "--synthetic-users", "500", "--publish");
+                .WithExample("bootstrap", "--config", "appsettings.json", "--dataset", "synthetic", "--synthetic-users", "500", "--no-publish");
             config.AddCommand<ReplayCommand>("replay")
                 .WithDescription("Produce a data set's embeddings (and optional privacy requests) as streaming-guard events into any Kafka.")
                 .WithExample("replay", "--brokers", "localhost:9092", "--model", "runs/ml100k-mf", "--shuffle", "--rate", "2000")

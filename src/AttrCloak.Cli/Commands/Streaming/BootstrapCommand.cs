@@ -43,7 +43,7 @@ public sealed class BootstrapSettings : PopulationSettings
     public long Version { get; init; }
 
     [CommandOption("--force")]
-    [Description("Write into a prefix that already holds users or statistics (they stay; users already at a version >= --version are left as they are).")]
+    [Description("Write into a prefix that already holds users or statistics (they stay; users already at a version >= --version are left as they are). Users this bootstrap wrote before are published again.")]
     public bool Force { get; init; }
 
     [CommandOption("--batch-size <N>")]
@@ -52,11 +52,15 @@ public sealed class BootstrapSettings : PopulationSettings
     public int BatchSize { get; init; } = 512;
 
     [CommandOption("--publish")]
-    [Description("Also produce the written users' cloaked embeddings to the serving topic (AttrCloak:Kafka:CloakedTopic), keyed by user id.")]
+    [Description("Produce the bootstrapped users' cloaked embeddings to the serving topic (AttrCloak:Kafka:CloakedTopic), keyed by user id: the default (kept for scripts that pass it).")]
     public bool Publish { get; init; }
 
+    [CommandOption("--no-publish")]
+    [Description("Only seed Redis, publish nothing: the bootstrapped users are then not served until their next event (e.g. when the serving topic is filled another way).")]
+    public bool NoPublish { get; init; }
+
     [CommandOption("--brokers <LIST>")]
-    [Description("With --publish: Kafka bootstrap servers (overrides AttrCloak:Kafka:BootstrapServers).")]
+    [Description("Kafka bootstrap servers to publish to (overrides AttrCloak:Kafka:BootstrapServers).")]
     public string? Brokers { get; init; }
 
     public override ValidationResult Validate()
@@ -64,7 +68,8 @@ public sealed class BootstrapSettings : PopulationSettings
         if (!(Fraction is > 0 and <= 1)) return ValidationResult.Error($"--fraction must be in (0, 1], got {Fraction}");
         if (Version < 0) return ValidationResult.Error($"--version must be >= 0, got {Version}");
         if (BatchSize is < 1 or > 10_000) return ValidationResult.Error($"--batch-size must be in 1..10000, got {BatchSize}");
-        if (Brokers is not null && !Publish) return ValidationResult.Error("--brokers is only used with --publish");
+        if (Publish && NoPublish) return ValidationResult.Error("--publish and --no-publish contradict each other");
+        if (Brokers is not null && NoPublish) return ValidationResult.Error("--brokers is for publishing; --no-publish publishes nothing");
         return ValidationResult.Success();
     }
 }
@@ -93,7 +98,7 @@ public sealed class BootstrapCommand : StreamingCommand<BootstrapSettings>
                 "Use another --prefix, delete the prefix's keys, or pass --force to add these users anyway");
         using var store = new RedisStateStore(redis, storeOptions);
         await store.InitializeAsync(cancellationToken); // refuses a prefix of another dimension or catalog
-        using var publisher = s.Publish ? Publisher(settings.Kafka) : null;
+        using var publisher = s.NoPublish ? null : Publisher(settings.Kafka);
 
         CatalogMapping? mapping = null;
         var population = Population.Load(s, settings.Guard.Dimension, data => mapping = CatalogMapping.Create(data, settings.Guard.Attributes), cancellationToken);
@@ -128,6 +133,7 @@ public sealed class BootstrapCommand : StreamingCommand<BootstrapSettings>
         var outcomes = new long[Enum.GetValues<ApplyOutcome>().Length];
         var rejections = new Dictionary<string, long>(StringComparer.Ordinal);
         var applied = new bool[chosen.Count];
+        var kept = new bool[chosen.Count]; // the store holds this bootstrap's state for the user (applied now or before)
         await LiveStatus.RunAsync($"writing {chosen.Count} users to Redis", chosen.Count, async progress =>
         {
             for (var start = 0; start < chosen.Count; start += s.BatchSize)
@@ -152,6 +158,7 @@ public sealed class BootstrapCommand : StreamingCommand<BootstrapSettings>
                 {
                     outcomes[(int)results[i].Outcome]++;
                     applied[start + i] = results[i].Outcome == ApplyOutcome.Applied;
+                    kept[start + i] = results[i].Outcome is ApplyOutcome.Applied or ApplyOutcome.Duplicate;
                     if (results[i].Outcome == ApplyOutcome.Rejected)
                         rejections[results[i].Reason ?? "?"] = rejections.GetValueOrDefault(results[i].Reason ?? "?") + 1;
                 }
@@ -164,19 +171,18 @@ public sealed class BootstrapCommand : StreamingCommand<BootstrapSettings>
 
         double publishSeconds = 0;
         ProduceSummary? published = null;
+        var notPublished = 0;
         if (publisher is not null)
         {
             var publishClock = Stopwatch.StartNew();
-            var protectedNames = mapping.AttributeNames.ToArray();
-            var now = DateTimeOffset.UtcNow;
-            var messages = Enumerable.Range(0, chosen.Count).Where(row => applied[row]).Select(row =>
-            {
-                var id = data.UserIds[chosen[row]];
-                var record = new CloakedEmbedding(id, s.Version, population.ModelVersion, cloak.Embeddings.Row(row).ToArray(), protectedNames, now);
-                return new OutboundMessage(settings.Kafka.CloakedTopic, EventCodec.KeyOf(id), EventCodec.Encode(record), ContentTypes.Json, SchemaNames.CloakedEmbeddingV1);
-            });
-            var toPublish = applied.Count(a => a);
-            published = await LiveStatus.RunAsync($"publishing {toPublish} cloaked embeddings to {settings.Kafka.CloakedTopic}", toPublish,
+            // Every user whose stored state is this bootstrap's (written now, or by an earlier run: a --force re-run
+            // publishes them again), as the store holds it; users the stream has moved on from are the worker's to serve.
+            var ids = Enumerable.Range(0, chosen.Count).Where(row => kept[row]).Select(row => data.UserIds[chosen[row]]).ToList();
+            var records = await BootstrapPublishing.StoredRecordsAsync(store, ids, s.Version, population.ModelVersion, mapping.AttributeNames.ToArray(), s.BatchSize, cancellationToken);
+            notPublished = ids.Count - records.Count;
+            var messages = records.Select(record =>
+                new OutboundMessage(settings.Kafka.CloakedTopic, EventCodec.KeyOf(record.UserId), EventCodec.Encode(record), ContentTypes.Json, SchemaNames.CloakedEmbeddingV1));
+            published = await LiveStatus.RunAsync($"publishing {records.Count} cloaked embeddings to {settings.Kafka.CloakedTopic}", records.Count,
                 progress => publisher.ProduceAsync(messages, 0,
                     new InlineProgress<ProduceProgress>(p => progress.Report(new LiveUpdate(p.Acked, $"published {p.Produced}, acknowledged {p.Acked}, failed {p.Failed}"))),
                     cancellationToken: cancellationToken));
@@ -213,7 +219,10 @@ public sealed class BootstrapCommand : StreamingCommand<BootstrapSettings>
         summary.AddRow("AttrCloak-DF", $"{cloak.WallTime.TotalSeconds:F2} s");
         summary.AddRow("Redis writes", $"{writeSeconds:F2} s ({outcomes.Sum() / Math.Max(writeSeconds, 1e-9):F0} users/s, batches of {s.BatchSize})");
         if (published is not null)
-            summary.AddRow("published", $"{published.Acked} acknowledged, {published.Failed} failed, {publishSeconds:F2} s");
+            summary.AddRow($"published to {Markup.Escape(settings.Kafka.CloakedTopic)}", $"{published.Acked} acknowledged, {published.Failed} failed, {publishSeconds:F2} s"
+                + (notPublished > 0 ? $" ({notPublished} users changed by the stream meanwhile: the worker serves them)" : ""));
+        else
+            summary.AddRow("published", "nothing (--no-publish): these users are served from their next event on");
         summary.AddRow("total", $"{total.Elapsed.TotalSeconds:F2} s");
         AnsiConsole.Write(summary);
 
@@ -230,7 +239,8 @@ public sealed class BootstrapCommand : StreamingCommand<BootstrapSettings>
     private static KafkaBulkProducer Publisher(AttrCloak.Streaming.Hosting.KafkaOptions kafka)
     {
         if (string.IsNullOrWhiteSpace(kafka.BootstrapServers))
-            throw new UsageException("--publish needs Kafka: give --brokers host:port or set AttrCloak:Kafka:BootstrapServers");
+            throw new UsageException(
+                "bootstrap publishes the bootstrapped users to the serving topic and needs Kafka: give --brokers host:port or set AttrCloak:Kafka:BootstrapServers (or pass --no-publish to only seed Redis)");
         var producer = new KafkaBulkProducer(kafka.BootstrapServers, kafka.Client);
         try
         {

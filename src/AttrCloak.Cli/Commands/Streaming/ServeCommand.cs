@@ -43,7 +43,8 @@ public sealed class ServeCommand : StreamingCommand<ServeSettings>
         using var store = new RedisStateStore(redis, storeOptions);
         await using var host = GuardHost.Build(settings, store, new TransportCloakerFactory(), s.Port ?? settings.Guard.HttpPort);
         await host.StartAsync(cancellationToken);
-        AnsiConsole.MarkupLineInterpolated($"privacy guard serving; endpoints at [blue]{host.Address}[/] (/metrics, /healthz/live, /healthz/ready); Ctrl+C stops it");
+        AnsiConsole.MarkupLineInterpolated(
+            $"privacy guard serving; endpoints at [blue]{host.Address}[/] (/metrics, /healthz/live, /healthz/ready); consumer group {settings.Kafka.ConsumerGroup}{(host.GroupInstanceId is { } id ? $" as static member {id}" : "")}; Ctrl+C stops it (within {settings.Guard.ShutdownTimeout.TotalSeconds:F0} s)");
         try
         {
             await host.App.WaitForShutdownAsync(cancellationToken);
