@@ -34,13 +34,10 @@ public static class KafkaClients
             // Broker connection states every second: how readiness sees a broker come back (PipelineStatus.KafkaUp).
             StatisticsIntervalMs = 1000,
             // Membership changes cost little: a member that stops heartbeating is out of the group after 6 s (the
-            // brokers' default minimum), not librdkafka's 45 s, during which its partitions would wait; the
-            // cooperative protocol moves only the partitions that change owner, so the other members keep consuming
-            // theirs through a rebalance (the eager one stops the whole group). All members of a group must agree
-            // on it: roll it out by restarting every instance.
+            // brokers' default minimum), not librdkafka's 45 s, during which its partitions would wait (and on
+            // librdkafka's mock broker every rebalance waits one session timeout for the members to rejoin).
             SessionTimeoutMs = 6000,
             HeartbeatIntervalMs = 2000,
-            PartitionAssignmentStrategy = PartitionAssignmentStrategy.CooperativeSticky,
             // Static membership (KafkaOptions.GroupInstanceId): a restarted instance takes its partitions back
             // without a rebalance. "auto" is resolved by the host, which knows the HTTP port (GuardHost).
             GroupInstanceId = options.ResolveGroupInstanceId(httpPort: null),
@@ -48,6 +45,11 @@ public static class KafkaClients
         AddExtra(config, options);
         config.GroupId = options.ConsumerGroup;
         config.EnableAutoOffsetStore = false;
+        // The range assignor gives partition p of both input topics (same partition count, same key) to one member,
+        // so that one user's updates and privacy requests meet in one instance (its user cache and batch folding rely
+        // on it). The cooperative-sticky assignor would keep members consuming through a rebalance, but assigns the
+        // topics independently (measured: one instance got every embeddings partition, the other every requests one).
+        config.PartitionAssignmentStrategy = PartitionAssignmentStrategy.Range;
         config.ClientId ??= "attrcloak-guard";
         return config;
     }

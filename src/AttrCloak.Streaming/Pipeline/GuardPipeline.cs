@@ -236,7 +236,7 @@ public sealed class GuardPipeline
             .SetPartitionsAssignedHandler((c, partitions) =>
             {
                 OnBrokers(true);
-                // Cooperative assignment: these are the partitions added to what the consumer holds already.
+                // The whole new assignment (range assignor, eager protocol); with a cooperative one only what is added.
                 _logger.LogInformation("Kafka assigned {Partitions}", partitions.Count == 0 ? "no partitions" : KafkaClients.Describe(partitions));
                 _assignmentChanged = true;
                 Membership.Count("assigned");
@@ -253,7 +253,7 @@ public sealed class GuardPipeline
                 Membership.Count("revoked");
                 var kept = c.Assignment.Except(partitions.Select(p => p.TopicPartition)).ToList();
                 Membership.SetAssignment(kept);
-                // Cooperative assignment revokes only what moves: with partitions left the instance keeps serving them.
+                // The eager protocol revokes everything; a cooperative one only what moves, leaving the rest served.
                 if (kept.Count == 0) Status.SetGroupJoined(false);
             })
             .SetPartitionsLostHandler((_, partitions) =>
