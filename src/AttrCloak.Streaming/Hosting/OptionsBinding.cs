@@ -12,7 +12,7 @@ namespace AttrCloak.Streaming.Hosting;
 /// <c>"Attackers": ["lr", "mlp"]</c> over the default lr, mlp became lr, mlp, lr, mlp and every audit failed);</item>
 /// <item>a key the options class does not have is an error naming the key (a typo would otherwise be ignored
 /// silently and the default used);</item>
-/// <item>a value of the wrong type is an error naming the section (the binder's own message).</item>
+/// <item>a value of the wrong type is an error naming its key, and the other keys still bind.</item>
 /// </list>
 /// Problems are added to a list, one line each, so that every mistake of a file is reported at once.
 /// </summary>
@@ -29,34 +29,31 @@ public static class OptionsBinding
         var value = new T();
         var section = configuration.GetSection(sectionName);
         if (!section.Exists()) return value;
-        try
-        {
-            section.Bind(value);
-            ReplaceLists(section, value);
-        }
-        catch (InvalidOperationException e)
-        {
-            errors.Add($"{sectionName}: {e.Message}");
-        }
         var properties = Properties(typeof(T));
         foreach (var child in section.GetChildren())
-            if (!properties.ContainsKey(child.Key) && !otherKeys.Contains(child.Key, StringComparer.OrdinalIgnoreCase))
-                errors.Add($"{sectionName}:{child.Key} is not a setting (known: {string.Join(", ", properties.Keys.Concat(otherKeys).Order(StringComparer.Ordinal))})");
-        return value;
-    }
-
-    /// <summary>Every list-valued property that the section sets is bound again from the section alone (no default items kept).</summary>
-    private static void ReplaceLists(IConfigurationSection section, object value)
-    {
-        foreach (var property in Properties(value.GetType()).Values)
         {
-            if (!IsList(property.PropertyType)) continue;
-            var given = section.GetSection(property.Name);
-            if (!given.Exists()) continue;
-            // An empty list in JSON ("Attackers": []) arrives as an empty value without children: it means "none".
-            var replacement = given.GetChildren().Any() ? given.Get(property.PropertyType) : null;
-            property.SetValue(value, replacement ?? EmptyOf(property.PropertyType));
+            if (!properties.TryGetValue(child.Key, out var property))
+            {
+                if (!otherKeys.Contains(child.Key, StringComparer.OrdinalIgnoreCase))
+                    errors.Add($"{sectionName}:{child.Key} is not a setting (known: {string.Join(", ", properties.Keys.Concat(otherKeys).Order(StringComparer.Ordinal))})");
+                continue;
+            }
+            // Property by property: a bad value is reported for its key alone (the others still bind, so that no
+            // follow-up error blames a key that was fine), and a list is bound from the section only, so it REPLACES
+            // the default list (the binder would append to it).
+            try
+            {
+                var bound = IsList(property.PropertyType) && !child.GetChildren().Any()
+                    ? EmptyOf(property.PropertyType) // "Attackers": [] arrives as an empty value without children: none
+                    : child.Get(property.PropertyType);
+                if (bound is not null) property.SetValue(value, bound);
+            }
+            catch (InvalidOperationException e)
+            {
+                errors.Add($"{sectionName}:{property.Name}: {e.Message}");
+            }
         }
+        return value;
     }
 
     private static bool IsList(Type type) =>

@@ -27,6 +27,9 @@ public sealed record StreamingSettings(
         var redis = OptionsBinding.Bind<RedisConnectionOptions>(configuration, RedisConnectionOptions.SectionName, errors, StoreLayoutKeys);
         var guard = OptionsBinding.Bind<GuardOptions>(configuration, GuardOptions.SectionName, errors);
         var audit = OptionsBinding.Bind<AuditOptions>(configuration, AuditOptions.SectionName, errors);
+        foreach (var section in configuration.GetSection(RootSectionName).GetChildren())
+            if (!SectionNames.Contains(section.Key, StringComparer.OrdinalIgnoreCase))
+                errors.Add($"{RootSectionName}:{section.Key} is not a section (known: {string.Join(", ", SectionNames)})");
         kafka.Validate(errors);
         guard.Validate(errors);
         audit.Validate(errors);
@@ -70,6 +73,11 @@ public sealed record StreamingSettings(
 
     // The record's Redis property and StateStoreOptions method hide the type names, hence the full name.
     private const string StateStoreOptions_SectionName = AttrCloak.Streaming.Redis.StateStoreOptions.SectionName;
+
+    public const string RootSectionName = "AttrCloak";
+
+    /// <summary>The sections under <c>AttrCloak</c> that the streaming commands read; anything else is a mistake (a typo).</summary>
+    public static readonly string[] SectionNames = ["Kafka", "Redis", "Guard", "Audit"];
 
     /// <summary>Keys of <c>AttrCloak:Redis</c> that <see cref="StateStoreOptions"/> reads (beside <see cref="RedisConnectionOptions"/>).</summary>
     public static readonly string[] StoreLayoutKeys = ["Prefix", "TombstoneTtl", "ReferencePoint"];

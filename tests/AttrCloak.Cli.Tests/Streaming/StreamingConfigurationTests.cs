@@ -39,6 +39,31 @@ public sealed class StreamingConfigurationTests(RedisServerFixture redis)
     }
 
     [Fact]
+    public async Task Serve_refuses_a_configuration_mistake_in_one_line_before_it_connects_to_anything()
+    {
+        // The shipped file with an operator's mistakes layered over it by the environment; nothing listens at the
+        // addresses, so an answer within seconds that names the mistakes shows nothing was contacted first.
+        var example = Path.Combine(TestData.RepositoryRoot!, "deploy", "appsettings.example.json");
+        using var tmp = new TempDirectory();
+        var overrides = tmp["mistakes.json"];
+        File.WriteAllText(overrides, """{ "AttrCloak": { "Audit": { "Attackers": ["lr", "mlp", "lr"], "Intervall": "00:01:00" } } }""");
+        var root = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(example))!;
+        var audit = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(overrides))!["AttrCloak"]!["Audit"]!;
+        root["AttrCloak"]!["Audit"] = audit.DeepClone();
+        root["AttrCloak"]!["Redis"]!["TombstoneSecret"] = Secret;
+        root["AttrCloak"]!["Redis"]!["Configuration"] = "127.0.0.1:1";
+        root["AttrCloak"]!["Kafka"]!["BootstrapServers"] = "127.0.0.1:1";
+        File.WriteAllText(tmp["appsettings.json"], root.ToJsonString());
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var (code, output) = await CliRunner.RunAsync("serve", "--config", tmp["appsettings.json"], "--port", "0");
+        ShouldBeOneClearError(code, output, "invalid configuration");
+        output.ShouldContain("AttrCloak:Audit:Attackers lists 'lr' twice");
+        output.ShouldContain("AttrCloak:Audit:Intervall is not a setting");
+        output.ShouldNotContain("Redis");
+        clock.Elapsed.ShouldBeLessThan(TimeSpan.FromSeconds(20));
+    }
+
+    [Fact]
     public async Task Wrongly_typed_value_is_a_configuration_error()
     {
         using var tmp = new TempDirectory();
