@@ -35,6 +35,9 @@ public sealed class GuardHost : IAsyncDisposable
     public ServedSample Sample { get; }
     public PipelineStatus Status { get; }
 
+    /// <summary>The error that stopped the privacy guard (it cannot be retried), or null while it runs or after a clean stop.</summary>
+    public Exception? Failure => App.Services.GetRequiredService<PrivacyGuardWorker>().Failure;
+
     /// <summary>The static group membership id in use (<c>group.instance.id</c>), or null for dynamic membership.</summary>
     public string? GroupInstanceId { get; private init; }
 
@@ -68,6 +71,9 @@ public sealed class GuardHost : IAsyncDisposable
         builder.Logging.AddFilter("Microsoft", LogLevel.Warning);
         // The health-check service logs an error per failed probe; readiness logs its changes instead (GuardReadiness).
         builder.Logging.AddFilter("Microsoft.Extensions.Diagnostics.HealthChecks", LogLevel.None);
+        // The host repeats a failed background service's exception with its stack trace, twice; the worker logs the
+        // failure in one line itself and `serve` ends with it as its error (Failure).
+        builder.Logging.AddFilter("Microsoft.Extensions.Hosting.Internal.Host", LogLevel.None);
 
         var metrics = new WorkerMetrics();
         var specs = settings.Guard.AttributeSpecs();

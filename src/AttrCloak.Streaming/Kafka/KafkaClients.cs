@@ -139,6 +139,28 @@ public static class KafkaClients
             });
 
     /// <summary>
+    /// Creates (and at once disposes) the worker's consumer and producer from <paramref name="options"/>, so that a
+    /// client setting librdkafka refuses (an unknown property, SASL without credentials, a bad value) is a one-line
+    /// configuration error at start-up, not a crash of the running worker. Connects to nothing on purpose (clients
+    /// connect lazily; the bootstrap servers are not contacted before the first request).
+    /// </summary>
+    /// <exception cref="StreamingConfigurationException">librdkafka refused the configuration; the message is its reason.</exception>
+    public static void CheckConfiguration(KafkaOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        try
+        {
+            using (new ProducerBuilder<byte[], byte[]>(ProducerConfig(options)).SetLogHandler((_, _) => { }).Build()) { }
+            using (new ConsumerBuilder<byte[], byte[]>(ConsumerConfig(options)).SetLogHandler((_, _) => { }).Build()) { }
+        }
+        catch (Exception e) when (e is ArgumentException or InvalidOperationException or KafkaException)
+        {
+            throw new StreamingConfigurationException(
+                $"{KafkaOptions.SectionName}: the Kafka client refuses the configuration: {e.Message} (AttrCloak:Kafka:Client and the environment variables AttrCloak__Kafka__Client__...)");
+        }
+    }
+
+    /// <summary>
     /// Commits the stored offsets and closes <paramref name="consumer"/> (it leaves its group, so that its partitions
     /// move at once), giving up after <paramref name="budget"/>: librdkafka's close waits for the group coordinator,
     /// which may be gone, for up to a socket timeout or longer. Given up, the consumer is left to the process's end

@@ -64,6 +64,19 @@ public sealed class StreamingConfigurationTests(RedisServerFixture redis)
     }
 
     [Fact]
+    public async Task Serve_with_kafka_client_settings_librdkafka_refuses_is_one_line_before_it_starts()
+    {
+        // The ConfigMap's SASL_SSL settings without the Secret's credentials: librdkafka refuses to create a client.
+        using var tmp = new TempDirectory();
+        var config = WriteConfig(tmp["appsettings.json"], "127.0.0.1:1", "p", dimension: 4, brokers: "127.0.0.1:1");
+        var root = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(config))!;
+        root["AttrCloak"]!["Kafka"]!["Client"] = new System.Text.Json.Nodes.JsonObject { ["security.protocol"] = "SASL_SSL", ["sasl.mechanism"] = "SCRAM-SHA-512" };
+        File.WriteAllText(config, root.ToJsonString());
+        var (code, output) = await CliRunner.RunAsync("serve", "--config", config, "--port", "0");
+        ShouldBeOneClearError(code, output, "the Kafka client refuses the configuration: sasl.username and sasl.password must be set");
+    }
+
+    [Fact]
     public async Task Wrongly_typed_value_is_a_configuration_error()
     {
         using var tmp = new TempDirectory();

@@ -2,6 +2,7 @@ using System.ComponentModel;
 using AttrCloak.Cli.Streaming;
 using AttrCloak.Streaming.Cloaking;
 using AttrCloak.Streaming.Hosting;
+using AttrCloak.Streaming.Kafka;
 using AttrCloak.Streaming.Redis;
 using Microsoft.Extensions.Hosting;
 using Spectre.Console;
@@ -38,6 +39,7 @@ public sealed class ServeCommand : StreamingCommand<ServeSettings>
             throw new UsageException(
                 $"no Kafka brokers configured: give --brokers host:port, set {KafkaOptions.SectionName}:BootstrapServers, or AttrCloak__Kafka__BootstrapServers (`attrcloak demo` runs everything on one machine without Kafka)");
         var storeOptions = configuration.StoreOptions(settings, needsTombstoneSecret: true);
+        KafkaClients.CheckConfiguration(settings.Kafka); // a client setting librdkafka refuses: one line now, not a crash later
         // Fail fast while disconnected: a Redis outage turns readiness off and starts the backoff at once.
         await using var redis = await RedisConnector.ConnectAsync(StreamingConfiguration.RequireRedis(settings), configure: settings.Redis.ApplyTrust, failFastWhileDisconnected: true);
         using var store = new RedisStateStore(redis, storeOptions);
@@ -53,6 +55,8 @@ public sealed class ServeCommand : StreamingCommand<ServeSettings>
         {
         }
         await host.StopAsync(CancellationToken.None);
+        if (host.Failure is { } failure)
+            throw new UsageException($"the privacy guard stopped: {failure.Message}");
         return 0;
     }
 }
