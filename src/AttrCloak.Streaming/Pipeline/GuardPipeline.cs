@@ -598,7 +598,7 @@ public sealed class GuardPipeline
                 "The state store is EMPTY, but consumer group {Group} has already consumed {Events} events of its partitions that are still in the input topics: " +
                 "Redis most likely lost the guard's state while no worker was running (restarted without persistence, flushed, evicted). The worker carries on from the " +
                 "committed offsets (an empty store serves the population mean, never a user's own embedding), but those users' states and the statistics are gone. " +
-                "To rebuild: stop the workers, seed the served population with `attrcloak bootstrap --config <appsettings.json> --model <DIR>`, reset the consumer group to the " +
+                "To rebuild: stop the workers, seed the served population with `attrcloak bootstrap --config <appsettings.json> --model <DIR> --no-publish` (the serving topic still holds newer records), reset the consumer group to the " +
                 "earliest offsets (`kafka-consumer-groups --bootstrap-server <brokers> --group {Group} --reset-offsets --to-earliest --topic {Embeddings} --topic {Requests} --execute`), " +
                 "start the workers and check with `attrcloak stats verify`. If this is a deliberate fresh start with an existing group, reset the group instead.",
                 _kafka.ConsumerGroup, consumed, _kafka.ConsumerGroup, _kafka.EmbeddingsTopic, _kafka.PrivacyRequestsTopic);
@@ -616,7 +616,8 @@ public sealed class GuardPipeline
         _logger.LogError(
             "STATE LOST ({Missing:F0} s so far): {What}. The worker does not re-create it: it would cloak against statistics of a partial population and treat every known user as new. " +
             "Until the state is back it publishes nothing, stores no offsets and reports not ready (attrcloak_state_missing 1); it checks every {Check} s and resumes by itself. " +
-            "To rebuild: (1) re-seed the served population from the last batch-cloaked population with `attrcloak bootstrap --config <appsettings.json> --model <DIR> [--embeddings <FILE>]` " +
+            "To rebuild: (1) re-seed the served population from the last batch-cloaked population with `attrcloak bootstrap --config <appsettings.json> --model <DIR> [--embeddings <FILE>] --no-publish` " +
+            "(--no-publish: the serving topic still holds the users' newer records; republishing the bootstrap's would put older ones last) " +
             "against prefix '{Prefix}' (it re-creates the meta key and writes every user at --version 0; the worker resumes with the events it holds); " +
             "(2) the events applied since that population are not in it: to restore them, stop the workers, reset the consumer group to the earliest offsets of the input topics " +
             "(`{Reset}`) and start them again: replayed events newer than a user's stored version are applied, older ones are stale. Then `attrcloak stats verify` must say consistent. " +

@@ -108,10 +108,19 @@ public sealed class ProductionWalkTests
             records.Values.Count(r => r.Version == 0).ShouldBe(bootstrapped, "bootstrapped users are served at their bootstrap version");
             records.Values.Count(r => r.Version == 1).ShouldBe(data.UserCount - bootstrapped, "streamed users are served at the replayed version");
             Step($"every one of the {ids.Count} users is on the serving topic ({serving.Messages} records)");
+            // What the cloak does NOT protect (README "What the cloak protects"): whoever holds the original embeddings can
+            // link a served embedding to its owner. Measured, not asserted: a figure for the README.
+            var originals = AttrCloak.Core.IO.NpyFile.Read(Path.Combine(model, "users.npy"));
+            var (own, ownDistance, otherDistance) = Linkability(data, originals, records);
+            Figure($"linkability: for {own} of {ids.Count} served users the nearest original embedding is their own " +
+                   $"(median distance to the own original {ownDistance:F3}, to the nearest other original {otherDistance:F3})");
 
             // 5. The shadow audit ran on each worker and its figures are in Prometheus.
             await EventuallyAsync(async () => (await prometheus.QueryAsync("attrcloak_audit_worst_advantage", ct))
                 .Select(r => r.Labels["instance"]).Distinct().Count() == 2, "attrcloak_audit_worst_advantage of both workers in Prometheus", workers, ct, prometheus);
+            // The alerts read the recording rule, evaluated every 2 s from the scraped series.
+            await EventuallyAsync(async () => (await prometheus.QueryAsync("attrcloak:audit_worst_advantage:max", ct)).Count == 3,
+                "attrcloak:audit_worst_advantage:max recorded for the three attributes", workers, ct, prometheus);
             var advantage = await prometheus.QueryAsync("attrcloak:audit_worst_advantage:max", ct);
             advantage.Select(r => r.Labels["attribute"]).ShouldBe(["age", "gender", "occupation"], ignoreOrder: true);
             (await prometheus.QueryAsync("sum(attrcloak_audit_failing)", ct)).Single().Value.ShouldBe(0);
@@ -236,6 +245,39 @@ public sealed class ProductionWalkTests
         var json = string.Join('\n', match.Groups["body"].Value.Split('\n').Select(l => l.Length >= 4 ? l[4..] : l));
         System.Text.Json.JsonDocument.Parse(json).Dispose(); // valid JSON, or the walk would test nothing
         return json;
+    }
+
+    /// <summary>
+    /// Re-identification by nearest original: how many served embeddings have their owner's original embedding as the
+    /// nearest of all originals, and the median distances to the own and to the nearest other original.
+    /// </summary>
+    private static (int Own, double OwnDistance, double OtherDistance) Linkability(RecDataset data, EmbeddingMatrix originals, IReadOnlyDictionary<string, CloakedEmbedding> served)
+    {
+        var own = 0;
+        var ownDistances = new List<double>();
+        var otherDistances = new List<double>();
+        for (var u = 0; u < data.UserCount; u++)
+        {
+            var x = served[data.UserIds[u]].Embedding;
+            var nearest = -1;
+            double best = double.MaxValue, nearestOther = double.MaxValue;
+            for (var v = 0; v < data.UserCount; v++)
+            {
+                var row = originals.Row(v);
+                double d2 = 0;
+                for (var j = 0; j < x.Length; j++) d2 += (x[j] - row[j]) * (double)(x[j] - row[j]);
+                if (d2 < best) (best, nearest) = (d2, v);
+                if (v != u && d2 < nearestOther) nearestOther = d2;
+            }
+            if (nearest == u) own++;
+            var o = originals.Row(u);
+            double ownD2 = 0;
+            for (var j = 0; j < x.Length; j++) ownD2 += (x[j] - o[j]) * (double)(x[j] - o[j]);
+            ownDistances.Add(Math.Sqrt(ownD2));
+            otherDistances.Add(Math.Sqrt(nearestOther));
+        }
+        static double Median(List<double> values) => values.Order().ElementAt(values.Count / 2);
+        return (own, Median(ownDistances), Median(otherDistances));
     }
 
     private static int UserSampleCount(int users) => Math.Clamp((int)Math.Round(0.5 * users), 1, users);
