@@ -182,5 +182,11 @@ public sealed class StreamingConfigurationTests(RedisServerFixture redis)
         ShouldBeOneClearError(code, output, "--forget-fraction must be in 0..1");
         (code, output) = await CliRunner.RunAsync("bootstrap", "--fraction", "0");
         ShouldBeOneClearError(code, output, "--fraction must be in (0, 1]");
+        (code, output) = await CliRunner.RunAsync("kafka-mock", "--port", "0", "--topics", "good,bad topic");
+        ShouldBeOneClearError(code, output, "--topics: 'bad topic' is not a valid Kafka topic name");
+        (code, output) = await CliRunner.RunAsync("kafka-mock", "--port", "0", "--topics", "a:0");
+        ShouldBeOneClearError(code, output, "--topics: 'a:0' must be name or name:partitions with 1..1000 partitions");
+        (code, output) = await CliRunner.RunAsync("kafka-mock", "--port", "0", "--config", "no-such-file.json");
+        ShouldBeOneClearError(code, output, "configuration file 'no-such-file.json' not found");
     }
 }
