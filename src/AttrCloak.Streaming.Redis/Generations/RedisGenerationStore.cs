@@ -47,7 +47,7 @@ public sealed class RedisGenerationStore : IGenerationStore
         var entries = await _db.HashGetAllAsync(_registryKey).WaitAsync(cancellationToken).ConfigureAwait(false);
         if (entries.Length == 0)
         {
-            if (_seen) throw new StateStoreLostException(_options.Prefix);
+            if (_seen) throw Lost();
             await RefuseOlderFormatAsync(cancellationToken).ConfigureAwait(false);
             return GenerationRegistry.Empty;
         }
@@ -69,7 +69,7 @@ public sealed class RedisGenerationStore : IGenerationStore
     public async Task<long> RegistryVersionAsync(CancellationToken cancellationToken = default)
     {
         var v = await _db.HashGetAsync(_registryKey, VersionField).WaitAsync(cancellationToken).ConfigureAwait(false);
-        if (v.IsNull && _seen) throw new StateStoreLostException(_options.Prefix);
+        if (v.IsNull && _seen) throw Lost();
         return v.IsNull ? 0 : (long)v;
     }
 
@@ -77,7 +77,7 @@ public sealed class RedisGenerationStore : IGenerationStore
     public async Task<bool> TryWriteRegistryAsync(long expectedVersion, IReadOnlyList<Generation> changed, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(changed);
-        if (expectedVersion == 0 && _seen) throw new StateStoreLostException(_options.Prefix);
+        if (expectedVersion == 0 && _seen) throw Lost();
         var args = new RedisValue[1 + 2 * changed.Count];
         args[0] = expectedVersion.ToString(CultureInfo.InvariantCulture);
         for (var i = 0; i < changed.Count; i++)
@@ -135,6 +135,8 @@ public sealed class RedisGenerationStore : IGenerationStore
         foreach (var store in _stores.Values) store.Dispose();
         _stores.Clear();
     }
+
+    private StateStoreLostException Lost() => new(_options.Prefix, (string)_registryKey!);
 
     /// <summary>A prefix written by a build before generations (its meta key at the top) cannot be read as one.</summary>
     private async Task RefuseOlderFormatAsync(CancellationToken cancellationToken)

@@ -32,6 +32,8 @@ internal sealed class GenerationSeater(
     private const int WriteChunk = 256;
     private readonly TimeProvider _time = timeProvider ?? TimeProvider.System;
     private readonly Dictionary<string, string> _lastReason = new(StringComparer.Ordinal);
+    private string? _lastFailure;
+    private DateTimeOffset _lastFailureLogged;
 
     /// <summary>Seatings this worker completed (tests).</summary>
     public int Seated { get; private set; }
@@ -51,9 +53,15 @@ internal sealed class GenerationSeater(
             }
             catch (Exception e)
             {
-                // The store is down or lost (the consume loop reports it), or a seating failed: try again later.
-                logger.LogWarning("Checking or seating model generations failed ({Error}: {Message}); trying again in {Seconds} s",
-                    e.GetType().Name, e.Message, options.SeatCheckInterval.TotalSeconds);
+                // The store is down or lost (the consume loop reports that, loudly), or a seating failed: try again
+                // later; said once per kind of failure and then at most once a minute.
+                var what = $"{e.GetType().Name}: {e.Message}";
+                if (what != _lastFailure || _time.GetUtcNow() - _lastFailureLogged > TimeSpan.FromMinutes(1))
+                {
+                    logger.LogWarning("Checking or seating model generations failed ({Error}); trying again every {Seconds} s", what, options.SeatCheckInterval.TotalSeconds);
+                    _lastFailure = what;
+                    _lastFailureLogged = _time.GetUtcNow();
+                }
             }
             try { await Task.Delay(options.SeatCheckInterval, _time, cancellationToken).ConfigureAwait(false); }
             catch (OperationCanceledException) { return; }

@@ -23,7 +23,10 @@ public sealed class InMemoryTombstones(byte[] secret, TimeSpan ttl, TimeProvider
         {
             var now = _time.GetUtcNow();
             DropExpired(now);
-            return _tombstones.TryGetValue(name, out var t) && t.Expires > now ? t.Version : null;
+            if (!_tombstones.TryGetValue(name, out var t)) return null;
+            if (t.Expires > now) return t.Version;
+            _tombstones.Remove(name); // expired, as Redis would have dropped it
+            return null;
         }
     }
 
