@@ -1,6 +1,7 @@
 using System.Globalization;
 using AttrCloak.Audit;
 using AttrCloak.Cli.Experiments;
+using AttrCloak.Learning.Unlearning;
 using AttrCloak.Core.Evaluation;
 using AttrCloak.Learning.Backbones;
 

@@ -1,3 +1,4 @@
+using AttrCloak.Streaming.Generations;
 using AttrCloak.Streaming.Redis;
 using Microsoft.Extensions.Configuration;
 
@@ -17,6 +18,9 @@ public sealed record StreamingSettings(
     GuardOptions Guard,
     AuditOptions Audit)
 {
+    /// <summary>How model generations roll out (<c>AttrCloak:Generations</c>).</summary>
+    public GenerationOptions Generations { get; init; } = new();
+
     /// <summary>Binds every section; throws <see cref="StreamingConfigurationException"/> listing all problems.</summary>
     public static StreamingSettings Bind(IConfiguration configuration)
     {
@@ -27,15 +31,17 @@ public sealed record StreamingSettings(
         var redis = OptionsBinding.Bind<RedisConnectionOptions>(configuration, RedisConnectionOptions.SectionName, errors, StoreLayoutKeys);
         var guard = OptionsBinding.Bind<GuardOptions>(configuration, GuardOptions.SectionName, errors);
         var audit = OptionsBinding.Bind<AuditOptions>(configuration, AuditOptions.SectionName, errors);
+        var generations = OptionsBinding.Bind<GenerationOptions>(configuration, GenerationOptions.SectionName, errors);
         foreach (var section in configuration.GetSection(RootSectionName).GetChildren())
             if (!SectionNames.Contains(section.Key, StringComparer.OrdinalIgnoreCase))
                 errors.Add($"{RootSectionName}:{section.Key} is not a section (known: {string.Join(", ", SectionNames)})");
         kafka.Validate(errors);
         guard.Validate(errors);
         audit.Validate(errors);
+        generations.Validate(errors);
         if (errors.Count > 0)
             throw new StreamingConfigurationException(string.Join(Environment.NewLine, errors));
-        return new StreamingSettings(kafka, redis, guard, audit);
+        return new StreamingSettings(kafka, redis, guard, audit) { Generations = generations };
     }
 
     /// <summary>
@@ -77,7 +83,7 @@ public sealed record StreamingSettings(
     public const string RootSectionName = "AttrCloak";
 
     /// <summary>The sections under <c>AttrCloak</c> that the streaming commands read; anything else is a mistake (a typo).</summary>
-    public static readonly string[] SectionNames = ["Kafka", "Redis", "Guard", "Audit"];
+    public static readonly string[] SectionNames = ["Kafka", "Redis", "Guard", "Audit", "Generations"];
 
     /// <summary>Keys of <c>AttrCloak:Redis</c> that <see cref="StateStoreOptions"/> reads (beside <see cref="RedisConnectionOptions"/>).</summary>
     public static readonly string[] StoreLayoutKeys = ["Prefix", "TombstoneTtl", "ReferencePoint"];

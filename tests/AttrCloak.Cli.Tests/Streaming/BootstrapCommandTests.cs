@@ -9,7 +9,7 @@ using static AttrCloak.Cli.Tests.Streaming.StreamingTestSupport;
 
 namespace AttrCloak.Cli.Tests.Streaming;
 
-/// <summary>`attrcloak bootstrap` on a small synthetic set, into a real redis-server, publishing to the mock Kafka cluster.</summary>
+/// <summary>`attrcloak bootstrap` on a small synthetic set, into a real redis-server (and the mock Kafka cluster for --publish).</summary>
 public sealed class BootstrapCommandTests(RedisServerFixture redis)
 {
     private const int Dimension = 8;
@@ -24,7 +24,7 @@ public sealed class BootstrapCommandTests(RedisServerFixture redis)
         var config = WriteConfig(tmp["appsettings.json"], $"127.0.0.1:{redis.Port}", prefix, Dimension, kafka.BootstrapServers);
         string[] args = ["bootstrap", "--config", config, "--synthetic-users", $"{Users}", "--train-epochs", "3", "--fraction", "0.5", "--seed", "5"];
 
-        var (code, output) = await CliRunner.RunAsync(args); // publishes by default
+        var (code, output) = await CliRunner.RunAsync([.. args, "--publish"]);
         code.ShouldBe(0, output);
         TestContext.Current.TestOutputHelper?.WriteLine(output);
         output.ShouldContain("bootstrapping 100 of 200 users");
@@ -56,7 +56,7 @@ public sealed class BootstrapCommandTests(RedisServerFixture redis)
         var outside = Enumerable.Range(0, Users).First(u => !chosen.Contains(u));
         (await store.GetUserAsync(data.UserIds[outside], TestContext.Current.CancellationToken)).ShouldBeNull();
 
-        // Published: every written user's cloaked embedding is on the serving topic, valid, and what the store serves.
+        // --publish: every written user's cloaked embedding is on the serving topic, valid, and what the store serves.
         var published = ConsumeAll(kafka.BootstrapServers, "cloaked", expected: 100);
         published.Count.ShouldBe(100);
         var ids = chosen.Select(u => data.UserIds[u]).ToHashSet();
@@ -74,43 +74,36 @@ public sealed class BootstrapCommandTests(RedisServerFixture redis)
         var (verified, verifyOutput) = await CliRunner.RunAsync("stats", "verify", "--config", config);
         verified.ShouldBe(0, verifyOutput);
 
-        // A second bootstrap into the same prefix would mix populations: refused, unless forced: then the store is
-        // unchanged, and the users are published again (a re-run after a lost serving topic serves everyone again).
+        // A second bootstrap into the same prefix would mix populations: refused, unless forced (then a no-op here).
         var (refused, refusedOutput) = await CliRunner.RunAsync(args);
         ShouldBeOneClearError(refused, refusedOutput, "--force");
         var (forced, forcedOutput) = await CliRunner.RunAsync([.. args, "--force"]);
         forced.ShouldBe(0, forcedOutput);
         forcedOutput.ShouldMatch(@"already bootstrapped \(duplicate\)\s+│ 100 ");
-        forcedOutput.ShouldMatch(@"published to cloaked\s+│ 100 acknowledged, 0 failed");
         (await new StatisticsVerifier(redis.Redis, options).VerifyAsync(cancellationToken: TestContext.Current.CancellationToken)).UsersScanned.ShouldBe(100);
+        // Issue 12: a forced re-run published nothing. Now it asks the workers for another sweep of the generation
+        // (every user published again), and with --publish it publishes the users it wrote before, as Redis holds them.
+        SweepEpoch(forcedOutput).ShouldBe(SweepEpoch(output) + 1, forcedOutput);
+        var (again, againOutput) = await CliRunner.RunAsync([.. args, "--force", "--publish"]);
+        again.ShouldBe(0, againOutput);
+        againOutput.ShouldMatch(@"published\s+│ 100 acknowledged, 0 failed");
         var republished = ConsumeAll(kafka.BootstrapServers, "cloaked", expected: 200);
         republished.Count.ShouldBe(200);
         republished.Select(m => Encoding.UTF8.GetString(m.Message.Key)).Distinct().Count().ShouldBe(100);
-
-        // --no-publish seeds the store only; a stream user's newer version is never overwritten by a re-run's publish.
-        var (quiet, quietOutput) = await CliRunner.RunAsync([.. args, "--force", "--no-publish"]);
-        quiet.ShouldBe(0, quietOutput);
-        quietOutput.ShouldContain("nothing (--no-publish)");
-        ConsumeAll(kafka.BootstrapServers, "cloaked", expected: 200).Count.ShouldBe(200);
+        var inside2 = republished.Last(m => Encoding.UTF8.GetString(m.Message.Key) == inside.UserId);
+        EventCodec.TryDecodeCloaked(inside2.Message.Value, out var again2, out _).ShouldBeTrue();
+        again2.Embedding.ShouldBe(inside.Cloaked);
     }
 
-    [Fact]
-    public async Task Bootstrap_without_Kafka_says_how_to_give_it_or_to_skip_publishing()
-    {
-        using var tmp = new TempDirectory();
-        var config = WriteConfig(tmp["appsettings.json"], $"127.0.0.1:{redis.Port}", redis.NewPrefix("nokafka"), Dimension);
-        var (code, output) = await CliRunner.RunAsync("bootstrap", "--config", config, "--synthetic-users", "60", "--train-epochs", "1");
-        ShouldBeOneClearError(code, output, "--no-publish");
-        (code, output) = await CliRunner.RunAsync("bootstrap", "--config", config, "--no-publish", "--publish");
-        ShouldBeOneClearError(code, output, "--publish and --no-publish contradict each other");
-    }
+    private static int SweepEpoch(string output) =>
+        int.Parse(System.Text.RegularExpressions.Regex.Match(output, @"sweep epoch (\d+)").Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
 
     [Fact]
     public async Task Embeddings_of_another_dimension_than_configured_are_refused()
     {
         using var tmp = new TempDirectory();
         var config = WriteConfig(tmp["appsettings.json"], $"127.0.0.1:{redis.Port}", redis.NewPrefix("dim"), Dimension);
-        var (code, output) = await CliRunner.RunAsync("bootstrap", "--config", config, "--synthetic-users", "60", "--train-epochs", "1", "--dim", "4", "--no-publish");
+        var (code, output) = await CliRunner.RunAsync("bootstrap", "--config", config, "--synthetic-users", "60", "--train-epochs", "1", "--dim", "4");
         ShouldBeOneClearError(code, output, "AttrCloak:Guard:Dimension is 8");
     }
 
@@ -120,7 +113,7 @@ public sealed class BootstrapCommandTests(RedisServerFixture redis)
         using var tmp = new TempDirectory();
         var catalog = new Dictionary<string, string[]>(Catalog) { ["religion"] = ["a", "b"] };
         var config = WriteConfig(tmp["appsettings.json"], $"127.0.0.1:{redis.Port}", redis.NewPrefix("catalog"), Dimension, catalog: catalog);
-        var (code, output) = await CliRunner.RunAsync("bootstrap", "--config", config, "--synthetic-users", "60", "--train-epochs", "1", "--no-publish");
+        var (code, output) = await CliRunner.RunAsync("bootstrap", "--config", config, "--synthetic-users", "60", "--train-epochs", "1");
         ShouldBeOneClearError(code, output, "'religion' is not an attribute of data set");
     }
 }

@@ -123,7 +123,7 @@ public sealed class PipelinedBatchTests(RedisServerFixture redis, MockKafkaFixtu
         worker.Pipeline.UserLookups.Read.ShouldBe(1);
 
         // Another writer moves the user on (version 5, other classes) behind the worker's back.
-        var other = h.NewStore();
+        var other = h.NewModelStore();
         var embedding = GuardHarness.Embedding(5);
         (await other.ApplyAsync([new UserStateChange("shared", StoredEventId.Compose("elsewhere", "mf-test-1", 3u), 5)
         {
@@ -210,5 +210,17 @@ public sealed class PipelinedBatchTests(RedisServerFixture redis, MockKafkaFixtu
             inner.StatisticsSequenceAsync(cancellationToken);
 
         public IAsyncEnumerable<ServedUser> ScanServedAsync(CancellationToken cancellationToken = default) => inner.ScanServedAsync(cancellationToken);
+
+        public IAsyncEnumerable<UserState> ScanStatesAsync(CancellationToken cancellationToken = default) => inner.ScanStatesAsync(cancellationToken);
+
+        public Task<UserSweepPage> ScanSweepAsync(string cursor, int count, CancellationToken cancellationToken = default) =>
+            inner.ScanSweepAsync(cursor, count, cancellationToken);
+
+        public Task MarkSweptAsync(IReadOnlyList<string> userIds, int epoch, CancellationToken cancellationToken = default) =>
+            inner.MarkSweptAsync(userIds, epoch, cancellationToken);
+
+        public Task<long> CountUsersAsync(CancellationToken cancellationToken = default) => inner.CountUsersAsync(cancellationToken);
+
+        public Task DeleteAllAsync(CancellationToken cancellationToken = default) => inner.DeleteAllAsync(cancellationToken);
     }
 }

@@ -5,7 +5,9 @@ using AttrCloak.Cli.Rendering;
 using AttrCloak.Cli.Streaming;
 using AttrCloak.Learning.Unlearning;
 using AttrCloak.Streaming.Contracts;
+using AttrCloak.Streaming.Generations;
 using AttrCloak.Streaming.Redis;
+using AttrCloak.Streaming.Redis.Generations;
 using AttrCloak.Streaming.Redis.State;
 using AttrCloak.Streaming.Replay;
 using Spectre.Console;
@@ -43,7 +45,7 @@ public sealed class BootstrapSettings : PopulationSettings
     public long Version { get; init; }
 
     [CommandOption("--force")]
-    [Description("Write into a prefix that already holds users or statistics (they stay; users already at a version >= --version are left as they are). Users this bootstrap wrote before are published again.")]
+    [Description("Write into a prefix that already holds users or statistics (they stay; users already at a version >= --version are left as they are). The generation's users are published again: the workers sweep it (and --publish publishes the users this bootstrap wrote, now or before).")]
     public bool Force { get; init; }
 
     [CommandOption("--batch-size <N>")]
@@ -52,15 +54,11 @@ public sealed class BootstrapSettings : PopulationSettings
     public int BatchSize { get; init; } = 512;
 
     [CommandOption("--publish")]
-    [Description("Produce the bootstrapped users' cloaked embeddings to the serving topic (AttrCloak:Kafka:CloakedTopic), keyed by user id: the default (kept for scripts that pass it).")]
+    [Description("Also produce the written users' cloaked embeddings to the serving topic (AttrCloak:Kafka:CloakedTopic), keyed by user id.")]
     public bool Publish { get; init; }
 
-    [CommandOption("--no-publish")]
-    [Description("Only seed Redis, publish nothing: the bootstrapped users are then not served until their next event (e.g. when the serving topic is filled another way).")]
-    public bool NoPublish { get; init; }
-
     [CommandOption("--brokers <LIST>")]
-    [Description("Kafka bootstrap servers to publish to (overrides AttrCloak:Kafka:BootstrapServers).")]
+    [Description("With --publish: Kafka bootstrap servers (overrides AttrCloak:Kafka:BootstrapServers).")]
     public string? Brokers { get; init; }
 
     public override ValidationResult Validate()
@@ -68,8 +66,7 @@ public sealed class BootstrapSettings : PopulationSettings
         if (!(Fraction is > 0 and <= 1)) return ValidationResult.Error($"--fraction must be in (0, 1], got {Fraction}");
         if (Version < 0) return ValidationResult.Error($"--version must be >= 0, got {Version}");
         if (BatchSize is < 1 or > 10_000) return ValidationResult.Error($"--batch-size must be in 1..10000, got {BatchSize}");
-        if (Publish && NoPublish) return ValidationResult.Error("--publish and --no-publish contradict each other");
-        if (Brokers is not null && NoPublish) return ValidationResult.Error("--brokers is for publishing; --no-publish publishes nothing");
+        if (Brokers is not null && !Publish) return ValidationResult.Error("--brokers is only used with --publish");
         return ValidationResult.Success();
     }
 }
@@ -90,18 +87,20 @@ public sealed class BootstrapCommand : StreamingCommand<BootstrapSettings>
         var settings = configuration.Settings();
         var storeOptions = configuration.StoreOptions(settings, needsTombstoneSecret: true);
         await using var redis = await RedisConnector.ConnectAsync(StreamingConfiguration.RequireRedis(settings), configure: settings.Redis.ApplyTrust);
-        var existing = await StoreKeys.DataKeysAsync(redis, storeOptions.Prefix);
-        if (existing.Count > 0 && !s.Force)
-            throw new UsageException(
-                $"Redis prefix '{storeOptions.Prefix}' already holds {(existing.Count >= 10 ? "10 or more" : existing.Count.ToString())} keys of users or statistics; " +
-                "bootstrapping into it would mix two populations in the class statistics the worker cloaks against. " +
-                "Use another --prefix, delete the prefix's keys, or pass --force to add these users anyway");
-        using var store = new RedisStateStore(redis, storeOptions);
-        await store.InitializeAsync(cancellationToken); // refuses a prefix of another dimension or catalog
-        using var publisher = s.NoPublish ? null : Publisher(settings.Kafka);
+        using var generations = new RedisGenerationStore(redis, storeOptions);
+        var registry = await generations.ReadRegistryAsync(cancellationToken); // refuses a prefix of an earlier format
+        using var publisher = s.Publish ? Publisher(settings.Kafka) : null;
 
         CatalogMapping? mapping = null;
         var population = Population.Load(s, settings.Guard.Dimension, data => mapping = CatalogMapping.Create(data, settings.Guard.Attributes), cancellationToken);
+        var store = generations.StoreOf(population.ModelVersion);
+        await store.ReadStatisticsAsync(cancellationToken); // refuses a generation of another dimension or catalog
+        var existing = registry.Find(population.ModelVersion);
+        if (existing is { Live: true } && await store.CountUsersAsync(cancellationToken) > 0 && !s.Force)
+            throw new UsageException(
+                $"model generation '{population.ModelVersion}' under Redis prefix '{storeOptions.Prefix}' already holds {await store.CountUsersAsync(cancellationToken)} users ({existing.StateLabel}); " +
+                "bootstrapping into it would mix two populations in the class statistics the worker cloaks against. " +
+                "Use another --model-version (a new generation), another --prefix, or pass --force to add these users anyway");
         var data = population.Data;
         if (population.Embeddings.Cols != settings.Guard.Dimension)
             throw new UsageException(
@@ -128,61 +127,42 @@ public sealed class BootstrapCommand : StreamingCommand<BootstrapSettings>
             $"AttrCloak-DF (Adam lr {options.LearningRate}, {cloak.Iterations} iterations, stopped: {cloak.StopReason}) in {cloak.WallTime.TotalSeconds:F2} s; " +
             $"L_AU {string.Join(", ", cloak.AttributeNames.Select((n, j) => $"{n} {cloak.Initial.LossAuPerAttribute[j]:F3} -> {cloak.Final.LossAuPerAttribute[j]:F3}"))}");
 
-        // Seed the store: one atomic ApplyAsync per batch, deterministic event ids (a re-run is a no-op: Duplicate).
+        // Seed the generation: one atomic write per batch, deterministic event ids (a re-run is a no-op: Duplicate),
+        // then the generation is seated and serves; the workers' sweep publishes its users.
         var writeClock = Stopwatch.StartNew();
-        var outcomes = new long[Enum.GetValues<ApplyOutcome>().Length];
-        var rejections = new Dictionary<string, long>(StringComparer.Ordinal);
-        var applied = new bool[chosen.Count];
-        var kept = new bool[chosen.Count]; // the store holds this bootstrap's state for the user (applied now or before)
+        var users = chosen.Select((u, row) => new SeedUser(data.UserIds[u], original.Row(row).ToArray(), cloak.Embeddings.Row(row).ToArray(), mapping.ClassesOf(u))).ToList();
+        SeedResult seeded = null!;
         await LiveStatus.RunAsync($"writing {chosen.Count} users to Redis", chosen.Count, async progress =>
         {
-            for (var start = 0; start < chosen.Count; start += s.BatchSize)
-            {
-                cancellationToken.ThrowIfCancellationRequested();
-                var count = Math.Min(s.BatchSize, chosen.Count - start);
-                var batch = new UserStateChange[count];
-                for (var i = 0; i < count; i++)
-                {
-                    var row = start + i;
-                    var u = chosen[row];
-                    var id = data.UserIds[u];
-                    batch[i] = new UserStateChange(id, $"bootstrap-v{s.Version}-{id}", s.Version)
-                    {
-                        Original = original.Row(row).ToArray(),
-                        Cloaked = cloak.Embeddings.Row(row).ToArray(),
-                        Classes = mapping.ClassesOf(u),
-                    };
-                }
-                var results = await store.ApplyAsync(batch, cancellationToken);
-                for (var i = 0; i < count; i++)
-                {
-                    outcomes[(int)results[i].Outcome]++;
-                    applied[start + i] = results[i].Outcome == ApplyOutcome.Applied;
-                    kept[start + i] = results[i].Outcome is ApplyOutcome.Applied or ApplyOutcome.Duplicate;
-                    if (results[i].Outcome == ApplyOutcome.Rejected)
-                        rejections[results[i].Reason ?? "?"] = rejections.GetValueOrDefault(results[i].Reason ?? "?") + 1;
-                }
-                var done = start + count;
-                progress.Report(new LiveUpdate(done, $"wrote {done}/{chosen.Count} users ({done / Math.Max(writeClock.Elapsed.TotalSeconds, 1e-9):F0} users/s)"));
-            }
+            seeded = await GenerationSeeding.SeedAsync(generations, population.ModelVersion, users, s.Version, s.BatchSize,
+                new InlineProgress<int>(done => progress.Report(new LiveUpdate(done, $"wrote {done}/{chosen.Count} users ({done / Math.Max(writeClock.Elapsed.TotalSeconds, 1e-9):F0} users/s)"))),
+                cancellationToken);
             return 0;
         });
         var writeSeconds = writeClock.Elapsed.TotalSeconds;
+        var applied = seeded.Applied;
+        var outcomes = Enum.GetValues<ApplyOutcome>().Select(o => seeded.Outcomes[o]).ToArray();
+        var rejections = seeded.Rejections;
+        // A forced re-run that wrote nothing new leaves the generation as it was, so no sweep would follow: ask for one,
+        // so that the workers publish every user of it again (e.g. after the serving topic lost them). Issue 12: a
+        // re-run published nothing.
+        var generation = seeded.Generation;
+        if (s.Force && seeded.Outcomes[ApplyOutcome.Applied] == 0 && generation.Published)
+            generation = (await generations.UpdateRegistryAsync(r => r.WithSweepRequested(population.ModelVersion), cancellationToken)).Find(population.ModelVersion)!;
 
         double publishSeconds = 0;
         ProduceSummary? published = null;
-        var notPublished = 0;
         if (publisher is not null)
         {
             var publishClock = Stopwatch.StartNew();
-            // Every user whose stored state is this bootstrap's (written now, or by an earlier run: a --force re-run
-            // publishes them again), as the store holds it; users the stream has moved on from are the worker's to serve.
-            var ids = Enumerable.Range(0, chosen.Count).Where(row => kept[row]).Select(row => data.UserIds[chosen[row]]).ToList();
+            // The users whose stored state is this bootstrap's (written now, or by an earlier run: a --force re-run
+            // publishes them again), as the store holds them; users the stream has moved on from are left out.
+            var ids = Enumerable.Range(0, chosen.Count).Select(row => data.UserIds[chosen[row]]).ToList();
             var records = await BootstrapPublishing.StoredRecordsAsync(store, ids, s.Version, population.ModelVersion, mapping.AttributeNames.ToArray(), s.BatchSize, cancellationToken);
-            notPublished = ids.Count - records.Count;
             var messages = records.Select(record =>
                 new OutboundMessage(settings.Kafka.CloakedTopic, EventCodec.KeyOf(record.UserId), EventCodec.Encode(record), ContentTypes.Json, SchemaNames.CloakedEmbeddingV1));
-            published = await LiveStatus.RunAsync($"publishing {records.Count} cloaked embeddings to {settings.Kafka.CloakedTopic}", records.Count,
+            var toPublish = records.Count;
+            published = await LiveStatus.RunAsync($"publishing {toPublish} cloaked embeddings to {settings.Kafka.CloakedTopic}", toPublish,
                 progress => publisher.ProduceAsync(messages, 0,
                     new InlineProgress<ProduceProgress>(p => progress.Report(new LiveUpdate(p.Acked, $"published {p.Produced}, acknowledged {p.Acked}, failed {p.Failed}"))),
                     cancellationToken: cancellationToken));
@@ -214,15 +194,13 @@ public sealed class BootstrapCommand : StreamingCommand<BootstrapSettings>
         if (outcomes[(int)ApplyOutcome.Stale] > 0) summary.AddRow("left alone (store has a newer version)", outcomes[(int)ApplyOutcome.Stale].ToString());
         if (outcomes[(int)ApplyOutcome.Rejected] > 0)
             summary.AddRow("[red]rejected[/]", Markup.Escape($"{outcomes[(int)ApplyOutcome.Rejected]}: {string.Join("; ", rejections.Select(p => $"{p.Key} ({p.Value})"))}"));
+        summary.AddRow("model generation", Markup.Escape($"{population.ModelVersion}: {generation.StateLabel}, seat epoch {generation.SeatEpoch}, sweep epoch {generation.SweepEpoch} (the workers publish its users)"));
         summary.AddRow("statistics version", snapshot.Version.ToString());
         summary.AddRow("load, checks (and training)", $"{loadSeconds:F2} s");
         summary.AddRow("AttrCloak-DF", $"{cloak.WallTime.TotalSeconds:F2} s");
         summary.AddRow("Redis writes", $"{writeSeconds:F2} s ({outcomes.Sum() / Math.Max(writeSeconds, 1e-9):F0} users/s, batches of {s.BatchSize})");
         if (published is not null)
-            summary.AddRow($"published to {Markup.Escape(settings.Kafka.CloakedTopic)}", $"{published.Acked} acknowledged, {published.Failed} failed, {publishSeconds:F2} s"
-                + (notPublished > 0 ? $" ({notPublished} users changed by the stream meanwhile: the worker serves them)" : ""));
-        else
-            summary.AddRow("published", "nothing (--no-publish): these users are served from their next event on");
+            summary.AddRow("published", $"{published.Acked} acknowledged, {published.Failed} failed, {publishSeconds:F2} s");
         summary.AddRow("total", $"{total.Elapsed.TotalSeconds:F2} s");
         AnsiConsole.Write(summary);
 
@@ -239,8 +217,7 @@ public sealed class BootstrapCommand : StreamingCommand<BootstrapSettings>
     private static KafkaBulkProducer Publisher(AttrCloak.Streaming.Hosting.KafkaOptions kafka)
     {
         if (string.IsNullOrWhiteSpace(kafka.BootstrapServers))
-            throw new UsageException(
-                "bootstrap publishes the bootstrapped users to the serving topic and needs Kafka: give --brokers host:port or set AttrCloak:Kafka:BootstrapServers (or pass --no-publish to only seed Redis)");
+            throw new UsageException("--publish needs Kafka: give --brokers host:port or set AttrCloak:Kafka:BootstrapServers");
         var producer = new KafkaBulkProducer(kafka.BootstrapServers, kafka.Client);
         try
         {

@@ -9,11 +9,12 @@ using AttrCloak.Core.Evaluation;
 using AttrCloak.Learning.Backbones;
 using AttrCloak.Learning.Unlearning;
 using AttrCloak.Streaming.Cloaking;
+using AttrCloak.Streaming.Generations;
 using AttrCloak.Streaming.Hosting;
 using AttrCloak.Streaming.Kafka;
 using AttrCloak.Streaming.Monitoring;
 using AttrCloak.Streaming.Redis;
-using AttrCloak.Streaming.Redis.State;
+using AttrCloak.Streaming.Redis.Generations;
 using AttrCloak.Streaming.Replay;
 using AttrCloak.Streaming.State;
 using Microsoft.Extensions.Logging;
@@ -149,21 +150,20 @@ public sealed class DemoCommand : StreamingCommand<DemoSettings>
             TombstoneSecret = System.Security.Cryptography.RandomNumberGenerator.GetBytes(32),
         };
         ConnectionMultiplexer? redis = null;
-        IStateStore store;
+        IGenerationStore store;
         string storeDescription;
         if (!string.IsNullOrWhiteSpace(redisConfiguration))
         {
             redis = await RedisConnector.ConnectAsync(redisConfiguration);
-            var redisStore = new RedisStateStore(redis, storeOptions);
-            await redisStore.InitializeAsync(cancellationToken);
-            store = redisStore;
+            store = new RedisGenerationStore(redis, storeOptions);
             storeDescription = $"Redis at {redis.GetEndPoints().FirstOrDefault()} (prefix {storeOptions.Prefix}, removed at the end)";
         }
         else
         {
-            store = new InMemoryStateStore(storeOptions);
+            store = new InMemoryGenerationStore(storeOptions);
             storeDescription = "an in-process store (no Redis configured: give --redis host:port to use one)";
         }
+        var modelVersion = $"mf-{data.Name}";
         AnsiConsole.MarkupLineInterpolated($"[bold]2/5[/] Kafka: librdkafka mock cluster at [blue]{cluster.BootstrapServers}[/]; state: {storeDescription}");
 
         try
@@ -180,21 +180,8 @@ public sealed class DemoCommand : StreamingCommand<DemoSettings>
                 var protectedChosen = specs.Select((a, i) => new ProtectedAttribute(a.Name, a.ClassCount, chosen.Select(u => labels[i][u]).ToArray())).ToArray();
                 var boot = ConsoleProgress.RunCloak($"batch AttrCloak-DF, bootstrap of {chosen.Count} users",
                     p => new Cloaker().Cloak(originals, protectedChosen, CloakPresets.DataFree, null, p, cancellationToken));
-                for (var start = 0; start < chosen.Count; start += 512)
-                {
-                    var batch = new List<UserStateChange>();
-                    for (var row = start; row < Math.Min(chosen.Count, start + 512); row++)
-                    {
-                        var u = chosen[row];
-                        batch.Add(new UserStateChange(data.UserIds[u], $"bootstrap-{data.UserIds[u]}", 0)
-                        {
-                            Original = originals.Row(row).ToArray(),
-                            Cloaked = boot.Embeddings.Row(row).ToArray(),
-                            Classes = catalog.ClassesOf(u),
-                        });
-                    }
-                    await store.ApplyAsync(batch, cancellationToken);
-                }
+                var seeded = chosen.Select((u, row) => new SeedUser(data.UserIds[u], originals.Row(row).ToArray(), boot.Embeddings.Row(row).ToArray(), catalog.ClassesOf(u))).ToList();
+                await GenerationSeeding.SeedAsync(store, modelVersion, seeded, version: 0, batchSize: 512, cancellationToken: cancellationToken);
             }
             AnsiConsole.MarkupLineInterpolated(
                 $"[bold]3/5[/] bootstrapped {chosen.Count} users (batch AttrCloak-DF) into the store; {data.UserCount - chosen.Count} users left to stream");
@@ -219,7 +206,7 @@ public sealed class DemoCommand : StreamingCommand<DemoSettings>
                 Shuffle = true,
                 Seed = s.Seed,
                 FirstVersion = 1,
-                ModelVersion = $"mf-{data.Name}",
+                ModelVersion = modelVersion,
                 Binary = s.Binary,
                 ForgetFraction = s.ForgetFraction,
                 OptOutFraction = s.OptOutFraction,
@@ -265,7 +252,7 @@ public sealed class DemoCommand : StreamingCommand<DemoSettings>
 
             // 5. Before/after: the served population (from the store) against the original and the batch reference.
             var ids = data.UserIds.ToArray();
-            var states = await store.GetUsersAsync(ids, cancellationToken);
+            var states = await store.StoreOf(modelVersion).GetUsersAsync(ids, cancellationToken);
             var served = Enumerable.Range(0, data.UserCount).Where(u => states[u] is not null).ToArray();
             var servedValues = new float[data.UserCount * d];
             for (var u = 0; u < data.UserCount; u++)
@@ -294,7 +281,7 @@ public sealed class DemoCommand : StreamingCommand<DemoSettings>
                 await StoreKeys.DeleteAllAsync(redis, storeOptions.Prefix);
                 await redis.DisposeAsync();
             }
-            (store as IDisposable)?.Dispose();
+            store.Dispose();
         }
 
     }

@@ -4,6 +4,7 @@ using AttrCloak.Streaming.Cloaking;
 using AttrCloak.Streaming.Hosting;
 using AttrCloak.Streaming.Kafka;
 using AttrCloak.Streaming.Redis;
+using AttrCloak.Streaming.Redis.Generations;
 using Microsoft.Extensions.Hosting;
 using Spectre.Console;
 using Spectre.Console.Cli;
@@ -42,7 +43,7 @@ public sealed class ServeCommand : StreamingCommand<ServeSettings>
         KafkaClients.CheckConfiguration(settings.Kafka); // a client setting librdkafka refuses: one line now, not a crash later
         // Fail fast while disconnected: a Redis outage turns readiness off and starts the backoff at once.
         await using var redis = await RedisConnector.ConnectAsync(StreamingConfiguration.RequireRedis(settings), configure: settings.Redis.ApplyTrust, failFastWhileDisconnected: true);
-        using var store = new RedisStateStore(redis, storeOptions);
+        using var store = new RedisGenerationStore(redis, storeOptions);
         await using var host = GuardHost.Build(settings, store, new TransportCloakerFactory(), s.Port ?? settings.Guard.HttpPort);
         await host.StartAsync(cancellationToken);
         AnsiConsole.MarkupLineInterpolated(

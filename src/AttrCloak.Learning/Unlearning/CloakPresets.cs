@@ -1,6 +1,4 @@
-using AttrCloak.Learning.Unlearning;
-
-namespace AttrCloak.Cli.Experiments;
+namespace AttrCloak.Learning.Unlearning;
 
 /// <summary>
 /// The default AttrCloak settings per mode, chosen with `attrcloak sweep` on ML-100K (MF, seed 1, all attackers;
