@@ -87,7 +87,8 @@ public sealed class PipelinedBatchTests(RedisServerFixture redis, MockKafkaFixtu
         using var committed = new CommittedOffsets(h);
         using var serving = h.Reader(h.Kafka.CloakedTopic);
 
-        Wait.Until(() => failing!.Failures >= 1, GuardHarness.Deadline, "the second batch's store write to fail");
+        // The store is wrapped when the worker first uses it, which may come after it is ready.
+        Wait.Until(() => failing is { Failures: >= 1 }, GuardHarness.Deadline, "the second batch's store write to fail");
         trace.Where(t => t.Step == BatchStep.Sent).Select(t => t.Batch).ShouldBe([1]);
         trace.ShouldNotContain(t => t.Step == BatchStep.OffsetsStored); // batch 1 is not acknowledged yet
 

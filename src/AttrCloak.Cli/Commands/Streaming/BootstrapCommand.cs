@@ -143,11 +143,12 @@ public sealed class BootstrapCommand : StreamingCommand<BootstrapSettings>
         var applied = seeded.Applied;
         var outcomes = Enum.GetValues<ApplyOutcome>().Select(o => seeded.Outcomes[o]).ToArray();
         var rejections = seeded.Rejections;
-        // A forced re-run that wrote nothing new leaves the generation as it was, so no sweep would follow: ask for one,
-        // so that the workers publish every user of it again (e.g. after the serving topic lost them). Issue 12: a
-        // re-run published nothing.
+        // The workers publish the generation's users in a sweep, which needs a sweep epoch above the users' marks (0).
+        // Two cases get none from the seeding, and their users would never be served (issue 12: half of the users):
+        // a NEW generation, created seated and serving at sweep epoch 0, and a forced re-run that wrote nothing new
+        // (the generation stays as it was; e.g. run again after the serving topic lost them). Ask for one.
         var generation = seeded.Generation;
-        if (s.Force && seeded.Outcomes[ApplyOutcome.Applied] == 0 && generation.Published)
+        if (generation.Published && (generation.SweepEpoch == 0 || (s.Force && seeded.Outcomes[ApplyOutcome.Applied] == 0)))
             generation = (await generations.UpdateRegistryAsync(r => r.WithSweepRequested(population.ModelVersion), cancellationToken)).Find(population.ModelVersion)!;
 
         double publishSeconds = 0;

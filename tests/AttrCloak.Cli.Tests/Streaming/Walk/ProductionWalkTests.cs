@@ -76,13 +76,14 @@ public sealed class ProductionWalkTests
         broker.Output.ShouldContain("created topics: attrcloak.embeddings (4 partitions), attrcloak.privacy-requests (4 partitions), attrcloak.cloaked (4 partitions), attrcloak.dead-letter (4 partitions)");
         Step("kafka-mock up with the deployment's topics");
 
-        // 2. A model, and half of its users bootstrapped (batch AttrCloak-DF) into Redis and published.
+        // 2. A model, and half of its users bootstrapped (batch AttrCloak-DF) into Redis; the workers publish them.
         var model = tmp["model"];
         await RunAsync("train", env, ["train", .. dataArgs, "--out", model], ct);
         var bootstrap = await RunAsync("bootstrap", env, ["bootstrap", "--config", Example, "--model", model, "--fraction", "0.5"], ct);
         var bootstrapped = UserSampleCount(data.UserCount);
         bootstrap.ShouldContain($"bootstrapping {bootstrapped} of {data.UserCount} users");
-        bootstrap.ShouldContain($"{bootstrapped} acknowledged, 0 failed");
+        bootstrap.ShouldMatch($@"users written \(applied\)\s+│ {bootstrapped} ");
+        bootstrap.ShouldContain("(the workers publish its users)");
 
         // 3. Two workers in one consumer group, and Prometheus scraping both.
         var ports = new[] { AttrCloak.Testing.RedisServerProcess.FreePort(), AttrCloak.Testing.RedisServerProcess.FreePort() };
