@@ -45,6 +45,7 @@ public sealed record GenerationRegistry(long Version, IReadOnlyList<Generation> 
             Promoted = first ? Version + 1 : 0,
             PromotedAt = first ? now : null,
             SeatEpoch = seated ? 1 : 0,
+            SweepEpoch = seated ? 1 : 0, // a seated population is published by a sweep
         };
         return [created];
     }

@@ -77,7 +77,8 @@ public sealed class RedisGenerationStore : IGenerationStore
     public async Task<bool> TryWriteRegistryAsync(long expectedVersion, IReadOnlyList<Generation> changed, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(changed);
-        if (expectedVersion == 0 && _seen) throw Lost();
+        // Read at version 0 by an instance that saw a registry since: stale (a read would say lost, or the new version).
+        if (expectedVersion == 0 && _seen) return false;
         var args = new RedisValue[1 + 2 * changed.Count];
         args[0] = expectedVersion.ToString(CultureInfo.InvariantCulture);
         for (var i = 0; i < changed.Count; i++)

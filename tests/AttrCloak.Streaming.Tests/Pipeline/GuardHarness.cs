@@ -111,6 +111,9 @@ internal sealed class GuardHarness : IDisposable
     /// </summary>
     public GenerationOptions Generations { get; set; } = new() { AutoPromote = false, RegistryPoll = TimeSpan.FromMilliseconds(100), SeatCheckInterval = TimeSpan.FromMilliseconds(200) };
 
+    /// <summary>How the workers seat a generation (null: batch AttrCloak-DF, the default).</summary>
+    public PopulationSeeding? Seeding { get; set; }
+
     /// <summary>A new store instance on this test's prefix (as a restarted process would have).</summary>
     public RedisGenerationStore NewStore() => new(Redis, StoreOptions);
 
@@ -212,7 +215,7 @@ internal sealed class WorkerRun : IDisposable
         Logs = new CapturingLoggerProvider();
         Metrics = new WorkerMetrics();
         Pipeline = new GuardPipeline(harness.Settings.Kafka, harness.Settings.Guard, store, harness.Factory, observer, Metrics,
-            Logs.CreateLogger("test"), harness.Generations) { CloakerRebuildShare = rebuildShare };
+            Logs.CreateLogger("test"), harness.Generations) { CloakerRebuildShare = rebuildShare, Seeding = harness.Seeding };
         configure?.Invoke(Pipeline);
         _thread = new Thread(() =>
         {

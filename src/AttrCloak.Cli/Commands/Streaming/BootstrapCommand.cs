@@ -143,12 +143,11 @@ public sealed class BootstrapCommand : StreamingCommand<BootstrapSettings>
         var applied = seeded.Applied;
         var outcomes = Enum.GetValues<ApplyOutcome>().Select(o => seeded.Outcomes[o]).ToArray();
         var rejections = seeded.Rejections;
-        // The workers publish the generation's users in a sweep, which needs a sweep epoch above the users' marks (0).
-        // Two cases get none from the seeding, and their users would never be served (issue 12: half of the users):
-        // a NEW generation, created seated and serving at sweep epoch 0, and a forced re-run that wrote nothing new
-        // (the generation stays as it was; e.g. run again after the serving topic lost them). Ask for one.
+        // The workers publish the generation's users in a sweep. A forced re-run that wrote nothing new leaves the
+        // generation as it was, so no sweep would follow: ask for one, so that every user of it is published again
+        // (e.g. run again after the serving topic lost them; issue 12: such a re-run published nothing).
         var generation = seeded.Generation;
-        if (generation.Published && (generation.SweepEpoch == 0 || (s.Force && seeded.Outcomes[ApplyOutcome.Applied] == 0)))
+        if (generation.Published && s.Force && seeded.Outcomes[ApplyOutcome.Applied] == 0)
             generation = (await generations.UpdateRegistryAsync(r => r.WithSweepRequested(population.ModelVersion), cancellationToken)).Find(population.ModelVersion)!;
 
         double publishSeconds = 0;
