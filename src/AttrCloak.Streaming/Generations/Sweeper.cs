@@ -278,6 +278,7 @@ internal sealed class Sweeper(GenerationSet generations, GenerationOptions optio
             ScanDone = false;
             SawUnowned = false;
             Pending.Clear();
+            Handled = 0;
             Done = false;
             StartedAt = Stopwatch.GetTimestamp();
         }

@@ -123,6 +123,8 @@ public sealed class RolloutTests(RedisServerFixture redis, MockKafkaFixture kafk
         }
         worker.Metrics.SweepUsers.WithLabels(B, SweepActions.Republished).Value.ShouldBeGreaterThanOrEqualTo(Users + 1);
         worker.Metrics.GenerationInfo.WithLabels(B, "serving").Value.ShouldBe(1);
+        // Visible to operators: the users still served by the superseded generation (only-a has no B embedding).
+        Wait.Until(() => worker.Metrics.GenerationUnmigrated.WithLabels(A).Value == 1, GuardHarness.Deadline, "the unmigrated users of A counted");
 
         // 4. Live after the promotion: B's maps (original + 10); an update of the superseded model changes only A.
         h.Produce(Update(B, "u0", 0, 2));
