@@ -357,8 +357,8 @@ public sealed class DemoCommand : StreamingCommand<DemoSettings>
         var utilityGap = stream.Utility.Ndcg10 / batch.Utility.Ndcg10 - 1;
         var c = System.Globalization.CultureInfo.InvariantCulture;
         AnsiConsole.MarkupLine(
-            $"{comparison}: worst balanced accuracy {privacyGap.ToString("+0.000;-0.000;0.000", c)} at most (bar {privacyBar.ToString("+0.000", c)}: {Verdict(privacyGap <= privacyBar)}), " +
-            $"NDCG@10 {utilityGap.ToString("+0.0%;-0.0%;0.0%", c)} (bar -1%: {Verdict(utilityGap >= -0.01)})");
+            $"{comparison}: worst balanced accuracy {Math.Round(privacyGap, 3).ToString("+0.000;-0.000;0.000", c)} at most (bar {privacyBar.ToString("+0.000", c)}: {Verdict(privacyGap <= privacyBar)}), " +
+            $"NDCG@10 {Math.Round(utilityGap, 3).ToString("+0.0%;-0.0%;0.0%", c)} (bar -1%: {Verdict(utilityGap >= -0.01)})");
     }
 
     private static string Verdict(bool met) => met ? "[green]met[/]" : "[red]missed[/]";
