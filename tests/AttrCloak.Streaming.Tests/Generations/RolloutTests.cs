@@ -74,7 +74,7 @@ public sealed class RolloutTests(RedisServerFixture redis, MockKafkaFixture kafk
         h.Generations = new GenerationOptions
         {
             AutoPromote = false, SweepUsersPerSecond = 500, RegistryPoll = TimeSpan.FromMilliseconds(100),
-            SeatCheckInterval = TimeSpan.FromMilliseconds(200), RetireGrace = TimeSpan.Zero,
+            SeatCheckInterval = TimeSpan.FromMilliseconds(200), RetireGrace = TimeSpan.FromSeconds(2),
         };
         const int Users = 30;
         // Model A bootstrapped as `attrcloak bootstrap` does (batch cloak = original + 20), and one user only A holds.
@@ -84,6 +84,12 @@ public sealed class RolloutTests(RedisServerFixture redis, MockKafkaFixture kafk
                 .Append(new SeedUser("only-a", Embedding(A, 99), Embedding(A, 99).Select(v => v + SeatOffset).ToArray(), Classes(99))).ToList();
             (await GenerationSeeding.SeedAsync(deployment, A, seeded, version: 0, batchSize: 100, cancellationToken: ct)).Applied.ShouldAllBe(a => a);
         }
+        // Redis holds much more than this deployment: SCAN walks all of it, so a sweep's pages mostly hold other keys
+        // (a sweep once took a page budget without users of its generation for the end of its scan).
+        var noise = redis.Redis.GetDatabase().CreateBatch();
+        var writes = Enumerable.Range(0, 20_000).Select(i => noise.StringSetAsync($"{h.StoreOptions.Prefix}-noise:{i}", "x", TimeSpan.FromMinutes(10))).ToArray();
+        noise.Execute();
+        await Task.WhenAll(writes);
         using var serving = h.Reader(h.Kafka.CloakedTopic);
         h.Seeding = MarkedSeeding;
         using var worker = h.Start();
