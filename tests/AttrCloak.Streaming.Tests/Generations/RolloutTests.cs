@@ -193,6 +193,14 @@ public sealed class RolloutTests(RedisServerFixture redis, MockKafkaFixture kafk
         var last = LastRecords(promoted);
         foreach (var u in Enumerable.Range(0, 9)) ShouldBeCloakOf(last[$"u{u}"], B, u, SeatOffset, $"u{u} after B's promotion");
         foreach (var u in Enumerable.Range(9, 3)) ShouldBeCloakOf(last[$"u{u}"], A, u, SeatOffset, $"u{u} has no B embedding yet");
+
+        // A re-seating asked for the serving generation (what `stats rebuild` does after a repair): seated again and swept out again.
+        var sweptBefore = worker.Metrics.SweepUsers.WithLabels(B, SweepActions.Republished).Value;
+        using (var deployment = h.NewStore()) await deployment.UpdateRegistryAsync(r => r.WithSeatRequested(B), TestContext.Current.CancellationToken);
+        Wait.Until(() => worker.Metrics.SweepUsers.WithLabels(B, SweepActions.Republished).Value >= sweptBefore + 9, GuardHarness.Deadline, "B re-seated and swept again");
+        var reseated = (await RegistryAsync(h)).Find(B)!;
+        reseated.SeatEpoch.ShouldBe(2);
+        reseated.PromoteRequested.ShouldBeFalse();
         worker.Stop();
     }
 }
