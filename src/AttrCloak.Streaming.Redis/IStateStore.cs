@@ -83,6 +83,9 @@ public interface IStateStore
     /// <summary>The number of users with a state.</summary>
     Task<long> CountUsersAsync(CancellationToken cancellationToken = default);
 
+    /// <summary>Whether each user has a state (in the order asked; cheap: no state is read).</summary>
+    Task<bool[]> ContainsAsync(IReadOnlyList<string> userIds, CancellationToken cancellationToken = default);
+
     /// <summary>
     /// Deletes every key of this store (the deployment's shared tombstones stay): retiring a generation. Its meta key
     /// goes first, so that a writer still holding the store fails whole (as on a lost state) instead of writing into a

@@ -406,6 +406,14 @@ public sealed class RedisStateStore : IStateStore, IDisposable
     }
 
     /// <inheritdoc />
+    public async Task<bool[]> ContainsAsync(IReadOnlyList<string> userIds, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(userIds);
+        var checks = userIds.Select(id => _db.KeyExistsAsync(_layout.UserKey(id))).ToArray();
+        return await Task.WhenAll(checks).WaitAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <inheritdoc />
     public async Task DeleteAllAsync(CancellationToken cancellationToken = default)
     {
         await _db.KeyDeleteAsync(_layout.MetaKey).WaitAsync(cancellationToken).ConfigureAwait(false);

@@ -72,6 +72,11 @@ internal sealed class GenerationSeater(
     public async Task CheckAsync(CancellationToken cancellationToken)
     {
         var registry = await store.ReadRegistryAsync(cancellationToken).ConfigureAwait(false);
+        if (_time.GetUtcNow() >= _nextUnmigratedCount)
+        {
+            _nextUnmigratedCount = _time.GetUtcNow() + 12 * options.SeatCheckInterval; // a minute by default
+            await CountUnmigratedAsync(registry, cancellationToken).ConfigureAwait(false);
+        }
         var serving = registry.Serving;
         (Redis.Statistics.StatisticsSnapshot, long)? reference = null;
         if (serving is { Seated: true })
@@ -154,6 +159,42 @@ internal sealed class GenerationSeater(
             logger.LogError(e, "Seating generation '{Model}' failed; it is tried again once its lease expires", modelVersion);
             return false;
         }
+    }
+
+    private DateTimeOffset _nextUnmigratedCount;
+
+    /// <summary>
+    /// For each superseded generation, its users that no newer published generation holds (they are still served its
+    /// records): <c>attrcloak_generation_unmigrated_users</c>. A scan of its user keys and an existence check per user in
+    /// each newer generation; every 12 seat checks (a minute by default), in the background.
+    /// </summary>
+    private async Task CountUnmigratedAsync(GenerationRegistry registry, CancellationToken cancellationToken)
+    {
+        var published = registry.PublishOrder.Where(g => g.Published).ToList();
+        for (var i = 1; i < published.Count; i++)
+        {
+            var superseded = published[i];
+            var newer = published.Take(i).Select(g => store.StoreOf(g.ModelVersion)).ToList();
+            long unmigrated = 0;
+            var cursor = "0";
+            do
+            {
+                var page = await store.StoreOf(superseded.ModelVersion).ScanSweepAsync(cursor, 1000, cancellationToken).ConfigureAwait(false);
+                cursor = page.Cursor;
+                var ids = page.Users.Select(u => u.UserId).ToList();
+                var held = new bool[ids.Count];
+                foreach (var n in newer)
+                {
+                    var theirs = await n.ContainsAsync(ids, cancellationToken).ConfigureAwait(false);
+                    for (var j = 0; j < ids.Count; j++) held[j] |= theirs[j];
+                }
+                unmigrated += held.Count(h => !h);
+            }
+            while (cursor != "0");
+            metrics.GenerationUnmigrated.WithLabels(superseded.ModelVersion).Set(unmigrated);
+        }
+        foreach (var g in registry.Generations.Where(g => g.State is not GenerationState.Superseded))
+            metrics.GenerationUnmigrated.RemoveLabelled(g.ModelVersion);
     }
 
     private bool LeaseLost(string modelVersion)

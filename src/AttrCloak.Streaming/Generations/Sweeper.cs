@@ -109,7 +109,9 @@ internal sealed class Sweeper(GenerationSet generations, GenerationOptions optio
         var pending = await FillAsync(context.Store, progress, e => e.SweepMark < epoch, cancellationToken).ConfigureAwait(false);
         if (pending.Count == 0)
         {
-            Finish(context.ModelVersion, progress, "published");
+            // Nothing due in this step's pages: done only when the scan is (SCAN walks the whole keyspace, so pages
+            // of other generations' keys can hold none of this one's).
+            if (progress.ScanDone) Finish(context.ModelVersion, progress, "published");
             return null;
         }
         var ids = pending.Select(e => e.UserId).ToList();
@@ -174,7 +176,8 @@ internal sealed class Sweeper(GenerationSet generations, GenerationOptions optio
         var pending = await FillAsync(store, progress, e => e.SweepMark != RetiredMark, cancellationToken).ConfigureAwait(false);
         if (pending.Count == 0)
         {
-            if (progress.ScanDone && !progress.SawUnowned) await DeleteIfDueAsync(retiring, store, cancellationToken).ConfigureAwait(false);
+            if (!progress.ScanDone) return null; // this step's pages held nothing due; the scan goes on next step
+            if (!progress.SawUnowned) await DeleteIfDueAsync(retiring, store, cancellationToken).ConfigureAwait(false);
             Finish(retiring.ModelVersion, progress, "tombstoned");
             return null;
         }
@@ -278,6 +281,7 @@ internal sealed class Sweeper(GenerationSet generations, GenerationOptions optio
             ScanDone = false;
             SawUnowned = false;
             Pending.Clear();
+            Handled = 0;
             Done = false;
             StartedAt = Stopwatch.GetTimestamp();
         }

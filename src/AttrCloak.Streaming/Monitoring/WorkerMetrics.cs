@@ -103,6 +103,8 @@ public sealed class WorkerMetrics
             "Unix time at which each generation's first embedding arrived.", "model_version");
         GenerationPromotable = factory.CreateGauge("attrcloak_generation_promotable",
             "1 when a filling (or unseated) generation meets the promotion thresholds, 0 while it waits for users.", "model_version");
+        GenerationUnmigrated = factory.CreateGauge("attrcloak_generation_unmigrated_users",
+            "Users of a superseded generation who have no embedding of a newer one yet: they keep being served the superseded generation's record (until it is retired: then a tombstone).", "model_version");
         SweepPending = factory.CreateGauge("attrcloak_sweep_pending_users",
             "Users of a generation this worker found still to sweep (publish again, re-cloak, or tombstone); 0 when its sweep is done.", "model_version");
         SweepActive = factory.CreateGauge("attrcloak_sweep_active",
@@ -190,6 +192,7 @@ public sealed class WorkerMetrics
     public Gauge GenerationSeatEpoch { get; }
     public Gauge GenerationCreated { get; }
     public Gauge GenerationPromotable { get; }
+    public Gauge GenerationUnmigrated { get; }
     public Gauge SweepPending { get; }
     public Gauge SweepActive { get; }
     public Counter SweepUsers { get; }

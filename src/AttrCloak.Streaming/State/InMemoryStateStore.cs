@@ -251,6 +251,17 @@ public sealed class InMemoryStateStore : IStateStore
     }
 
     /// <inheritdoc />
+    public Task<bool[]> ContainsAsync(IReadOnlyList<string> userIds, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(userIds);
+        lock (_lock)
+        {
+            ThrowIfDeleted();
+            return Task.FromResult(userIds.Select(_users.ContainsKey).ToArray());
+        }
+    }
+
+    /// <inheritdoc />
     public Task DeleteAllAsync(CancellationToken cancellationToken = default)
     {
         lock (_lock)

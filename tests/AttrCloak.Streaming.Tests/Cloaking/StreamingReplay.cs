@@ -14,15 +14,8 @@ namespace AttrCloak.Streaming.Tests.Cloaking;
 /// </summary>
 internal sealed class StreamingReplay
 {
-    /// <summary>The DF preset of the CLI (src/AttrCloak.Cli/Experiments/CloakPresets.cs; the Cli is not referenced from here).</summary>
-    public static CloakOptions DataFreePreset { get; } = new()
-    {
-        Mode = CloakMode.DataFree,
-        Optimizer = CloakOptimizer.Adam,
-        LearningRate = 0.02,
-        MaxIterations = 80,
-        Ridge = CovarianceRidge.Relative(1.0),
-    };
+    /// <summary>The DF preset (<see cref="CloakPresets.DataFree"/>), what bootstrap and seatings run.</summary>
+    public static CloakOptions DataFreePreset => CloakPresets.DataFree;
 
     public required IReadOnlyList<AttributeSpec> Attributes { get; init; }
     public double BootstrapFraction { get; init; } = 0.5;

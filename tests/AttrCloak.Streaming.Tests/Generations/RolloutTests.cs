@@ -74,7 +74,7 @@ public sealed class RolloutTests(RedisServerFixture redis, MockKafkaFixture kafk
         h.Generations = new GenerationOptions
         {
             AutoPromote = false, SweepUsersPerSecond = 500, RegistryPoll = TimeSpan.FromMilliseconds(100),
-            SeatCheckInterval = TimeSpan.FromMilliseconds(200), RetireGrace = TimeSpan.Zero,
+            SeatCheckInterval = TimeSpan.FromMilliseconds(200), RetireGrace = TimeSpan.FromSeconds(2),
         };
         const int Users = 30;
         // Model A bootstrapped as `attrcloak bootstrap` does (batch cloak = original + 20), and one user only A holds.
@@ -84,6 +84,12 @@ public sealed class RolloutTests(RedisServerFixture redis, MockKafkaFixture kafk
                 .Append(new SeedUser("only-a", Embedding(A, 99), Embedding(A, 99).Select(v => v + SeatOffset).ToArray(), Classes(99))).ToList();
             (await GenerationSeeding.SeedAsync(deployment, A, seeded, version: 0, batchSize: 100, cancellationToken: ct)).Applied.ShouldAllBe(a => a);
         }
+        // Redis holds much more than this deployment: SCAN walks all of it, so a sweep's pages mostly hold other keys
+        // (a sweep once took a page budget without users of its generation for the end of its scan).
+        var noise = redis.Redis.GetDatabase().CreateBatch();
+        var writes = Enumerable.Range(0, 20_000).Select(i => noise.StringSetAsync($"{h.StoreOptions.Prefix}-noise:{i}", "x", TimeSpan.FromMinutes(10))).ToArray();
+        noise.Execute();
+        await Task.WhenAll(writes);
         using var serving = h.Reader(h.Kafka.CloakedTopic);
         h.Seeding = MarkedSeeding;
         using var worker = h.Start();
@@ -123,6 +129,8 @@ public sealed class RolloutTests(RedisServerFixture redis, MockKafkaFixture kafk
         }
         worker.Metrics.SweepUsers.WithLabels(B, SweepActions.Republished).Value.ShouldBeGreaterThanOrEqualTo(Users + 1);
         worker.Metrics.GenerationInfo.WithLabels(B, "serving").Value.ShouldBe(1);
+        // Visible to operators: the users still served by the superseded generation (only-a has no B embedding).
+        Wait.Until(() => worker.Metrics.GenerationUnmigrated.WithLabels(A).Value == 1, GuardHarness.Deadline, "the unmigrated users of A counted");
 
         // 4. Live after the promotion: B's maps (original + 10); an update of the superseded model changes only A.
         h.Produce(Update(B, "u0", 0, 2));
@@ -185,6 +193,14 @@ public sealed class RolloutTests(RedisServerFixture redis, MockKafkaFixture kafk
         var last = LastRecords(promoted);
         foreach (var u in Enumerable.Range(0, 9)) ShouldBeCloakOf(last[$"u{u}"], B, u, SeatOffset, $"u{u} after B's promotion");
         foreach (var u in Enumerable.Range(9, 3)) ShouldBeCloakOf(last[$"u{u}"], A, u, SeatOffset, $"u{u} has no B embedding yet");
+
+        // A re-seating asked for the serving generation (what `stats rebuild` does after a repair): seated again and swept out again.
+        var sweptBefore = worker.Metrics.SweepUsers.WithLabels(B, SweepActions.Republished).Value;
+        using (var deployment = h.NewStore()) await deployment.UpdateRegistryAsync(r => r.WithSeatRequested(B), TestContext.Current.CancellationToken);
+        Wait.Until(() => worker.Metrics.SweepUsers.WithLabels(B, SweepActions.Republished).Value >= sweptBefore + 9, GuardHarness.Deadline, "B re-seated and swept again");
+        var reseated = (await RegistryAsync(h)).Find(B)!;
+        reseated.SeatEpoch.ShouldBe(2);
+        reseated.PromoteRequested.ShouldBeFalse();
         worker.Stop();
     }
 }

@@ -221,6 +221,9 @@ public sealed class PipelinedBatchTests(RedisServerFixture redis, MockKafkaFixtu
 
         public Task<long> CountUsersAsync(CancellationToken cancellationToken = default) => inner.CountUsersAsync(cancellationToken);
 
+        public Task<bool[]> ContainsAsync(IReadOnlyList<string> userIds, CancellationToken cancellationToken = default) =>
+            inner.ContainsAsync(userIds, cancellationToken);
+
         public Task DeleteAllAsync(CancellationToken cancellationToken = default) => inner.DeleteAllAsync(cancellationToken);
     }
 }

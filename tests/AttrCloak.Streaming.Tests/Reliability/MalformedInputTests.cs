@@ -1,9 +1,9 @@
 using System.Text;
 using System.Text.RegularExpressions;
 using AttrCloak.Streaming.Contracts;
-using AttrCloak.Streaming.Redis.Generations;
 using AttrCloak.Streaming.Hosting;
 using AttrCloak.Streaming.Pipeline;
+using AttrCloak.Streaming.Redis.Generations;
 using AttrCloak.Streaming.Tests.Pipeline;
 using Confluent.Kafka;
 using Types = AttrCloak.Streaming.Monitoring.WorkerMetrics.EventTypes;
