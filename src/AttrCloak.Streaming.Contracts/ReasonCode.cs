@@ -64,6 +64,12 @@ public enum ReasonCode
     /// producers and its own order; accepting both kinds on both would let a producer bypass the other topic's order.
     /// </summary>
     WrongTopic,
+    /// <summary>
+    /// An embedding outside what the deployment accepts: a value beyond <c>AttrCloak:Input:MaxAbsValue</c>, or, once its
+    /// model generation has learned its input domain, a value or norm far outside the stored population's (robust
+    /// deviations from the medians). It never enters the class statistics and is never served (docs/threat-model.md).
+    /// </summary>
+    OutOfRange,
 }
 
 /// <summary>Stable snake_case names of <see cref="ReasonCode"/>, for metric labels and dead letters.</summary>
@@ -74,7 +80,7 @@ public static class ReasonCodes
         "empty", "oversized", "unsupported_content_type", "malformed_json", "malformed_binary",
         "unknown_schema", "schema_violation", "bad_user_id", "unknown_request_type", "wrong_dimension",
         "non_finite_value", "unknown_attribute", "unknown_class", "key_mismatch", "internal_error",
-        "unknown_user", "store_rejected", "stale_version", "version_conflict", "generation_limit", "wrong_topic",
+        "unknown_user", "store_rejected", "stale_version", "version_conflict", "generation_limit", "wrong_topic", "out_of_range",
     ];
 
     /// <summary>Every reason code, in declaration order (e.g. to pre-create metric series at start-up).</summary>

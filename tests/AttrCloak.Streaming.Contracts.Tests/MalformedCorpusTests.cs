@@ -31,7 +31,7 @@ public sealed class MalformedCorpusTests
         var covered = items.Select(i => i.Expected).ToHashSet();
         // Reasons the worker decides after decoding (key, state, versions, generations, topic, faults) have no file here
         // (versions: Corpus/versions, topics: Corpus/topics, both through the worker).
-        foreach (var reason in ReasonCodes.All.Except([ReasonCode.KeyMismatch, ReasonCode.InternalError, ReasonCode.UnknownUser, ReasonCode.StoreRejected, ReasonCode.StaleVersion, ReasonCode.VersionConflict, ReasonCode.GenerationLimit, ReasonCode.WrongTopic]))
+        foreach (var reason in ReasonCodes.All.Except([ReasonCode.KeyMismatch, ReasonCode.InternalError, ReasonCode.UnknownUser, ReasonCode.StoreRejected, ReasonCode.StaleVersion, ReasonCode.VersionConflict, ReasonCode.GenerationLimit, ReasonCode.WrongTopic, ReasonCode.OutOfRange]))
             covered.ShouldContain(reason);
     }
 

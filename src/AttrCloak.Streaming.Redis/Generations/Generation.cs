@@ -59,6 +59,15 @@ public sealed record Generation(string ModelVersion, GenerationState State, long
     /// <summary>When retirement was asked.</summary>
     public DateTimeOffset? RetiringSince { get; init; }
 
+    /// <summary>What a plausible original embedding of this generation looks like (null until enough users are stored).</summary>
+    public InputDomain? Domain { get; init; }
+
+    /// <summary>
+    /// The 99th percentile of how far its users were moved (||cloaked - original||) by its last seating or bootstrap (null:
+    /// never seated); served embeddings are capped at a multiple of it (docs/threat-model.md).
+    /// </summary>
+    public double? SeatedDisplacement { get; init; }
+
     /// <summary>Seated at least once (bootstrapped, or promoted).</summary>
     [JsonIgnore]
     public bool Seated => SeatEpoch > 0;

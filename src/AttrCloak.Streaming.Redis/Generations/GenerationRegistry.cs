@@ -143,6 +143,23 @@ public sealed record GenerationRegistry(long Version, IReadOnlyList<Generation> 
         };
     }
 
+    /// <summary>A live generation's input domain was learned (again) from its stored originals.</summary>
+    public IReadOnlyList<Generation> WithDomain(string modelVersion, InputDomain domain)
+    {
+        ArgumentNullException.ThrowIfNull(domain);
+        var g = Find(modelVersion);
+        return g is { Live: true } ? [g with { Domain = domain }] : [];
+    }
+
+    /// <summary>A live generation was seated (or bootstrapped): how far the seating moved its users (99th percentile).</summary>
+    public IReadOnlyList<Generation> WithSeatedDisplacement(string modelVersion, double displacement)
+    {
+        if (!(double.IsFinite(displacement) && displacement >= 0))
+            throw new GenerationRuleException($"a seated displacement must be finite and non-negative, got {displacement}");
+        var g = Find(modelVersion);
+        return g is { Live: true } ? [g with { SeatedDisplacement = displacement }] : [];
+    }
+
     /// <summary>A retiring generation's keys are gone.</summary>
     public IReadOnlyList<Generation> WithRetired(string modelVersion)
     {

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using AttrCloak.Core.Data;
+using AttrCloak.Streaming.Cloaking;
 using AttrCloak.Streaming.Monitoring;
 using AttrCloak.Streaming.Pipeline;
 using AttrCloak.Streaming.Redis;
@@ -27,8 +28,11 @@ internal sealed class GenerationSeater(
     WorkerMetrics metrics,
     ILogger logger,
     string instance,
-    TimeProvider? timeProvider = null)
+    TimeProvider? timeProvider = null,
+    Input.InputOptions? input = null,
+    IUserCloakerFactory? cloakerFactory = null)
 {
+    private readonly Input.InputOptions _input = input ?? new Input.InputOptions();
     private const int WriteChunk = 256;
     private readonly TimeProvider _time = timeProvider ?? TimeProvider.System;
     private readonly Dictionary<string, string> _lastReason = new(StringComparer.Ordinal);
@@ -72,6 +76,10 @@ internal sealed class GenerationSeater(
     public async Task CheckAsync(CancellationToken cancellationToken)
     {
         var registry = await store.ReadRegistryAsync(cancellationToken).ConfigureAwait(false);
+        foreach (var g in registry.Live.Where(g => g.Seated && g.SeatedDisplacement is null && cloakerFactory is not null))
+            await LearnSeatingFiguresAsync(g.ModelVersion, cancellationToken).ConfigureAwait(false); // bootstrapped by the CLI
+        foreach (var g in registry.Live.Where(g => g.Domain is null || _time.GetUtcNow() - g.Domain.LearnedAt >= _input.DomainRefresh))
+            await LearnDomainAsync(g.ModelVersion, cancellationToken).ConfigureAwait(false);
         if (_time.GetUtcNow() >= _nextUnmigratedCount)
         {
             _nextUnmigratedCount = _time.GetUtcNow() + 12 * options.SeatCheckInterval; // a minute by default
@@ -143,6 +151,9 @@ internal sealed class GenerationSeater(
             }
 
             var now = _time.GetUtcNow();
+            // The seating's figures first, so that whoever sees the new seat epoch sees them too.
+            if (cloakerFactory is not null)
+                await SeatingFigures.RecordAsync(store, cloakerFactory, modelVersion, states, now, cancellationToken).ConfigureAwait(false);
             var after = await store.UpdateRegistryAsync(r => r.WithSeated(modelVersion, instance, now), cancellationToken).ConfigureAwait(false);
             if (after.Find(modelVersion) is not { } seated || seated.SeatEpoch != epoch) return LeaseLost(modelVersion);
             Seated++;
@@ -195,6 +206,41 @@ internal sealed class GenerationSeater(
         }
         foreach (var g in registry.Generations.Where(g => g.State is not GenerationState.Superseded))
             metrics.GenerationUnmigrated.RemoveLabelled(g.ModelVersion);
+    }
+
+    /// <summary>
+    /// Learns the generation's input domain (again) from its stored originals, when it holds enough users: robust figures,
+    /// so a minority of users cannot move it (docs/threat-model.md). Stored users outside the new domain are counted.
+    /// </summary>
+    /// <summary>The figures of a generation seated by <c>attrcloak bootstrap</c> (no worker seated it): see <see cref="SeatingFigures"/>.</summary>
+    private async Task LearnSeatingFiguresAsync(string modelVersion, CancellationToken cancellationToken)
+    {
+        var users = new List<UserState>();
+        await foreach (var state in store.StoreOf(modelVersion).ScanStatesAsync(cancellationToken).ConfigureAwait(false))
+        {
+            users.Add(state);
+            if (users.Count >= SeatingFigures.Sample) break;
+        }
+        await SeatingFigures.RecordAsync(store, cloakerFactory!, modelVersion, users, _time.GetUtcNow(), cancellationToken).ConfigureAwait(false);
+    }
+
+    private async Task LearnDomainAsync(string modelVersion, CancellationToken cancellationToken)
+    {
+        var originals = new List<float[]>();
+        await foreach (var state in store.StoreOf(modelVersion).ScanStatesAsync(cancellationToken).ConfigureAwait(false))
+        {
+            originals.Add(state.Original);
+            if (originals.Count >= SeatingFigures.Sample) break;
+        }
+        var now = _time.GetUtcNow();
+        if (InputDomainEstimator.Learn(originals, now) is not { } domain) return;
+        await store.UpdateRegistryAsync(r => r.WithDomain(modelVersion, domain), cancellationToken).ConfigureAwait(false);
+        var outside = originals.Count(x => _input.Refuses(x, domain) is not null);
+        metrics.GenerationOutliers.WithLabels(modelVersion).Set(outside);
+        if (outside > 0)
+            logger.LogWarning(
+                "Generation '{Model}': {Outside} of {Users} stored originals lie outside its input domain learned now (they were accepted before it existed); `attrcloak stats verify` lists them",
+                modelVersion, outside, originals.Count);
     }
 
     private bool LeaseLost(string modelVersion)

@@ -37,6 +37,7 @@ internal sealed class GenerationSet(
     ILogger logger,
     int userCacheCapacity,
     double rebuildShare,
+    Input.InputOptions input,
     TimeProvider? timeProvider = null)
 {
     private static readonly TimeSpan UserCountRefresh = TimeSpan.FromSeconds(10);
@@ -145,6 +146,7 @@ internal sealed class GenerationSet(
                 {
                     var reseated = context.Info.SeatEpoch != g.SeatEpoch;
                     context.Info = g;
+                    context.Cloakers.DisplacementCap = input.DisplacementCapOf(g.SeatedDisplacement);
                     if (reseated)
                     {
                         // Seated (by this worker or another): cloak with maps of the new statistics from now on.
@@ -158,6 +160,9 @@ internal sealed class GenerationSet(
                     var generationStore = store.StoreOf(g.ModelVersion);
                     var cloakers = new CloakerCache(generationStore, cloakerFactory, metrics, logger, guard.CloakerRefreshEvents, guard.CloakerRefreshInterval, rebuildShare);
                     context = new GenerationContext(g, generationStore, cloakers, userCacheCapacity, guard.Dimension, _catalog);
+                    cloakers.DisplacementCap = input.DisplacementCapOf(g.SeatedDisplacement);
+                    var capped = metrics.DisplacementCapped.WithLabels(g.ModelVersion);
+                    cloakers.OnCapped(() => capped.Inc());
                     await cloakers.InitializeAsync(cancellationToken).ConfigureAwait(false);
                     _contexts[g.ModelVersion] = context;
                 }

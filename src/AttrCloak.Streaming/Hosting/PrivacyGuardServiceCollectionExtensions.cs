@@ -62,6 +62,6 @@ public static class PrivacyGuardServiceCollectionExtensions
         ArgumentNullException.ThrowIfNull(settings);
         ArgumentNullException.ThrowIfNull(loggerFactory);
         return new GuardPipeline(settings.Kafka, settings.Guard, store, cloakerFactory, observer, metrics,
-            loggerFactory.CreateLogger("AttrCloak.Streaming.PrivacyGuard"), settings.Generations);
+            loggerFactory.CreateLogger("AttrCloak.Streaming.PrivacyGuard"), settings.Generations) { Input = settings.Input };
     }
 }

@@ -1,4 +1,5 @@
 using AttrCloak.Streaming.Generations;
+using AttrCloak.Streaming.Input;
 using AttrCloak.Streaming.Redis;
 using Microsoft.Extensions.Configuration;
 
@@ -21,6 +22,9 @@ public sealed record StreamingSettings(
     /// <summary>How model generations roll out (<c>AttrCloak:Generations</c>).</summary>
     public GenerationOptions Generations { get; init; } = new();
 
+    /// <summary>Which embedding updates are accepted (<c>AttrCloak:Input</c>).</summary>
+    public InputOptions Input { get; init; } = new();
+
     /// <summary>Binds every section; throws <see cref="StreamingConfigurationException"/> listing all problems.</summary>
     public static StreamingSettings Bind(IConfiguration configuration)
     {
@@ -32,6 +36,7 @@ public sealed record StreamingSettings(
         var guard = OptionsBinding.Bind<GuardOptions>(configuration, GuardOptions.SectionName, errors);
         var audit = OptionsBinding.Bind<AuditOptions>(configuration, AuditOptions.SectionName, errors);
         var generations = OptionsBinding.Bind<GenerationOptions>(configuration, GenerationOptions.SectionName, errors);
+        var input = OptionsBinding.Bind<InputOptions>(configuration, InputOptions.SectionName, errors);
         foreach (var section in configuration.GetSection(RootSectionName).GetChildren())
             if (!SectionNames.Contains(section.Key, StringComparer.OrdinalIgnoreCase))
                 errors.Add($"{RootSectionName}:{section.Key} is not a section (known: {string.Join(", ", SectionNames)})");
@@ -39,9 +44,10 @@ public sealed record StreamingSettings(
         guard.Validate(errors);
         audit.Validate(errors);
         generations.Validate(errors);
+        input.Validate(errors);
         if (errors.Count > 0)
             throw new StreamingConfigurationException(string.Join(Environment.NewLine, errors));
-        return new StreamingSettings(kafka, redis, guard, audit) { Generations = generations };
+        return new StreamingSettings(kafka, redis, guard, audit) { Generations = generations, Input = input };
     }
 
     /// <summary>
@@ -83,7 +89,7 @@ public sealed record StreamingSettings(
     public const string RootSectionName = "AttrCloak";
 
     /// <summary>The sections under <c>AttrCloak</c> that the streaming commands read; anything else is a mistake (a typo).</summary>
-    public static readonly string[] SectionNames = ["Kafka", "Redis", "Guard", "Audit", "Generations"];
+    public static readonly string[] SectionNames = ["Kafka", "Redis", "Guard", "Audit", "Generations", "Input"];
 
     /// <summary>Keys of <c>AttrCloak:Redis</c> that <see cref="StateStoreOptions"/> reads (beside <see cref="RedisConnectionOptions"/>).</summary>
     public static readonly string[] StoreLayoutKeys = ["Prefix", "TombstoneTtl", "ReferencePoint"];

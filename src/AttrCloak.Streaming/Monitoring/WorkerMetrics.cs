@@ -103,6 +103,10 @@ public sealed class WorkerMetrics
             "Unix time at which each generation's first embedding arrived.", "model_version");
         GenerationPromotable = factory.CreateGauge("attrcloak_generation_promotable",
             "1 when a filling (or unseated) generation meets the promotion thresholds, 0 while it waits for users.", "model_version");
+        GenerationOutliers = factory.CreateGauge("attrcloak_generation_outliers",
+            "Stored original embeddings of a generation outside its input domain as last learned (accepted before the domain existed); `attrcloak stats verify` lists them.", "model_version");
+        DisplacementCapped = factory.CreateCounter("attrcloak_displacement_capped_total",
+            "Served embeddings pulled back to the generation's displacement cap (AttrCloak:Input:MaxDisplacementRatio x its seated displacement): their class statistics would have moved them further, as poisoned statistics do.", "model_version");
         GenerationUnmigrated = factory.CreateGauge("attrcloak_generation_unmigrated_users",
             "Users of a superseded generation who have no embedding of a newer one yet: they keep being served the superseded generation's record (until it is retired: then a tombstone).", "model_version");
         SweepPending = factory.CreateGauge("attrcloak_sweep_pending_users",
@@ -193,6 +197,8 @@ public sealed class WorkerMetrics
     public Gauge GenerationCreated { get; }
     public Gauge GenerationPromotable { get; }
     public Gauge GenerationUnmigrated { get; }
+    public Gauge GenerationOutliers { get; }
+    public Counter DisplacementCapped { get; }
     public Gauge SweepPending { get; }
     public Gauge SweepActive { get; }
     public Counter SweepUsers { get; }

@@ -53,8 +53,32 @@ public sealed class CloakerCache
         _rebuildShare = rebuildShare;
     }
 
-    /// <summary>The cloaker to use now.</summary>
-    public IUserCloaker Current => _current ?? throw new InvalidOperationException("the cloaker cache was not initialised");
+    /// <summary>The cloaker to use now (capped when <see cref="DisplacementCap"/> is finite).</summary>
+    public IUserCloaker Current
+    {
+        get
+        {
+            var current = _current ?? throw new InvalidOperationException("the cloaker cache was not initialised");
+            if (double.IsPositiveInfinity(_cap)) return current;
+            if (_capped is null || !ReferenceEquals(_capped.Inner, current) || _capped.Cap != _cap)
+                _capped = new CappedCloaker(current, _cap, _onCapped);
+            return _capped;
+        }
+    }
+
+    /// <summary>How far a served embedding may lie from its original (<see cref="Cloaking.DisplacementCap"/>; infinite: no cap).</summary>
+    public double DisplacementCap
+    {
+        get => _cap;
+        set => _cap = value > 0 ? value : throw new ArgumentOutOfRangeException(nameof(value), value, "must be positive");
+    }
+
+    private double _cap = double.PositiveInfinity;
+    private CappedCloaker? _capped;
+    private Action? _onCapped;
+
+    /// <summary>Called for every user the cap pulled back (a metric).</summary>
+    public void OnCapped(Action onCapped) => _onCapped = onCapped;
 
     /// <summary>The snapshot the current cloaker was built from.</summary>
     public StatisticsSnapshot? Snapshot { get; private set; }

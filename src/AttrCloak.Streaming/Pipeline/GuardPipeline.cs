@@ -4,6 +4,7 @@ using AttrCloak.Streaming.Cloaking;
 using AttrCloak.Streaming.Contracts;
 using AttrCloak.Streaming.Generations;
 using AttrCloak.Streaming.Hosting;
+using AttrCloak.Streaming.Input;
 using AttrCloak.Streaming.Kafka;
 using AttrCloak.Streaming.Monitoring;
 using AttrCloak.Streaming.Redis;
@@ -70,7 +71,7 @@ public sealed class GuardPipeline
     /// <see cref="CloakerRebuildShare"/> and <see cref="UserCacheCapacity"/> (init properties) are in force.
     /// </summary>
     private GenerationSet Generations => _generationSet ??= new GenerationSet(_store, _cloakerFactory, _guard, _generationOptions, _metrics, _logger,
-        UserCacheCapacity, CloakerRebuildShare);
+        UserCacheCapacity, CloakerRebuildShare, Input);
     private readonly ResiliencePipeline _storeRetry;
     private readonly Headers _cloakedHeaders;
     private readonly Dictionary<string, byte[]> _reasonLabels = new(StringComparer.Ordinal);
@@ -204,6 +205,9 @@ public sealed class GuardPipeline
     /// <summary>Readiness, for the health endpoint.</summary>
     public PipelineStatus Status { get; }
 
+    /// <summary>Which embedding updates are accepted (hard limits, and each generation's learned input domain).</summary>
+    public InputOptions Input { get; init; } = new();
+
     /// <summary>How this worker batch-cloaks a generation it seats (default: batch AttrCloak-DF, as bootstrap).</summary>
     public PopulationSeeding? Seeding { get; init; }
 
@@ -244,7 +248,8 @@ public sealed class GuardPipeline
         _emptyStoreToCheck = Generations.StartedEmpty;
         NotifyServing();
         _sweeper = new Sweeper(Generations, _generationOptions, _metrics, _logger);
-        _seater = new GenerationSeater(_store, _guard.AttributeSpecs(), _generationOptions, Seeding ?? PopulationSeeding.DataFree, _metrics, _logger, InstanceId);
+        _seater = new GenerationSeater(_store, _guard.AttributeSpecs(), _generationOptions, Seeding ?? PopulationSeeding.DataFree, _metrics, _logger, InstanceId,
+            input: Input, cloakerFactory: _cloakerFactory);
         using var seating = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var seater = _seater;
         var seaterTask = Task.Run(() => seater.RunAsync(seating.Token), CancellationToken.None);
@@ -813,7 +818,14 @@ public sealed class GuardPipeline
             if (slot.Event is not { } e || slot.PlanError is not null || slot.Retired) continue;
             if (e is EmbeddingUpdate update)
             {
-                PlanIn(_resolved[update.ModelVersion].Context!, i, ref slot);
+                var target = _resolved[update.ModelVersion].Context!;
+                // Outside what the deployment accepts: never in the statistics, never served (docs/threat-model.md).
+                if (Input.Refuses(update.Embedding, target.Info.Domain) is { } why)
+                {
+                    slot.PlanError = new DecodeError(ReasonCode.OutOfRange, why);
+                    continue;
+                }
+                PlanIn(target, i, ref slot);
                 continue;
             }
             var planned = false;

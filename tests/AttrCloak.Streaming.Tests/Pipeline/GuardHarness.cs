@@ -103,6 +103,12 @@ internal sealed class GuardHarness : IDisposable
     public StateStoreOptions StoreOptions { get; }
     public AttributeCatalog Catalog { get; }
     public SignatureCloakerFactory Factory { get; } = new();
+
+    /// <summary>The maps the workers build (<see cref="Factory"/>, the signature cloaker, unless a test wants the real ones).</summary>
+    public AttrCloak.Streaming.Cloaking.IUserCloakerFactory? CloakerFactory { get; set; }
+
+    /// <summary>The workers' input limits and displacement cap (AttrCloak:Input).</summary>
+    public AttrCloak.Streaming.Input.InputOptions Input { get; set; } = new();
     public KafkaOptions Kafka => Settings.Kafka;
 
     /// <summary>
@@ -214,8 +220,8 @@ internal sealed class WorkerRun : IDisposable
         Generations = store;
         Logs = new CapturingLoggerProvider();
         Metrics = new WorkerMetrics();
-        Pipeline = new GuardPipeline(harness.Settings.Kafka, harness.Settings.Guard, store, harness.Factory, observer, Metrics,
-            Logs.CreateLogger("test"), harness.Generations) { CloakerRebuildShare = rebuildShare, Seeding = harness.Seeding };
+        Pipeline = new GuardPipeline(harness.Settings.Kafka, harness.Settings.Guard, store, harness.CloakerFactory ?? harness.Factory, observer, Metrics,
+            Logs.CreateLogger("test"), harness.Generations) { CloakerRebuildShare = rebuildShare, Seeding = harness.Seeding, Input = harness.Input };
         configure?.Invoke(Pipeline);
         _thread = new Thread(() =>
         {

@@ -1,0 +1,44 @@
+using AttrCloak.Streaming.Cloaking;
+using AttrCloak.Streaming.Redis.Generations;
+using AttrCloak.Streaming.Redis.State;
+
+namespace AttrCloak.Streaming.Generations;
+
+/// <summary>
+/// What the poisoning defences learn about a seated generation from its stored users (docs/threat-model.md): the input
+/// domain of their originals, and how far the maps of its seated statistics move them (the displacement cap's base:
+/// the maps are what the cap bounds, and right after a seating they are built from the seated population only).
+/// One place for both, used at each seating and for a bootstrapped generation that has neither yet.
+/// </summary>
+internal static class SeatingFigures
+{
+    /// <summary>Users the figures are learned from at most (the first ones a scan returns: SCAN order is a hash order).</summary>
+    public const int Sample = 20_000;
+
+    /// <summary>
+    /// Learns both figures from <paramref name="users"/> (a sample of the generation's stored users) and the maps the
+    /// workers build from the generation's statistics as they are now, and records them in the registry.
+    /// </summary>
+    public static async Task RecordAsync(IGenerationStore store, IUserCloakerFactory cloakerFactory, string modelVersion, IReadOnlyList<UserState> users,
+        DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        var sample = users.Take(Sample).ToList();
+        var originals = sample.Select(u => u.Original).ToList();
+        var domain = InputDomainEstimator.Learn(originals, now);
+        var snapshot = await store.StoreOf(modelVersion).ReadStatisticsAsync(cancellationToken).ConfigureAwait(false);
+        var cloaker = cloakerFactory.Build(snapshot);
+        var mapped = sample.Select(u =>
+        {
+            var y = new float[u.Original.Length];
+            cloaker.Cloak(u.Original, u.Classes, y);
+            return y;
+        }).ToList();
+        var displacement = DisplacementCap.Percentile99(originals, mapped);
+        await store.UpdateRegistryAsync(r =>
+        {
+            var changed = domain is null ? [] : r.WithDomain(modelVersion, domain);
+            var g = changed.Count > 0 ? changed[0] : r.Find(modelVersion);
+            return g is { Live: true } && displacement is { } p99 && double.IsFinite(p99) ? [g with { SeatedDisplacement = p99 }] : changed;
+        }, cancellationToken).ConfigureAwait(false);
+    }
+}

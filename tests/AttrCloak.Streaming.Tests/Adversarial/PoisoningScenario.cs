@@ -1,0 +1,212 @@
+using System.Globalization;
+using System.Text;
+using AttrCloak.Audit;
+using AttrCloak.Core.Data;
+using AttrCloak.Streaming.Cloaking;
+using AttrCloak.Streaming.Contracts;
+using AttrCloak.Streaming.Generations;
+using AttrCloak.Streaming.Redis.Generations;
+using AttrCloak.Streaming.Tests.Pipeline;
+using Confluent.Kafka;
+
+namespace AttrCloak.Streaming.Tests.Adversarial;
+
+/// <summary>What an attacker sends during a run, and which of its users are the attacker's (never audited as honest).</summary>
+internal abstract record Attack(string Name)
+{
+    /// <summary>The attack's events, produced after the bootstrap and before the honest stream; returns how many.</summary>
+    public abstract int Produce(PoisoningScenario scenario, GuardHarness h, WorkerRun worker);
+
+    /// <summary>Dead letters the attack must cause, by reason label (others are not checked).</summary>
+    public virtual IReadOnlyDictionary<string, int> ExpectedDeadLetters { get; } = new Dictionary<string, int>();
+}
+
+/// <summary>
+/// One run of the real worker (real redis-server, mock Kafka, the real re-cloak maps) over a population whose
+/// embeddings leak gender, age and occupation (occupation classes of very different sizes): half of it bootstrapped with
+/// batch AttrCloak-DF, the other half streamed as embedding updates, and optionally an attack in the middle of the stream.
+/// Afterwards: every honest user's last served record, its norm and displacement, the dead letters, and the privacy of
+/// the honest served population measured with the project's own attackers (lr, lr+cal, mlp).
+/// </summary>
+internal sealed class PoisoningScenario
+{
+    public const int D = 16;
+    public const int Users = 1_200;
+    public const string Model = "mf-adv";
+    public static readonly AttributeSpec[] Catalog =
+    [
+        new("gender", ["F", "M"]),
+        new("age", ["<18", "18-24", "25-34", "35-44", "45-49", "50-55", "56+"]),
+        new("occupation", Enumerable.Range(0, 21).Select(i => $"occ{i:D2}").ToArray()),
+    ];
+    private static readonly double[][] Priors =
+    [
+        [0.3, 0.7],
+        [0.04, 0.18, 0.35, 0.2, 0.09, 0.08, 0.06],
+        // A long tail: the smallest classes hold a handful of users, as ML-100K's homemakers and doctors.
+        [0.13, 0.1, 0.09, 0.08, 0.07, 0.07, 0.06, 0.05, 0.05, 0.04, 0.04, 0.04, 0.03, 0.03, 0.03, 0.02, 0.02, 0.015, 0.01, 0.005, 0.005],
+    ];
+
+    public string[] Ids { get; }
+    public int[][] Classes { get; }
+    public float[][] Originals { get; }
+    public long[] LastVersion { get; }
+    private readonly float[][][] _shifts;
+
+    public PoisoningScenario()
+    {
+        var rng = new Random(11);
+        _shifts = Priors.Select(p => Enumerable.Range(0, p.Length)
+            .Select(_ => Enumerable.Range(0, D).Select(_ => (float)(Gaussian(rng) * 0.25)).ToArray()).ToArray()).ToArray();
+        Ids = Enumerable.Range(0, Users).Select(u => $"h{u:D4}").ToArray();
+        Classes = new int[Users][];
+        Originals = new float[Users][];
+        LastVersion = new long[Users];
+        for (var u = 0; u < Users; u++)
+        {
+            Classes[u] = Priors.Select(p => Draw(rng, p)).ToArray();
+            Originals[u] = Embedding(rng, Classes[u]);
+        }
+    }
+
+    public float[] Embedding(Random rng, int[] classes)
+    {
+        var x = new float[D];
+        for (var j = 0; j < D; j++)
+        {
+            x[j] = (float)Gaussian(rng);
+            for (var a = 0; a < classes.Length; a++) x[j] += _shifts[a][classes[a]][j];
+        }
+        return x;
+    }
+
+    public static Dictionary<string, string> AttributesOf(int[] classes) =>
+        Catalog.Select((a, i) => (a.Name, a.ClassNames[classes[i]])).ToDictionary(p => p.Name, p => p.Item2, StringComparer.Ordinal);
+
+    public static EmbeddingUpdate Update(string user, long version, float[] embedding, int[]? classes) =>
+        new($"{user}-v{version}", user, version, GuardHarness.Time.AddSeconds(version), Model, embedding, classes is null ? null : AttributesOf(classes));
+
+    /// <summary>The outcome of one run.</summary>
+    public sealed record Result(string Name, float[][] Served, double[] Norms, double[] Displacements, AuditResult Privacy,
+        IReadOnlyDictionary<string, int> DeadLetters, int Lost, double Capped, IReadOnlyList<string> Log)
+    {
+        public double MaxNorm => Norms.Max();
+        public double MaxDisplacement => Displacements.Max();
+
+        public string Describe() => string.Create(CultureInfo.InvariantCulture,
+            $"{Name}: honest served norms {Norms.Min():F2}..{MaxNorm:F2} (median {Median(Norms):F2}), displacement up to {MaxDisplacement:F2}; " +
+            $"worst balanced accuracy {string.Join(" / ", Privacy.Attributes.Select(a => $"{a.Name} {a.WorstBalancedAccuracy:F3} ({a.WorstAttacker})"))}; " +
+            $"dead letters {string.Join(", ", DeadLetters.Select(p => $"{p.Key} {p.Value}"))}; capped {Capped}; lost {Lost}");
+    }
+
+    /// <summary>
+    /// Runs the guard over the population, with <paramref name="attack"/> in the middle of the stream (and the workers'
+    /// <paramref name="input"/> defences; the shipped defaults when null).
+    /// </summary>
+    public async Task<Result> RunAsync(RedisServerFixture redis, MockKafkaFixture kafka, Attack? attack, AttrCloak.Streaming.Input.InputOptions? input = null,
+        string? label = null)
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var name = label ?? attack?.Name ?? "clean";
+        using var h = new GuardHarness(redis, kafka, name, g =>
+        {
+            g.Dimension = D;
+            g.Attributes = Catalog.ToDictionary(a => a.Name, a => a.ClassNames.ToArray(), StringComparer.Ordinal);
+            // The maps follow the statistics closely (every 25 changed users, no spacing): whatever an attack does to
+            // the statistics reaches the honest users streamed after it within this short run.
+            g.CloakerRefreshEvents = 25;
+            g.MaxBatchEvents = 8;
+        });
+        h.CloakerFactory = new TransportCloakerFactory();
+        h.Input = input ?? new AttrCloak.Streaming.Input.InputOptions();
+        h.Generations = new GenerationOptions { AutoPromote = false, RegistryPoll = TimeSpan.FromMilliseconds(100), SeatCheckInterval = TimeSpan.FromMilliseconds(200) };
+        var half = Users / 2;
+        using (var deployment = h.NewStore())
+        {
+            var boot = Enumerable.Range(0, half).ToArray();
+            var cloaked = PopulationSeeding.DataFree.Cloak(boot.Select(u => Originals[u]).ToArray(), boot.Select(u => Classes[u]).ToArray(), Catalog, ct);
+            var seeded = boot.Select((u, i) => new SeedUser(Ids[u], Originals[u], cloaked[i], Classes[u])).ToList();
+            (await GenerationSeeding.SeedAsync(deployment, Model, seeded, version: 0, batchSize: 600, cancellationToken: ct)).Applied.ShouldAllBe(a => a);
+        }
+        using var serving = h.Reader(h.Kafka.CloakedTopic);
+        using var deadLetters = h.Reader(h.Kafka.DeadLetterTopic);
+        using var worker = h.Start(rebuildShare: 1.0);
+        // The domain is learned from the bootstrapped originals before anything is streamed.
+        Wait.Until(() => h.NewStore().ReadRegistryAsync(ct).GetAwaiter().GetResult().Find(Model)?.Domain is not null, GuardHarness.Deadline, "the input domain learned");
+
+        // The attack first: every streamed honest user is cloaked with the maps it left behind (the worst case).
+        if (attack is not null)
+        {
+            var events = attack.Produce(this, h, worker);
+            h.Flush();
+            // Handled before the honest stream; the maps follow within the first few of its small batches.
+            Wait.Until(() => worker.Pipeline.ProcessedEvents >= events, GuardHarness.Deadline, "the attack's events handled");
+        }
+        for (var u = half; u < Users; u++)
+        {
+            LastVersion[u] = 1;
+            h.Produce(Update(Ids[u], 1, Originals[u], Classes[u]));
+        }
+        h.Flush();
+        // Every honest user served at their latest version (the bootstrapped ones by the sweep).
+        var messages = serving.WaitUntil(m => Enumerable.Range(0, Users).All(u => LastOf(m, Ids[u]) is { } r && r.Version == LastVersion[u]), "every honest user served");
+        Thread.Sleep(300);
+        messages = serving.Snapshot();
+        var served = new float[Users][];
+        var lost = 0;
+        for (var u = 0; u < Users; u++)
+        {
+            var last = LastOf(messages, Ids[u]);
+            if (last is null || last.Version != LastVersion[u]) lost++;
+            served[u] = last?.Embedding ?? new float[D];
+        }
+        var norms = served.Select(Norm).ToArray();
+        var displacements = served.Select((y, u) => Norm(y.Zip(Originals[u], (a, b) => a - b).ToArray())).ToArray();
+        var values = new float[Users * D];
+        for (var u = 0; u < Users; u++) served[u].CopyTo(values, u * D);
+        var audited = Catalog.Select((a, i) => new AuditedAttribute(a.Name, a.ClassCount, Classes.Select(c => c[i]).ToArray())).ToArray();
+        var privacy = PrivacyAudit.Run(new EmbeddingMatrix(Users, D, values), audited,
+            new AuditOptions { Attackers = ["lr", "lr+cal", "mlp"], Folds = 3, Seed = 1, MaxThreads = 2 }, ct: ct);
+        var letters = deadLetters.Snapshot().GroupBy(m => Header(m, KafkaHeaders.DeadLetterReason)).ToDictionary(g => g.Key, g => g.Count(), StringComparer.Ordinal);
+        var log = worker.Logs.Lines;
+        var capped = worker.Metrics.DisplacementCapped.WithLabels(Model).Value;
+        worker.Stop();
+        return new Result(name, served, norms, displacements, privacy, letters, lost, capped, log);
+    }
+
+    private static CloakedEmbedding? LastOf(List<ConsumeResult<byte[], byte[]>> messages, string user)
+    {
+        for (var i = messages.Count - 1; i >= 0; i--)
+        {
+            var m = messages[i];
+            if (Encoding.UTF8.GetString(m.Message.Key) != user) continue;
+            if (m.Message.Value is null) return null;
+            return EventCodec.TryDecodeCloaked(m.Message.Value, out var record, out _) ? record : null;
+        }
+        return null;
+    }
+
+    private static string Header(ConsumeResult<byte[], byte[]> m, string name) =>
+        m.Message.Headers.TryGetLastBytes(name, out var bytes) ? Encoding.UTF8.GetString(bytes) : "";
+
+    public static double Norm(float[] x) => Math.Sqrt(x.Sum(v => (double)v * v));
+
+    private static double Median(double[] x)
+    {
+        var s = x.Order().ToArray();
+        return s[s.Length / 2];
+    }
+
+    private static int Draw(Random rng, double[] p)
+    {
+        var r = rng.NextDouble() * p.Sum();
+        for (var k = 0; k < p.Length; k++)
+        {
+            r -= p[k];
+            if (r <= 0) return k;
+        }
+        return p.Length - 1;
+    }
+
+    public static double Gaussian(Random rng) => Math.Sqrt(-2 * Math.Log(1 - rng.NextDouble())) * Math.Cos(2 * Math.PI * rng.NextDouble());
+}

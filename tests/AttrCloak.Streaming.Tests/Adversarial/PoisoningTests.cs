@@ -1,0 +1,71 @@
+using AttrCloak.Streaming.Contracts;
+using AttrCloak.Streaming.Tests.Pipeline;
+
+namespace AttrCloak.Streaming.Tests.Adversarial;
+
+/// <summary>The clean run every attack is compared with (computed once per test class).</summary>
+public sealed class CleanRunFixture(RedisServerFixture redis) : IAsyncLifetime
+{
+    internal PoisoningScenario Scenario { get; } = new();
+    internal PoisoningScenario.Result? Clean { get; private set; }
+    private readonly MockKafkaFixture _kafka = new();
+
+    internal MockKafkaFixture Kafka => _kafka;
+
+    public async ValueTask InitializeAsync() => Clean = await Scenario.RunAsync(redis, _kafka, attack: null);
+
+    public ValueTask DisposeAsync()
+    {
+        _kafka.Dispose();
+        return ValueTask.CompletedTask;
+    }
+}
+
+/// <summary>
+/// Hostile producers through the real worker: each attack streamed in the middle of an honest population. In every case
+/// every honest user's served embedding stays in the clean run's band, the served privacy (lr, lr+cal, mlp) stays within
+/// +0.02 of the clean run, no honest user's update is lost, and what is out of range never enters.
+/// </summary>
+[Collection(RunsAlone.Name)]
+public sealed class PoisoningTests(RedisServerFixture redis, CleanRunFixture clean) : IClassFixture<CleanRunFixture>
+{
+    public static TheoryData<string> Attacks() => [.. AttackCatalog.All.Keys];
+
+    [Theory]
+    [MemberData(nameof(Attacks))]
+    public async Task An_attack_leaves_honest_users_in_band_and_privacy_within_two_points_of_the_clean_run(string name)
+    {
+        var attack = AttackCatalog.All[name];
+        var baseline = clean.Clean!;
+        var run = await clean.Scenario.RunAsync(redis, clean.Kafka, attack);
+        var output = TestContext.Current.TestOutputHelper;
+        output?.WriteLine(baseline.Describe());
+        output?.WriteLine(run.Describe());
+
+        run.Lost.ShouldBe(0, "every honest user's latest update is served");
+        run.MaxNorm.ShouldBeLessThanOrEqualTo(1.5 * baseline.MaxNorm, "an honest user was served an embedding outside the clean run's band");
+        run.MaxDisplacement.ShouldBeLessThanOrEqualTo(1.5 * baseline.MaxDisplacement, "an honest user was moved outside the clean run's band");
+        for (var a = 0; a < baseline.Privacy.Attributes.Count; a++)
+            run.Privacy.Attributes[a].WorstBalancedAccuracy.ShouldBeLessThanOrEqualTo(baseline.Privacy.Attributes[a].WorstBalancedAccuracy + 0.02,
+                $"{run.Privacy.Attributes[a].Name}: the attack made the honest served population leak more");
+        foreach (var (reason, count) in attack.ExpectedDeadLetters)
+            run.DeadLetters.GetValueOrDefault(reason).ShouldBe(count, $"dead letters '{reason}'");
+        run.Log.ShouldNotContain(l => l.StartsWith("Error:", StringComparison.Ordinal) && !l.Contains("dead-letter", StringComparison.Ordinal));
+    }
+
+    /// <summary>
+    /// The control: with the displacement cap switched off, the sybils' statistics drag their class's honest users out of
+    /// the clean band (so the band above can fail, and it is the cap that keeps them in it).
+    /// </summary>
+    [Fact]
+    public async Task Without_the_displacement_cap_sybils_move_honest_users_out_of_band()
+    {
+        var baseline = clean.Clean!;
+        var run = await clean.Scenario.RunAsync(redis, clean.Kafka, AttackCatalog.All["sybils"],
+            new AttrCloak.Streaming.Input.InputOptions { MaxDisplacementRatio = 1e6 }, label: "sybils-uncapped");
+        TestContext.Current.TestOutputHelper?.WriteLine(run.Describe());
+        baseline.Capped.ShouldBeLessThan(0.02 * PoisoningScenario.Users, "the clean run is hardly ever capped");
+        run.Capped.ShouldBe(0);
+        run.MaxDisplacement.ShouldBeGreaterThan(1.5 * baseline.MaxDisplacement);
+    }
+}
