@@ -38,7 +38,16 @@ public static class DisplacementCap
         return true;
     }
 
-    private static double Distance(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
+    /// <summary>The Euclidean norm.</summary>
+    public static double Norm(ReadOnlySpan<float> x)
+    {
+        double s = 0;
+        foreach (var v in x) s += (double)v * v;
+        return Math.Sqrt(s);
+    }
+
+    /// <summary>The Euclidean distance.</summary>
+    public static double Distance(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
     {
         double s = 0;
         for (var j = 0; j < a.Length; j++)
@@ -50,8 +59,14 @@ public static class DisplacementCap
     }
 }
 
-/// <summary>An <see cref="IUserCloaker"/> whose results are capped (<see cref="DisplacementCap"/>); counts the capped users.</summary>
-public sealed class CappedCloaker(IUserCloaker inner, double cap, Action? onCapped = null) : IUserCloaker
+/// <summary>How far one cloak moved its user: before the cap, and the served norm over the original's; whether it was capped.</summary>
+public readonly record struct CloakMove(double Displacement, double NormRatio, bool Capped);
+
+/// <summary>
+/// An <see cref="IUserCloaker"/> whose results are capped (<see cref="DisplacementCap"/>; an infinite cap leaves them as
+/// they are) and whose every move is reported (the served-distribution metrics).
+/// </summary>
+public sealed class CappedCloaker(IUserCloaker inner, double cap, Action<CloakMove>? observe = null) : IUserCloaker
 {
     public IUserCloaker Inner { get; } = inner ?? throw new ArgumentNullException(nameof(inner));
 
@@ -64,7 +79,13 @@ public sealed class CappedCloaker(IUserCloaker inner, double cap, Action? onCapp
         // The inner cloaker may write into the original's memory: keep a copy when they overlap.
         ReadOnlySpan<float> from = original.Overlaps(cloaked) ? original.ToArray() : original;
         var outcome = Inner.Cloak(original, classes, cloaked);
-        if (DisplacementCap.Apply(from, cloaked, Cap)) onCapped?.Invoke();
+        var displacement = DisplacementCap.Distance(from, cloaked);
+        var capped = DisplacementCap.Apply(from, cloaked, Cap);
+        if (observe is not null)
+        {
+            var originalNorm = DisplacementCap.Norm(from);
+            observe(new CloakMove(displacement, originalNorm > 0 ? DisplacementCap.Norm(cloaked) / originalNorm : 1, capped));
+        }
         return outcome;
     }
 }

@@ -29,10 +29,10 @@ internal sealed class GenerationSeater(
     ILogger logger,
     string instance,
     TimeProvider? timeProvider = null,
-    Input.InputOptions? input = null,
+    Poisoning.InputOptions? input = null,
     IUserCloakerFactory? cloakerFactory = null)
 {
-    private readonly Input.InputOptions _input = input ?? new Input.InputOptions();
+    private readonly Poisoning.InputOptions _input = input ?? new Poisoning.InputOptions();
     private const int WriteChunk = 256;
     private readonly TimeProvider _time = timeProvider ?? TimeProvider.System;
     private readonly Dictionary<string, string> _lastReason = new(StringComparer.Ordinal);

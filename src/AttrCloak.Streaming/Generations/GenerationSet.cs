@@ -37,7 +37,7 @@ internal sealed class GenerationSet(
     ILogger logger,
     int userCacheCapacity,
     double rebuildShare,
-    Input.InputOptions input,
+    Poisoning.InputOptions input,
     TimeProvider? timeProvider = null)
 {
     private static readonly TimeSpan UserCountRefresh = TimeSpan.FromSeconds(10);
@@ -161,8 +161,7 @@ internal sealed class GenerationSet(
                     var cloakers = new CloakerCache(generationStore, cloakerFactory, metrics, logger, guard.CloakerRefreshEvents, guard.CloakerRefreshInterval, rebuildShare);
                     context = new GenerationContext(g, generationStore, cloakers, userCacheCapacity, guard.Dimension, _catalog);
                     cloakers.DisplacementCap = input.DisplacementCapOf(g.SeatedDisplacement);
-                    var capped = metrics.DisplacementCapped.WithLabels(g.ModelVersion);
-                    cloakers.OnCapped(() => capped.Inc());
+                    cloakers.Observe(ServedBandObserver(context));
                     await cloakers.InitializeAsync(cancellationToken).ConfigureAwait(false);
                     _contexts[g.ModelVersion] = context;
                 }
@@ -174,6 +173,25 @@ internal sealed class GenerationSet(
         }
         _live = Registry.Live.Select(g => _contexts[g.ModelVersion]).ToList();
         _publishOrder = Registry.PublishOrder.Select(g => _contexts[g.ModelVersion]).ToList();
+    }
+
+    /// <summary>
+    /// Reports each cloak's move of a generation: the maps' displacement over the generation's seated one, the served
+    /// norm over the original's, and the capped users (docs/threat-model.md, alerts ServedDisplacementOutOfBand and
+    /// ServedNormOutOfBand).
+    /// </summary>
+    private Action<CloakMove> ServedBandObserver(GenerationContext context)
+    {
+        var model = context.ModelVersion;
+        var capped = metrics.DisplacementCapped.WithLabels(model);
+        var displacement = metrics.MapDisplacementRatio.WithLabels(model);
+        var norm = metrics.ServedNormRatio.WithLabels(model);
+        return move =>
+        {
+            if (context.Info.SeatedDisplacement is > 0 and var seated) displacement.Observe(move.Displacement / seated);
+            norm.Observe(move.NormRatio);
+            if (move.Capped) capped.Inc();
+        };
     }
 
     private void Export(Generation g)

@@ -1,5 +1,5 @@
 using AttrCloak.Streaming.Generations;
-using AttrCloak.Streaming.Input;
+using AttrCloak.Streaming.Poisoning;
 using AttrCloak.Streaming.Redis;
 using Microsoft.Extensions.Configuration;
 

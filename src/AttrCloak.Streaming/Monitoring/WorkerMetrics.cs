@@ -107,6 +107,12 @@ public sealed class WorkerMetrics
             "Stored original embeddings of a generation outside its input domain as last learned (accepted before the domain existed); `attrcloak stats verify` lists them.", "model_version");
         DisplacementCapped = factory.CreateCounter("attrcloak_displacement_capped_total",
             "Served embeddings pulled back to the generation's displacement cap (AttrCloak:Input:MaxDisplacementRatio x its seated displacement): their class statistics would have moved them further, as poisoned statistics do.", "model_version");
+        MapDisplacementRatio = factory.CreateHistogram("attrcloak_map_displacement_ratio",
+            "How far the maps moved each newly cloaked user (before the displacement cap), over the generation's seated displacement (the 99th percentile right after its seating): about 1 and below for an honest population; a tail above AttrCloak:Input:MaxDisplacementRatio is what the cap pulls back (poisoned statistics, or a drifted model).",
+            new HistogramConfiguration { LabelNames = ["model_version"], Buckets = [0.25, 0.5, 0.75, 1, 1.25, 1.5, 2, 3, 5, 10] });
+        ServedNormRatio = factory.CreateHistogram("attrcloak_served_norm_ratio",
+            "Norm of each newly served embedding over the norm of the user's original: near 1 for a healthy cloak; far above, the served embeddings leave the population's band.",
+            new HistogramConfiguration { LabelNames = ["model_version"], Buckets = [0.5, 0.75, 0.9, 1, 1.1, 1.25, 1.5, 2, 3, 5, 10] });
         GenerationUnmigrated = factory.CreateGauge("attrcloak_generation_unmigrated_users",
             "Users of a superseded generation who have no embedding of a newer one yet: they keep being served the superseded generation's record (until it is retired: then a tombstone).", "model_version");
         SweepPending = factory.CreateGauge("attrcloak_sweep_pending_users",
@@ -199,6 +205,8 @@ public sealed class WorkerMetrics
     public Gauge GenerationUnmigrated { get; }
     public Gauge GenerationOutliers { get; }
     public Counter DisplacementCapped { get; }
+    public Histogram MapDisplacementRatio { get; }
+    public Histogram ServedNormRatio { get; }
     public Gauge SweepPending { get; }
     public Gauge SweepActive { get; }
     public Counter SweepUsers { get; }

@@ -53,15 +53,15 @@ public sealed class CloakerCache
         _rebuildShare = rebuildShare;
     }
 
-    /// <summary>The cloaker to use now (capped when <see cref="DisplacementCap"/> is finite).</summary>
+    /// <summary>The cloaker to use now: capped at <see cref="DisplacementCap"/>, its moves reported to the observer.</summary>
     public IUserCloaker Current
     {
         get
         {
             var current = _current ?? throw new InvalidOperationException("the cloaker cache was not initialised");
-            if (double.IsPositiveInfinity(_cap)) return current;
+            if (double.IsPositiveInfinity(_cap) && _observe is null) return current;
             if (_capped is null || !ReferenceEquals(_capped.Inner, current) || _capped.Cap != _cap)
-                _capped = new CappedCloaker(current, _cap, _onCapped);
+                _capped = new CappedCloaker(current, _cap, _observe);
             return _capped;
         }
     }
@@ -75,10 +75,14 @@ public sealed class CloakerCache
 
     private double _cap = double.PositiveInfinity;
     private CappedCloaker? _capped;
-    private Action? _onCapped;
+    private Action<CloakMove>? _observe;
 
-    /// <summary>Called for every user the cap pulled back (a metric).</summary>
-    public void OnCapped(Action onCapped) => _onCapped = onCapped;
+    /// <summary>Called with every cloak's move (the served-distribution metrics).</summary>
+    public void Observe(Action<CloakMove> observe)
+    {
+        _observe = observe;
+        _capped = null;
+    }
 
     /// <summary>The snapshot the current cloaker was built from.</summary>
     public StatisticsSnapshot? Snapshot { get; private set; }

@@ -4,7 +4,7 @@ using AttrCloak.Streaming.Cloaking;
 using AttrCloak.Streaming.Contracts;
 using AttrCloak.Streaming.Generations;
 using AttrCloak.Streaming.Hosting;
-using AttrCloak.Streaming.Input;
+using AttrCloak.Streaming.Poisoning;
 using AttrCloak.Streaming.Kafka;
 using AttrCloak.Streaming.Monitoring;
 using AttrCloak.Streaming.Redis;

@@ -1,6 +1,6 @@
 using AttrCloak.Streaming.Cloaking;
 using AttrCloak.Streaming.Generations;
-using AttrCloak.Streaming.Input;
+using AttrCloak.Streaming.Poisoning;
 using AttrCloak.Streaming.Redis.Generations;
 using AttrCloak.Streaming.Redis.Statistics;
 
@@ -71,16 +71,17 @@ public sealed class InputDefenceTests
         y.ShouldBe([2.5f, 3f, 1f, 1f], tolerance: 1e-6);
         DisplacementCap.Apply(x, y, 2.5).ShouldBeFalse();
 
-        var capped = 0;
-        var cloaker = new CappedCloaker(new ShiftCloaker(3f), cap: 3, () => capped++);
+        var moves = new List<CloakMove>();
+        var cloaker = new CappedCloaker(new ShiftCloaker(3f), cap: 3, moves.Add);
         var same = new float[] { 0, 0, 0, 0 };
         cloaker.Cloak(same, [0], same); // in place: the original's memory is the output's
         same.ShouldBe([1.5f, 1.5f, 1.5f, 1.5f], tolerance: 1e-6); // 6 away, pulled back to 3
-        capped.ShouldBe(1);
+        moves.Single().ShouldBe(new CloakMove(6, 1, true), "reported: the maps' move before the cap; the original's norm is 0");
         var near = new float[4];
-        new CappedCloaker(new ShiftCloaker(0.5f), cap: 3, () => capped++).Cloak(new float[4], [0], near);
-        near.ShouldAllBe(v => v == 0.5f);
-        capped.ShouldBe(1);
+        new CappedCloaker(new ShiftCloaker(0.5f), cap: 3, moves.Add).Cloak([1, 1, 1, 1], [0], near);
+        near.ShouldAllBe(v => v == 1.5f);
+        moves[1].Capped.ShouldBeFalse();
+        moves[1].NormRatio.ShouldBe(1.5, 1e-9);
     }
 
     [Fact]

@@ -103,7 +103,7 @@ internal sealed class PoisoningScenario
     /// Runs the guard over the population, with <paramref name="attack"/> in the middle of the stream (and the workers'
     /// <paramref name="input"/> defences; the shipped defaults when null).
     /// </summary>
-    public async Task<Result> RunAsync(RedisServerFixture redis, MockKafkaFixture kafka, Attack? attack, AttrCloak.Streaming.Input.InputOptions? input = null,
+    public async Task<Result> RunAsync(RedisServerFixture redis, MockKafkaFixture kafka, Attack? attack, AttrCloak.Streaming.Poisoning.InputOptions? input = null,
         string? label = null)
     {
         var ct = TestContext.Current.CancellationToken;
@@ -118,7 +118,7 @@ internal sealed class PoisoningScenario
             g.MaxBatchEvents = 8;
         });
         h.CloakerFactory = new TransportCloakerFactory();
-        h.Input = input ?? new AttrCloak.Streaming.Input.InputOptions();
+        h.Input = input ?? new AttrCloak.Streaming.Poisoning.InputOptions();
         h.Generations = new GenerationOptions { AutoPromote = false, RegistryPoll = TimeSpan.FromMilliseconds(100), SeatCheckInterval = TimeSpan.FromMilliseconds(200) };
         var half = Users / 2;
         using (var deployment = h.NewStore())

@@ -62,7 +62,7 @@ public sealed class PoisoningTests(RedisServerFixture redis, CleanRunFixture cle
     {
         var baseline = clean.Clean!;
         var run = await clean.Scenario.RunAsync(redis, clean.Kafka, AttackCatalog.All["sybils"],
-            new AttrCloak.Streaming.Input.InputOptions { MaxDisplacementRatio = 1e6 }, label: "sybils-uncapped");
+            new AttrCloak.Streaming.Poisoning.InputOptions { MaxDisplacementRatio = 1e6 }, label: "sybils-uncapped");
         TestContext.Current.TestOutputHelper?.WriteLine(run.Describe());
         baseline.Capped.ShouldBeLessThan(0.02 * PoisoningScenario.Users, "the clean run is hardly ever capped");
         run.Capped.ShouldBe(0);

@@ -108,7 +108,7 @@ internal sealed class GuardHarness : IDisposable
     public AttrCloak.Streaming.Cloaking.IUserCloakerFactory? CloakerFactory { get; set; }
 
     /// <summary>The workers' input limits and displacement cap (AttrCloak:Input).</summary>
-    public AttrCloak.Streaming.Input.InputOptions Input { get; set; } = new();
+    public AttrCloak.Streaming.Poisoning.InputOptions Input { get; set; } = new();
     public KafkaOptions Kafka => Settings.Kafka;
 
     /// <summary>

@@ -1,6 +1,8 @@
 using System.ComponentModel;
 using System.Diagnostics;
 using AttrCloak.Cli.Streaming;
+using AttrCloak.Streaming.Cloaking;
+using AttrCloak.Streaming.Poisoning;
 using AttrCloak.Streaming.Redis;
 using AttrCloak.Streaming.Redis.Generations;
 using AttrCloak.Streaming.Redis.Statistics;
@@ -84,12 +86,12 @@ internal static class StatsRunner
             : registry.Live.ToList();
         var exit = 0;
         foreach (var generation in targets)
-            exit = Math.Max(exit, await RunOneAsync(s, rebuild, redis, deployment, generation, cancellationToken));
+            exit = Math.Max(exit, await RunOneAsync(s, rebuild, redis, deployment, generation, settings.Input, cancellationToken));
         return exit;
     }
 
     private static async Task<int> RunOneAsync(StatsSettings s, bool rebuild, StackExchange.Redis.IConnectionMultiplexer redis, RedisGenerationStore deployment,
-        Generation generation, CancellationToken cancellationToken)
+        Generation generation, InputOptions input, CancellationToken cancellationToken)
     {
         var options = deployment.GenerationOptions(generation.ModelVersion);
         // A generation of another layout (dimension, catalog) would be compared slot by slot against the wrong classes.
@@ -116,14 +118,19 @@ internal static class StatsRunner
             $"model generation [blue]{generation.ModelVersion}[/] ({generation.StateLabel}, keys under {options.Prefix}): {report.UsersScanned} users scanned, statistics version {report.Version}, {clock.Elapsed.TotalSeconds:F2} s{(report.Attempts > 1 ? $", {report.Attempts} passes (a writer was active)" : "")}");
         AnsiConsole.Write(StatisticsReportTable.Build(report, rebuild));
         var bad = report.Inconsistent.Count();
+        // Served states against their band (docs/threat-model.md), with the maps of the statistics as they are now.
+        var store = deployment.StoreOf(generation.ModelVersion);
+        var maps = new TransportCloakerFactory().Build(await store.ReadStatisticsAsync(cancellationToken));
+        var band = await ServedBandCheck.RunAsync(store.ScanStatesAsync(cancellationToken), generation, input, maps, cancellationToken);
+        ServedBandRendering.Write(band);
         if (rebuild)
         {
             AnsiConsole.WriteLine(bad == 0
                 ? $"rebuilt: every class already agreed with the user states; the statistics were rewritten from {report.UsersScanned} users (version {report.Version})"
                 : $"rebuilt: {bad} of {report.Classes.Count} class statistics differed and now hold the recomputation from {report.UsersScanned} users (version {report.Version})");
-            if (bad > 0 || s.Reseat)
+            if (bad > 0 || s.Reseat || band.ServedOutliers.Count > 0 || band.MapsOutOfBand)
             {
-                // Served states cloaked against the wrong statistics are wrong too: seat again from the originals.
+                // Served states cloaked against wrong or poisoned statistics are wrong too: seat again from the originals.
                 await deployment.UpdateRegistryAsync(r => r.WithSeatRequested(generation.ModelVersion), cancellationToken);
                 AnsiConsole.WriteLine(
                     $"re-seating asked: a worker recomputes the served states of '{generation.ModelVersion}' from the stored originals (batch AttrCloak-DF) and the workers republish them (attrcloak_generation_seat_epoch, attrcloak_sweep_pending_users)");
@@ -131,13 +138,42 @@ internal static class StatsRunner
             return 0;
         }
         if (bad == 0)
-        {
             AnsiConsole.MarkupLineInterpolated($"[green]consistent[/]: all {report.Classes.Count} class statistics (served and original embeddings) agree with the {report.UsersScanned} user states");
-            return 0;
+        else
+            AnsiConsole.MarkupLineInterpolated(
+                $"[red]inconsistent[/]: {bad} of {report.Classes.Count} class statistics (served and original embeddings) differ from the user states; `attrcloak stats rebuild` repairs them (pause the worker first on a busy deployment)");
+        return bad == 0 && band.Healthy ? 0 : 1;
+    }
+}
+
+/// <summary>Prints a <see cref="ServedBandReport"/>: one line when healthy, the outliers (at most 10 of each kind) otherwise.</summary>
+internal static class ServedBandRendering
+{
+    private const int Listed = 10;
+
+    public static void Write(ServedBandReport band)
+    {
+        var cap = double.IsPositiveInfinity(band.Cap) ? "none (never seated)" : band.Cap.ToString("G3");
+        if (band.Healthy)
+        {
+            AnsiConsole.MarkupLineInterpolated(
+                $"[green]in band[/]: every served embedding of the {band.Users} users lies within the displacement cap ({cap}) of its original, every stored original inside the input domain; the current maps move {band.MapsBeyondCap} users beyond the cap");
+            return;
         }
-        AnsiConsole.MarkupLineInterpolated(
-            $"[red]inconsistent[/]: {bad} of {report.Classes.Count} class statistics (served and original embeddings) differ from the user states; `attrcloak stats rebuild` repairs them (pause the worker first on a busy deployment)");
-        return 1;
+        List(band.ServedOutliers, "served outside the band (re-cloaked by `attrcloak stats rebuild`)");
+        List(band.DomainOutliers, "with a stored original outside the input domain (accepted before the domain was learned; `attrcloak stats rebuild --reseat` recomputes everyone's cloak, forgetting them removes them)");
+        if (band.MapsOutOfBand)
+            AnsiConsole.MarkupLineInterpolated(
+                $"[red]maps out of band[/]: the current maps would move {band.MapsBeyondCap} of {band.Users} users beyond the cap ({cap}): poisoned statistics or a drifted model; `attrcloak stats rebuild` re-seats the generation");
+    }
+
+    private static void List(IReadOnlyList<BandOutlier> outliers, string what)
+    {
+        if (outliers.Count == 0) return;
+        AnsiConsole.MarkupLineInterpolated($"[red]{outliers.Count} users {what}[/]:");
+        foreach (var o in outliers.Take(Listed))
+            AnsiConsole.Write(new Text($"  {o.UserId}: {o.Why}\n"));
+        if (outliers.Count > Listed) AnsiConsole.WriteLine($"  ... and {outliers.Count - Listed} more");
     }
 }
 

@@ -1,4 +1,4 @@
-namespace AttrCloak.Streaming.Input;
+namespace AttrCloak.Streaming.Poisoning;
 
 /// <summary>
 /// Which embedding updates are plausible enough to enter the class statistics (<c>AttrCloak:Input</c>): hard limits for
