@@ -62,11 +62,8 @@ public sealed record Generation(string ModelVersion, GenerationState State, long
     /// <summary>What a plausible original embedding of this generation looks like (null until enough users are stored).</summary>
     public InputDomain? Domain { get; init; }
 
-    /// <summary>
-    /// The 99th percentile of how far its users were moved (||cloaked - original||) by its last seating or bootstrap (null:
-    /// never seated); served embeddings are capped at a multiple of it (docs/threat-model.md).
-    /// </summary>
-    public double? SeatedDisplacement { get; init; }
+    /// <summary>How far its last seating (or bootstrap) moved its users (null: not known yet); the displacement cap's base.</summary>
+    public SeatedDisplacement? Displacement { get; init; }
 
     /// <summary>Seated at least once (bootstrapped, or promoted).</summary>
     [JsonIgnore]
@@ -84,3 +81,12 @@ public sealed record Generation(string ModelVersion, GenerationState State, long
     [JsonIgnore]
     public string StateLabel => State.ToString().ToLowerInvariant();
 }
+
+/// <summary>
+/// How far a generation's users are moved right after its seating (||cloaked - original||): served embeddings are capped
+/// at AttrCloak:Input:MaxDisplacementRatio x <paramref name="MapsP99"/>, and never below <paramref name="SeatedMax"/>
+/// (so that the seating's own cloaks are inside the cap). See docs/threat-model.md.
+/// </summary>
+/// <param name="MapsP99">99th percentile over the stored users of how far the maps of the seated statistics move them.</param>
+/// <param name="SeatedMax">The largest displacement of the seating's own (batch AttrCloak-DF) cloaks.</param>
+public sealed record SeatedDisplacement(double MapsP99, double SeatedMax);

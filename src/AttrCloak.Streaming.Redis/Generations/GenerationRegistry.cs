@@ -152,12 +152,13 @@ public sealed record GenerationRegistry(long Version, IReadOnlyList<Generation> 
     }
 
     /// <summary>A live generation was seated (or bootstrapped): how far the seating moved its users (99th percentile).</summary>
-    public IReadOnlyList<Generation> WithSeatedDisplacement(string modelVersion, double displacement)
+    public IReadOnlyList<Generation> WithSeatedDisplacement(string modelVersion, SeatedDisplacement displacement)
     {
-        if (!(double.IsFinite(displacement) && displacement >= 0))
+        ArgumentNullException.ThrowIfNull(displacement);
+        if (!(double.IsFinite(displacement.MapsP99) && displacement.MapsP99 >= 0 && double.IsFinite(displacement.SeatedMax) && displacement.SeatedMax >= 0))
             throw new GenerationRuleException($"a seated displacement must be finite and non-negative, got {displacement}");
         var g = Find(modelVersion);
-        return g is { Live: true } ? [g with { SeatedDisplacement = displacement }] : [];
+        return g is { Live: true } ? [g with { Displacement = displacement }] : [];
     }
 
     /// <summary>A retiring generation's keys are gone.</summary>

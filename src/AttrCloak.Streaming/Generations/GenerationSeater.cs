@@ -76,7 +76,7 @@ internal sealed class GenerationSeater(
     public async Task CheckAsync(CancellationToken cancellationToken)
     {
         var registry = await store.ReadRegistryAsync(cancellationToken).ConfigureAwait(false);
-        foreach (var g in registry.Live.Where(g => g.Seated && g.SeatedDisplacement is null && cloakerFactory is not null))
+        foreach (var g in registry.Live.Where(g => g.Seated && g.Displacement is null && cloakerFactory is not null))
             await LearnSeatingFiguresAsync(g.ModelVersion, cancellationToken).ConfigureAwait(false); // bootstrapped by the CLI
         foreach (var g in registry.Live.Where(g => g.Domain is null || _time.GetUtcNow() - g.Domain.LearnedAt >= _input.DomainRefresh))
             await LearnDomainAsync(g.ModelVersion, cancellationToken).ConfigureAwait(false);
@@ -153,7 +153,8 @@ internal sealed class GenerationSeater(
             var now = _time.GetUtcNow();
             // The seating's figures first, so that whoever sees the new seat epoch sees them too.
             if (cloakerFactory is not null)
-                await SeatingFigures.RecordAsync(store, cloakerFactory, modelVersion, states, now, cancellationToken).ConfigureAwait(false);
+                await SeatingFigures.RecordAsync(store, cloakerFactory, modelVersion, states.Select((u, i) => u with { Cloaked = cloaked[i] }).ToList(), now,
+                    cancellationToken).ConfigureAwait(false);
             var after = await store.UpdateRegistryAsync(r => r.WithSeated(modelVersion, instance, now), cancellationToken).ConfigureAwait(false);
             if (after.Find(modelVersion) is not { } seated || seated.SeatEpoch != epoch) return LeaseLost(modelVersion);
             Seated++;

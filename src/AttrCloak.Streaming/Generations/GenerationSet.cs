@@ -146,7 +146,7 @@ internal sealed class GenerationSet(
                 {
                     var reseated = context.Info.SeatEpoch != g.SeatEpoch;
                     context.Info = g;
-                    context.Cloakers.DisplacementCap = input.DisplacementCapOf(g.SeatedDisplacement);
+                    context.Cloakers.DisplacementCap = input.DisplacementCapOf(g.Displacement);
                     if (reseated)
                     {
                         // Seated (by this worker or another): cloak with maps of the new statistics from now on.
@@ -160,7 +160,7 @@ internal sealed class GenerationSet(
                     var generationStore = store.StoreOf(g.ModelVersion);
                     var cloakers = new CloakerCache(generationStore, cloakerFactory, metrics, logger, guard.CloakerRefreshEvents, guard.CloakerRefreshInterval, rebuildShare);
                     context = new GenerationContext(g, generationStore, cloakers, userCacheCapacity, guard.Dimension, _catalog);
-                    cloakers.DisplacementCap = input.DisplacementCapOf(g.SeatedDisplacement);
+                    cloakers.DisplacementCap = input.DisplacementCapOf(g.Displacement);
                     cloakers.Observe(ServedBandObserver(context));
                     await cloakers.InitializeAsync(cancellationToken).ConfigureAwait(false);
                     _contexts[g.ModelVersion] = context;
@@ -188,7 +188,7 @@ internal sealed class GenerationSet(
         var norm = metrics.ServedNormRatio.WithLabels(model);
         return move =>
         {
-            if (context.Info.SeatedDisplacement is > 0 and var seated) displacement.Observe(move.Displacement / seated);
+            if (context.Info.Displacement is { MapsP99: > 0 } seated) displacement.Observe(move.Displacement / seated.MapsP99);
             norm.Observe(move.NormRatio);
             if (move.Capped) capped.Inc();
         };

@@ -16,12 +16,14 @@ internal static class SeatingFigures
     public const int Sample = 20_000;
 
     /// <summary>
-    /// Learns both figures from <paramref name="users"/> (a sample of the generation's stored users) and the maps the
-    /// workers build from the generation's statistics as they are now, and records them in the registry.
+    /// Learns both figures from <paramref name="users"/> (the generation's stored users; their <see cref="UserState.Cloaked"/>
+    /// is the seating's own cloak) and the maps the workers build from the generation's statistics as they are now, and
+    /// records them in the registry.
     /// </summary>
     public static async Task RecordAsync(IGenerationStore store, IUserCloakerFactory cloakerFactory, string modelVersion, IReadOnlyList<UserState> users,
         DateTimeOffset now, CancellationToken cancellationToken)
     {
+        var seatedMax = users.Count == 0 ? 0 : users.Max(u => DisplacementCap.Distance(u.Original, u.Cloaked));
         var sample = users.Take(Sample).ToList();
         var originals = sample.Select(u => u.Original).ToList();
         var domain = InputDomainEstimator.Learn(originals, now);
@@ -38,7 +40,9 @@ internal static class SeatingFigures
         {
             var changed = domain is null ? [] : r.WithDomain(modelVersion, domain);
             var g = changed.Count > 0 ? changed[0] : r.Find(modelVersion);
-            return g is { Live: true } && displacement is { } p99 && double.IsFinite(p99) ? [g with { SeatedDisplacement = p99 }] : changed;
+            return g is { Live: true } && displacement is { } p99 && double.IsFinite(p99) && double.IsFinite(seatedMax)
+                ? [g with { Displacement = new SeatedDisplacement(p99, seatedMax) }]
+                : changed;
         }, cancellationToken).ConfigureAwait(false);
     }
 }

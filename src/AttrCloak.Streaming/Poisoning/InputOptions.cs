@@ -44,9 +44,13 @@ public sealed class InputOptions
             errors.Add($"{SectionName}:DomainRefresh must be between 1 s and 1 day, got {DomainRefresh}");
     }
 
-    /// <summary>The displacement cap of a generation seated with <paramref name="seatedDisplacement"/> (infinite: none).</summary>
-    public double DisplacementCapOf(double? seatedDisplacement) =>
-        seatedDisplacement is > 0 and var s ? s * MaxDisplacementRatio : double.PositiveInfinity;
+    /// <summary>
+    /// The displacement cap of a generation whose seating moved its users by <paramref name="seated"/> (infinite: not
+    /// known yet): <see cref="MaxDisplacementRatio"/> x the seated maps' 99th percentile, never below the seating's own
+    /// largest move.
+    /// </summary>
+    public double DisplacementCapOf(Redis.Generations.SeatedDisplacement? seated) =>
+        seated is { MapsP99: > 0 } s ? Math.Max(s.MapsP99 * MaxDisplacementRatio, s.SeatedMax) : double.PositiveInfinity;
 
     /// <summary>
     /// Why <paramref name="x"/> is refused (null: accepted): a value beyond <see cref="MaxAbsValue"/>, or outside the

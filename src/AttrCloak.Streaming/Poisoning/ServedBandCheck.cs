@@ -34,15 +34,17 @@ public static class ServedBandCheck
     /// <summary>A served norm beyond this multiple of the original's is out of band (as the ServedNormOutOfBand alert).</summary>
     public const double MaxNormRatio = 3;
 
-    /// <summary>Checks <paramref name="users"/> of <paramref name="generation"/>; <paramref name="maps"/> are its current maps.</summary>
-    public static async Task<ServedBandReport> RunAsync(IAsyncEnumerable<UserState> users, Generation generation, InputOptions input, IUserCloaker maps,
+    /// <summary>
+    /// Checks <paramref name="users"/> of <paramref name="generation"/>; <paramref name="maps"/> are its current maps (null
+    /// when its statistics cannot be read: the maps are then not checked).
+    /// </summary>
+    public static async Task<ServedBandReport> RunAsync(IAsyncEnumerable<UserState> users, Generation generation, InputOptions input, IUserCloaker? maps,
         CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(users);
         ArgumentNullException.ThrowIfNull(generation);
         ArgumentNullException.ThrowIfNull(input);
-        ArgumentNullException.ThrowIfNull(maps);
-        var cap = input.DisplacementCapOf(generation.SeatedDisplacement);
+        var cap = input.DisplacementCapOf(generation.Displacement);
         var served = new List<BandOutlier>();
         var domain = new List<BandOutlier>();
         long scanned = 0, beyond = 0;
@@ -59,6 +61,7 @@ public static class ServedBandCheck
                 served.Add(new BandOutlier(u.UserId, $"served {displacement:G3} from the original, beyond the cap {cap:G3}"));
             else if (!(normRatio <= MaxNormRatio))
                 served.Add(new BandOutlier(u.UserId, $"served norm {normRatio:G3} x the original's (at most {MaxNormRatio})"));
+            if (maps is null) continue;
             mapped ??= new float[u.Original.Length];
             maps.Cloak(u.Original, u.Classes, mapped);
             if (DisplacementCap.Distance(u.Original, mapped) > cap) beyond++;

@@ -91,9 +91,11 @@ public sealed class InputDefenceTests
         var cloaked = Enumerable.Range(0, 100).Select(i => new float[] { i + 1, 0 }).ToList();
         DisplacementCap.Percentile99(originals, cloaked).ShouldBe(99);
         DisplacementCap.Percentile99([], []).ShouldBeNull();
-        new InputOptions { MaxDisplacementRatio = 1.5 }.DisplacementCapOf(2).ShouldBe(3);
-        double.IsPositiveInfinity(new InputOptions().DisplacementCapOf(null)).ShouldBeTrue();
-        Should.Throw<GenerationRuleException>(() => GenerationRegistry.Empty.WithSeatedDisplacement("A", double.NaN));
+        var options = new InputOptions { MaxDisplacementRatio = 1.5 };
+        options.DisplacementCapOf(new SeatedDisplacement(2, 2.5)).ShouldBe(3);
+        options.DisplacementCapOf(new SeatedDisplacement(2, 3.5)).ShouldBe(3.5, "the seating's own cloaks are inside the cap");
+        double.IsPositiveInfinity(options.DisplacementCapOf(null)).ShouldBeTrue();
+        Should.Throw<GenerationRuleException>(() => GenerationRegistry.Empty.WithSeatedDisplacement("A", new SeatedDisplacement(double.NaN, 1)));
     }
 
     [Fact]

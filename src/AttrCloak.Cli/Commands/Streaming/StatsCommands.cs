@@ -120,7 +120,9 @@ internal static class StatsRunner
         var bad = report.Inconsistent.Count();
         // Served states against their band (docs/threat-model.md), with the maps of the statistics as they are now.
         var store = deployment.StoreOf(generation.ModelVersion);
-        var maps = new TransportCloakerFactory().Build(await store.ReadStatisticsAsync(cancellationToken));
+        IUserCloaker? maps = null;
+        if (bad == 0 || rebuild)
+            maps = new TransportCloakerFactory().Build(await store.ReadStatisticsAsync(cancellationToken)); // unreadable statistics have no maps
         var band = await ServedBandCheck.RunAsync(store.ScanStatesAsync(cancellationToken), generation, input, maps, cancellationToken);
         ServedBandRendering.Write(band);
         if (rebuild)
