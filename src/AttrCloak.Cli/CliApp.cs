@@ -31,6 +31,9 @@ public static class CliApp
             config.AddCommand<EvaluateCommand>("evaluate")
                 .WithDescription("Measure recommendation utility (leave-one-out, 99 negatives: HR and NDCG at 5 and 10).")
                 .WithExample("evaluate", "--model", "runs/ml100k-mf", "--embeddings", "runs/ml100k-mf/df/users.npy");
+            config.AddCommand<ControlCommand>("control")
+                .WithDescription("Noise control: i.i.d. Gaussian embeddings with real labels, cloaked and attacked; every attacker must stay at chance.")
+                .WithExample("control", "--dataset", "ml-100k", "--data", "../shared/data/ml-100k", "--draws", "3");
             config.AddCommand<SweepCommand>("sweep")
                 .WithDescription("Privacy-utility curve of one model: cloak over a grid of learning rates and iteration caps, audit and evaluate each.")
                 .WithExample("sweep", "--model", "runs/ml100k-mf", "--mode", "df", "--lrs", "0.01,0.03,0.1", "--iteration-caps", "10,30,100", "--plot", "runs/sweep.png");

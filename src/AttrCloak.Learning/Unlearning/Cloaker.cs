@@ -57,6 +57,15 @@ public sealed class Cloaker
         int n = original.Rows, d = original.Cols;
 
         using var auLoss = new AttributeUnlearningLoss(attributes, n, options.Ridge);
+        ClassTargets[]? targets = null;
+        var strengths = attributes.Select(a => options.StrengthOf(a.Name)).ToArray();
+        if (options.Target != EqualisationTarget.Empirical || strengths.Any(st => st.Mean < 1 || st.Covariance < 1))
+        {
+            targets = attributes.Select((a, j) => ClassTargets.Build(original, a, options.Target, strengths[j].Mean,
+                unchecked(options.TargetSeed * 31 + j), strengths[j].Covariance)).ToArray();
+            auLoss.UseTargets(targets);
+        }
+        var learningRate = options.RelativeLearningRate ? options.LearningRate * Spread(original) : options.LearningRate;
         using var anchor = torch.tensor(original.Values, [n, d], float32);
         using var em = anchor.clone();
         using var adamM = torch.zeros_like(em);
@@ -168,14 +177,17 @@ public sealed class Cloaker
                 using var alphaScalar = ((float)alpha).ToScalar();
                 using var restScalar = ((float)(1 - alpha)).ToScalar();
                 var direction = gAu.mul(alphaScalar).add_(gR, restScalar);
-                Step(options, t + 1, em, direction, adamM, adamV);
+                Step(options, learningRate, t + 1, em, direction, adamM, adamV);
             }
             inStep += Lap();
         }
 
         var values = em.data<float>().ToArray();
+        var cloaked = new EmbeddingMatrix(n, d, values);
+        if (options.ExactMeans)
+            MeanProjection.Apply(cloaked, attributes, targets ?? new ClassTargets?[attributes.Count]);
         wall.Stop();
-        return new CloakResult(new EmbeddingMatrix(n, d, values), mode, alphaMin, alphaMax, reason, trace.Count - 1,
+        return new CloakResult(cloaked, mode, alphaMin, alphaMax, reason, trace.Count - 1,
             wall.Elapsed, attributes.Select(a => a.Name).ToArray(), trace)
         {
             ChanceMeanShiftPerAttribute = chance,
@@ -213,11 +225,33 @@ public sealed class Cloaker
         return sums;
     }
 
-    private static void Step(CloakOptions options, int step, Tensor em, Tensor direction, Tensor m, Tensor v)
+    /// <summary>Root mean per-dimension standard deviation of <paramref name="x"/> (the embeddings' spread).</summary>
+    public static double Spread(EmbeddingMatrix x)
+    {
+        ArgumentNullException.ThrowIfNull(x);
+        int n = x.Rows, d = x.Cols;
+        if (n < 2) return 1;
+        var mean = new double[d];
+        var m2 = new double[d];
+        for (var i = 0; i < n; i++)
+        {
+            var row = x.Row(i);
+            for (var j = 0; j < d; j++)
+            {
+                var delta = row[j] - mean[j];
+                mean[j] += delta / (i + 1);
+                m2[j] += delta * (row[j] - mean[j]);
+            }
+        }
+        var spread = Math.Sqrt(m2.Sum() / n / d);
+        return spread > 0 ? spread : 1;
+    }
+
+    private static void Step(CloakOptions options, double learningRate, int step, Tensor em, Tensor direction, Tensor m, Tensor v)
     {
         if (options.Optimizer == CloakOptimizer.Sgd)
         {
-            using var negativeRate = (-options.LearningRate).ToScalar();
+            using var negativeRate = (-learningRate).ToScalar();
             em.add_(direction, negativeRate);
             return;
         }
@@ -231,7 +265,7 @@ public sealed class Cloaker
         using var oneMinusBeta2 = (1 - b2).ToScalar();
         using var sqrtBiasCorrection2 = Math.Sqrt(biasCorrection2).ToScalar();
         using var epsilon = options.AdamEpsilon.ToScalar();
-        using var negativeStepSize = (-options.LearningRate / biasCorrection1).ToScalar();
+        using var negativeStepSize = (-learningRate / biasCorrection1).ToScalar();
         m.mul_(beta1).add_(direction, oneMinusBeta1);
         v.mul_(beta2).addcmul_(direction, direction, oneMinusBeta2);
         var denominator = v.sqrt().div_(sqrtBiasCorrection2).add_(epsilon, Scalars.One);
