@@ -29,18 +29,20 @@ public static class CloakPresets
     };
 
     /// <summary>
-    /// DD (issue 13): the same targets with the backbone's loss as retention, reduced per user (each user's mean,
-    /// summed over users: independent of how many interactions the data holds) and Adam with the relative step; the
-    /// old plain gradient descent at lr 8 was tuned to the summed loss of one data set.
+    /// DD (issue 13): the same targets, then projected gradient descent on the backbone's loss (reduced per user: each
+    /// user's mean, summed over users, so nothing depends on how many interactions the data holds) with the class means
+    /// held on their targets. 30 Adam steps of 0.01 x spread: on ML-100K MF at full strength NDCG@10 0.2879 (DF) ->
+    /// 0.2915, synthetic 2,000 users 0.4047 -> 0.4083; larger steps or more of them over-fit the train items (0.05 x
+    /// 100: 0.3674 on the synthetic set).
     /// </summary>
     public static CloakOptions DataDependent { get; } = new()
     {
         Mode = CloakMode.DataDependent,
         RecommendationReduction = RecommendationReduction.MeanPerUser,
         Optimizer = CloakOptimizer.Adam,
-        LearningRate = 0.05,
+        LearningRate = 0.01,
         RelativeLearningRate = true,
-        MaxIterations = 100,
+        MaxIterations = 30,
         Ridge = CovarianceRidge.Relative(1.0),
         Target = EqualisationTarget.NoiseMatched,
         ExactMeans = true,
