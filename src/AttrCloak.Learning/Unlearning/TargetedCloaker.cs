@@ -104,9 +104,10 @@ public sealed record TargetedCloakResult(
 /// the threshold (between 0.4 and 0.7 per round); once it is 1 the class covariances follow in thirds. Every target
 /// is noise-matched (<see cref="EqualisationTarget.NoiseMatched"/>), so raising a strength past what was needed
 /// costs utility but creates no leakage of its own on the means. A round that falls under the utility floor is
-/// retried halfway back toward the last strengths above it (twice). The loop stops when the target is met, when every
-/// leaking attribute is at full strength, when even the backed-off round is under the floor (the strongest round
-/// above it is returned and the result says which attributes still leak), or when the round budget is spent.
+/// retried with one attribute raised at a time (worst leak first), then with half steps of one. The loop stops when
+/// the target is met, when every leaking attribute is at full strength, when no candidate of a round stays above the
+/// floor (the strongest round above it is returned and the result says which attributes still leak), or when the
+/// round budget is spent.
 /// </para>
 /// </summary>
 public sealed class TargetedCloaker
@@ -153,24 +154,31 @@ public sealed class TargetedCloaker
             if (over.All(j => best.Strengths[j] is { Mean: 1, Covariance: 1 })) { outcome = TargetOutcome.NotMetAtFullStrength; break; }
             if (round > goal.MaxProbes) { outcome = TargetOutcome.ProbeBudgetExhausted; break; }
 
-            var next = (AttributeStrength[])best.Strengths.Clone();
-            foreach (var j in over) next[j] = Raise(next[j], best.Reading.WorstAbsAdvantage[j], thresholds[j]);
+            var raised = (AttributeStrength[])best.Strengths.Clone();
+            foreach (var j in over) raised[j] = Raise(raised[j], best.Reading.WorstAbsAdvantage[j], thresholds[j]);
+            // Candidates, most promising first: every leaking attribute raised together; then, when that falls under
+            // the floor, one attribute at a time (the worst leak relative to its threshold first: the cheap ones, such
+            // as a binary attribute, can then go all the way while an expensive one waits); then halfway steps of one.
+            var byLeak = over.OrderByDescending(j => best.Reading.WorstAbsAdvantage[j] / thresholds[j]).ToArray();
+            var candidates = new List<AttributeStrength[]> { raised };
+            if (over.Length > 1 && goal.UtilityFloor is not null)
+                candidates.AddRange(byLeak.Select(j => Only(best.Strengths, j, raised[j])));
+            if (goal.UtilityFloor is not null)
+                candidates.AddRange(byLeak.Select(j => Only(best.Strengths, j, Halfway(best.Strengths[j], raised[j]))));
+            AttributeStrength[]? next = null;
+            CloakResult? cloak = null;
+            double? ratio = null;
             clock.Restart();
-            var (cloak, ratio) = Run(next);
-            // Under the floor: back off halfway toward the last strengths above it, twice, before giving up.
-            for (var backoff = 0; backoff < 2 && !AboveFloor(ratio); backoff++)
+            foreach (var candidate in candidates)
             {
-                steps.Add(new TargetStep(round, next, [], [], ratio, false, clock.Elapsed.TotalSeconds));
+                var (c, r) = Run(candidate);
+                if (AboveFloor(r)) { (next, cloak, ratio) = (candidate, c, r); break; }
+                steps.Add(new TargetStep(round, candidate, [], [], r, false, clock.Elapsed.TotalSeconds));
                 progress?.Report(steps[^1]);
                 clock.Restart();
-                next = next.Select((st, j) => new AttributeStrength(
-                    (st.Mean + best.Strengths[j].Mean) / 2, (st.Covariance + best.Strengths[j].Covariance) / 2)).ToArray();
-                (cloak, ratio) = Run(next);
             }
-            if (!AboveFloor(ratio))
+            if (next is null || cloak is null)
             {
-                steps.Add(new TargetStep(round, next, [], [], ratio, false, clock.Elapsed.TotalSeconds));
-                progress?.Report(steps[^1]);
                 outcome = TargetOutcome.NotMetAboveFloor;
                 break;
             }
@@ -179,6 +187,16 @@ public sealed class TargetedCloaker
             progress?.Report(steps[^1]);
             best = (cloak.Embeddings, cloak, next, measured);
         }
+
+        static AttributeStrength[] Only(AttributeStrength[] current, int j, AttributeStrength value)
+        {
+            var copy = (AttributeStrength[])current.Clone();
+            copy[j] = value;
+            return copy;
+        }
+
+        static AttributeStrength Halfway(AttributeStrength from, AttributeStrength to) =>
+            new((from.Mean + to.Mean) / 2, (from.Covariance + to.Covariance) / 2);
 
         bool AboveFloor(double? ratio) => goal.UtilityFloor is not { } floor || ratio is not { } r || r >= floor;
 
