@@ -104,7 +104,7 @@ public sealed record TargetedCloakResult(
 /// the threshold (between 0.4 and 0.7 per round); once it is 1 the class covariances follow in thirds. Every target
 /// is noise-matched (<see cref="EqualisationTarget.NoiseMatched"/>), so raising a strength past what was needed
 /// costs utility but creates no leakage of its own on the means. A round that falls under the utility floor is
-/// retried with one attribute raised at a time (worst leak first), then with half steps of one. The loop stops when
+/// retried with one attribute raised at a time (worst leak first), then with 1/2, 1/4 and 1/8 of that step. The loop stops when
 /// the target is met, when every leaking attribute is at full strength, when no candidate of a round stays above the
 /// floor (the strongest round above it is returned and the result says which attributes still leak), or when the
 /// round budget is spent.
@@ -158,13 +158,14 @@ public sealed class TargetedCloaker
             foreach (var j in over) raised[j] = Raise(raised[j], best.Reading.WorstAbsAdvantage[j], thresholds[j]);
             // Candidates, most promising first: every leaking attribute raised together; then, when that falls under
             // the floor, one attribute at a time (the worst leak relative to its threshold first: the cheap ones, such
-            // as a binary attribute, can then go all the way while an expensive one waits); then halfway steps of one.
+            // as a binary attribute, can then go all the way while an expensive one waits); then 1/2, 1/4, 1/8 steps of one.
             var byLeak = over.OrderByDescending(j => best.Reading.WorstAbsAdvantage[j] / thresholds[j]).ToArray();
             var candidates = new List<AttributeStrength[]> { raised };
             if (over.Length > 1 && goal.UtilityFloor is not null)
                 candidates.AddRange(byLeak.Select(j => Only(best.Strengths, j, raised[j])));
             if (goal.UtilityFloor is not null)
-                candidates.AddRange(byLeak.Select(j => Only(best.Strengths, j, Halfway(best.Strengths[j], raised[j]))));
+                for (var part = 2; part <= 8; part *= 2)
+                    candidates.AddRange(byLeak.Select(j => Only(best.Strengths, j, Part(best.Strengths[j], raised[j], 1.0 / part))));
             AttributeStrength[]? next = null;
             CloakResult? cloak = null;
             double? ratio = null;
@@ -195,8 +196,8 @@ public sealed class TargetedCloaker
             return copy;
         }
 
-        static AttributeStrength Halfway(AttributeStrength from, AttributeStrength to) =>
-            new((from.Mean + to.Mean) / 2, (from.Covariance + to.Covariance) / 2);
+        static AttributeStrength Part(AttributeStrength from, AttributeStrength to, double share) =>
+            new(from.Mean + share * (to.Mean - from.Mean), from.Covariance + share * (to.Covariance - from.Covariance));
 
         bool AboveFloor(double? ratio) => goal.UtilityFloor is not { } floor || ratio is not { } r || r >= floor;
 

@@ -143,9 +143,36 @@ public sealed class TransportCloakerFactory(TransportCloakerOptions? options = n
             }
             Scale(linear, o.DeviationScale);
             Scale(offset, o.DeviationScale);
+            if (o.ClassShiftShrinkage > 0)
+            {
+                // Issue 13, small classes: the class-specific shift was measured on the n_k users the store holds, so
+                // it carries their sampling noise (under no signal its squared length, in units of the original
+                // per-dimension variances, is about 2 d / n_k: the class's own offset removed plus the noise-matched
+                // one added). Applied to a NEW user that noise is a shared offset the class did not have, which makes a
+                // small class more identifiable than it started. James-Stein: keep the shift only to the extent it
+                // stands out of that noise.
+                var weight = ShiftWeight(offset, original, k, d, o.ClassShiftShrinkage);
+                Scale(linear, weight);
+                Scale(offset, weight);
+            }
             maps[k] = new TransportCloaker.ClassMap(covarianceMaps ? ToFloat(linear) : null, ToFloat(offset));
         }
         return (maps, new AttributeMapInfo(served.Attribute, true, servedTarget, covarianceMaps, warmCount), (globalLinear, globalOffset));
+    }
+
+    /// <summary>max(0, 1 - kappa 2 d / (n_k |shift|^2)), the shift's length measured in the original per-dimension variances.</summary>
+    private static double ShiftWeight(double[] shift, ClassStatisticsSnapshot original, int k, int d, double kappa)
+    {
+        var n = original.Counts[k];
+        if (n <= 0) return 0;
+        double length = 0;
+        for (var i = 0; i < d; i++)
+        {
+            var variance = Math.Max(original.GlobalCovariance[i * d + i], 1e-12);
+            length += shift[i] * shift[i] / variance;
+        }
+        if (!(length > 0)) return 0;
+        return Math.Max(0, 1 - kappa * 2.0 * d / (n * length));
     }
 
     private static void Check(ClassStatisticsSnapshot served, ClassStatisticsSnapshot original, int d)

@@ -87,6 +87,14 @@ public sealed record TransportCloakerOptions
     /// </summary>
     public double CovarianceAnchor { get; init; } = 0.25;
 
+    /// <summary>
+    /// James-Stein shrinkage of each class's specific shift toward none (issue 13, small classes): the shift is kept
+    /// with weight max(0, 1 - kappa 2 d / (n_k |shift|^2)) (|shift| in units of the original per-dimension variances),
+    /// so a class whose shift is within the sampling noise of its n_k users is not moved class-specifically and cannot
+    /// come out more identifiable than it went in. 0 turns it off.
+    /// </summary>
+    public double ClassShiftShrinkage { get; init; }
+
     /// <summary>Scale of every class-specific deviation (1 = as derived; below 1 damps correlated attributes' overlap).</summary>
     public double DeviationScale { get; init; } = 1.0;
 
@@ -108,6 +116,7 @@ public sealed record TransportCloakerOptions
         Require(double.IsFinite(TargetOffsetScale) && TargetOffsetScale is >= 0 and <= 1, $"TargetOffsetScale must be in [0, 1], got {TargetOffsetScale}");
         Require(double.IsFinite(TargetCovarianceScale) && TargetCovarianceScale is >= 0 and <= 1, $"TargetCovarianceScale must be in [0, 1], got {TargetCovarianceScale}");
         Require(double.IsFinite(CovarianceAnchor) && CovarianceAnchor is >= 0 and <= 1, $"CovarianceAnchor must be in [0, 1], got {CovarianceAnchor}");
+        Require(double.IsFinite(ClassShiftShrinkage) && ClassShiftShrinkage >= 0, $"ClassShiftShrinkage must be finite and >= 0, got {ClassShiftShrinkage}");
         Require(double.IsFinite(DeviationScale) && DeviationScale is >= 0 and <= 2, $"DeviationScale must be in [0, 2], got {DeviationScale}");
         Require(Enum.IsDefined(Combination), $"unknown combination {Combination}");
     }

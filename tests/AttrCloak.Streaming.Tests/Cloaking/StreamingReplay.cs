@@ -24,6 +24,24 @@ internal sealed class StreamingReplay
         Ridge = CovarianceRidge.Relative(1.0),
     };
 
+    /// <summary>
+    /// The DF preset of issue 13 (noise-matched class-mean targets, exact means, covariances held) at a fixed strength
+    /// per attribute; the privacy-target loop picks such strengths.
+    /// </summary>
+    public static CloakOptions NoiseMatchedPreset(double strength) => new()
+    {
+        Mode = CloakMode.DataFree,
+        Optimizer = CloakOptimizer.Adam,
+        LearningRate = 0.05,
+        RelativeLearningRate = true,
+        MaxIterations = 80,
+        Ridge = CovarianceRidge.Relative(1.0),
+        Target = EqualisationTarget.NoiseMatched,
+        ExactMeans = true,
+        Strength = strength,
+        CovarianceStrength = 0,
+    };
+
     public required IReadOnlyList<AttributeSpec> Attributes { get; init; }
     public double BootstrapFraction { get; init; } = 0.5;
     public int RefreshEvery { get; init; } = 25;
