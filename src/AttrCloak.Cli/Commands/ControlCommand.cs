@@ -49,6 +49,10 @@ public sealed class ControlSettings : DataSettings
     [CommandOption("--strength <T>")]
     public double? Strength { get; init; }
 
+    [CommandOption("--cross-fit")]
+    [Description("Instead of the DF preset: two-fold cross-fitted class-mean equalisation (each half of the users is shifted by the class offsets measured on the other half), to measure cross-fitting on its own.")]
+    public bool CrossFit { get; init; }
+
     [CommandOption("--exact-means <BOOL>")]
     public bool? ExactMeans { get; init; }
 
@@ -91,6 +95,7 @@ public sealed class ControlCommand : Command<ControlSettings>
         var result = NoiseControl.Run(audited, control,
             (noise, draw) =>
             {
+                if (s.CrossFit) return CrossFitted(noise, protectedAttributes, s.Seed * 100 + draw);
                 var r = new Cloaker().Cloak(noise, protectedAttributes, options with { TargetSeed = options.TargetSeed + draw }, ct: cancellationToken);
                 AnsiConsole.MarkupLineInterpolated($"[grey]  {r.Iterations} it ({r.StopReason}), alpha {r.Final.AlphaU:F3}; mean-shift to target {string.Join(" ", r.Initial.MeanShiftPerAttribute.Select(v => v.ToString("G3")))} -> {string.Join(" ", r.Final.MeanShiftPerAttribute.Select(v => v.ToString("G3")))}; L_AU {r.Initial.LossAu:G3} -> {r.Final.LossAu:G3}[/]");
                 return r.Embeddings;
@@ -98,6 +103,45 @@ public sealed class ControlCommand : Command<ControlSettings>
             progress, cancellationToken);
         AnsiConsole.Write(NoiseControlTable.Render(result));
         return 0;
+    }
+
+    /// <summary>
+    /// Two-fold cross-fitting of the class means: users are split in two halves at random; each half's users of class k
+    /// are shifted by minus class k's offset from the global mean MEASURED ON THE OTHER HALF (so no user's move depends on
+    /// its own embedding), attribute after attribute.
+    /// </summary>
+    private static Core.Data.EmbeddingMatrix CrossFitted(Core.Data.EmbeddingMatrix x, IReadOnlyList<ProtectedAttribute> attributes, int seed)
+    {
+        var y = x.Clone();
+        var n = x.Rows;
+        var d = x.Cols;
+        var half = new int[n];
+        var rng = new Random(seed);
+        for (var u = 0; u < n; u++) half[u] = rng.Next(2);
+        foreach (var a in attributes)
+        {
+            var sums = new double[2, a.ClassCount, d];
+            var counts = new int[2, a.ClassCount];
+            var global = new double[2, d];
+            var known = new int[2];
+            for (var u = 0; u < n; u++)
+            {
+                var c = a.Labels[u];
+                if (c < 0) continue;
+                counts[half[u], c]++;
+                known[half[u]]++;
+                for (var i = 0; i < d; i++) { sums[half[u], c, i] += x.Values[u * d + i]; global[half[u], i] += x.Values[u * d + i]; }
+            }
+            for (var u = 0; u < n; u++)
+            {
+                var c = a.Labels[u];
+                var other = 1 - half[u];
+                if (c < 0 || counts[other, c] == 0) continue;
+                for (var i = 0; i < d; i++)
+                    y.Values[u * d + i] -= (float)(sums[other, c, i] / counts[other, c] - global[other, i] / known[other]);
+            }
+        }
+        return y;
     }
 }
 

@@ -49,6 +49,8 @@ public sealed class StreamingQualityExperiment
         ["prior256"] = () => new TransportCloakerFactory(new TransportCloakerOptions { CovariancePriorUsers = 256 }),
         ["replicate-mean"] = () => new TransportCloakerFactory(new TransportCloakerOptions { TargetOffsetScale = 1, CovarianceMaps = false }),
         ["replicate-mean-js"] = () => new TransportCloakerFactory(new TransportCloakerOptions { TargetOffsetScale = 1, CovarianceMaps = false, ClassShiftShrinkage = 1 }),
+        ["replicate-mean-js2"] = () => new TransportCloakerFactory(new TransportCloakerOptions { TargetOffsetScale = 1, CovarianceMaps = false, ClassShiftShrinkage = 2 }),
+        ["replicate-mean-js05"] = () => new TransportCloakerFactory(new TransportCloakerOptions { TargetOffsetScale = 1, CovarianceMaps = false, ClassShiftShrinkage = 0.5 }),
         ["transport-js"] = () => new TransportCloakerFactory(new TransportCloakerOptions { ClassShiftShrinkage = 1 }),
         ["half-mean"] = () => new TransportCloakerFactory(new TransportCloakerOptions { TargetOffsetScale = 0.5, CovarianceMaps = false }),
         ["cold"] = () => new TransportCloakerFactory(),
