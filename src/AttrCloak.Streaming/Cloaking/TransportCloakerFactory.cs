@@ -146,12 +146,15 @@ public sealed class TransportCloakerFactory(TransportCloakerOptions? options = n
             if (o.ClassShiftShrinkage > 0)
             {
                 // Issue 13, small classes: the class-specific shift was measured on the n_k users the store holds, so
-                // it carries their sampling noise (under no signal its squared length, in units of the original
-                // per-dimension variances, is about 2 d / n_k: the class's own offset removed plus the noise-matched
-                // one added). Applied to a NEW user that noise is a shared offset the class did not have, which makes a
-                // small class more identifiable than it started. James-Stein: keep the shift only to the extent it
-                // stands out of that noise.
-                var weight = ShiftWeight(offset, original, k, d, o.ClassShiftShrinkage);
+                // it carries their sampling noise. Applied to a NEW user that noise is a shared offset the class did not
+                // have, which makes a small class more identifiable than it started. James-Stein on the class's ORIGINAL
+                // offset from the original global mean (under no signal its squared length, in units of the original
+                // per-dimension variances, is about d / n_k): a class whose original offset is within that noise has
+                // nothing to hide and is not moved class-specifically. The originals, unlike the served statistics,
+                // never contain re-cloaked users, so the weight cannot decay under repeated updates (a weight measured
+                // on the served shift did: each rebuild saw the previous, shrunk shift, and RepeatedUpdateTests' age
+                // went back to its original leak).
+                var weight = OffsetWeight(original, k, d, o.ClassShiftShrinkage);
                 Scale(linear, weight);
                 Scale(offset, weight);
             }
@@ -160,8 +163,8 @@ public sealed class TransportCloakerFactory(TransportCloakerOptions? options = n
         return (maps, new AttributeMapInfo(served.Attribute, true, servedTarget, covarianceMaps, warmCount), (globalLinear, globalOffset));
     }
 
-    /// <summary>max(0, 1 - kappa 2 d / (n_k |shift|^2)), the shift's length measured in the original per-dimension variances.</summary>
-    private static double ShiftWeight(double[] shift, ClassStatisticsSnapshot original, int k, int d, double kappa)
+    /// <summary>max(0, 1 - kappa d / (n_k |mu_k - mu_g|^2)) on the original statistics, lengths in units of the original per-dimension variances.</summary>
+    private static double OffsetWeight(ClassStatisticsSnapshot original, int k, int d, double kappa)
     {
         var n = original.Counts[k];
         if (n <= 0) return 0;
@@ -169,10 +172,11 @@ public sealed class TransportCloakerFactory(TransportCloakerOptions? options = n
         for (var i = 0; i < d; i++)
         {
             var variance = Math.Max(original.GlobalCovariance[i * d + i], 1e-12);
-            length += shift[i] * shift[i] / variance;
+            var delta = original.Means[k][i] - original.GlobalMean[i];
+            length += delta * delta / variance;
         }
         if (!(length > 0)) return 0;
-        return Math.Max(0, 1 - kappa * 2.0 * d / (n * length));
+        return Math.Max(0, 1 - kappa * d / (n * length));
     }
 
     private static void Check(ClassStatisticsSnapshot served, ClassStatisticsSnapshot original, int d)

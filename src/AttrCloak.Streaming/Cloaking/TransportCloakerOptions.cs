@@ -88,15 +88,15 @@ public sealed record TransportCloakerOptions
     public double CovarianceAnchor { get; init; } = 0.25;
 
     /// <summary>
-    /// James-Stein shrinkage of each class's specific shift toward none (issue 13, small classes): the shift is kept
-    /// with weight max(0, 1 - kappa 2 d / (n_k |shift|^2)) (|shift| in units of the original per-dimension variances),
-    /// so a class whose shift is within the sampling noise of its n_k users is not moved class-specifically and cannot
-    /// come out more identifiable than it went in. 0 turns it off. Default 1, measured (ML-100K MF, batch = the
-    /// noise-matched DF preset of issue 13 at full strength on every user: worst |advantage| 0.066/0.095/0.061
-    /// gender/age/occupation at NDCG@10 0.2879; half bootstrapped, half streamed, attackers lr, lr+cal, mlp): without it
-    /// the served population scored 0.048/0.135/0.090 (0.2860), with it 0.024/0.081/0.021 (0.2980); replicating the
-    /// bootstrap's class shifts exactly (mean maps, offset scale 1) scored 0.149/0.301/0.263: the small occupation
-    /// classes' shifts are mostly their sampling noise, which a new user did not have.
+    /// James-Stein shrinkage of each class's specific shift (issue 13, small classes): the shift is kept with weight
+    /// max(0, 1 - kappa d / (n_k |mu_o,k - mu_o,g|^2)) (the class's ORIGINAL offset, in units of the original
+    /// per-dimension variances), so a class whose offset is within the sampling noise of its n_k users is not moved
+    /// class-specifically: a small class is not handed its bootstrap's sampling noise as a shared offset and cannot come
+    /// out more identifiable than it went in. 0 turns it off. Default 1. Measured (ML-100K MF, the batch = the
+    /// noise-matched DF preset of issue 13 at full strength: worst |advantage| 0.066/0.095/0.061 gender/age/occupation at
+    /// NDCG@10 0.2879; half bootstrapped, half streamed, attackers lr, lr+cal, mlp): without shrinkage the served
+    /// population scored 0.048/0.135/0.090 (0.2860); replicating the bootstrap's class shifts exactly (mean maps, offset
+    /// scale 1) 0.149/0.301/0.263. With shrinkage: see the README ("Small classes and the privacy target").
     /// </summary>
     public double ClassShiftShrinkage { get; init; } = 1;
 
