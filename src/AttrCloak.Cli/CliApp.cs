@@ -64,6 +64,19 @@ public static class CliApp
                     .WithDescription("Replace the stored class statistics with their recomputation from the user states (atomically).")
                     .WithExample("stats", "rebuild", "--config", "appsettings.json");
             });
+            config.AddBranch("generations", generations =>
+            {
+                generations.SetDescription("The streaming guard's model generations (one per model_version): list, promote, retire.");
+                generations.AddCommand<GenerationsListCommand>("list")
+                    .WithDescription("The model generations of the deployment: state (filling, serving, superseded, retiring, retired), users, seatings.")
+                    .WithExample("generations", "list", "--config", "appsettings.json");
+                generations.AddCommand<GenerationsPromoteCommand>("promote")
+                    .WithDescription("Promote a filling generation now: a worker seats it (batch AttrCloak-DF over its stored originals) and the workers publish its users.")
+                    .WithExample("generations", "promote", "mf-2026-12", "--config", "appsettings.json", "--wait", "300");
+                generations.AddCommand<GenerationsRetireCommand>("retire")
+                    .WithDescription("Retire a superseded (or abandoned filling) generation: no longer served, tombstones for its users without a newer embedding, its keys deleted.")
+                    .WithExample("generations", "retire", "mf-2026-11", "--config", "appsettings.json", "--wait", "300");
+            });
             config.AddCommand<BootstrapCommand>("bootstrap")
                 .WithDescription("Cold start of the streaming guard: cloak an initial population with AttrCloak-DF in batch and seed the Redis state store with it.")
                 .WithExample("bootstrap", "--config", "appsettings.json", "--model", "runs/ml100k-mf", "--fraction", "0.5", "--seed", "7")

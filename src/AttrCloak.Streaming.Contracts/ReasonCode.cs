@@ -52,6 +52,12 @@ public enum ReasonCode
     StaleVersion,
     /// <summary>The user's applied version again (same input topic) with another event id: two events claim one version.</summary>
     VersionConflict,
+    /// <summary>
+    /// An embedding update of a new <c>model_version</c> while the deployment already has as many filling (not yet
+    /// promoted) generations as it allows: a new model generation is not opened (a hostile or broken producer cannot
+    /// open unbounded ones). Retire an abandoned one, or raise <c>AttrCloak:Generations:MaxFilling</c>.
+    /// </summary>
+    GenerationLimit,
 }
 
 /// <summary>Stable snake_case names of <see cref="ReasonCode"/>, for metric labels and dead letters.</summary>
@@ -62,7 +68,7 @@ public static class ReasonCodes
         "empty", "oversized", "unsupported_content_type", "malformed_json", "malformed_binary",
         "unknown_schema", "schema_violation", "bad_user_id", "unknown_request_type", "wrong_dimension",
         "non_finite_value", "unknown_attribute", "unknown_class", "key_mismatch", "internal_error",
-        "unknown_user", "store_rejected", "stale_version", "version_conflict",
+        "unknown_user", "store_rejected", "stale_version", "version_conflict", "generation_limit",
     ];
 
     /// <summary>Every reason code, in declaration order (e.g. to pre-create metric series at start-up).</summary>

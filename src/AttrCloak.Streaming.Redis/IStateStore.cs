@@ -62,6 +62,45 @@ public interface IStateStore
     /// during it, seen or not).
     /// </summary>
     IAsyncEnumerable<ServedUser> ScanServedAsync(CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Every stored user's whole state (original and cloaked embedding, classes, version, event id, partition): O(n),
+    /// for seating a generation (a batch cloak over its originals) and maintenance. Not a snapshot (as
+    /// <see cref="ScanServedAsync"/>).
+    /// </summary>
+    IAsyncEnumerable<UserState> ScanStatesAsync(CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// One page of the users' sweep view (id, input partition, sweep mark), for sweeps that visit every user: start
+    /// with cursor "0"; the page's <see cref="UserSweepPage.Cursor"/> continues, "0" when done. A user present during
+    /// the whole scan is returned at least once (SCAN's guarantee); users created during it may be missed.
+    /// </summary>
+    Task<UserSweepPage> ScanSweepAsync(string cursor, int count, CancellationToken cancellationToken = default);
+
+    /// <summary>Sets the sweep mark of each listed user that still has a state (forgotten users are not re-created).</summary>
+    Task MarkSweptAsync(IReadOnlyList<string> userIds, int epoch, CancellationToken cancellationToken = default);
+
+    /// <summary>The number of users with a state.</summary>
+    Task<long> CountUsersAsync(CancellationToken cancellationToken = default);
+
+    /// <summary>Whether each user has a state (in the order asked; cheap: no state is read).</summary>
+    Task<bool[]> ContainsAsync(IReadOnlyList<string> userIds, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Deletes every key of this store (the deployment's shared tombstones stay): retiring a generation. Its meta key
+    /// goes first, so that a writer still holding the store fails whole (as on a lost state) instead of writing into a
+    /// half-deleted one.
+    /// </summary>
+    Task DeleteAllAsync(CancellationToken cancellationToken = default);
+}
+
+/// <summary>A user as a sweep sees them: the input partition that owns them (-1 unknown) and their sweep mark (0 none).</summary>
+public readonly record struct SweepEntry(string UserId, int Partition, int SweepMark);
+
+/// <summary>One page of <see cref="IStateStore.ScanSweepAsync"/>; <see cref="Cursor"/> "0" = the scan is complete.</summary>
+public sealed record UserSweepPage(string Cursor, IReadOnlyList<SweepEntry> Users)
+{
+    public bool Done => Cursor == "0";
 }
 
 /// <summary>The highest offset of a Kafka topic partition whose event a batch decided (see <see cref="IStateStore.ReadConsumedOffsetsAsync"/>; ignored there).</summary>

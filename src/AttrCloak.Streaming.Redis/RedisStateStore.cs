@@ -353,11 +353,100 @@ public sealed class RedisStateStore : IStateStore, IDisposable
         while (cursor != 0);
     }
 
+    /// <inheritdoc />
+    public async IAsyncEnumerable<UserState> ScanStatesAsync([System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        RedisValue cursor = 0;
+        do
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var (next, keys) = await ScanUserKeysAsync(cursor, 500).ConfigureAwait(false);
+            cursor = next;
+            var reads = keys.Select(k => _db.HashGetAsync(k, ["v", "e", "o", "c", "a", "p", "s"])).ToArray();
+            for (var i = 0; i < keys.Length; i++)
+            {
+                var v = await reads[i].ConfigureAwait(false);
+                if (v[0].IsNull || v[2].IsNull || v[3].IsNull || v[4].IsNull) continue; // deleted between SCAN and HMGET
+                yield return DecodeUser(UserIdOf(keys[i]), v[0], v[1], v[2], v[3], v[4], v[5], v[6]);
+            }
+        }
+        while (cursor != 0);
+    }
+
+    /// <inheritdoc />
+    public async Task<UserSweepPage> ScanSweepAsync(string cursor, int count, CancellationToken cancellationToken = default)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(count, 1);
+        var (next, keys) = await ScanUserKeysAsync(cursor, count).WaitAsync(cancellationToken).ConfigureAwait(false);
+        var reads = keys.Select(k => _db.HashGetAsync(k, ["p", "s", "v"])).ToArray();
+        var users = new List<SweepEntry>(keys.Length);
+        for (var i = 0; i < keys.Length; i++)
+        {
+            var v = await reads[i].ConfigureAwait(false);
+            if (v[2].IsNull) continue; // deleted between SCAN and HMGET
+            users.Add(new SweepEntry(UserIdOf(keys[i]), v[0].IsNull ? -1 : (int)v[0], v[1].IsNull ? 0 : (int)v[1]));
+        }
+        return new UserSweepPage((string)next!, users);
+    }
+
+    /// <inheritdoc />
+    public async Task MarkSweptAsync(IReadOnlyList<string> userIds, int epoch, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(userIds);
+        if (userIds.Count == 0) return;
+        await _db.ScriptEvaluateAsync(LuaScripts.MarkSwept, userIds.Select(_layout.UserKey).ToArray(), [epoch])
+            .WaitAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <inheritdoc />
+    public async Task<long> CountUsersAsync(CancellationToken cancellationToken = default)
+    {
+        var v = await _db.HashGetAsync(_layout.MetaKey, "users").WaitAsync(cancellationToken).ConfigureAwait(false);
+        return v.IsNull ? 0 : (long)v;
+    }
+
+    /// <inheritdoc />
+    public async Task<bool[]> ContainsAsync(IReadOnlyList<string> userIds, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(userIds);
+        var checks = userIds.Select(id => _db.KeyExistsAsync(_layout.UserKey(id))).ToArray();
+        return await Task.WhenAll(checks).WaitAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <inheritdoc />
+    public async Task DeleteAllAsync(CancellationToken cancellationToken = default)
+    {
+        await _db.KeyDeleteAsync(_layout.MetaKey).WaitAsync(cancellationToken).ConfigureAwait(false);
+        _users.Clear();
+        _cacheVersion = null;
+        RedisValue cursor = 0;
+        do
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var page = (RedisResult[])(await _db.ExecuteAsync("SCAN", cursor, "MATCH", _layout.AllKeysPattern, "COUNT", 1000).ConfigureAwait(false))!;
+            cursor = (RedisValue)page[0];
+            var keys = ((RedisResult[])page[1]!).Select(k => (RedisKey)(string)k!).ToArray();
+            if (keys.Length > 0) await _db.KeyDeleteAsync(keys, CommandFlags.None).ConfigureAwait(false);
+        }
+        while (cursor != 0);
+    }
+
+    private async Task<(RedisValue Cursor, RedisKey[] Keys)> ScanUserKeysAsync(RedisValue cursor, int count)
+    {
+        var page = (RedisResult[])(await _db.ExecuteAsync("SCAN", cursor, "MATCH", _layout.UserKeyPattern, "COUNT", count).ConfigureAwait(false))!;
+        return ((RedisValue)page[0], ((RedisResult[])page[1]!).Select(k => (RedisKey)(string)k!).ToArray());
+    }
+
+    private string UserIdOf(RedisKey key) => ((string)key!)[_layout.UserKeyPrefix.Length..];
+
     public void Dispose() => _gate.Dispose();
 
     // ---- validation and planning -------------------------------------------------------------------------------
 
     private sealed record UserWrite(string UserId, RedisValue ExpectedToken, char Op, long Version, string EventId, UserState? Initial, UserState? Final);
+
+    /// <summary>Arguments per user of the apply script (see its header).</summary>
+    private const int ArgsPerUser = 10;
 
     /// <summary>
     /// The users the apply script writes or checks: every changed user, against the token of the record the plan
@@ -381,7 +470,7 @@ public sealed class RedisStateStore : IStateStore, IDisposable
         var ns = mode == 'N' ? 0 : plan.Slots.Length;
         var nu = writes.Count;
         var keys = new RedisKey[1 + ns + nu];
-        var args = new RedisValue[6 + ns + 8 * nu];
+        var args = new RedisValue[6 + ns + ArgsPerUser * nu];
         keys[0] = _layout.MetaKey;
         args[0] = _layout.Fingerprint;
         args[1] = mode.ToString();
@@ -418,12 +507,12 @@ public sealed class RedisStateStore : IStateStore, IDisposable
         {
             var w = writes[u];
             keys[1 + ns + u] = _layout.UserKey(w.UserId);
-            var o = 6 + ns + 8 * u;
+            var o = 6 + ns + ArgsPerUser * u;
             args[o] = w.ExpectedToken;
             args[o + 1] = w.Op.ToString();
             args[o + 2] = w.Version.ToString(CultureInfo.InvariantCulture);
             args[o + 3] = w.EventId;
-            args[o + 4] = args[o + 5] = args[o + 6] = RedisValue.EmptyString;
+            args[o + 4] = args[o + 5] = args[o + 6] = args[o + 8] = args[o + 9] = RedisValue.EmptyString;
             if (w.Op != 'N' && w.Final is { } f)
             {
                 // An update sends only the fields that changed; a create sends all of them.
@@ -431,6 +520,8 @@ public sealed class RedisStateStore : IStateStore, IDisposable
                 if (i is null || !i.Original.AsSpan().SequenceEqual(f.Original)) args[o + 4] = Codec.FloatsToBytes(f.Original);
                 if (i is null || !i.Cloaked.AsSpan().SequenceEqual(f.Cloaked)) args[o + 5] = Codec.FloatsToBytes(f.Cloaked);
                 if (i is null || !i.Classes.AsSpan().SequenceEqual(f.Classes)) args[o + 6] = Codec.ClassesToBytes(f.Classes);
+                if (f.Partition >= 0 && (i is null || i.Partition != f.Partition)) args[o + 8] = f.Partition;
+                if (i is null ? f.SweepMark != 0 : i.SweepMark != f.SweepMark) args[o + 9] = f.SweepMark;
             }
             // The tombstone key (a keyed hash, costly to compute) only where the script may read or write it: to
             // create or forget, or when no state is expected (the compare-and-set then looks at the tombstone).
@@ -513,10 +604,10 @@ public sealed class RedisStateStore : IStateStore, IDisposable
         var users = new UserRecord[n];
         for (var i = 0; i < n; i++)
         {
-            var o = 3 + 6 * i;
+            var o = 3 + 8 * i;
             users[i] = (string?)r[o] switch
             {
-                "U" => UserRecord.ForState(DecodeUser(userIds[i], r[o + 1], r[o + 2], r[o + 3], r[o + 4], r[o + 5])),
+                "U" => UserRecord.ForState(DecodeUser(userIds[i], r[o + 1], r[o + 2], r[o + 3], r[o + 4], r[o + 5], r[o + 6], r[o + 7])),
                 "T" => UserRecord.ForTombstone(ParseVersion(r[o + 1])),
                 _ => UserRecord.Nothing,
             };
@@ -524,7 +615,8 @@ public sealed class RedisStateStore : IStateStore, IDisposable
         return new PriorRead((string?)r[0] ?? "", new StatisticsVersion((string?)r[1] ?? "", (long)r[2]), users);
     }
 
-    private UserState DecodeUser(string userId, RedisValue version, RedisValue eventId, RedisValue original, RedisValue cloaked, RedisValue classes)
+    private UserState DecodeUser(string userId, RedisValue version, RedisValue eventId, RedisValue original, RedisValue cloaked, RedisValue classes, RedisValue partition,
+        RedisValue sweepMark)
     {
         // Messages name the field, never the user: user ids stay out of logs.
         var o = Codec.BytesToFloats((byte[])original!);
@@ -534,7 +626,13 @@ public sealed class RedisStateStore : IStateStore, IDisposable
             throw new InvalidDataException(
                 $"a stored user record under '{_layout.Prefix}' is malformed ({o.Length}/{c.Length} values, {a.Length} classes; " +
                 $"expected {_layout.Dimension} and {_layout.Attributes.Length})");
-        return new UserState(userId, ParseVersion(version), (string?)eventId ?? "", o, c, a);
+        var p = partition.IsNullOrEmpty ? -1
+            : int.TryParse((string?)partition, NumberStyles.Integer, CultureInfo.InvariantCulture, out var parsed) && parsed >= 0 ? parsed
+            : throw new InvalidDataException("a stored partition is not a non-negative integer");
+        var s = sweepMark.IsNullOrEmpty ? 0
+            : int.TryParse((string?)sweepMark, NumberStyles.Integer, CultureInfo.InvariantCulture, out var mark) ? mark
+            : throw new InvalidDataException("a stored sweep mark is not an integer");
+        return new UserState(userId, ParseVersion(version), (string?)eventId ?? "", o, c, a) { Partition = p, SweepMark = s };
     }
 
     private static long ParseVersion(RedisValue value) =>

@@ -15,8 +15,8 @@ public sealed class StateStoreLayoutException(string message) : Exception(messag
 /// build class statistics of a partial population and forget every user's history; nothing of the call was written.
 /// Once the state is rebuilt (<c>attrcloak bootstrap</c> re-creates the meta key), the same instance works again.
 /// </summary>
-public sealed class StateStoreLostException(string prefix)
-    : Exception($"the Redis state under prefix '{prefix}' is gone: its meta key '{prefix}:meta' vanished (Redis restarted without its data, was flushed, or evicted keys)")
+public sealed class StateStoreLostException(string prefix, string? key = null)
+    : Exception($"the Redis state under prefix '{prefix}' is gone: its key '{key ?? prefix + ":meta"}' vanished (Redis restarted without its data, was flushed, or evicted keys)")
 {
     /// <summary>The deployment's key prefix.</summary>
     public string Prefix { get; } = prefix;

@@ -18,6 +18,12 @@ public sealed class StateStoreOptions
     /// </summary>
     public string Prefix { get; set; } = "attrcloak";
 
+    /// <summary>
+    /// Prefix of the forget tombstones (<c>{TombstonePrefix}:tomb:...</c>), or null for <see cref="Prefix"/>. The
+    /// generations of one deployment share the deployment's: a forget then blocks older events in every generation.
+    /// </summary>
+    public string? TombstonePrefix { get; set; }
+
     /// <summary>Embedding dimension d (every original and cloaked embedding has exactly d float32 values).</summary>
     public int Dimension { get; set; }
 
@@ -71,6 +77,8 @@ public sealed class StateStoreOptions
             errors.Add("Prefix must not be empty");
         else if (Prefix.Any(char.IsWhiteSpace))
             errors.Add($"Prefix '{Prefix}' must not contain whitespace");
+        if (TombstonePrefix is not null && (TombstonePrefix.Length == 0 || TombstonePrefix.Any(char.IsWhiteSpace)))
+            errors.Add($"TombstonePrefix '{TombstonePrefix}' must be non-empty without whitespace");
         if (Dimension is < 1 or > 4096)
             errors.Add($"Dimension must be in 1..4096, got {Dimension}");
         if (Attributes is null || Attributes.Count == 0)

@@ -27,9 +27,11 @@ internal sealed class StoreLayout
 {
     /// <summary>
     /// Version of the stored format, part of the fingerprint (<c>v{FormatVersion}-...</c>). 1: served statistics only;
-    /// 2: also the statistics of the original embeddings (<c>ostats</c> keys).
+    /// 2: also the statistics of the original embeddings (<c>ostats</c> keys); 3: one store per model generation
+    /// (<c>{deployment}:g:{model}</c>), users carry their input partition (<c>p</c>) and sweep mark (<c>s</c>), the
+    /// meta hash counts users, tombstones are shared by the deployment's generations.
     /// </summary>
-    internal const string FormatVersion = "2";
+    internal const string FormatVersion = "3";
 
     public StoreLayout(StateStoreOptions options)
     {
@@ -39,7 +41,7 @@ internal sealed class StoreLayout
 
         MetaKey = Prefix + ":meta";
         UserKeyPrefix = Prefix + ":user:";
-        TombKeyPrefix = Prefix + ":tomb:";
+        TombKeyPrefix = (options.TombstonePrefix ?? Prefix) + ":tomb:";
         ConsumedKey = Prefix + ":consumed";
         StatsKeys = new RedisKey[Shape.SlotCount];
         for (var slot = 0; slot < Shape.SlotCount; slot++)
@@ -93,7 +95,7 @@ internal sealed class StoreLayout
         var storedFormat = storedLayout.StartsWith('v') && storedLayout.IndexOf('-') is > 1 and var dash ? storedLayout[1..dash] : "?";
         if (storedFormat != FormatVersion)
             return $"Redis prefix '{Prefix}' holds state store format {storedFormat} (layout {storedLayout}); this build reads and " +
-                $"writes format {FormatVersion}, which also keeps the class statistics of the original embeddings. The stored " +
+                $"writes format {FormatVersion} (one store per model generation, with the statistics of the original embeddings). The stored " +
                 "data cannot be used as it is: point the worker at a new prefix, or delete the prefix's keys and bootstrap again";
         return $"Redis prefix '{Prefix}' holds data of another layout (layout {storedLayout}, dimension {storedDimension}, " +
             $"attributes {storedCatalog}) than this store (layout {Fingerprint}, dimension {Dimension}, attributes {Catalog}): " +

@@ -1,9 +1,9 @@
 using System.Globalization;
 using AttrCloak.Audit;
 using AttrCloak.Cli.Experiments;
+using AttrCloak.Learning.Unlearning;
 using AttrCloak.Core.Evaluation;
 using AttrCloak.Learning.Backbones;
-using AttrCloak.Learning.Unlearning;
 
 namespace AttrCloak.Cli.Tests;
 

@@ -30,7 +30,7 @@ public sealed class MalformedCorpusTests
         items.Count.ShouldBeGreaterThanOrEqualTo(50);
         var covered = items.Select(i => i.Expected).ToHashSet();
         // Reasons the worker decides after decoding (key, state, versions, faults) have no file here (versions: Corpus/versions, through the worker).
-        foreach (var reason in ReasonCodes.All.Except([ReasonCode.KeyMismatch, ReasonCode.InternalError, ReasonCode.UnknownUser, ReasonCode.StoreRejected, ReasonCode.StaleVersion, ReasonCode.VersionConflict]))
+        foreach (var reason in ReasonCodes.All.Except([ReasonCode.KeyMismatch, ReasonCode.InternalError, ReasonCode.UnknownUser, ReasonCode.StoreRejected, ReasonCode.StaleVersion, ReasonCode.VersionConflict, ReasonCode.GenerationLimit]))
             covered.ShouldContain(reason);
     }
 

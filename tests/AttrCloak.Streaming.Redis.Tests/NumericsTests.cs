@@ -166,7 +166,7 @@ public sealed class UserRecordCacheTests
         cache.Count.ShouldBe(2);
         cache.Offer("a", UserRecord.ForTombstone(4)); // an older read racing a write: ignored
         cache.TryGet("a", out var a).ShouldBeTrue();
-        a.Token.ToString().ShouldBe("U5");
+        a.Token.ToString().ShouldBe("U5|e5"); // a state's token: version and event id
         cache.Offer("a", UserRecord.ForTombstone(6));
         cache.TryGet("a", out a).ShouldBeTrue();
         a.State.ShouldBeNull();

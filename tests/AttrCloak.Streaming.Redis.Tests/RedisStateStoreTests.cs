@@ -250,7 +250,7 @@ public sealed class RedisStateStoreTests(RedisServerFixture redis)
         var error = await Should.ThrowAsync<StateStoreLayoutException>(() => store.ApplyAsync([NewUser("u", 1, new Random(1), D)], ct));
 
         error.Message.ShouldContain("format 1");
-        error.Message.ShouldContain("format 2");
+        error.Message.ShouldContain("format 3");
         error.Message.ShouldContain("original embeddings");
         error.Message.ShouldContain("new prefix");
         (await db.KeyExistsAsync($"{options.Prefix}:user:u")).ShouldBeFalse();

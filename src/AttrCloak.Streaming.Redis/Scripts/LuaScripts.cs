@@ -15,6 +15,8 @@ internal static class LuaScripts
     public static readonly string ReadStatistics = Load("read_stats.lua");
     public static readonly string Rebuild = Load("rebuild.lua");
     public static readonly string RaiseConsumed = Load("raise_consumed.lua");
+    public static readonly string MarkSwept = Load("mark_swept.lua");
+    public static readonly string WriteRegistry = Load("write_registry.lua");
 
     private static string Load(string name)
     {

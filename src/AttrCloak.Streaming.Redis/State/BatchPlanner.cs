@@ -70,6 +70,9 @@ internal sealed class BatchPlanner(StatisticsShape shape)
         if (string.IsNullOrEmpty(change.UserId)) return "the user id is empty";
         if (change.EventId is null) return "the event id is missing";
         if (change.Version < 0) return $"version {change.Version} is negative";
+        if (change.Partition is < 0) return $"partition {change.Partition} is negative";
+        if (change.Recloak && (change.Forget || change.Cloaked is null || change.Original is not null || change.Classes is not null))
+            return "a re-cloak carries the cloaked embedding and nothing else";
         if (change.Forget) return null;
         var d = shape.Dimension;
         if (change.Original is { } o && (o.Length != d || !AllFinite(o)))
@@ -117,6 +120,20 @@ internal sealed class BatchPlanner(StatisticsShape shape)
             foreach (var i in grouped.EventsOf[users[u]])
             {
                 var ev = batch[i];
+                if (ev.Recloak)
+                {
+                    // Same version only: a newer event of the user won (its cloak stands), an older state is gone.
+                    if (state is null || lastIsForget || last != ev.Version)
+                    {
+                        results[i] = ApplyResult.Stale;
+                        continue;
+                    }
+                    state = state with { EventId = ev.EventId, Cloaked = (float[])ev.Cloaked!.Clone(), SweepMark = ev.SweepMark ?? state.SweepMark };
+                    lastEventId = ev.EventId;
+                    changed = true;
+                    results[i] = ApplyResult.Applied;
+                    continue;
+                }
                 if (last is { } l && ev.Version <= l)
                 {
                     var duplicate = ev.Version == l && (lastIsForget ? ev.Forget : !ev.Forget && ev.EventId == lastEventId);
@@ -139,7 +156,11 @@ internal sealed class BatchPlanner(StatisticsShape shape)
                     state = new UserState(users[u], ev.Version, ev.EventId,
                         ev.Original is { } o ? (float[])o.Clone() : state!.Original,
                         ev.Cloaked is { } c ? (float[])c.Clone() : state!.Cloaked,
-                        ev.Classes is { } k ? (int[])k.Clone() : state?.Classes ?? Enumerable.Repeat(-1, attributeCount).ToArray());
+                        ev.Classes is { } k ? (int[])k.Clone() : state?.Classes ?? Enumerable.Repeat(-1, attributeCount).ToArray())
+                    {
+                        Partition = ev.Partition ?? state?.Partition ?? -1,
+                        SweepMark = ev.SweepMark ?? state?.SweepMark ?? 0,
+                    };
                     lastIsForget = false;
                 }
                 last = ev.Version;

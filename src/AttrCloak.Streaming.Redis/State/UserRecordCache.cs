@@ -3,7 +3,7 @@ using StackExchange.Redis;
 namespace AttrCloak.Streaming.Redis.State;
 
 /// <summary>
-/// What the store last read or wrote for a user: the compare-and-set token (<c>U{version}</c> for a state,
+/// What the store last read or wrote for a user: the compare-and-set token (<c>U{version}|{event id}</c> for a state,
 /// <c>T{version}</c> for a tombstone, empty for nothing) and the state. A record is only a guess about Redis: the apply
 /// script compares the token, so a stale record costs one retry, never a wrong write.
 /// </summary>
@@ -13,7 +13,9 @@ internal readonly record struct UserRecord(RedisValue Token, UserState? State, l
 
     public long? Version => State?.Version ?? TombstoneVersion;
 
-    public static UserRecord ForState(UserState state) => new("U" + state.Version.ToString(System.Globalization.CultureInfo.InvariantCulture), state, null);
+    /// <summary>The token of a state: its version and event id (a re-cloak keeps the version and changes the event id).</summary>
+    public static UserRecord ForState(UserState state) =>
+        new("U" + state.Version.ToString(System.Globalization.CultureInfo.InvariantCulture) + "|" + state.EventId, state, null);
 
     public static UserRecord ForTombstone(long version) => new("T" + version.ToString(System.Globalization.CultureInfo.InvariantCulture), null, version);
 }

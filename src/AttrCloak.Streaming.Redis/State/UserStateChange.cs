@@ -20,13 +20,40 @@ public sealed record UserStateChange(string UserId, string EventId, long Version
     /// <summary>Erase the user: state deleted, contribution removed from the statistics, a keyed-hash tombstone left behind.</summary>
     public bool Forget { get; init; }
 
+    /// <summary>
+    /// A re-cloak of the stored state without a new event: <see cref="Cloaked"/> and <see cref="EventId"/> replace the
+    /// stored ones only if the user's stored version is exactly <see cref="Version"/> (otherwise Stale: a newer event
+    /// won). Used by a generation's seating and by sweeps; carries nothing else.
+    /// </summary>
+    public bool Recloak { get; init; }
+
+    /// <summary>The input partition the user's events arrive on (the one that owns the user); null = unchanged.</summary>
+    public int? Partition { get; init; }
+
+    /// <summary>
+    /// The user's sweep mark after this change (the generation's sweep epoch when the change is published by the live
+    /// stream, so that no sweep publishes it again); null = unchanged.
+    /// </summary>
+    public int? SweepMark { get; init; }
+
+    /// <summary>A re-cloak (see <see cref="Recloak"/>).</summary>
+    public static UserStateChange RecloakUser(string userId, string eventId, long version, float[] cloaked) =>
+        new(userId, eventId, version) { Recloak = true, Cloaked = cloaked };
+
     /// <summary>A forget request.</summary>
     public static UserStateChange ForgetUser(string userId, string eventId, long version) =>
         new(userId, eventId, version) { Forget = true };
 }
 
 /// <summary>A user's stored state: the last applied event and the embeddings and classes it left.</summary>
-public sealed record UserState(string UserId, long Version, string EventId, float[] Original, float[] Cloaked, int[] Classes);
+public sealed record UserState(string UserId, long Version, string EventId, float[] Original, float[] Cloaked, int[] Classes)
+{
+    /// <summary>The input partition the user's events arrive on, -1 when not known (written by a tool, not from Kafka).</summary>
+    public int Partition { get; init; } = -1;
+
+    /// <summary>The generation sweep epoch up to which the user's state was published (0: none; see the sweeps).</summary>
+    public int SweepMark { get; init; }
+}
 
 /// <summary>A stored user as served: the cloaked embedding and the class per catalog attribute (-1 unknown).</summary>
 public sealed record ServedUser(string UserId, float[] Cloaked, int[] Classes);

@@ -110,14 +110,15 @@ public sealed class StatisticsVerifier(IConnectionMultiplexer redis, StateStoreO
             var recomputed = recomputation.Sums;
 
             var keys = new RedisKey[1 + _layout.SlotCount];
-            var args = new RedisValue[2 + _layout.SlotCount];
+            var args = new RedisValue[3 + _layout.SlotCount];
             keys[0] = _layout.MetaKey;
             args[0] = _layout.Fingerprint;
             args[1] = before.ToString();
+            args[2] = recomputation.Users;
             for (var s = 0; s < _layout.SlotCount; s++)
             {
                 keys[1 + s] = _layout.StatsKeys[s];
-                args[2 + s] = recomputed[s][0] == 0 ? RedisValue.EmptyString : Codec.DoublesToBytes(recomputed[s]);
+                args[3 + s] = recomputed[s][0] == 0 ? RedisValue.EmptyString : Codec.DoublesToBytes(recomputed[s]);
             }
             var r = (RedisValue[])(await _db.ScriptEvaluateAsync(LuaScripts.Rebuild, keys, args).ConfigureAwait(false))!;
             switch ((string?)r[0])

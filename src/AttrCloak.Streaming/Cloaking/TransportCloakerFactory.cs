@@ -58,7 +58,9 @@ public sealed class TransportCloakerFactory(TransportCloakerOptions? options = n
         // an empty store. It depends on nothing about the user, so it is safe to serve while a class cannot be mapped.
         var warmup = new float[d];
         var largest = Enumerable.Range(0, originals.Count).OrderByDescending(a => originals[a].GlobalCount).First();
-        if (originals[largest].GlobalCount > 0)
+        // Only from MinGlobalUsers on: the mean of a handful of users is close to each of them (of one user, it IS that
+        // user's original embedding, which the next user would be served).
+        if (originals[largest].GlobalCount >= o.MinGlobalUsers)
             warmup = ToFloat(originals[largest].GlobalMean);
         return new TransportCloaker(snapshot.Version, d, classMaps, globalLinear, globalOffset, infos, warmup);
     }

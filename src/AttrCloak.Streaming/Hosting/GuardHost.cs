@@ -1,7 +1,7 @@
 using AttrCloak.Streaming.Cloaking;
 using AttrCloak.Streaming.Monitoring;
 using AttrCloak.Streaming.Pipeline;
-using AttrCloak.Streaming.Redis;
+using AttrCloak.Streaming.Redis.Generations;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
@@ -44,7 +44,7 @@ public sealed class GuardHost : IAsyncDisposable
     /// </summary>
     public static GuardHost Build(
         StreamingSettings settings,
-        IStateStore store,
+        IGenerationStore store,
         IUserCloakerFactory cloakerFactory,
         int httpPort,
         Action<ILoggingBuilder>? configureLogging = null)
@@ -63,7 +63,7 @@ public sealed class GuardHost : IAsyncDisposable
         var sample = new ServedSample(settings.Audit.SampleSize, settings.Guard.Dimension, specs.Count);
         builder.Services.AddPrivacyGuard(settings, store, cloakerFactory, sample, metrics);
         builder.Services.AddSingleton(sp => new ShadowAuditor(sample, specs, settings.Guard.Dimension, settings.Audit, metrics,
-            sp.GetRequiredService<ILogger<ShadowAuditor>>(), seed: store.ScanServedAsync));
+            sp.GetRequiredService<ILogger<ShadowAuditor>>(), seed: store.ScanServingAsync));
         builder.Services.AddHostedService(sp => sp.GetRequiredService<ShadowAuditor>());
 
         var readiness = new GuardReadiness();

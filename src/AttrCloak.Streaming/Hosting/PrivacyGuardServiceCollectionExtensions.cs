@@ -1,7 +1,7 @@
 using AttrCloak.Streaming.Cloaking;
 using AttrCloak.Streaming.Monitoring;
 using AttrCloak.Streaming.Pipeline;
-using AttrCloak.Streaming.Redis;
+using AttrCloak.Streaming.Redis.Generations;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
@@ -23,7 +23,7 @@ public static class PrivacyGuardServiceCollectionExtensions
     public static IServiceCollection AddPrivacyGuard(
         this IServiceCollection services,
         StreamingSettings settings,
-        IStateStore store,
+        IGenerationStore store,
         IUserCloakerFactory cloakerFactory,
         IServedPopulationObserver? observer = null,
         WorkerMetrics? metrics = null)
@@ -53,7 +53,7 @@ public static class PrivacyGuardServiceCollectionExtensions
     /// <summary>The pipeline alone, for hosts that run it themselves (benchmarks, tests): call <see cref="GuardPipeline.Run"/> on a dedicated thread.</summary>
     public static GuardPipeline CreatePipeline(
         StreamingSettings settings,
-        IStateStore store,
+        IGenerationStore store,
         IUserCloakerFactory cloakerFactory,
         IServedPopulationObserver? observer,
         WorkerMetrics metrics,
@@ -62,6 +62,6 @@ public static class PrivacyGuardServiceCollectionExtensions
         ArgumentNullException.ThrowIfNull(settings);
         ArgumentNullException.ThrowIfNull(loggerFactory);
         return new GuardPipeline(settings.Kafka, settings.Guard, store, cloakerFactory, observer, metrics,
-            loggerFactory.CreateLogger("AttrCloak.Streaming.PrivacyGuard"));
+            loggerFactory.CreateLogger("AttrCloak.Streaming.PrivacyGuard"), settings.Generations);
     }
 }

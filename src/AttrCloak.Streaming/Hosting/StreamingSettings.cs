@@ -1,3 +1,4 @@
+using AttrCloak.Streaming.Generations;
 using AttrCloak.Streaming.Redis;
 using Microsoft.Extensions.Configuration;
 
@@ -17,6 +18,9 @@ public sealed record StreamingSettings(
     GuardOptions Guard,
     AuditOptions Audit)
 {
+    /// <summary>How model generations roll out (<c>AttrCloak:Generations</c>).</summary>
+    public GenerationOptions Generations { get; init; } = new();
+
     /// <summary>Binds every section; throws <see cref="StreamingConfigurationException"/> listing all problems.</summary>
     public static StreamingSettings Bind(IConfiguration configuration)
     {
@@ -26,12 +30,14 @@ public sealed record StreamingSettings(
         var redis = BindSection<RedisConnectionOptions>(configuration, RedisConnectionOptions.SectionName, errors);
         var guard = BindSection<GuardOptions>(configuration, GuardOptions.SectionName, errors);
         var audit = BindSection<AuditOptions>(configuration, AuditOptions.SectionName, errors);
+        var generations = BindSection<GenerationOptions>(configuration, GenerationOptions.SectionName, errors);
         kafka.Validate(errors);
         guard.Validate(errors);
         audit.Validate(errors);
+        generations.Validate(errors);
         if (errors.Count > 0)
             throw new StreamingConfigurationException(string.Join(Environment.NewLine, errors));
-        return new StreamingSettings(kafka, redis, guard, audit);
+        return new StreamingSettings(kafka, redis, guard, audit) { Generations = generations };
     }
 
     /// <summary>

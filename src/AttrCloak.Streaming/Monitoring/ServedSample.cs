@@ -6,6 +6,11 @@ namespace AttrCloak.Streaming.Monitoring;
 /// however often each one is re-served, a sampled user's entry follows their latest served embedding, and a forgotten
 /// user simply leaves (the next served users below the threshold fill the place). Memory: capacity x (d floats +
 /// classes + id). Thread-safe; <see cref="OnServed"/> is O(1) for users outside the sample once it is full.
+/// <para>
+/// It samples the serving model generation only (<see cref="OnServingGeneration"/>): embeddings of two trainings
+/// live in unrelated spaces, so an audit over a mix would measure nothing. After a promotion it starts empty and the
+/// promotion's sweep, which publishes every user of the new generation, fills it again.
+/// </para>
 /// </summary>
 public sealed class ServedSample : IServedPopulationObserver
 {
@@ -19,6 +24,7 @@ public sealed class ServedSample : IServedPopulationObserver
         (a, b) => b.Hash != a.Hash ? b.Hash.CompareTo(a.Hash) : string.CompareOrdinal(b.Id, a.Id)));
     private readonly Lock _lock = new();
     private long _version;
+    private string? _generation;
 
     public ServedSample(int capacity, int dimension, int attributes, ulong? hashKey = null)
     {
@@ -40,7 +46,43 @@ public sealed class ServedSample : IServedPopulationObserver
     /// <summary>Grows with every change; lets the auditor skip a run when nothing was served since the last one.</summary>
     public long Version => Interlocked.Read(ref _version);
 
-    public void OnServed(string userId, ReadOnlySpan<float> cloaked, ReadOnlySpan<int> classes) => Offer(userId, cloaked, classes, seeded: false);
+    /// <summary>The generation sampled (null until the pipeline names it: then every served user is taken).</summary>
+    public string? Generation
+    {
+        get { lock (_lock) return _generation; }
+    }
+
+    public void OnServed(string userId, string modelVersion, ReadOnlySpan<float> cloaked, ReadOnlySpan<int> classes)
+    {
+        ArgumentNullException.ThrowIfNull(modelVersion);
+        lock (_lock)
+        {
+            _generation ??= modelVersion;
+            if (modelVersion != _generation)
+            {
+                // Served from another generation (a superseded one): not part of the audited population.
+                RemoveLocked(userId);
+                return;
+            }
+        }
+        Offer(userId, cloaked, classes, seeded: false);
+    }
+
+    /// <summary>The serving generation changed: the sample starts again with users of <paramref name="modelVersion"/> only.</summary>
+    public void OnServingGeneration(string modelVersion)
+    {
+        ArgumentNullException.ThrowIfNull(modelVersion);
+        lock (_lock)
+        {
+            if (_generation == modelVersion) return;
+            var switched = _generation is not null;
+            _generation = modelVersion;
+            if (!switched) return;
+            _entries.Clear();
+            _largestFirst.Clear();
+            _version++;
+        }
+    }
 
     /// <summary>
     /// Offers a user read from the store at start-up (see <see cref="BeginSeeding"/>): ignored when the pipeline has
@@ -102,12 +144,17 @@ public sealed class ServedSample : IServedPopulationObserver
         lock (_lock)
         {
             _forgottenWhileSeeding?.Add(userId);
-            if (!_entries.Remove(userId))
-                return;
-            // O(k) search of the heap; forgets are rare next to updates.
-            _largestFirst.Remove(userId, out _, out _);
-            _version++;
+            RemoveLocked(userId);
         }
+    }
+
+    private void RemoveLocked(string userId)
+    {
+        if (!_entries.Remove(userId))
+            return;
+        // O(k) search of the heap; forgets are rare next to updates.
+        _largestFirst.Remove(userId, out _, out _);
+        _version++;
     }
 
     /// <summary>True when the user is in the sample (tests; the forget path must leave nothing behind).</summary>

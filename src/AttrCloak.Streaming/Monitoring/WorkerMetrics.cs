@@ -34,6 +34,21 @@ public sealed class WorkerMetrics
         public const string Stale = "stale";
         /// <summary>Sent to the dead-letter topic.</summary>
         public const string DeadLettered = "dead_lettered";
+        /// <summary>An embedding update of a retired (or retiring) model generation: not applied, not served.</summary>
+        public const string Retired = "retired";
+    }
+
+    /// <summary>The <c>action</c> labels of <see cref="SweepUsers"/>.</summary>
+    public static class SweepActions
+    {
+        /// <summary>The stored cloak was published again as it is (it was made with the generation's current seating).</summary>
+        public const string Republished = "republished";
+        /// <summary>The user was re-cloaked from the stored original first (cloaked before the last seating).</summary>
+        public const string Recloaked = "recloaked";
+        /// <summary>A retiring generation's user with no newer embedding got a tombstone on the serving topic.</summary>
+        public const string Tombstoned = "tombstoned";
+        /// <summary>Nothing to publish: a newer generation serves the user (or they were forgotten meanwhile).</summary>
+        public const string Skipped = "skipped";
     }
 
     public WorkerMetrics(CollectorRegistry? registry = null)
@@ -72,6 +87,29 @@ public sealed class WorkerMetrics
         CloakerRefreshes = factory.CreateCounter("attrcloak_cloaker_refreshes_total",
             "Rebuilds of the per-class cloaking maps from the cached class statistics.");
 
+        GenerationInfo = factory.CreateGauge("attrcloak_generation_info",
+            "1 for each model generation of the deployment with its life-cycle state (filling, serving, superseded, retiring).", "model_version", "state");
+        GenerationUsers = factory.CreateGauge("attrcloak_generation_users",
+            "Users with a stored embedding in each live model generation.", "model_version");
+        GenerationSeatEpoch = factory.CreateGauge("attrcloak_generation_seat_epoch",
+            "Seatings of each generation (batch AttrCloak-DF over its stored originals); 0 = not seated yet (cold start, or filling).", "model_version");
+        GenerationCreated = factory.CreateGauge("attrcloak_generation_created_timestamp_seconds",
+            "Unix time at which each generation's first embedding arrived.", "model_version");
+        GenerationPromotable = factory.CreateGauge("attrcloak_generation_promotable",
+            "1 when a filling (or unseated) generation meets the promotion thresholds, 0 while it waits for users.", "model_version");
+        GenerationUnmigrated = factory.CreateGauge("attrcloak_generation_unmigrated_users",
+            "Users of a superseded generation who have no embedding of a newer one yet: they keep being served the superseded generation's record (until it is retired: then a tombstone).", "model_version");
+        SweepPending = factory.CreateGauge("attrcloak_sweep_pending_users",
+            "Users of a generation this worker found still to sweep (publish again, re-cloak, or tombstone); 0 when its sweep is done.", "model_version");
+        SweepActive = factory.CreateGauge("attrcloak_sweep_active",
+            "1 while this worker sweeps a generation (scan not finished), 0 otherwise.", "model_version");
+        SweepUsers = factory.CreateCounter("attrcloak_sweep_users_total",
+            "Users handled by sweeps, by generation and action (republished, recloaked, tombstoned, skipped).", "model_version", "action");
+        Seatings = factory.CreateCounter("attrcloak_seatings_total",
+            "Seatings (batch AttrCloak-DF over a generation's stored originals) run by this worker, by outcome (success, failure, lease_lost).", "outcome");
+        SeatingDuration = factory.CreateGauge("attrcloak_seating_duration_seconds",
+            "Wall time of this worker's latest successful seating.");
+
         AuditBalancedAccuracy = factory.CreateGauge("attrcloak_audit_balanced_accuracy",
             "Latest shadow audit: balanced accuracy of each attacker on each protected attribute (cross-validated on the served sample).", "attribute", "attacker");
         AuditAuc = factory.CreateGauge("attrcloak_audit_auc",
@@ -106,6 +144,9 @@ public sealed class WorkerMetrics
         foreach (var type in new[] { EventTypes.EmbeddingUpdate, EventTypes.OptOut, EventTypes.Forget, EventTypes.UpdateAttributes })
             foreach (var outcome in new[] { Outcomes.Applied, Outcomes.Duplicate, Outcomes.Stale, Outcomes.DeadLettered })
                 Events.WithLabels(type, outcome);
+        Events.WithLabels(EventTypes.EmbeddingUpdate, Outcomes.Retired);
+        foreach (var outcome in new[] { "success", "failure", "lease_lost" })
+            Seatings.WithLabels(outcome);
         Events.WithLabels(EventTypes.Undecodable, Outcomes.DeadLettered);
         Published.WithLabels("cloaked");
         Published.WithLabels("tombstone");
@@ -133,6 +174,17 @@ public sealed class WorkerMetrics
     public Gauge KafkaAvailable { get; }
     public Gauge StatisticsMinClassUsers { get; }
     public Counter CloakerRefreshes { get; }
+    public Gauge GenerationInfo { get; }
+    public Gauge GenerationUsers { get; }
+    public Gauge GenerationSeatEpoch { get; }
+    public Gauge GenerationCreated { get; }
+    public Gauge GenerationPromotable { get; }
+    public Gauge GenerationUnmigrated { get; }
+    public Gauge SweepPending { get; }
+    public Gauge SweepActive { get; }
+    public Counter SweepUsers { get; }
+    public Counter Seatings { get; }
+    public Gauge SeatingDuration { get; }
     public Gauge AuditBalancedAccuracy { get; }
     public Gauge AuditAuc { get; }
     public Gauge AuditAdvantage { get; }

@@ -50,6 +50,9 @@ internal sealed class BatchPlanner
         for (var a = 0; a < catalog.AttributeNames.Count; a++) _attributeIndex[catalog.AttributeNames[a]] = a;
     }
 
+    /// <summary>The embedding dimension.</summary>
+    public int Dimension => _dimension;
+
     /// <summary>The changes of the batch, in event order (one per planned event).</summary>
     public List<UserStateChange> Changes { get; } = [];
 
@@ -82,7 +85,15 @@ internal sealed class BatchPlanner
     /// reason to dead-letter the event (unknown user). Throws only on a fault (the caller dead-letters the event as
     /// an internal error; the user's fold is left as it was before this event).
     /// </summary>
-    public DecodeError? Plan(int messageIndex, InboundEvent inbound, IUserCloaker cloaker)
+    public DecodeError? Plan(int messageIndex, InboundEvent inbound, IUserCloaker cloaker) => Plan(messageIndex, inbound, cloaker, 0, null, null);
+
+    /// <summary>
+    /// <see cref="Plan(int, InboundEvent, IUserCloaker)"/> in a generation seated <paramref name="seatEpoch"/> times (recorded
+    /// with each cloak, see <see cref="StoredEventId.SeatEpoch"/>), for an event read from input partition
+    /// <paramref name="partition"/> (recorded as the partition that owns the user; null: not from Kafka); a change the
+    /// live stream publishes carries the generation's sweep epoch as the user's <paramref name="sweepMark"/> (null: not published).
+    /// </summary>
+    public DecodeError? Plan(int messageIndex, InboundEvent inbound, IUserCloaker cloaker, int seatEpoch, int? partition, int? sweepMark)
     {
         var fold = _folds[inbound.UserId];
         if (fold.HasVersion && inbound.Version <= fold.Version)
@@ -108,8 +119,11 @@ internal sealed class BatchPlanner
                     foreach (var (name, value) in update.Attributes)
                         classes[_attributeIndex[name]] = ClassIndex(name, value);
                 var cloaked = Cloak(cloaker, update.Embedding, classes, out var mask);
-                var id = StoredEventId.Compose(update.EventId, update.ModelVersion, mask, StoredEventId.EmbeddingStream);
-                var change = new UserStateChange(fold.UserId, id, update.Version) { Original = update.Embedding, Cloaked = cloaked, Classes = classes };
+                var id = StoredEventId.Compose(update.EventId, update.ModelVersion, mask, StoredEventId.EmbeddingStream, seatEpoch);
+                var change = new UserStateChange(fold.UserId, id, update.Version)
+                {
+                    Original = update.Embedding, Cloaked = cloaked, Classes = classes, Partition = partition, SweepMark = sweepMark,
+                };
                 Add(messageIndex, fold, change, PlannedKind.Serve, cloaked, classes, mask, update.ModelVersion);
                 fold.Set(update.Version, update.EventId, id, update.Embedding, cloaked, classes, mask, update.ModelVersion, StoredEventId.EmbeddingStream);
                 return null;
@@ -140,11 +154,13 @@ internal sealed class BatchPlanner
                         classes[_attributeIndex[name]] = value is null ? -1 : ClassIndex(name, value);
                 }
                 var cloaked = Cloak(cloaker, fold.Original!, classes, out var mask);
-                var id = StoredEventId.Compose(request.EventId, fold.ModelVersion!, mask, StoredEventId.RequestStream);
+                var id = StoredEventId.Compose(request.EventId, fold.ModelVersion!, mask, StoredEventId.RequestStream, seatEpoch);
                 var change = new UserStateChange(fold.UserId, id, request.Version)
                 {
                     Cloaked = cloaked,
                     Classes = ReferenceEquals(classes, fold.Classes) ? null : classes,
+                    Partition = partition,
+                    SweepMark = sweepMark,
                 };
                 Add(messageIndex, fold, change, PlannedKind.Serve, cloaked, classes, mask, fold.ModelVersion!);
                 fold.Set(request.Version, request.EventId, id, fold.Original!, cloaked, classes, mask, fold.ModelVersion!, StoredEventId.RequestStream);
@@ -154,6 +170,15 @@ internal sealed class BatchPlanner
                 throw new InvalidOperationException($"unexpected event type {inbound.GetType().Name}");
         }
     }
+
+    /// <summary>Whether the user has a state at this point of the batch (as planned so far); false for users not added.</summary>
+    public bool Holds(string userId) => _folds.TryGetValue(userId, out var fold) && fold.Exists;
+
+    /// <summary>Whether the user was added to this batch.</summary>
+    public bool Knows(string userId) => _folds.ContainsKey(userId);
+
+    /// <summary>The user's fold (after <see cref="AddUser"/>).</summary>
+    public UserFold FoldOf(string userId) => _folds[userId];
 
     /// <summary>The names of the attributes in <paramref name="mask"/> (catalog order), cached per mask.</summary>
     public IReadOnlyList<string> ProtectedNames(uint mask)

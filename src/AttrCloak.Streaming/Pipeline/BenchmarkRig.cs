@@ -4,9 +4,11 @@ using System.Security.Cryptography;
 using AttrCloak.Core.Data;
 using AttrCloak.Streaming.Cloaking;
 using AttrCloak.Streaming.Hosting;
+using AttrCloak.Streaming.Generations;
 using AttrCloak.Streaming.Kafka;
 using AttrCloak.Streaming.Monitoring;
 using AttrCloak.Streaming.Redis;
+using AttrCloak.Streaming.Redis.Generations;
 using AttrCloak.Streaming.Redis.State;
 using Microsoft.Extensions.Logging;
 using StackExchange.Redis;
@@ -76,10 +78,11 @@ internal sealed class BenchmarkRig : IAsyncDisposable
             Attributes = Catalog,
             TombstoneSecret = RandomNumberGenerator.GetBytes(32),
         };
-        Store = new RedisStateStore(redis, StoreOptions);
+        Generations = new RedisGenerationStore(redis, StoreOptions);
+        Store = (RedisStateStore)Generations.StoreOf(ModelVersion);
         Population = BenchmarkPopulation.Create(users, dimension, Catalog);
         Metrics = new WorkerMetrics();
-        Pipeline = new GuardPipeline(Kafka, guard, Store, factory, observer, Metrics, logger)
+        Pipeline = new GuardPipeline(Kafka, guard, Generations, factory, observer, Metrics, logger)
         {
             Latencies = tuning.Latencies,
             MaxUnacknowledgedBatches = tuning.MaxUnacknowledgedBatches,
@@ -98,7 +101,14 @@ internal sealed class BenchmarkRig : IAsyncDisposable
     public MockKafkaCluster? Cluster { get; }
     public KafkaOptions Kafka { get; }
     public StateStoreOptions StoreOptions { get; }
+    /// <summary>The deployment's generations (the benches stream one model, <see cref="ModelVersion"/>).</summary>
+    public RedisGenerationStore Generations { get; }
+
+    /// <summary>The store of the benches' generation.</summary>
     public RedisStateStore Store { get; }
+
+    /// <summary>The <c>model_version</c> of every bench event, and the generation it is seeded into.</summary>
+    public const string ModelVersion = "bench-1";
     public BenchmarkPopulation Population { get; }
     public WorkerMetrics Metrics { get; }
     public GuardPipeline Pipeline { get; }
@@ -135,7 +145,7 @@ internal sealed class BenchmarkRig : IAsyncDisposable
         try { await DeletePrefixAsync(_redis, StoreOptions.Prefix).ConfigureAwait(false); }
         finally
         {
-            Store.Dispose();
+            Generations.Dispose();
             Cluster?.Dispose();
             _stop.Dispose();
         }
@@ -145,78 +155,25 @@ internal sealed class BenchmarkRig : IAsyncDisposable
     public SeedReport? Seeded { get; private set; }
 
     /// <summary>
-    /// A warm store, as <c>attrcloak bootstrap</c> leaves it. With a <see cref="PopulationSeeding"/> (the CLI passes batch
-    /// AttrCloak-DF, what bootstrap runs) every user is written once (version 2) with the original, the batch-cloaked
-    /// embedding and the classes, so the class statistics the worker maps streamed users onto are those of a cloaked
-    /// population. Without one (fallback, e.g. Streaming tests, which cannot reference the learning code) every user is
-    /// written with the original served as is (version 1), then re-served through the cloaker built from those
-    /// statistics (version 2): real maps, but towards class fits that still carry the attributes.
+    /// A warm store, as <c>attrcloak bootstrap</c> leaves it: the population batch-cloaked (the given seeding, batch
+    /// AttrCloak-DF by default, what bootstrap runs) and written with <see cref="GenerationSeeding"/> at version 2 into
+    /// the seated, serving generation <see cref="ModelVersion"/>, so the class statistics the worker maps streamed users
+    /// onto are those of a cloaked population.
     /// </summary>
     private async Task SeedAsync(CancellationToken cancellationToken)
     {
         var clock = Stopwatch.StartNew();
-        if (_seeding is not null)
-        {
-            await SeedWithAsync(_seeding, cancellationToken).ConfigureAwait(false);
-            Seeded = new SeedReport(_seeding.Method, Population.UserIds.Length, clock.Elapsed);
-            return;
-        }
-        const int Chunk = 500;
+        var seeding = _seeding ?? PopulationSeeding.DataFree;
         var population = Population;
         var n = population.UserIds.Length;
-        for (var from = 0; from < n; from += Chunk)
-        {
-            var batch = new List<UserStateChange>();
-            for (var u = from; u < Math.Min(n, from + Chunk); u++)
-                batch.Add(new UserStateChange(population.UserIds[u], $"seed-{u}", 1)
-                {
-                    Original = population.Originals[u],
-                    Cloaked = population.Originals[u],
-                    Classes = population.Classes[u],
-                });
-            await Store.ApplyAsync(batch, cancellationToken).ConfigureAwait(false);
-        }
-        var cloaker = Factory.Build(await Store.ReadStatisticsAsync(cancellationToken).ConfigureAwait(false));
-        for (var from = 0; from < n; from += Chunk)
-        {
-            var batch = new List<UserStateChange>();
-            for (var u = from; u < Math.Min(n, from + Chunk); u++)
-            {
-                var cloaked = new float[population.Originals[u].Length];
-                var mask = cloaker.Cloak(population.Originals[u], population.Classes[u], cloaked).ProtectedMask;
-                batch.Add(new UserStateChange(population.UserIds[u], StoredEventId.Compose($"seed-cloak-{u}", "bench-1", mask), 2) { Cloaked = cloaked });
-            }
-            await Store.ApplyAsync(batch, cancellationToken).ConfigureAwait(false);
-        }
-        Seeded = new SeedReport(FallbackSeedMethod, n, clock.Elapsed);
-    }
-
-    /// <summary>How <see cref="SeedAsync"/> describes its fallback.</summary>
-    internal const string FallbackSeedMethod = "the originals re-served through the streaming cloaker (no batch cloak)";
-
-    private async Task SeedWithAsync(PopulationSeeding seeding, CancellationToken cancellationToken)
-    {
-        const int Chunk = 500;
-        var population = Population;
-        var n = population.UserIds.Length;
-        // The batch cloak is CPU-bound (TorchSharp in the CLI's seeding): off the caller's thread.
+        // The batch cloak is CPU-bound (TorchSharp): off the caller's thread.
         var cloaked = await Task.Run(() => seeding.Cloak(population.Originals, population.Classes, Catalog, cancellationToken), cancellationToken).ConfigureAwait(false);
         var d = StoreOptions.Dimension;
         if (cloaked is null || cloaked.Length != n || cloaked.Any(row => row is null || row.Length != d || !row.All(float.IsFinite)))
             throw new InvalidOperationException($"the population seeding ({seeding.Method}) did not return {n} finite rows of {d} values");
-        var allProtected = (1u << Catalog.Length) - 1; // the batch cloak protects every attribute of every user
-        for (var from = 0; from < n; from += Chunk)
-        {
-            var batch = new List<UserStateChange>();
-            for (var u = from; u < Math.Min(n, from + Chunk); u++)
-                batch.Add(new UserStateChange(population.UserIds[u], StoredEventId.Compose($"seed-batch-{u}", "bench-1", allProtected), 2)
-                {
-                    Original = population.Originals[u],
-                    Cloaked = cloaked[u],
-                    Classes = population.Classes[u],
-                });
-            await Store.ApplyAsync(batch, cancellationToken).ConfigureAwait(false);
-        }
+        var users = Enumerable.Range(0, n).Select(u => new SeedUser(population.UserIds[u], population.Originals[u], cloaked[u], population.Classes[u])).ToList();
+        await GenerationSeeding.SeedAsync(Generations, ModelVersion, users, version: 2, batchSize: 500, cancellationToken: cancellationToken).ConfigureAwait(false);
+        Seeded = new SeedReport(seeding.Method, n, clock.Elapsed);
     }
 
     /// <summary>A numeric field of INFO (e.g. used_cpu_user in section cpu); NaN when unavailable.</summary>
@@ -253,19 +210,6 @@ internal sealed class BenchmarkRig : IAsyncDisposable
         }
     }
 }
-
-/// <summary>
-/// How a benchmark cloaks its population before streaming, as <c>attrcloak bootstrap</c> does: the CLI passes batch
-/// AttrCloak-DF (the Streaming project does not reference the learning code, so it cannot run it itself).
-/// </summary>
-/// <param name="Method">Named in the bench output, e.g. "batch AttrCloak-DF".</param>
-/// <param name="Cloak">
-/// Originals (one row per user) and classes (per user, one per catalog attribute, in catalog order) to the cloaked rows,
-/// same order and dimension.
-/// </param>
-public sealed record PopulationSeeding(
-    string Method,
-    Func<float[][], int[][], IReadOnlyList<AttributeSpec>, CancellationToken, float[][]> Cloak);
 
 /// <summary>How a benchmark's population was seeded into the store: method, users and wall time (cloak + writes).</summary>
 public sealed record SeedReport(string Method, int Users, TimeSpan Elapsed)

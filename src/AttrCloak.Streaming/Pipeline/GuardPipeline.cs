@@ -2,10 +2,12 @@ using System.Diagnostics;
 using System.Text;
 using AttrCloak.Streaming.Cloaking;
 using AttrCloak.Streaming.Contracts;
+using AttrCloak.Streaming.Generations;
 using AttrCloak.Streaming.Hosting;
 using AttrCloak.Streaming.Kafka;
 using AttrCloak.Streaming.Monitoring;
 using AttrCloak.Streaming.Redis;
+using AttrCloak.Streaming.Redis.Generations;
 using AttrCloak.Streaming.Redis.State;
 using AttrCloak.Streaming.Redis.Statistics;
 using Confluent.Kafka;
@@ -53,18 +55,22 @@ public sealed class GuardPipeline
 
     private readonly KafkaOptions _kafka;
     private readonly GuardOptions _guard;
-    private readonly IStateStore _store;
+    private readonly IGenerationStore _store;
+    private readonly GenerationOptions _generationOptions;
     private readonly IServedPopulationObserver? _observer;
     private readonly WorkerMetrics _metrics;
     private readonly ILogger _logger;
     private readonly ContractLimits _limits;
     private readonly AttributeCatalog _catalog;
     private readonly IUserCloakerFactory _cloakerFactory;
-    private CloakerCache? _cloakerCache;
+    private GenerationSet? _generationSet;
 
-    /// <summary>Built on first use, so that <see cref="CloakerRebuildShare"/> (an init property) is in force.</summary>
-    private CloakerCache Cloakers => _cloakerCache ??= new CloakerCache(_store, _cloakerFactory, _metrics, _logger,
-        _guard.CloakerRefreshEvents, _guard.CloakerRefreshInterval, CloakerRebuildShare);
+    /// <summary>
+    /// The deployment's generations, each with its store, maps and user cache. Built on first use, so that
+    /// <see cref="CloakerRebuildShare"/> and <see cref="UserCacheCapacity"/> (init properties) are in force.
+    /// </summary>
+    private GenerationSet Generations => _generationSet ??= new GenerationSet(_store, _cloakerFactory, _guard, _generationOptions, _metrics, _logger,
+        UserCacheCapacity, CloakerRebuildShare);
     private readonly ResiliencePipeline _storeRetry;
     private readonly Headers _cloakedHeaders;
     private readonly Dictionary<string, byte[]> _reasonLabels = new(StringComparer.Ordinal);
@@ -81,18 +87,11 @@ public sealed class GuardPipeline
     private readonly Dictionary<(string Topic, int Partition), long> _nextOffsets = [];
     private readonly Dictionary<(string Topic, int Partition), long> _lastStored = [];
     private readonly List<TopicPartitionOffset> _rewound = [];
-    private readonly UserStateCache _userCache;
 
-    /// <summary>
-    /// Per input partition, the applied-offset watermark in the store (-1: none): events at or below it were decided
-    /// once already (a redelivery after a crash), so an older or same version among them is no dead letter. Read from
-    /// the store per partition on first use after an assignment change or a failed store call; raised per batch.
-    /// </summary>
-    private readonly Dictionary<(string Topic, int Partition), long> _consumedMarks = [];
     private bool _emptyStoreToCheck; // started on an empty store: compare with the group's committed offsets once
     private readonly List<ConsumedOffset> _consumedAsk = [];
     private readonly Dictionary<(string Topic, int Partition), long> _batchMaxOffsets = [];
-    private bool _storeKeepsMarks = true;
+    private readonly List<GenerationContext> _touched = [];
 
     private readonly Counter.Child _decodeSeconds, _readSeconds, _cloakSeconds, _applySeconds, _encodeSeconds, _produceSeconds, _ackWaitSeconds, _commitSeconds, _pollSeconds;
     private volatile bool _assignmentChanged;
@@ -104,15 +103,17 @@ public sealed class GuardPipeline
     public GuardPipeline(
         KafkaOptions kafka,
         GuardOptions guard,
-        IStateStore store,
+        IGenerationStore store,
         IUserCloakerFactory cloakerFactory,
         IServedPopulationObserver? observer,
         WorkerMetrics metrics,
-        ILogger logger)
+        ILogger logger,
+        GenerationOptions? generations = null)
     {
         _kafka = kafka ?? throw new ArgumentNullException(nameof(kafka));
         _guard = guard ?? throw new ArgumentNullException(nameof(guard));
         _store = store ?? throw new ArgumentNullException(nameof(store));
+        _generationOptions = generations ?? new GenerationOptions();
         ArgumentNullException.ThrowIfNull(cloakerFactory);
         _observer = observer;
         _metrics = metrics ?? throw new ArgumentNullException(nameof(metrics));
@@ -155,7 +156,6 @@ public sealed class GuardPipeline
         _pollSeconds = metrics.StageSeconds.WithLabels("poll");
         _encodeSeconds = metrics.StageSeconds.WithLabels("encode");
         _ackWaitSeconds = metrics.StageSeconds.WithLabels("ack_wait");
-        _userCache = new UserStateCache(UserCacheCapacity);
     }
 
     /// <summary>
@@ -182,7 +182,6 @@ public sealed class GuardPipeline
         {
             ArgumentOutOfRangeException.ThrowIfNegative(value);
             _userCacheCapacity = value;
-            _userCache = new UserStateCache(value);
         }
     }
     private readonly int _userCacheCapacity = 100_000;
@@ -199,6 +198,18 @@ public sealed class GuardPipeline
     /// <summary>Readiness, for the health endpoint.</summary>
     public PipelineStatus Status { get; }
 
+    /// <summary>How this worker batch-cloaks a generation it seats (default: batch AttrCloak-DF, as bootstrap).</summary>
+    public PopulationSeeding? Seeding { get; init; }
+
+    /// <summary>This worker's name in seat leases (default: host name, process id and a random suffix).</summary>
+    public string InstanceId { get; init; } = $"{Environment.MachineName}-{Environment.ProcessId}-{Guid.NewGuid().ToString("N")[..6]}";
+
+    /// <summary>Sweeps of this worker (tests); null before <see cref="Run"/>.</summary>
+    internal Sweeper? Sweeps => _sweeper;
+
+    /// <summary>Seatings of this worker (tests); null before <see cref="Run"/>.</summary>
+    internal GenerationSeater? Seater => _seater;
+
     /// <summary>Optional: per-event consume-to-acknowledgement latencies (benchmarks).</summary>
     public LatencyRecorder? Latencies { get; init; }
 
@@ -206,7 +217,10 @@ public sealed class GuardPipeline
     public long ProcessedEvents => Interlocked.Read(ref _processed);
 
     /// <summary>Cloaker rebuilds so far (tests).</summary>
-    internal int CloakerBuilds => Cloakers.Builds;
+    internal int CloakerBuilds => Generations.CloakerBuilds;
+
+    /// <summary>The generations as this worker last saw them (tests).</summary>
+    internal GenerationRegistry GenerationRegistry => Generations.Registry;
 
     /// <summary>
     /// Runs until <paramref name="cancellationToken"/> is cancelled: initialises the store (with retries), logs the
@@ -216,12 +230,18 @@ public sealed class GuardPipeline
     /// </summary>
     public void Run(CancellationToken cancellationToken)
     {
-        var snapshot = _storeRetry.ExecuteAsync(async ct => await Cloakers.InitializeAsync(ct).ConfigureAwait(false), cancellationToken)
+        _storeRetry.ExecuteAsync(async ct => await Generations.InitializeAsync(ct).ConfigureAwait(false), cancellationToken)
             .AsTask().GetAwaiter().GetResult();
         Status.SetStoreHealthy(true);
         Status.SetStoreInitialized();
-        LogStartup(snapshot);
-        _emptyStoreToCheck = _store.CreatedEmpty; // users without known classes count nowhere in the statistics: ask the store
+        LogStartup();
+        _emptyStoreToCheck = Generations.StartedEmpty;
+        NotifyServing();
+        _sweeper = new Sweeper(Generations, _generationOptions, _metrics, _logger);
+        _seater = new GenerationSeater(_store, _guard.AttributeSpecs(), _generationOptions, Seeding ?? PopulationSeeding.DataFree, _metrics, _logger, InstanceId);
+        using var seating = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var seater = _seater;
+        var seaterTask = Task.Run(() => seater.RunAsync(seating.Token), CancellationToken.None);
 
         using var publisher = new OutputPublisher(onFatal => KafkaClients.ProducerBuilder(_kafka, _logger, onFatal, OnBrokers).Build(), _logger);
         publisher.AcknowledgementGateForTests = AcknowledgementGateForTests;
@@ -259,7 +279,7 @@ public sealed class GuardPipeline
             var nextLag = Stopwatch.GetTimestamp();
             while (!cancellationToken.IsCancellationRequested)
             {
-                var batch = _spare.Count > 0 ? _spare.Pop() : new Batch(_guard.Dimension, _catalog);
+                var batch = _spare.Count > 0 ? _spare.Pop() : new Batch();
                 Collect(consumer, batch, cancellationToken);
                 if (_emptyStoreToCheck && consumer.Assignment.Count > 0) CheckEmptyStoreAgainstCommittedOffsets(consumer);
                 if (batch.Count > 0)
@@ -277,6 +297,7 @@ public sealed class GuardPipeline
                     // Nothing new within the batch window: finish the outstanding batches now rather than at the next one.
                     FinishUnacknowledged(cancellationToken);
                 }
+                SweepStep(cancellationToken);
                 if (Stopwatch.GetTimestamp() >= nextLag)
                 {
                     RefreshLag(consumer);
@@ -293,6 +314,9 @@ public sealed class GuardPipeline
         {
             Status.SetRunning(false);
             Status.SetGroupJoined(false);
+            seating.Cancel();
+            // A seating in progress is abandoned (its lease expires and a worker seats the generation again).
+            if (!seaterTask.Wait(TimeSpan.FromSeconds(5))) _logger.LogInformation("A seating was still running at shutdown; its lease expires and it is redone");
             if (graceful || cancellationToken.IsCancellationRequested) DrainAtShutdown();
             _unacknowledged.Clear();
             Close(consumer);
@@ -340,24 +364,29 @@ public sealed class GuardPipeline
         _spare.Push(batch);
     }
 
-    private void LogStartup(StatisticsSnapshot snapshot)
+    private void LogStartup()
     {
         _logger.LogInformation(
             "Privacy guard starting: brokers {Brokers}; consumer group {Group}; input topics {Embeddings}, {Requests}; serving topic {Cloaked}; dead-letter topic {DeadLetter}",
             _kafka.BootstrapServers, _kafka.ConsumerGroup, _kafka.EmbeddingsTopic, _kafka.PrivacyRequestsTopic, _kafka.CloakedTopic, _kafka.DeadLetterTopic);
         _logger.LogInformation(
-            "State store {Store}; dimension {Dimension}; catalog {Catalog}; batches of up to {MaxBatch} events / {Wait} ms; cloaker {Cloaker} rebuilt after {RefreshEvents} changed users or {RefreshSeconds} s with changes",
+            "State store {Store}; dimension {Dimension}; catalog {Catalog}; batches of up to {MaxBatch} events / {Wait} ms; maps rebuilt after {RefreshEvents} changed users or {RefreshSeconds} s with changes",
             _store.GetType().Name, _guard.Dimension,
             string.Join(", ", _catalog.AttributeNames.Select(a => $"{a} ({_catalog.ClassesOf(a).Count} classes)")),
-            _guard.MaxBatchEvents, _guard.MaxBatchWait.TotalMilliseconds, Cloakers.Current.GetType().Name,
-            _guard.CloakerRefreshEvents, _guard.CloakerRefreshInterval.TotalSeconds);
-        foreach (var attribute in snapshot.Attributes)
-            _logger.LogInformation("Served-population statistics of {Attribute}: users per class [{Counts}] (statistics version {Version})",
-                attribute.Attribute, string.Join(", ", attribute.Counts), snapshot.Version);
-        if (snapshot.Attributes.All(a => a.Counts.All(c => c == 0)))
+            _guard.MaxBatchEvents, _guard.MaxBatchWait.TotalMilliseconds, _guard.CloakerRefreshEvents, _guard.CloakerRefreshInterval.TotalSeconds);
+        var registry = Generations.Registry;
+        foreach (var g in registry.Generations.Where(g => g.State != GenerationState.Retired))
+        {
+            var snapshot = Generations.Context(g.ModelVersion)?.Cloakers.Snapshot;
+            _logger.LogInformation("Model generation '{Model}': {State}, seat epoch {Seat}, sweep epoch {Sweep}; users per class {Counts}",
+                g.ModelVersion, g.StateLabel, g.SeatEpoch, g.SweepEpoch,
+                snapshot is null ? "-" : string.Join("; ", snapshot.Attributes.Select(a => $"{a.Attribute} [{string.Join(", ", a.Counts)}]")));
+        }
+        if (registry.Serving is null)
             _logger.LogWarning(
-                "The state store is EMPTY (cold start): no served users yet; cloaking is conservative until every class has enough users (the warm-up threshold of {Cloaker}), and it tightens as the statistics fill (attrcloak_statistics_min_class_users). Run `attrcloak bootstrap` to seed it from a batch run",
-                Cloakers.Current.GetType().Name);
+                "The state store is EMPTY (cold start): no model generation yet. The first model_version that arrives serves at once with conservative maps, " +
+                "and is seated with batch AttrCloak-DF once every class has {MinClassUsers} users. Run `attrcloak bootstrap` to seed it from a batch run instead",
+                _generationOptions.MinClassUsers);
     }
 
     // ---- collecting a batch ---------------------------------------------------------------------------------------
@@ -384,8 +413,8 @@ public sealed class GuardPipeline
         if (_assignmentChanged)
         {
             // A user's partition may have had another owner meanwhile: what we remember of them may be out of date.
-            _userCache.Clear();
-            _consumedMarks.Clear();
+            foreach (var context in Generations.Live) context.Forget();
+            _sweeper?.OnAssignment(consumer.Assignment.Select(tp => (tp.Topic, tp.Partition.Value)), _kafka.EmbeddingsTopic);
             if (batch.Count > 0) DropUnassigned(consumer, batch);
         }
         _assignmentChanged = false;
@@ -445,7 +474,8 @@ public sealed class GuardPipeline
         Decode(batch);
         Stage(_decodeSeconds, ref t);
 
-        Cloakers.BeforeBatch();
+        foreach (var context in Generations.Live) context.Cloakers.BeforeBatch();
+        _touched.Clear();
         var anyOptOut = false;
         _userIds.Clear();
         _seenUsers.Clear();
@@ -456,8 +486,6 @@ public sealed class GuardPipeline
             anyOptOut |= e is PrivacyRequest { Type: PrivacyRequestType.OptOut };
         }
 
-        batch.Planner.Reset();
-        batch.Results = [];
         if (_userIds.Count > 0)
         {
             var attempt = 0;
@@ -472,8 +500,7 @@ public sealed class GuardPipeline
                             // A failed store call: what we remember may be off (a timed-out write may have happened). The
                             // batches sent before this one need no store work: finish them, so their offsets are not held
                             // back by this batch's retries.
-                            _userCache.Clear();
-                            _consumedMarks.Clear(); // a timed-out write may have raised them
+                            foreach (var context in Generations.Live) context.Forget(); // a timed-out write may have raised the watermarks
                             FinishUnacknowledged(ct);
                         }
                         await ReadPlanApplyAsync(batch, anyOptOut, ct).ConfigureAwait(false);
@@ -482,14 +509,15 @@ public sealed class GuardPipeline
                 }
                 catch (StateStoreLostException lost)
                 {
-                    // Nothing of this batch was written or sent: wait for the rebuild, then redo it from scratch.
-                    AwaitRebuiltState(lost, cancellationToken);
+                    // Nothing of this batch was written or sent. A generation retired meanwhile (its keys deleted) is
+                    // no loss: redo the batch without it. Otherwise wait for the rebuild, then redo it from scratch.
+                    if (!RetiredMeanwhile(cancellationToken)) AwaitRebuiltState(lost, cancellationToken);
                     attempt = 0;
                 }
             }
             Status.SetStoreHealthy(true);
         }
-        Remember(batch);
+        Remember();
         t = Stopwatch.GetTimestamp();
 
         BuildOutputs(batch);
@@ -513,8 +541,7 @@ public sealed class GuardPipeline
     private void AwaitRebuiltState(StateStoreLostException lost, CancellationToken cancellationToken)
     {
         Status.SetStateMissing(true);
-        _userCache.Clear();
-        _consumedMarks.Clear(); // the redelivery watermarks went with the state; read again after the rebuild
+        foreach (var context in Generations.Live) context.Forget(); // the redelivery watermarks went with the state; read again after the rebuild
         var since = Stopwatch.GetTimestamp();
         var nextLog = since;
         while (true)
@@ -527,13 +554,14 @@ public sealed class GuardPipeline
             if (cancellationToken.WaitHandle.WaitOne(_guard.StateCheckInterval)) cancellationToken.ThrowIfCancellationRequested();
             try
             {
-                var snapshot = Cloakers.ResetAsync(cancellationToken).GetAwaiter().GetResult();
+                Generations.InitializeAsync(cancellationToken).GetAwaiter().GetResult();
+                if (Generations.Registry.Version == 0) throw new StateStoreLostException(lost.Prefix); // the registry is not back yet
                 Status.SetStoreHealthy(true);
                 Status.SetStateMissing(false);
                 _logger.LogWarning(
-                    "The state store's data is back after {Seconds:F0} s (statistics version {Version}; users per class {Counts}); resuming with the batch in hand",
-                    Stopwatch.GetElapsedTime(since).TotalSeconds, snapshot.Version,
-                    string.Join("; ", snapshot.Attributes.Select(a => $"{a.Attribute} [{string.Join(", ", a.Counts)}]")));
+                    "The state store's data is back after {Seconds:F0} s (generations: {Generations}); resuming with the batch in hand",
+                    Stopwatch.GetElapsedTime(since).TotalSeconds,
+                    string.Join("; ", Generations.Registry.Generations.Select(g => $"'{g.ModelVersion}' {g.StateLabel}")));
                 return;
             }
             catch (StateStoreLostException)
@@ -550,6 +578,28 @@ public sealed class GuardPipeline
     }
 
     private static readonly TimeSpan LostStateLogInterval = TimeSpan.FromMinutes(1);
+
+    /// <summary>
+    /// After a lost-state error: true when a generation of the batch is no longer live (retired meanwhile, its store
+    /// deleted), so the batch is simply redone without it; false when the state really is gone.
+    /// </summary>
+    private bool RetiredMeanwhile(CancellationToken cancellationToken)
+    {
+        try
+        {
+            var touched = _touched.Select(c => c.ModelVersion).ToList();
+            Generations.RefreshAsync(force: true, cancellationToken).GetAwaiter().GetResult();
+            var registry = Generations.Registry;
+            var gone = touched.Where(m => registry.Find(m) is not { Live: true }).ToList();
+            if (gone.Count == 0) return false;
+            _logger.LogInformation("Generation(s) {Models} retired during the batch; redoing it without them", string.Join(", ", gone));
+            return true;
+        }
+        catch (StateStoreLostException)
+        {
+            return false;
+        }
+    }
 
     /// <summary>
     /// An empty store is normal for a new deployment, but not when the consumer group has already consumed input that
@@ -628,55 +678,149 @@ public sealed class GuardPipeline
     private async Task ReadPlanApplyAsync(Batch batch, bool anyOptOut, CancellationToken cancellationToken)
     {
         var t = Stopwatch.GetTimestamp();
-        // Users this worker wrote recently are known; only the others are read (one round trip, or none at all).
-        var planner = batch.Planner;
-        planner.Reset();
-        _missingUsers.Clear();
-        foreach (var user in _userIds)
-            if (_userCache.TryGet(user, out var cached)) planner.AddUser(user, cached);
-            else _missingUsers.Add(user);
-        if (_missingUsers.Count > 0)
+        var generations = Generations;
+        await generations.RefreshAsync(force: false, cancellationToken).ConfigureAwait(false);
+        // The generation of each embedding update's model (created on the model's first event) before routing.
+        _resolved.Clear();
+        for (var i = 0; i < batch.Count; i++)
+            if (batch.Slots[i].Event is EmbeddingUpdate update) _resolved.TryAdd(update.ModelVersion, default);
+        foreach (var model in _resolved.Keys.ToList())
+            _resolved[model] = await generations.ResolveAsync(model, cancellationToken).ConfigureAwait(false);
+        Route(batch);
+
+        // Each generation's users: the ones this worker wrote recently are known, the others read (one round trip each).
+        foreach (var context in _touched)
         {
-            var states = await _store.GetUsersAsync(_missingUsers, cancellationToken).ConfigureAwait(false);
-            for (var u = 0; u < _missingUsers.Count; u++) planner.AddUser(_missingUsers[u], states[u]);
+            _missingUsers.Clear();
+            foreach (var user in context.BatchUsers)
+                if (context.Users.TryGet(user, out var cached)) context.Planner.AddUser(user, cached);
+                else _missingUsers.Add(user);
+            if (_missingUsers.Count > 0)
+            {
+                var states = await context.Store.GetUsersAsync(_missingUsers, cancellationToken).ConfigureAwait(false);
+                for (var u = 0; u < _missingUsers.Count; u++) context.Planner.AddUser(_missingUsers[u], states[u]);
+            }
+            Interlocked.Add(ref _userReads, _missingUsers.Count);
+            Interlocked.Add(ref _userCacheHits, context.BatchUsers.Count - _missingUsers.Count);
         }
-        Interlocked.Add(ref _userReads, _missingUsers.Count);
-        Interlocked.Add(ref _userCacheHits, _userIds.Count - _missingUsers.Count);
         Stage(_readSeconds, ref t);
 
         await MarkRedeliveriesAsync(batch, cancellationToken).ConfigureAwait(false);
 
         // opt_out: cloak with maps built from the statistics as they are now.
-        if (anyOptOut) await Cloakers.RefreshNowAsync(cancellationToken).ConfigureAwait(false);
-        var cloaker = Cloakers.Current;
+        if (anyOptOut)
+            foreach (var context in _touched)
+                await context.Cloakers.RefreshNowAsync(cancellationToken).ConfigureAwait(false);
+        PlanAll(batch);
+        Stage(_cloakSeconds, ref t);
+
+        foreach (var context in _touched)
+        {
+            var changes = context.Planner.Changes;
+            context.Results = changes.Count == 0 ? [] : await context.Store.ApplyConsumedAsync(changes, batch.Consumed, cancellationToken).ConfigureAwait(false);
+            if (changes.Count > 0)
+                foreach (var c in batch.Consumed)
+                    if (context.ConsumedMarks.GetValueOrDefault((c.Topic, c.Partition), -1) < c.Offset) context.ConsumedMarks[(c.Topic, c.Partition)] = c.Offset;
+        }
+        Stage(_applySeconds, ref t);
+    }
+
+    private readonly Dictionary<string, (GenerationContext? Context, Resolution Resolution)> _resolved = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// Which generations the batch reads: an embedding update's own, and every generation before it in the publish
+    /// order (whether one of those holds the user decides where their serving record comes from); a privacy request
+    /// every live generation. Updates of a retired model are marked; a new model beyond the filling limit is dead-lettered.
+    /// </summary>
+    private void Route(Batch batch)
+    {
+        var generations = Generations;
+        foreach (var context in generations.Live) context.ResetBatch();
         for (var i = 0; i < batch.Count; i++)
         {
             ref var slot = ref batch.Slots[i];
             slot.PlanError = null;
+            slot.Retired = false;
             if (slot.Event is not { } e) continue;
-            try
+            if (e is EmbeddingUpdate update)
             {
-                slot.PlanError = planner.Plan(i, e, cloaker);
+                var (target, resolution) = _resolved[update.ModelVersion];
+                if (target is null)
+                {
+                    if (resolution == Resolution.Limit) slot.PlanError = GenerationLimitError();
+                    else slot.Retired = true;
+                    continue;
+                }
+                foreach (var before in generations.PublishOrder)
+                {
+                    before.Touch(e.UserId);
+                    if (ReferenceEquals(before, target)) break;
+                }
+                target.Touch(e.UserId);
             }
-            catch (Exception ex) when (ex is not OutOfMemoryException)
-            {
-                // A poison event must not stop the stream: dead-letter it, keep going.
-                slot.PlanError = new DecodeError(ReasonCode.InternalError, $"processing fault ({ex.GetType().Name})");
-                _logger.LogError(ex, "Processing one {Type} event failed; it goes to the dead-letter topic", slot.Type);
-            }
+            else
+                foreach (var context in generations.Live) context.Touch(e.UserId);
         }
-        Stage(_cloakSeconds, ref t);
+        _touched.Clear();
+        foreach (var context in generations.Live)
+            if (context.InBatch) _touched.Add(context);
+    }
 
-        batch.Results = planner.Changes.Count == 0 ? [] : await _store.ApplyConsumedAsync(planner.Changes, batch.Consumed, cancellationToken).ConfigureAwait(false);
-        if (planner.Changes.Count > 0)
-            foreach (var c in batch.Consumed)
-                if (_consumedMarks.GetValueOrDefault((c.Topic, c.Partition), -1) < c.Offset) _consumedMarks[(c.Topic, c.Partition)] = c.Offset;
-        Stage(_applySeconds, ref t);
+    private DecodeError GenerationLimitError() => new(ReasonCode.GenerationLimit,
+        $"a new model_version while {_generationOptions.MaxFilling} generation(s) are filling (AttrCloak:Generations:MaxFilling); retire an abandoned rollout or raise the limit");
+
+    /// <summary>
+    /// Folds every event into its generations in batch order, cloaking with each generation's own maps: an embedding
+    /// update in its model's generation; a privacy request in every live generation that holds the user at that point
+    /// (or, when none does, in the newest one: an unknown user's request is dead-lettered there, or found older than
+    /// their forget).
+    /// </summary>
+    private void PlanAll(Batch batch)
+    {
+        var live = Generations.Live;
+        for (var i = 0; i < batch.Count; i++)
+        {
+            ref var slot = ref batch.Slots[i];
+            if (slot.Event is not { } e || slot.PlanError is not null || slot.Retired) continue;
+            if (e is EmbeddingUpdate update)
+            {
+                PlanIn(_resolved[update.ModelVersion].Context!, i, ref slot);
+                continue;
+            }
+            var planned = false;
+            foreach (var context in live)
+                if (context.Planner.Holds(e.UserId))
+                {
+                    PlanIn(context, i, ref slot);
+                    planned = true;
+                }
+            if (planned) continue;
+            if (live.Count > 0) PlanIn(live[0], i, ref slot);
+            else if (e is PrivacyRequest { Type: PrivacyRequestType.Forget }) slot.Retired = true; // nothing stored anywhere: nothing to forget
+            else slot.PlanError = BatchPlanner.UnknownUserError(e);
+        }
+    }
+
+    private void PlanIn(GenerationContext context, int index, ref Slot slot)
+    {
+        try
+        {
+            var sweepMark = context.Info.Published ? context.Info.SweepEpoch : (int?)null;
+            if (context.Planner.Plan(index, slot.Event!, context.Cloakers.Current, context.Info.SeatEpoch, slot.Result.Partition.Value, sweepMark) is { } error)
+                slot.PlanError = error;
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            // A poison event must not stop the stream: dead-letter it, keep going.
+            slot.PlanError = new DecodeError(ReasonCode.InternalError, $"processing fault ({ex.GetType().Name})");
+            _logger.LogError(ex, "Processing one {Type} event failed; it goes to the dead-letter topic", slot.Type);
+        }
     }
 
     /// <summary>
-    /// Marks the batch's events at or below their partition's applied-offset watermark as redeliveries, and collects
-    /// the batch's highest offset per partition (raised in the store with the batch's apply).
+    /// Marks the batch's events at or below their partition's applied-offset watermark (in any generation the batch
+    /// reads) as redeliveries, and collects the batch's highest offset per partition (raised in each generation's
+    /// store with the batch's apply there).
     /// </summary>
     private async Task MarkRedeliveriesAsync(Batch batch, CancellationToken cancellationToken)
     {
@@ -688,56 +832,67 @@ public sealed class GuardPipeline
             var key = (r.Topic, r.Partition.Value);
             if (!_batchMaxOffsets.TryGetValue(key, out var max) || r.Offset.Value > max) _batchMaxOffsets[key] = r.Offset.Value;
         }
-        _consumedAsk.Clear();
-        foreach (var ((topic, partition), max) in _batchMaxOffsets)
+        foreach (var ((topic, partition), max) in _batchMaxOffsets) batch.Consumed.Add(new ConsumedOffset(topic, partition, max));
+        var keepsMarks = true;
+        foreach (var context in _touched)
         {
-            batch.Consumed.Add(new ConsumedOffset(topic, partition, max));
-            if (_storeKeepsMarks && !_consumedMarks.ContainsKey((topic, partition))) _consumedAsk.Add(new ConsumedOffset(topic, partition, -1));
-        }
-        if (_consumedAsk.Count > 0)
-        {
-            var marks = await _store.ReadConsumedOffsetsAsync(_consumedAsk, cancellationToken).ConfigureAwait(false);
-            if (marks is null) _storeKeepsMarks = false; // every stale version then passes as a redelivery (the old behaviour)
-            else for (var p = 0; p < _consumedAsk.Count; p++) _consumedMarks[(_consumedAsk[p].Topic, _consumedAsk[p].Partition)] = marks[p];
+            _consumedAsk.Clear();
+            foreach (var c in batch.Consumed)
+                if (context.StoreKeepsMarks && !context.ConsumedMarks.ContainsKey((c.Topic, c.Partition))) _consumedAsk.Add(new ConsumedOffset(c.Topic, c.Partition, -1));
+            if (_consumedAsk.Count > 0)
+            {
+                var marks = await context.Store.ReadConsumedOffsetsAsync(_consumedAsk, cancellationToken).ConfigureAwait(false);
+                if (marks is null) context.StoreKeepsMarks = false; // every stale version then passes as a redelivery (the old behaviour)
+                else for (var p = 0; p < _consumedAsk.Count; p++) context.ConsumedMarks[(_consumedAsk[p].Topic, _consumedAsk[p].Partition)] = marks[p];
+            }
+            keepsMarks &= context.StoreKeepsMarks;
         }
         for (var i = 0; i < batch.Count; i++)
         {
             ref var slot = ref batch.Slots[i];
             var r = slot.Result;
-            slot.Redelivered = !_storeKeepsMarks || r.Offset.Value <= _consumedMarks[(r.Topic, r.Partition.Value)];
+            var key = (r.Topic, r.Partition.Value);
+            var redelivered = !keepsMarks;
+            foreach (var context in _touched)
+                redelivered |= r.Offset.Value <= context.ConsumedMarks.GetValueOrDefault(key, -1);
+            slot.Redelivered = redelivered;
         }
     }
 
     /// <summary>
-    /// After the store write: each user of the batch is remembered in the state the store now holds, when the store
-    /// decided every one of their events as planned; otherwise (someone else wrote) they are read again next time.
+    /// After the store writes: each user of the batch is remembered, per generation, in the state the store now holds
+    /// when the store decided every one of their events there as planned; otherwise (someone else wrote) they are read
+    /// again next time.
     /// </summary>
-    private void Remember(Batch batch)
+    private void Remember()
     {
-        var planner = batch.Planner;
-        var appliedUsers = 0;
-        foreach (var user in planner.Users)
+        foreach (var context in _touched)
         {
-            var asPlanned = true;
-            var applied = false;
-            foreach (var j in user.ChangeIndices)
+            var planner = context.Planner;
+            var appliedUsers = 0;
+            foreach (var user in planner.Users)
             {
-                var outcome = batch.Results[j].Outcome;
-                applied |= outcome == ApplyOutcome.Applied;
-                asPlanned &= planner.Planned[j].Kind switch
+                var asPlanned = true;
+                var applied = false;
+                foreach (var j in user.ChangeIndices)
                 {
-                    PlannedKind.NotApplicable => outcome is ApplyOutcome.Duplicate or ApplyOutcome.Stale,
-                    PlannedKind.UnknownUser => outcome is not ApplyOutcome.Applied,
-                    _ => outcome == ApplyOutcome.Applied,
-                };
+                    var outcome = context.Results[j].Outcome;
+                    applied |= outcome == ApplyOutcome.Applied;
+                    asPlanned &= planner.Planned[j].Kind switch
+                    {
+                        PlannedKind.NotApplicable => outcome is ApplyOutcome.Duplicate or ApplyOutcome.Stale,
+                        PlannedKind.UnknownUser => outcome is not ApplyOutcome.Applied,
+                        _ => outcome == ApplyOutcome.Applied,
+                    };
+                }
+                if (applied) appliedUsers++;
+                if (!asPlanned || !context.Users.Enabled) context.Users.Remove(user.UserId);
+                else context.Users.Set(user.UserId, user.Exists
+                    ? new UserState(user.UserId, user.Version, user.StoredId!, user.Original!, user.Cloaked!, user.Classes!)
+                    : null);
             }
-            if (applied) appliedUsers++;
-            if (!asPlanned || !_userCache.Enabled) _userCache.Remove(user.UserId);
-            else _userCache.Set(user.UserId, user.Exists
-                ? new UserState(user.UserId, user.Version, user.StoredId!, user.Original!, user.Cloaked!, user.Classes!)
-                : null);
+            context.Cloakers.NoteApplied(appliedUsers);
         }
-        Cloakers.NoteApplied(appliedUsers);
     }
 
     private void BuildOutputs(Batch batch)
@@ -746,22 +901,40 @@ public sealed class GuardPipeline
         outputs.Clear();
         batch.Served.Clear();
         var now = DateTimeOffset.UtcNow;
-        var planner = batch.Planner;
-        var results = batch.Results;
         var slots = batch.Slots;
 
-        for (var j = 0; j < results.Length; j++)
+        // Each event's outcome: the best of its changes over the generations it went to.
+        for (var i = 0; i < batch.Count; i++)
         {
-            var index = planner.Planned[j].MessageIndex;
-            var result = results[j];
-            slots[index].Outcome = result.Outcome;
-            if (result.Outcome == ApplyOutcome.Rejected)
-                slots[index].PlanError = planner.Planned[j].Kind == PlannedKind.UnknownUser
-                    ? BatchPlanner.UnknownUserError(slots[index].Event)
-                    : new DecodeError(ReasonCode.StoreRejected, Printable(result.Reason ?? "rejected by the state store"));
-            else if (result.Outcome == ApplyOutcome.Stale && !slots[index].Redelivered && planner.Planned[j].Conflict is not null)
+            slots[i].Decided = false;
+            slots[i].Conflict = null;
+            slots[i].RejectError = null;
+        }
+        foreach (var context in _touched)
+        {
+            var planned = context.Planner.Planned;
+            for (var j = 0; j < planned.Count; j++)
+            {
+                ref var slot = ref slots[planned[j].MessageIndex];
+                var result = context.Results[j];
+                if (!slot.Decided || Rank(result.Outcome) > Rank(slot.Outcome)) slot.Outcome = result.Outcome;
+                slot.Decided = true;
+                if (result.Outcome == ApplyOutcome.Rejected)
+                    slot.RejectError ??= planned[j].Kind == PlannedKind.UnknownUser
+                        ? BatchPlanner.UnknownUserError(slot.Event)
+                        : new DecodeError(ReasonCode.StoreRejected, Printable(result.Reason ?? "rejected by the state store"));
+                else if (result.Outcome == ApplyOutcome.Stale && planned[j].Conflict is { } conflict)
+                    slot.Conflict ??= conflict;
+            }
+        }
+        for (var i = 0; i < batch.Count; i++)
+        {
+            ref var slot = ref slots[i];
+            if (!slot.Decided || slot.PlanError is not null) continue;
+            if (slot.Outcome == ApplyOutcome.Rejected) slot.PlanError = slot.RejectError;
+            else if (slot.Outcome == ApplyOutcome.Stale && !slot.Redelivered && slot.Conflict is { } conflict)
                 // First delivered now, yet not above the user's applied version from the same topic: an out-of-order or conflicting producer.
-                slots[index].PlanError = planner.Planned[j].Conflict == ReasonCode.VersionConflict
+                slot.PlanError = conflict == ReasonCode.VersionConflict
                     ? new DecodeError(ReasonCode.VersionConflict, "the user's applied version again with another event id; the applied event stays")
                     : new DecodeError(ReasonCode.StaleVersion, "a version older than the user's applied one, first delivered after it; nothing changed");
         }
@@ -772,48 +945,140 @@ public sealed class GuardPipeline
                 outputs.Add(DeadLetterOf(ref slot, error, now));
         }
 
-        foreach (var user in planner.Users)
+        _publishedUsers.Clear();
+        foreach (var context in _touched)
+            foreach (var user in context.Planner.Users)
+                if (_publishedUsers.Add(user.UserId)) Publish(batch, user.UserId, now);
+    }
+
+    private readonly HashSet<string> _publishedUsers = new(StringComparer.Ordinal);
+
+    private Sweeper? _sweeper;
+    private GenerationSeater? _seater;
+    private string? _servingNotified;
+    private long _sweepBackoffUntil;
+    private readonly List<OutboundMessage> _sweepOutputs = [];
+    private static readonly TimeSpan SweepBackoff = TimeSpan.FromSeconds(5);
+
+    /// <summary>The audit follows the serving generation.</summary>
+    private void NotifyServing()
+    {
+        if (_observer is null || Generations.Registry.Serving?.ModelVersion is not { } model || model == _servingNotified) return;
+        _observer.OnServingGeneration(model);
+        _servingNotified = model;
+    }
+
+    /// <summary>
+    /// Between batches: follows the registry (promotions, retirements) and runs one step of the sweeps when their rate
+    /// budget allows: every output of earlier batches is acknowledged first, then the chunk's outputs are sent and
+    /// awaited, then the users' sweep marks move (so each user's outputs stay in order, and a crash redoes the chunk).
+    /// A store failure only postpones the sweeps (the consume loop reports the store's health).
+    /// </summary>
+    private void SweepStep(CancellationToken cancellationToken)
+    {
+        if (_sweeper is null || Stopwatch.GetTimestamp() < _sweepBackoffUntil) return;
+        try
         {
-            var lastApplied = -1;
-            var duplicate = false;
-            foreach (var j in user.ChangeIndices)
+            Generations.RefreshAsync(force: false, cancellationToken).GetAwaiter().GetResult();
+            NotifyServing();
+            var chunk = _sweeper.NextAsync(cancellationToken).GetAwaiter().GetResult();
+            if (chunk is null) return;
+            if (chunk.Outputs.Count > 0)
             {
-                if (results[j].Outcome == ApplyOutcome.Applied) lastApplied = j;
-                else if (results[j].Outcome == ApplyOutcome.Duplicate) duplicate = true;
+                FinishUnacknowledged(cancellationToken);
+                var now = DateTimeOffset.UtcNow;
+                _sweepOutputs.Clear();
+                foreach (var u in chunk.Outputs)
+                {
+                    var value = u.Cloaked is null ? null
+                        : EventCodec.Encode(new CloakedEmbedding(u.UserId, u.Version, chunk.ModelVersion, u.Cloaked, chunk.Context!.Planner.ProtectedNames(u.ProtectedMask), now));
+                    _sweepOutputs.Add(new OutboundMessage(_kafka.CloakedTopic, EventCodec.KeyOf(u.UserId), value, value is null ? null : _cloakedHeaders));
+                }
+                _publisher!.SendAndAwait(_sweepOutputs, cancellationToken);
+                foreach (var u in chunk.Outputs)
+                {
+                    _metrics.Published.WithLabels(u.Cloaked is null ? "tombstone" : "cloaked").Inc();
+                    if (u.Cloaked is null) _observer?.OnForgotten(u.UserId);
+                    else _observer?.OnServed(u.UserId, chunk.ModelVersion, u.Cloaked, u.Classes!);
+                }
             }
-            if (lastApplied >= 0)
-            {
-                var planned = planner.Planned[lastApplied];
-                var key = slots[planned.MessageIndex].Result.Message.Key;
-                if (planned.Kind == PlannedKind.Forget)
-                    AddTombstone(batch, user.UserId, key);
-                else
-                    AddCloaked(batch, user.UserId, key, planned.Version, planned.ModelVersion, planned.Cloaked!, planned.Classes!, planned.ProtectedMask, now);
-            }
-            else if (duplicate)
-            {
-                // A redelivery: the store has this state already, but its output may never have been acknowledged.
-                var key = slots[planner.Planned[user.ChangeIndices[^1]].MessageIndex].Result.Message.Key;
-                if (user.Stored is { } stored)
-                    AddCloaked(batch, user.UserId, key, stored.Version, user.StoredMeta.ModelVersion, stored.Cloaked, stored.Classes,
-                        user.StoredMeta.HasMask ? user.StoredMeta.ProtectedMask : BatchPlanner.KnownClassMask(stored.Classes), now);
-                else
-                    AddTombstone(batch, user.UserId, key);
-            }
+            _sweeper.CompleteAsync(chunk, cancellationToken).GetAwaiter().GetResult();
+        }
+        catch (Exception e) when (e is RedisException or StateStoreConflictException or StateStoreLostException or TimeoutException or InvalidDataException)
+        {
+            _sweepBackoffUntil = Stopwatch.GetTimestamp() + (long)(SweepBackoff.TotalSeconds * Stopwatch.Frequency);
+            _logger.LogWarning("A sweep step failed ({Error}: {Message}); sweeps resume in {Seconds} s", e.GetType().Name, e.Message, SweepBackoff.TotalSeconds);
         }
     }
 
-    private void AddCloaked(Batch batch, string userId, byte[] key, long version, string modelVersion, float[] cloaked, int[] classes, uint mask, DateTimeOffset now)
+    private static int Rank(ApplyOutcome outcome) => outcome switch
     {
-        var value = EventCodec.Encode(new CloakedEmbedding(userId, version, modelVersion, cloaked, batch.Planner.ProtectedNames(mask), now));
+        ApplyOutcome.Applied => 3,
+        ApplyOutcome.Duplicate => 2,
+        ApplyOutcome.Stale => 1,
+        _ => 0,
+    };
+
+    /// <summary>
+    /// The user's serving record after the batch: from the first generation of the publish order that holds them
+    /// (its last applied state, or for a redelivery its stored state), only when the batch changed them there; a
+    /// tombstone when no generation holds them any more and a forget applied (or was redelivered).
+    /// </summary>
+    private void Publish(Batch batch, string userId, DateTimeOffset now)
+    {
+        var slots = batch.Slots;
+        foreach (var context in Generations.PublishOrder)
+        {
+            if (!context.Touches(userId)) continue;
+            var fold = context.Planner.FoldOf(userId);
+            if (!context.HoldsAfterBatch(fold)) continue;
+            var lastApplied = -1;
+            var duplicate = false;
+            foreach (var j in fold.ChangeIndices)
+            {
+                if (context.Results[j].Outcome == ApplyOutcome.Applied) lastApplied = j;
+                else if (context.Results[j].Outcome == ApplyOutcome.Duplicate) duplicate = true;
+            }
+            if (lastApplied >= 0)
+            {
+                var planned = context.Planner.Planned[lastApplied];
+                var key = slots[planned.MessageIndex].Result.Message.Key;
+                AddCloaked(batch, context, userId, key, planned.Version, planned.Cloaked!, planned.Classes!, planned.ProtectedMask, now);
+            }
+            else if (duplicate && fold.Stored is { } stored)
+            {
+                // A redelivery: the store has this state already, but its output may never have been acknowledged.
+                var key = slots[context.Planner.Planned[fold.ChangeIndices[^1]].MessageIndex].Result.Message.Key;
+                AddCloaked(batch, context, userId, key, stored.Version, stored.Cloaked, stored.Classes,
+                    fold.StoredMeta.HasMask ? fold.StoredMeta.ProtectedMask : BatchPlanner.KnownClassMask(stored.Classes), now);
+            }
+            return; // the generation serving this user decides; others' changes are not published
+        }
+        // No generation holds the user: a tombstone if a forget applied, or was redelivered, in any of them.
+        foreach (var context in _touched)
+        {
+            if (!context.Touches(userId)) continue;
+            var fold = context.Planner.FoldOf(userId);
+            foreach (var j in fold.ChangeIndices)
+                if (context.Results[j].Outcome is ApplyOutcome.Applied or ApplyOutcome.Duplicate)
+                {
+                    AddTombstone(batch, userId, slots[context.Planner.Planned[fold.ChangeIndices[^1]].MessageIndex].Result.Message.Key);
+                    return;
+                }
+        }
+    }
+
+    private void AddCloaked(Batch batch, GenerationContext source, string userId, byte[] key, long version, float[] cloaked, int[] classes, uint mask, DateTimeOffset now)
+    {
+        var value = EventCodec.Encode(new CloakedEmbedding(userId, version, source.ModelVersion, cloaked, source.Planner.ProtectedNames(mask), now));
         batch.Outputs.Add(new OutboundMessage(_kafka.CloakedTopic, key, value, _cloakedHeaders));
-        batch.Served.Add(new Served(userId, cloaked, classes));
+        batch.Served.Add(new Served(userId, source.ModelVersion, cloaked, classes));
     }
 
     private void AddTombstone(Batch batch, string userId, byte[] key)
     {
         batch.Outputs.Add(new OutboundMessage(_kafka.CloakedTopic, key, null, null));
-        batch.Served.Add(new Served(userId, null, null));
+        batch.Served.Add(new Served(userId, null, null, null));
     }
 
     private OutboundMessage DeadLetterOf(ref Slot slot, DecodeError error, DateTimeOffset now)
@@ -847,14 +1112,16 @@ public sealed class GuardPipeline
                     _metrics.FailClosed.WithLabels(type).Inc();
                 continue;
             }
-            var outcome = slot.Outcome switch
-            {
-                ApplyOutcome.Applied => WorkerMetrics.Outcomes.Applied,
-                ApplyOutcome.Duplicate => WorkerMetrics.Outcomes.Duplicate,
-                _ => WorkerMetrics.Outcomes.Stale,
-            };
+            var outcome = slot.Retired ? WorkerMetrics.Outcomes.Retired
+                : !slot.Decided ? WorkerMetrics.Outcomes.Stale
+                : slot.Outcome switch
+                {
+                    ApplyOutcome.Applied => WorkerMetrics.Outcomes.Applied,
+                    ApplyOutcome.Duplicate => WorkerMetrics.Outcomes.Duplicate,
+                    _ => WorkerMetrics.Outcomes.Stale,
+                };
             _metrics.Events.WithLabels(type, outcome).Inc();
-            if (slot.Outcome is ApplyOutcome.Applied or ApplyOutcome.Duplicate)
+            if (slot.Decided && slot.Outcome is ApplyOutcome.Applied or ApplyOutcome.Duplicate)
             {
                 var seconds = Seconds(now - slot.ConsumedAt);
                 _metrics.RecloakLatency.Observe(seconds);
@@ -869,7 +1136,7 @@ public sealed class GuardPipeline
             foreach (var s in batch.Served)
             {
                 if (s.Cloaked is null) _observer.OnForgotten(s.UserId);
-                else _observer.OnServed(s.UserId, s.Cloaked, s.Classes);
+                else _observer.OnServed(s.UserId, s.ModelVersion!, s.Cloaked, s.Classes!);
             }
         Interlocked.Add(ref _processed, batch.Count);
     }
@@ -994,18 +1261,24 @@ public sealed class GuardPipeline
         public ApplyOutcome Outcome;
         /// <summary>At or below its partition's applied-offset watermark: decided once already (at-least-once redelivery).</summary>
         public bool Redelivered;
+        /// <summary>An embedding update of a retired model generation (or a forget with nothing stored anywhere): nothing to do.</summary>
+        public bool Retired;
+        /// <summary>The generations it went to have decided it (<see cref="Outcome"/> is the best of their outcomes).</summary>
+        public bool Decided;
+        /// <summary>Stale somewhere, and bad input if it is no redelivery (stale_version / version_conflict).</summary>
+        public ReasonCode? Conflict;
+        /// <summary>Why a generation rejected it (dead-lettered when no generation did better).</summary>
+        public DecodeError? RejectError;
     }
 
-    private readonly record struct Served(string UserId, float[]? Cloaked, int[]? Classes);
+    private readonly record struct Served(string UserId, string? ModelVersion, float[]? Cloaked, int[]? Classes);
 
     /// <summary>One batch's messages and everything derived from them, kept until its outputs are acknowledged; reused.</summary>
-    private sealed class Batch(int dimension, AttributeCatalog catalog)
+    private sealed class Batch
     {
         public Slot[] Slots = new Slot[64];
         public int Count;
         public long Number;
-        public BatchPlanner Planner { get; } = new(dimension, catalog);
-        public ApplyResult[] Results = [];
         public List<ConsumedOffset> Consumed { get; } = [];
         public List<OutboundMessage> Outputs { get; } = [];
         public List<Served> Served { get; } = [];
@@ -1022,8 +1295,6 @@ public sealed class GuardPipeline
         {
             Array.Clear(Slots, 0, Count);
             Count = 0;
-            Planner.Reset();
-            Results = [];
             Outputs.Clear();
             Served.Clear();
         }

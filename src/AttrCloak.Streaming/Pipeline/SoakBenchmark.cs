@@ -10,6 +10,9 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using StackExchange.Redis;
 
+using AttrCloak.Streaming.Generations;
+using AttrCloak.Streaming.Redis.Generations;
+
 namespace AttrCloak.Streaming.Pipeline;
 
 /// <summary>What <see cref="SoakBenchmark.RunAsync"/> runs (<c>attrcloak bench soak</c>).</summary>
@@ -162,7 +165,7 @@ public static class SoakBenchmark
             sample, loggers.CreateLogger("AttrCloak.Streaming.Soak"), cancellationToken, options.Seeding, options.Brokers);
         using var auditor = new ShadowAuditor(sample, catalog, options.Dimension,
             new AuditOptions { Interval = options.AuditEvery, SampleSize = options.AuditSampleSize, Attackers = [.. options.Attackers] },
-            rig.Metrics, new Logger<ShadowAuditor>(loggers), seed: rig.Store.ScanServedAsync);
+            rig.Metrics, new Logger<ShadowAuditor>(loggers), seed: rig.Generations.ScanServingAsync);
         ShadowAuditReport? latestAudit = null;
         auditor.Completed += report => latestAudit = report;
 

@@ -20,8 +20,13 @@ namespace AttrCloak.Streaming.Pipeline;
 /// <see cref="RequestStream"/>): per-user order holds within one input topic only, so an older version is bad input
 /// (stale_version) only when it comes from the same stream as the applied one; across the two topics it can be a race.
 /// </para>
+/// <para>
+/// Optionally a fifth part, the generation's <see cref="SeatEpoch"/> the stored cloak was made with (the maps after
+/// that many seatings): a sweep re-cloaks a user whose cloak is older than the generation's last seating.
+/// </para>
 /// </summary>
-internal readonly record struct StoredEventId(string EventId, string ModelVersion, uint ProtectedMask, bool HasMask, char Stream = StoredEventId.UnknownStream)
+internal readonly record struct StoredEventId(string EventId, string ModelVersion, uint ProtectedMask, bool HasMask, char Stream = StoredEventId.UnknownStream,
+    int SeatEpoch = 0)
 {
     /// <summary>Embedding updates (the embeddings topic).</summary>
     public const char EmbeddingStream = 'e';
@@ -42,6 +47,13 @@ internal readonly record struct StoredEventId(string EventId, string ModelVersio
     public static string Compose(string eventId, string modelVersion, uint protectedMask, char stream) =>
         string.Concat(Compose(eventId, modelVersion, protectedMask), Separator.ToString(), stream.ToString());
 
+    /// <summary><see cref="Compose(string, string, uint, char)"/> with the seat epoch of the maps that made the cloak.</summary>
+    public static string Compose(string eventId, string modelVersion, uint protectedMask, char stream, int seatEpoch) =>
+        string.Concat(Compose(eventId, modelVersion, protectedMask, stream), Separator.ToString(), seatEpoch.ToString(CultureInfo.InvariantCulture));
+
+    /// <summary>This id again, for a re-cloak: the same event, stream and model, another mask and seat epoch.</summary>
+    public string Recompose(uint protectedMask, int seatEpoch) => Compose(EventId, ModelVersion, protectedMask, Stream, seatEpoch);
+
     public static StoredEventId Parse(string stored)
     {
         ArgumentNullException.ThrowIfNull(stored);
@@ -54,7 +66,10 @@ internal readonly record struct StoredEventId(string EventId, string ModelVersio
             || !uint.TryParse(maskText, NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out var mask))
             return new StoredEventId(stored, UnknownModelVersion, 0, false);
         var model = stored[(first + 1)..second];
-        var stream = third >= 0 && stored.Length == third + 2 && stored[^1] is EmbeddingStream or RequestStream ? stored[^1] : UnknownStream;
-        return new StoredEventId(stored[..first], model.Length == 0 ? UnknownModelVersion : model, mask, true, stream);
+        var fourth = third < 0 ? -1 : stored.IndexOf(Separator, third + 1);
+        var streamEnd = fourth < 0 ? stored.Length : fourth;
+        var stream = third >= 0 && streamEnd == third + 2 && stored[third + 1] is EmbeddingStream or RequestStream ? stored[third + 1] : UnknownStream;
+        var epoch = fourth >= 0 && int.TryParse(stored.AsSpan(fourth + 1), NumberStyles.None, CultureInfo.InvariantCulture, out var e) ? e : 0;
+        return new StoredEventId(stored[..first], model.Length == 0 ? UnknownModelVersion : model, mask, true, stream, epoch);
     }
 }

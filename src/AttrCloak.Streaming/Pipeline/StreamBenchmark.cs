@@ -15,6 +15,8 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using StackExchange.Redis;
 
+using AttrCloak.Streaming.Generations;
+
 namespace AttrCloak.Streaming.Pipeline;
 
 /// <summary>What <see cref="StreamBenchmark.RunAsync"/> runs (<c>attrcloak bench stream</c>).</summary>

@@ -22,17 +22,15 @@ public sealed class InMemoryStateStore : IStateStore
 {
     private readonly BatchPlanner _planner;
     private readonly StatisticsShape _shape;
-    private readonly TombstoneNames _tombstoneNames;
-    private readonly TimeSpan _tombstoneTtl;
+    private readonly InMemoryTombstones _tombstones;
     private readonly double _verifyTolerance;
     private readonly TimeProvider _time;
     private readonly Lock _lock = new();
     private readonly Dictionary<string, UserState> _users = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, (long Version, DateTimeOffset Expires)> _tombstones = new(StringComparer.Ordinal);
+    private bool _deleted;
     private readonly double[][] _slots;
     private readonly string _epoch = Convert.ToHexString(RandomNumberGenerator.GetBytes(8)).ToLowerInvariant();
     private long _sequence;
-    private DateTimeOffset _nextTombstoneSweep;
 
     /// <param name="options">
     /// Dimension, attributes and reference point as for Redis; <see cref="StateStoreOptions.TombstoneSecret"/> may be
@@ -40,7 +38,8 @@ public sealed class InMemoryStateStore : IStateStore
     /// not apply.
     /// </param>
     /// <param name="timeProvider">clock of the tombstone expiry (tests); the system clock by default.</param>
-    public InMemoryStateStore(StateStoreOptions options, TimeProvider? timeProvider = null)
+    /// <param name="tombstones">the deployment's forget tombstones, shared by its generations; a store of its own by default.</param>
+    public InMemoryStateStore(StateStoreOptions options, TimeProvider? timeProvider = null, InMemoryTombstones? tombstones = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         var secret = options.TombstoneSecret is { Length: > 0 } s ? s : RandomNumberGenerator.GetBytes(32);
@@ -55,10 +54,9 @@ public sealed class InMemoryStateStore : IStateStore
         };
         _shape = StatisticsShape.Of(validated);
         _planner = new BatchPlanner(_shape);
-        _tombstoneNames = new TombstoneNames(secret);
-        _tombstoneTtl = options.TombstoneTtl;
         _verifyTolerance = options.VerifyRelativeTolerance;
         _time = timeProvider ?? TimeProvider.System;
+        _tombstones = tombstones ?? new InMemoryTombstones(secret, options.TombstoneTtl, _time);
         _slots = new double[_shape.SlotCount][];
         for (var i = 0; i < _slots.Length; i++) _slots[i] = new double[_shape.StatsLength];
     }
@@ -101,21 +99,13 @@ public sealed class InMemoryStateStore : IStateStore
         if (grouped.Users.Count == 0) return Task.FromResult(results);
         lock (_lock)
         {
-            var now = _time.GetUtcNow();
-            SweepTombstones(now);
+            ThrowIfDeleted();
             var priors = new PriorUser[grouped.Users.Count];
-            var names = new string?[grouped.Users.Count];
             for (var u = 0; u < priors.Length; u++)
             {
                 var id = grouped.Users[u];
-                if (_users.TryGetValue(id, out var state))
-                {
-                    priors[u] = new PriorUser(state, null);
-                    continue;
-                }
-                names[u] = _tombstoneNames.Name(id);
-                priors[u] = _tombstones.TryGetValue(names[u]!, out var t) && t.Expires > now
-                    ? new PriorUser(null, t.Version)
+                priors[u] = _users.TryGetValue(id, out var state) ? new PriorUser(state, null)
+                    : _tombstones.Version(id) is { } t ? new PriorUser(null, t)
                     : PriorUser.Nothing;
             }
 
@@ -130,10 +120,10 @@ public sealed class InMemoryStateStore : IStateStore
                 {
                     case 'F':
                         _users.Remove(p.UserId);
-                        _tombstones[names[u] ?? _tombstoneNames.Name(p.UserId)] = (p.Version, now + _tombstoneTtl);
+                        _tombstones.Set(p.UserId, p.Version);
                         break;
                     case 'C':
-                        _tombstones.Remove(names[u] ?? _tombstoneNames.Name(p.UserId));
+                        // The tombstone stays until it expires (shared by the generations; see apply.lua).
                         _users[p.UserId] = p.Final!;
                         break;
                     case 'U':
@@ -149,7 +139,11 @@ public sealed class InMemoryStateStore : IStateStore
     public Task<UserState?> GetUserAsync(string userId, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(userId);
-        lock (_lock) return Task.FromResult(Copy(_users.GetValueOrDefault(userId)));
+        lock (_lock)
+        {
+            ThrowIfDeleted();
+            return Task.FromResult(Copy(_users.GetValueOrDefault(userId)));
+        }
     }
 
     /// <inheritdoc />
@@ -157,19 +151,31 @@ public sealed class InMemoryStateStore : IStateStore
     {
         ArgumentNullException.ThrowIfNull(userIds);
         if (userIds.Any(string.IsNullOrEmpty)) throw new ArgumentException("a user id is empty", nameof(userIds));
-        lock (_lock) return Task.FromResult(userIds.Select(id => Copy(_users.GetValueOrDefault(id))).ToArray());
+        lock (_lock)
+        {
+            ThrowIfDeleted();
+            return Task.FromResult(userIds.Select(id => Copy(_users.GetValueOrDefault(id))).ToArray());
+        }
     }
 
     /// <inheritdoc />
     public Task<StatisticsSnapshot> ReadStatisticsAsync(CancellationToken cancellationToken = default)
     {
-        lock (_lock) return Task.FromResult(_shape.ToSnapshot(new StatisticsVersion(_epoch, _sequence), _slots));
+        lock (_lock)
+        {
+            ThrowIfDeleted();
+            return Task.FromResult(_shape.ToSnapshot(new StatisticsVersion(_epoch, _sequence), _slots));
+        }
     }
 
     /// <inheritdoc />
     public Task<StatisticsVersion> StatisticsSequenceAsync(CancellationToken cancellationToken = default)
     {
-        lock (_lock) return Task.FromResult(new StatisticsVersion(_epoch, _sequence));
+        lock (_lock)
+        {
+            ThrowIfDeleted();
+            return Task.FromResult(new StatisticsVersion(_epoch, _sequence));
+        }
     }
 
     /// <inheritdoc />
@@ -184,6 +190,93 @@ public sealed class InMemoryStateStore : IStateStore
             yield return user;
         }
         await Task.CompletedTask.ConfigureAwait(false);
+    }
+
+    /// <inheritdoc />
+    public async IAsyncEnumerable<UserState> ScanStatesAsync([System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        UserState[] users;
+        lock (_lock)
+        {
+            ThrowIfDeleted();
+            users = _users.Values.Select(u => Copy(u)!).ToArray();
+        }
+        foreach (var user in users)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            yield return user;
+        }
+        await Task.CompletedTask.ConfigureAwait(false);
+    }
+
+    /// <inheritdoc />
+    /// <remarks>The cursor is a position in the users ordered by id: users created or forgotten meanwhile may shift it
+    /// (a user present throughout can be seen twice, never missed, since ids only move up when others go).</remarks>
+    public Task<UserSweepPage> ScanSweepAsync(string cursor, int count, CancellationToken cancellationToken = default)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(count, 1);
+        lock (_lock)
+        {
+            ThrowIfDeleted();
+            var after = cursor == "0" ? null : cursor[1..]; // "k{last id}" continues after that id
+            var page = _users.Keys.Where(id => after is null || string.CompareOrdinal(id, after) > 0)
+                .Order(StringComparer.Ordinal).Take(count).ToList();
+            var users = page.Select(id => new SweepEntry(id, _users[id].Partition, _users[id].SweepMark)).ToList();
+            var next = page.Count < count ? "0" : "k" + page[^1];
+            return Task.FromResult(new UserSweepPage(next, users));
+        }
+    }
+
+    /// <inheritdoc />
+    public Task MarkSweptAsync(IReadOnlyList<string> userIds, int epoch, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(userIds);
+        lock (_lock)
+        {
+            ThrowIfDeleted();
+            foreach (var id in userIds)
+                if (_users.TryGetValue(id, out var state)) _users[id] = state with { SweepMark = epoch };
+        }
+        return Task.CompletedTask;
+    }
+
+    /// <inheritdoc />
+    public Task<long> CountUsersAsync(CancellationToken cancellationToken = default)
+    {
+        lock (_lock)
+        {
+            ThrowIfDeleted();
+            return Task.FromResult((long)_users.Count);
+        }
+    }
+
+    /// <inheritdoc />
+    public Task<bool[]> ContainsAsync(IReadOnlyList<string> userIds, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(userIds);
+        lock (_lock)
+        {
+            ThrowIfDeleted();
+            return Task.FromResult(userIds.Select(_users.ContainsKey).ToArray());
+        }
+    }
+
+    /// <inheritdoc />
+    public Task DeleteAllAsync(CancellationToken cancellationToken = default)
+    {
+        lock (_lock)
+        {
+            _deleted = true;
+            _users.Clear();
+            foreach (var slot in _slots) Array.Clear(slot);
+        }
+        return Task.CompletedTask;
+    }
+
+    /// <summary>A deleted (retired) store behaves like a lost one: nothing is read or written any more.</summary>
+    private void ThrowIfDeleted()
+    {
+        if (_deleted) throw new StateStoreLostException("in-memory");
     }
 
     /// <summary>
@@ -213,20 +306,11 @@ public sealed class InMemoryStateStore : IStateStore
         lock (_lock)
         {
             var vectors = _users.Values.SelectMany(u => new[] { u.Original, u.Cloaked }).ToList();
-            var strings = _users.Keys.Concat(_users.Values.SelectMany(u => new[] { u.UserId, u.EventId })).Concat(_tombstones.Keys).ToList();
+            var strings = _users.Keys.Concat(_users.Values.SelectMany(u => new[] { u.UserId, u.EventId })).Concat(_tombstones.NamesForTests()).ToList();
             return (vectors, strings);
         }
     }
 
     private static UserState? Copy(UserState? s) =>
         s is null ? null : s with { Original = (float[])s.Original.Clone(), Cloaked = (float[])s.Cloaked.Clone(), Classes = (int[])s.Classes.Clone() };
-
-    /// <summary>Drops expired tombstones now and then (at most once per tenth of the TTL), so they cannot pile up.</summary>
-    private void SweepTombstones(DateTimeOffset now)
-    {
-        if (now < _nextTombstoneSweep) return;
-        _nextTombstoneSweep = now + _tombstoneTtl / 10;
-        foreach (var (name, t) in _tombstones.ToList())
-            if (t.Expires <= now) _tombstones.Remove(name);
-    }
 }

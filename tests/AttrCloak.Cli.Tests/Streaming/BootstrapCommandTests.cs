@@ -33,7 +33,7 @@ public sealed class BootstrapCommandTests(RedisServerFixture redis)
         // The store holds exactly the drawn users, with consistent statistics whose counts are the data set's.
         var data = new DataSource("synthetic", null, Users).Load();
         var chosen = UserSample.Draw(Users, 0.5, 5);
-        var options = StoreOptions(prefix, Dimension);
+        var options = GenerationStoreOptions(prefix, Dimension, "mf-synthetic"); // the default model version: mf-<data set>
         var report = await new StatisticsVerifier(redis.Redis, options).VerifyAsync(cancellationToken: TestContext.Current.CancellationToken);
         report.IsConsistent.ShouldBeTrue();
         report.UsersScanned.ShouldBe(100);

@@ -24,7 +24,7 @@ public sealed class StatsCommandTests(RedisServerFixture redis)
         output.ShouldNotContain("DIFFERS");
 
         // Corrupt one class: its stored count (the first float64 of the value) gains one user.
-        var key = $"{prefix}:stats:gender:1";
+        var key = $"{GenerationPrefix(prefix)}:stats:gender:1";
         var bytes = (byte[])(await redis.Redis.GetDatabase().StringGetAsync(key))!;
         var count = BitConverter.ToDouble(bytes, 0);
         BitConverter.GetBytes(count + 1).CopyTo(bytes, 0);
@@ -45,7 +45,7 @@ public sealed class StatsCommandTests(RedisServerFixture redis)
 
         var (again, againOutput) = await CliRunner.RunAsync("stats", "verify", "--config", config);
         again.ShouldBe(0, againOutput);
-        (await new StatisticsVerifier(redis.Redis, StoreOptions(prefix, Dimension)).VerifyAsync(cancellationToken: TestContext.Current.CancellationToken)).IsConsistent.ShouldBeTrue();
+        (await new StatisticsVerifier(redis.Redis, GenerationStoreOptions(prefix, Dimension)).VerifyAsync(cancellationToken: TestContext.Current.CancellationToken)).IsConsistent.ShouldBeTrue();
     }
 
     [Fact]
@@ -54,7 +54,7 @@ public sealed class StatsCommandTests(RedisServerFixture redis)
         using var tmp = new TempDirectory();
         var prefix = redis.NewPrefix("malformed");
         await SeedAsync(redis.Redis, prefix, Dimension, users: 30);
-        await redis.Redis.GetDatabase().StringSetAsync($"{prefix}:stats:age:2", "garbage");
+        await redis.Redis.GetDatabase().StringSetAsync($"{GenerationPrefix(prefix)}:stats:age:2", "garbage");
         var (code, output) = await CliRunner.RunAsync("stats", "verify", "--redis", $"127.0.0.1:{redis.Port}", "--prefix", prefix,
             "--config", WriteConfig(tmp["appsettings.json"], redis: null, prefix: null, Dimension));
         code.ShouldBe(1, output);
@@ -70,6 +70,6 @@ public sealed class StatsCommandTests(RedisServerFixture redis)
         var config = WriteConfig(tmp["appsettings.json"], $"127.0.0.1:{redis.Port}", prefix, dimension: Dimension + 1);
         var (code, output) = await CliRunner.RunAsync("stats", "verify", "--config", config);
         ShouldBeOneClearError(code, output, "another layout");
-        (await redis.Redis.GetDatabase().HashGetAsync($"{prefix}:meta", "dimension")).ShouldBe((RedisValue)Dimension);
+        (await redis.Redis.GetDatabase().HashGetAsync($"{GenerationPrefix(prefix)}:meta", "dimension")).ShouldBe((RedisValue)Dimension);
     }
 }

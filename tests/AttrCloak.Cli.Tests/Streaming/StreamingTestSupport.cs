@@ -1,3 +1,5 @@
+using AttrCloak.Streaming.Redis.Generations;
+using AttrCloak.Streaming.Generations;
 using System.Text.Json;
 using AttrCloak.Core.Data;
 using AttrCloak.Streaming.Redis;
@@ -42,6 +44,20 @@ internal static class StreamingTestSupport
         return path;
     }
 
+    /// <summary>The model generation <see cref="SeedAsync"/> seeds (as `attrcloak bootstrap --model-version mf-test` would).</summary>
+    public const string Model = "mf-test";
+
+    /// <summary>Where the keys of <see cref="Model"/>'s generation live under a deployment <paramref name="prefix"/>.</summary>
+    public static string GenerationPrefix(string prefix, string model = Model) => RedisGenerationStore.GenerationPrefix(prefix, model);
+
+    /// <summary>The store options of <paramref name="model"/>'s generation (for verifying or reading it directly).</summary>
+    public static StateStoreOptions GenerationStoreOptions(string prefix, int dimension, string model = Model)
+    {
+        var options = StoreOptions(GenerationPrefix(prefix, model), dimension);
+        options.TombstonePrefix = prefix;
+        return options;
+    }
+
     public static StateStoreOptions StoreOptions(string prefix, int dimension) => new()
     {
         Prefix = prefix,
@@ -50,22 +66,21 @@ internal static class StreamingTestSupport
         TombstoneSecret = Convert.FromBase64String(Secret),
     };
 
-    /// <summary>Writes <paramref name="users"/> random users straight through the store (no CLI, no TorchSharp).</summary>
+    /// <summary>
+    /// Seeds <paramref name="users"/> random users into generation <see cref="Model"/> as `attrcloak bootstrap` does
+    /// (seated, serving), straight through the store (no CLI, no TorchSharp).
+    /// </summary>
     public static async Task SeedAsync(StackExchange.Redis.IConnectionMultiplexer redis, string prefix, int dimension, int users, int seed = 1)
     {
         var options = StoreOptions(prefix, dimension);
-        using var store = new RedisStateStore(redis, options);
+        using var deployment = new RedisGenerationStore(redis, options);
         var random = new Random(seed);
         float[] Vector() => Enumerable.Range(0, dimension).Select(_ => (float)(random.NextDouble() * 2 - 1)).ToArray();
-        var batch = Enumerable.Range(0, users).Select(u => new UserStateChange($"u{u}", $"seed-{u}", 1)
-        {
-            Original = Vector(),
-            Cloaked = Vector(),
-            // Attributes in configuration-binding order (age, gender): class per attribute.
-            Classes = options.Attributes.Select(a => random.Next(a.ClassCount)).ToArray(),
-        }).ToArray();
-        var results = await store.ApplyAsync(batch, TestContext.Current.CancellationToken);
-        results.ShouldAllBe(r => r.Outcome == ApplyOutcome.Applied);
+        // Attributes in configuration-binding order (age, gender): class per attribute.
+        var seeded = Enumerable.Range(0, users)
+            .Select(u => new SeedUser($"u{u}", Vector(), Vector(), options.Attributes.Select(a => random.Next(a.ClassCount)).ToArray())).ToList();
+        var result = await GenerationSeeding.SeedAsync(deployment, Model, seeded, version: 1, batchSize: 512, cancellationToken: TestContext.Current.CancellationToken);
+        result.Applied.ShouldAllBe(a => a);
     }
 
     /// <summary>Exit code 2 and exactly one `error:` line containing <paramref name="expected"/>, no stack trace.</summary>

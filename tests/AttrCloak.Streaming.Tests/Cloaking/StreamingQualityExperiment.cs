@@ -68,11 +68,14 @@ public sealed class StreamingQualityExperiment
         var variants = (Environment.GetEnvironmentVariable("ATTRCLOAK_CLOAK_VARIANTS") ?? "transport").Split(',', StringSplitOptions.TrimEntries);
         var refresh = int.TryParse(Environment.GetEnvironmentVariable("ATTRCLOAK_REFRESH"), out var r) ? r : 25;
         var seeds = int.TryParse(Environment.GetEnvironmentVariable("ATTRCLOAK_SEEDS"), out var s) ? s : 1;
-        // ATTRCLOAK_BATCH: "v1" (the defaults before issue 13, the default here) or a strength in [0, 1] for the
-        // noise-matched DF preset of issue 13 (every attribute at that strength).
-        var batchOptions = Environment.GetEnvironmentVariable("ATTRCLOAK_BATCH") is { Length: > 0 } b && b != "v1"
-            ? StreamingReplay.NoiseMatchedPreset(double.Parse(b, CultureInfo.InvariantCulture))
-            : StreamingReplay.DataFreePreset;
+        // ATTRCLOAK_BATCH: "v1" (the DF defaults before issue 13), or a strength in [0, 1] for the DF preset of
+        // issue 13 at that strength on every attribute; unset = the preset as it is (full strength).
+        var batchOptions = Environment.GetEnvironmentVariable("ATTRCLOAK_BATCH") switch
+        {
+            "v1" => AttrCloak.Learning.Unlearning.CloakPresets.DataFreeV1,
+            { Length: > 0 } b => StreamingReplay.NoiseMatchedPreset(double.Parse(b, CultureInfo.InvariantCulture)),
+            _ => StreamingReplay.DataFreePreset,
+        };
 
         var data = DatasetLoader.Load(DatasetKind.MovieLens100K, dir);
         var split = LeaveOneOutSplit.Create(data, 99, 2025);

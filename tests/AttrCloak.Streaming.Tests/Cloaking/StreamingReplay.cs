@@ -14,33 +14,11 @@ namespace AttrCloak.Streaming.Tests.Cloaking;
 /// </summary>
 internal sealed class StreamingReplay
 {
-    /// <summary>The DF preset of the CLI (src/AttrCloak.Cli/Experiments/CloakPresets.cs; the Cli is not referenced from here).</summary>
-    public static CloakOptions DataFreePreset { get; } = new()
-    {
-        Mode = CloakMode.DataFree,
-        Optimizer = CloakOptimizer.Adam,
-        LearningRate = 0.02,
-        MaxIterations = 80,
-        Ridge = CovarianceRidge.Relative(1.0),
-    };
+    /// <summary>The DF preset (<see cref="CloakPresets.DataFree"/>), what bootstrap and seatings run.</summary>
+    public static CloakOptions DataFreePreset => CloakPresets.DataFree;
 
-    /// <summary>
-    /// The DF preset of issue 13 (noise-matched class-mean targets, exact means, covariances held) at a fixed strength
-    /// per attribute; the privacy-target loop picks such strengths.
-    /// </summary>
-    public static CloakOptions NoiseMatchedPreset(double strength) => new()
-    {
-        Mode = CloakMode.DataFree,
-        Optimizer = CloakOptimizer.Adam,
-        LearningRate = 0.05,
-        RelativeLearningRate = true,
-        MaxIterations = 80,
-        Ridge = CovarianceRidge.Relative(1.0),
-        Target = EqualisationTarget.NoiseMatched,
-        ExactMeans = true,
-        Strength = strength,
-        CovarianceStrength = 0,
-    };
+    /// <summary>The DF preset of issue 13 at a fixed strength on every attribute (the privacy-target loop picks such strengths).</summary>
+    public static CloakOptions NoiseMatchedPreset(double strength) => CloakPresets.DataFree with { Strength = strength };
 
     public required IReadOnlyList<AttributeSpec> Attributes { get; init; }
     public double BootstrapFraction { get; init; } = 0.5;

@@ -124,6 +124,22 @@ public sealed class TransportCloakerTests
     }
 
     [Fact]
+    public void The_warm_up_vector_is_no_other_users_embedding_before_the_population_is_large_enough()
+    {
+        var rng = new Random(6);
+        const int d = 3;
+        var means = new[] { RandomVector(rng, d), RandomVector(rng, d) };
+        var covs = new[] { RandomSpd(rng, d), RandomSpd(rng, d) };
+        // One user so far: the mean of the population is that user's original embedding.
+        var one = Stats("gender", [1, 0], means, covs);
+        var cloaker = new TransportCloakerFactory(new TransportCloakerOptions { MinGlobalUsers = 20 }).BuildTransport(Snapshot(d, [one], [one]));
+        var y = new float[d];
+        cloaker.Cloak([1, 2, 3], [1], y);
+        y.ShouldBe(new float[d], "zeros until the population mean says nothing about anyone");
+        y.ShouldNotBe(means[0].Select(v => (float)v).ToArray());
+    }
+
+    [Fact]
     public void WrongShapesAreRejectedWithClearMessagesAndOutputMayAliasInput()
     {
         var rng = new Random(6);

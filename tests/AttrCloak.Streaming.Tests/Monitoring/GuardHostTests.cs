@@ -2,9 +2,11 @@ using System.Net;
 using System.Security.Cryptography;
 using AttrCloak.Streaming.Cloaking;
 using AttrCloak.Streaming.Contracts;
+using AttrCloak.Streaming.Generations;
 using AttrCloak.Streaming.Hosting;
 using AttrCloak.Streaming.Kafka;
 using AttrCloak.Streaming.Redis;
+using AttrCloak.Streaming.Redis.Generations;
 using AttrCloak.Streaming.Redis.State;
 using Confluent.Kafka;
 
@@ -51,7 +53,8 @@ public sealed class GuardHostTests(RedisServerFixture redis)
             Attributes = guard.AttributeSpecs(),
             TombstoneSecret = RandomNumberGenerator.GetBytes(32),
         };
-        using var store = new RedisStateStore(redis.Redis, storeOptions);
+        using var generations = new RedisGenerationStore(redis.Redis, storeOptions);
+        var store = generations.StoreOf("mf-test");
 
         // Bootstrap: 300 users whose original embedding carries their gender in dimension 0; served with it removed.
         var random = new Random(7);
@@ -62,17 +65,18 @@ public sealed class GuardHostTests(RedisServerFixture redis)
             x[0] += gender == 1 ? Signal : -Signal;
             return x;
         }
-        var bootstrap = new List<UserStateChange>();
+        var bootstrap = new List<SeedUser>();
         for (var u = 0; u < 300; u++)
         {
             var original = Original(u % 2);
             var cloaked = (float[])original.Clone();
             cloaked[0] -= u % 2 == 1 ? Signal : -Signal;
-            bootstrap.Add(new UserStateChange($"boot{u}", $"b{u}", 0) { Original = original, Cloaked = cloaked, Classes = [u % 2, (u / 2) % 2] });
+            bootstrap.Add(new SeedUser($"boot{u}", original, cloaked, [u % 2, (u / 2) % 2]));
         }
-        (await store.ApplyAsync(bootstrap, ct)).ShouldAllBe(r => r.Outcome == ApplyOutcome.Applied);
+        // As `attrcloak bootstrap` seeds it: a seated, serving generation (the worker then republishes these users).
+        (await GenerationSeeding.SeedAsync(generations, "mf-test", bootstrap, version: 0, batchSize: 512, cancellationToken: ct)).Applied.ShouldAllBe(a => a);
 
-        await using var host = GuardHost.Build(settings, store, new TransportCloakerFactory(), httpPort: 0, logging => { });
+        await using var host = GuardHost.Build(settings, generations, new TransportCloakerFactory(), httpPort: 0, logging => { });
         await host.StartAsync(ct);
         using var http = new HttpClient { BaseAddress = new Uri(host.Address!) };
         await Eventually(async () => (await http.GetAsync(GuardEndpoints.ReadyPath, ct)).StatusCode == HttpStatusCode.OK, "ready");
@@ -106,7 +110,7 @@ public sealed class GuardHostTests(RedisServerFixture redis)
         {
             consumer.Subscribe(kafka.CloakedTopic);
             var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
-            while (served.Count < originals.Count && DateTime.UtcNow < deadline)
+            while (!originals.Keys.All(served.ContainsKey) && DateTime.UtcNow < deadline)
             {
                 var message = consumer.Consume(TimeSpan.FromMilliseconds(200));
                 if (message?.Message?.Value is not { } value) continue;
@@ -115,7 +119,7 @@ public sealed class GuardHostTests(RedisServerFixture redis)
             }
             consumer.Close();
         }
-        served.Count.ShouldBe(originals.Count);
+        originals.Keys.ShouldAllBe(u => served.ContainsKey(u));
         double originalGap = 0, servedGap = 0;
         foreach (var (userId, (x, gender)) in originals)
         {
@@ -134,7 +138,9 @@ public sealed class GuardHostTests(RedisServerFixture redis)
         var metrics = await http.GetStringAsync(GuardEndpoints.MetricsPath, ct);
         metrics.ShouldContain("attrcloak_audit_balanced_accuracy{attribute=\"gender\",attacker=\"lr\"}");
         metrics.ShouldContain("attrcloak_audit_worst_advantage{attribute=\"age\"}");
-        metrics.ShouldContain("attrcloak_published_total{kind=\"cloaked\"} 200");
+        // 200 streamed, and the 300 bootstrapped ones published by the sweep of their (seated) generation.
+        await Eventually(async () => (await http.GetStringAsync(GuardEndpoints.MetricsPath, ct)).Contains("attrcloak_published_total{kind=\"cloaked\"} 500"),
+            "500 cloaked outputs: 300 swept out, 200 streamed");
         var genderAudit = host.Auditor.Latest!.Attributes.Single(a => a.Name == "gender");
         genderAudit.WorstBalancedAccuracy.ShouldBeLessThan(0.65, "the served population should not reveal gender");
         await host.StopAsync(ct);

@@ -10,7 +10,7 @@ public sealed class ServedSampleTests
         var sample = new ServedSample(capacity: 50, dimension: 2, attributes: 1, hashKey: 7);
         for (var pass = 0; pass < 3; pass++)
             for (var u = 0; u < 1000; u++)
-                sample.OnServed($"u{u}", [u, pass], [u % 2]);
+                sample.OnServed($"u{u}", "m1", [u, pass], [u % 2]);
         sample.Count.ShouldBe(50);
         var (embeddings, classes, users) = sample.Snapshot();
         users.ShouldBe(50);
@@ -27,8 +27,8 @@ public sealed class ServedSampleTests
         var a = new ServedSample(30, 1, 1, hashKey: 11);
         var b = new ServedSample(30, 1, 1, hashKey: 11);
         var ids = Enumerable.Range(0, 500).Select(i => $"user-{i}").ToArray();
-        foreach (var id in ids) a.OnServed(id, [1f], [0]);
-        foreach (var id in ids.Reverse()) b.OnServed(id, [1f], [0]);
+        foreach (var id in ids) a.OnServed(id, "m1", [1f], [0]);
+        foreach (var id in ids.Reverse()) b.OnServed(id, "m1", [1f], [0]);
         ids.Where(a.Contains).ShouldBe(ids.Where(b.Contains));
     }
 
@@ -38,7 +38,7 @@ public sealed class ServedSampleTests
         // Users 0..999 split in two halves; a uniform sample of 400 takes ~200 from each.
         var sample = new ServedSample(400, 1, 1, hashKey: 3);
         for (var u = 0; u < 1000; u++)
-            sample.OnServed($"u{u}", [u < 500 ? 0f : 1f], [0]);
+            sample.OnServed($"u{u}", "m1", [u < 500 ? 0f : 1f], [0]);
         var (embeddings, _, users) = sample.Snapshot();
         var firstHalf = embeddings.Take(users).Count(v => v == 0f);
         firstHalf.ShouldBeInRange(160, 240);
@@ -48,7 +48,7 @@ public sealed class ServedSampleTests
     public void A_forgotten_user_leaves_and_the_place_is_refilled()
     {
         var sample = new ServedSample(10, 1, 1, hashKey: 5);
-        for (var u = 0; u < 100; u++) sample.OnServed($"u{u}", [u], [0]);
+        for (var u = 0; u < 100; u++) sample.OnServed($"u{u}", "m1", [u], [0]);
         var member = Enumerable.Range(0, 100).Select(u => $"u{u}").First(sample.Contains);
         var version = sample.Version;
         sample.OnForgotten(member);
@@ -56,7 +56,7 @@ public sealed class ServedSampleTests
         sample.Count.ShouldBe(9);
         sample.Version.ShouldBeGreaterThan(version);
         sample.Snapshot().Embeddings.ShouldNotContain(float.Parse(member[1..], System.Globalization.CultureInfo.InvariantCulture));
-        for (var u = 100; u < 300; u++) sample.OnServed($"u{u}", [u], [0]);
+        for (var u = 100; u < 300; u++) sample.OnServed($"u{u}", "m1", [u], [0]);
         sample.Count.ShouldBe(10);
         sample.Contains(member).ShouldBeFalse();
     }
@@ -66,7 +66,7 @@ public sealed class ServedSampleTests
     {
         var sample = new ServedSample(100, 1, 1, hashKey: 9);
         sample.BeginSeeding();
-        sample.OnServed("fresh", [2f], [0]);
+        sample.OnServed("fresh", "m1", [2f], [0]);
         sample.OnSeeded("fresh", [1f], [0]);     // read from the store before the pipeline served version 2
         sample.OnForgotten("gone");
         sample.OnSeeded("gone", [5f], [1]);      // read from the store before the forget
@@ -81,7 +81,7 @@ public sealed class ServedSampleTests
     public void Rejects_wrong_shapes()
     {
         var sample = new ServedSample(10, 3, 2);
-        Should.Throw<ArgumentException>(() => sample.OnServed("u", [1f, 2f], [0, 0]));
-        Should.Throw<ArgumentException>(() => sample.OnServed("u", [1f, 2f, 3f], [0]));
+        Should.Throw<ArgumentException>(() => sample.OnServed("u", "m1", [1f, 2f], [0, 0]));
+        Should.Throw<ArgumentException>(() => sample.OnServed("u", "m1", [1f, 2f, 3f], [0]));
     }
 }

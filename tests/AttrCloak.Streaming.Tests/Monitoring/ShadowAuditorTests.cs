@@ -20,7 +20,7 @@ public sealed class ShadowAuditorTests
             var x = new float[4];
             for (var j = 0; j < 4; j++) x[j] = (float)(random.NextDouble() * 2 - 1);
             if (leaky) x[0] += gender == 1 ? 1.5f : -1.5f;
-            sample.OnServed($"u{u}", x, [gender, u % 3]);
+            sample.OnServed($"u{u}", "m1", x, [gender, u % 3]);
         }
         return sample;
     }
@@ -57,8 +57,8 @@ public sealed class ShadowAuditorTests
     {
         var metrics = new WorkerMetrics();
         var tiny = new ServedSample(10, 4, 2);
-        tiny.OnServed("a", [0, 0, 0, 0], [0, -1]);
-        tiny.OnServed("b", [1, 1, 1, 1], [1, -1]);
+        tiny.OnServed("a", "m1", [0, 0, 0, 0], [0, -1]);
+        tiny.OnServed("b", "m1", [1, 1, 1, 1], [1, -1]);
         Auditor(tiny, metrics).RunOnce(cancellationToken: TestContext.Current.CancellationToken).ShouldBeNull();
         metrics.AuditRuns.WithLabels("skipped").Value.ShouldBe(1);
 

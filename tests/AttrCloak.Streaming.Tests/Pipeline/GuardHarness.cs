@@ -1,11 +1,13 @@
 using System.Collections.Concurrent;
 using System.Security.Cryptography;
 using AttrCloak.Streaming.Contracts;
+using AttrCloak.Streaming.Generations;
 using AttrCloak.Streaming.Hosting;
 using AttrCloak.Streaming.Kafka;
 using AttrCloak.Streaming.Monitoring;
 using AttrCloak.Streaming.Pipeline;
 using AttrCloak.Streaming.Redis;
+using AttrCloak.Streaming.Redis.Generations;
 using Confluent.Kafka;
 using Microsoft.Extensions.Logging;
 using StackExchange.Redis;
@@ -28,6 +30,9 @@ public sealed class MockKafkaFixture : IDisposable
 internal sealed class GuardHarness : IDisposable
 {
     public const int D = 8;
+
+    /// <summary>The <c>model_version</c> of <see cref="Update"/>: the generation every test event goes to.</summary>
+    public const string Model = "mf-test-1";
     public static readonly DateTimeOffset Time = new(2025, 3, 1, 12, 0, 0, TimeSpan.Zero);
     public static readonly TimeSpan Deadline = TimeSpan.FromSeconds(90); // generous: a loaded 2-core CI machine, never reached when things work
 
@@ -100,8 +105,20 @@ internal sealed class GuardHarness : IDisposable
     public SignatureCloakerFactory Factory { get; } = new();
     public KafkaOptions Kafka => Settings.Kafka;
 
+    /// <summary>
+    /// The workers' rollout options: automatic seating is off by default, so that a test's outputs are only those of
+    /// its events (a seating republishes every user); the generation tests switch it on.
+    /// </summary>
+    public GenerationOptions Generations { get; set; } = new() { AutoPromote = false, RegistryPoll = TimeSpan.FromMilliseconds(100), SeatCheckInterval = TimeSpan.FromMilliseconds(200) };
+
+    /// <summary>How the workers seat a generation (null: batch AttrCloak-DF, the default).</summary>
+    public PopulationSeeding? Seeding { get; set; }
+
     /// <summary>A new store instance on this test's prefix (as a restarted process would have).</summary>
-    public RedisStateStore NewStore() => new(Redis, StoreOptions);
+    public RedisGenerationStore NewStore() => new(Redis, StoreOptions);
+
+    /// <summary>A new store instance of the test model's generation (for seeding and inspecting).</summary>
+    public IStateStore NewModelStore() => NewStore().StoreOf(Model);
 
     /// <summary>Starts a worker and waits until it is ready (group joined, store initialised).</summary>
     /// <param name="observer">Sees the served population.</param>
@@ -111,8 +128,8 @@ internal sealed class GuardHarness : IDisposable
     public WorkerRun Start(RecordingObserver? observer = null, Action<GuardPipeline>? configure = null, Func<IStateStore, IStateStore>? wrapStore = null,
         double rebuildShare = 0.02)
     {
-        IStateStore store = NewStore();
-        if (wrapStore is not null) store = wrapStore(store);
+        IGenerationStore store = NewStore();
+        if (wrapStore is not null) store = new WrappedGenerationStore(store, wrapStore);
         var run = new WorkerRun(this, store, observer, configure, rebuildShare);
         try
         {
@@ -192,13 +209,13 @@ internal sealed class WorkerRun : IDisposable
     private readonly CancellationTokenSource _stop = new();
     private readonly Thread _thread;
 
-    public WorkerRun(GuardHarness harness, IStateStore store, RecordingObserver? observer, Action<GuardPipeline>? configure = null, double rebuildShare = 0.02)
+    public WorkerRun(GuardHarness harness, IGenerationStore store, RecordingObserver? observer, Action<GuardPipeline>? configure = null, double rebuildShare = 0.02)
     {
-        Store = store;
+        Generations = store;
         Logs = new CapturingLoggerProvider();
         Metrics = new WorkerMetrics();
         Pipeline = new GuardPipeline(harness.Settings.Kafka, harness.Settings.Guard, store, harness.Factory, observer, Metrics,
-            Logs.CreateLogger("test")) { CloakerRebuildShare = rebuildShare };
+            Logs.CreateLogger("test"), harness.Generations) { CloakerRebuildShare = rebuildShare, Seeding = harness.Seeding };
         configure?.Invoke(Pipeline);
         _thread = new Thread(() =>
         {
@@ -210,7 +227,13 @@ internal sealed class WorkerRun : IDisposable
 
     public GuardPipeline Pipeline { get; }
     public WorkerMetrics Metrics { get; }
-    public IStateStore Store { get; }
+
+    /// <summary>The deployment the worker runs on.</summary>
+    public IGenerationStore Generations { get; }
+
+    /// <summary>The store of the serving generation (of <see cref="GuardHarness.Model"/> before there is one).</summary>
+    public IStateStore Store => Generations.StoreOf(
+        Generations.ReadRegistryAsync().GetAwaiter().GetResult().Serving?.ModelVersion ?? GuardHarness.Model);
     public CapturingLoggerProvider Logs { get; }
     public Exception? Failure { get; private set; }
 
@@ -344,9 +367,45 @@ internal sealed class RecordingObserver : IServedPopulationObserver
 {
     public ConcurrentQueue<(string User, float[] Cloaked, int[] Classes)> Served { get; } = new();
     public ConcurrentQueue<string> Forgotten { get; } = new();
+    public ConcurrentQueue<string> ModelVersions { get; } = new();
 
-    public void OnServed(string userId, ReadOnlySpan<float> cloaked, ReadOnlySpan<int> classes) =>
+    public void OnServed(string userId, string modelVersion, ReadOnlySpan<float> cloaked, ReadOnlySpan<int> classes)
+    {
+        ModelVersions.Enqueue(modelVersion);
         Served.Enqueue((userId, cloaked.ToArray(), classes.ToArray()));
+    }
 
     public void OnForgotten(string userId) => Forgotten.Enqueue(userId);
+}
+
+/// <summary>A deployment whose generation stores are wrapped (to inject failures into the worker's store calls).</summary>
+internal sealed class WrappedGenerationStore(IGenerationStore inner, Func<IStateStore, IStateStore> wrap) : IGenerationStore
+{
+    private readonly Dictionary<string, IStateStore> _wrapped = new(StringComparer.Ordinal);
+
+    public Task<GenerationRegistry> ReadRegistryAsync(CancellationToken cancellationToken = default) => inner.ReadRegistryAsync(cancellationToken);
+
+    public Task<long> RegistryVersionAsync(CancellationToken cancellationToken = default) => inner.RegistryVersionAsync(cancellationToken);
+
+    public Task<bool> TryWriteRegistryAsync(long expectedVersion, IReadOnlyList<Generation> changed, CancellationToken cancellationToken = default) =>
+        inner.TryWriteRegistryAsync(expectedVersion, changed, cancellationToken);
+
+    public IStateStore StoreOf(string modelVersion)
+    {
+        lock (_wrapped)
+        {
+            if (!_wrapped.TryGetValue(modelVersion, out var store)) _wrapped[modelVersion] = store = wrap(inner.StoreOf(modelVersion));
+            return store;
+        }
+    }
+
+    public void Release(string modelVersion)
+    {
+        lock (_wrapped) _wrapped.Remove(modelVersion);
+        inner.Release(modelVersion);
+    }
+
+    public string Describe(string modelVersion) => inner.Describe(modelVersion);
+
+    public void Dispose() => inner.Dispose();
 }

@@ -87,14 +87,14 @@ public sealed class PipelinedBatchTests(RedisServerFixture redis, MockKafkaFixtu
         using var committed = new CommittedOffsets(h);
         using var serving = h.Reader(h.Kafka.CloakedTopic);
 
-        Wait.Until(() => failing!.Failures >= 1, GuardHarness.Deadline, "the second batch's store write to fail");
+        Wait.Until(() => failing?.Failures >= 1, GuardHarness.Deadline, "the second batch's store write to fail");
         trace.Where(t => t.Step == BatchStep.Sent).Select(t => t.Batch).ShouldBe([1]);
         trace.ShouldNotContain(t => t.Step == BatchStep.OffsetsStored); // batch 1 is not acknowledged yet
 
         // Batch 1's acknowledgements come in while batch 2 keeps failing: batch 1 is finished, batch 2 is not.
         gate.Set();
         Wait.Until(() => committed.Total() == 1, GuardHarness.Deadline, "the first batch's offset committed");
-        Wait.Until(() => failing!.Failures >= 4, GuardHarness.Deadline, "more failed attempts of the second batch");
+        Wait.Until(() => failing?.Failures >= 4, GuardHarness.Deadline, "more failed attempts of the second batch");
         Thread.Sleep(1500); // longer than the auto-commit interval
         trace.Where(t => t.Step == BatchStep.OffsetsStored).Select(t => t.Batch).ShouldBe([1]);
         trace.ShouldNotContain(t => t.Batch == 2);
@@ -123,7 +123,7 @@ public sealed class PipelinedBatchTests(RedisServerFixture redis, MockKafkaFixtu
         worker.Pipeline.UserLookups.Read.ShouldBe(1);
 
         // Another writer moves the user on (version 5, other classes) behind the worker's back.
-        var other = h.NewStore();
+        var other = h.NewModelStore();
         var embedding = GuardHarness.Embedding(5);
         (await other.ApplyAsync([new UserStateChange("shared", StoredEventId.Compose("elsewhere", "mf-test-1", 3u), 5)
         {
@@ -210,5 +210,20 @@ public sealed class PipelinedBatchTests(RedisServerFixture redis, MockKafkaFixtu
             inner.StatisticsSequenceAsync(cancellationToken);
 
         public IAsyncEnumerable<ServedUser> ScanServedAsync(CancellationToken cancellationToken = default) => inner.ScanServedAsync(cancellationToken);
+
+        public IAsyncEnumerable<UserState> ScanStatesAsync(CancellationToken cancellationToken = default) => inner.ScanStatesAsync(cancellationToken);
+
+        public Task<UserSweepPage> ScanSweepAsync(string cursor, int count, CancellationToken cancellationToken = default) =>
+            inner.ScanSweepAsync(cursor, count, cancellationToken);
+
+        public Task MarkSweptAsync(IReadOnlyList<string> userIds, int epoch, CancellationToken cancellationToken = default) =>
+            inner.MarkSweptAsync(userIds, epoch, cancellationToken);
+
+        public Task<long> CountUsersAsync(CancellationToken cancellationToken = default) => inner.CountUsersAsync(cancellationToken);
+
+        public Task<bool[]> ContainsAsync(IReadOnlyList<string> userIds, CancellationToken cancellationToken = default) =>
+            inner.ContainsAsync(userIds, cancellationToken);
+
+        public Task DeleteAllAsync(CancellationToken cancellationToken = default) => inner.DeleteAllAsync(cancellationToken);
     }
 }

@@ -1,3 +1,4 @@
+using AttrCloak.Streaming.Generations;
 using System.Globalization;
 using AttrCloak.Streaming.Pipeline;
 
@@ -71,18 +72,22 @@ public sealed class StreamBenchmarkTests(RedisServerFixture redis)
     }
 
     [Fact]
-    public async Task Without_a_population_seeding_the_rig_falls_back_to_re_serving_the_originals_through_the_streaming_cloaker()
+    public async Task Without_a_population_seeding_the_rig_seeds_with_batch_DF_into_a_seated_serving_generation()
     {
         var ct = TestContext.Current.CancellationToken;
         await using var rig = NewRig(seeding: null, ct);
         await rig.StartAsync(ct);
 
         rig.Seeded.ShouldNotBeNull();
-        rig.Seeded.Method.ShouldBe(BenchmarkRig.FallbackSeedMethod);
+        rig.Seeded.Method.ShouldBe(PopulationSeeding.DataFree.Method);
         var state = await rig.Store.GetUserAsync(rig.Population.UserIds[0], ct);
         state.ShouldNotBeNull();
         state.Version.ShouldBe(2);
         state.Cloaked.ShouldNotBe(rig.Population.Originals[0]);
+        var generation = (await rig.Generations.ReadRegistryAsync(ct)).Find(BenchmarkRig.ModelVersion);
+        generation.ShouldNotBeNull();
+        generation.State.ShouldBe(AttrCloak.Streaming.Redis.Generations.GenerationState.Serving);
+        generation.SeatEpoch.ShouldBe(1);
     }
 
     [Fact]

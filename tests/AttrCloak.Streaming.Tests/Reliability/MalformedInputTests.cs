@@ -1,6 +1,7 @@
 using System.Text;
 using System.Text.RegularExpressions;
 using AttrCloak.Streaming.Contracts;
+using AttrCloak.Streaming.Redis.Generations;
 using AttrCloak.Streaming.Hosting;
 using AttrCloak.Streaming.Pipeline;
 using AttrCloak.Streaming.Tests.Pipeline;
@@ -221,7 +222,7 @@ public sealed partial class MalformedInputTests(RedisServerFixture redis, MockKa
 
     /// <summary>The version field of the user's Redis record (0: none), read directly so that a poll need not block on a task.</summary>
     private static long StoredVersion(GuardHarness h, string user) =>
-        h.Redis.GetDatabase().HashGet($"{h.StoreOptions.Prefix}:user:{user}", "v") is { IsNull: false } v ? (long)v : 0;
+        h.Redis.GetDatabase().HashGet($"{RedisGenerationStore.GenerationPrefix(h.StoreOptions.Prefix, "mf-1")}:user:{user}", "v") is { IsNull: false } v ? (long)v : 0;
 
     private static EmbeddingUpdate Update(string user, long version, float[] embedding, string gender, string? eventId = null) =>
         new(eventId ?? $"{user}-v{version}", user, version, GuardHarness.Time.AddSeconds(version), "mf-1", embedding,

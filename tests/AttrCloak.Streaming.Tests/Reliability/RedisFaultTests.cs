@@ -1,6 +1,8 @@
 using System.Text;
 using AttrCloak.Streaming.Contracts;
+using AttrCloak.Streaming.Generations;
 using AttrCloak.Streaming.Redis;
+using AttrCloak.Streaming.Redis.Generations;
 using AttrCloak.Streaming.Redis.State;
 using AttrCloak.Streaming.Redis.Statistics;
 using AttrCloak.Streaming.Tests.Pipeline;
@@ -102,22 +104,18 @@ public sealed class RedisFaultTests(RedisServerFixture redis, MockKafkaFixture k
         var errors = worker.Logs.Lines.Where(l => l.StartsWith("Error:", StringComparison.Ordinal)).ToList();
         errors.Count.ShouldBe(1, "the instructions are repeated at most once a minute");
         errors[0].ShouldContain("STATE LOST");
-        errors[0].ShouldContain($"'{h.StoreOptions.Prefix}:meta' vanished");
+        errors[0].ShouldContain($"'{h.StoreOptions.Prefix}:generations' vanished"); // the registry of the model generations
         errors[0].ShouldContain("attrcloak bootstrap --config");
         errors[0].ShouldContain($"--group {h.Kafka.ConsumerGroup} --reset-offsets --to-earliest --topic {h.Kafka.EmbeddingsTopic} --topic {h.Kafka.PrivacyRequestsTopic}");
         errors[0].ShouldContain("attrcloak stats verify");
 
-        // The rebuild as the log says: bootstrap writes the batch-cloaked population at version 0 with a new store.
-        using (var bootstrap = new RedisStateStore(server.Connection, h.StoreOptions))
+        // The rebuild as the log says: bootstrap seeds the batch-cloaked population at version 0 with a new store.
+        using (var bootstrap = new RedisGenerationStore(server.Connection, h.StoreOptions))
         {
-            await bootstrap.InitializeAsync(ct);
-            var results = await bootstrap.ApplyAsync(population.Select(p => new UserStateChange(p.Key, $"bootstrap-v0-{p.Key}", 0)
-            {
-                Original = p.Value.Embedding,
-                Cloaked = SignatureCloakerFactory.Expected(p.Value.Embedding),
-                Classes = p.Value.Classes,
-            }).ToList(), ct);
-            results.ShouldAllBe(r => r.Outcome == ApplyOutcome.Applied);
+            var seeded = await GenerationSeeding.SeedAsync(bootstrap, GuardHarness.Model,
+                population.Select(p => new SeedUser(p.Key, p.Value.Embedding, SignatureCloakerFactory.Expected(p.Value.Embedding), p.Value.Classes)).ToList(),
+                version: 0, batchSize: 512, cancellationToken: ct);
+            seeded.Applied.ShouldAllBe(a => a);
         }
         var messages = serving.WaitUntil(m => model.AllServed(m), "phase 2 served after the rebuild");
         Wait.Until(() => worker.Pipeline.Status.Ready, GuardHarness.Deadline, "ready again");
@@ -163,7 +161,7 @@ public sealed class RedisFaultTests(RedisServerFixture redis, MockKafkaFixture k
 
     private static WorkerRun StartWorker(GuardHarness h, RedisProcess server)
     {
-        var worker = new WorkerRun(h, new RedisStateStore(server.Connection, h.StoreOptions), observer: null);
+        var worker = new WorkerRun(h, new RedisGenerationStore(server.Connection, h.StoreOptions), observer: null);
         Wait.Until(() => worker.Pipeline.Status.Ready || worker.Failure is not null, GuardHarness.Deadline, "the worker to become ready");
         if (worker.Failure is not null) throw new InvalidOperationException("the worker failed to start", worker.Failure);
         return worker;
@@ -257,10 +255,12 @@ public sealed class RedisFaultTests(RedisServerFixture redis, MockKafkaFixture k
         /// <summary>Redis holds exactly the model's users and classes, and the statistics equal a recomputation.</summary>
         public async Task CheckStoreAsync(RedisProcess server, GuardHarness h, CancellationToken ct)
         {
-            var report = await new StatisticsVerifier(server.Connection, h.StoreOptions).VerifyAsync(cancellationToken: ct);
+            using var deployment = new RedisGenerationStore(server.Connection, h.StoreOptions);
+            var generation = deployment.GenerationOptions(GuardHarness.Model);
+            var report = await new StatisticsVerifier(server.Connection, generation).VerifyAsync(cancellationToken: ct);
             report.IsConsistent.ShouldBeTrue(string.Join("; ", report.Inconsistent));
             report.UsersScanned.ShouldBe(_users.Count);
-            using var store = new RedisStateStore(server.Connection, h.StoreOptions);
+            using var store = new RedisStateStore(server.Connection, generation);
             var snapshot = await store.ReadStatisticsAsync(ct);
             for (var a = 0; a < 2; a++)
             {

@@ -4,6 +4,7 @@ using AttrCloak.Streaming.Cloaking;
 using AttrCloak.Streaming.Hosting;
 using AttrCloak.Streaming.Kafka;
 using AttrCloak.Streaming.Redis;
+using AttrCloak.Streaming.Redis.Generations;
 using AttrCloak.Streaming.Replay;
 using AttrCloak.Streaming.Tests.Pipeline;
 using Confluent.Kafka;
@@ -81,9 +82,9 @@ public sealed class KafkaSaslAndSecretsTests(RedisServerFixture redis)
         var settings = BindFromEnvironment(cluster.BootstrapServers, out var configuration);
         var storeOptions = settings.StateStoreOptions(configuration);
         storeOptions.Prefix = redis.NewPrefix("sasl");
-        using var store = new RedisStateStore(redis.Redis, storeOptions);
+        using var generations = new RedisGenerationStore(redis.Redis, storeOptions);
         var logs = new FullLogCapture();
-        await using var host = GuardHost.Build(settings, store, new TransportCloakerFactory(), httpPort: 0, logging =>
+        await using var host = GuardHost.Build(settings, generations, new TransportCloakerFactory(), httpPort: 0, logging =>
         {
             logging.AddProvider(logs);
             logging.SetMinimumLevel(LogLevel.Trace);

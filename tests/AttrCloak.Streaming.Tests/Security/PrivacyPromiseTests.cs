@@ -142,7 +142,7 @@ public sealed class PrivacyPromiseTests(RedisServerFixture redis)
         }
 
         // Class values: only the catalog in the layout meta (every class of the deployment, nobody's own) names them.
-        var meta = $"{s.Prefix}:meta";
+        var meta = $"{s.Prefix}:g:mf-sec-1:meta"; // the generation's layout meta
         foreach (var (key, type, bytes) in dump.Where(d => d.Key != meta))
             foreach (var pattern in PrivacyScenario.ClassValues.SelectMany(TextEncodings))
                 Contains(bytes, pattern).ShouldBeFalse($"Redis {type} key '{key}' holds a class value");

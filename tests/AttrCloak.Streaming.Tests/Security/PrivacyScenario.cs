@@ -6,6 +6,7 @@ using AttrCloak.Streaming.Contracts;
 using AttrCloak.Streaming.Hosting;
 using AttrCloak.Streaming.Kafka;
 using AttrCloak.Streaming.Redis;
+using AttrCloak.Streaming.Redis.Generations;
 using AttrCloak.Streaming.Tests.Pipeline;
 using Confluent.Kafka;
 using Microsoft.Extensions.Logging;
@@ -108,7 +109,7 @@ internal sealed class PrivacyScenario
         var settings = new StreamingSettings(kafka, new RedisConnectionOptions(), guard,
             new AuditOptions { Interval = TimeSpan.FromMilliseconds(400), Attackers = ["lr"], Folds = 3, SampleSize = 1000 });
         Prefix = redis.NewPrefix("privacy");
-        using var store = new RedisStateStore(redis.Redis, new StateStoreOptions
+        using var generations = new RedisGenerationStore(redis.Redis, new StateStoreOptions
         {
             Prefix = Prefix,
             Dimension = D,
@@ -116,7 +117,7 @@ internal sealed class PrivacyScenario
             TombstoneSecret = TombstoneSecret,
         });
         var logs = new FullLogCapture();
-        await using var host = GuardHost.Build(settings, store, new TransportCloakerFactory(), httpPort: 0, logging =>
+        await using var host = GuardHost.Build(settings, generations, new TransportCloakerFactory(), httpPort: 0, logging =>
         {
             logging.AddProvider(logs);
             logging.SetMinimumLevel(LogLevel.Trace);

@@ -451,4 +451,102 @@ public abstract class StateStoreBehaviour
         }
         seen.ShouldBe([ApplyOutcome.Applied, ApplyOutcome.Duplicate, ApplyOutcome.Stale, ApplyOutcome.Rejected], ignoreOrder: true);
     }
+
+    // ---- what model generations need of a store ---------------------------------------------------------------------
+
+    [Fact]
+    public async Task A_recloak_replaces_the_served_embedding_at_the_same_version_only_and_moves_the_served_statistics()
+    {
+        var rng = new Random(31);
+        var (store, options, _) = await StartAsync(NewUser("r", 3, rng), NewUser("other", 1, rng));
+        var before = (await store.GetUserAsync("r", Ct))!;
+        var servedBefore = await store.ReadStatisticsAsync(Ct);
+
+        var cloak = Vector(rng, 2);
+        (await store.ApplyAsync([UserStateChange.RecloakUser("r", "e-r-3-recloak", 3, cloak)], Ct))[0].Outcome.ShouldBe(ApplyOutcome.Applied);
+        var after = (await store.GetUserAsync("r", Ct))!;
+        after.Cloaked.ShouldBe(cloak);
+        after.Original.ShouldBe(before.Original);
+        after.Classes.ShouldBe(before.Classes);
+        after.Version.ShouldBe(3);
+        after.EventId.ShouldBe("e-r-3-recloak");
+        var servedAfter = await store.ReadStatisticsAsync(Ct);
+        servedAfter.Version.ShouldNotBe(servedBefore.Version);
+        servedAfter.Originals[0].GlobalMean.ShouldBe(servedBefore.Originals[0].GlobalMean); // only the served population moved
+        (await VerifyAsync(store, options)).IsConsistent.ShouldBeTrue();
+
+        // Another version than the stored one: a newer event won, or the state went.
+        (await store.ApplyAsync([UserStateChange.RecloakUser("r", "x", 2, Vector(rng))], Ct))[0].Outcome.ShouldBe(ApplyOutcome.Stale);
+        (await store.ApplyAsync([UserStateChange.RecloakUser("nobody", "x", 1, Vector(rng))], Ct))[0].Outcome.ShouldBe(ApplyOutcome.Stale);
+        (await store.ApplyAsync([UserStateChange.ForgetUser("other", "f", 2), UserStateChange.RecloakUser("other", "x", 1, Vector(rng))], Ct))
+            .Select(r => r.Outcome).ShouldBe([ApplyOutcome.Applied, ApplyOutcome.Stale]);
+        (await store.GetUserAsync("r", Ct))!.Cloaked.ShouldBe(cloak);
+        // A recloak carries the cloak and nothing else.
+        (await store.ApplyAsync([new UserStateChange("r", "y", 3) { Recloak = true, Cloaked = Vector(rng), Original = Vector(rng) }], Ct))[0].Outcome
+            .ShouldBe(ApplyOutcome.Rejected);
+        (await VerifyAsync(store, options)).IsConsistent.ShouldBeTrue();
+    }
+
+    [Fact]
+    public async Task Partitions_sweep_marks_and_the_user_count_are_kept_and_a_sweep_scan_sees_every_user()
+    {
+        var options = NewOptions();
+        var store = NewStore(options);
+        var rng = new Random(32);
+        var users = Enumerable.Range(0, 700).Select(u => NewUser($"s{u}", 1, rng) with { Partition = u % 4, SweepMark = u % 2 }).ToArray();
+        foreach (var chunk in users.Chunk(250)) await store.ApplyAsync(chunk, Ct);
+        (await store.CountUsersAsync(Ct)).ShouldBe(700);
+        // An event without a partition or mark keeps them; a recloak too.
+        await store.ApplyAsync([new UserStateChange("s5", "e-s5-2", 2) { Cloaked = Vector(rng) }, UserStateChange.ForgetUser("s6", "f-s6", 2)], Ct);
+        (await store.GetUserAsync("s5", Ct))!.Partition.ShouldBe(1);
+        (await store.GetUserAsync("s5", Ct))!.SweepMark.ShouldBe(1);
+        (await store.CountUsersAsync(Ct)).ShouldBe(699);
+
+        var seen = new Dictionary<string, SweepEntry>();
+        var cursor = "0";
+        var pages = 0;
+        do
+        {
+            var page = await store.ScanSweepAsync(cursor, 100, Ct);
+            foreach (var entry in page.Users) seen[entry.UserId] = entry;
+            cursor = page.Cursor;
+            pages++;
+        }
+        while (cursor != "0" && pages < 1000);
+        seen.Count.ShouldBe(699);
+        seen.ShouldNotContainKey("s6");
+        seen["s9"].ShouldBe(new SweepEntry("s9", 1, 1));
+
+        await store.MarkSweptAsync(["s9", "s6", "nobody"], 7, Ct);
+        (await store.GetUserAsync("s9", Ct))!.SweepMark.ShouldBe(7);
+        (await store.GetUserAsync("s6", Ct)).ShouldBeNull(); // a forgotten user is not re-created by a mark
+        (await store.GetUserAsync("nobody", Ct)).ShouldBeNull();
+        (await store.CountUsersAsync(Ct)).ShouldBe(699);
+        (await VerifyAsync(store, options)).UsersScanned.ShouldBe(699);
+    }
+
+    [Fact]
+    public async Task A_scan_of_the_states_returns_every_user_whole()
+    {
+        var rng = new Random(33);
+        var users = Enumerable.Range(0, 120).Select(u => NewUser($"w{u}", 2, rng) with { Partition = 3 }).ToArray();
+        var (store, _, model) = await StartAsync(users);
+        var scanned = new Dictionary<string, UserState>();
+        await foreach (var state in store.ScanStatesAsync(Ct)) scanned.TryAdd(state.UserId, state).ShouldBeTrue("each user once");
+        scanned.Count.ShouldBe(120);
+        scanned["w17"].Original.ShouldBe(model["w17"]!.Original);
+        scanned["w17"].Cloaked.ShouldBe(model["w17"]!.Cloaked);
+        scanned["w17"].Partition.ShouldBe(3);
+        scanned["w17"].Version.ShouldBe(2);
+    }
+
+    [Fact]
+    public async Task Deleting_every_key_leaves_a_store_that_refuses_work_as_a_lost_one()
+    {
+        var rng = new Random(34);
+        var (store, _, _) = await StartAsync(NewUser("gone", 1, rng));
+        await store.DeleteAllAsync(Ct);
+        await Should.ThrowAsync<StateStoreLostException>(() => store.GetUsersAsync(["gone"], Ct));
+        await Should.ThrowAsync<StateStoreLostException>(() => store.ApplyAsync([NewUser("new", 1, rng)], Ct));
+    }
 }

@@ -5,7 +5,9 @@ using AttrCloak.Cli.Rendering;
 using AttrCloak.Cli.Streaming;
 using AttrCloak.Learning.Unlearning;
 using AttrCloak.Streaming.Contracts;
+using AttrCloak.Streaming.Generations;
 using AttrCloak.Streaming.Redis;
+using AttrCloak.Streaming.Redis.Generations;
 using AttrCloak.Streaming.Redis.State;
 using AttrCloak.Streaming.Replay;
 using Spectre.Console;
@@ -85,18 +87,20 @@ public sealed class BootstrapCommand : StreamingCommand<BootstrapSettings>
         var settings = configuration.Settings();
         var storeOptions = configuration.StoreOptions(settings, needsTombstoneSecret: true);
         await using var redis = await RedisConnector.ConnectAsync(StreamingConfiguration.RequireRedis(settings), configure: settings.Redis.ApplyTrust);
-        var existing = await StoreKeys.DataKeysAsync(redis, storeOptions.Prefix);
-        if (existing.Count > 0 && !s.Force)
-            throw new UsageException(
-                $"Redis prefix '{storeOptions.Prefix}' already holds {(existing.Count >= 10 ? "10 or more" : existing.Count.ToString())} keys of users or statistics; " +
-                "bootstrapping into it would mix two populations in the class statistics the worker cloaks against. " +
-                "Use another --prefix, delete the prefix's keys, or pass --force to add these users anyway");
-        using var store = new RedisStateStore(redis, storeOptions);
-        await store.InitializeAsync(cancellationToken); // refuses a prefix of another dimension or catalog
+        using var generations = new RedisGenerationStore(redis, storeOptions);
+        var registry = await generations.ReadRegistryAsync(cancellationToken); // refuses a prefix of an earlier format
         using var publisher = s.Publish ? Publisher(settings.Kafka) : null;
 
         CatalogMapping? mapping = null;
         var population = Population.Load(s, settings.Guard.Dimension, data => mapping = CatalogMapping.Create(data, settings.Guard.Attributes), cancellationToken);
+        var store = generations.StoreOf(population.ModelVersion);
+        await store.ReadStatisticsAsync(cancellationToken); // refuses a generation of another dimension or catalog
+        var existing = registry.Find(population.ModelVersion);
+        if (existing is { Live: true } && await store.CountUsersAsync(cancellationToken) > 0 && !s.Force)
+            throw new UsageException(
+                $"model generation '{population.ModelVersion}' under Redis prefix '{storeOptions.Prefix}' already holds {await store.CountUsersAsync(cancellationToken)} users ({existing.StateLabel}); " +
+                "bootstrapping into it would mix two populations in the class statistics the worker cloaks against. " +
+                "Use another --model-version (a new generation), another --prefix, or pass --force to add these users anyway");
         var data = population.Data;
         if (population.Embeddings.Cols != settings.Guard.Dimension)
             throw new UsageException(
@@ -123,44 +127,22 @@ public sealed class BootstrapCommand : StreamingCommand<BootstrapSettings>
             $"AttrCloak-DF (Adam lr {options.LearningRate}, {cloak.Iterations} iterations, stopped: {cloak.StopReason}) in {cloak.WallTime.TotalSeconds:F2} s; " +
             $"L_AU {string.Join(", ", cloak.AttributeNames.Select((n, j) => $"{n} {cloak.Initial.LossAuPerAttribute[j]:F3} -> {cloak.Final.LossAuPerAttribute[j]:F3}"))}");
 
-        // Seed the store: one atomic ApplyAsync per batch, deterministic event ids (a re-run is a no-op: Duplicate).
+        // Seed the generation: one atomic write per batch, deterministic event ids (a re-run is a no-op: Duplicate),
+        // then the generation is seated and serves; the workers' sweep publishes its users.
         var writeClock = Stopwatch.StartNew();
-        var outcomes = new long[Enum.GetValues<ApplyOutcome>().Length];
-        var rejections = new Dictionary<string, long>(StringComparer.Ordinal);
-        var applied = new bool[chosen.Count];
+        var users = chosen.Select((u, row) => new SeedUser(data.UserIds[u], original.Row(row).ToArray(), cloak.Embeddings.Row(row).ToArray(), mapping.ClassesOf(u))).ToList();
+        SeedResult seeded = null!;
         await LiveStatus.RunAsync($"writing {chosen.Count} users to Redis", chosen.Count, async progress =>
         {
-            for (var start = 0; start < chosen.Count; start += s.BatchSize)
-            {
-                cancellationToken.ThrowIfCancellationRequested();
-                var count = Math.Min(s.BatchSize, chosen.Count - start);
-                var batch = new UserStateChange[count];
-                for (var i = 0; i < count; i++)
-                {
-                    var row = start + i;
-                    var u = chosen[row];
-                    var id = data.UserIds[u];
-                    batch[i] = new UserStateChange(id, $"bootstrap-v{s.Version}-{id}", s.Version)
-                    {
-                        Original = original.Row(row).ToArray(),
-                        Cloaked = cloak.Embeddings.Row(row).ToArray(),
-                        Classes = mapping.ClassesOf(u),
-                    };
-                }
-                var results = await store.ApplyAsync(batch, cancellationToken);
-                for (var i = 0; i < count; i++)
-                {
-                    outcomes[(int)results[i].Outcome]++;
-                    applied[start + i] = results[i].Outcome == ApplyOutcome.Applied;
-                    if (results[i].Outcome == ApplyOutcome.Rejected)
-                        rejections[results[i].Reason ?? "?"] = rejections.GetValueOrDefault(results[i].Reason ?? "?") + 1;
-                }
-                var done = start + count;
-                progress.Report(new LiveUpdate(done, $"wrote {done}/{chosen.Count} users ({done / Math.Max(writeClock.Elapsed.TotalSeconds, 1e-9):F0} users/s)"));
-            }
+            seeded = await GenerationSeeding.SeedAsync(generations, population.ModelVersion, users, s.Version, s.BatchSize,
+                new InlineProgress<int>(done => progress.Report(new LiveUpdate(done, $"wrote {done}/{chosen.Count} users ({done / Math.Max(writeClock.Elapsed.TotalSeconds, 1e-9):F0} users/s)"))),
+                cancellationToken);
             return 0;
         });
         var writeSeconds = writeClock.Elapsed.TotalSeconds;
+        var applied = seeded.Applied;
+        var outcomes = Enum.GetValues<ApplyOutcome>().Select(o => seeded.Outcomes[o]).ToArray();
+        var rejections = seeded.Rejections;
 
         double publishSeconds = 0;
         ProduceSummary? published = null;
@@ -208,6 +190,7 @@ public sealed class BootstrapCommand : StreamingCommand<BootstrapSettings>
         if (outcomes[(int)ApplyOutcome.Stale] > 0) summary.AddRow("left alone (store has a newer version)", outcomes[(int)ApplyOutcome.Stale].ToString());
         if (outcomes[(int)ApplyOutcome.Rejected] > 0)
             summary.AddRow("[red]rejected[/]", Markup.Escape($"{outcomes[(int)ApplyOutcome.Rejected]}: {string.Join("; ", rejections.Select(p => $"{p.Key} ({p.Value})"))}"));
+        summary.AddRow("model generation", Markup.Escape($"{population.ModelVersion}: {seeded.Generation.StateLabel}, seat epoch {seeded.Generation.SeatEpoch} (the workers publish its users)"));
         summary.AddRow("statistics version", snapshot.Version.ToString());
         summary.AddRow("load, checks (and training)", $"{loadSeconds:F2} s");
         summary.AddRow("AttrCloak-DF", $"{cloak.WallTime.TotalSeconds:F2} s");

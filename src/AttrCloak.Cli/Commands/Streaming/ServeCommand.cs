@@ -3,6 +3,7 @@ using AttrCloak.Cli.Streaming;
 using AttrCloak.Streaming.Cloaking;
 using AttrCloak.Streaming.Hosting;
 using AttrCloak.Streaming.Redis;
+using AttrCloak.Streaming.Redis.Generations;
 using Microsoft.Extensions.Hosting;
 using Spectre.Console;
 using Spectre.Console.Cli;
@@ -40,7 +41,7 @@ public sealed class ServeCommand : StreamingCommand<ServeSettings>
         var storeOptions = configuration.StoreOptions(settings, needsTombstoneSecret: true);
         // Fail fast while disconnected: a Redis outage turns readiness off and starts the backoff at once.
         await using var redis = await RedisConnector.ConnectAsync(StreamingConfiguration.RequireRedis(settings), configure: settings.Redis.ApplyTrust, failFastWhileDisconnected: true);
-        using var store = new RedisStateStore(redis, storeOptions);
+        using var store = new RedisGenerationStore(redis, storeOptions);
         await using var host = GuardHost.Build(settings, store, new TransportCloakerFactory(), s.Port ?? settings.Guard.HttpPort);
         await host.StartAsync(cancellationToken);
         AnsiConsole.MarkupLineInterpolated($"privacy guard serving; endpoints at [blue]{host.Address}[/] (/metrics, /healthz/live, /healthz/ready); Ctrl+C stops it");

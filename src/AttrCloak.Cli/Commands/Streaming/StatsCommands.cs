@@ -2,6 +2,7 @@ using System.ComponentModel;
 using System.Diagnostics;
 using AttrCloak.Cli.Streaming;
 using AttrCloak.Streaming.Redis;
+using AttrCloak.Streaming.Redis.Generations;
 using AttrCloak.Streaming.Redis.Statistics;
 using Spectre.Console;
 using Spectre.Console.Cli;
@@ -33,18 +34,30 @@ public sealed class StatsSettings : StoreCommandSettings
     [DefaultValue(5)]
     public int Attempts { get; init; } = 5;
 
+    [CommandOption("--model-version <NAME>")]
+    [Description("Only this model generation (default: every live generation; `attrcloak generations list` names them).")]
+    public string? ModelVersion { get; init; }
+
+    [CommandOption("--reseat")]
+    [Description("rebuild: also have the workers seat the generation again (its served states recomputed from the stored originals by batch AttrCloak-DF, then republished), even when the statistics agreed; done anyway when they differed.")]
+    public bool Reseat { get; init; }
+
     public override ValidationResult Validate() =>
         Attempts is < 1 or > 100 ? ValidationResult.Error($"--attempts must be in 1..100, got {Attempts}") : ValidationResult.Success();
 }
 
-/// <summary>`attrcloak stats verify`: recomputes the class statistics from the user states and compares.</summary>
+/// <summary>`attrcloak stats verify`: recomputes each generation's class statistics from its user states and compares.</summary>
 public sealed class StatsVerifyCommand : StreamingCommand<StatsSettings>
 {
     protected override Task<int> RunAsync(StatsSettings s, CancellationToken cancellationToken) =>
         StatsRunner.RunAsync(s, rebuild: false, cancellationToken);
 }
 
-/// <summary>`attrcloak stats rebuild`: replaces the class statistics with their recomputation from the user states.</summary>
+/// <summary>
+/// `attrcloak stats rebuild`: replaces each generation's class statistics with their recomputation from its user states;
+/// when they differed (or with --reseat) the workers then seat the generation again, so that the served states that
+/// were cloaked against the wrong statistics are recomputed from the originals and republished (a sweep).
+/// </summary>
 public sealed class StatsRebuildCommand : StreamingCommand<StatsSettings>
 {
     protected override Task<int> RunAsync(StatsSettings s, CancellationToken cancellationToken) =>
@@ -60,14 +73,27 @@ internal static class StatsRunner
         // The verifier reads user states and statistics only; tombstones (the only use of the secret) are not touched.
         var options = configuration.StoreOptions(settings, needsTombstoneSecret: false);
         await using var redis = await RedisConnector.ConnectAsync(StreamingConfiguration.RequireRedis(settings), configure: settings.Redis.ApplyTrust);
-        // A mistyped prefix would otherwise verify as "consistent, 0 users"; a prefix of another layout (dimension,
-        // catalog) would be compared slot by slot against the wrong classes. The store's own check covers the latter
-        // (it only reads here, since the meta key exists).
-        if (!await redis.GetDatabase().KeyExistsAsync(options.Prefix + ":meta"))
+        using var deployment = new RedisGenerationStore(redis, options);
+        // A mistyped prefix would otherwise verify as "consistent, 0 users".
+        var registry = await deployment.ReadRegistryAsync(cancellationToken);
+        if (registry.Version == 0)
             throw new UsageException(
-                $"Redis prefix '{options.Prefix}' holds no streaming-guard data (no '{options.Prefix}:meta' key): check --prefix or AttrCloak:Redis:Prefix; the worker or `attrcloak bootstrap` creates it");
-        using (var store = new RedisStateStore(redis, options))
-            await store.InitializeAsync(cancellationToken);
+                $"Redis prefix '{options.Prefix}' holds no streaming-guard data (no model generation in '{options.Prefix}:generations'): check --prefix or AttrCloak:Redis:Prefix; the worker or `attrcloak bootstrap` creates it");
+        var targets = s.ModelVersion is { } only
+            ? [registry.Find(only) is { Live: true } g ? g : throw new UsageException($"no live model generation '{only}' under prefix '{options.Prefix}' (live: {string.Join(", ", registry.Live.Select(x => x.ModelVersion))})")]
+            : registry.Live.ToList();
+        var exit = 0;
+        foreach (var generation in targets)
+            exit = Math.Max(exit, await RunOneAsync(s, rebuild, redis, deployment, generation, cancellationToken));
+        return exit;
+    }
+
+    private static async Task<int> RunOneAsync(StatsSettings s, bool rebuild, StackExchange.Redis.IConnectionMultiplexer redis, RedisGenerationStore deployment,
+        Generation generation, CancellationToken cancellationToken)
+    {
+        var options = deployment.GenerationOptions(generation.ModelVersion);
+        // A generation of another layout (dimension, catalog) would be compared slot by slot against the wrong classes.
+        await deployment.StoreOf(generation.ModelVersion).StatisticsSequenceAsync(cancellationToken);
         var verifier = new StatisticsVerifier(redis, options);
         var clock = Stopwatch.StartNew();
         StatisticsVerificationReport report;
@@ -87,7 +113,7 @@ internal static class StatsRunner
         }
 
         AnsiConsole.MarkupLineInterpolated(
-            $"Redis prefix [blue]{options.Prefix}[/]: {report.UsersScanned} users scanned, statistics version {report.Version}, {clock.Elapsed.TotalSeconds:F2} s{(report.Attempts > 1 ? $", {report.Attempts} passes (a writer was active)" : "")}");
+            $"model generation [blue]{generation.ModelVersion}[/] ({generation.StateLabel}, keys under {options.Prefix}): {report.UsersScanned} users scanned, statistics version {report.Version}, {clock.Elapsed.TotalSeconds:F2} s{(report.Attempts > 1 ? $", {report.Attempts} passes (a writer was active)" : "")}");
         AnsiConsole.Write(StatisticsReportTable.Build(report, rebuild));
         var bad = report.Inconsistent.Count();
         if (rebuild)
@@ -95,6 +121,13 @@ internal static class StatsRunner
             AnsiConsole.WriteLine(bad == 0
                 ? $"rebuilt: every class already agreed with the user states; the statistics were rewritten from {report.UsersScanned} users (version {report.Version})"
                 : $"rebuilt: {bad} of {report.Classes.Count} class statistics differed and now hold the recomputation from {report.UsersScanned} users (version {report.Version})");
+            if (bad > 0 || s.Reseat)
+            {
+                // Served states cloaked against the wrong statistics are wrong too: seat again from the originals.
+                await deployment.UpdateRegistryAsync(r => r.WithSeatRequested(generation.ModelVersion), cancellationToken);
+                AnsiConsole.WriteLine(
+                    $"re-seating asked: a worker recomputes the served states of '{generation.ModelVersion}' from the stored originals (batch AttrCloak-DF) and the workers republish them (attrcloak_generation_seat_epoch, attrcloak_sweep_pending_users)");
+            }
             return 0;
         }
         if (bad == 0)

@@ -38,13 +38,16 @@ internal sealed record PlannedEvent(bool Request, InboundEvent Event);
 /// </summary>
 internal sealed class UserPlan
 {
-    private readonly Dictionary<string, float[]> _originalByModel = new(StringComparer.Ordinal);
+    /// <summary>The model version of every replayed update: one generation (a rollout is tested on its own).</summary>
+    public const string Model = "mf-crash";
+
+    private readonly SortedDictionary<long, float[]> _originalByVersion = [];
 
     private UserPlan(string userId) => UserId = userId;
 
     public string UserId { get; }
     public List<PlannedEvent> Events { get; } = [];
-    public IEnumerable<float[]> Originals => _originalByModel.Values;
+    public IEnumerable<float[]> Originals => _originalByVersion.Values;
     public long FinalVersion { get; private set; }
     public string FinalModelVersion { get; private set; } = "";
     public float[] FinalOriginal { get; private set; } = [];
@@ -52,7 +55,8 @@ internal sealed class UserPlan
     public int[] FinalClasses { get; private set; } = [];
     public bool Forgotten { get; private set; }
 
-    public float[]? OriginalOf(string modelVersion) => _originalByModel.GetValueOrDefault(modelVersion);
+    /// <summary>The original embedding of the user's state at <paramref name="version"/> (their last update up to it), or null.</summary>
+    public float[]? OriginalOf(long version) => _originalByVersion.LastOrDefault(p => p.Key <= version).Value;
 
     public static UserPlan Draw(string userId, Population population, Random random)
     {
@@ -81,11 +85,10 @@ internal sealed class UserPlan
                         declared[0] = random.Next(7);
                         attributes = new() { ["age"] = ages[declared[0]] };
                     }
-                    var model = $"mf-{version}";
                     var original = population.Original(random, trueAge, trueGender);
-                    plan._originalByModel[model] = original;
-                    plan.Events.Add(new(false, new EmbeddingUpdate(id, userId, version, at, model, original, attributes)));
-                    plan.FinalModelVersion = model;
+                    plan._originalByVersion[version] = original;
+                    plan.Events.Add(new(false, new EmbeddingUpdate(id, userId, version, at, Model, original, attributes)));
+                    plan.FinalModelVersion = Model;
                     plan.FinalOriginal = original;
                     break;
                 case 'A':
@@ -157,7 +160,7 @@ internal sealed class PacedProducer(string brokers, string embeddingsTopic, stri
         async Task RefreshAsync()
         {
             var blocked = Enumerable.Range(0, plans.Length).Where(u => next[u] < plans[u].Events.Count && Blocked(u)).ToArray();
-            var versions = await Task.WhenAll(blocked.Select(u => db.HashGetAsync($"{prefix}:user:{plans[u].UserId}", "v")));
+            var versions = await Task.WhenAll(blocked.Select(u => db.HashGetAsync($"{StreamingTestSupport.GenerationPrefix(prefix, UserPlan.Model)}:user:{plans[u].UserId}", "v")));
             for (var i = 0; i < blocked.Length; i++)
                 if (versions[i].HasValue) applied[blocked[i]] = (long)versions[i];
             lastRefresh = clock.Elapsed;

@@ -1,7 +1,6 @@
 using AttrCloak.Learning.Backbones;
-using AttrCloak.Learning.Unlearning;
 
-namespace AttrCloak.Cli.Experiments;
+namespace AttrCloak.Learning.Unlearning;
 
 /// <summary>
 /// The default AttrCloak settings per mode, chosen with `attrcloak sweep` on ML-100K (MF, seed 1, all attackers;

@@ -1,0 +1,65 @@
+namespace AttrCloak.Streaming.Generations;
+
+/// <summary>
+/// How model generations roll out (<c>AttrCloak:Generations</c>): when a filling generation is promoted, how fast
+/// sweeps publish, and the bounds that keep one producer from opening unbounded generations.
+/// </summary>
+public sealed class GenerationOptions
+{
+    public const string SectionName = "AttrCloak:Generations";
+
+    /// <summary>Promote a filling generation as soon as it has enough users (below); false: only on request.</summary>
+    public bool AutoPromote { get; set; } = true;
+
+    /// <summary>
+    /// A generation is seated (and a filling one promoted) when every class of every protected attribute has at least
+    /// this many users, or, for a new model, as many as the class has in the serving generation if that is fewer.
+    /// </summary>
+    public int MinClassUsers { get; set; } = 5;
+
+    /// <summary>A filling generation is promoted only once it holds at least this share of the serving generation's users.</summary>
+    public double MinUserShare { get; set; } = 0.9;
+
+    /// <summary>At most this many generations fill at once; an update of yet another new model is dead-lettered (generation_limit).</summary>
+    public int MaxFilling { get; set; } = 2;
+
+    /// <summary>Users per second a worker's sweeps publish (and re-cloak) beside the live stream.</summary>
+    public int SweepUsersPerSecond { get; set; } = 2000;
+
+    /// <summary>How often a worker looks for registry changes (promotions, retirements by other workers or the CLI).</summary>
+    public TimeSpan RegistryPoll { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>How often a worker checks whether a generation is ready to be seated.</summary>
+    public TimeSpan SeatCheckInterval { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// The lease of the worker seating a generation (renewed while it works): when that worker dies, another one takes
+    /// over after at most this long.
+    /// </summary>
+    public TimeSpan SeatLease { get; set; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>A retiring generation's keys are deleted no sooner than this after retirement was asked (every worker stops writing it first).</summary>
+    public TimeSpan RetireGrace { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Adds every problem to <paramref name="errors"/>.</summary>
+    public void Validate(List<string> errors)
+    {
+        ArgumentNullException.ThrowIfNull(errors);
+        if (MinClassUsers is < 1 or > 1_000_000)
+            errors.Add($"{SectionName}:MinClassUsers must be in 1..1000000, got {MinClassUsers}");
+        if (!(MinUserShare is >= 0 and <= 1))
+            errors.Add($"{SectionName}:MinUserShare must be in 0..1, got {MinUserShare}");
+        if (MaxFilling is < 1 or > 16)
+            errors.Add($"{SectionName}:MaxFilling must be in 1..16, got {MaxFilling}");
+        if (SweepUsersPerSecond is < 1 or > 1_000_000)
+            errors.Add($"{SectionName}:SweepUsersPerSecond must be in 1..1000000, got {SweepUsersPerSecond}");
+        if (RegistryPoll <= TimeSpan.Zero || RegistryPoll > TimeSpan.FromMinutes(1))
+            errors.Add($"{SectionName}:RegistryPoll must be between 0 (exclusive) and 1 min, got {RegistryPoll}");
+        if (SeatCheckInterval <= TimeSpan.Zero || SeatCheckInterval > TimeSpan.FromMinutes(10))
+            errors.Add($"{SectionName}:SeatCheckInterval must be between 0 (exclusive) and 10 min, got {SeatCheckInterval}");
+        if (SeatLease < TimeSpan.FromSeconds(5) || SeatLease > TimeSpan.FromHours(1))
+            errors.Add($"{SectionName}:SeatLease must be between 5 s and 1 h, got {SeatLease}");
+        if (RetireGrace < TimeSpan.Zero || RetireGrace > TimeSpan.FromHours(1))
+            errors.Add($"{SectionName}:RetireGrace must be between 0 and 1 h, got {RetireGrace}");
+    }
+}
