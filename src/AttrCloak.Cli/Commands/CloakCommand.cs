@@ -28,7 +28,7 @@ public sealed class CloakCommandSettings : CloakSettings
     public string? Plots { get; init; }
 
     [CommandOption("--seed <S>")]
-    [Description("Seed for DD's negative sampling.")]
+    [Description("Seed for DD's negative sampling and the noise-matched targets' draw.")]
     [DefaultValue(1)]
     public int Seed { get; init; } = 1;
 
@@ -52,6 +52,7 @@ public sealed class CloakCommand : Command<CloakCommandSettings>
             s.AlphaMin, s.AlphaMax, s.Tolerance, s.TargetReduction, s.Target, s.Strength);
         if (s.CovarianceStrength is not null) options = options with { CovarianceStrength = s.CovarianceStrength };
         if (s.ExactMeans is { } exact) options = options with { ExactMeans = exact };
+        options = options with { TargetSeed = options.TargetSeed + s.Seed };
         var model = ModelFolder.Load(s.Model);
         var source = s.ToSource(DataSource.ReadBeside(s.Model));
         var data = source.Load();

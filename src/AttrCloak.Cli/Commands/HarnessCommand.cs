@@ -34,6 +34,15 @@ public sealed class HarnessSettings : CommandSettings
     [DefaultValue(0.05)]
     public double Pass { get; init; } = 0.05;
 
+    [CommandOption("--df-floor <F>")]
+    [Description("DF's utility floor (validation NDCG@10 ratio); a low floor shows what the target costs where 0.97 cannot hold it.")]
+    [DefaultValue(0.97)]
+    public double DfFloor { get; init; } = 0.97;
+
+    [CommandOption("--dd-floor <F>")]
+    [DefaultValue(0.98)]
+    public double DdFloor { get; init; } = 0.98;
+
     [CommandOption("--attackers <LIST>")]
     [Description("The final audit's attackers (default: all six).")]
     public string? Attackers { get; init; }
@@ -83,6 +92,8 @@ public sealed class HarnessCommand : Command<HarnessSettings>
             Members = family,
             Epsilon = s.PrivacyTarget,
             PassEpsilon = s.Pass,
+            DataFreeFloor = s.DfFloor,
+            DataDependentFloor = s.DdFloor,
             Seed = s.Seed,
             SkipDataDependent = s.NoDataDependent,
             Attackers = AuditSettings.Options(s.Attackers).Attackers,
