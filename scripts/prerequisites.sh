@@ -14,7 +14,8 @@ if [ -n "$libstdcxx" ] && ! grep -q GLIBCXX_3.4.32 "$libstdcxx"; then
 fi
 if [ "${1:-build}" = "test" ]; then
   command -v redis-server >/dev/null || need+=(redis-server)
-  command -v promtool >/dev/null || need+=(prometheus)
+  # prometheus: promtool for the rule tests, and the server itself for the production-walk test.
+  { command -v promtool >/dev/null && command -v prometheus >/dev/null; } || need+=(prometheus)
   command -v kcat >/dev/null || need+=(kcat)
   # docker-compose only validates docker-compose.yml (`docker-compose config`); no engine is needed or started.
   command -v docker-compose >/dev/null || need+=(docker-compose)

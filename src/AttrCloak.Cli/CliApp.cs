@@ -78,7 +78,7 @@ public static class CliApp
                     .WithExample("generations", "retire", "mf-2026-11", "--config", "appsettings.json", "--wait", "300");
             });
             config.AddCommand<BootstrapCommand>("bootstrap")
-                .WithDescription("Cold start of the streaming guard: cloak an initial population with AttrCloak-DF in batch and seed the Redis state store with it.")
+                .WithDescription("Cold start of the streaming guard: cloak an initial population with AttrCloak-DF in batch, seed the Redis state store with it and publish it to the serving topic.")
                 .WithExample("bootstrap", "--config", "appsettings.json", "--model", "runs/ml100k-mf", "--fraction", "0.5", "--seed", "7")
                 .WithExample("bootstrap", "--config", "appsettings.json", "--dataset", "synthetic", "--synthetic-users", "500", "--publish");
             config.AddCommand<ReplayCommand>("replay")

@@ -35,6 +35,15 @@ public static class KafkaHeaders
     public const string DeadLetterReason = "attrcloak-dlq-reason";
 }
 
+/// <summary>The two input topics, by role (their names are configurable): which event type belongs on which.</summary>
+public enum InputStream
+{
+    /// <summary>Embedding updates (<see cref="TopicDefaults.Embeddings"/>).</summary>
+    Embeddings,
+    /// <summary>Privacy requests (<see cref="TopicDefaults.PrivacyRequests"/>).</summary>
+    PrivacyRequests,
+}
+
 /// <summary>Default topic names; each is configurable in the worker.</summary>
 public static class TopicDefaults
 {

@@ -74,6 +74,24 @@ public static class EventCodec
         return buffer.SequenceEqual(key);
     }
 
+    /// <summary>
+    /// Null when <paramref name="inbound"/> belongs on the input topic of <paramref name="stream"/>; otherwise the
+    /// <see cref="ReasonCode.WrongTopic"/> error: embedding updates belong on the embeddings topic, privacy requests on
+    /// the privacy-requests topic.
+    /// </summary>
+    public static DecodeError? TopicError(InboundEvent inbound, InputStream stream)
+    {
+        ArgumentNullException.ThrowIfNull(inbound);
+        return (inbound, stream) switch
+        {
+            (EmbeddingUpdate, InputStream.PrivacyRequests) => new DecodeError(ReasonCode.WrongTopic,
+                "an embedding update on the privacy-requests topic; embedding updates belong on the embeddings topic"),
+            (PrivacyRequest, InputStream.Embeddings) => new DecodeError(ReasonCode.WrongTopic,
+                "a privacy request on the embeddings topic; privacy requests belong on the privacy-requests topic"),
+            _ => null,
+        };
+    }
+
     /// <summary>The UTF-8 Kafka key of a user: the user id's bytes.</summary>
     public static byte[] KeyOf(string userId)
     {

@@ -58,6 +58,12 @@ public enum ReasonCode
     /// open unbounded ones). Retire an abandoned one, or raise <c>AttrCloak:Generations:MaxFilling</c>.
     /// </summary>
     GenerationLimit,
+    /// <summary>
+    /// A valid event on the other input topic than its type belongs to: an embedding update on the privacy-requests
+    /// topic or a privacy request on the embeddings topic (<see cref="EventCodec.TopicError"/>). Each topic has its own
+    /// producers and its own order; accepting both kinds on both would let a producer bypass the other topic's order.
+    /// </summary>
+    WrongTopic,
 }
 
 /// <summary>Stable snake_case names of <see cref="ReasonCode"/>, for metric labels and dead letters.</summary>
@@ -68,7 +74,7 @@ public static class ReasonCodes
         "empty", "oversized", "unsupported_content_type", "malformed_json", "malformed_binary",
         "unknown_schema", "schema_violation", "bad_user_id", "unknown_request_type", "wrong_dimension",
         "non_finite_value", "unknown_attribute", "unknown_class", "key_mismatch", "internal_error",
-        "unknown_user", "store_rejected", "stale_version", "version_conflict", "generation_limit",
+        "unknown_user", "store_rejected", "stale_version", "version_conflict", "generation_limit", "wrong_topic",
     ];
 
     /// <summary>Every reason code, in declaration order (e.g. to pre-create metric series at start-up).</summary>

@@ -29,8 +29,9 @@ public sealed class MalformedCorpusTests
         var items = ContractFiles.Malformed();
         items.Count.ShouldBeGreaterThanOrEqualTo(50);
         var covered = items.Select(i => i.Expected).ToHashSet();
-        // Reasons the worker decides after decoding (key, state, versions, faults) have no file here (versions: Corpus/versions, through the worker).
-        foreach (var reason in ReasonCodes.All.Except([ReasonCode.KeyMismatch, ReasonCode.InternalError, ReasonCode.UnknownUser, ReasonCode.StoreRejected, ReasonCode.StaleVersion, ReasonCode.VersionConflict, ReasonCode.GenerationLimit]))
+        // Reasons the worker decides after decoding (key, state, versions, generations, topic, faults) have no file here
+        // (versions: Corpus/versions, topics: Corpus/topics, both through the worker).
+        foreach (var reason in ReasonCodes.All.Except([ReasonCode.KeyMismatch, ReasonCode.InternalError, ReasonCode.UnknownUser, ReasonCode.StoreRejected, ReasonCode.StaleVersion, ReasonCode.VersionConflict, ReasonCode.GenerationLimit, ReasonCode.WrongTopic]))
             covered.ShouldContain(reason);
     }
 

@@ -108,17 +108,13 @@ public sealed class StreamingConfiguration
     public (KafkaOptions Kafka, GuardOptions? Guard) KafkaAndOptionalGuard()
     {
         var errors = new List<string>();
-        var kafka = new KafkaOptions();
-        try { Configuration.GetSection(KafkaOptions.SectionName).Bind(kafka); }
-        catch (InvalidOperationException e) { errors.Add($"{KafkaOptions.SectionName}: {e.Message}"); }
+        var kafka = OptionsBinding.Bind<KafkaOptions>(Configuration, KafkaOptions.SectionName, errors);
         kafka.Validate(errors);
         GuardOptions? guard = null;
         var guardSection = Configuration.GetSection(GuardOptions.SectionName);
         if (guardSection.Exists())
         {
-            guard = new GuardOptions();
-            try { guardSection.Bind(guard); }
-            catch (InvalidOperationException e) { errors.Add($"{GuardOptions.SectionName}: {e.Message}"); }
+            guard = OptionsBinding.Bind<GuardOptions>(Configuration, GuardOptions.SectionName, errors);
             // A partial guard section (e.g. only attributes) is fine here: only what is given is checked.
             if (guard.Attributes.Count > 0)
             {

@@ -4,6 +4,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Logging;
 using Prometheus;
 
 namespace AttrCloak.Streaming.Hosting;
@@ -14,34 +15,70 @@ namespace AttrCloak.Streaming.Hosting;
 /// </summary>
 public sealed class GuardReadiness
 {
-    private readonly List<(string Name, Func<(bool Ready, string Detail)> Probe)> _probes = [];
+    private readonly List<(string Name, Func<(bool Ready, string Detail)> Probe, bool Decides)> _probes = [];
     private readonly Lock _lock = new();
+    private ILogger? _logger;
+    private string? _lastState;
 
     /// <summary>Adds a component; <paramref name="probe"/> must be cheap and thread-safe (it runs on every /healthz/ready).</summary>
-    public void Add(string name, Func<(bool Ready, string Detail)> probe)
+    public void Add(string name, Func<(bool Ready, string Detail)> probe) => Add(name, probe, decides: true);
+
+    /// <summary>
+    /// Adds a component that is reported but does not decide readiness (e.g. the shadow audit: a failing audit does not
+    /// stop the guard from cloaking, but the operator must see it): "ok: ..." or "failing: ...".
+    /// </summary>
+    public void AddDetail(string name, Func<(bool Healthy, string Detail)> probe) => Add(name, probe, decides: false);
+
+    private void Add(string name, Func<(bool Ready, string Detail)> probe, bool decides)
     {
         ArgumentException.ThrowIfNullOrEmpty(name);
         ArgumentNullException.ThrowIfNull(probe);
-        lock (_lock) _probes.Add((name, probe));
+        lock (_lock) _probes.Add((name, probe, decides));
     }
 
-    /// <summary>Every component's state; ready when all are (and at least one is registered).</summary>
+    /// <summary>
+    /// Logs readiness when it CHANGES (not at every probe: a not-ready worker is probed every few seconds, and a line
+    /// per probe buried the log): which components turned ready or not ready, and why.
+    /// </summary>
+    public void LogChangesTo(ILogger logger) => _logger = logger;
+
+    /// <summary>Every component's state; ready when all deciding ones are (and at least one is registered).</summary>
     public (bool Ready, IReadOnlyDictionary<string, string> Components) Check()
     {
-        (string Name, Func<(bool Ready, string Detail)> Probe)[] probes;
+        (string Name, Func<(bool Ready, string Detail)> Probe, bool Decides)[] probes;
         lock (_lock) probes = [.. _probes];
         var components = new Dictionary<string, string>(StringComparer.Ordinal);
-        var ready = probes.Length > 0;
-        foreach (var (name, probe) in probes)
+        var state = new System.Text.StringBuilder();
+        var ready = probes.Any(p => p.Decides);
+        foreach (var (name, probe, decides) in probes)
         {
             bool ok;
             string detail;
             try { (ok, detail) = probe(); }
             catch (Exception e) { (ok, detail) = (false, $"probe failed: {e.GetType().Name}"); }
-            components[name] = (ok ? "ready: " : "not ready: ") + detail;
-            ready &= ok;
+            components[name] = (decides ? (ok ? "ready: " : "not ready: ") : (ok ? "ok: " : "failing: ")) + detail;
+            if (decides) ready &= ok;
+            // What counts as a change: a component's verdict, and the reason while it is not ready/failing (the
+            // details of a healthy component carry counts that move all the time).
+            state.Append(name).Append(ok ? "+" : "-").Append(ok ? "" : detail).Append('|');
         }
+        LogIfChanged(ready, components, state.ToString());
         return (ready, components);
+    }
+
+    private void LogIfChanged(bool ready, Dictionary<string, string> components, string state)
+    {
+        if (_logger is not { } logger) return;
+        lock (_lock)
+        {
+            if (state == _lastState) return;
+            var first = _lastState is null;
+            _lastState = state;
+            if (first && ready) return; // nothing to say: ready from the first probe on
+        }
+        var text = string.Join("; ", components.Select(p => $"{p.Key}: {p.Value}"));
+        if (ready) logger.LogInformation("Readiness: READY ({Components})", text);
+        else logger.LogWarning("Readiness: NOT READY ({Components}); logged again when this changes", text);
     }
 }
 

@@ -8,6 +8,7 @@ using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
 namespace AttrCloak.Streaming.Hosting;
@@ -34,6 +35,12 @@ public sealed class GuardHost : IAsyncDisposable
     public ServedSample Sample { get; }
     public PipelineStatus Status { get; }
 
+    /// <summary>The error that stopped the privacy guard (it cannot be retried), or null while it runs or after a clean stop.</summary>
+    public Exception? Failure => App.Services.GetRequiredService<PrivacyGuardWorker>().Failure;
+
+    /// <summary>The static group membership id in use (<c>group.instance.id</c>), or null for dynamic membership.</summary>
+    public string? GroupInstanceId { get; private init; }
+
     /// <summary>The base address of the HTTP endpoints once started, e.g. <c>http://127.0.0.1:8080</c>.</summary>
     public string? Address => App.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses.FirstOrDefault();
 
@@ -50,13 +57,23 @@ public sealed class GuardHost : IAsyncDisposable
         Action<ILoggingBuilder>? configureLogging = null)
     {
         ArgumentNullException.ThrowIfNull(settings);
+        // Static membership: "auto" becomes {host}-{port}, unique per instance since two instances on one host need two ports.
+        var instanceId = settings.Kafka.ResolveGroupInstanceId(httpPort);
+        settings = settings with { Kafka = settings.Kafka.WithGroupInstanceId(instanceId) };
         var builder = WebApplication.CreateSlimBuilder();
         builder.WebHost.UseUrls(httpPort == 0 ? "http://127.0.0.1:0" : $"http://0.0.0.0:{httpPort}");
+        // A stop never takes longer than the guard's budget (the pipeline bounds its own part, GuardPipeline.Run).
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = settings.Guard.ShutdownTimeout);
         builder.Logging.ClearProviders();
         if (configureLogging is not null) configureLogging(builder.Logging);
         else builder.Logging.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss "; });
         // Kestrel and hosting chatter is not what an operator reads the worker's log for.
         builder.Logging.AddFilter("Microsoft", LogLevel.Warning);
+        // The health-check service logs an error per failed probe; readiness logs its changes instead (GuardReadiness).
+        builder.Logging.AddFilter("Microsoft.Extensions.Diagnostics.HealthChecks", LogLevel.None);
+        // The host repeats a failed background service's exception with its stack trace, twice; the worker logs the
+        // failure in one line itself and `serve` ends with it as its error (Failure).
+        builder.Logging.AddFilter("Microsoft.Extensions.Hosting.Internal.Host", LogLevel.None);
 
         var metrics = new WorkerMetrics();
         var specs = settings.Guard.AttributeSpecs();
@@ -72,13 +89,22 @@ public sealed class GuardHost : IAsyncDisposable
         app.MapGuardEndpoints(metrics.Registry);
 
         var status = app.Services.GetRequiredService<PipelineStatus>();
+        var membership = app.Services.GetRequiredService<GuardPipeline>().Membership;
+        var group = instanceId is null ? settings.Kafka.ConsumerGroup : $"{settings.Kafka.ConsumerGroup} as static member {instanceId}";
         readiness.Add("kafka", () => (status.GroupJoined && status.KafkaUp,
             !status.KafkaUp ? "no broker reachable; reconnecting (brokers running? address, credentials?)"
-            : status.GroupJoined ? "joined the consumer group" : "waiting for the consumer group (brokers reachable? topics exist?)"));
+            : status.GroupJoined ? $"joined the consumer group {group}{(membership.Describe() is { Length: > 0 } held ? "; " + held : "")}"
+            : $"waiting for the consumer group {group} (brokers reachable? topics exist? a rebalance takes up to the session timeout)"));
         readiness.Add("store", () => (status.StoreInitialized && status.StoreHealthy,
             !status.StoreInitialized ? "not initialised yet" : status.StoreHealthy ? "reachable" : "failing; retrying with backoff"));
         readiness.Add("pipeline", () => (status.Running, status.Running ? "running" : "stopped"));
-        return new GuardHost(app, metrics, app.Services.GetRequiredService<ShadowAuditor>(), sample, status);
+        var auditor = app.Services.GetRequiredService<ShadowAuditor>();
+        if (settings.Audit.Interval > TimeSpan.Zero)
+            readiness.AddDetail("audit", () => auditor.Failure is { Error: { } error, InARow: var n }
+                ? (false, $"{n} audit(s) in a row failed, latest: {error} (attrcloak_audit_failing, worker log)")
+                : (true, auditor.Latest is { } latest ? $"latest audit at {latest.At:HH:mm:ss} UTC on {latest.SampleUsers} served users" : "no audit yet"));
+        readiness.LogChangesTo(app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("AttrCloak.Streaming.Readiness"));
+        return new GuardHost(app, metrics, auditor, sample, status) { GroupInstanceId = instanceId };
     }
 
     public Task StartAsync(CancellationToken cancellationToken = default) => App.StartAsync(cancellationToken);

@@ -16,6 +16,9 @@ public sealed class PrivacyGuardWorker(GuardPipeline pipeline, ILogger<PrivacyGu
     /// <summary>The pipeline this worker runs (status, counters).</summary>
     public GuardPipeline Pipeline { get; } = pipeline ?? throw new ArgumentNullException(nameof(pipeline));
 
+    /// <summary>The error that ended the worker (it cannot be retried), or null.</summary>
+    public Exception? Failure { get; private set; }
+
     /// <summary>Ready to serve: consumer group joined, state store initialised and its last call successful.</summary>
     public bool Ready => Pipeline.Status.Ready;
 
@@ -35,7 +38,10 @@ public sealed class PrivacyGuardWorker(GuardPipeline pipeline, ILogger<PrivacyGu
             }
             catch (Exception e)
             {
-                logger.LogCritical(e, "The privacy guard stopped on an error it cannot retry: {Message}", e.Message);
+                // One line for the operator; the stack trace only for whoever asks for Debug logs.
+                logger.LogCritical("The privacy guard stopped on an error it cannot retry: {Message}", e.Message);
+                logger.LogDebug(e, "Where the privacy guard stopped");
+                Failure = e;
                 done.TrySetException(e);
             }
         })

@@ -36,13 +36,69 @@ public sealed class KafkaOptions
     /// </summary>
     public Dictionary<string, string> Client { get; set; } = new(StringComparer.Ordinal);
 
+    /// <summary>
+    /// Static group membership (<c>group.instance.id</c>, KIP-345). <c>none</c> (default, or empty): dynamic membership:
+    /// a stopping instance leaves the group at once, so its partitions move within one rebalance. <c>auto</c>:
+    /// <c>{host}-{http port}</c>, the host from the <c>HOSTNAME</c> environment variable (the pod or container name) or
+    /// the machine name, so that two instances on one host (which need two HTTP ports) never share an id; without a
+    /// fixed HTTP port (0) the membership stays dynamic. Anything else is used as the id (it must be unique in the
+    /// group: Kafka fences the older of two members with one id). A static member does not leave the group when it
+    /// stops: Kafka keeps its partitions for it until its session times out, and gives them back without a rebalance
+    /// when it returns in time. That pays with stable names (a StatefulSet) and a session timeout longer than a
+    /// restart (<c>Client:session.timeout.ms</c>); with the 6 s default and a Deployment's new pod names it only holds
+    /// partitions back (README "Running in production", measured figures).
+    /// </summary>
+    public string GroupInstanceId { get; set; } = NoInstanceId;
+
+    public const string AutoInstanceId = "auto";
+    public const string NoInstanceId = "none";
+
+    /// <summary>A copy with <see cref="GroupInstanceId"/> set to <paramref name="instanceId"/> (null: dynamic membership).</summary>
+    public KafkaOptions WithGroupInstanceId(string? instanceId)
+    {
+        var copy = (KafkaOptions)MemberwiseClone();
+        copy.Client = new Dictionary<string, string>(Client, StringComparer.Ordinal);
+        copy.GroupInstanceId = instanceId ?? NoInstanceId;
+        return copy;
+    }
+
+    /// <summary>Kafka's rule for topic names: letters, digits, '.', '_', '-'; 1 to 249 characters.</summary>
+    public static bool IsValidTopicName(string? topic) =>
+        !string.IsNullOrWhiteSpace(topic) && topic.Length <= 249 && topic.All(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '_' or '-');
+
+    /// <summary>The four topic names, with their configuration keys.</summary>
+    public IEnumerable<(string Key, string Topic)> Topics() =>
+        [("EmbeddingsTopic", EmbeddingsTopic), ("PrivacyRequestsTopic", PrivacyRequestsTopic), ("CloakedTopic", CloakedTopic), ("DeadLetterTopic", DeadLetterTopic)];
+
+    /// <summary>
+    /// The <c>group.instance.id</c> to use, or null for dynamic membership. <paramref name="httpPort"/> is the port of
+    /// the instance's HTTP endpoints (0 or null: not known or not fixed, so no automatic id).
+    /// </summary>
+    public string? ResolveGroupInstanceId(int? httpPort, string? hostName = null)
+    {
+        var value = GroupInstanceId?.Trim() ?? "";
+        if (value.Length == 0 || value.Equals(NoInstanceId, StringComparison.OrdinalIgnoreCase)) return null;
+        if (!value.Equals(AutoInstanceId, StringComparison.OrdinalIgnoreCase)) return value;
+        if (httpPort is not > 0) return null;
+        var host = hostName ?? Environment.GetEnvironmentVariable("HOSTNAME");
+        if (string.IsNullOrWhiteSpace(host)) host = Environment.MachineName;
+        var clean = new string(host.Trim().Select(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '_' or '-' ? c : '-').ToArray());
+        return $"{clean}-{httpPort.Value.ToString(System.Globalization.CultureInfo.InvariantCulture)}";
+    }
+
     public void Validate(List<string> errors)
     {
-        foreach (var (name, topic) in new[] { ("EmbeddingsTopic", EmbeddingsTopic), ("PrivacyRequestsTopic", PrivacyRequestsTopic), ("CloakedTopic", CloakedTopic), ("DeadLetterTopic", DeadLetterTopic) })
-            if (string.IsNullOrWhiteSpace(topic) || topic.Length > 249 || topic.Any(c => !(char.IsAsciiLetterOrDigit(c) || c is '.' or '_' or '-')))
+        foreach (var (name, topic) in Topics())
+            if (!IsValidTopicName(topic))
                 errors.Add($"{SectionName}:{name} '{topic}' is not a valid Kafka topic name (letters, digits, '.', '_', '-'; at most 249)");
+        // One topic in two roles: the worker would consume its own output, or could not tell the event types' topics apart.
+        foreach (var same in Topics().GroupBy(t => t.Topic, StringComparer.Ordinal).Where(g => g.Count() > 1 && !string.IsNullOrWhiteSpace(g.Key)))
+            errors.Add($"{SectionName}: {string.Join(" and ", same.Select(t => t.Key))} are all '{same.Key}'; each role needs its own topic");
         if (string.IsNullOrWhiteSpace(ConsumerGroup))
             errors.Add($"{SectionName}:ConsumerGroup must not be empty");
+        var instance = GroupInstanceId?.Trim() ?? "";
+        if (instance.Length > 249 || instance.Any(c => !(char.IsAsciiLetterOrDigit(c) || c is '.' or '_' or '-')))
+            errors.Add($"{SectionName}:GroupInstanceId '{GroupInstanceId}' must be '{AutoInstanceId}', '{NoInstanceId}' or an id of letters, digits, '.', '_', '-' (at most 249)");
     }
 }
 
@@ -134,6 +190,13 @@ public sealed class GuardOptions
     /// <summary>Port of the HTTP endpoints (/metrics, /healthz/live, /healthz/ready); 0 = pick a free one.</summary>
     public int HttpPort { get; set; } = 8080;
 
+    /// <summary>
+    /// The longest a stop (SIGTERM, Ctrl+C) takes: the batch in hand is abandoned, acknowledged work is committed and the
+    /// consumer leaves its group within this budget; what Kafka does not answer in time (a broker that is gone) is
+    /// given up (its events are redelivered). Keep it below the orchestrator's grace period (Kubernetes: 30 s).
+    /// </summary>
+    public TimeSpan ShutdownTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
     /// <summary>The catalog as the contracts and the store use it.</summary>
     public AttributeCatalog Catalog() => new(Attributes.Select(p => KeyValuePair.Create(p.Key, p.Value)));
 
@@ -163,6 +226,8 @@ public sealed class GuardOptions
             errors.Add($"{SectionName}:MaxMessageBytes must be in 1 KiB..64 MiB, got {MaxMessageBytes}");
         if (HttpPort is < 0 or > 65535)
             errors.Add($"{SectionName}:HttpPort must be in 0..65535, got {HttpPort}");
+        if (ShutdownTimeout < TimeSpan.FromSeconds(1) || ShutdownTimeout > TimeSpan.FromMinutes(5))
+            errors.Add($"{SectionName}:ShutdownTimeout must be between 1 s and 5 min, got {ShutdownTimeout}");
     }
 }
 
@@ -194,6 +259,16 @@ public sealed class AuditOptions
             errors.Add($"{SectionName}:SampleSize must be in 50..1000000, got {SampleSize}");
         if (Attackers.Length == 0)
             errors.Add($"{SectionName}:Attackers must name at least one attacker");
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var attacker in Attackers)
+        {
+            var name = attacker?.Trim().ToLowerInvariant() ?? "";
+            var baseName = name.EndsWith("+cal", StringComparison.Ordinal) ? name[..^4] : name;
+            if (!AttrCloak.Audit.Attackers.AttackerCatalog.BaseNames.Contains(baseName))
+                errors.Add($"{SectionName}:Attackers: unknown attacker '{attacker}' (known: {string.Join(", ", AttrCloak.Audit.Attackers.AttackerCatalog.BaseNames)}, each optionally with '+cal')");
+            else if (!seen.Add(name))
+                errors.Add($"{SectionName}:Attackers lists '{attacker}' twice");
+        }
         if (MinUsersPerClass < 2)
             errors.Add($"{SectionName}:MinUsersPerClass must be at least 2, got {MinUsersPerClass}");
         if (Folds is < 2 or > 10)

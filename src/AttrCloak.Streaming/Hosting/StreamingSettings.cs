@@ -26,11 +26,15 @@ public sealed record StreamingSettings(
     {
         ArgumentNullException.ThrowIfNull(configuration);
         var errors = new List<string>();
-        var kafka = BindSection<KafkaOptions>(configuration, KafkaOptions.SectionName, errors);
-        var redis = BindSection<RedisConnectionOptions>(configuration, RedisConnectionOptions.SectionName, errors);
-        var guard = BindSection<GuardOptions>(configuration, GuardOptions.SectionName, errors);
-        var audit = BindSection<AuditOptions>(configuration, AuditOptions.SectionName, errors);
-        var generations = BindSection<GenerationOptions>(configuration, GenerationOptions.SectionName, errors);
+        var kafka = OptionsBinding.Bind<KafkaOptions>(configuration, KafkaOptions.SectionName, errors);
+        // The Redis section also holds the state store's layout keys, read by StateStoreOptions below.
+        var redis = OptionsBinding.Bind<RedisConnectionOptions>(configuration, RedisConnectionOptions.SectionName, errors, StoreLayoutKeys);
+        var guard = OptionsBinding.Bind<GuardOptions>(configuration, GuardOptions.SectionName, errors);
+        var audit = OptionsBinding.Bind<AuditOptions>(configuration, AuditOptions.SectionName, errors);
+        var generations = OptionsBinding.Bind<GenerationOptions>(configuration, GenerationOptions.SectionName, errors);
+        foreach (var section in configuration.GetSection(RootSectionName).GetChildren())
+            if (!SectionNames.Contains(section.Key, StringComparer.OrdinalIgnoreCase))
+                errors.Add($"{RootSectionName}:{section.Key} is not a section (known: {string.Join(", ", SectionNames)})");
         kafka.Validate(errors);
         guard.Validate(errors);
         audit.Validate(errors);
@@ -76,11 +80,11 @@ public sealed record StreamingSettings(
     // The record's Redis property and StateStoreOptions method hide the type names, hence the full name.
     private const string StateStoreOptions_SectionName = AttrCloak.Streaming.Redis.StateStoreOptions.SectionName;
 
-    private static T BindSection<T>(IConfiguration configuration, string name, List<string> errors) where T : new()
-    {
-        var value = new T();
-        try { configuration.GetSection(name).Bind(value); }
-        catch (InvalidOperationException e) { errors.Add($"{name}: {e.Message}"); }
-        return value;
-    }
+    public const string RootSectionName = "AttrCloak";
+
+    /// <summary>The sections under <c>AttrCloak</c> that the streaming commands read; anything else is a mistake (a typo).</summary>
+    public static readonly string[] SectionNames = ["Kafka", "Redis", "Guard", "Audit", "Generations"];
+
+    /// <summary>Keys of <c>AttrCloak:Redis</c> that <see cref="StateStoreOptions"/> reads (beside <see cref="RedisConnectionOptions"/>).</summary>
+    public static readonly string[] StoreLayoutKeys = ["Prefix", "TombstoneTtl", "ReferencePoint"];
 }

@@ -33,10 +33,23 @@ public static class KafkaClients
             TopicMetadataRefreshIntervalMs = 5000,
             // Broker connection states every second: how readiness sees a broker come back (PipelineStatus.KafkaUp).
             StatisticsIntervalMs = 1000,
+            // Membership changes cost little: a member that stops heartbeating is out of the group after 6 s (the
+            // brokers' default minimum), not librdkafka's 45 s, during which its partitions would wait (and on
+            // librdkafka's mock broker every rebalance waits one session timeout for the members to rejoin).
+            SessionTimeoutMs = 6000,
+            HeartbeatIntervalMs = 2000,
+            // Static membership (KafkaOptions.GroupInstanceId): a restarted instance takes its partitions back
+            // without a rebalance. "auto" is resolved by the host, which knows the HTTP port (GuardHost).
+            GroupInstanceId = options.ResolveGroupInstanceId(httpPort: null),
         };
         AddExtra(config, options);
         config.GroupId = options.ConsumerGroup;
         config.EnableAutoOffsetStore = false;
+        // The range assignor gives partition p of both input topics (same partition count, same key) to one member,
+        // so that one user's updates and privacy requests meet in one instance (its user cache and batch folding rely
+        // on it). The cooperative-sticky assignor would keep members consuming through a rebalance, but assigns the
+        // topics independently (measured: one instance got every embeddings partition, the other every requests one).
+        config.PartitionAssignmentStrategy = PartitionAssignmentStrategy.Range;
         config.ClientId ??= "attrcloak-guard";
         return config;
     }
@@ -65,7 +78,7 @@ public static class KafkaClients
     /// librdkafka); <paramref name="onBrokers"/> sees whether a broker is reachable: false on "all brokers down",
     /// and from each statistics report (<c>statistics.interval.ms</c>) whether any broker connection is up.
     /// </summary>
-    public static ConsumerBuilder<byte[], byte[]> ConsumerBuilder(KafkaOptions options, ILogger logger, Action<bool>? onBrokers = null)
+    public static ConsumerBuilder<byte[], byte[]> ConsumerBuilder(KafkaOptions options, ILogger logger, Action<bool>? onBrokers = null, Action<string>? onStatistics = null)
     {
         var builder = new ConsumerBuilder<byte[], byte[]>(ConsumerConfig(options))
             .SetLogHandler((_, m) => Log(logger, m))
@@ -74,8 +87,12 @@ public static class KafkaClients
                 LogError(logger, "consumer", e);
                 if (e.Code == ErrorCode.Local_AllBrokersDown) onBrokers?.Invoke(false);
             });
-        if (onBrokers is not null)
-            builder.SetStatisticsHandler((_, json) => { if (AnyBrokerUp(json) is { } up) onBrokers(up); });
+        if (onBrokers is not null || onStatistics is not null)
+            builder.SetStatisticsHandler((_, json) =>
+            {
+                if (onBrokers is not null && AnyBrokerUp(json) is { } up) onBrokers(up);
+                onStatistics?.Invoke(json);
+            });
         return builder;
     }
 
@@ -120,6 +137,69 @@ public static class KafkaClients
                 if (e.IsFatal) onFatal?.Invoke(e);
                 if (e.Code == ErrorCode.Local_AllBrokersDown) onBrokers?.Invoke(false);
             });
+
+    /// <summary>
+    /// Creates (and at once disposes) the worker's consumer and producer from <paramref name="options"/>, so that a
+    /// client setting librdkafka refuses (an unknown property, SASL without credentials, a bad value) is a one-line
+    /// configuration error at start-up, not a crash of the running worker. Connects to nothing on purpose (clients
+    /// connect lazily; the bootstrap servers are not contacted before the first request).
+    /// </summary>
+    /// <exception cref="StreamingConfigurationException">librdkafka refused the configuration; the message is its reason.</exception>
+    public static void CheckConfiguration(KafkaOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        try
+        {
+            using (new ProducerBuilder<byte[], byte[]>(ProducerConfig(options)).SetLogHandler((_, _) => { }).Build()) { }
+            using (new ConsumerBuilder<byte[], byte[]>(ConsumerConfig(options)).SetLogHandler((_, _) => { }).Build()) { }
+        }
+        catch (Exception e) when (e is ArgumentException or InvalidOperationException or KafkaException)
+        {
+            throw new StreamingConfigurationException(
+                $"{KafkaOptions.SectionName}: the Kafka client refuses the configuration: {e.Message} (AttrCloak:Kafka:Client and the environment variables AttrCloak__Kafka__Client__...)");
+        }
+    }
+
+    /// <summary>
+    /// Commits the stored offsets and closes <paramref name="consumer"/> (it leaves its group, so that its partitions
+    /// move at once), giving up after <paramref name="budget"/>: librdkafka's close waits for the group coordinator,
+    /// which may be gone, for up to a socket timeout or longer. Given up, the consumer is left to the process's end
+    /// (its stored offsets are not committed: those events are redelivered, which the worker absorbs); disposing it
+    /// would block too. Returns whether it closed in time.
+    /// </summary>
+    public static bool CloseWithin(IConsumer<byte[], byte[]> consumer, TimeSpan budget, ILogger logger)
+    {
+        ArgumentNullException.ThrowIfNull(consumer);
+        ArgumentNullException.ThrowIfNull(logger);
+        var closing = new Thread(() =>
+        {
+            try
+            {
+                consumer.Commit();
+            }
+            catch (KafkaException e) when (e.Error.Code is ErrorCode.Local_NoOffset or ErrorCode.Local_State)
+            {
+                // nothing stored since the last commit, or not in a group
+            }
+            catch (KafkaException e)
+            {
+                logger.LogWarning("Committing the stored offsets at shutdown failed ({Reason}); the last batches may be redelivered (idempotent)", e.Error.Reason);
+            }
+            try { consumer.Close(); }
+            catch (KafkaException e) { logger.LogWarning("Closing the Kafka consumer failed: {Reason}", e.Error.Reason); }
+            consumer.Dispose();
+        })
+        {
+            Name = "attrcloak-kafka-close",
+            IsBackground = true, // never keeps the process alive
+        };
+        closing.Start();
+        if (closing.Join(budget < TimeSpan.Zero ? TimeSpan.Zero : budget)) return true;
+        logger.LogWarning(
+            "Kafka did not let the consumer commit and leave its group within {Seconds:F1} s (broker gone?); stopping without it: offsets stored since the last commit are redelivered (idempotent), and the group moves this instance's partitions once its session expires",
+            budget.TotalSeconds);
+        return false;
+    }
 
     private static string Servers(KafkaOptions options) =>
         string.IsNullOrWhiteSpace(options.BootstrapServers)

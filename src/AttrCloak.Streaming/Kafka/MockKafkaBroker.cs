@@ -26,6 +26,22 @@ public sealed class MockKafkaBroker : IAsyncDisposable
     private readonly Lock _gate = new();
     private bool _disposed;
 
+    /// <summary>
+    /// Creates <paramref name="topic"/> with <paramref name="partitions"/> partitions (an existing topic is left as it
+    /// is). Subscribing does not create topics on the mock (only a producer's or admin's metadata request would), so
+    /// a worker started first would wait for its topics: create the deployment's topics up front.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">librdkafka refused (e.g. a bad name or partition count).</exception>
+    public void CreateTopic(string topic, int partitions)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(topic);
+        ArgumentOutOfRangeException.ThrowIfLessThan(partitions, 1);
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        var err = Native.rd_kafka_mock_topic_create(Native.rd_kafka_handle_mock_cluster(_handle), topic, partitions, 1);
+        // 36 = TOPIC_ALREADY_EXISTS: created before (by us or on first use); fine.
+        if (err != 0 && err != 36) throw new InvalidOperationException($"librdkafka could not create topic '{topic}' (error {err})");
+    }
+
     private MockKafkaBroker(IntPtr handle, TcpListener listener, IPEndPoint target, string address)
     {
         _handle = handle;
@@ -217,6 +233,10 @@ public sealed class MockKafkaBroker : IAsyncDisposable
 
         [DllImport(Library)]
         public static extern IntPtr rd_kafka_mock_cluster_bootstraps(IntPtr mcluster);
+
+        [DllImport(Library, BestFitMapping = false, ThrowOnUnmappableChar = true)]
+        public static extern int rd_kafka_mock_topic_create(IntPtr mcluster,
+            [MarshalAs(UnmanagedType.LPUTF8Str)] string topic, int partitionCount, int replicationFactor);
 
         [DllImport(Library, BestFitMapping = false, ThrowOnUnmappableChar = true)]
         public static extern int rd_kafka_mock_broker_set_host_port(IntPtr mcluster, int brokerId,

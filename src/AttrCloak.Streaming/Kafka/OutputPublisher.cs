@@ -154,10 +154,13 @@ public sealed class OutputPublisher : IDisposable
         catch (KafkaException) { /* a broken producer may fail to close; its messages are re-sent by the new one */ }
     }
 
-    /// <summary>Sends what is still queued (for at most 5 s) and closes the producer.</summary>
+    /// <summary>How long <see cref="Dispose"/> may send what is still queued (the worker sets what is left of its shutdown budget).</summary>
+    public TimeSpan CloseTimeout { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>Sends what is still queued (for at most <see cref="CloseTimeout"/>) and closes the producer.</summary>
     public void Dispose()
     {
-        try { _producer.Flush(TimeSpan.FromSeconds(5)); }
+        try { _producer.Flush(CloseTimeout); }
         catch (KafkaException) { }
         _producer.Dispose();
     }

@@ -58,6 +58,26 @@ public sealed class ShadowAuditor : BackgroundService
     /// <summary>The latest successful audit, or null before the first.</summary>
     public ShadowAuditReport? Latest { get; private set; }
 
+    /// <summary>The latest audit attempt's error while audits fail (null after a successful or skipped one), and how many failed in a row.</summary>
+    public (string? Error, int InARow) Failure
+    {
+        get { lock (_failureGate) return (_lastFailure, _failuresInARow); }
+    }
+
+    private readonly Lock _failureGate = new();
+    private string? _lastFailure;
+    private int _failuresInARow;
+
+    private void SetFailure(string? error)
+    {
+        lock (_failureGate)
+        {
+            _lastFailure = error;
+            _failuresInARow = error is null ? 0 : _failuresInARow + 1;
+        }
+        _metrics.AuditFailing.Set(error is null ? 0 : 1);
+    }
+
     /// <summary>Raised after every successful audit (on the auditor's thread).</summary>
     public event Action<ShadowAuditReport>? Completed;
 
@@ -74,6 +94,10 @@ public sealed class ShadowAuditor : BackgroundService
         try
         {
             await SeedAsync(stoppingToken).ConfigureAwait(false);
+            // A first audit of the seeded sample at once: the operator learns within a minute of start-up, not one
+            // interval later, that privacy is measured (attrcloak_audit_worst_advantage) or that the audit fails.
+            if (_seed is not null)
+                await Task.Run(() => RunOnce(onlyIfChanged: true, stoppingToken), stoppingToken).ConfigureAwait(false);
             while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false))
             {
                 // The audit is CPU-bound (attacker training): run it on a pool thread so the host stays responsive.
@@ -147,6 +171,7 @@ public sealed class ShadowAuditor : BackgroundService
             if (audited.Count == 0)
             {
                 _metrics.AuditRuns.WithLabels("skipped").Inc();
+                SetFailure(null);
                 _logger.LogInformation("Shadow audit skipped: {Users} sampled users, no attribute has two classes with at least {Min} users each",
                     users, _options.MinUsersPerClass);
                 return null;
@@ -170,6 +195,7 @@ public sealed class ShadowAuditor : BackgroundService
             var elapsed = clock.Elapsed;
             var report = new ShadowAuditReport(_time.GetUtcNow(), users, elapsed, attributeAudits);
             Publish(report);
+            SetFailure(null);
             _auditedVersion = version;
             Latest = report;
             Completed?.Invoke(report);
@@ -183,6 +209,7 @@ public sealed class ShadowAuditor : BackgroundService
         {
             // An audit failure must never stop the worker; it shows as a failure count and a growing audit age.
             _metrics.AuditRuns.WithLabels("failure").Inc();
+            SetFailure(e.Message);
             _logger.LogError("Shadow audit failed: {Error}", e.Message);
             return null;
         }

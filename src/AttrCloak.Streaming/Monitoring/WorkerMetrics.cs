@@ -86,6 +86,12 @@ public sealed class WorkerMetrics
             "Users in the smallest class of each protected attribute (served population): below the warm-up threshold the cloak is conservative.", "attribute");
         CloakerRefreshes = factory.CreateCounter("attrcloak_cloaker_refreshes_total",
             "Rebuilds of the per-class cloaking maps from the cached class statistics.");
+        AssignedPartitions = factory.CreateGauge("attrcloak_assigned_partitions",
+            "Input partitions this instance holds now, per input topic. Summed over the instances it must equal attrcloak_topic_partitions: less means partitions nobody consumes (a dead member whose session has not expired, or a long rebalance).", "topic");
+        TopicPartitions = factory.CreateGauge("attrcloak_topic_partitions",
+            "Partitions of each input topic, as the Kafka metadata says.", "topic");
+        Rebalances = factory.CreateCounter("attrcloak_rebalances_total",
+            "Consumer-group membership changes seen by this instance: partitions assigned, revoked, or lost (the session expired).", "event");
 
         GenerationInfo = factory.CreateGauge("attrcloak_generation_info",
             "1 for each model generation of the deployment with its life-cycle state (filling, serving, superseded, retiring).", "model_version", "state");
@@ -130,6 +136,8 @@ public sealed class WorkerMetrics
             "Unix time of the latest successful shadow audit (0 before the first).");
         AuditAge = factory.CreateGauge("attrcloak_audit_age_seconds",
             "Seconds since the latest successful shadow audit (since start-up before the first); updated at every scrape.");
+        AuditFailing = factory.CreateGauge("attrcloak_audit_failing",
+            "1 while the latest shadow audit attempt failed (an exception: see the worker log and /healthz/ready), 0 after a successful or skipped one.");
 
         _startedAt = DateTimeOffset.UtcNow;
         Registry.AddBeforeCollectCallback(() =>
@@ -152,6 +160,8 @@ public sealed class WorkerMetrics
         Published.WithLabels("tombstone");
         foreach (var outcome in new[] { "success", "failure", "skipped" })
             AuditRuns.WithLabels(outcome);
+        foreach (var kind in new[] { "assigned", "revoked", "lost" })
+            Rebalances.WithLabels(kind);
     }
 
     private readonly DateTimeOffset _startedAt;
@@ -174,6 +184,9 @@ public sealed class WorkerMetrics
     public Gauge KafkaAvailable { get; }
     public Gauge StatisticsMinClassUsers { get; }
     public Counter CloakerRefreshes { get; }
+    public Gauge AssignedPartitions { get; }
+    public Gauge TopicPartitions { get; }
+    public Counter Rebalances { get; }
     public Gauge GenerationInfo { get; }
     public Gauge GenerationUsers { get; }
     public Gauge GenerationSeatEpoch { get; }
@@ -195,6 +208,7 @@ public sealed class WorkerMetrics
     public Gauge AuditDuration { get; }
     public Gauge AuditLastSuccess { get; }
     public Gauge AuditAge { get; }
+    public Gauge AuditFailing { get; }
 
     /// <summary>Records a successful audit's time (for <see cref="AuditAge"/> and <see cref="AuditLastSuccess"/>).</summary>
     public void MarkAuditSucceeded(DateTimeOffset at)

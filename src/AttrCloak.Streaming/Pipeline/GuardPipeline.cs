@@ -87,6 +87,7 @@ public sealed class GuardPipeline
     private readonly Dictionary<(string Topic, int Partition), long> _nextOffsets = [];
     private readonly Dictionary<(string Topic, int Partition), long> _lastStored = [];
     private readonly List<TopicPartitionOffset> _rewound = [];
+    private readonly InputTopicRule _topicRule;
 
     private bool _emptyStoreToCheck; // started on an empty store: compare with the group's committed offsets once
     private readonly List<ConsumedOffset> _consumedAsk = [];
@@ -156,7 +157,12 @@ public sealed class GuardPipeline
         _pollSeconds = metrics.StageSeconds.WithLabels("poll");
         _encodeSeconds = metrics.StageSeconds.WithLabels("encode");
         _ackWaitSeconds = metrics.StageSeconds.WithLabels("ack_wait");
+        Membership = new GroupMembership(metrics, [kafka.EmbeddingsTopic, kafka.PrivacyRequestsTopic]);
+        _topicRule = new InputTopicRule(kafka.EmbeddingsTopic, kafka.PrivacyRequestsTopic);
     }
+
+    /// <summary>The input partitions this instance holds and the group changes it saw (metrics, readiness detail).</summary>
+    public GroupMembership Membership { get; }
 
     /// <summary>
     /// Sent batches whose acknowledgements may still be outstanding while the next batch is collected and processed
@@ -246,27 +252,36 @@ public sealed class GuardPipeline
         using var publisher = new OutputPublisher(onFatal => KafkaClients.ProducerBuilder(_kafka, _logger, onFatal, OnBrokers).Build(), _logger);
         publisher.AcknowledgementGateForTests = AcknowledgementGateForTests;
         _publisher = publisher;
-        var consumer = KafkaClients.ConsumerBuilder(_kafka, _logger, OnBrokers)
-            .SetPartitionsAssignedHandler((_, partitions) =>
+        var consumer = KafkaClients.ConsumerBuilder(_kafka, _logger, OnBrokers, Membership.OnStatistics)
+            .SetPartitionsAssignedHandler((c, partitions) =>
             {
                 OnBrokers(true);
+                // The whole new assignment (range assignor, eager protocol); with a cooperative one only what is added.
                 _logger.LogInformation("Kafka assigned {Partitions}", partitions.Count == 0 ? "no partitions" : KafkaClients.Describe(partitions));
                 _assignmentChanged = true;
+                Membership.Count("assigned");
+                Membership.SetAssignment(c.Assignment.Concat(partitions).Distinct());
                 Status.SetGroupJoined(true);
             })
-            .SetPartitionsRevokedHandler((_, partitions) =>
+            .SetPartitionsRevokedHandler((c, partitions) =>
             {
                 _logger.LogInformation("Kafka revoked {Partitions}", KafkaClients.Describe(partitions.Select(p => p.TopicPartition)));
                 // Store what is acknowledged before the partitions go, so that the new owner does not redo it.
                 try { FinishUnacknowledged(cancellationToken); }
                 catch (OperationCanceledException) { /* shutting down: the unacknowledged batches are redelivered */ }
                 _assignmentChanged = true;
-                Status.SetGroupJoined(false);
+                Membership.Count("revoked");
+                var kept = c.Assignment.Except(partitions.Select(p => p.TopicPartition)).ToList();
+                Membership.SetAssignment(kept);
+                // The eager protocol revokes everything; a cooperative one only what moves, leaving the rest served.
+                if (kept.Count == 0) Status.SetGroupJoined(false);
             })
             .SetPartitionsLostHandler((_, partitions) =>
             {
                 _logger.LogWarning("Kafka partitions lost: {Partitions}", KafkaClients.Describe(partitions.Select(p => p.TopicPartition)));
                 _assignmentChanged = true;
+                Membership.Count("lost");
+                Membership.SetAssignment([]);
                 Status.SetGroupJoined(false);
             })
             .Build();
@@ -312,24 +327,33 @@ public sealed class GuardPipeline
         }
         finally
         {
+            // Bounded: the whole stop takes at most GuardOptions.ShutdownTimeout, even with the brokers gone.
+            var stopping = Stopwatch.StartNew();
             Status.SetRunning(false);
             Status.SetGroupJoined(false);
             seating.Cancel();
-            // A seating in progress is abandoned (its lease expires and a worker seats the generation again).
-            if (!seaterTask.Wait(TimeSpan.FromSeconds(5))) _logger.LogInformation("A seating was still running at shutdown; its lease expires and it is redone");
-            if (graceful || cancellationToken.IsCancellationRequested) DrainAtShutdown();
+            // A seating in progress is abandoned (its lease expires and a worker seats the generation again); it gets
+            // at most a fifth of the shutdown budget to notice.
+            if (!seaterTask.Wait(_guard.ShutdownTimeout * 0.2)) _logger.LogInformation("A seating was still running at shutdown; its lease expires and it is redone");
+            if (graceful || cancellationToken.IsCancellationRequested) DrainAtShutdown(_guard.ShutdownTimeout * 0.3);
             _unacknowledged.Clear();
-            Close(consumer);
+            // The rest, less a reserve for the producer's last flush, for committing and leaving the group.
+            var flushReserve = _guard.ShutdownTimeout * 0.15;
+            Close(consumer, _guard.ShutdownTimeout - stopping.Elapsed - flushReserve);
+            publisher.CloseTimeout = Max(TimeSpan.Zero, _guard.ShutdownTimeout - stopping.Elapsed - TimeSpan.FromMilliseconds(200));
+            Membership.SetAssignment([]);
             _consumer = null;
             _publisher = null;
         }
     }
 
+    private static TimeSpan Max(TimeSpan a, TimeSpan b) => a > b ? a : b;
+
     /// <summary>Sent batches acknowledged within a short grace period still get their offsets stored (fewer redeliveries).</summary>
-    private void DrainAtShutdown()
+    private void DrainAtShutdown(TimeSpan gracePeriod)
     {
         if (_unacknowledged.Count == 0) return;
-        using var grace = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+        using var grace = new CancellationTokenSource(gracePeriod);
         try
         {
             FinishUnacknowledged(grace.Token);
@@ -670,8 +694,13 @@ public sealed class GuardPipeline
                     message.Key is null ? "the message has no key; the key must be the event's user id" : "the Kafka key is not the event's user id");
                 continue;
             }
-            slot.Event = decoded.Event;
             slot.Type = WorkerMetrics.TypeLabel(decoded.Event);
+            if (_topicRule.Check(slot.Result.Topic, decoded.Event) is { } wrongTopic)
+            {
+                slot.DecodeError = wrongTopic;
+                continue;
+            }
+            slot.Event = decoded.Event;
         }
     }
 
@@ -1209,26 +1238,14 @@ public sealed class GuardPipeline
         }
         _metrics.ConsumerLag.WithLabels(_kafka.EmbeddingsTopic).Set(embeddings);
         _metrics.ConsumerLag.WithLabels(_kafka.PrivacyRequestsTopic).Set(requests);
+        Membership.SetAssignment(consumer.Assignment);
     }
 
-    private void Close(IConsumer<byte[], byte[]> consumer)
+    private void Close(IConsumer<byte[], byte[]> consumer, TimeSpan budget)
     {
-        try
-        {
-            // Commits what was stored (acknowledged batches only), then leaves the group so that partitions move at once.
-            consumer.Commit();
-        }
-        catch (KafkaException e) when (e.Error.Code is ErrorCode.Local_NoOffset or ErrorCode.Local_State)
-        {
-            // nothing stored since the last commit, or not in a group
-        }
-        catch (KafkaException e)
-        {
-            _logger.LogWarning("Committing the stored offsets at shutdown failed ({Reason}); the last batches may be redelivered (idempotent)", e.Error.Reason);
-        }
-        try { consumer.Close(); }
-        catch (KafkaException e) { _logger.LogWarning("Closing the Kafka consumer failed: {Reason}", e.Error.Reason); }
-        consumer.Dispose();
+        // Commits what was stored (acknowledged batches only), then leaves the group so that partitions move at once;
+        // gives up when Kafka does not answer within the budget.
+        KafkaClients.CloseWithin(consumer, budget, _logger);
         _logger.LogInformation("Privacy guard stopped after {Events} events", ProcessedEvents);
     }
 

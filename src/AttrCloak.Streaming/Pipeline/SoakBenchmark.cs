@@ -3,15 +3,14 @@ using System.Runtime.CompilerServices;
 using System.Text;
 using AttrCloak.Streaming.Cloaking;
 using AttrCloak.Streaming.Contracts;
+using AttrCloak.Streaming.Generations;
 using AttrCloak.Streaming.Hosting;
 using AttrCloak.Streaming.Monitoring;
+using AttrCloak.Streaming.Redis.Generations;
 using Confluent.Kafka;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using StackExchange.Redis;
-
-using AttrCloak.Streaming.Generations;
-using AttrCloak.Streaming.Redis.Generations;
 
 namespace AttrCloak.Streaming.Pipeline;
 

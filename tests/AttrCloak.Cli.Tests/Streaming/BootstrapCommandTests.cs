@@ -81,7 +81,22 @@ public sealed class BootstrapCommandTests(RedisServerFixture redis)
         forced.ShouldBe(0, forcedOutput);
         forcedOutput.ShouldMatch(@"already bootstrapped \(duplicate\)\s+│ 100 ");
         (await new StatisticsVerifier(redis.Redis, options).VerifyAsync(cancellationToken: TestContext.Current.CancellationToken)).UsersScanned.ShouldBe(100);
+        // Issue 12: a forced re-run published nothing. Now it asks the workers for another sweep of the generation
+        // (every user published again), and with --publish it publishes the users it wrote before, as Redis holds them.
+        SweepEpoch(forcedOutput).ShouldBe(SweepEpoch(output) + 1, forcedOutput);
+        var (again, againOutput) = await CliRunner.RunAsync([.. args, "--force", "--publish"]);
+        again.ShouldBe(0, againOutput);
+        againOutput.ShouldMatch(@"published\s+│ 100 acknowledged, 0 failed");
+        var republished = ConsumeAll(kafka.BootstrapServers, "cloaked", expected: 200);
+        republished.Count.ShouldBe(200);
+        republished.Select(m => Encoding.UTF8.GetString(m.Message.Key)).Distinct().Count().ShouldBe(100);
+        var inside2 = republished.Last(m => Encoding.UTF8.GetString(m.Message.Key) == inside.UserId);
+        EventCodec.TryDecodeCloaked(inside2.Message.Value, out var again2, out _).ShouldBeTrue();
+        again2.Embedding.ShouldBe(inside.Cloaked);
     }
+
+    private static int SweepEpoch(string output) =>
+        int.Parse(System.Text.RegularExpressions.Regex.Match(output, @"sweep epoch (\d+)").Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
 
     [Fact]
     public async Task Embeddings_of_another_dimension_than_configured_are_refused()

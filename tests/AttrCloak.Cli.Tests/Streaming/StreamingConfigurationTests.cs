@@ -39,6 +39,44 @@ public sealed class StreamingConfigurationTests(RedisServerFixture redis)
     }
 
     [Fact]
+    public async Task Serve_refuses_a_configuration_mistake_in_one_line_before_it_connects_to_anything()
+    {
+        // The shipped file with an operator's mistakes layered over it by the environment; nothing listens at the
+        // addresses, so an answer within seconds that names the mistakes shows nothing was contacted first.
+        var example = Path.Combine(TestData.RepositoryRoot!, "deploy", "appsettings.example.json");
+        using var tmp = new TempDirectory();
+        var overrides = tmp["mistakes.json"];
+        File.WriteAllText(overrides, """{ "AttrCloak": { "Audit": { "Attackers": ["lr", "mlp", "lr"], "Intervall": "00:01:00" } } }""");
+        var root = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(example))!;
+        var audit = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(overrides))!["AttrCloak"]!["Audit"]!;
+        root["AttrCloak"]!["Audit"] = audit.DeepClone();
+        root["AttrCloak"]!["Redis"]!["TombstoneSecret"] = Secret;
+        root["AttrCloak"]!["Redis"]!["Configuration"] = "127.0.0.1:1";
+        root["AttrCloak"]!["Kafka"]!["BootstrapServers"] = "127.0.0.1:1";
+        File.WriteAllText(tmp["appsettings.json"], root.ToJsonString());
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var (code, output) = await CliRunner.RunAsync("serve", "--config", tmp["appsettings.json"], "--port", "0");
+        ShouldBeOneClearError(code, output, "invalid configuration");
+        output.ShouldContain("AttrCloak:Audit:Attackers lists 'lr' twice");
+        output.ShouldContain("AttrCloak:Audit:Intervall is not a setting");
+        output.ShouldNotContain("Redis");
+        clock.Elapsed.ShouldBeLessThan(TimeSpan.FromSeconds(20));
+    }
+
+    [Fact]
+    public async Task Serve_with_kafka_client_settings_librdkafka_refuses_is_one_line_before_it_starts()
+    {
+        // The ConfigMap's SASL_SSL settings without the Secret's credentials: librdkafka refuses to create a client.
+        using var tmp = new TempDirectory();
+        var config = WriteConfig(tmp["appsettings.json"], "127.0.0.1:1", "p", dimension: 4, brokers: "127.0.0.1:1");
+        var root = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(config))!;
+        root["AttrCloak"]!["Kafka"]!["Client"] = new System.Text.Json.Nodes.JsonObject { ["security.protocol"] = "SASL_SSL", ["sasl.mechanism"] = "SCRAM-SHA-512" };
+        File.WriteAllText(config, root.ToJsonString());
+        var (code, output) = await CliRunner.RunAsync("serve", "--config", config, "--port", "0");
+        ShouldBeOneClearError(code, output, "the Kafka client refuses the configuration: sasl.username and sasl.password must be set");
+    }
+
+    [Fact]
     public async Task Wrongly_typed_value_is_a_configuration_error()
     {
         using var tmp = new TempDirectory();
@@ -144,5 +182,11 @@ public sealed class StreamingConfigurationTests(RedisServerFixture redis)
         ShouldBeOneClearError(code, output, "--forget-fraction must be in 0..1");
         (code, output) = await CliRunner.RunAsync("bootstrap", "--fraction", "0");
         ShouldBeOneClearError(code, output, "--fraction must be in (0, 1]");
+        (code, output) = await CliRunner.RunAsync("kafka-mock", "--port", "0", "--topics", "good,bad topic");
+        ShouldBeOneClearError(code, output, "--topics: 'bad topic' is not a valid Kafka topic name");
+        (code, output) = await CliRunner.RunAsync("kafka-mock", "--port", "0", "--topics", "a:0");
+        ShouldBeOneClearError(code, output, "--topics: 'a:0' must be name or name:partitions with 1..1000 partitions");
+        (code, output) = await CliRunner.RunAsync("kafka-mock", "--port", "0", "--config", "no-such-file.json");
+        ShouldBeOneClearError(code, output, "configuration file 'no-such-file.json' not found");
     }
 }

@@ -1,8 +1,8 @@
-using AttrCloak.Streaming.Redis.Generations;
-using AttrCloak.Streaming.Generations;
 using System.Text.Json;
 using AttrCloak.Core.Data;
+using AttrCloak.Streaming.Generations;
 using AttrCloak.Streaming.Redis;
+using AttrCloak.Streaming.Redis.Generations;
 using AttrCloak.Streaming.Redis.State;
 using Confluent.Kafka;
 using Json.Schema;

@@ -20,7 +20,7 @@ public sealed partial class PrometheusRulesTests
 
     /// <summary>Every alert the issue asks for; each must exist and be covered by the promtool tests.</summary>
     private static readonly string[] RequiredAlerts =
-        ["AttackAccuracyDrift", "AuditStale", "ConsumerLagGrowing", "DeadLetters", "WorkerNotReady", "WorkerDown"];
+        ["AttackAccuracyDrift", "AuditStale", "AuditFailing", "ConsumerLagGrowing", "DeadLetters", "PartitionsUnassigned", "WorkerNotReady", "WorkerDown"];
 
     [Fact]
     public void Promtool_check_rules_accepts_the_rules()
@@ -77,8 +77,9 @@ public sealed partial class PrometheusRulesTests
         exprs.Count.ShouldBeGreaterThan(8, "the rules' expr fields were not found");
         var usedInRules = exprs.SelectMany(e => MetricName().Matches(e).Select(m => m.Value)).ToHashSet(StringComparer.Ordinal);
         // The alerts the issue asks for read these; losing one from the rules means an alert was dropped.
-        foreach (var required in (string[])["attrcloak_audit_worst_advantage", "attrcloak_audit_age_seconds",
-                     "attrcloak_consumer_lag_messages", "attrcloak_dead_letters_total", "attrcloak_ready"])
+        foreach (var required in (string[])["attrcloak_audit_worst_advantage", "attrcloak_audit_age_seconds", "attrcloak_audit_failing",
+                     "attrcloak_consumer_lag_messages", "attrcloak_dead_letters_total", "attrcloak_ready",
+                     "attrcloak_assigned_partitions", "attrcloak_topic_partitions"])
             usedInRules.ShouldContain(required);
 
         // The promtool tests must feed the real names too, or they would test alerts on series that never exist.

@@ -30,4 +30,55 @@ public sealed class KafkaClientsTests
         Should.Throw<StreamingConfigurationException>(() => KafkaClients.ConsumerConfig(new KafkaOptions()))
             .Message.ShouldContain("BootstrapServers is empty");
     }
+
+    [Fact]
+    public void Partition_counts_of_the_input_topics_come_from_librdkafka_statistics()
+    {
+        // The shape of librdkafka's statistics (STATISTICS.md): each topic's partitions, plus the internal "-1" one.
+        const string json = """
+            { "name": "c", "brokers": {}, "topics": {
+                "in.embeddings": { "topic": "in.embeddings", "partitions": { "0": {}, "1": {}, "2": {}, "-1": {} } },
+                "in.requests": { "topic": "in.requests", "partitions": { "0": {}, "1": {}, "2": {}, "-1": {} } },
+                "other": { "topic": "other", "partitions": { "0": {} } } } }
+            """;
+        var counts = GroupMembership.PartitionCounts(json, ["in.embeddings", "in.requests", "missing"])!;
+        counts.ShouldBe(new Dictionary<string, int> { ["in.embeddings"] = 3, ["in.requests"] = 3 });
+        GroupMembership.PartitionCounts("not json", ["in.embeddings"]).ShouldBeNull();
+
+        var metrics = new AttrCloak.Streaming.Monitoring.WorkerMetrics();
+        var membership = new GroupMembership(metrics, ["in.embeddings", "in.requests"]);
+        membership.Describe().ShouldBe("");
+        membership.OnStatistics(json);
+        membership.SetAssignment([new TopicPartition("in.embeddings", 1), new TopicPartition("in.requests", 1), new TopicPartition("other", 0)]);
+        membership.Describe().ShouldBe("holds 2 of 6 input partitions");
+        metrics.AssignedPartitions.WithLabels("in.embeddings").Value.ShouldBe(1);
+        metrics.TopicPartitions.WithLabels("in.requests").Value.ShouldBe(3);
+    }
+
+    [Fact]
+    public void Consumers_share_partitions_by_range_with_a_short_session_whatever_the_client_settings_say()
+    {
+        var options = new KafkaOptions { BootstrapServers = "b:9092" };
+        options.Client["partition.assignment.strategy"] = "cooperative-sticky";
+        options.Client["session.timeout.ms"] = "10000";
+        var config = KafkaClients.ConsumerConfig(options);
+        // Range keeps partition p of both input topics on one instance (a user's updates and requests meet there).
+        config.PartitionAssignmentStrategy.ShouldBe(PartitionAssignmentStrategy.Range);
+        config.SessionTimeoutMs.ShouldBe(10000, "the session timeout may be tuned");
+        KafkaClients.ConsumerConfig(new KafkaOptions { BootstrapServers = "b:9092" }).SessionTimeoutMs.ShouldBe(6000);
+    }
+
+    [Fact]
+    public void Client_settings_librdkafka_refuses_are_a_configuration_error_naming_the_reason()
+    {
+        var options = new KafkaOptions { BootstrapServers = "127.0.0.1:1" };
+        KafkaClients.CheckConfiguration(options); // fine: connects to nothing
+        options.Client["security.protocol"] = "SASL_SSL";
+        options.Client["sasl.mechanism"] = "PLAIN";
+        Should.Throw<StreamingConfigurationException>(() => KafkaClients.CheckConfiguration(options))
+            .Message.ShouldContain("sasl.username and sasl.password must be set");
+        var unknown = new KafkaOptions { BootstrapServers = "127.0.0.1:1" };
+        unknown.Client["no.such.property"] = "1";
+        Should.Throw<StreamingConfigurationException>(() => KafkaClients.CheckConfiguration(unknown)).Message.ShouldContain("no.such.property");
+    }
 }

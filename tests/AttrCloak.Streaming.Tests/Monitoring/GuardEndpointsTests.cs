@@ -53,4 +53,49 @@ public sealed class GuardEndpointsTests
         (await ready.Content.ReadAsStringAsync(ct)).ShouldContain("\"status\":\"ready\"");
         await app.StopAsync(ct);
     }
+
+    [Fact]
+    public void Readiness_logs_when_it_changes_not_at_every_probe_and_details_do_not_decide_it()
+    {
+        var log = new ListLogger();
+        var storeUp = false;
+        var held = 4;
+        var auditError = (string?)null;
+        var readiness = new GuardReadiness();
+        readiness.Add("store", () => (storeUp, storeUp ? "reachable" : "connection refused"));
+        readiness.Add("kafka", () => (true, $"holds {held} of 8 input partitions"));
+        readiness.AddDetail("audit", () => (auditError is null, auditError ?? "latest audit at 10:00"));
+        readiness.LogChangesTo(log);
+
+        for (var probe = 0; probe < 50; probe++) readiness.Check().Ready.ShouldBeFalse();
+        log.Lines.Count.ShouldBe(1, "one line while nothing changes, however often it is probed");
+        log.Lines[0].ShouldContain("NOT READY");
+        log.Lines[0].ShouldContain("store: not ready: connection refused");
+
+        storeUp = true;
+        for (var probe = 0; probe < 50; probe++)
+        {
+            held = probe % 8; // a ready component's detail moves all the time: no new line for that
+            readiness.Check().Ready.ShouldBeTrue();
+        }
+        log.Lines.Count.ShouldBe(2);
+        log.Lines[1].ShouldContain("READY");
+
+        // A failing detail is reported (and logged once) but leaves the worker ready.
+        auditError = "attacker 'lr' is listed twice";
+        var (ready, components) = readiness.Check();
+        ready.ShouldBeTrue();
+        components["audit"].ShouldBe("failing: attacker 'lr' is listed twice");
+        readiness.Check();
+        log.Lines.Count.ShouldBe(3);
+    }
+
+    private sealed class ListLogger : ILogger
+    {
+        public List<string> Lines { get; } = [];
+        public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+        public bool IsEnabled(LogLevel logLevel) => true;
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
+            Lines.Add(formatter(state, exception));
+    }
 }

@@ -1,5 +1,5 @@
-using AttrCloak.Streaming.Generations;
 using System.Globalization;
+using AttrCloak.Streaming.Generations;
 using AttrCloak.Streaming.Pipeline;
 
 namespace AttrCloak.Streaming.Tests.Pipeline;

@@ -1,9 +1,9 @@
 using System.Text;
 using System.Text.RegularExpressions;
 using AttrCloak.Streaming.Contracts;
-using AttrCloak.Streaming.Redis.Generations;
 using AttrCloak.Streaming.Hosting;
 using AttrCloak.Streaming.Pipeline;
+using AttrCloak.Streaming.Redis.Generations;
 using AttrCloak.Streaming.Tests.Pipeline;
 using Confluent.Kafka;
 using Types = AttrCloak.Streaming.Monitoring.WorkerMetrics.EventTypes;
@@ -206,6 +206,57 @@ public sealed partial class MalformedInputTests(RedisServerFixture redis, MockKa
         deadLetters.Snapshot().Count.ShouldBe(2);
         serving.Snapshot().Where(m => m.Message.Value is not null).Select(Decode).ShouldAllBe(c => c.Version == 3 || c.Version == 4);
         second.Stop();
+    }
+
+    [Fact]
+    public async Task An_event_on_the_other_input_topic_is_dead_lettered_as_wrong_topic_and_changes_nothing()
+    {
+        using var h = new GuardHarness(redis, kafka, "topics", CorpusSettings);
+        var files = Directory.GetFiles(Path.Combine(CorpusDirectory, "topics")).Order(StringComparer.Ordinal)
+            .Select(path => (Name: Path.GetFileName(path), Bytes: File.ReadAllBytes(path)))
+            .ToList();
+        files.Count.ShouldBeGreaterThanOrEqualTo(4);
+        var users = files.Select(f => UserOf(f.Bytes).ShouldNotBeNull(f.Name)).ToList();
+        using var worker = h.Start();
+        using var serving = h.Reader(h.Kafka.CloakedTopic);
+        using var deadLetters = h.Reader(h.Kafka.DeadLetterTopic);
+
+        // The users exist first (version 1), so that a privacy request accepted from the wrong topic would apply.
+        foreach (var user in users) h.Produce(Update(user, 1, [0.1f, 0.2f, 0.3f, 0.4f], "female"));
+        h.Flush();
+        serving.WaitUntil(m => users.All(u => Latest(m, u) is { Version: 1 }), "the users' first updates");
+
+        var sent = new List<(string Name, Task<DeliveryResult<byte[], byte[]>> Delivery)>();
+        foreach (var (name, bytes) in files)
+        {
+            var topic = name.StartsWith("embeddings.", StringComparison.Ordinal) ? h.Kafka.EmbeddingsTopic : h.Kafka.PrivacyRequestsTopic;
+            var headers = name.EndsWith(".bin", StringComparison.Ordinal)
+                ? new Headers { { KafkaHeaders.ContentType, Encoding.UTF8.GetBytes(ContentTypes.EmbeddingBinary) } }
+                : null;
+            sent.Add((name, h.ProduceRaw(topic, EventCodec.KeyOf(UserOf(bytes)!), bytes, headers)));
+        }
+        h.Flush();
+        deadLetters.WaitUntil(m => m.Count >= files.Count, $"{files.Count} dead letters");
+        Wait.Until(() => worker.Pipeline.ProcessedEvents == users.Count + files.Count, GuardHarness.Deadline, "every event handled");
+        var letters = deadLetters.Snapshot();
+        letters.Count.ShouldBe(files.Count);
+        var byPosition = letters.ToDictionary(m => Record(m).SourcePosition());
+        foreach (var (name, delivery) in sent)
+        {
+            var at = await delivery;
+            byPosition.TryGetValue((at.Topic, at.Partition.Value, at.Offset.Value), out var letter).ShouldBeTrue($"{name}: no dead letter");
+            Header(letter!, KafkaHeaders.DeadLetterReason).ShouldBe("wrong_topic", name);
+            Record(letter!).Reason.ShouldBe(ReasonCode.WrongTopic, name);
+            letter!.Message.Value.ShouldBe(files.Single(f => f.Name == name).Bytes, name);
+        }
+        worker.DeadLetters(ReasonCode.WrongTopic).ShouldBe(files.Count);
+        worker.Failure.ShouldBeNull();
+
+        // Nothing of them was applied: every user is still at version 1 (the forget on the embeddings topic forgot nobody).
+        foreach (var user in users)
+            (await worker.Store.GetUserAsync(user, TestContext.Current.CancellationToken)).ShouldNotBeNull(user).Version.ShouldBe(1, user);
+        serving.Snapshot().ShouldAllBe(m => m.Message.Value != null && Decode(m).Version == 1);
+        worker.Stop();
     }
 
     [Fact]

@@ -45,7 +45,7 @@ public sealed class BootstrapSettings : PopulationSettings
     public long Version { get; init; }
 
     [CommandOption("--force")]
-    [Description("Write into a prefix that already holds users or statistics (they stay; users already at a version >= --version are left as they are).")]
+    [Description("Write into a prefix that already holds users or statistics (they stay; users already at a version >= --version are left as they are). The generation's users are published again: the workers sweep it (and --publish publishes the users this bootstrap wrote, now or before).")]
     public bool Force { get; init; }
 
     [CommandOption("--batch-size <N>")]
@@ -143,21 +143,25 @@ public sealed class BootstrapCommand : StreamingCommand<BootstrapSettings>
         var applied = seeded.Applied;
         var outcomes = Enum.GetValues<ApplyOutcome>().Select(o => seeded.Outcomes[o]).ToArray();
         var rejections = seeded.Rejections;
+        // The workers publish the generation's users in a sweep. A forced re-run that wrote nothing new leaves the
+        // generation as it was, so no sweep would follow: ask for one, so that every user of it is published again
+        // (e.g. run again after the serving topic lost them; issue 12: such a re-run published nothing).
+        var generation = seeded.Generation;
+        if (generation.Published && s.Force && seeded.Outcomes[ApplyOutcome.Applied] == 0)
+            generation = (await generations.UpdateRegistryAsync(r => r.WithSweepRequested(population.ModelVersion), cancellationToken)).Find(population.ModelVersion)!;
 
         double publishSeconds = 0;
         ProduceSummary? published = null;
         if (publisher is not null)
         {
             var publishClock = Stopwatch.StartNew();
-            var protectedNames = mapping.AttributeNames.ToArray();
-            var now = DateTimeOffset.UtcNow;
-            var messages = Enumerable.Range(0, chosen.Count).Where(row => applied[row]).Select(row =>
-            {
-                var id = data.UserIds[chosen[row]];
-                var record = new CloakedEmbedding(id, s.Version, population.ModelVersion, cloak.Embeddings.Row(row).ToArray(), protectedNames, now);
-                return new OutboundMessage(settings.Kafka.CloakedTopic, EventCodec.KeyOf(id), EventCodec.Encode(record), ContentTypes.Json, SchemaNames.CloakedEmbeddingV1);
-            });
-            var toPublish = applied.Count(a => a);
+            // The users whose stored state is this bootstrap's (written now, or by an earlier run: a --force re-run
+            // publishes them again), as the store holds them; users the stream has moved on from are left out.
+            var ids = Enumerable.Range(0, chosen.Count).Select(row => data.UserIds[chosen[row]]).ToList();
+            var records = await BootstrapPublishing.StoredRecordsAsync(store, ids, s.Version, population.ModelVersion, mapping.AttributeNames.ToArray(), s.BatchSize, cancellationToken);
+            var messages = records.Select(record =>
+                new OutboundMessage(settings.Kafka.CloakedTopic, EventCodec.KeyOf(record.UserId), EventCodec.Encode(record), ContentTypes.Json, SchemaNames.CloakedEmbeddingV1));
+            var toPublish = records.Count;
             published = await LiveStatus.RunAsync($"publishing {toPublish} cloaked embeddings to {settings.Kafka.CloakedTopic}", toPublish,
                 progress => publisher.ProduceAsync(messages, 0,
                     new InlineProgress<ProduceProgress>(p => progress.Report(new LiveUpdate(p.Acked, $"published {p.Produced}, acknowledged {p.Acked}, failed {p.Failed}"))),
@@ -190,7 +194,7 @@ public sealed class BootstrapCommand : StreamingCommand<BootstrapSettings>
         if (outcomes[(int)ApplyOutcome.Stale] > 0) summary.AddRow("left alone (store has a newer version)", outcomes[(int)ApplyOutcome.Stale].ToString());
         if (outcomes[(int)ApplyOutcome.Rejected] > 0)
             summary.AddRow("[red]rejected[/]", Markup.Escape($"{outcomes[(int)ApplyOutcome.Rejected]}: {string.Join("; ", rejections.Select(p => $"{p.Key} ({p.Value})"))}"));
-        summary.AddRow("model generation", Markup.Escape($"{population.ModelVersion}: {seeded.Generation.StateLabel}, seat epoch {seeded.Generation.SeatEpoch} (the workers publish its users)"));
+        summary.AddRow("model generation", Markup.Escape($"{population.ModelVersion}: {generation.StateLabel}, seat epoch {generation.SeatEpoch}, sweep epoch {generation.SweepEpoch} (the workers publish its users)"));
         summary.AddRow("statistics version", snapshot.Version.ToString());
         summary.AddRow("load, checks (and training)", $"{loadSeconds:F2} s");
         summary.AddRow("AttrCloak-DF", $"{cloak.WallTime.TotalSeconds:F2} s");

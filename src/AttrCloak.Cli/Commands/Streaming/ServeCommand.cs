@@ -2,6 +2,7 @@ using System.ComponentModel;
 using AttrCloak.Cli.Streaming;
 using AttrCloak.Streaming.Cloaking;
 using AttrCloak.Streaming.Hosting;
+using AttrCloak.Streaming.Kafka;
 using AttrCloak.Streaming.Redis;
 using AttrCloak.Streaming.Redis.Generations;
 using Microsoft.Extensions.Hosting;
@@ -39,12 +40,14 @@ public sealed class ServeCommand : StreamingCommand<ServeSettings>
             throw new UsageException(
                 $"no Kafka brokers configured: give --brokers host:port, set {KafkaOptions.SectionName}:BootstrapServers, or AttrCloak__Kafka__BootstrapServers (`attrcloak demo` runs everything on one machine without Kafka)");
         var storeOptions = configuration.StoreOptions(settings, needsTombstoneSecret: true);
+        KafkaClients.CheckConfiguration(settings.Kafka); // a client setting librdkafka refuses: one line now, not a crash later
         // Fail fast while disconnected: a Redis outage turns readiness off and starts the backoff at once.
         await using var redis = await RedisConnector.ConnectAsync(StreamingConfiguration.RequireRedis(settings), configure: settings.Redis.ApplyTrust, failFastWhileDisconnected: true);
         using var store = new RedisGenerationStore(redis, storeOptions);
         await using var host = GuardHost.Build(settings, store, new TransportCloakerFactory(), s.Port ?? settings.Guard.HttpPort);
         await host.StartAsync(cancellationToken);
-        AnsiConsole.MarkupLineInterpolated($"privacy guard serving; endpoints at [blue]{host.Address}[/] (/metrics, /healthz/live, /healthz/ready); Ctrl+C stops it");
+        AnsiConsole.MarkupLineInterpolated(
+            $"privacy guard serving; endpoints at [blue]{host.Address}[/] (/metrics, /healthz/live, /healthz/ready); consumer group {settings.Kafka.ConsumerGroup}{(host.GroupInstanceId is { } id ? $" as static member {id}" : "")}; Ctrl+C stops it (within {settings.Guard.ShutdownTimeout.TotalSeconds:F0} s)");
         try
         {
             await host.App.WaitForShutdownAsync(cancellationToken);
@@ -53,6 +56,8 @@ public sealed class ServeCommand : StreamingCommand<ServeSettings>
         {
         }
         await host.StopAsync(CancellationToken.None);
+        if (host.Failure is { } failure)
+            throw new UsageException($"the privacy guard stopped: {failure.Message}");
         return 0;
     }
 }

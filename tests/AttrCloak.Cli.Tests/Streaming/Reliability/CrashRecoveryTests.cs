@@ -1,11 +1,11 @@
-using AttrCloak.Streaming.Redis.Generations;
-using AttrCloak.Streaming.Generations;
 using System.Diagnostics;
 using System.Text;
 using System.Text.Json.Nodes;
 using AttrCloak.Streaming.Contracts;
+using AttrCloak.Streaming.Generations;
 using AttrCloak.Streaming.Kafka;
 using AttrCloak.Streaming.Redis;
+using AttrCloak.Streaming.Redis.Generations;
 using AttrCloak.Streaming.Redis.State;
 using Confluent.Kafka;
 using StackExchange.Redis;

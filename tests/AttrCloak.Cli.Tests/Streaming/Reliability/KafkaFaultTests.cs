@@ -6,6 +6,7 @@ using System.Text;
 using System.Text.Json.Nodes;
 using AttrCloak.Streaming.Contracts;
 using AttrCloak.Testing;
+using AttrCloak.Cli.Tests.Streaming.Walk;
 using Confluent.Kafka;
 
 namespace AttrCloak.Cli.Tests.Streaming.Reliability;
@@ -32,7 +33,7 @@ public sealed class KafkaFaultTests(RedisServerFixture redis)
         var (config, group, topics) = WriteWorkerConfig(tmp, prefix, brokerPort);
 
         var httpPort = FreePort();
-        await using var worker = Child.Start("serve", "--config", config, "--port", httpPort.ToString(CultureInfo.InvariantCulture));
+        await using var worker = Start("serve", "--config", config, "--port", httpPort.ToString(CultureInfo.InvariantCulture));
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
         await worker.WaitForLineAsync("endpoints at ", TimeSpan.FromSeconds(60), ct);
         var baseAddress = $"http://127.0.0.1:{httpPort}";
@@ -77,7 +78,7 @@ public sealed class KafkaFaultTests(RedisServerFixture redis)
 
         var first = await StartBrokerAsync(brokerPort, ct);
         var httpPort = FreePort();
-        await using var worker = Child.Start("serve", "--config", config, "--port", httpPort.ToString(CultureInfo.InvariantCulture));
+        await using var worker = Start("serve", "--config", config, "--port", httpPort.ToString(CultureInfo.InvariantCulture));
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
         await worker.WaitForLineAsync("endpoints at ", TimeSpan.FromSeconds(60), ct);
         var baseAddress = $"http://127.0.0.1:{httpPort}";
@@ -156,9 +157,9 @@ public sealed class KafkaFaultTests(RedisServerFixture redis)
             kafka["CloakedTopic"]!.GetValue<string>()));
     }
 
-    private static async Task<Child> StartBrokerAsync(int port, CancellationToken ct)
+    private static async Task<ChildProcess> StartBrokerAsync(int port, CancellationToken ct)
     {
-        var broker = Child.Start("kafka-mock", "--port", port.ToString(CultureInfo.InvariantCulture));
+        var broker = Start("kafka-mock", "--port", port.ToString(CultureInfo.InvariantCulture));
         var line = await broker.WaitForLineAsync("mock Kafka broker listening on ", TimeSpan.FromSeconds(30), ct);
         line.ShouldEndWith($"127.0.0.1:{port}");
         return broker;
@@ -171,68 +172,8 @@ public sealed class KafkaFaultTests(RedisServerFixture redis)
         return ((IPEndPoint)probe.LocalEndpoint).Port;
     }
 
-    /// <summary>A child `dotnet attrcloak.dll ...`: output read asynchronously (a full pipe would block it), killed with SIGKILL.</summary>
-    private sealed class Child : IAsyncDisposable
-    {
-        private readonly Process _process;
-        private readonly StringBuilder _output = new();
-        private readonly Lock _gate = new();
-
-        private Child(Process process) => _process = process;
-
-        public static Child Start(params string[] args)
-        {
-            var dll = Path.Combine(AppContext.BaseDirectory, "attrcloak.dll");
-            File.Exists(dll).ShouldBeTrue($"{dll} is built with this test project");
-            var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-            info.ArgumentList.Add(dll);
-            foreach (var a in args) info.ArgumentList.Add(a);
-            info.Environment["NO_COLOR"] = "1";
-            var child = new Child(new Process { StartInfo = info, EnableRaisingEvents = true });
-            child._process.OutputDataReceived += (_, e) => child.Append(e.Data);
-            child._process.ErrorDataReceived += (_, e) => child.Append(e.Data);
-            child._process.Start();
-            child._process.BeginOutputReadLine();
-            child._process.BeginErrorReadLine();
-            return child;
-        }
-
-        private void Append(string? line)
-        {
-            if (line is null) return;
-            lock (_gate) _output.AppendLine(line);
-        }
-
-        public string Output { get { lock (_gate) return _output.ToString(); } }
-
-        public bool HasExited => _process.HasExited;
-
-        public async Task<string> WaitForLineAsync(string contains, TimeSpan timeout, CancellationToken ct)
-        {
-            var deadline = DateTime.UtcNow + timeout;
-            while (DateTime.UtcNow < deadline)
-            {
-                var line = Output.Split('\n').FirstOrDefault(l => l.Contains(contains, StringComparison.Ordinal));
-                if (line is not null) return line.TrimEnd('\r');
-                if (HasExited) break;
-                await Task.Delay(100, ct);
-            }
-            throw new TimeoutException($"no line with '{contains}' within {timeout.TotalSeconds} s (exited: {HasExited}); output:\n{Output}");
-        }
-
-        /// <summary>SIGKILL: no shutdown code runs, as in a crash.</summary>
-        public async Task KillAsync()
-        {
-            if (!_process.HasExited) _process.Kill(entireProcessTree: false);
-            await _process.WaitForExitAsync();
-        }
-
-        public async ValueTask DisposeAsync()
-        {
-            await KillAsync();
-            _process.Dispose();
-        }
-    }
+    /// <summary>A child `dotnet attrcloak.dll args...` (the walk's <see cref="ChildProcess"/>), with no extra environment.</summary>
+    private static ChildProcess Start(params string[] args) => ChildProcess.Attrcloak(args[0], new Dictionary<string, string>(), args);
 
     // ---- events in, served out ----------------------------------------------------------------------------------
 
@@ -322,7 +263,7 @@ public sealed class KafkaFaultTests(RedisServerFixture redis)
         return served;
     }
 
-    private static void AssertServedCloaked(Dictionary<string, EmbeddingUpdate> sent, Dictionary<string, CloakedEmbedding> served, Child worker)
+    private static void AssertServedCloaked(Dictionary<string, EmbeddingUpdate> sent, Dictionary<string, CloakedEmbedding> served, ChildProcess worker)
     {
         foreach (var (user, update) in sent)
         {
@@ -393,7 +334,7 @@ public sealed class KafkaFaultTests(RedisServerFixture redis)
         return double.Parse(line[(name.Length + 1)..], CultureInfo.InvariantCulture);
     }
 
-    private static async Task EventuallyAsync(Func<Task<bool>> condition, TimeSpan timeout, string what, Child worker)
+    private static async Task EventuallyAsync(Func<Task<bool>> condition, TimeSpan timeout, string what, ChildProcess worker)
     {
         var deadline = DateTime.UtcNow + timeout;
         while (DateTime.UtcNow < deadline)
