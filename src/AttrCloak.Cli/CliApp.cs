@@ -31,6 +31,13 @@ public static class CliApp
             config.AddCommand<EvaluateCommand>("evaluate")
                 .WithDescription("Measure recommendation utility (leave-one-out, 99 negatives: HR and NDCG at 5 and 10).")
                 .WithExample("evaluate", "--model", "runs/ml100k-mf", "--embeddings", "runs/ml100k-mf/df/users.npy");
+            config.AddCommand<ControlCommand>("control")
+                .WithDescription("Noise control: i.i.d. Gaussian embeddings with real labels, cloaked and attacked; every attacker must stay at chance.")
+                .WithExample("control", "--dataset", "ml-100k", "--data", "../shared/data/ml-100k", "--draws", "3");
+            config.AddCommand<HarnessCommand>("harness")
+                .WithDescription("Generalization harness: the whole evaluation (privacy-target DF and DD, all attackers, NDCG) over a family of data sets, a pass/fail row per member.")
+                .WithExample("harness", "--family", "full", "--data", "../shared/data/ml-100k", "--json", "runs/harness.json", "--plot", "runs/harness.png")
+                .WithExample("harness", "--family", "small");
             config.AddCommand<SweepCommand>("sweep")
                 .WithDescription("Privacy-utility curve of one model: cloak over a grid of learning rates and iteration caps, audit and evaluate each.")
                 .WithExample("sweep", "--model", "runs/ml100k-mf", "--mode", "df", "--lrs", "0.01,0.03,0.1", "--iteration-caps", "10,30,100", "--plot", "runs/sweep.png");

@@ -16,38 +16,31 @@ public sealed class EndToEndTests
 {
     private static readonly string[] Attackers = ["lr", "lr+cal", "mlp"];
 
-    // The issue's bar: after cloaking, the worst attacker's balanced accuracy is close to chance (within
-    // LeakMargin) on every attribute while NDCG@10 stays close to the original's. The original embeddings must
-    // exceed that bar on every attribute, so the privacy assertion demonstrably fails without cloaking.
-    // Measured (500 synthetic users at the default attribute strength, seed 1, attackers lr, lr+cal, mlp; figures
-    // printed by the test): Original 0.68/0.28/0.11; DF ~0.56/0.15/0.05 at ~1.0x; DD ~0.59/0.15/0.05 at ~0.94x.
+    // Issue 13: DF and DD run the privacy-target loop (epsilon 0.03, validation NDCG@10 floors 0.97 / 0.98) on 500
+    // synthetic users. The loop must respect its floor, must not make any attribute more identifiable than it was, and
+    // must cut the gender leak the original embeddings show. Measured (seed 1, attackers lr, lr+cal, mlp; printed by the
+    // test): Original worst |adv| 0.25/0.11/0.07 (gender/age/occupation).
 
-    /// <summary>The privacy bar: worst balanced accuracy within chance + this. The original embeddings must exceed it on every attribute.</summary>
-    private const double LeakMargin = 0.12;
+    /// <summary>Floor for the original gender leak (worst |advantage|): without it nothing below means anything.</summary>
+    private const double OriginalGenderLeak = 0.15;
 
-    /// <summary>For many-class attributes (occupation, K = 21, chance 0.048) chance + 0.12 would be 3.5x chance and
-    /// pass even the original embeddings (0.11), so they get this tighter margin.</summary>
-    private const double ManyClassLeakMargin = 0.04;
+    /// <summary>Test NDCG@10 may differ from the validation NDCG@10 the floor is checked on by this much.</summary>
+    private const double FloorSlack = 0.03;
 
-    private static double Bar(AttrCloak.Audit.AttributeAudit a) => a.Chance + (a.ClassCount > 10 ? ManyClassLeakMargin : LeakMargin);
-
-    /// <summary>Floor for the original gender leak (worst balanced accuracy).</summary>
-    private const double OriginalGenderFloor = 0.62;
-
-    /// <summary>NDCG@10 of each cloak at least this fraction of the original's.</summary>
-    private const double MinNdcgRatio = 0.90;
+    /// <summary>An attribute's worst |advantage| after the cloak may exceed the original's by at most this (audit noise).</summary>
+    private const double NoWorse = 0.03;
 
     private static void Log(string line) => TestContext.Current.TestOutputHelper?.WriteLine(line);
 
     private static string Describe(MethodRun run) =>
         string.Create(CultureInfo.InvariantCulture, $"{run.Method,-13} NDCG@10 {run.Utility.Ndcg10:F4} HR@10 {run.Utility.Hr10:F4}; ") +
-        (run.Cloak is { } c ? string.Create(CultureInfo.InvariantCulture, $"{c.StopReason} after {c.Iterations} iterations, alpha_u {c.Final.AlphaU:F2}; ") : "") +
-        "worst balanced " +
+        (run.Target is { } t ? $"{t}; " : "") +
+        "worst |adv| " +
         string.Join(", ", run.Privacy.Attributes.Select(a => string.Create(CultureInfo.InvariantCulture,
-            $"{a.Name} {a.WorstBalancedAccuracy:F3} by {a.WorstAttacker} (chance {a.Chance:F3}, max |adv| {a.MaxAbsAdvantage:F3})")));
+            $"{a.Name} {a.MaxAbsAdvantage:F3} (balanced {a.WorstBalancedAccuracy:F3} by {a.WorstAttacker}, chance {a.Chance:F3})")));
 
     [Fact]
-    public void Cloaking_a_synthetic_data_set_cuts_the_leaks_and_keeps_recommendations()
+    public void Cloaking_a_synthetic_data_set_with_a_privacy_target_cuts_the_leak_above_the_utility_floor()
     {
         var result = new ReproducePipeline(new SilentProgress()).Run(new ReproduceOptions
         {
@@ -55,6 +48,8 @@ public sealed class EndToEndTests
             Seeds = 1,
             DataFree = CloakPresets.DataFree,
             DataDependent = CloakPresets.DataDependent,
+            DataFreeGoal = new PrivacyGoal(0.03, 0.97),
+            DataDependentGoal = new PrivacyGoal(0.03, 0.98),
             Audit = new AuditOptions { Attackers = Attackers },
         }, TestContext.Current.CancellationToken);
         foreach (var run in result.Runs) Log(Describe(run));
@@ -63,21 +58,18 @@ public sealed class EndToEndTests
         result.Runs.Select(r => r.Method).ShouldBe([ReproduceResult.Original, ReproduceResult.Dd, ReproduceResult.Df]);
         var original = result.Runs[0];
         original.Privacy.Attributes.Select(a => a.Name).ShouldBe(["gender", "age", "occupation"]);
+        Attribute(original, "gender").MaxAbsAdvantage.ShouldBeGreaterThanOrEqualTo(OriginalGenderLeak, Describe(original));
 
-        // The data must leak, or nothing below means anything: every attribute fails the privacy bar.
-        Attribute(original, "gender").WorstBalancedAccuracy.ShouldBeGreaterThanOrEqualTo(OriginalGenderFloor, Describe(original));
-        foreach (var a in original.Privacy.Attributes)
-            a.WorstBalancedAccuracy.ShouldBeGreaterThan(Bar(a), $"{a.Name}: {Describe(original)}");
-
-        foreach (var cloaked in result.Runs.Skip(1))
+        foreach (var (cloaked, floor) in new[] { (result.Runs[1], 0.98), (result.Runs[2], 0.97) })
         {
-            cloaked.Cloak.ShouldNotBeNull();
-            cloaked.Embeddings.ShouldNotBeNull().Values.ShouldNotBe(original.Embeddings!.Values, $"{cloaked.Method} left the embeddings unchanged");
             var context = $"{Describe(cloaked)}; {Describe(original)}";
+            cloaked.Target.ShouldNotBeNull();
+            cloaked.Utility.Ndcg10.ShouldBeGreaterThanOrEqualTo((floor - FloorSlack) * original.Utility.Ndcg10, context);
             foreach (var a in cloaked.Privacy.Attributes)
-                a.WorstBalancedAccuracy.ShouldBeLessThanOrEqualTo(Bar(a), $"{cloaked.Method} {a.Name}: {context}");
-            cloaked.Utility.Ndcg10.ShouldBeGreaterThanOrEqualTo(MinNdcgRatio * original.Utility.Ndcg10, context);
+                a.MaxAbsAdvantage.ShouldBeLessThanOrEqualTo(Attribute(original, a.Name).MaxAbsAdvantage + NoWorse, $"{cloaked.Method} {a.Name}: {context}");
         }
+        var df = result.Runs[2];
+        Attribute(df, "gender").MaxAbsAdvantage.ShouldBeLessThan(Attribute(original, "gender").MaxAbsAdvantage - 0.08, $"{Describe(df)}; {Describe(original)}");
     }
 
     [Fact]

@@ -28,7 +28,7 @@ public sealed class CloakCommandSettings : CloakSettings
     public string? Plots { get; init; }
 
     [CommandOption("--seed <S>")]
-    [Description("Seed for DD's negative sampling.")]
+    [Description("Seed for DD's negative sampling and the noise-matched targets' draw.")]
     [DefaultValue(1)]
     public int Seed { get; init; } = 1;
 
@@ -49,7 +49,10 @@ public sealed class CloakCommand : Command<CloakCommandSettings>
     {
         var mode = s.ParsedMode;
         var options = CloakKnobs.Apply(CloakPresets.For(mode), s.LearningRate, s.Iterations, s.Optimizer, s.Ridge,
-            s.AlphaMin, s.AlphaMax, s.Tolerance, s.TargetReduction);
+            s.AlphaMin, s.AlphaMax, s.Tolerance, s.TargetReduction, s.Target, s.Strength);
+        if (s.CovarianceStrength is not null) options = options with { CovarianceStrength = s.CovarianceStrength };
+        if (s.ExactMeans is { } exact) options = options with { ExactMeans = exact };
+        options = options with { TargetSeed = options.TargetSeed + s.Seed };
         var model = ModelFolder.Load(s.Model);
         var source = s.ToSource(DataSource.ReadBeside(s.Model));
         var data = source.Load();
@@ -57,9 +60,26 @@ public sealed class CloakCommand : Command<CloakCommandSettings>
         var attributes = AttributeSelection.Protected(data, AttributeSelection.Resolve(data, s.Attributes));
         var split = source.Split(data);
 
-        using var recLoss = mode == CloakMode.DataDependent ? RecommendationLosses.For(model, split, s.Seed) : null;
+        using var recLoss = mode == CloakMode.DataDependent ? RecommendationLosses.For(model, split, s.Seed, options.RecommendationReduction) : null;
         var method = mode == CloakMode.DataFree ? "AttrCloak-DF" : "AttrCloak-DD";
-        var result = ConsoleProgress.RunCloak(method, p => new Cloaker().Cloak(model.Users, attributes, options, recLoss, p, cancellationToken));
+        CloakResult result;
+        TargetedCloakResult? targeted = null;
+        if (s.PrivacyTarget is { } eps)
+        {
+            var goal = new PrivacyGoal(eps, s.UtilityFloor);
+            try { goal.Validate(); }
+            catch (ArgumentException e) { throw new UsageException(e.Message); }
+            var audited = AttributeSelection.Audited(data, AttributeSelection.Resolve(data, s.Attributes));
+            var names = attributes.Select(a => a.Name).ToArray();
+            AnsiConsole.MarkupLineInterpolated($"[bold]{method}[/] with privacy target {eps} (utility floor {(s.UtilityFloor is { } f ? f.ToString("0.###") : "none")}): shadow audits with their own folds");
+            targeted = TargetedCloaking.Run(model, split, attributes, audited, options with { Mode = mode }, goal, new Audit.ShadowAuditOptions(), s.Seed,
+                new Progress<TargetStep>(step => AnsiConsole.MarkupLineInterpolated($"[grey]{DateTime.Now:HH:mm:ss} {Markup.Escape(TargetedCloaking.Describe(step, names))}[/]")),
+                cancellationToken);
+            AnsiConsole.MarkupLine((targeted.Outcome == TargetOutcome.Met ? "[green]" : "[red]") + Markup.Escape(targeted.Describe()) + "[/]");
+            result = targeted.Cloak ?? new Cloaker().Cloak(model.Users, attributes, options with { MaxIterations = 0, Strength = 0, CovarianceStrength = 0 }, null, null, cancellationToken);
+        }
+        else
+            result = ConsoleProgress.RunCloak(method, p => new Cloaker().Cloak(model.Users, attributes, options, recLoss, p, cancellationToken));
 
         Directory.CreateDirectory(s.Out);
         NpyFile.Write(Path.Combine(s.Out, "users.npy"), result.Embeddings);
@@ -70,6 +90,7 @@ public sealed class CloakCommand : Command<CloakCommandSettings>
             method, model = Path.GetFullPath(s.Model), options, result.StopReason, result.Iterations,
             seconds = result.WallTime.TotalSeconds, result.AlphaMin, result.AlphaMax, result.AttributeNames,
             utilityBefore = before, utilityAfter = after, result.Trace,
+            privacyTarget = targeted is null ? null : new { s.PrivacyTarget, s.UtilityFloor, targeted.Outcome, targeted.Strengths, targeted.Thresholds, targeted.StillLeaking, targeted.Steps },
         }, Json));
 
         var t = new Table().Border(TableBorder.Rounded)

@@ -8,9 +8,11 @@ namespace AttrCloak.Cli.Commands;
 public static class CloakKnobs
 {
     public static CloakOptions Apply(CloakOptions preset, double? lr, int? iterations, string? optimizer, double? ridge,
-        double? alphaMin, double? alphaMax, double? tolerance, double? targetReduction)
+        double? alphaMin, double? alphaMax, double? tolerance, double? targetReduction, string? target = null, double? strength = null)
     {
         var o = preset;
+        if (target is not null) o = o with { Target = ParseTarget(target) };
+        if (strength is { } st) o = o with { Strength = st };
         if (lr is { } l) o = o with { LearningRate = l };
         if (iterations is { } i) o = o with { MaxIterations = i };
         if (optimizer is not null)
@@ -32,6 +34,14 @@ public static class CloakKnobs
         catch (ArgumentException e) { throw new UsageException(e.Message); }
         return o;
     }
+
+    public static EqualisationTarget ParseTarget(string name) => name.ToLowerInvariant() switch
+    {
+        "noise-matched" or "noise" => EqualisationTarget.NoiseMatched,
+        "empirical" or "paper" => EqualisationTarget.Empirical,
+        "shrunk" or "james-stein" => EqualisationTarget.Shrunk,
+        _ => throw new UsageException($"unknown --target '{name}'; expected noise-matched, empirical or shrunk"),
+    };
 }
 
 /// <summary>Cloaking options shared by `cloak`.</summary>
@@ -77,6 +87,30 @@ public class CloakSettings : ModelSettings
     [CommandOption("--target-reduction <F>")]
     [Description("Privacy stopping rule: stop once every attribute's L_AU has fallen by this factor.")]
     public double? TargetReduction { get; init; }
+
+    [CommandOption("--target <KIND>")]
+    [Description("Where each class is sent: noise-matched (global fit plus a fresh draw of its sampling error; creates no leakage), empirical (the slides' global fit) or shrunk (James-Stein).")]
+    public string? Target { get; init; }
+
+    [CommandOption("--strength <T>")]
+    [Description("How far each class moves toward its target, 0..1 (1 = all the way).")]
+    public double? Strength { get; init; }
+
+    [CommandOption("--privacy-target <EPS>")]
+    [Description("Privacy as a target: the largest |balanced accuracy - chance| allowed per attribute (both directions, worst over the shadow attackers incl. calibrated ones); the strength of each attribute's cloak is raised in a closed loop on shadow audits until it is met.")]
+    public double? PrivacyTarget { get; init; }
+
+    [CommandOption("--utility-floor <F>")]
+    [Description("With --privacy-target: never go below this validation NDCG@10 ratio (e.g. 0.97); the run says which attributes could not be protected above it.")]
+    public double? UtilityFloor { get; init; }
+
+    [CommandOption("--covariance-strength <T>")]
+    [Description("Strength of the covariance part alone (default: --strength).")]
+    public double? CovarianceStrength { get; init; }
+
+    [CommandOption("--exact-means <BOOL>")]
+    [Description("Finish by putting every class mean exactly on its target with the least displacement.")]
+    public bool? ExactMeans { get; init; }
 
     public CloakMode ParsedMode => Mode.ToLowerInvariant() switch
     {

@@ -45,6 +45,25 @@ public sealed class ReproduceSettings : DataSettings
     [Description("Covariance ridge relative to the mean per-dimension variance (both modes).")]
     public double? Ridge { get; init; }
 
+    [CommandOption("--privacy-target <EPS>")]
+    [Description("Privacy as a target: DF and DD raise each attribute's strength in a closed loop on shadow audits until every worst |advantage| is at most EPS (0 = the fixed presets, no loop).")]
+    [DefaultValue(0.03)]
+    public double PrivacyTarget { get; init; } = 0.03;
+
+    [CommandOption("--df-floor <F>")]
+    [Description("Utility floor of DF's loop (validation NDCG@10 ratio).")]
+    [DefaultValue(0.97)]
+    public double DfFloor { get; init; } = 0.97;
+
+    [CommandOption("--dd-floor <F>")]
+    [Description("Utility floor of DD's loop (validation NDCG@10 ratio).")]
+    [DefaultValue(0.98)]
+    public double DdFloor { get; init; } = 0.98;
+
+    [CommandOption("--compare-old")]
+    [Description("Also run the defaults from before issue 13 (fixed knobs, the slides' empirical targets) as extra rows.")]
+    public bool CompareOld { get; init; }
+
     [CommandOption("--no-dd")]
     [Description("Skip AttrCloak-DD (data-free only).")]
     public bool NoDataDependent { get; init; }
@@ -68,6 +87,7 @@ public sealed class ReproduceSettings : DataSettings
     public override ValidationResult Validate()
     {
         if (Seeds < 1) return ValidationResult.Error("--seeds must be at least 1");
+        if (PrivacyTarget < 0) return ValidationResult.Error("--privacy-target must be >= 0");
         return ValidationResult.Success();
     }
 }
@@ -92,7 +112,12 @@ public sealed class ReproduceCommand : Command<ReproduceSettings>
             Audit = AuditSettings.Options(s.Attackers),
             AttributeNames = s.Attributes,
             SkipDataDependent = s.NoDataDependent,
+            DataFreeGoal = s.PrivacyTarget > 0 ? new PrivacyGoal(s.PrivacyTarget, s.DfFloor) : null,
+            DataDependentGoal = s.PrivacyTarget > 0 ? new PrivacyGoal(s.PrivacyTarget, s.DdFloor) : null,
+            CompareOldDefaults = s.CompareOld,
         };
+        try { options.DataFreeGoal?.Validate(); options.DataDependentGoal?.Validate(); }
+        catch (ArgumentException invalid) { throw new UsageException(invalid.Message); }
         AnsiConsole.MarkupLineInterpolated($"[bold]attrcloak reproduce[/]: {source.Describe()}, backbone {backbone}, {s.Seeds} seed(s)");
         var result = ConsoleProgress.Run(p => new ReproducePipeline(p).Run(options, cancellationToken));
         foreach (var table in ReproduceReport.Render(result)) AnsiConsole.Write(table);

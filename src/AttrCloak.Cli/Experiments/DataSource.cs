@@ -13,6 +13,12 @@ namespace AttrCloak.Cli.Experiments;
 public sealed record DataSource(string Dataset, string? Directory, int SyntheticUsers = 1000, long SyntheticSeed = 2025, int SplitSeed = 2025,
     double? SyntheticStrength = null)
 {
+    /// <summary>Synthetic class-frequency skew (<see cref="SyntheticOptions.ClassImbalance"/>); null = the generator's default.</summary>
+    public double? SyntheticImbalance { get; init; }
+
+    /// <summary>Synthetic occupation class count (<see cref="SyntheticOptions.OccupationClasses"/>); null = 21.</summary>
+    public int? SyntheticClasses { get; init; }
+
     public const string FileName = "dataset.json";
     private static readonly JsonSerializerOptions Json = new() { WriteIndented = true };
 
@@ -34,7 +40,10 @@ public sealed record DataSource(string Dataset, string? Directory, int Synthetic
     private SyntheticOptions SyntheticOptionsFor()
     {
         var options = new SyntheticOptions { Users = SyntheticUsers, Seed = SyntheticSeed };
-        return SyntheticStrength is { } s ? options with { AttributeStrength = s } : options;
+        if (SyntheticStrength is { } s) options = options with { AttributeStrength = s };
+        if (SyntheticImbalance is { } i) options = options with { ClassImbalance = i };
+        if (SyntheticClasses is { } k) options = options with { OccupationClasses = k };
+        return options;
     }
 
     public string Describe() => Kind == DatasetKind.Synthetic ? $"synthetic ({SyntheticUsers} users, seed {SyntheticSeed})" : $"{Dataset} from {Directory}";

@@ -21,6 +21,20 @@ public sealed record ReproduceOptions
     public AuditOptions Audit { get; init; } = new();
     public string? AttributeNames { get; init; }
     public bool SkipDataDependent { get; init; }
+
+    /// <summary>
+    /// Privacy as a target (issue 13): DF and DD run the closed loop of <see cref="TargetedCloaker"/> with these goals
+    /// (epsilon, utility floor) instead of their fixed strength. Null = the fixed options.
+    /// </summary>
+    public PrivacyGoal? DataFreeGoal { get; init; }
+
+    public PrivacyGoal? DataDependentGoal { get; init; }
+
+    /// <summary>The loop's shadow audits (their own seed; never the final audit's folds).</summary>
+    public ShadowAuditOptions Shadow { get; init; } = new();
+
+    /// <summary>Also run the defaults from before issue 13 (<see cref="CloakPresets.DataFreeV1"/>, <see cref="CloakPresets.DataDependentV1"/>) as extra rows.</summary>
+    public bool CompareOldDefaults { get; init; }
 }
 
 /// <summary>One method's outcome for one seed.</summary>
@@ -31,6 +45,9 @@ public sealed record MethodRun(
     public CloakStopReason? StopReason => Cloak?.StopReason;
     public int? Iterations => Cloak?.Iterations;
     public IReadOnlyList<CloakIteration>? Trace => Cloak?.Trace;
+
+    /// <summary>How the privacy-target loop ended (null for fixed-strength runs).</summary>
+    public string? Target { get; init; }
 
     /// <summary>Cloaked (or original) user vectors; kept for export and plots, not serialised.</summary>
     [System.Text.Json.Serialization.JsonIgnore]
@@ -60,6 +77,8 @@ public sealed record ReproduceResult(
     public const string Original = "Original";
     public const string Dd = "AttrCloak-DD";
     public const string Df = "AttrCloak-DF";
+    public const string DdOld = "AttrCloak-DD (old defaults)";
+    public const string DfOld = "AttrCloak-DF (old defaults)";
 
     /// <summary>The model and data of the first seed, for export and plots.</summary>
     [System.Text.Json.Serialization.JsonIgnore]
@@ -84,7 +103,7 @@ public sealed class ReproducePipeline(IReproduceProgress progress)
         var split = timer.Time("split", () => options.Source.Split(data));
         var seeds = Enumerable.Range(options.FirstSeed, options.Seeds).ToArray();
         var runs = new List<MethodRun>();
-        var methodsPerSeed = options.SkipDataDependent ? 2 : 3;
+        var methodsPerSeed = (options.SkipDataDependent ? 2 : 3) + (options.CompareOldDefaults ? (options.SkipDataDependent ? 1 : 2) : 0);
         progress.Started(seeds.Length, methodsPerSeed);
 
         foreach (var seed in seeds)
@@ -100,15 +119,49 @@ public sealed class ReproducePipeline(IReproduceProgress progress)
 
             if (!options.SkipDataDependent)
             {
-                using var recLoss = RecommendationLosses.For(model, split, seed);
-                var dd = timer.Time("cloak dd", () => new Cloaker().Cloak(model.Users, protectedAttributes,
-                    options.DataDependent with { Mode = CloakMode.DataDependent }, recLoss, progress.Cloaking(seed, ReproduceResult.Dd), ct));
-                runs.Add(Measure(ReproduceResult.Dd, seed, dd.Embeddings, dd, dd.WallTime.TotalSeconds));
+                var ddOptions = options.DataDependent with { Mode = CloakMode.DataDependent };
+                if (options.DataDependentGoal is { } ddGoal)
+                {
+                    var dd = timer.Time("cloak dd", () => TargetedCloaking.Run(model, split, protectedAttributes, audited, ddOptions, ddGoal,
+                        options.Shadow, seed, progress.Targeting(seed, ReproduceResult.Dd), ct));
+                    runs.Add(Measure(ReproduceResult.Dd, seed, dd.Embeddings, dd.Cloak, dd.WallTime.TotalSeconds) with { Target = dd.Describe() });
+                }
+                else
+                {
+                    using var recLoss = RecommendationLosses.For(model, split, seed, ddOptions.RecommendationReduction);
+                    var dd = timer.Time("cloak dd", () => new Cloaker().Cloak(model.Users, protectedAttributes,
+                        ddOptions, recLoss, progress.Cloaking(seed, ReproduceResult.Dd), ct));
+                    runs.Add(Measure(ReproduceResult.Dd, seed, dd.Embeddings, dd, dd.WallTime.TotalSeconds));
+                }
             }
 
-            var df = timer.Time("cloak df", () => new Cloaker().Cloak(model.Users, protectedAttributes,
-                options.DataFree with { Mode = CloakMode.DataFree }, null, progress.Cloaking(seed, ReproduceResult.Df), ct));
-            runs.Add(Measure(ReproduceResult.Df, seed, df.Embeddings, df, df.WallTime.TotalSeconds));
+            var dfOptions = options.DataFree with { Mode = CloakMode.DataFree };
+            if (options.DataFreeGoal is { } dfGoal)
+            {
+                var df = timer.Time("cloak df", () => TargetedCloaking.Run(model, split, protectedAttributes, audited, dfOptions, dfGoal,
+                    options.Shadow, seed, progress.Targeting(seed, ReproduceResult.Df), ct));
+                runs.Add(Measure(ReproduceResult.Df, seed, df.Embeddings, df.Cloak, df.WallTime.TotalSeconds) with { Target = df.Describe() });
+            }
+            else
+            {
+                var df = timer.Time("cloak df", () => new Cloaker().Cloak(model.Users, protectedAttributes,
+                    dfOptions, null, progress.Cloaking(seed, ReproduceResult.Df), ct));
+                runs.Add(Measure(ReproduceResult.Df, seed, df.Embeddings, df, df.WallTime.TotalSeconds));
+            }
+
+            if (options.CompareOldDefaults)
+            {
+                if (!options.SkipDataDependent)
+                {
+                    using var summed = RecommendationLosses.For(model, split, seed);
+                    var ddOld = timer.Time("cloak dd (old)", () => new Cloaker().Cloak(model.Users, protectedAttributes,
+                        CloakPresets.DataDependentV1, summed, progress.Cloaking(seed, ReproduceResult.DdOld), ct));
+                    runs.Add(Measure(ReproduceResult.DdOld, seed, ddOld.Embeddings, ddOld, ddOld.WallTime.TotalSeconds));
+                }
+                var dfOld = timer.Time("cloak df (old)", () => new Cloaker().Cloak(model.Users, protectedAttributes,
+                    CloakPresets.DataFreeV1, null, progress.Cloaking(seed, ReproduceResult.DfOld), ct));
+                runs.Add(Measure(ReproduceResult.DfOld, seed, dfOld.Embeddings, dfOld, dfOld.WallTime.TotalSeconds));
+            }
 
             MethodRun Measure(string method, int s, EmbeddingMatrix users, CloakResult? cloak, double seconds)
             {
@@ -131,9 +184,9 @@ public sealed class ReproducePipeline(IReproduceProgress progress)
         var first = result.Seeds[0];
         var original = result.Runs.First(r => r.Seed == first && r.Method == ReproduceResult.Original).Embeddings!;
         var written = new List<string>();
-        foreach (var run in result.Runs.Where(r => r.Seed == first && r.Cloak is not null))
+        foreach (var run in result.Runs.Where(r => r.Seed == first && r.Method != ReproduceResult.Original))
         {
-            var target = Path.Combine(dir, run.Method.ToLowerInvariant());
+            var target = Path.Combine(dir, run.Method.ToLowerInvariant().Replace(" (old defaults)", "-old", StringComparison.Ordinal));
             EmbeddingExport.Write(target, data, original, run.Embeddings);
             written.Add(target);
         }
@@ -149,6 +202,9 @@ public interface IReproduceProgress
     IProgress<CloakIteration>? Cloaking(int seed, string method);
     IProgress<AuditProgress>? Auditing(int seed, string method);
     void MethodDone(int seed, string method);
+
+    /// <summary>Rounds of the privacy-target loop.</summary>
+    IProgress<TargetStep>? Targeting(int seed, string method) => null;
 }
 
 /// <summary>Reports nothing.</summary>

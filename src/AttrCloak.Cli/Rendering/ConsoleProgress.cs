@@ -82,6 +82,17 @@ public sealed class ConsoleProgress(ProgressContext context) : IReproduceProgres
         _phase?.StopTask();
         _overall?.Increment(1);
     }
+
+    public IProgress<TargetStep>? Targeting(int seed, string method)
+    {
+        ProgressTask? task = null;
+        return new InlineProgress<TargetStep>(p =>
+        {
+            task ??= Phase($"seed {seed}: {method} privacy target", 1);
+            var worst = p.WorstAbsAdvantage.Count == 0 ? "under the utility floor" : $"worst |adv| {p.WorstAbsAdvantage.Max():F3}";
+            task.Description = Markup.Escape($"seed {seed}: {method} round {p.Round}, {worst}" + (p.UtilityRatio is { } u ? $", validation NDCG@10 {u:F3}x" : ""));
+        });
+    }
 }
 
 /// <summary>
@@ -125,6 +136,11 @@ public sealed class LineProgress : IReproduceProgress
 
     public void MethodDone(int seed, string method) =>
         Write($"seed {seed}: {method} done ({++_done}/{Math.Max(_total, _done)})");
+
+    public IProgress<TargetStep>? Targeting(int seed, string method) =>
+        new InlineProgress<TargetStep>(p => Write(Markup.Escape($"{Prefix(seed)}{method} round {p.Round}: " +
+            (p.WorstAbsAdvantage.Count == 0 ? "under the utility floor" : $"worst |adv| {string.Join("/", p.WorstAbsAdvantage.Select(v => v.ToString("F3")))}") +
+            $", strengths {string.Join("/", p.Strengths)}" + (p.UtilityRatio is { } u ? $", validation NDCG@10 {u:F3}x" : ""))));
 
     // Single commands report seed 0: no prefix for them.
     private static string Prefix(int seed) => seed == 0 ? "" : $"seed {seed}: ";

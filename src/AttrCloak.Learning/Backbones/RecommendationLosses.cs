@@ -11,17 +11,34 @@ public static class RecommendationLosses
     /// <paramref name="model"/>'s, positives = <paramref name="split"/>'s train pairs, negatives drawn from a
     /// generator seeded with <paramref name="seed"/>. The caller owns (and should dispose) the result.
     /// </summary>
-    public static UserRecommendationLoss For(TrainedModel model, LeaveOneOutSplit split, int seed)
+    public static UserRecommendationLoss For(TrainedModel model, LeaveOneOutSplit split, int seed,
+        RecommendationReduction reduction = RecommendationReduction.SumOverSamples)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(split);
-        return model.Kind switch
+        UserRecommendationLoss loss = model.Kind switch
         {
             BackboneKind.Mf => new BceRecommendationLoss(model.Items, split, seed, model.Options.Negatives),
             BackboneKind.LightGcn => new BprRecommendationLoss(model.Items, split, seed, model.Options.Negatives),
             _ => throw new ArgumentOutOfRangeException(nameof(model), model.Kind, "unknown backbone"),
         };
+        loss.Reduction = reduction;
+        return loss;
     }
+}
+
+/// <summary>How the recommendation loss over a user's samples is reduced.</summary>
+public enum RecommendationReduction
+{
+    /// <summary>Summed over every sample: users with many interactions weigh more, and the total grows with the data set.</summary>
+    SumOverSamples,
+
+    /// <summary>
+    /// Each user's MEAN over their own samples, summed over users: every user weighs the same and the loss does not
+    /// depend on how many interactions the data holds (per user its gradient is O(1), like the DF anchor's), so MGDA
+    /// balances it against L_AU the same way on any data set (issue 13).
+    /// </summary>
+    MeanPerUser,
 }
 
 /// <summary>
@@ -86,6 +103,33 @@ public abstract class UserRecommendationLoss : IUserRecommendationLoss, IDisposa
     public int UserCount { get; }
     public int ItemCount { get; }
     public int Negatives { get; }
+
+    /// <summary>How samples are reduced (<see cref="RecommendationReduction"/>); summed by default.</summary>
+    public RecommendationReduction Reduction
+    {
+        get => _reduction;
+        set
+        {
+            _reduction = value;
+            if (value == RecommendationReduction.MeanPerUser && _positiveWeights is null)
+            {
+                // 1 / (the user's positives): each user's positives (and, positive-major, their negatives) average to one.
+                using var scope = torch.NewDisposeScope();
+                var counts = torch.zeros(UserCount, dtype: ScalarType.Float32)
+                    .index_add(0, _positiveUsers, torch.ones(_positiveUsers.shape[0], dtype: ScalarType.Float32), Scalars.One);
+                _positiveWeights = counts.index_select(0, _positiveUsers).reciprocal().DetachFromDisposeScope();
+                _negativeWeights = _positiveWeights.repeat_interleave(Negatives).DetachFromDisposeScope();
+            }
+        }
+    }
+
+    private RecommendationReduction _reduction;
+    private Tensor? _positiveWeights;
+    private Tensor? _negativeWeights;
+
+    /// <summary>Per-positive and per-negative sample weights (null = 1, the summed loss).</summary>
+    private protected (Tensor? Positive, Tensor? Negative) Weights =>
+        _reduction == RecommendationReduction.MeanPerUser ? (_positiveWeights, _negativeWeights) : (null, null);
 
     /// <summary>Train positives (each is paired with <see cref="Negatives"/> fresh negatives per call).</summary>
     public int PositiveCount { get; }
@@ -199,6 +243,8 @@ public abstract class UserRecommendationLoss : IUserRecommendationLoss, IDisposa
         _sortedPositiveKeys.Dispose();
         _trainMask?.Dispose();
         _negativeUsers.Dispose();
+        _positiveWeights?.Dispose();
+        _negativeWeights?.Dispose();
         _generator.Dispose();
         GC.SuppressFinalize(this);
     }
@@ -220,7 +266,12 @@ public sealed class BceRecommendationLoss : UserRecommendationLoss
     private protected override Tensor Loss(Tensor positive, Tensor negative)
     {
         // BCE-with-logits: -log σ(s) = softplus(-s) for label 1, -log(1-σ(s)) = softplus(s) for label 0.
-        return Scalars.Softplus(-positive).sum().Plus(Scalars.Softplus(negative).sum());
+        var (wp, wn) = Weights;
+        if (wp is null) return Scalars.Softplus(-positive).sum().Plus(Scalars.Softplus(negative).sum());
+        // Per user: mean over its n_u positives and n_u * N negatives, i.e. weights 1 / (n_u (1 + N)).
+        using var share = (1.0 / (1 + Negatives)).ToScalar();
+        return Scalars.Softplus(-positive).mul(wp.to_type(positive.dtype)).sum()
+            .Plus(Scalars.Softplus(negative).mul(wn!.to_type(negative.dtype)).sum()).mul(share);
     }
 }
 
@@ -245,6 +296,10 @@ public sealed class BprRecommendationLoss : UserRecommendationLoss
     private protected override Tensor Loss(Tensor positive, Tensor negative)
     {
         if (Negatives > 1) positive = positive.repeat_interleave(Negatives);
-        return Scalars.Softplus(negative - positive).sum();
+        var (_, wn) = Weights;
+        if (wn is null) return Scalars.Softplus(negative - positive).sum();
+        // Per user: mean over its n_u * N pairs.
+        using var share = (1.0 / Negatives).ToScalar();
+        return Scalars.Softplus(negative - positive).mul(wn.to_type(negative.dtype)).sum().mul(share);
     }
 }

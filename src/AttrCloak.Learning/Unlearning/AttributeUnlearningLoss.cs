@@ -20,6 +20,7 @@ public readonly record struct AttributeLossValue(Tensor Total, Tensor PerAttribu
 public sealed class AttributeUnlearningLoss : IDisposable
 {
     private readonly AttributeLayout[] _layouts;
+    private ClassTargets[]? _targets;
 
     /// <summary>Prepares the label layouts of <paramref name="attributes"/> for <paramref name="userCount"/> users.</summary>
     public AttributeUnlearningLoss(IReadOnlyList<ProtectedAttribute> attributes, int userCount, CovarianceRidge ridge)
@@ -45,6 +46,18 @@ public sealed class AttributeUnlearningLoss : IDisposable
     public int UserCount { get; }
 
     /// <summary>
+    /// Sends each attribute's classes to <see cref="ClassTargets"/> (one per attribute, in order) instead of the
+    /// global fit; null restores the slides' loss. The loss takes ownership of the targets.
+    /// </summary>
+    public void UseTargets(IReadOnlyList<ClassTargets>? targets)
+    {
+        if (targets is not null && targets.Count != _layouts.Length)
+            throw new ArgumentException($"{targets.Count} class targets for {_layouts.Length} attributes");
+        if (_targets is not null) foreach (var t in _targets) t.Dispose();
+        _targets = targets?.ToArray();
+    }
+
+    /// <summary>
     /// L_AU and L_AU_j of <paramref name="users"/> ([n, d], float32 or float64; may require grad). The result is
     /// float64 and attached to the autograd graph of <paramref name="users"/>.
     /// </summary>
@@ -59,7 +72,10 @@ public sealed class AttributeUnlearningLoss : IDisposable
         {
             var stats = GaussianFit.Fit(x, _layouts[j]);
             var ridge = Ridge.Resolve(stats.GlobalCovariance);
-            var (kl, meanShift) = GaussianKl.Components(stats.Means, stats.Covariances, stats.GlobalMean, stats.GlobalCovariance, ridge);
+            var target = _targets?[j];
+            var targetMean = target?.MeanOffsets is { } o ? stats.GlobalMean.Plus(o) : stats.GlobalMean;
+            var targetCovariance = target?.CovarianceOffsets is { } c ? stats.GlobalCovariance.Plus(c) : stats.GlobalCovariance;
+            var (kl, meanShift) = GaussianKl.Components(stats.Means, stats.Covariances, targetMean, targetCovariance, ridge);
             terms[j] = kl.mul(stats.Weights).sum();
             meanShifts[j] = meanShift.detach().mul(stats.Weights).sum();
         }
@@ -71,5 +87,6 @@ public sealed class AttributeUnlearningLoss : IDisposable
     public void Dispose()
     {
         foreach (var l in _layouts) l.Dispose();
+        if (_targets is not null) foreach (var t in _targets) t.Dispose();
     }
 }

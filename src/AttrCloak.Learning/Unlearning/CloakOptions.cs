@@ -1,3 +1,5 @@
+using AttrCloak.Learning.Backbones;
+
 namespace AttrCloak.Learning.Unlearning;
 
 /// <summary>Which retention loss L_R pairs with L_AU.</summary>
@@ -129,6 +131,60 @@ public sealed record CloakOptions
     /// </summary>
     public CovarianceRidge Ridge { get; init; } = CovarianceRidge.Relative(1e-3);
 
+    /// <summary>
+    /// Where L_AU sends the classes: the slides' global fit (<see cref="EqualisationTarget.Empirical"/>, the
+    /// default of this low-level option so that the plain loop is the paper's) or the noise-matched targets that
+    /// create no leakage (what the presets and the privacy-target loop use).
+    /// </summary>
+    public EqualisationTarget Target { get; init; } = EqualisationTarget.Empirical;
+
+    /// <summary>
+    /// How far each class is sent toward its target, t in [0, 1]: covariances to (1 - t) of their original
+    /// offset from the global covariance, means per <see cref="Target"/>. 1 = all the way (the slides).
+    /// </summary>
+    public double Strength { get; init; } = 1.0;
+
+    /// <summary>
+    /// After the loop, put every class mean exactly on its target with the least displacement
+    /// (<see cref="MeanProjection"/>): gradient steps leave small, class-wide misses that identify small classes.
+    /// </summary>
+    public bool ExactMeans { get; init; }
+
+    /// <summary>Strength of the covariance part alone; null = <see cref="Strength"/>.</summary>
+    public double? CovarianceStrength { get; init; }
+
+    /// <summary>
+    /// Per-attribute strengths by attribute name (case-insensitive), overriding <see cref="Strength"/> and
+    /// <see cref="CovarianceStrength"/> for the attributes they name: what the privacy-target loop adjusts, so that
+    /// an attribute that already leaks nothing is not moved at all.
+    /// </summary>
+    public IReadOnlyDictionary<string, AttributeStrength>? AttributeStrengths { get; init; }
+
+    /// <summary>
+    /// When true, <see cref="LearningRate"/> is in units of the embeddings' spread (the root mean per-dimension
+    /// standard deviation of the original embeddings), so the same value means the same on MF, LightGCN or any
+    /// scale: Adam moves each coordinate by about LearningRate x spread per step.
+    /// </summary>
+    public bool RelativeLearningRate { get; init; }
+
+    /// <summary>The (mean, covariance) strengths of attribute <paramref name="name"/>.</summary>
+    public AttributeStrength StrengthOf(string name)
+    {
+        if (AttributeStrengths is not null)
+            foreach (var (key, value) in AttributeStrengths)
+                if (string.Equals(key, name, StringComparison.OrdinalIgnoreCase)) return value;
+        return new AttributeStrength(Strength, CovarianceStrength ?? Strength);
+    }
+
+    /// <summary>
+    /// How the caller should reduce the DD recommendation loss it passes in (<see cref="RecommendationLosses.For"/>):
+    /// the presets ask for <see cref="RecommendationReduction.MeanPerUser"/>; the loop itself only sees the loss.
+    /// </summary>
+    public RecommendationReduction RecommendationReduction { get; init; } = RecommendationReduction.SumOverSamples;
+
+    /// <summary>Seed of the sampling-noise draw of <see cref="EqualisationTarget.NoiseMatched"/>.</summary>
+    public int TargetSeed { get; init; } = 20250519;
+
     /// <summary>Optional early stop on a privacy level; null = run to convergence or the cap.</summary>
     public PrivacyTarget? PrivacyTarget { get; init; }
 
@@ -154,10 +210,25 @@ public sealed record CloakOptions
         if (ConvergencePatience < 1) throw new ArgumentException($"ConvergencePatience must be >= 1, got {ConvergencePatience}");
         if (!(AdamBeta1 is >= 0 and < 1) || !(AdamBeta2 is >= 0 and < 1)) throw new ArgumentException("Adam betas must be in [0, 1)");
         if (!(AdamEpsilon > 0)) throw new ArgumentException($"AdamEpsilon must be > 0, got {AdamEpsilon}");
+        if (!(Strength is >= 0 and <= 1)) throw new ArgumentException($"Strength must be in [0, 1], got {Strength}");
+        if (CovarianceStrength is { } cs && !(cs is >= 0 and <= 1)) throw new ArgumentException($"CovarianceStrength must be in [0, 1], got {cs}");
+        if (AttributeStrengths is not null)
+            foreach (var (name, st) in AttributeStrengths)
+                if (!(st.Mean is >= 0 and <= 1) || !(st.Covariance is >= 0 and <= 1))
+                    throw new ArgumentException($"the strengths of attribute '{name}' must be in [0, 1], got {st}");
+        if (!Enum.IsDefined(Target)) throw new ArgumentException($"unknown equalisation target {Target}");
         ArgumentNullException.ThrowIfNull(Ridge);
         Ridge.Validate();
         PrivacyTarget?.Validate();
         var (min, max) = AlphaBounds(mode);
         MgdaWeight.CheckBounds(min, max);
     }
+}
+
+/// <summary>How far one attribute's classes are sent toward their targets: class means and class covariances, each in [0, 1].</summary>
+public readonly record struct AttributeStrength(double Mean, double Covariance)
+{
+    public static AttributeStrength None => new(0, 0);
+
+    public override string ToString() => Covariance > 0 ? $"{Mean:0.###}/{Covariance:0.###}" : $"{Mean:0.###}";
 }

@@ -12,6 +12,8 @@ public static class GaussianKl
     /// 64 dimensions), and SG^-1 = cholesky_inverse(LG) once per call, so the trace and Mahalanobis terms are
     /// element-wise products, O(K d^2), instead of K triangular solves. The same ridge on both sides keeps
     /// KL(P || P) = 0. Differentiable once (see <see cref="LogDetAndInverse"/>); not for higher-order gradients.
+    /// The target may also be one Gaussian per class (<paramref name="muG"/> [..., d], <paramref name="sigmaG"/>
+    /// [..., d, d]): <see cref="ClassTargets"/>.
     /// </summary>
     public static Tensor Divergence(Tensor muK, Tensor sigmaK, Tensor muG, Tensor sigmaG, Tensor ridge) =>
         Components(muK, sigmaK, muG, sigmaG, ridge).Total;
@@ -38,7 +40,8 @@ public static class GaussianKl
         // SG^-1 is symmetric, so tr(SG^-1 SK) = sum(SG^-1 o SK).
         var trace = sk.mul(sgInverse!).sum([-2L, -1L]);
         var diff = muK.to_type(float64).sub(muG.to_type(float64));
-        var mahalanobis = diff.matmul(sgInverse!).mul(diff).sum(-1);
+        // [..., 1, d] x [d, d] or [..., d, d]: works for a shared target and for one target per class.
+        var mahalanobis = diff.unsqueeze(-2).matmul(sgInverse!).squeeze(-2).mul(diff).sum(-1);
         // Explicit, held Scalars (see Scalars): implicit ones can be finalised while libtorch reads them.
         using var half = 0.5.ToScalar();
         using var dimension = d.ToScalar();

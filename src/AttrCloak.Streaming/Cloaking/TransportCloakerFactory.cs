@@ -145,9 +145,40 @@ public sealed class TransportCloakerFactory(TransportCloakerOptions? options = n
             }
             Scale(linear, o.DeviationScale);
             Scale(offset, o.DeviationScale);
+            if (o.ClassShiftShrinkage > 0)
+            {
+                // Issue 13, small classes: the class-specific shift was measured on the n_k users the store holds, so
+                // it carries their sampling noise. Applied to a NEW user that noise is a shared offset the class did not
+                // have, which makes a small class more identifiable than it started. James-Stein on the class's ORIGINAL
+                // offset from the original global mean (under no signal its squared length, in units of the original
+                // per-dimension variances, is about d / n_k): a class whose original offset is within that noise has
+                // nothing to hide and is not moved class-specifically. The originals, unlike the served statistics,
+                // never contain re-cloaked users, so the weight cannot decay under repeated updates (a weight measured
+                // on the served shift did: each rebuild saw the previous, shrunk shift, and RepeatedUpdateTests' age
+                // went back to its original leak).
+                var weight = OffsetWeight(original, k, d, o.ClassShiftShrinkage);
+                Scale(linear, weight);
+                Scale(offset, weight);
+            }
             maps[k] = new TransportCloaker.ClassMap(covarianceMaps ? ToFloat(linear) : null, ToFloat(offset));
         }
         return (maps, new AttributeMapInfo(served.Attribute, true, servedTarget, covarianceMaps, warmCount), (globalLinear, globalOffset));
+    }
+
+    /// <summary>max(0, 1 - kappa d / (n_k |mu_k - mu_g|^2)) on the original statistics, lengths in units of the original per-dimension variances.</summary>
+    private static double OffsetWeight(ClassStatisticsSnapshot original, int k, int d, double kappa)
+    {
+        var n = original.Counts[k];
+        if (n <= 0) return 0;
+        double length = 0;
+        for (var i = 0; i < d; i++)
+        {
+            var variance = Math.Max(original.GlobalCovariance[i * d + i], 1e-12);
+            var delta = original.Means[k][i] - original.GlobalMean[i];
+            length += delta * delta / variance;
+        }
+        if (!(length > 0)) return 0;
+        return Math.Max(0, 1 - kappa * d / (n * length));
     }
 
     private static void Check(ClassStatisticsSnapshot served, ClassStatisticsSnapshot original, int d)

@@ -170,3 +170,73 @@ public sealed class RecommendationLossTests
         return s;
     }
 }
+
+public sealed class RecommendationReductionTests
+{
+    private static readonly Lazy<LeaveOneOutSplit> Split = new(() => LeaveOneOutSplit.Create(
+        TinyData.TwoGroups(usersPerGroup: 8, blockSize: 20, fillerItems: 110, itemsPerUser: 10), 99, seed: 3));
+
+    private static EmbeddingMatrix RandomMatrix(int rows, int cols, int seed)
+    {
+        var rng = new Random(seed);
+        return new EmbeddingMatrix(rows, cols, Enumerable.Range(0, rows * cols).Select(_ => (float)(rng.NextDouble() - 0.5)).ToArray());
+    }
+
+    private static double Dot(EmbeddingMatrix a, int i, EmbeddingMatrix b, int j)
+    {
+        double s = 0;
+        for (var k = 0; k < a.Cols; k++) s += a.Values[i * a.Cols + k] * b.Values[j * b.Cols + k];
+        return s;
+    }
+
+    private static double Sigmoid(double x) => 1 / (1 + Math.Exp(-x));
+
+    [Fact]
+    public void Mean_per_user_bce_is_each_users_mean_over_its_samples_summed_over_users()
+    {
+        TorchRuntime.EnsureInitialised();
+        var split = Split.Value;
+        var items = RandomMatrix(split.ItemCount, 3, 1);
+        var users = RandomMatrix(split.UserCount, 3, 2);
+        using var loss = new BceRecommendationLoss(items, split, seed: 9, negatives: 4) { Reduction = RecommendationReduction.MeanPerUser };
+        using var scope = NewDisposeScope();
+        var negatives = loss.SampleNegativeItems().data<long>().ToArray();
+        var value = loss.ComputeWith(torch.tensor(users.Values, [users.Rows, users.Cols]), torch.tensor(negatives)).item<float>();
+
+        var pairs = split.TrainPairs();
+        var perUser = new double[split.UserCount];
+        var samples = new int[split.UserCount];
+        for (var k = 0; k < pairs.Length; k++)
+        {
+            var (u, i) = pairs[k];
+            perUser[u] += -Math.Log(Sigmoid(Dot(users, u, items, i)));
+            samples[u]++;
+            for (var j = 0; j < 4; j++)
+            {
+                perUser[u] += -Math.Log(1 - Sigmoid(Dot(users, u, items, (int)negatives[k * 4 + j])));
+                samples[u]++;
+            }
+        }
+        var expected = Enumerable.Range(0, split.UserCount).Where(u => samples[u] > 0).Sum(u => perUser[u] / samples[u]);
+        ((double)value).ShouldBe(expected, Math.Abs(expected) * 1e-5);
+    }
+
+    [Fact]
+    public void Mean_per_user_loss_does_not_grow_with_the_number_of_interactions()
+    {
+        // The same users with twice the interactions each: the summed loss roughly doubles, the per-user mean does not.
+        TorchRuntime.EnsureInitialised();
+        var small = LeaveOneOutSplit.Create(TinyData.TwoGroups(usersPerGroup: 8, blockSize: 30, fillerItems: 110, itemsPerUser: 8), 99, seed: 3);
+        var large = LeaveOneOutSplit.Create(TinyData.TwoGroups(usersPerGroup: 8, blockSize: 30, fillerItems: 110, itemsPerUser: 16), 99, seed: 3);
+        var items = RandomMatrix(small.ItemCount, 3, 1);
+        var users = RandomMatrix(small.UserCount, 3, 2);
+        double Value(LeaveOneOutSplit split, RecommendationReduction reduction)
+        {
+            using var loss = new BceRecommendationLoss(items, split, seed: 9, negatives: 4) { Reduction = reduction };
+            using var scope = NewDisposeScope();
+            return loss.Compute(torch.tensor(users.Values, [users.Rows, users.Cols])).item<float>();
+        }
+        (Value(large, RecommendationReduction.SumOverSamples) / Value(small, RecommendationReduction.SumOverSamples)).ShouldBeGreaterThan(1.8);
+        (Value(large, RecommendationReduction.MeanPerUser) / Value(small, RecommendationReduction.MeanPerUser)).ShouldBeInRange(0.85, 1.15);
+    }
+}

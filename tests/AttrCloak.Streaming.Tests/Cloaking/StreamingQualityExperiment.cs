@@ -47,6 +47,12 @@ public sealed class StreamingQualityExperiment
         ["anchor025"] = () => new TransportCloakerFactory(new TransportCloakerOptions { CovarianceAnchor = 0.25, TargetCovarianceScale = 0 }),
         ["anchor01"] = () => new TransportCloakerFactory(new TransportCloakerOptions { CovarianceAnchor = 0.1, TargetCovarianceScale = 0 }),
         ["prior256"] = () => new TransportCloakerFactory(new TransportCloakerOptions { CovariancePriorUsers = 256 }),
+        ["replicate-mean"] = () => new TransportCloakerFactory(new TransportCloakerOptions { TargetOffsetScale = 1, CovarianceMaps = false }),
+        ["replicate-mean-js"] = () => new TransportCloakerFactory(new TransportCloakerOptions { TargetOffsetScale = 1, CovarianceMaps = false, ClassShiftShrinkage = 1 }),
+        ["replicate-mean-js2"] = () => new TransportCloakerFactory(new TransportCloakerOptions { TargetOffsetScale = 1, CovarianceMaps = false, ClassShiftShrinkage = 2 }),
+        ["replicate-mean-js05"] = () => new TransportCloakerFactory(new TransportCloakerOptions { TargetOffsetScale = 1, CovarianceMaps = false, ClassShiftShrinkage = 0.5 }),
+        ["transport-js"] = () => new TransportCloakerFactory(new TransportCloakerOptions { ClassShiftShrinkage = 1 }),
+        ["half-mean"] = () => new TransportCloakerFactory(new TransportCloakerOptions { TargetOffsetScale = 0.5, CovarianceMaps = false }),
         ["cold"] = () => new TransportCloakerFactory(),
         ["identity"] = () => null,
     };
@@ -62,6 +68,14 @@ public sealed class StreamingQualityExperiment
         var variants = (Environment.GetEnvironmentVariable("ATTRCLOAK_CLOAK_VARIANTS") ?? "transport").Split(',', StringSplitOptions.TrimEntries);
         var refresh = int.TryParse(Environment.GetEnvironmentVariable("ATTRCLOAK_REFRESH"), out var r) ? r : 25;
         var seeds = int.TryParse(Environment.GetEnvironmentVariable("ATTRCLOAK_SEEDS"), out var s) ? s : 1;
+        // ATTRCLOAK_BATCH: "v1" (the DF defaults before issue 13), or a strength in [0, 1] for the DF preset of
+        // issue 13 at that strength on every attribute; unset = the preset as it is (full strength).
+        var batchOptions = Environment.GetEnvironmentVariable("ATTRCLOAK_BATCH") switch
+        {
+            "v1" => AttrCloak.Learning.Unlearning.CloakPresets.DataFreeV1,
+            { Length: > 0 } b => StreamingReplay.NoiseMatchedPreset(double.Parse(b, CultureInfo.InvariantCulture)),
+            _ => StreamingReplay.DataFreePreset,
+        };
 
         var data = DatasetLoader.Load(DatasetKind.MovieLens100K, dir);
         var split = LeaveOneOutSplit.Create(data, 99, 2025);
@@ -79,13 +93,14 @@ public sealed class StreamingQualityExperiment
         {
             var privacy = PrivacyAudit.Run(users, audited, audit);
             var ndcg = UtilityEvaluator.Evaluate(users, model.Items, split.TestCandidates).Ndcg10;
-            var ba = string.Join(" ", privacy.Attributes.Select(a => a.WorstBalancedAccuracy.ToString("F4", CultureInfo.InvariantCulture)));
+            var ba = string.Join(" ", privacy.Attributes.Select(a => a.WorstBalancedAccuracy.ToString("F4", CultureInfo.InvariantCulture)))
+                + "  |adv| " + string.Join(" ", privacy.Attributes.Select(a => a.MaxAbsAdvantage.ToString("F4", CultureInfo.InvariantCulture)));
             return string.Create(CultureInfo.InvariantCulture, $"{name,-28} {ba}   {ndcg:F4} {extra}");
         }
 
         Print($"ML-100K MF d={model.Dim}, attackers {string.Join(",", attackers)}; refresh every {refresh} users; columns: worst BA {string.Join("/", data.Attributes.Select(a => a.Name))}, NDCG@10");
         Print(Row("original", model.Users));
-        var replay0 = new StreamingReplay { Attributes = data.Attributes };
+        var replay0 = new StreamingReplay { Attributes = data.Attributes, BatchOptions = batchOptions };
         var batch = replay0.Batch(model.Users, data.Labels);
         Print(Row("batch DF (all users)", batch, $"msd {StreamingReplay.MeanSquaredDisplacement(batch, model.Users):F4}"));
         for (var seed = 1; seed <= seeds; seed++)
@@ -100,6 +115,7 @@ public sealed class StreamingQualityExperiment
                     RefreshEvery = refresh,
                     Seed = seed,
                     BootstrapFraction = variant == "cold" ? 0 : 0.5,
+                    BatchOptions = batchOptions,
                 };
                 var factory = make();
                 var result = factory is null

@@ -17,6 +17,9 @@ internal sealed class StreamingReplay
     /// <summary>The DF preset (<see cref="CloakPresets.DataFree"/>), what bootstrap and seatings run.</summary>
     public static CloakOptions DataFreePreset => CloakPresets.DataFree;
 
+    /// <summary>The DF preset of issue 13 at a fixed strength on every attribute (the privacy-target loop picks such strengths).</summary>
+    public static CloakOptions NoiseMatchedPreset(double strength) => CloakPresets.DataFree with { Strength = strength };
+
     public required IReadOnlyList<AttributeSpec> Attributes { get; init; }
     public double BootstrapFraction { get; init; } = 0.5;
     public int RefreshEvery { get; init; } = 25;

@@ -14,6 +14,7 @@ public sealed class TransportCloakerTests
     private static readonly TransportCloakerOptions Exact = new()
     {
         MeanPriorUsers = 0, CovariancePriorUsers = 0, MinCovarianceUsers = 2, TargetOffsetScale = 1, TargetCovarianceScale = 1, CovarianceAnchor = 0,
+        ClassShiftShrinkage = 0,
     };
 
     [Fact]
@@ -83,7 +84,7 @@ public sealed class TransportCloakerTests
         var gender = Stats("gender", [300, 300], means[..2], covs[..2]);
         // With shrinkage but the served class offsets kept whole: shrinking both sides alike still maps a population onto itself.
         var snapshot = Snapshot(d, [gender, age], [gender, age]);
-        var cloaker = new TransportCloakerFactory(new TransportCloakerOptions { TargetOffsetScale = 1, TargetCovarianceScale = 1, CovarianceAnchor = 0 }).Build(snapshot);
+        var cloaker = new TransportCloakerFactory(new TransportCloakerOptions { TargetOffsetScale = 1, TargetCovarianceScale = 1, CovarianceAnchor = 0, ClassShiftShrinkage = 0 }).Build(snapshot);
         var x = RandomVector(rng, d).Select(v => (float)v).ToArray();
         var y = new float[d];
         cloaker.Cloak(x, [1, 2], y).ProtectedMask.ShouldBe(0b11u);
@@ -260,4 +261,46 @@ public sealed class TransportCloakerTests
 
     internal static StatisticsSnapshot Snapshot(int d, IReadOnlyList<ClassStatisticsSnapshot> served, IReadOnlyList<ClassStatisticsSnapshot> originals) =>
         new(Version, d, served) { Originals = originals };
+
+    [Fact]
+    public void A_small_class_whose_offset_is_within_its_sampling_noise_is_not_moved_class_specifically()
+    {
+        // Issue 13: a class of 5 users whose original offset is no larger than the sampling noise of 5 users has
+        // nothing to hide; moving a new user of it by the shift its bootstrap received would hand the user a shared
+        // offset the class never had. A large class with a real offset keeps its shift.
+        var rng = new Random(11);
+        const int d = 8;
+        var cov = new double[d * d];
+        for (var i = 0; i < d; i++) cov[i * d + i] = 1;
+        double[] Scaled(double[] v, double length)
+        {
+            var norm = Math.Sqrt(v.Sum(x => x * x));
+            return v.Select(x => x / norm * length).ToArray();
+        }
+        var real = RandomVector(rng, d, 1.0);
+        // Originals: opposite real offsets for the two large classes (population mean about 0), a noise-sized one
+        // (|offset|^2 = d / n_k in unit within-class variance) for the small class.
+        var originalMeans = new[] { real, real.Select(v => -v * 600 / 395).ToArray(), Scaled(RandomVector(rng, d), Math.Sqrt(d / 5.0)) };
+        // Served: the batch equalised the large classes and gave the small one a fresh noise-sized offset.
+        var servedMeans = new[] { new double[d], new double[d], Scaled(RandomVector(rng, d), Math.Sqrt(d / 5.0)) };
+        var counts = new long[] { 600, 395, 5 };
+        var original = Stats("occupation", counts, originalMeans, [cov, cov, cov]);
+        var served = Stats("occupation", counts, servedMeans, [cov, cov, cov]);
+        var options = new TransportCloakerOptions { CovarianceMaps = false, TargetOffsetScale = 1, MeanPriorUsers = 0 };
+        var shrunk = new TransportCloakerFactory(options).BuildTransport(Snapshot(d, [served], [original]));
+        var plain = new TransportCloakerFactory(options with { ClassShiftShrinkage = 0 }).BuildTransport(Snapshot(d, [served], [original]));
+
+        var x = RandomVector(rng, d).Select(v => (float)v).ToArray();
+        float[] Cloak(TransportCloaker c, int k)
+        {
+            var y = new float[d];
+            c.Cloak(x, [k], y);
+            return y;
+        }
+        double Distance(float[] a, float[] b) => Math.Sqrt(a.Zip(b, (p, q) => (double)(p - q) * (p - q)).Sum());
+        var none = Cloak(shrunk, -1); // no class-specific move: the population-wide part only
+        Distance(Cloak(plain, 2), none).ShouldBeGreaterThan(0.5);     // without shrinkage the small class is moved
+        Distance(Cloak(shrunk, 2), none).ShouldBeLessThan(1e-5);      // with it, not
+        Distance(Cloak(shrunk, 0), Cloak(plain, 0)).ShouldBeLessThan(0.02 * Distance(Cloak(plain, 0), none)); // real shift kept
+    }
 }

@@ -39,8 +39,16 @@ public static class SyntheticDataset
         var rng = new SplitMixRandom(options.Seed);
         int n = options.Users, m = options.Items, d = options.LatentDimensions;
 
-        var weights = new[] { GenderWeights, AgeWeights, OccupationWeights };
-        var specs = new[] { MovieLensAttributes.Gender, MovieLensAttributes.Age, MovieLensAttributes.Occupation1M };
+        var occupationWeights = OccupationWeights;
+        var occupationSpec = MovieLensAttributes.Occupation1M;
+        if (options.OccupationClasses != OccupationWeights.Length)
+        {
+            occupationWeights = Enumerable.Range(1, options.OccupationClasses).Select(r => 1.0 / r).ToArray();
+            occupationSpec = new AttributeSpec("occupation",
+                Enumerable.Range(0, options.OccupationClasses).Select(c => "c" + c.ToString(CultureInfo.InvariantCulture)).ToArray());
+        }
+        var weights = new[] { GenderWeights, AgeWeights, occupationWeights }.Select(w => Skew(w, options.ClassImbalance)).ToArray();
+        var specs = new[] { MovieLensAttributes.Gender, MovieLensAttributes.Age, occupationSpec };
         var labels = new int[specs.Length][];
         for (var a = 0; a < specs.Length; a++)
         {
@@ -116,6 +124,15 @@ public static class SyntheticDataset
         var userIds = Enumerable.Range(1, n).Select(i => i.ToString(CultureInfo.InvariantCulture)).ToArray();
         var itemIds = Enumerable.Range(1, m).Select(i => i.ToString(CultureInfo.InvariantCulture)).ToArray();
         return new RecDataset(DatasetName, userIds, itemIds, interactions, specs, labels);
+    }
+
+    /// <summary>w_k^power, renormalised (power 1 returns the weights unchanged, so existing data sets stay bit-identical).</summary>
+    private static double[] Skew(double[] weights, double power)
+    {
+        if (power == 1) return weights;
+        var skewed = weights.Select(w => Math.Pow(w, power)).ToArray();
+        var total = skewed.Sum();
+        return skewed.Select(w => w / total).ToArray();
     }
 
     private static double[] Gaussians(SplitMixRandom rng, int count, double scale)

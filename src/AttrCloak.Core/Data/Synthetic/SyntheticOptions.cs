@@ -26,6 +26,18 @@ public sealed record SyntheticOptions
     /// </summary>
     public double AttributeStrength { get; init; } = 0.25;
 
+    /// <summary>
+    /// Skews every attribute's class frequencies: each weight is raised to this power and renormalised (1 keeps the
+    /// MovieLens-like shares, 2 makes the majority classes far larger and the small ones rarer).
+    /// </summary>
+    public double ClassImbalance { get; init; } = 1.0;
+
+    /// <summary>
+    /// Classes of the third attribute ("occupation"): 21 keeps ML-1M's codes and ML-100K-like shares; any other count
+    /// gets Zipf-like shares (weight 1 / rank) and class names "c0", "c1", ...
+    /// </summary>
+    public int OccupationClasses { get; init; } = 21;
+
     /// <summary>Softmax temperature of the taste term; lower makes choices follow taste more than popularity.</summary>
     public double Temperature { get; init; } = 0.5;
 
@@ -48,6 +60,9 @@ public sealed record SyntheticOptions
         if (LatentDimensions < 1) throw new ArgumentException($"LatentDimensions must be at least 1, got {LatentDimensions}");
         if (!(AttributeStrength >= 0) || double.IsInfinity(AttributeStrength))
             throw new ArgumentException($"AttributeStrength must be a finite number >= 0, got {AttributeStrength}");
+        if (!(ClassImbalance > 0) || double.IsInfinity(ClassImbalance))
+            throw new ArgumentException($"ClassImbalance must be a finite number > 0, got {ClassImbalance}");
+        if (OccupationClasses < 2) throw new ArgumentException($"OccupationClasses must be at least 2, got {OccupationClasses}");
         if (!(Temperature > 0) || double.IsInfinity(Temperature))
             throw new ArgumentException($"Temperature must be a finite number > 0, got {Temperature}");
         if (!(PopularityExponent >= 0) || double.IsInfinity(PopularityExponent))

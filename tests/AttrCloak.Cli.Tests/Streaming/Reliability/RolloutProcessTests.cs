@@ -134,7 +134,10 @@ public sealed class RolloutProcessTests(RedisServerFixture redis)
                 s.WorstBalancedAccuracy.ShouldBeLessThanOrEqualTo(b.WorstBalancedAccuracy + 0.02, $"{s.Name}: the served B population leaks more than batch DF on B");
             }
             Say(string.Create(CultureInfo.InvariantCulture, $"NDCG@10 with B's items: original {originalNdcg:F4}, batch DF {batchNdcg:F4}, served {servedNdcg:F4} ({servedNdcg / batchNdcg:F3}x of batch)"));
-            servedNdcg.ShouldBeGreaterThanOrEqualTo(0.99 * batchNdcg);
+            // Issue 13: the DF preset's class targets carry a seeded draw of each class's sampling noise, so two batch runs
+            // over different populations (the seating's and this reference over all users) differ in NDCG@10 by the draw
+            // alone (ML-100K MF, 4 draws: 0.2881-0.2926); 0.99 was a bar for the deterministic targets before it.
+            servedNdcg.ShouldBeGreaterThanOrEqualTo(0.97 * batchNdcg);
 
             // Retire A: nothing of it is left; B's users keep their records; the statistics verify.
             var (retired, retireOutput) = await CliRunner.RunAsync("generations", "retire", ModelA, "--config", config, "--wait", "120");

@@ -1,0 +1,48 @@
+using AttrCloak.Audit;
+using AttrCloak.Core.Data;
+using AttrCloak.Core.Evaluation;
+using AttrCloak.Learning.Backbones;
+using AttrCloak.Learning.Unlearning;
+
+namespace AttrCloak.Cli.Experiments;
+
+/// <summary>
+/// The privacy-target loop wired to this project's probes: shadow audits with their own seed (the final audit's
+/// folds are never the loop's) and validation NDCG@10 as the utility floor. One place, so that `cloak`,
+/// `reproduce` and `harness` run exactly the same thing.
+/// </summary>
+public static class TargetedCloaking
+{
+    public static TargetedCloakResult Run(
+        TrainedModel model,
+        LeaveOneOutSplit split,
+        IReadOnlyList<ProtectedAttribute> attributes,
+        IReadOnlyList<AuditedAttribute> audited,
+        CloakOptions options,
+        PrivacyGoal goal,
+        ShadowAuditOptions shadow,
+        int seed,
+        IProgress<TargetStep>? progress = null,
+        CancellationToken ct = default)
+    {
+        var mode = options.Mode ?? CloakMode.DataFree;
+        using var recLoss = mode == CloakMode.DataDependent
+            ? RecommendationLosses.For(model, split, seed, options.RecommendationReduction)
+            : null;
+        var probe = new ShadowAuditProbe(audited, shadow with { Seed = shadow.Seed + seed });
+        var utility = new ValidationUtilityProbe(model.Users, model.Items, split);
+        return new TargetedCloaker().Cloak(model.Users, attributes, options with { TargetSeed = options.TargetSeed + seed }, goal,
+            probe, utility, recLoss, progress, ct);
+    }
+
+    /// <summary>One line per round, for logs.</summary>
+    public static string Describe(TargetStep step, IReadOnlyList<string> names)
+    {
+        var strengths = string.Join(" ", names.Select((n, j) => $"{n}={step.Strengths[j]}"));
+        var readings = step.WorstAbsAdvantage.Count == 0
+            ? "not audited (under the utility floor)"
+            : string.Join(" ", names.Select((n, j) => $"{n} {step.WorstAbsAdvantage[j]:F3} ({step.WorstAttacker[j]})"));
+        var utility = step.UtilityRatio is { } u ? $", validation NDCG@10 {u:F3}x" : "";
+        return $"round {step.Round}: strengths {strengths}; worst |adv| {readings}{utility} [{step.Seconds:F1} s]";
+    }
+}

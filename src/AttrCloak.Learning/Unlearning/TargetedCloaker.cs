@@ -1,0 +1,244 @@
+using System.Diagnostics;
+using AttrCloak.Core.Data;
+using AttrCloak.Learning.Backbones;
+
+namespace AttrCloak.Learning.Unlearning;
+
+/// <summary>
+/// What a privacy probe measured on one embedding matrix, per protected attribute (in the cloak's attribute order):
+/// the worst |balanced accuracy - chance| over its attackers and decision rules, scored on users the attackers
+/// never trained on, and the same statistic on embeddings with NO information about the attribute (the audit's noise
+/// floor: the worst of a dozen noisy scores is never 0 on a finite population).
+/// </summary>
+public sealed record PrivacyReading(IReadOnlyList<double> WorstAbsAdvantage, IReadOnlyList<double> NoiseFloor,
+    IReadOnlyList<string> WorstAttacker);
+
+/// <summary>Measures leakage of a cloaked matrix with shadow attackers (AttrCloak.Audit implements it).</summary>
+public interface IPrivacyProbe
+{
+    /// <summary>The probe's reading of <paramref name="embeddings"/>.</summary>
+    PrivacyReading Measure(EmbeddingMatrix embeddings, CancellationToken ct);
+}
+
+/// <summary>Utility of a cloaked matrix relative to the original (1 = unchanged), e.g. NDCG@10 on the validation items.</summary>
+public interface IUtilityProbe
+{
+    string Name { get; }
+
+    double Ratio(EmbeddingMatrix cloaked);
+}
+
+/// <summary>
+/// The privacy target of issue 13: every attribute's worst |advantage| at most <paramref name="Epsilon"/> (both
+/// directions, calibrated attackers included), without utility falling under <paramref name="UtilityFloor"/>.
+/// </summary>
+/// <param name="Epsilon">Largest |balanced accuracy - chance| allowed per attribute.</param>
+/// <param name="UtilityFloor">Smallest utility ratio accepted (null = no floor).</param>
+/// <param name="MaxProbes">Cloak-and-audit rounds at most (the original's audit not counted).</param>
+/// <param name="NoiseMargin">An attribute counts as within the target when its reading is at most max(Epsilon,
+/// NoiseMargin x its noise floor): below the audit's own resolution the loop cannot tell leakage from chance, and
+/// chasing noise only costs utility.</param>
+public sealed record PrivacyGoal(double Epsilon, double? UtilityFloor = null, int MaxProbes = 8, double NoiseMargin = 1.25)
+{
+    public void Validate()
+    {
+        if (!(Epsilon > 0) || !double.IsFinite(Epsilon)) throw new ArgumentException($"the privacy target must be finite and > 0, got {Epsilon}");
+        if (UtilityFloor is { } f && !(f is > 0 and <= 1)) throw new ArgumentException($"the utility floor must be in (0, 1], got {f}");
+        if (MaxProbes < 1) throw new ArgumentException($"MaxProbes must be at least 1, got {MaxProbes}");
+        if (!(NoiseMargin >= 1)) throw new ArgumentException($"NoiseMargin must be >= 1, got {NoiseMargin}");
+    }
+}
+
+/// <summary>How the privacy-target loop ended.</summary>
+public enum TargetOutcome
+{
+    /// <summary>Every attribute is within the target.</summary>
+    Met,
+
+    /// <summary>Some attribute still leaks with every strength at its maximum.</summary>
+    NotMetAtFullStrength,
+
+    /// <summary>Some attribute still leaks and a stronger cloak would fall under the utility floor.</summary>
+    NotMetAboveFloor,
+
+    /// <summary>The probe budget ran out first.</summary>
+    ProbeBudgetExhausted,
+}
+
+/// <summary>One round of the loop: the strengths tried, what the probe read, and the utility.</summary>
+public sealed record TargetStep(int Round, IReadOnlyList<AttributeStrength> Strengths, IReadOnlyList<double> WorstAbsAdvantage,
+    IReadOnlyList<string> WorstAttacker, double? UtilityRatio, bool AboveFloor, double Seconds);
+
+/// <summary>The outcome of <see cref="TargetedCloaker.Cloak"/>.</summary>
+public sealed record TargetedCloakResult(
+    EmbeddingMatrix Embeddings,
+    CloakResult? Cloak,
+    TargetOutcome Outcome,
+    IReadOnlyList<string> AttributeNames,
+    IReadOnlyList<AttributeStrength> Strengths,
+    IReadOnlyList<double> Thresholds,
+    IReadOnlyList<string> StillLeaking,
+    IReadOnlyList<TargetStep> Steps,
+    TimeSpan WallTime)
+{
+    /// <summary>One line for logs and tables.</summary>
+    public string Describe() => Outcome switch
+    {
+        TargetOutcome.Met => $"target met after {Steps.Count - 1} round(s); strengths {Format()}",
+        TargetOutcome.NotMetAboveFloor => $"target NOT met above the utility floor: {string.Join(", ", StillLeaking)} still leak(s); strengths {Format()}",
+        TargetOutcome.NotMetAtFullStrength => $"target NOT met at full strength: {string.Join(", ", StillLeaking)} still leak(s)",
+        _ => $"target NOT met within the round budget: {string.Join(", ", StillLeaking)} still leak(s); strengths {Format()}",
+    };
+
+    private string Format() => string.Join(" ", AttributeNames.Select((a, j) => $"{a}={Strengths[j]}"));
+}
+
+/// <summary>
+/// Privacy as a target (issue 13): AttrCloak with the strength of each attribute's cloak set in a closed loop on
+/// shadow audits, instead of learning rates and iteration counts tuned on one data set.
+/// <para>
+/// Round 0 audits the original embeddings. While some attribute's reading exceeds its threshold
+/// (max(epsilon, margin x noise floor)), that attribute's strength goes up, the cloak is re-run from the original
+/// embeddings with the new strengths, the probe audits it again; attributes within the target are left where they
+/// are. The mean strength t moves first, by a factor on (1 - t) that is proportional to how far the reading is from
+/// the threshold (between 0.4 and 0.7 per round); once it is 1 the class covariances follow in thirds. Every target
+/// is noise-matched (<see cref="EqualisationTarget.NoiseMatched"/>), so raising a strength past what was needed
+/// costs utility but creates no leakage of its own on the means. A round that falls under the utility floor is
+/// retried with one attribute raised at a time (worst leak first), then with 1/2, 1/4 and 1/8 of that step. The loop stops when
+/// the target is met, when every leaking attribute is at full strength, when no candidate of a round stays above the
+/// floor (the strongest round above it is returned and the result says which attributes still leak), or when the
+/// round budget is spent.
+/// </para>
+/// </summary>
+public sealed class TargetedCloaker
+{
+    /// <summary>Mean strengths this close to 1 are rounded up (the last few percent cost rounds, not utility).</summary>
+    private const double FullMean = 0.97;
+
+    public TargetedCloakResult Cloak(
+        EmbeddingMatrix original,
+        IReadOnlyList<ProtectedAttribute> attributes,
+        CloakOptions options,
+        PrivacyGoal goal,
+        IPrivacyProbe probe,
+        IUtilityProbe? utility = null,
+        IUserRecommendationLoss? recommendationLoss = null,
+        IProgress<TargetStep>? progress = null,
+        CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(original);
+        ArgumentNullException.ThrowIfNull(attributes);
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(goal);
+        ArgumentNullException.ThrowIfNull(probe);
+        goal.Validate();
+        var wall = Stopwatch.StartNew();
+        var names = attributes.Select(a => a.Name).ToArray();
+        var m = names.Length;
+        var steps = new List<TargetStep>();
+        var clock = Stopwatch.StartNew();
+
+        var reading = Check(probe.Measure(original, ct), m);
+        var thresholds = Enumerable.Range(0, m).Select(j => Math.Max(goal.Epsilon, goal.NoiseMargin * reading.NoiseFloor[j])).ToArray();
+        var strengths = Enumerable.Repeat(AttributeStrength.None, m).ToArray();
+        steps.Add(new TargetStep(0, strengths, reading.WorstAbsAdvantage, reading.WorstAttacker, utility is null ? null : 1.0, true, clock.Elapsed.TotalSeconds));
+        progress?.Report(steps[^1]);
+
+        var best = (Embeddings: original, Cloak: (CloakResult?)null, Strengths: strengths, Reading: reading);
+        TargetOutcome outcome;
+        for (var round = 1; ; round++)
+        {
+            ct.ThrowIfCancellationRequested();
+            var over = Enumerable.Range(0, m).Where(j => best.Reading.WorstAbsAdvantage[j] > thresholds[j]).ToArray();
+            if (over.Length == 0) { outcome = TargetOutcome.Met; break; }
+            if (over.All(j => best.Strengths[j] is { Mean: 1, Covariance: 1 })) { outcome = TargetOutcome.NotMetAtFullStrength; break; }
+            if (round > goal.MaxProbes) { outcome = TargetOutcome.ProbeBudgetExhausted; break; }
+
+            var raised = (AttributeStrength[])best.Strengths.Clone();
+            foreach (var j in over) raised[j] = Raise(raised[j], best.Reading.WorstAbsAdvantage[j], thresholds[j]);
+            // Candidates, most promising first: every leaking attribute raised together; then, when that falls under
+            // the floor, one attribute at a time (the worst leak relative to its threshold first: the cheap ones, such
+            // as a binary attribute, can then go all the way while an expensive one waits); then 1/2, 1/4, 1/8 steps of one.
+            var byLeak = over.OrderByDescending(j => best.Reading.WorstAbsAdvantage[j] / thresholds[j]).ToArray();
+            var candidates = new List<AttributeStrength[]> { raised };
+            if (over.Length > 1 && goal.UtilityFloor is not null)
+                candidates.AddRange(byLeak.Select(j => Only(best.Strengths, j, raised[j])));
+            if (goal.UtilityFloor is not null)
+                for (var part = 2; part <= 8; part *= 2)
+                    candidates.AddRange(byLeak.Select(j => Only(best.Strengths, j, Part(best.Strengths[j], raised[j], 1.0 / part))));
+            AttributeStrength[]? next = null;
+            CloakResult? cloak = null;
+            double? ratio = null;
+            clock.Restart();
+            foreach (var candidate in candidates)
+            {
+                var (c, r) = Run(candidate);
+                if (AboveFloor(r)) { (next, cloak, ratio) = (candidate, c, r); break; }
+                steps.Add(new TargetStep(round, candidate, [], [], r, false, clock.Elapsed.TotalSeconds));
+                progress?.Report(steps[^1]);
+                clock.Restart();
+            }
+            if (next is null || cloak is null)
+            {
+                outcome = TargetOutcome.NotMetAboveFloor;
+                break;
+            }
+            var measured = Check(probe.Measure(cloak.Embeddings, ct), m);
+            steps.Add(new TargetStep(round, next, measured.WorstAbsAdvantage, measured.WorstAttacker, ratio, true, clock.Elapsed.TotalSeconds));
+            progress?.Report(steps[^1]);
+            best = (cloak.Embeddings, cloak, next, measured);
+        }
+
+        static AttributeStrength[] Only(AttributeStrength[] current, int j, AttributeStrength value)
+        {
+            var copy = (AttributeStrength[])current.Clone();
+            copy[j] = value;
+            return copy;
+        }
+
+        static AttributeStrength Part(AttributeStrength from, AttributeStrength to, double share) =>
+            new(from.Mean + share * (to.Mean - from.Mean), from.Covariance + share * (to.Covariance - from.Covariance));
+
+        bool AboveFloor(double? ratio) => goal.UtilityFloor is not { } floor || ratio is not { } r || r >= floor;
+
+        (CloakResult Cloak, double? Ratio) Run(AttributeStrength[] strengths)
+        {
+            var run = options with
+            {
+                Target = EqualisationTarget.NoiseMatched,
+                AttributeStrengths = names.Select((n, j) => (n, strengths[j])).ToDictionary(p => p.n, p => p.Item2, StringComparer.OrdinalIgnoreCase),
+                ExactMeans = true,
+                PrivacyTarget = null,
+            };
+            var cloak = new Cloaker().Cloak(original, attributes, run, recommendationLoss, null, ct);
+            return (cloak, utility?.Ratio(cloak.Embeddings));
+        }
+
+        var still = Enumerable.Range(0, m).Where(j => best.Reading.WorstAbsAdvantage[j] > thresholds[j]).Select(j => names[j]).ToArray();
+        return new TargetedCloakResult(best.Embeddings, best.Cloak, outcome, names, best.Strengths, thresholds, still, steps, wall.Elapsed);
+    }
+
+    /// <summary>
+    /// The next strength of an attribute that reads <paramref name="reading"/> against <paramref name="threshold"/>:
+    /// (1 - t) shrinks by clamp(threshold / reading, 0.4, 0.7), so a leak several times the threshold moves faster,
+    /// but never so fast that one round overshoots the utility floor by much; at full mean strength the covariances
+    /// follow in thirds.
+    /// </summary>
+    internal static AttributeStrength Raise(AttributeStrength current, double reading, double threshold)
+    {
+        if (current.Mean < 1)
+        {
+            var factor = Math.Clamp(threshold / Math.Max(reading, 1e-12), 0.4, 0.7);
+            var mean = 1 - (1 - current.Mean) * factor;
+            return current with { Mean = mean >= FullMean ? 1 : mean };
+        }
+        return current with { Covariance = Math.Min(1, Math.Round(current.Covariance + 1.0 / 3, 6)) };
+    }
+
+    private static PrivacyReading Check(PrivacyReading reading, int attributes)
+    {
+        if (reading.WorstAbsAdvantage.Count != attributes || reading.NoiseFloor.Count != attributes || reading.WorstAttacker.Count != attributes)
+            throw new InvalidOperationException($"the privacy probe returned readings for {reading.WorstAbsAdvantage.Count} attributes, expected {attributes}");
+        return reading;
+    }
+}

@@ -1,0 +1,30 @@
+using AttrCloak.Core.Data;
+using AttrCloak.Core.Evaluation;
+
+namespace AttrCloak.Learning.Unlearning;
+
+/// <summary>
+/// NDCG@10 on the VALIDATION items (leave-one-out, the split's fixed candidate lists) of cloaked user vectors over the
+/// original's: the utility floor of the privacy-target loop. Never the test items, which only the final evaluation sees.
+/// </summary>
+public sealed class ValidationUtilityProbe : IUtilityProbe
+{
+    private readonly EmbeddingMatrix _items;
+    private readonly int[][] _candidates;
+    private readonly double _original;
+
+    public ValidationUtilityProbe(EmbeddingMatrix originalUsers, EmbeddingMatrix items, LeaveOneOutSplit split)
+    {
+        ArgumentNullException.ThrowIfNull(originalUsers);
+        ArgumentNullException.ThrowIfNull(items);
+        ArgumentNullException.ThrowIfNull(split);
+        _items = items;
+        _candidates = split.ValidationCandidates;
+        _original = UtilityEvaluator.Evaluate(originalUsers, items, _candidates).Ndcg10;
+    }
+
+    public string Name => "validation NDCG@10";
+
+    public double Ratio(EmbeddingMatrix cloaked) =>
+        _original > 0 ? UtilityEvaluator.Evaluate(cloaked, _items, _candidates).Ndcg10 / _original : 1;
+}

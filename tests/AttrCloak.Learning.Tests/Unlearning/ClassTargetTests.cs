@@ -1,0 +1,191 @@
+using AttrCloak.Core.Data;
+using AttrCloak.Learning.Unlearning;
+
+namespace AttrCloak.Learning.Tests.Unlearning;
+
+public sealed class ClassTargetTests
+{
+    private static double[] ClassMean(EmbeddingMatrix x, int[] labels, int c)
+    {
+        var d = x.Cols;
+        var sum = new double[d];
+        var n = 0;
+        for (var u = 0; u < x.Rows; u++)
+        {
+            if (labels[u] != c) continue;
+            n++;
+            for (var i = 0; i < d; i++) sum[i] += x.Values[u * d + i];
+        }
+        return sum.Select(v => v / n).ToArray();
+    }
+
+    private static double[] GlobalMean(EmbeddingMatrix x, int[] labels)
+    {
+        var d = x.Cols;
+        var sum = new double[d];
+        var n = 0;
+        for (var u = 0; u < x.Rows; u++)
+        {
+            if (labels[u] < 0) continue;
+            n++;
+            for (var i = 0; i < d; i++) sum[i] += x.Values[u * d + i];
+        }
+        return sum.Select(v => v / n).ToArray();
+    }
+
+    [Fact]
+    public void Exact_projection_puts_every_class_mean_on_global_plus_offset_and_keeps_the_global_mean()
+    {
+        TorchRuntime.EnsureInitialised();
+        var (x, attributes) = Synthetic.Users(d: 6, classSizes: [[30, 70], [10, 25, 40, 25]], shift: 2.0, seed: 3);
+        var targets = attributes.Select((a, j) => ClassTargets.Build(x, a, EqualisationTarget.NoiseMatched, 1.0, seed: 11 + j, covarianceStrength: 0)).ToArray();
+        var before = GlobalMean(x, attributes[0].Labels);
+        var y = x.Clone();
+        var miss = MeanProjection.Apply(y, attributes, targets);
+        miss.ShouldBeLessThan(1e-4);
+        var after = GlobalMean(y, attributes[0].Labels);
+        for (var i = 0; i < 6; i++) after[i].ShouldBe(before[i], 1e-4);
+        for (var j = 0; j < attributes.Length; j++)
+        {
+            var global = GlobalMean(y, attributes[j].Labels);
+            for (var c = 0; c < attributes[j].ClassCount; c++)
+            {
+                var mean = ClassMean(y, attributes[j].Labels, c);
+                for (var i = 0; i < 6; i++) (mean[i] - global[i]).ShouldBe(targets[j].MeanOffsetValues![c * 6 + i], 2e-4);
+            }
+            targets[j].Dispose();
+        }
+    }
+
+    [Fact]
+    public void Strength_zero_keeps_the_offsets_and_strength_one_removes_them_all_but_the_noise()
+    {
+        TorchRuntime.EnsureInitialised();
+        var (x, attributes) = Synthetic.Users(d: 8, classSizes: [[400, 600]], shift: 3.0, seed: 5);
+        var labels = attributes[0].Labels;
+        var delta = ClassMean(x, labels, 0).Zip(GlobalMean(x, labels), (a, b) => a - b).ToArray();
+        using var none = ClassTargets.Build(x, attributes[0], EqualisationTarget.NoiseMatched, 0.0, seed: 1, covarianceStrength: 0);
+        for (var i = 0; i < 8; i++) none.MeanOffsetValues![i].ShouldBe(delta[i], 1e-9);
+        using var full = ClassTargets.Build(x, attributes[0], EqualisationTarget.NoiseMatched, 1.0, seed: 1, covarianceStrength: 0);
+        // What is left is a draw of the sampling error: about sqrt(d (1/n_k - 1/n)) in Mahalanobis length, far below the signal.
+        var left = Math.Sqrt(full.MeanOffsetValues!.Take(8).Sum(v => v * v));
+        var signal = Math.Sqrt(delta.Sum(v => v * v));
+        left.ShouldBeLessThan(signal / 5);
+        left.ShouldBeGreaterThan(0);
+    }
+
+    [Fact]
+    public void Noise_matched_offsets_have_the_spread_of_real_class_offsets_without_signal()
+    {
+        // Over many draws, the mean squared length of the target offset of a class of n_k users (no signal, unit
+        // within-class covariance) must be about d (1/n_k - 1/n): what an uncloaked class offset has.
+        TorchRuntime.EnsureInitialised();
+        var (x, attributes) = Synthetic.Users(d: 10, classSizes: [[50, 150]], shift: 0.0, seed: 9);
+        double sum = 0;
+        const int draws = 200;
+        for (var s = 0; s < draws; s++)
+        {
+            using var t = ClassTargets.Build(x, attributes[0], EqualisationTarget.NoiseMatched, 1.0, seed: s, covarianceStrength: 0);
+            sum += t.MeanOffsetValues!.Take(10).Sum(v => v * v);
+        }
+        (sum / draws).ShouldBe(10 * (1.0 / 50 - 1.0 / 200), 10 * (1.0 / 50 - 1.0 / 200) * 0.25);
+    }
+
+    [Fact]
+    public void James_stein_weights_leave_a_class_without_signal_alone()
+    {
+        TorchRuntime.EnsureInitialised();
+        // Attribute 0 carries no signal (shift applies to a random labelling per attribute, so use shift 0 for one).
+        var (noise, noAttributes) = Synthetic.Users(d: 16, classSizes: [[300, 300]], shift: 0.0, seed: 2);
+        using var t = ClassTargets.Build(noise, noAttributes[0], EqualisationTarget.Shrunk, 0.5, seed: 1, covarianceStrength: 0);
+        var labels = noAttributes[0].Labels;
+        var delta = ClassMean(noise, labels, 0).Zip(GlobalMean(noise, labels), (a, b) => a - b).ToArray();
+        // Sampling noise only: the offset stays (almost) where it is.
+        var kept = t.MeanOffsetValues!.Take(16).Zip(delta, (o, dl) => o * dl).Sum() / delta.Sum(v => v * v);
+        kept.ShouldBeGreaterThan(0.5);
+    }
+}
+
+public sealed class TargetedCloakerTests
+{
+    /// <summary>
+    /// A probe that reads attribute j's leak as leak_j x (class-mean separation now / separation of the original):
+    /// what a linear attacker sees, without training one.
+    /// </summary>
+    private sealed class SeparationProbe(EmbeddingMatrix original, ProtectedAttribute[] attributes, double[] leak) : IPrivacyProbe
+    {
+        private readonly double[] _reference = attributes.Select(a => Separation(original, a)).ToArray();
+
+        public PrivacyReading Measure(EmbeddingMatrix embeddings, CancellationToken ct) => new(
+            attributes.Select((a, j) => leak[j] * Separation(embeddings, a) / _reference[j]).ToArray(),
+            attributes.Select(_ => 0.0).ToArray(), attributes.Select(_ => "separation").ToArray());
+
+        private static double Separation(EmbeddingMatrix x, ProtectedAttribute a)
+        {
+            var d = x.Cols;
+            var global = new double[d];
+            var sums = new double[a.ClassCount, d];
+            var counts = new int[a.ClassCount];
+            for (var u = 0; u < x.Rows; u++)
+            {
+                counts[a.Labels[u]]++;
+                for (var i = 0; i < d; i++) { sums[a.Labels[u], i] += x.Values[u * d + i]; global[i] += x.Values[u * d + i] / x.Rows; }
+            }
+            double total = 0;
+            for (var c = 0; c < a.ClassCount; c++)
+                for (var i = 0; i < d; i++) total += counts[c] * Math.Pow(sums[c, i] / counts[c] - global[i], 2);
+            return Math.Sqrt(total / x.Rows);
+        }
+    }
+
+    /// <summary>Utility 1 - slope x mean squared displacement from the original.</summary>
+    private sealed class DisplacementUtility(EmbeddingMatrix original, double slope) : IUtilityProbe
+    {
+        public string Name => "displacement";
+
+        public double Ratio(EmbeddingMatrix cloaked) =>
+            1 - slope * original.Values.Zip(cloaked.Values, (a, b) => (double)(a - b) * (a - b)).Sum() / original.Rows;
+    }
+
+    [Fact]
+    public void Raise_moves_faster_for_larger_leaks_and_rounds_up_near_one()
+    {
+        var small = TargetedCloaker.Raise(AttributeStrength.None, reading: 0.04, threshold: 0.03);
+        var large = TargetedCloaker.Raise(AttributeStrength.None, reading: 0.30, threshold: 0.03);
+        large.Mean.ShouldBeGreaterThan(small.Mean);
+        small.Mean.ShouldBe(0.3, 1e-9); // (1 - t) x 0.7
+        large.Mean.ShouldBe(0.6, 1e-9); // (1 - t) x 0.4
+        TargetedCloaker.Raise(new AttributeStrength(0.96, 0), 0.3, 0.03).Mean.ShouldBe(1);
+        TargetedCloaker.Raise(new AttributeStrength(1, 0), 0.3, 0.03).Covariance.ShouldBe(1.0 / 3, 1e-6);
+    }
+
+    [Fact]
+    public void Loop_stops_once_every_attribute_is_within_the_target_and_never_moves_one_that_does_not_leak()
+    {
+        TorchRuntime.EnsureInitialised();
+        var (x, attributes) = Synthetic.Users(d: 4, classSizes: [[200, 200], [200, 200]], shift: 2.0, seed: 1);
+        var probe = new SeparationProbe(x, attributes, [0.2, 0.01]);
+        var result = new TargetedCloaker().Cloak(x, attributes, new CloakOptions { MaxIterations = 5 }, new PrivacyGoal(0.03), probe, ct: TestContext.Current.CancellationToken);
+        result.Outcome.ShouldBe(TargetOutcome.Met);
+        result.Strengths[1].ShouldBe(AttributeStrength.None);
+        result.Strengths[0].Mean.ShouldBeGreaterThan(0.5);
+        result.Steps[0].Strengths.ShouldAllBe(st => st == AttributeStrength.None);
+        result.Steps[^1].WorstAbsAdvantage[0].ShouldBeLessThanOrEqualTo(0.03);
+    }
+
+    [Fact]
+    public void Loop_says_when_the_target_cannot_be_met_above_the_floor_and_returns_the_last_round_above_it()
+    {
+        TorchRuntime.EnsureInitialised();
+        var (x, attributes) = Synthetic.Users(d: 4, classSizes: [[200, 200]], shift: 2.0, seed: 1);
+        var probe = new SeparationProbe(x, attributes, [0.5]);
+        var utility = new DisplacementUtility(x, slope: 1.0);
+        var result = new TargetedCloaker().Cloak(x, attributes, new CloakOptions { MaxIterations = 5 },
+            new PrivacyGoal(0.03, UtilityFloor: 0.9), probe, utility, ct: TestContext.Current.CancellationToken);
+        result.Outcome.ShouldBe(TargetOutcome.NotMetAboveFloor);
+        result.StillLeaking.ShouldBe(["attr0"]);
+        result.Describe().ShouldContain("NOT met above the utility floor");
+        utility.Ratio(result.Embeddings).ShouldBeGreaterThanOrEqualTo(0.9);
+        result.Steps.ShouldContain(s => !s.AboveFloor);
+    }
+}
