@@ -209,9 +209,34 @@ public static class KafkaClients
 
     private static void AddExtra(ClientConfig config, KafkaOptions options)
     {
+        // One Client section serves both clients; each gets only the properties it understands, so that e.g. an
+        // operator's session.timeout.ms does not make librdkafka warn on every start that the producer ignores it.
+        var skip = config is ProducerConfig ? ConsumerOnly : ProducerOnly;
         foreach (var (key, value) in options.Client)
-            config.Set(key, value);
+            if (!skip.Contains(key)) config.Set(key, value);
     }
+
+    // librdkafka's CONFIGURATION.md, properties marked C (consumer only) and P (producer only).
+    private static readonly HashSet<string> ConsumerOnly = new(StringComparer.Ordinal)
+    {
+        "group.id", "group.instance.id", "partition.assignment.strategy", "session.timeout.ms", "heartbeat.interval.ms",
+        "group.protocol.type", "group.protocol", "group.remote.assignor", "coordinator.query.interval.ms",
+        "max.poll.interval.ms", "enable.auto.commit", "auto.commit.interval.ms", "enable.auto.offset.store",
+        "queued.min.messages", "queued.max.messages.kbytes", "fetch.wait.max.ms", "fetch.queue.backoff.ms",
+        "fetch.message.max.bytes", "max.partition.fetch.bytes", "fetch.max.bytes", "fetch.min.bytes",
+        "fetch.error.backoff.ms", "isolation.level", "enable.partition.eof", "check.crcs", "auto.offset.reset",
+        "consume.callback.max.messages",
+    };
+
+    private static readonly HashSet<string> ProducerOnly = new(StringComparer.Ordinal)
+    {
+        "transactional.id", "transaction.timeout.ms", "enable.idempotence", "enable.gapless.guarantee",
+        "queue.buffering.max.messages", "queue.buffering.max.kbytes", "queue.buffering.max.ms", "linger.ms",
+        "message.send.max.retries", "retries", "queue.buffering.backpressure.threshold", "compression.codec",
+        "compression.type", "compression.level", "batch.num.messages", "batch.size", "delivery.report.only.error",
+        "sticky.partitioning.linger.ms", "request.required.acks", "acks", "request.timeout.ms", "message.timeout.ms",
+        "delivery.timeout.ms", "partitioner",
+    };
 
     private static void Log(ILogger logger, LogMessage m)
     {

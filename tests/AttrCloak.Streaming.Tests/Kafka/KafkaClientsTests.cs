@@ -69,6 +69,24 @@ public sealed class KafkaClientsTests
     }
 
     [Fact]
+    public void Each_client_gets_only_the_client_settings_it_understands()
+    {
+        // librdkafka warns on every start when a producer is given a consumer property (and the other way round).
+        var options = new KafkaOptions { BootstrapServers = "b:9092" };
+        options.Client["session.timeout.ms"] = "10000";
+        options.Client["linger.ms"] = "20";
+        options.Client["client.id"] = "guard-7";
+        var consumer = KafkaClients.ConsumerConfig(options);
+        var producer = KafkaClients.ProducerConfig(options);
+        consumer.SessionTimeoutMs.ShouldBe(10000);
+        consumer.Get("linger.ms").ShouldBeNull();
+        producer.Get("session.timeout.ms").ShouldBeNull();
+        producer.LingerMs.ShouldBe(20);
+        consumer.ClientId.ShouldBe("guard-7");
+        producer.ClientId.ShouldBe("guard-7");
+    }
+
+    [Fact]
     public void Client_settings_librdkafka_refuses_are_a_configuration_error_naming_the_reason()
     {
         var options = new KafkaOptions { BootstrapServers = "127.0.0.1:1" };
