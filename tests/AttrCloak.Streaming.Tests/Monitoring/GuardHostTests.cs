@@ -9,6 +9,7 @@ using AttrCloak.Streaming.Redis;
 using AttrCloak.Streaming.Redis.Generations;
 using AttrCloak.Streaming.Redis.State;
 using Confluent.Kafka;
+using AttrCloak.Tools.Kafka;
 
 namespace AttrCloak.Streaming.Tests.Monitoring;
 

@@ -11,6 +11,7 @@ using AttrCloak.Streaming.Redis.Generations;
 using Confluent.Kafka;
 using Microsoft.Extensions.Logging;
 using StackExchange.Redis;
+using AttrCloak.Tools.Kafka;
 
 namespace AttrCloak.Streaming.Tests.Pipeline;
 

@@ -7,6 +7,7 @@ using AttrCloak.Streaming.Redis.State;
 using AttrCloak.Streaming.Redis.Statistics;
 using Confluent.Kafka;
 using StackExchange.Redis;
+using AttrCloak.Tools.Kafka;
 using Types = AttrCloak.Streaming.Monitoring.WorkerMetrics.EventTypes;
 using Outcomes = AttrCloak.Streaming.Monitoring.WorkerMetrics.Outcomes;
 
@@ -169,7 +170,7 @@ public sealed class PipelinedBatchTests(RedisServerFixture redis, MockKafkaFixtu
                 GroupId = h.Kafka.ConsumerGroup,
                 EnableAutoCommit = false,
             }).SetLogHandler((_, _) => { }).SetErrorHandler((_, _) => { }).Build();
-            _partitions = Enumerable.Range(0, Streaming.Kafka.MockKafkaCluster.PartitionsPerTopic)
+            _partitions = Enumerable.Range(0, MockKafkaCluster.PartitionsPerTopic)
                 .Select(p => new TopicPartition(h.Kafka.EmbeddingsTopic, p)).ToList();
         }
 

@@ -5,11 +5,12 @@ using AttrCloak.Streaming.Hosting;
 using AttrCloak.Streaming.Kafka;
 using AttrCloak.Streaming.Redis;
 using AttrCloak.Streaming.Redis.Generations;
-using AttrCloak.Streaming.Replay;
 using AttrCloak.Streaming.Tests.Pipeline;
 using Confluent.Kafka;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Logging;
+using AttrCloak.Tools.Replay;
+using AttrCloak.Tools.Kafka;
 
 namespace AttrCloak.Streaming.Tests.Security;
 

@@ -7,6 +7,7 @@ using AttrCloak.Streaming.Pipeline;
 using ScottPlot;
 using Spectre.Console;
 using Spectre.Console.Cli;
+using AttrCloak.Tools.Benchmarks;
 
 namespace AttrCloak.Cli.Commands.Streaming;
 

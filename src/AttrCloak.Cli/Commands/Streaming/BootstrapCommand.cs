@@ -9,9 +9,9 @@ using AttrCloak.Streaming.Generations;
 using AttrCloak.Streaming.Redis;
 using AttrCloak.Streaming.Redis.Generations;
 using AttrCloak.Streaming.Redis.State;
-using AttrCloak.Streaming.Replay;
 using Spectre.Console;
 using Spectre.Console.Cli;
+using AttrCloak.Tools.Replay;
 
 namespace AttrCloak.Cli.Commands.Streaming;
 

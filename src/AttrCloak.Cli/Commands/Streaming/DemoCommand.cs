@@ -15,14 +15,15 @@ using AttrCloak.Streaming.Kafka;
 using AttrCloak.Streaming.Monitoring;
 using AttrCloak.Streaming.Redis;
 using AttrCloak.Streaming.Redis.Generations;
-using AttrCloak.Streaming.Replay;
 using AttrCloak.Streaming.State;
 using Microsoft.Extensions.Logging;
 using Spectre.Console;
 using Spectre.Console.Cli;
 using StackExchange.Redis;
+using AttrCloak.Tools.Replay;
+using AttrCloak.Tools.Kafka;
 using ShadowAuditOptions = AttrCloak.Streaming.Hosting.AuditOptions;
-using OutboundMessage = AttrCloak.Streaming.Replay.OutboundMessage;
+using OutboundMessage = AttrCloak.Tools.Replay.OutboundMessage;
 
 namespace AttrCloak.Cli.Commands.Streaming;
 

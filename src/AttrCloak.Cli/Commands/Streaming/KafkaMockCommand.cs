@@ -6,6 +6,7 @@ using AttrCloak.Streaming.Hosting;
 using AttrCloak.Streaming.Kafka;
 using Spectre.Console;
 using Spectre.Console.Cli;
+using AttrCloak.Tools.Kafka;
 
 namespace AttrCloak.Cli.Commands.Streaming;
 

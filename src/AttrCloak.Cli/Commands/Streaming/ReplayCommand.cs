@@ -1,9 +1,9 @@
 using System.ComponentModel;
 using AttrCloak.Cli.Rendering;
 using AttrCloak.Cli.Streaming;
-using AttrCloak.Streaming.Replay;
 using Spectre.Console;
 using Spectre.Console.Cli;
+using AttrCloak.Tools.Replay;
 
 namespace AttrCloak.Cli.Commands.Streaming;
 

@@ -9,6 +9,7 @@ using AttrCloak.Streaming.Redis.Generations;
 using AttrCloak.Streaming.Redis.State;
 using Confluent.Kafka;
 using StackExchange.Redis;
+using AttrCloak.Tools.Kafka;
 using static AttrCloak.Cli.Tests.Streaming.StreamingTestSupport;
 
 namespace AttrCloak.Cli.Tests.Streaming.Reliability;

@@ -3,6 +3,7 @@ using System.Text;
 using AttrCloak.Streaming.Contracts;
 using Confluent.Kafka;
 using StackExchange.Redis;
+using AttrCloak.Tools.Kafka;
 using static AttrCloak.Cli.Tests.Streaming.StreamingTestSupport;
 
 namespace AttrCloak.Cli.Tests.Streaming.Reliability;
@@ -229,7 +230,7 @@ internal sealed class TopicTail : IDisposable
             EnableAutoCommit = false,
         }).SetLogHandler((_, _) => { }).Build();
         // Assigned partitions, not a group subscription: no rebalance wait.
-        consumer.Assign(Enumerable.Range(0, AttrCloak.Streaming.Kafka.MockKafkaCluster.PartitionsPerTopic)
+        consumer.Assign(Enumerable.Range(0, MockKafkaCluster.PartitionsPerTopic)
             .Select(p => new TopicPartitionOffset(topic, p, Offset.Beginning)));
         _thread = new Thread(() =>
         {

@@ -12,6 +12,7 @@ using AttrCloak.Streaming.Contracts;
 using AttrCloak.Streaming.Kafka;
 using AttrCloak.Streaming.Redis.Generations;
 using StackExchange.Redis;
+using AttrCloak.Tools.Kafka;
 using static AttrCloak.Cli.Tests.Streaming.StreamingTestSupport;
 
 namespace AttrCloak.Cli.Tests.Streaming.Reliability;

@@ -7,13 +7,15 @@ using AttrCloak.Streaming.Generations;
 using AttrCloak.Streaming.Hosting;
 using AttrCloak.Streaming.Kafka;
 using AttrCloak.Streaming.Monitoring;
+using AttrCloak.Streaming.Pipeline;
 using AttrCloak.Streaming.Redis;
 using AttrCloak.Streaming.Redis.Generations;
 using AttrCloak.Streaming.Redis.State;
+using AttrCloak.Tools.Kafka;
 using Microsoft.Extensions.Logging;
 using StackExchange.Redis;
 
-namespace AttrCloak.Streaming.Pipeline;
+namespace AttrCloak.Tools.Benchmarks;
 
 /// <summary>How a benchmark rig's pipeline is tuned (the pipeline's init-only properties).</summary>
 internal sealed record RigTuning(
