@@ -144,7 +144,7 @@ internal sealed class BenchmarkRig : IAsyncDisposable
         await _stop.CancelAsync().ConfigureAwait(false);
         // A background thread that never started reads Unstarted | Background: test the flag (a failed seed left it so).
         if ((_worker.ThreadState & System.Threading.ThreadState.Unstarted) == 0) _worker.Join(TimeSpan.FromSeconds(30));
-        try { await DeletePrefixAsync(_redis, StoreOptions.Prefix).ConfigureAwait(false); }
+        try { await DeploymentKeys.DeleteAllAsync(_redis, StoreOptions.Prefix).ConfigureAwait(false); }
         finally
         {
             Generations.Dispose();
@@ -190,25 +190,6 @@ internal sealed class BenchmarkRig : IAsyncDisposable
         catch (Exception e) when (e is RedisException or RedisCommandException or KeyNotFoundException or FormatException)
         {
             return double.NaN; // e.g. INFO disabled, or a connection without admin mode: the figure is reported as unavailable
-        }
-    }
-
-    private static async Task DeletePrefixAsync(IConnectionMultiplexer redis, string prefix)
-    {
-        var db = redis.GetDatabase();
-        foreach (var server in redis.GetServers())
-        {
-            var batch = new List<RedisKey>(500);
-            await foreach (var key in server.KeysAsync(pattern: prefix + ":*", pageSize: 500).ConfigureAwait(false))
-            {
-                batch.Add(key);
-                if (batch.Count == 500)
-                {
-                    await db.KeyDeleteAsync([.. batch]).ConfigureAwait(false);
-                    batch.Clear();
-                }
-            }
-            if (batch.Count > 0) await db.KeyDeleteAsync([.. batch]).ConfigureAwait(false);
         }
     }
 }

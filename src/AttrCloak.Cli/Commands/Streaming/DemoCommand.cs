@@ -307,7 +307,7 @@ public sealed class DemoCommand : StreamingCommand<DemoSettings>
         {
             if (redis is not null)
             {
-                await StoreKeys.DeleteAllAsync(redis, storeOptions.Prefix);
+                await DeploymentKeys.DeleteAllAsync(redis, storeOptions.Prefix);
                 await redis.DisposeAsync();
             }
             store.Dispose();
