@@ -166,15 +166,11 @@ internal sealed class BenchmarkRig : IAsyncDisposable
     {
         var clock = Stopwatch.StartNew();
         var seeding = _seeding ?? PopulationSeeding.DataFree;
-        var population = Population;
-        var n = population.UserIds.Length;
+        var population = new SeedPopulation(Population.UserIds, Population.Originals, Population.Classes);
         // The batch cloak is CPU-bound (TorchSharp): off the caller's thread.
-        var cloaked = await Task.Run(() => seeding.Cloak(population.Originals, population.Classes, Catalog, cancellationToken), cancellationToken).ConfigureAwait(false);
-        var d = StoreOptions.Dimension;
-        if (cloaked is null || cloaked.Length != n || cloaked.Any(row => row is null || row.Length != d || !row.All(float.IsFinite)))
-            throw new InvalidOperationException($"the population seeding ({seeding.Method}) did not return {n} finite rows of {d} values");
-        var users = Enumerable.Range(0, n).Select(u => new SeedUser(population.UserIds[u], population.Originals[u], cloaked[u], population.Classes[u])).ToList();
-        await GenerationSeeding.SeedAsync(Generations, ModelVersion, users, version: 2, batchSize: 500, cancellationToken: cancellationToken).ConfigureAwait(false);
+        var cloaked = await Task.Run(() => PopulationSeeder.Cloak(seeding, population, Catalog, cancellationToken), cancellationToken).ConfigureAwait(false);
+        await PopulationSeeder.WriteAsync(Generations, ModelVersion, population, cloaked, version: 2, batchSize: 500, cancellationToken: cancellationToken).ConfigureAwait(false);
+        var n = population.Count;
         Seeded = new SeedReport(seeding.Method, n, clock.Elapsed);
     }
 

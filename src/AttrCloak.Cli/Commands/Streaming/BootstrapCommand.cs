@@ -3,6 +3,7 @@ using System.Diagnostics;
 using AttrCloak.Cli.Experiments;
 using AttrCloak.Cli.Rendering;
 using AttrCloak.Cli.Streaming;
+using AttrCloak.Core.Data;
 using AttrCloak.Learning.Unlearning;
 using AttrCloak.Streaming.Contracts;
 using AttrCloak.Streaming.Generations;
@@ -112,17 +113,12 @@ public sealed class BootstrapCommand : StreamingCommand<BootstrapSettings>
             $"bootstrapping [blue]{chosen.Count}[/] of {data.UserCount} users ({population.Description}) into Redis prefix [blue]{storeOptions.Prefix}[/], protecting {string.Join(", ", mapping.AttributeNames)}");
 
         // The batch run: AttrCloak-DF over the chosen users only (they are the served population).
-        var original = population.Embeddings.SelectRows(chosen);
-        var attributes = new List<ProtectedAttribute>();
-        for (var a = 0; a < mapping.AttributeNames.Count; a++)
-        {
-            var attribute = new ProtectedAttribute(mapping.AttributeNames[a], mapping.ClassNames[a].Count, chosen.Select(u => mapping.Labels[a][u]).ToArray());
-            try { attribute.Validate(chosen.Count); }
-            catch (ArgumentException e) { throw new UsageException($"{e.Message} among the {chosen.Count} users drawn; raise --fraction"); }
-            attributes.Add(attribute);
-        }
+        var catalog = mapping.AttributeNames.Select((name, a) => new AttributeSpec(name, mapping.ClassNames[a])).ToArray();
+        var seedPopulation = SeedPopulation.Of(chosen.Select(u => data.UserIds[u]).ToArray(), population.Embeddings.SelectRows(chosen), chosen.Select(mapping.ClassesOf).ToArray());
+        try { PopulationSeeder.CheckAttributes(seedPopulation, catalog); }
+        catch (ArgumentException e) { throw new UsageException($"{e.Message} among the {chosen.Count} users drawn; raise --fraction"); }
         var options = CloakPresets.DataFree;
-        var cloak = ConsoleProgress.RunCloak("AttrCloak-DF", p => new Cloaker().Cloak(original, attributes, options, null, p, cancellationToken));
+        var cloak = ConsoleProgress.RunCloak("AttrCloak-DF", p => PopulationSeeder.CloakDataFree(seedPopulation, catalog, p, cancellationToken));
         AnsiConsole.WriteLine(
             $"AttrCloak-DF (Adam lr {options.LearningRate}, {cloak.Iterations} iterations, stopped: {cloak.StopReason}) in {cloak.WallTime.TotalSeconds:F2} s; " +
             $"L_AU {string.Join(", ", cloak.AttributeNames.Select((n, j) => $"{n} {cloak.Initial.LossAuPerAttribute[j]:F3} -> {cloak.Final.LossAuPerAttribute[j]:F3}"))}");
@@ -130,11 +126,10 @@ public sealed class BootstrapCommand : StreamingCommand<BootstrapSettings>
         // Seed the generation: one atomic write per batch, deterministic event ids (a re-run is a no-op: Duplicate),
         // then the generation is seated and serves; the workers' sweep publishes its users.
         var writeClock = Stopwatch.StartNew();
-        var users = chosen.Select((u, row) => new SeedUser(data.UserIds[u], original.Row(row).ToArray(), cloak.Embeddings.Row(row).ToArray(), mapping.ClassesOf(u))).ToList();
         SeedResult seeded = null!;
         await LiveStatus.RunAsync($"writing {chosen.Count} users to Redis", chosen.Count, async progress =>
         {
-            seeded = await GenerationSeeding.SeedAsync(generations, population.ModelVersion, users, s.Version, s.BatchSize,
+            seeded = await PopulationSeeder.WriteAsync(generations, population.ModelVersion, seedPopulation, PopulationSeeder.Rows(cloak.Embeddings), s.Version, s.BatchSize,
                 new InlineProgress<int>(done => progress.Report(new LiveUpdate(done, $"wrote {done}/{chosen.Count} users ({done / Math.Max(writeClock.Elapsed.TotalSeconds, 1e-9):F0} users/s)"))),
                 cancellationToken);
             return 0;

@@ -174,19 +174,17 @@ public sealed class DemoCommand : StreamingCommand<DemoSettings>
         try
         {
             // 3. Bootstrap part of the population with batch AttrCloak-DF, and the reference: batch DF on everyone.
-            var protectedAll = specs.Select((a, i) => new ProtectedAttribute(a.Name, a.ClassCount, labels[i])).ToArray();
+            var everyone = SeedPopulation.Of(data.UserIds, model.Users, Enumerable.Range(0, data.UserCount).Select(catalog.ClassesOf).ToArray());
             var batchAll = ConsoleProgress.RunCloak("batch AttrCloak-DF, all users (the reference)",
-                p => new Cloaker().Cloak(model.Users, protectedAll, CloakPresets.DataFree, null, p, cancellationToken));
+                p => PopulationSeeder.CloakDataFree(everyone, specs, p, cancellationToken));
             var chosen = s.BootstrapFraction > 0 ? UserSample.Draw(data.UserCount, s.BootstrapFraction, s.Seed) : [];
             var chosenSet = chosen.ToHashSet();
             if (chosen.Count > 0)
             {
-                var originals = model.Users.SelectRows(chosen);
-                var protectedChosen = specs.Select((a, i) => new ProtectedAttribute(a.Name, a.ClassCount, chosen.Select(u => labels[i][u]).ToArray())).ToArray();
-                var boot = ConsoleProgress.RunCloak($"batch AttrCloak-DF, bootstrap of {chosen.Count} users",
-                    p => new Cloaker().Cloak(originals, protectedChosen, CloakPresets.DataFree, null, p, cancellationToken));
-                var seeded = chosen.Select((u, row) => new SeedUser(data.UserIds[u], originals.Row(row).ToArray(), boot.Embeddings.Row(row).ToArray(), catalog.ClassesOf(u))).ToList();
-                await GenerationSeeding.SeedAsync(store, modelVersion, seeded, version: 0, batchSize: 512, cancellationToken: cancellationToken);
+                var boot = SeedPopulation.Of(chosen.Select(u => data.UserIds[u]).ToArray(), model.Users.SelectRows(chosen), chosen.Select(catalog.ClassesOf).ToArray());
+                var cloak = ConsoleProgress.RunCloak($"batch AttrCloak-DF, bootstrap of {chosen.Count} users",
+                    p => PopulationSeeder.CloakDataFree(boot, specs, p, cancellationToken));
+                await PopulationSeeder.WriteAsync(store, modelVersion, boot, PopulationSeeder.Rows(cloak.Embeddings), version: 0, batchSize: 512, cancellationToken: cancellationToken);
             }
             AnsiConsole.MarkupLineInterpolated(
                 $"[bold]3/5[/] bootstrapped {chosen.Count} users (batch AttrCloak-DF) into the store; {data.UserCount - chosen.Count} users left to stream");
@@ -289,7 +287,7 @@ public sealed class DemoCommand : StreamingCommand<DemoSettings>
                 for (var u = 0; u < data.UserCount; u++)
                     (statesB[u]?.Cloaked ?? throw new UsageException($"user {u} has no state of {rolloutVersion} after the rollout")).CopyTo(servedB.AsSpan(u * d));
                 var batchB = ConsoleProgress.RunCloak($"batch AttrCloak-DF on {rolloutVersion} (the reference)",
-                    p => new Cloaker().Cloak(retrained.Users, protectedAll, CloakPresets.DataFree, null, p, cancellationToken));
+                    p => PopulationSeeder.CloakDataFree(everyone with { Originals = PopulationSeeder.Rows(retrained.Users) }, specs, p, cancellationToken));
                 var audited = specs.Select((a, i) => new AuditedAttribute(a.Name, a.ClassCount, labels[i])).ToArray();
                 var rolloutRows = new List<(string Method, int Users, AuditResult Privacy, RankingMetrics Utility)>();
                 foreach (var (method, matrix) in new[] { ($"Original ({rolloutVersion})", retrained.Users), ($"Batch AttrCloak-DF on {rolloutVersion}", batchB.Embeddings),
