@@ -1,6 +1,7 @@
 using AttrCloak.Core.Data;
 using AttrCloak.Learning.Unlearning;
 using AttrCloak.Streaming.Redis.Generations;
+using AttrCloak.Streaming.Redis.State;
 
 namespace AttrCloak.Streaming.Generations;
 
@@ -93,5 +94,18 @@ public static class PopulationSeeder
     {
         ArgumentNullException.ThrowIfNull(matrix);
         return Enumerable.Range(0, matrix.Rows).Select(u => matrix.Row(u).ToArray()).ToArray();
+    }
+
+    /// <summary>
+    /// After a forced re-seed that wrote nothing new (the generation stays as it was, so no sweep would follow): asks
+    /// the workers to sweep a published generation again, so that every user of it is published again. Returns the
+    /// generation as it is then.
+    /// </summary>
+    public static async Task<Generation> ResweepUnchangedAsync(IGenerationStore store, string modelVersion, SeedResult seeded, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(store);
+        ArgumentNullException.ThrowIfNull(seeded);
+        if (!seeded.Generation.Published || seeded.Outcomes[ApplyOutcome.Applied] != 0) return seeded.Generation;
+        return (await store.UpdateRegistryAsync(r => r.WithSweepRequested(modelVersion), cancellationToken).ConfigureAwait(false)).Find(modelVersion)!;
     }
 }
