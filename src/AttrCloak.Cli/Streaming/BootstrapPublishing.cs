@@ -57,25 +57,4 @@ public static class BootstrapPublishing
                 new InlineProgress<ProduceProgress>(p => progress.Report(new LiveUpdate(p.Acked, $"published {p.Produced}, acknowledged {p.Acked}, failed {p.Failed}"))),
                 cancellationToken: cancellationToken));
     }
-
-    /// <summary>
-    /// A producer for <c>--publish</c>, checked to reach the brokers; a usage error when none is configured or reachable.
-    /// </summary>
-    public static KafkaBulkProducer Connect(KafkaOptions kafka)
-    {
-        ArgumentNullException.ThrowIfNull(kafka);
-        if (string.IsNullOrWhiteSpace(kafka.BootstrapServers))
-            throw new UsageException("--publish needs Kafka: give --brokers host:port or set AttrCloak:Kafka:BootstrapServers");
-        var producer = new KafkaBulkProducer(kafka.BootstrapServers, kafka.Client);
-        try
-        {
-            producer.CheckReachable(TimeSpan.FromSeconds(5));
-        }
-        catch (Confluent.Kafka.KafkaException e)
-        {
-            producer.Dispose();
-            throw new UsageException($"cannot reach Kafka at {kafka.BootstrapServers}: {e.Error.Reason}");
-        }
-        return producer;
-    }
 }

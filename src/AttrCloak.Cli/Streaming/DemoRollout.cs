@@ -4,8 +4,8 @@ using AttrCloak.Core.Data;
 using AttrCloak.Learning.Backbones;
 using AttrCloak.Streaming.Hosting;
 using AttrCloak.Streaming.Redis.Generations;
-using Spectre.Console;
 using AttrCloak.Tools.Replay;
+using Spectre.Console;
 using OutboundMessage = AttrCloak.Tools.Replay.OutboundMessage;
 
 namespace AttrCloak.Cli.Streaming;

@@ -8,8 +8,8 @@ using AttrCloak.Streaming.Kafka;
 using AttrCloak.Streaming.Redis;
 using AttrCloak.Streaming.Redis.Generations;
 using AttrCloak.Streaming.Redis.State;
-using Confluent.Kafka;
 using AttrCloak.Tools.Kafka;
+using Confluent.Kafka;
 
 namespace AttrCloak.Streaming.Tests.Monitoring;
 

@@ -5,9 +5,9 @@ using AttrCloak.Streaming.Pipeline;
 using AttrCloak.Streaming.Redis;
 using AttrCloak.Streaming.Redis.State;
 using AttrCloak.Streaming.Redis.Statistics;
+using AttrCloak.Tools.Kafka;
 using Confluent.Kafka;
 using StackExchange.Redis;
-using AttrCloak.Tools.Kafka;
 using Types = AttrCloak.Streaming.Monitoring.WorkerMetrics.EventTypes;
 using Outcomes = AttrCloak.Streaming.Monitoring.WorkerMetrics.Outcomes;
 

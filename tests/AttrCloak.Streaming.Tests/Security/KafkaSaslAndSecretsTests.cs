@@ -6,11 +6,11 @@ using AttrCloak.Streaming.Kafka;
 using AttrCloak.Streaming.Redis;
 using AttrCloak.Streaming.Redis.Generations;
 using AttrCloak.Streaming.Tests.Pipeline;
+using AttrCloak.Tools.Kafka;
+using AttrCloak.Tools.Replay;
 using Confluent.Kafka;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Logging;
-using AttrCloak.Tools.Replay;
-using AttrCloak.Tools.Kafka;
 
 namespace AttrCloak.Streaming.Tests.Security;
 

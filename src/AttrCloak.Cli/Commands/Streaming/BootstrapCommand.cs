@@ -11,9 +11,9 @@ using AttrCloak.Streaming.Redis;
 using AttrCloak.Streaming.Redis.Generations;
 using AttrCloak.Streaming.Redis.State;
 using AttrCloak.Streaming.Redis.Statistics;
+using AttrCloak.Tools.Replay;
 using Spectre.Console;
 using Spectre.Console.Cli;
-using AttrCloak.Tools.Replay;
 
 namespace AttrCloak.Cli.Commands.Streaming;
 
@@ -91,7 +91,9 @@ public sealed class BootstrapCommand : StreamingCommand<BootstrapSettings>
         await using var redis = await RedisConnector.ConnectAsync(StreamingConfiguration.RequireRedis(settings), configure: settings.Redis.ApplyTrust);
         using var generations = new RedisGenerationStore(redis, storeOptions);
         var registry = await generations.ReadRegistryAsync(cancellationToken); // refuses a prefix of an earlier format
-        using var publisher = s.Publish ? BootstrapPublishing.Connect(settings.Kafka) : null;
+        using var publisher = s.Publish
+            ? ProducerConnector.Connect(settings.Kafka, "--publish needs Kafka: give --brokers host:port or set AttrCloak:Kafka:BootstrapServers")
+            : null;
 
         CatalogMapping? mapping = null;
         var population = Population.Load(s, settings.Guard.Dimension, data => mapping = CatalogMapping.Create(data, settings.Guard.Attributes), cancellationToken);

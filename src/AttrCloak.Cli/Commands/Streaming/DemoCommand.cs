@@ -11,11 +11,11 @@ using AttrCloak.Streaming.Hosting;
 using AttrCloak.Streaming.Kafka;
 using AttrCloak.Streaming.Monitoring;
 using AttrCloak.Streaming.Redis;
+using AttrCloak.Tools.Kafka;
+using AttrCloak.Tools.Replay;
 using Microsoft.Extensions.Logging;
 using Spectre.Console;
 using Spectre.Console.Cli;
-using AttrCloak.Tools.Replay;
-using AttrCloak.Tools.Kafka;
 using ShadowAuditOptions = AttrCloak.Streaming.Hosting.AuditOptions;
 
 namespace AttrCloak.Cli.Commands.Streaming;

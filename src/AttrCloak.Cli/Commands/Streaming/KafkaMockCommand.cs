@@ -4,9 +4,9 @@ using System.Runtime.InteropServices;
 using AttrCloak.Cli.Streaming;
 using AttrCloak.Streaming.Hosting;
 using AttrCloak.Streaming.Kafka;
+using AttrCloak.Tools.Kafka;
 using Spectre.Console;
 using Spectre.Console.Cli;
-using AttrCloak.Tools.Kafka;
 
 namespace AttrCloak.Cli.Commands.Streaming;
 

@@ -7,9 +7,9 @@ using AttrCloak.Streaming.Kafka;
 using AttrCloak.Streaming.Redis;
 using AttrCloak.Streaming.Redis.Generations;
 using AttrCloak.Streaming.Redis.State;
+using AttrCloak.Tools.Kafka;
 using Confluent.Kafka;
 using StackExchange.Redis;
-using AttrCloak.Tools.Kafka;
 using static AttrCloak.Cli.Tests.Streaming.StreamingTestSupport;
 
 namespace AttrCloak.Cli.Tests.Streaming.Reliability;

@@ -1,9 +1,9 @@
 using System.Diagnostics;
 using System.Text;
 using AttrCloak.Streaming.Contracts;
+using AttrCloak.Tools.Kafka;
 using Confluent.Kafka;
 using StackExchange.Redis;
-using AttrCloak.Tools.Kafka;
 using static AttrCloak.Cli.Tests.Streaming.StreamingTestSupport;
 
 namespace AttrCloak.Cli.Tests.Streaming.Reliability;

@@ -11,8 +11,8 @@ using AttrCloak.Learning.Unlearning;
 using AttrCloak.Streaming.Contracts;
 using AttrCloak.Streaming.Kafka;
 using AttrCloak.Streaming.Redis.Generations;
-using StackExchange.Redis;
 using AttrCloak.Tools.Kafka;
+using StackExchange.Redis;
 using static AttrCloak.Cli.Tests.Streaming.StreamingTestSupport;
 
 namespace AttrCloak.Cli.Tests.Streaming.Reliability;
