@@ -22,7 +22,7 @@ public sealed class NoiseControlTests
 
     private static void Log(string line) => TestContext.Current.TestOutputHelper?.WriteLine(line);
 
-    private static (IReadOnlyList<AuditedAttribute> Audited, IReadOnlyList<ProtectedAttribute> Protected, string Source) Labels()
+    private static (IReadOnlyList<AuditedAttribute> Audited, IReadOnlyList<LabeledAttribute> Protected, string Source) Labels()
     {
         RecDataset data;
         string source;
@@ -39,12 +39,12 @@ public sealed class NoiseControlTests
             source = $"synthetic labels (ML-100K absent: {TestData.MovieLens100KMissingReason})";
         }
         var audited = new List<AuditedAttribute>();
-        var protectedAttributes = new List<ProtectedAttribute>();
+        var protectedAttributes = new List<LabeledAttribute>();
         for (var a = 0; a < data.Attributes.Count; a++)
         {
             var labels = Enumerable.Repeat(data.Labels[a], repeat).SelectMany(l => l).ToArray();
             audited.Add(new AuditedAttribute(data.Attributes[a].Name, data.Attributes[a].ClassCount, labels));
-            protectedAttributes.Add(new ProtectedAttribute(data.Attributes[a].Name, data.Attributes[a].ClassCount, labels));
+            protectedAttributes.Add(new LabeledAttribute(data.Attributes[a], labels));
         }
         return (audited, protectedAttributes, source);
     }

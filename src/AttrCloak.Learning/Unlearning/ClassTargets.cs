@@ -66,7 +66,7 @@ public sealed class ClassTargets : IDisposable
     public bool IsIdentity => MeanOffsets is null && CovarianceOffsets is null;
 
     /// <summary>Targets of one attribute for <paramref name="original"/> embeddings.</summary>
-    public static ClassTargets Build(EmbeddingMatrix original, ProtectedAttribute attribute, EqualisationTarget kind,
+    public static ClassTargets Build(EmbeddingMatrix original, LabeledAttribute attribute, EqualisationTarget kind,
         double strength, int seed, double? covarianceStrength = null)
     {
         var covStrength = covarianceStrength ?? strength;
@@ -308,7 +308,7 @@ public sealed class ClassTargets : IDisposable
         /// <summary>Fit index of an attribute class, -1 for unknown.</summary>
         public int FitIndex(int label) => label < 0 ? -1 : _fitIndex[label];
 
-        public static Moments Fit(EmbeddingMatrix x, ProtectedAttribute attribute)
+        public static Moments Fit(EmbeddingMatrix x, LabeledAttribute attribute)
         {
             int d = x.Cols, classCount = attribute.ClassCount;
             var rawCounts = new int[classCount];

@@ -198,7 +198,7 @@ public sealed class GuardOptions
     public TimeSpan ShutdownTimeout { get; set; } = TimeSpan.FromSeconds(10);
 
     /// <summary>The catalog as the contracts and the store use it.</summary>
-    public AttributeCatalog Catalog() => new(Attributes.Select(p => KeyValuePair.Create(p.Key, p.Value)));
+    public AttributeCatalog Catalog() => new(AttributeSpecs());
 
     /// <summary>The catalog as <see cref="AttributeSpec"/>s (state store, audit).</summary>
     public IReadOnlyList<AttributeSpec> AttributeSpecs() => Attributes.Select(p => new AttributeSpec(p.Key, p.Value)).ToArray();
