@@ -8,7 +8,7 @@ using AttrCloak.Testing;
 namespace AttrCloak.Cli.Tests;
 
 /// <summary>
-/// The noise control of EVALUATION.md and issue 13: i.i.d. Gaussian embeddings carry no information about anyone's
+/// The noise control of the evaluation protocol (docs/evaluation.md) and issue 13: i.i.d. Gaussian embeddings carry no information about anyone's
 /// attributes, so after the cloak every attacker, the calibrated ones included, must still sit at chance. Labels are
 /// ML-100K's when the data is present (each user's label triple repeated three times: the real joint distribution of
 /// gender, age and occupation with 2,829 users, so that the chance spread of one audit, about 0.02 at 943 users, does

@@ -69,7 +69,7 @@ public sealed class ControlSettings : DataSettings
 }
 
 /// <summary>
-/// The noise control of EVALUATION.md: i.i.d. Gaussian embeddings with a data set's real labels, cloaked with
+/// The noise control of the evaluation protocol (docs/evaluation.md): i.i.d. Gaussian embeddings with a data set's real labels, cloaked with
 /// AttrCloak-DF, attacked; every attacker must stay at chance.
 /// </summary>
 public sealed class ControlCommand : Command<ControlSettings>

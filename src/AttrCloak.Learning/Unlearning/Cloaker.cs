@@ -8,7 +8,7 @@ namespace AttrCloak.Learning.Unlearning;
 /// AttrCloak (Algorithm 1 of the slides): post-training attribute unlearning of user embeddings by descending
 /// alpha_u g_AU + (1 - alpha_u) g_R with the MGDA weight alpha_u recomputed at every step.
 /// <para>
-/// Reductions, and why they matter (EVALUATION.md): MGDA on raw gradients weighs the losses by their gradient
+/// Reductions, and why they matter (docs/evaluation.md): MGDA on raw gradients weighs the losses by their gradient
 /// scales. L_AU is an average (class shares, mean over attributes), so ||g_AU|| does not grow with n. L_Reg is
 /// SUMMED over users as in the slides, and the DD loss is SUMMED over samples as
 /// <see cref="IUserRecommendationLoss"/> requires; with a mean-reduced DD loss ||g_Rec|| would be ~1e-3 of

@@ -46,7 +46,7 @@ public sealed class KafkaOptions
     /// stops: Kafka keeps its partitions for it until its session times out, and gives them back without a rebalance
     /// when it returns in time. That pays with stable names (a StatefulSet) and a session timeout longer than a
     /// restart (<c>Client:session.timeout.ms</c>); with the 6 s default and a Deployment's new pod names it only holds
-    /// partitions back (README "Running in production", measured figures).
+    /// partitions back (docs/operations.md "Membership, restarts and shutdown", measured figures).
     /// </summary>
     public string GroupInstanceId { get; set; } = NoInstanceId;
 
@@ -165,7 +165,7 @@ public sealed class GuardOptions
 
     /// <summary>
     /// Most events handled as one batch (one store script, one wait for produce acknowledgements). Larger batches cost
-    /// less per event and add latency: 384 kept p99 under 50 ms at > 20,000 updates/s on 2 cores (bench stream).
+    /// less per event and add latency; the default was chosen with <c>attrcloak bench stream</c> (docs/performance.md).
     /// </summary>
     public int MaxBatchEvents { get; set; } = 384;
 
