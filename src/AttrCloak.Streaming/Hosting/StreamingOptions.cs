@@ -11,7 +11,11 @@ public sealed class KafkaOptions
 {
     public const string SectionName = "AttrCloak:Kafka";
 
-    /// <summary>Comma-separated host:port list. Empty = start the librdkafka mock cluster (demo and tests only).</summary>
+    /// <summary>
+    /// Comma-separated host:port list; required: empty is a configuration error for the worker (serve,
+    /// <see cref="PrivacyGuardServiceCollectionExtensions.AddPrivacyGuard"/> and the Kafka clients refuse it). The demo
+    /// and tests start a librdkafka mock cluster themselves and put its address here.
+    /// </summary>
     public string BootstrapServers { get; set; } = "";
 
     /// <summary>Consumer group of the worker; all instances of one deployment share it (and the partitions).</summary>
