@@ -173,6 +173,22 @@ public sealed class GuardOptions
     /// </summary>
     public int MaxBatchEvents { get; set; } = 384;
 
+    /// <summary>
+    /// Sent batches whose acknowledgements may still be outstanding while the next batch is collected and processed
+    /// (0: wait for each batch's acknowledgements before the next). Each one holds its events' offsets back until it is
+    /// acknowledged. Passed to <see cref="Pipeline.GuardPipeline.MaxUnacknowledgedBatches"/>.
+    /// </summary>
+    public int MaxUnacknowledgedBatches { get; set; } = 2;
+
+    /// <summary>
+    /// At most this share of one core goes to background rebuilds of the re-cloak maps after drift (1 = rebuild
+    /// whenever the drift thresholds say so). Passed to <see cref="Pipeline.GuardPipeline.CloakerRebuildShare"/>.
+    /// </summary>
+    public double CloakerRebuildShare { get; set; } = 0.02;
+
+    /// <summary>Users whose state the worker remembers instead of reading it back from the store (0: always read).</summary>
+    public int UserCacheCapacity { get; set; } = 100_000;
+
     /// <summary>How long a batch waits for more events once it has one.</summary>
     public TimeSpan MaxBatchWait { get; set; } = TimeSpan.FromMilliseconds(5);
 
@@ -220,6 +236,12 @@ public sealed class GuardOptions
         }
         if (MaxBatchEvents is < 1 or > 10_000)
             errors.Add($"{SectionName}:MaxBatchEvents must be in 1..10000, got {MaxBatchEvents}");
+        if (MaxUnacknowledgedBatches is < 0 or > 64)
+            errors.Add($"{SectionName}:MaxUnacknowledgedBatches must be in 0..64, got {MaxUnacknowledgedBatches}");
+        if (!(CloakerRebuildShare is > 0 and <= 1))
+            errors.Add($"{SectionName}:CloakerRebuildShare must be in (0, 1], got {CloakerRebuildShare}");
+        if (UserCacheCapacity is < 0 or > 100_000_000)
+            errors.Add($"{SectionName}:UserCacheCapacity must be in 0..100000000, got {UserCacheCapacity}");
         if (MaxBatchWait < TimeSpan.Zero || MaxBatchWait > TimeSpan.FromSeconds(5))
             errors.Add($"{SectionName}:MaxBatchWait must be between 0 and 5 s, got {MaxBatchWait}");
         if (CloakerRefreshEvents < 1)
