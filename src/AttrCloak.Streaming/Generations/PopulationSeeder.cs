@@ -29,21 +29,21 @@ public sealed record SeedPopulation(IReadOnlyList<string> UserIds, float[][] Ori
 public static class PopulationSeeder
 {
     /// <summary>The population's protected attributes in catalog order, as the batch cloak takes them.</summary>
-    public static ProtectedAttribute[] ProtectedAttributes(IReadOnlyList<AttributeSpec> catalog, int[][] classes)
+    public static LabeledAttribute[] LabeledAttributes(IReadOnlyList<AttributeSpec> catalog, int[][] classes)
     {
         ArgumentNullException.ThrowIfNull(catalog);
         ArgumentNullException.ThrowIfNull(classes);
-        return catalog.Select((a, j) => new ProtectedAttribute(a.Name, a.ClassNames.Count, classes.Select(c => c[j]).ToArray())).ToArray();
+        return catalog.Select((a, j) => new LabeledAttribute(a, classes.Select(c => c[j]).ToArray())).ToArray();
     }
 
     /// <summary>
-    /// Checks that every attribute can be cloaked for this population (<see cref="ProtectedAttribute.Validate"/>).
+    /// Checks that every attribute can be cloaked for this population (<see cref="LabeledAttribute.Validate"/>).
     /// </summary>
     /// <exception cref="ArgumentException">An attribute cannot (e.g. a class without enough users).</exception>
     public static void CheckAttributes(SeedPopulation population, IReadOnlyList<AttributeSpec> catalog)
     {
         ArgumentNullException.ThrowIfNull(population);
-        foreach (var attribute in ProtectedAttributes(catalog, population.Classes)) attribute.Validate(population.Count);
+        foreach (var attribute in LabeledAttributes(catalog, population.Classes)) attribute.Validate(population.Count);
     }
 
     /// <summary>Batch AttrCloak-DF (<see cref="CloakPresets.DataFree"/>) of the population over every catalog attribute.</summary>
@@ -55,7 +55,7 @@ public static class PopulationSeeder
         var d = population.Originals[0].Length;
         var values = new float[n * d];
         for (var u = 0; u < n; u++) population.Originals[u].CopyTo(values, u * d);
-        return new Cloaker().Cloak(new EmbeddingMatrix(n, d, values), ProtectedAttributes(catalog, population.Classes), CloakPresets.DataFree, null,
+        return new Cloaker().Cloak(new EmbeddingMatrix(n, d, values), LabeledAttributes(catalog, population.Classes), CloakPresets.DataFree, null,
             progress, cancellationToken);
     }
 
