@@ -173,15 +173,15 @@ public static class PrivacyAudit
         }
     }
 
-    private static AttributeAudit Score(AttributePlan plan, IReadOnlyList<string> names)
+    private static AttributeAudit Score(AttributePlan plan, string[] names)
     {
         var k = plan.Attribute.ClassCount;
         var chance = ClassificationMetrics.Chance(k);
-        var scores = new List<AttackerScore>(names.Count);
+        var scores = new List<AttackerScore>(names.Length);
         var worst = double.NegativeInfinity;
         var worstName = "";
         var maxAdvantage = 0.0;
-        for (var m = 0; m < names.Count; m++)
+        for (var m = 0; m < names.Length; m++)
         {
             var predicted = ClassificationMetrics.ArgMax(plan.Probabilities[m], k);
             var balanced = ClassificationMetrics.BalancedAccuracy(plan.Labels, predicted);

@@ -131,7 +131,7 @@ public sealed partial class PrometheusRulesTests
     /// A name used in PromQL is exported when it is a family of a gauge or counter, or a histogram's (summary's)
     /// _bucket/_sum/_count series; a histogram's bare family name selects nothing.
     /// </summary>
-    private static bool IsExported(string name, IReadOnlyDictionary<string, string> families)
+    private static bool IsExported(string name, Dictionary<string, string> families)
     {
         if (families.TryGetValue(name, out var type))
             return type is not ("histogram" or "summary");

@@ -95,7 +95,7 @@ public sealed class TlsRedisServer : IDisposable
         _directory.Dispose();
     }
 
-    private static Exception SkipException(string reason)
+    private static InvalidOperationException SkipException(string reason)
     {
         Assert.Skip(reason);
         return new InvalidOperationException(reason); // not reached: Assert.Skip throws

@@ -51,6 +51,8 @@ public sealed class AuditSettings : ModelSettings
 /// </summary>
 public sealed class AuditCommand : Command<AuditSettings>
 {
+    private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
+
     public override int Execute(CommandContext context, AuditSettings s, CancellationToken cancellationToken)
     {
         var model = ModelFolder.Load(s.Model);
@@ -62,7 +64,7 @@ public sealed class AuditCommand : Command<AuditSettings>
         var options = AuditSettings.Options(s.Attackers, s.Seed);
         var result = ConsoleProgress.RunAudit(p => PrivacyAudit.Run(users, attributes, options, p, cancellationToken));
         AnsiConsole.Write(AuditTable.Render(result, s.Embeddings ?? "original embeddings"));
-        if (s.Json is not null) File.WriteAllText(s.Json, JsonSerializer.Serialize(result, new JsonSerializerOptions { WriteIndented = true }));
+        if (s.Json is not null) File.WriteAllText(s.Json, JsonSerializer.Serialize(result, Indented));
         return 0;
     }
 }

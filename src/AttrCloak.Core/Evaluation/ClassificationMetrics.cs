@@ -168,7 +168,7 @@ public static class ClassificationMetrics
 
     private static void CheckMatrix(int length, int classCount)
     {
-        if (classCount < 1) throw new ArgumentOutOfRangeException(nameof(classCount));
+        ArgumentOutOfRangeException.ThrowIfLessThan(classCount, 1);
         if (length % classCount != 0)
             throw new ArgumentException($"{length} values are not a whole number of rows of {classCount} classes");
     }

@@ -50,8 +50,10 @@ public sealed class StreamingConfigurationTests(RedisServerFixture redis)
         var root = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(example))!;
         var audit = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(overrides))!["AttrCloak"]!["Audit"]!;
         root["AttrCloak"]!["Audit"] = audit.DeepClone();
+#pragma warning disable CA1507 // keys of the appsettings JSON, not names of members in this scope
         root["AttrCloak"]!["Redis"]!["TombstoneSecret"] = Secret;
         root["AttrCloak"]!["Redis"]!["Configuration"] = "127.0.0.1:1";
+#pragma warning restore CA1507
         root["AttrCloak"]!["Kafka"]!["BootstrapServers"] = "127.0.0.1:1";
         File.WriteAllText(tmp["appsettings.json"], root.ToJsonString());
         var clock = System.Diagnostics.Stopwatch.StartNew();

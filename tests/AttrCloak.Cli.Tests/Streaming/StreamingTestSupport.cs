@@ -12,6 +12,8 @@ namespace AttrCloak.Cli.Tests.Streaming;
 /// <summary>Configuration files, store seeding and output checks shared by the streaming command tests.</summary>
 internal static class StreamingTestSupport
 {
+    private static readonly JsonSerializerOptions IndentedJson = new() { WriteIndented = true };
+
     public const string Secret = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="; // base64 of 32 bytes
 
     /// <summary>The synthetic data set's gender and age classes (occupation left out: not protected by these tests).</summary>
@@ -40,7 +42,7 @@ internal static class StreamingTestSupport
                 ["PrivacyRequestsTopic"] = "requests" + topicSuffix,
                 ["CloakedTopic"] = "cloaked" + topicSuffix,
             };
-        File.WriteAllText(path, JsonSerializer.Serialize(new Dictionary<string, object?> { ["AttrCloak"] = root }, new JsonSerializerOptions { WriteIndented = true }));
+        File.WriteAllText(path, JsonSerializer.Serialize(new Dictionary<string, object?> { ["AttrCloak"] = root }, IndentedJson));
         return path;
     }
 

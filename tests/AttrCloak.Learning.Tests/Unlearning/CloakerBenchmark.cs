@@ -11,6 +11,8 @@ namespace AttrCloak.Learning.Tests.Unlearning;
 /// </summary>
 public sealed class CloakerBenchmark(ITestOutputHelper output)
 {
+    private static readonly int[] ShownIterations = [0, 1, 2, 3, 5, 10, 20, 50, 100];
+
     // ML-100K class sizes (943 users): gender F/M, the 7 age groups of docs/evaluation.md, the 21 occupations.
     private static readonly int[][] Ml100KClassSizes =
     [
@@ -83,7 +85,7 @@ public sealed class CloakerBenchmark(ITestOutputHelper output)
                 LearningRate = optimizer == CloakOptimizer.Adam ? 0.03 : 1.0,
             };
             var r = new Cloaker().Cloak(e, attributes, options, ct: TestContext.Current.CancellationToken);
-            var alphas = string.Join(" ", new[] { 0, 1, 2, 3, 5, 10, 20, 50, 100 }.Where(i => i < r.Trace.Count)
+            var alphas = string.Join(" ", ShownIterations.Where(i => i < r.Trace.Count)
                 .Select(i => string.Create(CultureInfo.InvariantCulture, $"{i}:{r.Trace[i].AlphaU:F3}")));
             Print(string.Create(CultureInfo.InvariantCulture,
                 $"{label} {optimizer} lr {options.LearningRate}: alpha {alphas}; L_AU {r.Initial.LossAu:F3} -> {r.Final.LossAu:F3}; relative change {Synthetic.RelativeChange(e, r.Embeddings):E2}; {r.StopReason} after {r.Iterations}"));

@@ -159,7 +159,7 @@ public sealed class SecurityConfigurationTests
         finally { ClearEnvironment(prefix); }
     }
 
-    private static IConfigurationSource EnvironmentSource(Dictionary<string, string> variables, out string prefix)
+    private static Microsoft.Extensions.Configuration.EnvironmentVariables.EnvironmentVariablesConfigurationSource EnvironmentSource(Dictionary<string, string> variables, out string prefix)
     {
         prefix = $"ACSEC{Guid.NewGuid():N}_";
         foreach (var (name, value) in variables)

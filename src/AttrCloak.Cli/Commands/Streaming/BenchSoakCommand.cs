@@ -113,9 +113,10 @@ public sealed class BenchSoakCommand : StreamingCommand<BenchSoakSettings>
 
     protected override async Task<int> RunAsync(BenchSoakSettings s, CancellationToken cancellationToken)
     {
-        TryParseTime(s.Duration, out var duration);
-        TryParseTime(s.AuditEvery, out var auditEvery);
-        TryParseTime(s.SampleEvery, out var sampleEvery);
+        // Validate() refused the settings already when any of these does not parse.
+        _ = TryParseTime(s.Duration, out var duration);
+        _ = TryParseTime(s.AuditEvery, out var auditEvery);
+        _ = TryParseTime(s.SampleEvery, out var sampleEvery);
         var thresholds = new SoakThresholds { MaxLagSeconds = s.MaxLagSeconds, MaxManagedSlopeMiBPerMinute = s.MaxHeapSlope, MaxNativeSlopeMiBPerMinute = s.MaxNativeSlope };
         var bench = await BenchRedis.OpenAsync(s.Redis);
         var (redis, where) = (bench.Connection, bench.Where);

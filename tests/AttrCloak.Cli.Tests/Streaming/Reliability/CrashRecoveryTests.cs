@@ -233,7 +233,7 @@ public sealed class CrashRecoveryTests(RedisServerFixture redis)
         for (var u = 0; u < WarmUsers; u++)
         {
             classes[u] = [random.Next(7), random.Next(2)];
-            batch[u] = new SeedUser($"warm-{u}", population.Original(random, classes[u][0], classes[u][1]), population.Served(random), classes[u]);
+            batch[u] = new SeedUser($"warm-{u}", population.Original(random, classes[u][0], classes[u][1]), Population.Served(random), classes[u]);
         }
         var result = await GenerationSeeding.SeedAsync(deployment, UserPlan.Model, batch, version: 1, batchSize: 512, cancellationToken: ct);
         result.Applied.ShouldAllBe(a => a);
@@ -241,7 +241,7 @@ public sealed class CrashRecoveryTests(RedisServerFixture redis)
     }
 
     /// <summary>Users whose last served record is not their latest state; Lost = their events after what was served.</summary>
-    private static List<(string Why, int Lost)> Mismatches(UserPlan[] plans, IReadOnlyDictionary<string, byte[]?> last)
+    private static List<(string Why, int Lost)> Mismatches(UserPlan[] plans, Dictionary<string, byte[]?> last)
     {
         var result = new List<(string, int)>();
         foreach (var plan in plans)

@@ -23,7 +23,7 @@ internal sealed class Population
     public float[] Original(Random random, int age, int gender) =>
         Enumerable.Range(0, 8).Select(i => (float)(_age[age][i] + _gender[gender][i] + 0.3 * Normal(random))).ToArray();
 
-    public float[] Served(Random random) => Enumerable.Range(0, 8).Select(_ => (float)(0.5 * Normal(random))).ToArray();
+    public static float[] Served(Random random) => Enumerable.Range(0, 8).Select(_ => (float)(0.5 * Normal(random))).ToArray();
 
     private static double Normal(Random random) =>
         Math.Sqrt(-2 * Math.Log(1 - random.NextDouble())) * Math.Cos(2 * Math.PI * random.NextDouble());

@@ -252,7 +252,7 @@ public sealed class ProductionWalkTests
     /// Re-identification by nearest original: how many served embeddings have their owner's original embedding as the
     /// nearest of all originals, and the median distances to the own and to the nearest other original.
     /// </summary>
-    private static (int Own, double OwnDistance, double OtherDistance) Linkability(RecDataset data, EmbeddingMatrix originals, IReadOnlyDictionary<string, CloakedEmbedding> served)
+    private static (int Own, double OwnDistance, double OtherDistance) Linkability(RecDataset data, EmbeddingMatrix originals, Dictionary<string, CloakedEmbedding> served)
     {
         var own = 0;
         var ownDistances = new List<double>();
