@@ -65,6 +65,13 @@ public sealed record Generation(string ModelVersion, GenerationState State, long
     /// <summary>How far its last seating (or bootstrap) moved its users (null: not known yet); the displacement cap's base.</summary>
     public SeatedDisplacement? Displacement { get; init; }
 
+    /// <summary>
+    /// Per attribute, each class's shift weight at the last seating (the re-cloak's James-Stein weight; null: not known
+    /// yet): the ceiling of the weights the maps may use until the next seating, so that a coalition joining a small class
+    /// cannot make the class's honest users be moved class-specifically (docs/threat-model.md).
+    /// </summary>
+    public IReadOnlyDictionary<string, double[]>? ShiftWeights { get; init; }
+
     /// <summary>Seated at least once (bootstrapped, or promoted).</summary>
     [JsonIgnore]
     public bool Seated => SeatEpoch > 0;

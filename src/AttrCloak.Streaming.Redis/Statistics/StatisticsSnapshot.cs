@@ -26,6 +26,13 @@ public sealed record StatisticsSnapshot(StatisticsVersion Version, int Dimension
     /// what the re-cloak maps each class from. Every store of format 2 fills it; empty only for a snapshot built by hand.
     /// </summary>
     public IReadOnlyList<ClassStatisticsSnapshot> Originals { get; init; } = [];
+
+    /// <summary>
+    /// Per attribute, the largest weight each class's specific shift may have (its weight at the generation's seating;
+    /// null: no ceiling). Not stored with the statistics: the worker adds it from the generation's record, so that users
+    /// who join a class after the seating cannot unlock a shift the seated population did not have (docs/threat-model.md).
+    /// </summary>
+    public IReadOnlyDictionary<string, double[]>? ShiftWeightCeilings { get; init; }
 }
 
 /// <summary>

@@ -38,7 +38,8 @@ public sealed class TransportCloakerFactory(TransportCloakerOptions? options = n
         var infos = new AttributeMapInfo[served.Count];
         var globals = new (double[] Linear, double[] Offset)?[served.Count];
         for (var a = 0; a < served.Count; a++)
-            (classMaps[a], infos[a], globals[a]) = BuildAttribute(served[a], originals[a], d, o);
+            (classMaps[a], infos[a], globals[a]) = BuildAttribute(served[a], originals[a], d, o,
+                o.HoldShiftWeightsAtSeating ? snapshot.ShiftWeightCeilings?.GetValueOrDefault(served[a].Attribute) : null);
 
         float[]? globalLinear = null;
         var globalOffset = new float[d];
@@ -70,7 +71,7 @@ public sealed class TransportCloakerFactory(TransportCloakerOptions? options = n
     /// (B_g - I, offset) when the attribute is mapped.
     /// </summary>
     private static (TransportCloaker.ClassMap?[] Maps, AttributeMapInfo Info, (double[] Linear, double[] Offset)? Global) BuildAttribute(
-        ClassStatisticsSnapshot served, ClassStatisticsSnapshot original, int d, TransportCloakerOptions o)
+        ClassStatisticsSnapshot served, ClassStatisticsSnapshot original, int d, TransportCloakerOptions o, double[]? ceilings)
     {
         var classCount = original.Counts.Length;
         var maps = new TransportCloaker.ClassMap?[classCount];
@@ -157,12 +158,28 @@ public sealed class TransportCloakerFactory(TransportCloakerOptions? options = n
                 // on the served shift did: each rebuild saw the previous, shrunk shift, and RepeatedUpdateTests' age
                 // went back to its original leak).
                 var weight = OffsetWeight(original, k, d, o.ClassShiftShrinkage);
+                // Never above the weight at the seating: users joining a class afterwards (a coalition aimed at a small
+                // class) cannot turn a shift the seated class did not have into one its honest users are given.
+                if (ceilings is not null && k < ceilings.Length) weight = Math.Min(weight, ceilings[k]);
                 Scale(linear, weight);
                 Scale(offset, weight);
             }
             maps[k] = new TransportCloaker.ClassMap(covarianceMaps ? ToFloat(linear) : null, ToFloat(offset));
         }
         return (maps, new AttributeMapInfo(served.Attribute, true, servedTarget, covarianceMaps, warmCount), (globalLinear, globalOffset));
+    }
+
+    /// <summary>
+    /// Each class's shift weight under the current statistics, per attribute (what a seating records as the ceiling, see
+    /// <see cref="StatisticsSnapshot.ShiftWeightCeilings"/>); null when the weights are not used (shrinkage off).
+    /// </summary>
+    public IReadOnlyDictionary<string, double[]>? ShiftWeights(StatisticsSnapshot snapshot)
+    {
+        ArgumentNullException.ThrowIfNull(snapshot);
+        if (Options.ClassShiftShrinkage <= 0 || snapshot.Originals.Count == 0) return null;
+        return snapshot.Originals.ToDictionary(o => o.Attribute,
+            o => Enumerable.Range(0, o.Counts.Length).Select(k => OffsetWeight(o, k, snapshot.Dimension, Options.ClassShiftShrinkage)).ToArray(),
+            StringComparer.Ordinal);
     }
 
     /// <summary>max(0, 1 - kappa d / (n_k |mu_k - mu_g|^2)) on the original statistics, lengths in units of the original per-dimension variances.</summary>

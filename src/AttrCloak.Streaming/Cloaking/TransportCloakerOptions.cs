@@ -100,6 +100,14 @@ public sealed record TransportCloakerOptions
     /// </summary>
     public double ClassShiftShrinkage { get; init; } = 1;
 
+    /// <summary>
+    /// Hold each class's shift weight at most at its value when the generation was seated (issue 11, bounded influence):
+    /// a 1 % coalition joining the smallest occupation class of the adversarial suite otherwise lifted its weight from
+    /// ~0 to ~1 and the class's honest users were served a shared, capped shift that made them identifiable (honest
+    /// occupation 0.063 -> 0.097). A class that grows honestly gets its new weight at the next seating. Default true.
+    /// </summary>
+    public bool HoldShiftWeightsAtSeating { get; init; } = true;
+
     /// <summary>Scale of every class-specific deviation (1 = as derived; below 1 damps correlated attributes' overlap).</summary>
     public double DeviationScale { get; init; } = 1.0;
 

@@ -145,8 +145,13 @@ internal sealed class GenerationSet(
                 if (_contexts.TryGetValue(g.ModelVersion, out var context))
                 {
                     var reseated = context.Info.SeatEpoch != g.SeatEpoch;
+                    // A bootstrapped generation's weights are recorded after its maps were first built: rebuild them then.
+                    var newCeilings = context.Info.ShiftWeights is null && g.ShiftWeights is not null;
                     context.Info = g;
                     context.Cloakers.DisplacementCap = input.DisplacementCapOf(g.Displacement);
+                    context.Cloakers.ShiftWeightCeilings = g.ShiftWeights;
+                    if (newCeilings && !reseated)
+                        await context.Cloakers.ResetAsync(cancellationToken).ConfigureAwait(false);
                     if (reseated)
                     {
                         // Seated (by this worker or another): cloak with maps of the new statistics from now on.
@@ -161,6 +166,7 @@ internal sealed class GenerationSet(
                     var cloakers = new CloakerCache(generationStore, cloakerFactory, metrics, logger, guard.CloakerRefreshEvents, guard.CloakerRefreshInterval, rebuildShare);
                     context = new GenerationContext(g, generationStore, cloakers, userCacheCapacity, guard.Dimension, _catalog);
                     cloakers.DisplacementCap = input.DisplacementCapOf(g.Displacement);
+                    cloakers.ShiftWeightCeilings = g.ShiftWeights;
                     cloakers.Observe(ServedBandObserver(context));
                     await cloakers.InitializeAsync(cancellationToken).ConfigureAwait(false);
                     _contexts[g.ModelVersion] = context;

@@ -6,7 +6,8 @@ namespace AttrCloak.Streaming.Generations;
 
 /// <summary>
 /// What the poisoning defences learn about a seated generation from its stored users (docs/threat-model.md): the input
-/// domain of their originals, and how far the maps of its seated statistics move them (the displacement cap's base:
+/// domain of their originals, each class's shift weight (the ceiling of the maps' weights until the next seating), and how
+/// far the maps of its seated statistics move them (the displacement cap's base:
 /// the maps are what the cap bounds, and right after a seating they are built from the seated population only).
 /// One place for both, used at each seating and for a bootstrapped generation that has neither yet.
 /// </summary>
@@ -36,12 +37,13 @@ internal static class SeatingFigures
             return y;
         }).ToList();
         var displacement = DisplacementCap.Percentile99(originals, mapped);
+        var weights = (cloakerFactory as TransportCloakerFactory)?.ShiftWeights(snapshot);
         await store.UpdateRegistryAsync(r =>
         {
             var changed = domain is null ? [] : r.WithDomain(modelVersion, domain);
             var g = changed.Count > 0 ? changed[0] : r.Find(modelVersion);
             return g is { Live: true } && displacement is { } p99 && double.IsFinite(p99) && double.IsFinite(seatedMax)
-                ? [g with { Displacement = new SeatedDisplacement(p99, seatedMax) }]
+                ? [g with { Displacement = new SeatedDisplacement(p99, seatedMax), ShiftWeights = weights }]
                 : changed;
         }, cancellationToken).ConfigureAwait(false);
     }

@@ -73,6 +73,9 @@ public sealed class CloakerCache
         set => _cap = value > 0 ? value : throw new ArgumentOutOfRangeException(nameof(value), value, "must be positive");
     }
 
+    /// <summary>The seated shift weights the maps may not exceed (<see cref="StatisticsSnapshot.ShiftWeightCeilings"/>; null: none).</summary>
+    public IReadOnlyDictionary<string, double[]>? ShiftWeightCeilings { get; set; }
+
     private double _cap = double.PositiveInfinity;
     private CappedCloaker? _capped;
     private Action<CloakMove>? _observe;
@@ -178,6 +181,7 @@ public sealed class CloakerCache
     private async Task<(IUserCloaker, StatisticsSnapshot)> BuildAsync(CancellationToken cancellationToken)
     {
         var snapshot = await _store.ReadStatisticsAsync(cancellationToken).ConfigureAwait(false);
+        if (ShiftWeightCeilings is { } ceilings) snapshot = snapshot with { ShiftWeightCeilings = ceilings };
         var start = Stopwatch.GetTimestamp();
         var cloaker = _factory.Build(snapshot);
         Interlocked.Exchange(ref _lastBuildTicks, Stopwatch.GetTimestamp() - start);

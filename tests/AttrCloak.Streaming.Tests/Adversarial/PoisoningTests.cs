@@ -54,18 +54,27 @@ public sealed class PoisoningTests(RedisServerFixture redis, CleanRunFixture cle
     }
 
     /// <summary>
-    /// The control: with the displacement cap switched off, the sybils' statistics drag their class's honest users out of
-    /// the clean band (so the band above can fail, and it is the cap that keeps them in it).
+    /// The control: with the displacement cap off and the class shift weights free to follow the statistics, the sybils
+    /// drag the honest users of the class they joined far from where the clean run put them (so the test above can fail),
+    /// and with the defences on those users stay where the clean run put them.
     /// </summary>
     [Fact]
-    public async Task Without_the_displacement_cap_sybils_move_honest_users_out_of_band()
+    public async Task Without_the_defences_sybils_drag_the_honest_users_of_their_class()
     {
         var baseline = clean.Clean!;
-        var run = await clean.Scenario.RunAsync(redis, clean.Kafka, AttackCatalog.All["sybils"],
-            new AttrCloak.Streaming.Poisoning.InputOptions { MaxDisplacementRatio = 1e6 }, label: "sybils-uncapped");
-        TestContext.Current.TestOutputHelper?.WriteLine(run.Describe());
+        var scenario = clean.Scenario;
+        var target = AttackCatalog.SmallestOccupation(scenario);
+        var undefended = await scenario.RunAsync(redis, clean.Kafka, AttackCatalog.All["sybils"],
+            new AttrCloak.Streaming.Poisoning.InputOptions { MaxDisplacementRatio = 1e6 }, label: "sybils-undefended",
+            new AttrCloak.Streaming.Cloaking.TransportCloakerOptions { HoldShiftWeightsAtSeating = false });
+        var defended = await scenario.RunAsync(redis, clean.Kafka, AttackCatalog.All["sybils"]);
+        var output = TestContext.Current.TestOutputHelper;
+        var (c, u, d) = (scenario.MeanDisplacementOf(baseline, target), scenario.MeanDisplacementOf(undefended, target), scenario.MeanDisplacementOf(defended, target));
+        output?.WriteLine(undefended.Describe());
+        output?.WriteLine(FormattableString.Invariant($"honest users of the sybils' class: mean displacement clean {c:F2}, undefended {u:F2}, defended {d:F2}"));
         baseline.Capped.ShouldBeLessThan(0.02 * PoisoningScenario.Users, "the clean run is hardly ever capped");
-        run.Capped.ShouldBe(0);
-        run.MaxDisplacement.ShouldBeGreaterThan(1.5 * baseline.MaxDisplacement);
+        undefended.Capped.ShouldBe(0);
+        u.ShouldBeGreaterThan(2 * c, "without the defences the sybils move their class's honest users");
+        d.ShouldBeLessThanOrEqualTo(1.25 * c + 0.05, "with the defences the sybils' class keeps its clean displacement");
     }
 }
