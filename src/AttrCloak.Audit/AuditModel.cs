@@ -13,7 +13,7 @@ public sealed record AuditedAttribute(string Name, int ClassCount, int[] Labels)
 /// <summary>Audit protocol knobs.</summary>
 public sealed record AuditOptions
 {
-    /// <summary>User-disjoint stratified cross-validation folds (EVALUATION.md: 5).</summary>
+    /// <summary>User-disjoint stratified cross-validation folds (reference evaluation: 5).</summary>
     public int Folds { get; init; } = 5;
 
     /// <summary>Seeds the folds and every attacker fit; the same seed gives the same result.</summary>

@@ -8,7 +8,7 @@ using AttrCloak.Core.Evaluation;
 namespace AttrCloak.Audit;
 
 /// <summary>
-/// The grey-box, user-disjoint attribute-inference audit of EVALUATION.md ("Privacy").
+/// The grey-box, user-disjoint attribute-inference audit of the evaluation protocol (docs/evaluation.md) ("Privacy").
 /// <para>For every attribute, the users with a known label are split into stratified folds; in each fold
 /// every attacker trains on the other folds (the shadow users: their embeddings and labels) and predicts
 /// the held-out users. Predictions are pooled over folds and scored once per attacker.</para>

@@ -5,9 +5,9 @@ namespace AttrCloak.Learning;
 /// <summary>
 /// One place that initialises libtorch for the process. Thread policy: ONE intra-op thread by default.
 /// Our tensors are small (hundreds to a few thousand rows x 64 dims), so parallel kernels gain little, and on a
-/// busy 2-core machine libtorch's OpenMP workers spin-wait against other work: measured here, cloaking ran
-/// 1.5 s with one thread and 20-29 s with two when the cores were oversubscribed. Callers that run several
-/// fits at once (the audit) parallelise across fits instead. Override with ATTRCLOAK_TORCH_THREADS.
+/// busy machine libtorch's OpenMP workers spin-wait against other work (measured: docs/performance.md).
+/// Callers that run several fits at once (the audit) parallelise across fits instead. Override with
+/// ATTRCLOAK_TORCH_THREADS.
 /// </summary>
 public static partial class TorchRuntime
 {

@@ -1,29 +1,39 @@
+using AttrCloak.Core.Data;
+
 namespace AttrCloak.Streaming.Contracts;
 
 /// <summary>
-/// The deployment's protected attributes and the classes each may take (e.g. gender -&gt; female, male).
-/// Names compare ordinally (case-sensitive). Class indices follow the order given, so statistics keyed by
-/// index stay stable as long as the configuration keeps its order.
+/// The deployment's protected attributes (<see cref="AttributeSpec"/>, the one attribute type shared with the data
+/// sets, the state store and the learning code) as a lookup for decoding and validating events
+/// (e.g. gender -&gt; female, male). Names compare ordinally (case-sensitive). Class indices follow the order given,
+/// so statistics keyed by index stay stable as long as the configuration keeps its order.
 /// </summary>
 public sealed class AttributeCatalog
 {
     private readonly Dictionary<string, Dictionary<string, int>> classIndex = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, string[]> classes = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, AttributeSpec> byName = new(StringComparer.Ordinal);
 
     /// <param name="attributes">Attribute name -&gt; its classes (at least two, distinct); e.g. a configuration section bound to a dictionary.</param>
     public AttributeCatalog(IEnumerable<KeyValuePair<string, string[]>> attributes)
+        : this((attributes ?? throw new ArgumentNullException(nameof(attributes))).Select(p => new AttributeSpec(p.Key, p.Value)))
+    {
+    }
+
+    /// <param name="attributes">The protected attributes, each with at least two distinct classes.</param>
+    public AttributeCatalog(IEnumerable<AttributeSpec> attributes)
     {
         ArgumentNullException.ThrowIfNull(attributes);
-        var names = new List<string>();
-        foreach (var (name, values) in attributes)
+        var specs = new List<AttributeSpec>();
+        foreach (var spec in attributes)
         {
+            var (name, values) = (spec?.Name, spec?.ClassNames);
             if (name is null || !TextRules.IsValid(name, TextRules.MaxNameLength))
                 throw new ArgumentException($"Attribute name '{name}' must be 1-{TextRules.MaxNameLength} characters without control characters.", nameof(attributes));
-            if (classes.ContainsKey(name))
+            if (byName.ContainsKey(name))
                 throw new ArgumentException($"Attribute '{name}' is listed twice.", nameof(attributes));
-            if (values is null || values.Length < 2)
+            if (values is null || values.Count < 2)
                 throw new ArgumentException($"Attribute '{name}' needs at least two classes.", nameof(attributes));
-            var index = new Dictionary<string, int>(values.Length, StringComparer.Ordinal);
+            var index = new Dictionary<string, int>(values.Count, StringComparer.Ordinal);
             foreach (var value in values)
             {
                 if (value is null || !TextRules.IsValid(value, TextRules.MaxNameLength))
@@ -31,25 +41,30 @@ public sealed class AttributeCatalog
                 if (!index.TryAdd(value, index.Count))
                     throw new ArgumentException($"Attribute '{name}' lists class '{value}' twice.", nameof(attributes));
             }
-            classes.Add(name, [.. values]);
+            var copy = new AttributeSpec(name, [.. values]);
+            byName.Add(name, copy);
             classIndex.Add(name, index);
-            names.Add(name);
+            specs.Add(copy);
         }
-        if (names.Count == 0)
+        if (specs.Count == 0)
             throw new ArgumentException("The catalog needs at least one attribute.", nameof(attributes));
-        if (names.Count > TextRules.MaxAttributes)
+        if (specs.Count > TextRules.MaxAttributes)
             throw new ArgumentException($"At most {TextRules.MaxAttributes} attributes.", nameof(attributes));
-        AttributeNames = names;
+        Attributes = specs;
+        AttributeNames = specs.Select(a => a.Name).ToArray();
     }
+
+    /// <summary>The attributes with their classes, in configuration order.</summary>
+    public IReadOnlyList<AttributeSpec> Attributes { get; }
 
     /// <summary>The attribute names, in configuration order.</summary>
     public IReadOnlyList<string> AttributeNames { get; }
 
-    public bool Contains(string attribute) => classes.ContainsKey(attribute);
+    public bool Contains(string attribute) => byName.ContainsKey(attribute);
 
     /// <summary>The classes of <paramref name="attribute"/>, in configuration order.</summary>
     public IReadOnlyList<string> ClassesOf(string attribute) =>
-        classes.TryGetValue(attribute, out var values) ? values : throw new KeyNotFoundException($"Unknown attribute '{attribute}'.");
+        byName.TryGetValue(attribute, out var spec) ? spec.ClassNames : throw new KeyNotFoundException($"Unknown attribute '{attribute}'.");
 
     /// <summary>The position of <paramref name="className"/> among the attribute's classes.</summary>
     public bool TryGetClassIndex(string attribute, string className, out int index)

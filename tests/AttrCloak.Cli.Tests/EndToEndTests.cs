@@ -88,7 +88,7 @@ public sealed class EndToEndTests
             $"MF ml-100k seed 1: HR@10 {utility.Hr10:F4} NDCG@10 {utility.Ndcg10:F4}; best epoch {model.BestEpoch}/{model.EpochsTrained}, {model.TrainingSeconds:F1} s"));
         Log(audit.ToTable());
 
-        // EVALUATION.md reference: HR@10 0.584 and worst-attacker gender 0.68 (logistic regression the strongest).
+        // Reference evaluation: HR@10 0.584 and worst-attacker gender 0.68 (logistic regression the strongest).
         utility.Hr10.ShouldBeInRange(0.5, 0.7);
         gender.WorstBalancedAccuracy.ShouldBeGreaterThanOrEqualTo(0.65, audit.ToTable());
     }

@@ -8,7 +8,7 @@ using AttrCloak.Testing;
 namespace AttrCloak.Cli.Tests;
 
 /// <summary>
-/// The noise control of EVALUATION.md and issue 13: i.i.d. Gaussian embeddings carry no information about anyone's
+/// The noise control of the evaluation protocol (docs/evaluation.md) and issue 13: i.i.d. Gaussian embeddings carry no information about anyone's
 /// attributes, so after the cloak every attacker, the calibrated ones included, must still sit at chance. Labels are
 /// ML-100K's when the data is present (each user's label triple repeated three times: the real joint distribution of
 /// gender, age and occupation with 2,829 users, so that the chance spread of one audit, about 0.02 at 943 users, does
@@ -22,7 +22,7 @@ public sealed class NoiseControlTests
 
     private static void Log(string line) => TestContext.Current.TestOutputHelper?.WriteLine(line);
 
-    private static (IReadOnlyList<AuditedAttribute> Audited, IReadOnlyList<ProtectedAttribute> Protected, string Source) Labels()
+    private static (IReadOnlyList<AuditedAttribute> Audited, IReadOnlyList<LabeledAttribute> Protected, string Source) Labels()
     {
         RecDataset data;
         string source;
@@ -39,12 +39,12 @@ public sealed class NoiseControlTests
             source = $"synthetic labels (ML-100K absent: {TestData.MovieLens100KMissingReason})";
         }
         var audited = new List<AuditedAttribute>();
-        var protectedAttributes = new List<ProtectedAttribute>();
+        var protectedAttributes = new List<LabeledAttribute>();
         for (var a = 0; a < data.Attributes.Count; a++)
         {
             var labels = Enumerable.Repeat(data.Labels[a], repeat).SelectMany(l => l).ToArray();
             audited.Add(new AuditedAttribute(data.Attributes[a].Name, data.Attributes[a].ClassCount, labels));
-            protectedAttributes.Add(new ProtectedAttribute(data.Attributes[a].Name, data.Attributes[a].ClassCount, labels));
+            protectedAttributes.Add(new LabeledAttribute(data.Attributes[a], labels));
         }
         return (audited, protectedAttributes, source);
     }

@@ -5,7 +5,7 @@ using AttrCloak.Core.Data.Loaders;
 namespace AttrCloak.Core.Tests;
 
 /// <summary>
-/// Checks the loader against the real ML-100K figures of EVALUATION.md. The data lives outside the repository;
+/// Checks the loader against the real ML-100K figures of the reference evaluation. The data lives outside the repository;
 /// where it is absent these tests are reported as skipped, with the reason.
 /// </summary>
 public sealed class MovieLens100KRealDataTests

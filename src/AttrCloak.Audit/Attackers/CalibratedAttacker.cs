@@ -4,7 +4,7 @@ using AttrCloak.Core.Evaluation;
 namespace AttrCloak.Audit.Attackers;
 
 /// <summary>
-/// Turns systematic mistakes into information (EVALUATION.md: below chance is leakage too). After fitting
+/// Turns systematic mistakes into information (reference evaluation: below chance is leakage too). After fitting
 /// <paramref name="inner"/> on the shadow users, it measures how the inner attacker errs on them with an
 /// inner stratified k-fold: out-of-fold predicted class j against true class k gives a confusion table
 /// T[j, k] = P(true = k | predicted = j). A new user is then assigned row j of T for the class j the inner

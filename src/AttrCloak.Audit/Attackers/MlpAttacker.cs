@@ -37,8 +37,8 @@ public sealed record MlpSettings(
 /// from libtorch's global generator, so parallel fits do not disturb each other.
 /// <para>Threads: fits and predictions run libtorch single-threaded (<c>torch.set_num_threads(1)</c> on the
 /// calling thread). For matrices this small intra-op threads only add synchronisation, and on a loaded
-/// 2-core machine libtorch's spinning OpenMP workers made a fit 30 times slower (measured: 9.6 s vs 0.33 s
-/// CPU for 100 epochs); the audit parallelises over (attribute, fold) cells instead. Note that libtorch's
+/// machine libtorch's spinning OpenMP workers make a fit many times slower (docs/performance.md); the audit
+/// parallelises over (attribute, fold) cells instead. Note that libtorch's
 /// thread count is process-wide state: later libtorch work in the same process also runs single-threaded
 /// unless it sets its own count.</para>
 /// </summary>

@@ -1,3 +1,4 @@
+using AttrCloak.Core.Data;
 using System.ComponentModel;
 using AttrCloak.Cli.Experiments;
 using AttrCloak.Learning.Unlearning;
@@ -68,7 +69,7 @@ public sealed class ControlSettings : DataSettings
 }
 
 /// <summary>
-/// The noise control of EVALUATION.md: i.i.d. Gaussian embeddings with a data set's real labels, cloaked with
+/// The noise control of the evaluation protocol (docs/evaluation.md): i.i.d. Gaussian embeddings with a data set's real labels, cloaked with
 /// AttrCloak-DF, attacked; every attacker must stay at chance.
 /// </summary>
 public sealed class ControlCommand : Command<ControlSettings>
@@ -110,7 +111,7 @@ public sealed class ControlCommand : Command<ControlSettings>
     /// are shifted by minus class k's offset from the global mean MEASURED ON THE OTHER HALF (so no user's move depends on
     /// its own embedding), attribute after attribute.
     /// </summary>
-    private static Core.Data.EmbeddingMatrix CrossFitted(Core.Data.EmbeddingMatrix x, IReadOnlyList<ProtectedAttribute> attributes, int seed)
+    private static Core.Data.EmbeddingMatrix CrossFitted(Core.Data.EmbeddingMatrix x, IReadOnlyList<LabeledAttribute> attributes, int seed)
     {
         var y = x.Clone();
         var n = x.Rows;

@@ -39,7 +39,7 @@ public sealed class SweepSettings : CloakSettings
 
 /// <summary>
 /// The privacy-utility curve of one model: cloak with every (learning rate, iteration cap) pair, then audit and
-/// evaluate each result. Results depend strongly on both knobs (EVALUATION.md), so one point is not enough.
+/// evaluate each result. Results depend strongly on both knobs (docs/evaluation.md), so one point is not enough.
 /// </summary>
 public sealed class SweepCommand : Command<SweepSettings>
 {

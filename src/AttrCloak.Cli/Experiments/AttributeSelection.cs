@@ -25,8 +25,8 @@ public static class AttributeSelection
         return indices;
     }
 
-    public static IReadOnlyList<ProtectedAttribute> Protected(RecDataset data, IReadOnlyList<int> indices) =>
-        indices.Select(i => new ProtectedAttribute(data.Attributes[i].Name, data.Attributes[i].ClassCount, data.Labels[i])).ToArray();
+    public static IReadOnlyList<LabeledAttribute> Protected(RecDataset data, IReadOnlyList<int> indices) =>
+        indices.Select(i => new LabeledAttribute(data.Attributes[i], data.Labels[i])).ToArray();
 
     public static IReadOnlyList<AuditedAttribute> Audited(RecDataset data, IReadOnlyList<int> indices) =>
         indices.Select(i => new AuditedAttribute(data.Attributes[i].Name, data.Attributes[i].ClassCount, data.Labels[i])).ToArray();

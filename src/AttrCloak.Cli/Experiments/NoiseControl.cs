@@ -3,7 +3,7 @@ using AttrCloak.Core.Data;
 
 namespace AttrCloak.Cli.Experiments;
 
-/// <summary>What the noise control runs (EVALUATION.md: "a cloak must pass that control").</summary>
+/// <summary>What the noise control runs (reference evaluation: "a cloak must pass that control").</summary>
 public sealed record NoiseControlOptions
 {
     /// <summary>Embedding dimension of the noise.</summary>
@@ -44,7 +44,7 @@ public sealed record NoiseControlResult(int Users, int Dimension, int Draws, IRe
 /// <summary>
 /// The noise control: i.i.d. Gaussian embeddings with real labels carry no information, so every attacker sits
 /// at chance; a cloak that moves users in a way an attacker can invert from a shadow set pushes them off it
-/// (EVALUATION.md: exact moment matching drove a plain LR to 0.405 on gender and a calibrated one above chance).
+/// (reference evaluation: exact moment matching drove a plain LR to 0.405 on gender and a calibrated one above chance).
 /// Run over several draws because one draw's balanced accuracy scatters by about 0.02 at ML-100K's size; the
 /// figures are the mean signed advantage per attacker and decision rule.
 /// </summary>

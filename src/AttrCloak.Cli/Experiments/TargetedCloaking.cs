@@ -16,7 +16,7 @@ public static class TargetedCloaking
     public static TargetedCloakResult Run(
         TrainedModel model,
         LeaveOneOutSplit split,
-        IReadOnlyList<ProtectedAttribute> attributes,
+        IReadOnlyList<LabeledAttribute> attributes,
         IReadOnlyList<AuditedAttribute> audited,
         CloakOptions options,
         PrivacyGoal goal,

@@ -1,6 +1,6 @@
 namespace AttrCloak.Core.Data;
 
-/// <summary>The attribute encodings fixed by EVALUATION.md, shared by the ML-100K and ML-1M loaders.</summary>
+/// <summary>The attribute encodings fixed by the evaluation protocol (docs/evaluation.md), shared by the ML-100K and ML-1M loaders.</summary>
 public static class MovieLensAttributes
 {
     public static readonly AttributeSpec Gender = new("gender", ["F", "M"]);

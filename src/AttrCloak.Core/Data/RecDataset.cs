@@ -3,12 +3,6 @@ namespace AttrCloak.Core.Data;
 /// <summary>One implicit-feedback interaction: user and item are dense indices, not raw ids.</summary>
 public readonly record struct Interaction(int User, int Item, long Timestamp);
 
-/// <summary>A categorical private attribute and the names of its classes (class index = position).</summary>
-public sealed record AttributeSpec(string Name, IReadOnlyList<string> ClassNames)
-{
-    public int ClassCount => ClassNames.Count;
-}
-
 /// <summary>
 /// A recommendation data set in memory: users and items are re-indexed densely (0..n-1); the loaders
 /// order them by raw id (numerically when every id is an integer), so an index does not depend on the order
@@ -17,7 +11,7 @@ public sealed record AttributeSpec(string Name, IReadOnlyList<string> ClassNames
 /// </summary>
 public sealed class RecDataset
 {
-    public const int UnknownLabel = -1;
+    public const int UnknownLabel = AttributeSpec.Unknown;
 
     public RecDataset(string name, IReadOnlyList<string> userIds, IReadOnlyList<string> itemIds,
         IReadOnlyList<Interaction> interactions, IReadOnlyList<AttributeSpec> attributes, int[][] labels)

@@ -3,7 +3,7 @@ using AttrCloak.Core.Data;
 namespace AttrCloak.Core.Evaluation;
 
 /// <summary>
-/// Leave-one-out by timestamp (EVALUATION.md): each user's latest interaction is the test item, the second
+/// Leave-one-out by timestamp (docs/evaluation.md): each user's latest interaction is the test item, the second
 /// latest the validation item, the rest train. Each held-out positive is ranked against
 /// <c>negatives</c> items the user never interacted with, sampled once with a fixed seed so every method
 /// sees the same candidate lists. Candidates[u][0] is the positive. Users with fewer than three

@@ -5,7 +5,7 @@ using AttrCloak.Core.Data;
 namespace AttrCloak.Core.Evaluation;
 
 /// <summary>
-/// Recommendation utility of a set of user and item vectors (EVALUATION.md, "Recommendation utility"):
+/// Recommendation utility of a set of user and item vectors (docs/evaluation.md, "The evaluation protocol"):
 /// every backbone in this project scores a (user, item) pair by the dot product of the vectors it exposes,
 /// so ranking each user's held-out candidates needs nothing but the two matrices.
 /// </summary>

@@ -49,8 +49,8 @@ public sealed record BackboneTrainingOptions
 
     /// <summary>
     /// Torch intra-op threads during training (restored afterwards); null keeps the process-wide setting of
-    /// <see cref="TorchRuntime"/> (1 unless ATTRCLOAK_TORCH_THREADS says otherwise). On a busy 2-core machine
-    /// MF trained in 5 s with 1 thread and 128 s with 2 (OpenMP workers spin-waiting for the cores).
+    /// <see cref="TorchRuntime"/> (1 unless ATTRCLOAK_TORCH_THREADS says otherwise). More threads can be far slower
+    /// on a busy machine (OpenMP workers spin-waiting for the cores; docs/performance.md).
     /// </summary>
     public int? Threads { get; init; }
 

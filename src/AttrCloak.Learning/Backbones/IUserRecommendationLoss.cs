@@ -8,7 +8,7 @@ public interface IUserRecommendationLoss
 {
     /// <summary>
     /// The loss for user vectors <paramref name="users"/> ([n, d], float32, may require grad), SUMMED over
-    /// training samples (see EVALUATION.md: the reduction decides how MGDA weighs it). Implementations
+    /// training samples (see docs/evaluation.md: the reduction decides how MGDA weighs it). Implementations
     /// resample negatives on every call from their own seeded generator.
     /// </summary>
     Tensor Compute(Tensor users);

@@ -1,3 +1,4 @@
+using AttrCloak.Core.Data;
 namespace AttrCloak.Learning.Unlearning;
 
 /// <summary>
@@ -71,7 +72,7 @@ public sealed class AttributeLayout : IDisposable
         for (var u = 0; u < labels.Length; u++)
         {
             var c = labels[u];
-            if (c == ProtectedAttribute.Unknown) continue;
+            if (c == LabeledAttribute.Unknown) continue;
             if (c < 0 || c >= classCount) throw new ArgumentException($"label {c} of user {u} is outside -1..{classCount - 1}");
             members[c].Add(u);
         }

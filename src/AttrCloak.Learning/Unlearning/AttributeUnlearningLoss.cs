@@ -1,3 +1,4 @@
+using AttrCloak.Core.Data;
 namespace AttrCloak.Learning.Unlearning;
 
 /// <summary>
@@ -23,7 +24,7 @@ public sealed class AttributeUnlearningLoss : IDisposable
     private ClassTargets[]? _targets;
 
     /// <summary>Prepares the label layouts of <paramref name="attributes"/> for <paramref name="userCount"/> users.</summary>
-    public AttributeUnlearningLoss(IReadOnlyList<ProtectedAttribute> attributes, int userCount, CovarianceRidge ridge)
+    public AttributeUnlearningLoss(IReadOnlyList<LabeledAttribute> attributes, int userCount, CovarianceRidge ridge)
     {
         ArgumentNullException.ThrowIfNull(attributes);
         ArgumentNullException.ThrowIfNull(ridge);
@@ -37,7 +38,7 @@ public sealed class AttributeUnlearningLoss : IDisposable
     }
 
     /// <summary>The protected attributes, in the order of <see cref="AttributeLossValue.PerAttribute"/>.</summary>
-    public IReadOnlyList<ProtectedAttribute> Attributes { get; }
+    public IReadOnlyList<LabeledAttribute> Attributes { get; }
 
     /// <summary>The covariance ridge in use.</summary>
     public CovarianceRidge Ridge { get; }

@@ -9,7 +9,7 @@ public enum EqualisationTarget
     /// The slides' L_AU: every class to the global fit of this very population (at strength 1). Exact empirical
     /// moment matching: the population's class means end up EXACTLY on the global mean, so the class offsets of
     /// any shadow subset are anti-correlated with those of the remaining users, and an attacker who knows it
-    /// inverts its predictions (EVALUATION.md's noise control: a calibrated LR finds a gender leak in pure noise).
+    /// inverts its predictions (the reference evaluation's noise control: a calibrated LR finds a gender leak in pure noise).
     /// </summary>
     Empirical,
 
@@ -26,7 +26,7 @@ public enum EqualisationTarget
     /// Class means toward a positive-part James-Stein estimate of their true offset: the part of Delta_k that
     /// is within sampling noise is left in place, offset(t) = (1 - t) Delta_k + t c_k Delta_k with
     /// c_k = min(1, (d - 2) / (n_k Delta_k^T W^-1 Delta_k)), W the pooled within-class covariance. Kept for the
-    /// measurement of issue 13 (README): it creates little on noise but leaves a noise-sized offset ALONG the
+    /// measurement of issue 13 (docs/evaluation.md): it creates little on noise but leaves a noise-sized offset ALONG the
     /// true signal on real data.
     /// </summary>
     Shrunk,
@@ -66,7 +66,7 @@ public sealed class ClassTargets : IDisposable
     public bool IsIdentity => MeanOffsets is null && CovarianceOffsets is null;
 
     /// <summary>Targets of one attribute for <paramref name="original"/> embeddings.</summary>
-    public static ClassTargets Build(EmbeddingMatrix original, ProtectedAttribute attribute, EqualisationTarget kind,
+    public static ClassTargets Build(EmbeddingMatrix original, LabeledAttribute attribute, EqualisationTarget kind,
         double strength, int seed, double? covarianceStrength = null)
     {
         var covStrength = covarianceStrength ?? strength;
@@ -308,7 +308,7 @@ public sealed class ClassTargets : IDisposable
         /// <summary>Fit index of an attribute class, -1 for unknown.</summary>
         public int FitIndex(int label) => label < 0 ? -1 : _fitIndex[label];
 
-        public static Moments Fit(EmbeddingMatrix x, ProtectedAttribute attribute)
+        public static Moments Fit(EmbeddingMatrix x, LabeledAttribute attribute)
         {
             int d = x.Cols, classCount = attribute.ClassCount;
             var rawCounts = new int[classCount];

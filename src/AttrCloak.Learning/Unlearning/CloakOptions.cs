@@ -19,7 +19,7 @@ public enum CloakOptimizer
     /// whatever the scale of the MGDA direction.</summary>
     Adam,
 
-    /// <summary>Plain gradient descent em' -= lr * d, as in Algorithm 1. With the summed L_Reg it stalls (EVALUATION.md).</summary>
+    /// <summary>Plain gradient descent em' -= lr * d, as in Algorithm 1. With the summed L_Reg it stalls (docs/evaluation.md).</summary>
     Sgd,
 }
 
@@ -39,9 +39,9 @@ public enum CloakOptimizer
 /// is so large that the total reaches its chance level while the means still separate the classes. Going far
 /// below chance overshoots: with every class mean pinned to the global one, half-sample class means become
 /// anti-correlated and an attacker trained on shadow users scores below chance, which is leakage too
-/// (EVALUATION.md).</item>
+/// (docs/evaluation.md).</item>
 /// </list>
-/// Stopping early matters: EVALUATION.md saw privacy get worse with more iterations as the anchor pulls back.
+/// Stopping early matters: the reference evaluation saw privacy get worse with more iterations as the anchor pulls back.
 /// </summary>
 public sealed record PrivacyTarget(double? MaxLossAu = null, double? ReductionFactor = null, double? ChanceMultiple = null)
 {
@@ -88,14 +88,14 @@ public sealed record PrivacyTarget(double? MaxLossAu = null, double? ReductionFa
 /// <summary>
 /// Options of one cloaking run. Defaults are the reference run's DF setting (Adam, lr 0.03, its five-seed
 /// configuration) with a 100-iteration budget (the speed target's); learning rate, iteration count, ridge and
-/// privacy target trade privacy against utility and should be swept per backbone (EVALUATION.md).
+/// privacy target trade privacy against utility and should be swept per backbone (docs/evaluation.md).
 /// </summary>
 public sealed record CloakOptions
 {
     /// <summary>Force a mode; null = DataFree without a recommendation loss, DataDependent with one.</summary>
     public CloakMode? Mode { get; init; }
 
-    /// <summary>Update rule. Adam by default: plain GD with the summed L_Reg stalls (EVALUATION.md).</summary>
+    /// <summary>Update rule. Adam by default: plain GD with the summed L_Reg stalls (docs/evaluation.md).</summary>
     public CloakOptimizer Optimizer { get; init; } = CloakOptimizer.Adam;
 
     /// <summary>

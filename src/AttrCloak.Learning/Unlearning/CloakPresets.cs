@@ -4,7 +4,7 @@ namespace AttrCloak.Learning.Unlearning;
 
 /// <summary>
 /// The default AttrCloak settings per mode, chosen with `attrcloak sweep` on ML-100K (MF, seed 1, all attackers;
-/// README "Results"). Every value can be overridden from the command line.
+/// docs/evaluation.md "Results"). Every value can be overridden from the command line.
 /// </summary>
 public static class CloakPresets
 {
@@ -49,7 +49,7 @@ public static class CloakPresets
     };
 
     /// <summary>
-    /// The defaults before issue 13, kept for comparison (README): DF = Adam lr 0.02 (absolute) for 80 iterations,
+    /// The defaults before issue 13, kept for comparison (docs/evaluation.md): DF = Adam lr 0.02 (absolute) for 80 iterations,
     /// ridge 1, the slides' empirical targets (every class exactly onto the global fit: created leakage on noise).
     /// 5 seeds on ML-100K: 0.539/0.188/0.060 worst balanced accuracy at 0.982x NDCG@10.
     /// </summary>

@@ -8,7 +8,7 @@ namespace AttrCloak.Learning.Unlearning;
 /// AttrCloak (Algorithm 1 of the slides): post-training attribute unlearning of user embeddings by descending
 /// alpha_u g_AU + (1 - alpha_u) g_R with the MGDA weight alpha_u recomputed at every step.
 /// <para>
-/// Reductions, and why they matter (EVALUATION.md): MGDA on raw gradients weighs the losses by their gradient
+/// Reductions, and why they matter (docs/evaluation.md): MGDA on raw gradients weighs the losses by their gradient
 /// scales. L_AU is an average (class shares, mean over attributes), so ||g_AU|| does not grow with n. L_Reg is
 /// SUMMED over users as in the slides, and the DD loss is SUMMED over samples as
 /// <see cref="IUserRecommendationLoss"/> requires; with a mean-reduced DD loss ||g_Rec|| would be ~1e-3 of
@@ -37,7 +37,7 @@ public sealed class Cloaker
     /// </summary>
     public CloakResult Cloak(
         EmbeddingMatrix original,
-        IReadOnlyList<ProtectedAttribute> attributes,
+        IReadOnlyList<LabeledAttribute> attributes,
         CloakOptions options,
         IUserRecommendationLoss? recommendationLoss = null,
         IProgress<CloakIteration>? progress = null,
@@ -209,7 +209,7 @@ public sealed class Cloaker
     /// labelled users (class sizes kept), averaged over the target's seeded permutations: the level of embeddings
     /// whose class means differ only by sampling noise.
     /// </summary>
-    internal static double[] ChanceLevels(Tensor users, IReadOnlyList<ProtectedAttribute> attributes, CovarianceRidge ridge,
+    internal static double[] ChanceLevels(Tensor users, IReadOnlyList<LabeledAttribute> attributes, CovarianceRidge ridge,
         PrivacyTarget target)
     {
         var rng = new Random(target.ChanceSeed);
@@ -219,7 +219,7 @@ public sealed class Cloaker
             var permuted = attributes.Select(a =>
             {
                 var labels = (int[])a.Labels.Clone();
-                var known = Enumerable.Range(0, labels.Length).Where(u => labels[u] != ProtectedAttribute.Unknown).ToArray();
+                var known = Enumerable.Range(0, labels.Length).Where(u => labels[u] != LabeledAttribute.Unknown).ToArray();
                 var values = known.Select(u => labels[u]).ToArray();
                 rng.Shuffle(values);
                 for (var i = 0; i < known.Length; i++) labels[known[i]] = values[i];
@@ -242,7 +242,7 @@ public sealed class Cloaker
     /// "stationary" at once); the retention loss redistributes each class's taste among its own users, which the
     /// class-wide shift of DF cannot do.
     /// </summary>
-    private static CloakResult ProjectedRetention(EmbeddingMatrix original, IReadOnlyList<ProtectedAttribute> attributes,
+    private static CloakResult ProjectedRetention(EmbeddingMatrix original, IReadOnlyList<LabeledAttribute> attributes,
         ClassTargets[] targets, CloakOptions options, double learningRate,
         IUserRecommendationLoss recommendationLoss, IProgress<CloakIteration>? progress, Stopwatch wall, CancellationToken ct)
     {

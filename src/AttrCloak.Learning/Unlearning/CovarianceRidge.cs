@@ -16,7 +16,7 @@ public enum RidgeMode
 
 /// <summary>
 /// The covariance ridge: Sigma + ridge * I for every class and the global fit. It keeps classes with fewer users
-/// than dimensions (rank-deficient covariances) finite, and, per EVALUATION.md, it is also a real
+/// than dimensions (rank-deficient covariances) finite, and, per the reference evaluation, it is also a real
 /// hyper-parameter: a large ridge damps the covariance terms of small classes so that the loss concentrates on the
 /// class mean shifts that attackers exploit.
 /// </summary>

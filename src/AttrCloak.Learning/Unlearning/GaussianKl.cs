@@ -54,8 +54,8 @@ public static class GaussianKl
     /// factorisation done outside autograd, re-attached to the graph through their exact first-order
     /// linearisations around S0 = S: logdet(S0) + &lt;S - S0, S0^-1&gt; and S0^-1 - S0^-1 (S - S0) S0^-1. The values are
     /// unchanged (S - S0 is exactly 0) and the gradients are the analytic ones (S^-1 and -S^-1 G S^-1).
-    /// Why: libtorch's batched Cholesky backward was 10x slower and erratic here (2-20 ms for 21 classes of
-    /// d = 64 against 1 ms this way), and it dominated the cost of a cloaking iteration.
+    /// Why: libtorch's batched Cholesky backward was much slower and erratic (docs/performance.md), and it dominated
+    /// the cost of a cloaking iteration.
     /// </summary>
     internal static (Tensor LogDet, Tensor? Inverse) LogDetAndInverse(Tensor s, bool withInverse)
     {

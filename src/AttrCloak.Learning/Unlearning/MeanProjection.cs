@@ -14,7 +14,7 @@ namespace AttrCloak.Learning.Unlearning;
 public static class MeanProjection
 {
     /// <summary>Projects <paramref name="x"/> in place; returns the largest remaining miss (embedding units).</summary>
-    public static double Apply(EmbeddingMatrix x, IReadOnlyList<ProtectedAttribute> attributes,
+    public static double Apply(EmbeddingMatrix x, IReadOnlyList<LabeledAttribute> attributes,
         IReadOnlyList<ClassTargets?> targets, int maxSweeps = 50, double relativeTolerance = 1e-6)
     {
         ArgumentNullException.ThrowIfNull(x);
@@ -35,7 +35,7 @@ public static class MeanProjection
         return miss;
     }
 
-    private static double ProjectOne(EmbeddingMatrix x, ProtectedAttribute attribute, ClassTargets? target, int d)
+    private static double ProjectOne(EmbeddingMatrix x, LabeledAttribute attribute, ClassTargets? target, int d)
     {
         var k = attribute.ClassCount;
         var sums = new double[k * d];

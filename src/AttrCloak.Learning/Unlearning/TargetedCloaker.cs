@@ -117,7 +117,7 @@ public sealed class TargetedCloaker
 
     public TargetedCloakResult Cloak(
         EmbeddingMatrix original,
-        IReadOnlyList<ProtectedAttribute> attributes,
+        IReadOnlyList<LabeledAttribute> attributes,
         CloakOptions options,
         PrivacyGoal goal,
         IPrivacyProbe probe,

@@ -5,8 +5,8 @@ namespace AttrCloak.Streaming.Cloaking;
 /// <summary>
 /// Builds <see cref="TransportCloaker"/>s from a statistics snapshot that carries both the served statistics and the
 /// ORIGINAL ones (<see cref="StatisticsSnapshot.Originals"/>): O(classes x d^3), two batched eigendecompositions per
-/// attribute in float64: 45-120 ms for the 30 classes of ML-100K at d = 64 on this shared 2-core machine (CloakerBenchmark
-/// and the replay experiment); mean-shift-only maps build in under 1 ms. Build off the consume thread and swap.
+/// attribute in float64 (tens of milliseconds for ML-100K's 30 classes at d = 64; docs/performance.md); mean-shift-only
+/// maps are far cheaper. Build off the consume thread and swap.
 /// </summary>
 public sealed class TransportCloakerFactory(TransportCloakerOptions? options = null) : IUserCloakerFactory
 {

@@ -26,7 +26,7 @@ public sealed record PopulationSeeding(
         var d = originals[0].Length;
         var values = new float[n * d];
         for (var u = 0; u < n; u++) originals[u].CopyTo(values, u * d);
-        var attributes = catalog.Select((a, j) => new ProtectedAttribute(a.Name, a.ClassNames.Count, classes.Select(c => c[j]).ToArray())).ToArray();
+        var attributes = catalog.Select((a, j) => new LabeledAttribute(a, classes.Select(c => c[j]).ToArray())).ToArray();
         var result = new Cloaker().Cloak(new EmbeddingMatrix(n, d, values), attributes, CloakPresets.DataFree, null, null, cancellationToken);
         return Enumerable.Range(0, n).Select(u => result.Embeddings.Row(u).ToArray()).ToArray();
     }

@@ -7,6 +7,7 @@ using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http.Features;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -47,20 +48,31 @@ public sealed class GuardHost : IAsyncDisposable
     /// <summary>
     /// Builds (does not start) the host. <paramref name="httpPort"/>: the port of the endpoints on all interfaces
     /// (0 = a free port on 127.0.0.1, for the demo and tests). <paramref name="configureLogging"/> replaces the default
-    /// console logging.
+    /// console logging. <paramref name="configuration"/>: the configuration <paramref name="settings"/> were bound
+    /// from (<see cref="StreamingSettings.Bind"/>); when given, the host also registers the option classes from it
+    /// (<see cref="StreamingOptionsRegistration.AddStreamingOptions"/>, <c>IOptions&lt;T&gt;</c> for the worker's
+    /// services) and validates them when it starts.
     /// </summary>
     public static GuardHost Build(
         StreamingSettings settings,
         IGenerationStore store,
         IUserCloakerFactory cloakerFactory,
         int httpPort,
-        Action<ILoggingBuilder>? configureLogging = null)
+        Action<ILoggingBuilder>? configureLogging = null,
+        IConfiguration? configuration = null)
     {
         ArgumentNullException.ThrowIfNull(settings);
         // Static membership: "auto" becomes {host}-{port}, unique per instance since two instances on one host need two ports.
         var instanceId = settings.Kafka.ResolveGroupInstanceId(httpPort);
         settings = settings with { Kafka = settings.Kafka.WithGroupInstanceId(instanceId) };
         var builder = WebApplication.CreateSlimBuilder();
+        if (configuration is not null)
+        {
+            // The caller's configuration (file, environment, options) is the host's: what was validated is what binds.
+            builder.Configuration.Sources.Clear();
+            builder.Configuration.AddConfiguration(configuration);
+            builder.Services.AddStreamingOptions();
+        }
         builder.WebHost.UseUrls(httpPort == 0 ? "http://127.0.0.1:0" : $"http://0.0.0.0:{httpPort}");
         // A stop never takes longer than the guard's budget (the pipeline bounds its own part, GuardPipeline.Run).
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = settings.Guard.ShutdownTimeout);

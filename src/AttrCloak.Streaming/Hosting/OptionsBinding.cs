@@ -56,6 +56,68 @@ public static class OptionsBinding
         return value;
     }
 
+    /// <summary>
+    /// Keys of <paramref name="sectionName"/> that <paramref name="type"/> has no property for (and that are not among
+    /// <paramref name="otherKeys"/>), one error each.
+    /// </summary>
+    public static void CheckKeys(Type type, IConfiguration configuration, string sectionName, List<string> errors, params string[] otherKeys)
+    {
+        ArgumentNullException.ThrowIfNull(type);
+        ArgumentNullException.ThrowIfNull(configuration);
+        ArgumentNullException.ThrowIfNull(errors);
+        var section = configuration.GetSection(sectionName);
+        if (!section.Exists()) return;
+        var properties = Properties(type);
+        foreach (var child in section.GetChildren())
+            if (!properties.ContainsKey(child.Key) && !otherKeys.Contains(child.Key, StringComparer.OrdinalIgnoreCase))
+                errors.Add($"{sectionName}:{child.Key} is not a setting (known: {string.Join(", ", properties.Keys.Concat(otherKeys).Order(StringComparer.Ordinal))})");
+    }
+
+    /// <summary>
+    /// Values of <paramref name="sectionName"/> that cannot be converted to their property's type, one error each
+    /// (what <see cref="ConfigurationBinder"/> would throw for, one at a time).
+    /// </summary>
+    public static void CheckTypes(Type type, IConfiguration configuration, string sectionName, List<string> errors)
+    {
+        ArgumentNullException.ThrowIfNull(type);
+        ArgumentNullException.ThrowIfNull(configuration);
+        ArgumentNullException.ThrowIfNull(errors);
+        var section = configuration.GetSection(sectionName);
+        if (!section.Exists()) return;
+        var properties = Properties(type);
+        foreach (var child in section.GetChildren())
+        {
+            if (!properties.TryGetValue(child.Key, out var property)) continue;
+            try
+            {
+                if (!(IsList(property.PropertyType) && !child.GetChildren().Any())) child.Get(property.PropertyType);
+            }
+            catch (InvalidOperationException e)
+            {
+                errors.Add($"{sectionName}:{property.Name}: {e.Message}");
+            }
+        }
+    }
+
+    /// <summary>
+    /// After <see cref="ConfigurationBinder"/> has bound <paramref name="options"/>: every list property given in the
+    /// section is set from the section alone, so that it REPLACES the default list (the binder appends to it).
+    /// </summary>
+    public static void ReplaceLists<T>(T options, IConfiguration configuration, string sectionName) where T : class
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(configuration);
+        var section = configuration.GetSection(sectionName);
+        if (!section.Exists()) return;
+        var properties = Properties(typeof(T));
+        foreach (var child in section.GetChildren())
+        {
+            if (!properties.TryGetValue(child.Key, out var property) || !IsList(property.PropertyType)) continue;
+            var bound = !child.GetChildren().Any() ? EmptyOf(property.PropertyType) : child.Get(property.PropertyType);
+            if (bound is not null) property.SetValue(options, bound);
+        }
+    }
+
     private static bool IsList(Type type) =>
         type != typeof(string)
         && (type.IsArray || (type.IsGenericType && typeof(IEnumerable).IsAssignableFrom(type) && type.GetGenericArguments().Length == 1));

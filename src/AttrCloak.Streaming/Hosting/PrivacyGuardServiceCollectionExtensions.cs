@@ -62,6 +62,12 @@ public static class PrivacyGuardServiceCollectionExtensions
         ArgumentNullException.ThrowIfNull(settings);
         ArgumentNullException.ThrowIfNull(loggerFactory);
         return new GuardPipeline(settings.Kafka, settings.Guard, store, cloakerFactory, observer, metrics,
-            loggerFactory.CreateLogger("AttrCloak.Streaming.PrivacyGuard"), settings.Generations) { Input = settings.Input };
+            loggerFactory.CreateLogger("AttrCloak.Streaming.PrivacyGuard"), settings.Generations)
+        {
+            Input = settings.Input,
+            MaxUnacknowledgedBatches = settings.Guard.MaxUnacknowledgedBatches,
+            CloakerRebuildShare = settings.Guard.CloakerRebuildShare,
+            UserCacheCapacity = settings.Guard.UserCacheCapacity,
+        };
     }
 }

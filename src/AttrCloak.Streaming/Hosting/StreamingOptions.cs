@@ -11,7 +11,11 @@ public sealed class KafkaOptions
 {
     public const string SectionName = "AttrCloak:Kafka";
 
-    /// <summary>Comma-separated host:port list. Empty = start the librdkafka mock cluster (demo and tests only).</summary>
+    /// <summary>
+    /// Comma-separated host:port list; required: empty is a configuration error for the worker (serve,
+    /// <see cref="PrivacyGuardServiceCollectionExtensions.AddPrivacyGuard"/> and the Kafka clients refuse it). The demo
+    /// and tests start a librdkafka mock cluster themselves and put its address here.
+    /// </summary>
     public string BootstrapServers { get; set; } = "";
 
     /// <summary>Consumer group of the worker; all instances of one deployment share it (and the partitions).</summary>
@@ -46,7 +50,7 @@ public sealed class KafkaOptions
     /// stops: Kafka keeps its partitions for it until its session times out, and gives them back without a rebalance
     /// when it returns in time. That pays with stable names (a StatefulSet) and a session timeout longer than a
     /// restart (<c>Client:session.timeout.ms</c>); with the 6 s default and a Deployment's new pod names it only holds
-    /// partitions back (README "Running in production", measured figures).
+    /// partitions back (docs/operations.md "Membership, restarts and shutdown", measured figures).
     /// </summary>
     public string GroupInstanceId { get; set; } = NoInstanceId;
 
@@ -165,9 +169,25 @@ public sealed class GuardOptions
 
     /// <summary>
     /// Most events handled as one batch (one store script, one wait for produce acknowledgements). Larger batches cost
-    /// less per event and add latency: 384 kept p99 under 50 ms at > 20,000 updates/s on 2 cores (bench stream).
+    /// less per event and add latency; the default was chosen with <c>attrcloak bench stream</c> (docs/performance.md).
     /// </summary>
     public int MaxBatchEvents { get; set; } = 384;
+
+    /// <summary>
+    /// Sent batches whose acknowledgements may still be outstanding while the next batch is collected and processed
+    /// (0: wait for each batch's acknowledgements before the next). Each one holds its events' offsets back until it is
+    /// acknowledged. Passed to <see cref="Pipeline.GuardPipeline.MaxUnacknowledgedBatches"/>.
+    /// </summary>
+    public int MaxUnacknowledgedBatches { get; set; } = 2;
+
+    /// <summary>
+    /// At most this share of one core goes to background rebuilds of the re-cloak maps after drift (1 = rebuild
+    /// whenever the drift thresholds say so). Passed to <see cref="Pipeline.GuardPipeline.CloakerRebuildShare"/>.
+    /// </summary>
+    public double CloakerRebuildShare { get; set; } = 0.02;
+
+    /// <summary>Users whose state the worker remembers instead of reading it back from the store (0: always read).</summary>
+    public int UserCacheCapacity { get; set; } = 100_000;
 
     /// <summary>How long a batch waits for more events once it has one.</summary>
     public TimeSpan MaxBatchWait { get; set; } = TimeSpan.FromMilliseconds(5);
@@ -198,7 +218,7 @@ public sealed class GuardOptions
     public TimeSpan ShutdownTimeout { get; set; } = TimeSpan.FromSeconds(10);
 
     /// <summary>The catalog as the contracts and the store use it.</summary>
-    public AttributeCatalog Catalog() => new(Attributes.Select(p => KeyValuePair.Create(p.Key, p.Value)));
+    public AttributeCatalog Catalog() => new(AttributeSpecs());
 
     /// <summary>The catalog as <see cref="AttributeSpec"/>s (state store, audit).</summary>
     public IReadOnlyList<AttributeSpec> AttributeSpecs() => Attributes.Select(p => new AttributeSpec(p.Key, p.Value)).ToArray();
@@ -216,6 +236,12 @@ public sealed class GuardOptions
         }
         if (MaxBatchEvents is < 1 or > 10_000)
             errors.Add($"{SectionName}:MaxBatchEvents must be in 1..10000, got {MaxBatchEvents}");
+        if (MaxUnacknowledgedBatches is < 0 or > 64)
+            errors.Add($"{SectionName}:MaxUnacknowledgedBatches must be in 0..64, got {MaxUnacknowledgedBatches}");
+        if (!(CloakerRebuildShare is > 0 and <= 1))
+            errors.Add($"{SectionName}:CloakerRebuildShare must be in (0, 1], got {CloakerRebuildShare}");
+        if (UserCacheCapacity is < 0 or > 100_000_000)
+            errors.Add($"{SectionName}:UserCacheCapacity must be in 0..100000000, got {UserCacheCapacity}");
         if (MaxBatchWait < TimeSpan.Zero || MaxBatchWait > TimeSpan.FromSeconds(5))
             errors.Add($"{SectionName}:MaxBatchWait must be between 0 and 5 s, got {MaxBatchWait}");
         if (CloakerRefreshEvents < 1)

@@ -2,6 +2,8 @@ using AttrCloak.Streaming.Generations;
 using AttrCloak.Streaming.Poisoning;
 using AttrCloak.Streaming.Redis;
 using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
 
 namespace AttrCloak.Streaming.Hosting;
 
@@ -25,29 +27,55 @@ public sealed record StreamingSettings(
     /// <summary>Which embedding updates are accepted (<c>AttrCloak:Input</c>).</summary>
     public InputOptions Input { get; init; } = new();
 
-    /// <summary>Binds every section; throws <see cref="StreamingConfigurationException"/> listing all problems.</summary>
+    /// <summary>
+    /// Binds and validates every section the way the worker host does (<see cref="StreamingOptionsRegistration.AddStreamingOptions"/>:
+    /// <c>AddOptions&lt;T&gt;().BindConfiguration(section)</c> with the worker's validators), before anything connects;
+    /// throws <see cref="StreamingConfigurationException"/> listing all problems, one per line.
+    /// </summary>
     public static StreamingSettings Bind(IConfiguration configuration)
     {
         ArgumentNullException.ThrowIfNull(configuration);
+        var services = new ServiceCollection().AddSingleton(configuration).AddStreamingOptions();
+        using var provider = services.BuildServiceProvider();
         var errors = new List<string>();
-        var kafka = OptionsBinding.Bind<KafkaOptions>(configuration, KafkaOptions.SectionName, errors);
-        // The Redis section also holds the state store's layout keys, read by StateStoreOptions below.
-        var redis = OptionsBinding.Bind<RedisConnectionOptions>(configuration, RedisConnectionOptions.SectionName, errors, StoreLayoutKeys);
-        var guard = OptionsBinding.Bind<GuardOptions>(configuration, GuardOptions.SectionName, errors);
-        var audit = OptionsBinding.Bind<AuditOptions>(configuration, AuditOptions.SectionName, errors);
-        var generations = OptionsBinding.Bind<GenerationOptions>(configuration, GenerationOptions.SectionName, errors);
-        var input = OptionsBinding.Bind<InputOptions>(configuration, InputOptions.SectionName, errors);
+        var kafka = Resolve<KafkaOptions>(provider, configuration, KafkaOptions.SectionName, errors);
+        var redis = Resolve<RedisConnectionOptions>(provider, configuration, RedisConnectionOptions.SectionName, errors);
+        var guard = Resolve<GuardOptions>(provider, configuration, GuardOptions.SectionName, errors);
+        var audit = Resolve<AuditOptions>(provider, configuration, AuditOptions.SectionName, errors);
+        var generations = Resolve<GenerationOptions>(provider, configuration, GenerationOptions.SectionName, errors);
+        var input = Resolve<InputOptions>(provider, configuration, InputOptions.SectionName, errors);
         foreach (var section in configuration.GetSection(RootSectionName).GetChildren())
             if (!SectionNames.Contains(section.Key, StringComparer.OrdinalIgnoreCase))
                 errors.Add($"{RootSectionName}:{section.Key} is not a section (known: {string.Join(", ", SectionNames)})");
-        kafka.Validate(errors);
-        guard.Validate(errors);
-        audit.Validate(errors);
-        generations.Validate(errors);
-        input.Validate(errors);
         if (errors.Count > 0)
             throw new StreamingConfigurationException(string.Join(Environment.NewLine, errors));
-        return new StreamingSettings(kafka, redis, guard, audit) { Generations = generations, Input = input };
+        return new StreamingSettings(kafka!, redis!, guard!, audit!) { Generations = generations!, Input = input! };
+    }
+
+    /// <summary>
+    /// The bound and validated options of one section, or null with its problems added to <paramref name="errors"/>.
+    /// A value of the wrong type is reported for its key, without binding (the binder would throw at the first one).
+    /// </summary>
+    private static T? Resolve<T>(IServiceProvider provider, IConfiguration configuration, string section, List<string> errors) where T : class
+    {
+        var typeErrors = new List<string>();
+        OptionsBinding.CheckTypes(typeof(T), configuration, section, typeErrors);
+        if (typeErrors.Count > 0)
+        {
+            OptionsBinding.CheckKeys(typeof(T), configuration, section, errors,
+                typeof(T) == typeof(RedisConnectionOptions) ? StoreLayoutKeys : []);
+            errors.AddRange(typeErrors);
+            return null;
+        }
+        try
+        {
+            return provider.GetRequiredService<IOptions<T>>().Value;
+        }
+        catch (OptionsValidationException e)
+        {
+            errors.AddRange(e.Failures);
+            return null;
+        }
     }
 
     /// <summary>

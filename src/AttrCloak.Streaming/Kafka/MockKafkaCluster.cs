@@ -6,7 +6,7 @@ namespace AttrCloak.Streaming.Kafka;
 /// librdkafka's built-in mock Kafka cluster: real TCP listeners on 127.0.0.1 that speak the Kafka protocol (produce,
 /// fetch, metadata, consumer groups, offset commits), hosted by a client created with <c>test.mock.num.brokers</c>.
 /// It lives as long as this object. A stand-in broker for tests and the local demo, never for production. Known
-/// behaviour (../shared/PLATFORM.md): topics are auto-created with 4 partitions on first use (do not call
+/// behaviour (observed with librdkafka's mock cluster): topics are auto-created with 4 partitions on first use (do not call
 /// CreateTopics against it); it keeps only a bounded tail of each partition, so consume while producing.
 /// </summary>
 public sealed class MockKafkaCluster : IDisposable

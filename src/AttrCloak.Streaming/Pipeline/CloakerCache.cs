@@ -16,10 +16,11 @@ namespace AttrCloak.Streaming.Pipeline;
 /// since. Used by one consume thread; the background rebuild only hands its result over.
 /// <para>
 /// Drift rebuilds are also spaced so that they take at most <c>rebuildShare</c> of one core: the next one starts no
-/// sooner than (last build time / rebuildShare) after the last one started. A transport-map build costs 45-120 ms at
-/// d = 64 with 30 classes, so at 20,000 updates/s the event threshold alone would rebuild ten times a second and eat
-/// most of a core of this 2-core machine (measured: a quarter of the benchmark's CPU); with the default share of 0.1
-/// the maps are at most about a second older. opt_out still rebuilds at once.
+/// sooner than (last build time / rebuildShare) after the last one started. At high event rates the event threshold
+/// alone would otherwise rebuild several times a second (a transport-map build costs tens of milliseconds;
+/// docs/performance.md). The constructor's default share is 1 (no spacing); the pipeline passes
+/// <see cref="GuardPipeline.CloakerRebuildShare"/> (0.02 by default: a rebuild of ~100 ms at most every ~5 s).
+/// opt_out still rebuilds at once.
 /// </para>
 /// </summary>
 public sealed class CloakerCache

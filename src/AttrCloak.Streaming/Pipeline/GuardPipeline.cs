@@ -164,6 +164,9 @@ public sealed class GuardPipeline
     /// <summary>Cloaker rebuilds so far (tests).</summary>
     internal int CloakerBuilds => Generations.CloakerBuilds;
 
+    /// <summary>The statistics version the current maps of <paramref name="modelVersion"/> were built from (tests).</summary>
+    internal StatisticsVersion? CloakerVersion(string modelVersion) => Generations.Context(modelVersion)?.Cloakers.Snapshot?.Version;
+
     /// <summary>The generations as this worker last saw them (tests).</summary>
     internal GenerationRegistry GenerationRegistry => Generations.Registry;
 

@@ -94,7 +94,7 @@ public sealed class ConcurrencyTests
         var quiet = new Cloaker().Cloak(e, attributes, options, ct: Ct);
         var (data, split) = Tiny.Value;
         var model = new MfTrainer(Mf).Train(data, split, cancellationToken: Ct);
-        var groups = new[] { new ProtectedAttribute("group", data.Attributes[0].ClassCount, data.Labels[0]) };
+        var groups = new[] { new LabeledAttribute(data.Attributes[0] with { Name = "group" }, data.Labels[0]) };
         CloakResult Dd()
         {
             using var loss = RecommendationLosses.For(model, split, seed: 3);

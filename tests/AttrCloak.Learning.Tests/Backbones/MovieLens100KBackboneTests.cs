@@ -44,7 +44,7 @@ public sealed class MovieLens100KBackboneTests
 
         TimeRetentionLoss(model, split);
 
-        // Loose floors: the EVALUATION.md reference MF reached HR@10 0.584 / NDCG@10 0.313.
+        // Loose floors: the reference evaluation's MF reached HR@10 0.584 / NDCG@10 0.313.
         model.Test.Hr10.ShouldBeGreaterThan(0.5);
         model.Test.Ndcg10.ShouldBeGreaterThan(0.27);
     }

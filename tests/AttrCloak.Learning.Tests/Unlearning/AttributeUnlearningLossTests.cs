@@ -1,3 +1,4 @@
+using AttrCloak.Core.Data;
 using AttrCloak.Learning.Unlearning;
 using static TorchSharp.torch;
 
@@ -7,10 +8,10 @@ public sealed class AttributeUnlearningLossTests
 {
     public AttributeUnlearningLossTests() => TorchRuntime.EnsureInitialised();
 
-    private static ProtectedAttribute[] TinyAttributes() =>
+    private static LabeledAttribute[] TinyAttributes() =>
     [
-        new("a", 2, [0, 1, 0, 1, 0, 1, 0, 1, 0, -1]),
-        new("b", 3, [0, 0, 0, 1, 1, 1, 2, 2, -1, 2]),
+        new(AttributeSpec.Numbered("a", 2), [0, 1, 0, 1, 0, 1, 0, 1, 0, -1]),
+        new(AttributeSpec.Numbered("b", 3), [0, 0, 0, 1, 1, 1, 2, 2, -1, 2]),
     ];
 
     [Theory]
@@ -71,7 +72,7 @@ public sealed class AttributeUnlearningLossTests
         var values = Enumerable.Range(0, n * d).Select(_ => (float)Synthetic.Gaussian(rng)).ToArray();
         foreach (var ridge in new[] { CovarianceRidge.Absolute(1e-6), CovarianceRidge.Relative(1e-6), CovarianceRidge.Relative(1.0) })
         {
-            using var loss = new AttributeUnlearningLoss([new ProtectedAttribute("tiny", 3, labels)], n, ridge);
+            using var loss = new AttributeUnlearningLoss([new LabeledAttribute(AttributeSpec.Numbered("tiny", 3), labels)], n, ridge);
             var x = tensor(values, [n, d], float32).requires_grad_(true);
             var value = loss.Compute(x);
             var grad = autograd.grad([value.Total], [x])[0];

@@ -112,7 +112,7 @@ public sealed class TargetedCloakerTests
     /// A probe that reads attribute j's leak as leak_j x (class-mean separation now / separation of the original):
     /// what a linear attacker sees, without training one.
     /// </summary>
-    private sealed class SeparationProbe(EmbeddingMatrix original, ProtectedAttribute[] attributes, double[] leak) : IPrivacyProbe
+    private sealed class SeparationProbe(EmbeddingMatrix original, LabeledAttribute[] attributes, double[] leak) : IPrivacyProbe
     {
         private readonly double[] _reference = attributes.Select(a => Separation(original, a)).ToArray();
 
@@ -120,7 +120,7 @@ public sealed class TargetedCloakerTests
             attributes.Select((a, j) => leak[j] * Separation(embeddings, a) / _reference[j]).ToArray(),
             attributes.Select(_ => 0.0).ToArray(), attributes.Select(_ => "separation").ToArray());
 
-        private static double Separation(EmbeddingMatrix x, ProtectedAttribute a)
+        private static double Separation(EmbeddingMatrix x, LabeledAttribute a)
         {
             var d = x.Cols;
             var global = new double[d];

@@ -11,7 +11,7 @@ namespace AttrCloak.Learning.Tests.Unlearning;
 /// </summary>
 public sealed class CloakerBenchmark(ITestOutputHelper output)
 {
-    // ML-100K class sizes (943 users): gender F/M, the 7 EVALUATION.md age groups, the 21 occupations.
+    // ML-100K class sizes (943 users): gender F/M, the 7 age groups of docs/evaluation.md, the 21 occupations.
     private static readonly int[][] Ml100KClassSizes =
     [
         [273, 670],

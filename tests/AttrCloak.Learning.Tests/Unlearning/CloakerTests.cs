@@ -11,11 +11,11 @@ public sealed class CloakerTests
 
     public CloakerTests() => TorchRuntime.EnsureInitialised();
 
-    private static CloakResult Run(EmbeddingMatrix e, IReadOnlyList<ProtectedAttribute> attributes, CloakOptions options,
+    private static CloakResult Run(EmbeddingMatrix e, IReadOnlyList<LabeledAttribute> attributes, CloakOptions options,
         IUserRecommendationLoss? rec = null, IProgress<CloakIteration>? p = null) =>
         new Cloaker().Cloak(e, attributes, options, rec, p, TestContext.Current.CancellationToken);
 
-    private static (EmbeddingMatrix Embeddings, ProtectedAttribute[] Attributes) Data(double unknownRate = 0) =>
+    private static (EmbeddingMatrix Embeddings, LabeledAttribute[] Attributes) Data(double unknownRate = 0) =>
         Synthetic.Users(N, D, [2, 4], shift: 1.5, seed: 42, unknownRate: unknownRate);
 
     /// <summary>
@@ -216,7 +216,7 @@ public sealed class CloakerTests
         var (e, attributes) = Data();
         Should.Throw<ArgumentException>(() => Run(e, attributes, new CloakOptions { Mode = CloakMode.DataDependent }))
             .Message.ShouldContain("recommendation loss");
-        Should.Throw<ArgumentException>(() => Run(e, [new ProtectedAttribute("x", 2, new int[N - 1])], new CloakOptions()))
+        Should.Throw<ArgumentException>(() => Run(e, [new LabeledAttribute(AttributeSpec.Numbered("x", 2), new int[N - 1])], new CloakOptions()))
             .Message.ShouldContain("labels");
         Should.Throw<ArgumentException>(() => Run(e, attributes, new CloakOptions { Ridge = CovarianceRidge.Absolute(0) }));
         Should.Throw<ArgumentException>(() => Run(e, [], new CloakOptions()));

@@ -6,7 +6,7 @@ namespace AttrCloak.Learning.Tests.Unlearning;
 /// <summary>Seeded synthetic users: N(0, I) embeddings plus a class-dependent mean shift per attribute.</summary>
 internal static class Synthetic
 {
-    public static (EmbeddingMatrix Embeddings, ProtectedAttribute[] Attributes) Users(
+    public static (EmbeddingMatrix Embeddings, LabeledAttribute[] Attributes) Users(
         int n, int d, int[] classCounts, double shift, int seed, double unknownRate = 0.0) =>
         Users(d, classCounts.Select(k => Balanced(n, k)).ToArray(), shift, seed, unknownRate);
 
@@ -18,14 +18,14 @@ internal static class Synthetic
     /// labels assigned by an independent seeded shuffle per attribute, and a random mean offset of norm about
     /// <paramref name="shift"/> per class.
     /// </summary>
-    public static (EmbeddingMatrix Embeddings, ProtectedAttribute[] Attributes) Users(
+    public static (EmbeddingMatrix Embeddings, LabeledAttribute[] Attributes) Users(
         int d, int[][] classSizes, double shift, int seed, double unknownRate = 0.0)
     {
         var n = classSizes[0].Sum();
         var rng = new Random(seed);
         var x = new double[n * d];
         for (var i = 0; i < x.Length; i++) x[i] = Gaussian(rng);
-        var attributes = new ProtectedAttribute[classSizes.Length];
+        var attributes = new LabeledAttribute[classSizes.Length];
         for (var j = 0; j < classSizes.Length; j++)
         {
             var sizes = classSizes[j];
@@ -38,8 +38,8 @@ internal static class Synthetic
             for (var u = 0; u < n; u++)
                 for (var t = 0; t < d; t++) x[u * d + t] += offsets[labels[u] * d + t];
             for (var u = 0; u < n; u++)
-                if (unknownRate > 0 && rng.NextDouble() < unknownRate) labels[u] = ProtectedAttribute.Unknown;
-            attributes[j] = new ProtectedAttribute($"attr{j}", k, labels);
+                if (unknownRate > 0 && rng.NextDouble() < unknownRate) labels[u] = LabeledAttribute.Unknown;
+            attributes[j] = new LabeledAttribute(AttributeSpec.Numbered($"attr{j}", k), labels);
         }
         var values = x.Select(v => (float)v).ToArray();
         return (new EmbeddingMatrix(n, d, values), attributes);
@@ -56,7 +56,7 @@ internal static class Synthetic
     /// Balanced accuracy of a nearest-class-mean attacker trained on even users and scored on odd users
     /// (user-disjoint halves), on the same kind of embedding it attacks.
     /// </summary>
-    public static double NearestMeanBalancedAccuracy(EmbeddingMatrix e, ProtectedAttribute a)
+    public static double NearestMeanBalancedAccuracy(EmbeddingMatrix e, LabeledAttribute a)
     {
         var d = e.Cols;
         var sums = new double[a.ClassCount, d];
@@ -100,7 +100,7 @@ internal static class Synthetic
     /// Relative change of the minimal "oracle" cloak that subtracts every attribute's estimated class-mean offset
     /// (mu_k - mu_global) from each user: about the least any cloak must move users to remove the mean shifts.
     /// </summary>
-    public static double OracleRelativeChange(EmbeddingMatrix e, IReadOnlyList<ProtectedAttribute> attributes)
+    public static double OracleRelativeChange(EmbeddingMatrix e, IReadOnlyList<LabeledAttribute> attributes)
     {
         var cloaked = e.Clone();
         var d = e.Cols;

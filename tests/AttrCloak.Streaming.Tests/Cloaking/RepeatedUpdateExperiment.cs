@@ -67,7 +67,7 @@ public sealed class RepeatedUpdateExperiment
         var labels = catalog.Select((_, a) => population.Classes.Select(c => c[a]).ToArray()).ToArray();
         var audited = catalog.Select((a, i) => new AuditedAttribute(a.Name, a.ClassCount, labels[i])).ToArray();
         var audit = new AuditOptions { Seed = 1, Attackers = ["lr", "mlp"], MaxThreads = 2 };
-        var seeded = new Cloaker().Cloak(Matrix(originals, dim), catalog.Select((a, i) => new ProtectedAttribute(a.Name, a.ClassCount, labels[i])).ToArray(),
+        var seeded = new Cloaker().Cloak(Matrix(originals, dim), catalog.Select((a, i) => new LabeledAttribute(a, labels[i])).ToArray(),
             StreamingReplay.DataFreePreset, ct: TestContext.Current.CancellationToken).Embeddings;
 
         string Row(string name, EmbeddingMatrix served, ClassStatisticsAccumulator stats)

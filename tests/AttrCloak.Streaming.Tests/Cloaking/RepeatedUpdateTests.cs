@@ -1,3 +1,4 @@
+using AttrCloak.Core.Data;
 using AttrCloak.Audit;
 using AttrCloak.Learning.Unlearning;
 using AttrCloak.Streaming.Cloaking;
@@ -23,7 +24,7 @@ public sealed class RepeatedUpdateTests
         var population = BenchmarkPopulation.Create(Users, Dimension, catalog);
         var originals = RepeatedUpdateExperiment.Matrix(population.Originals, Dimension);
         var labels = catalog.Select((_, a) => population.Classes.Select(c => c[a]).ToArray()).ToArray();
-        var seeded = new Cloaker().Cloak(originals, catalog.Select((a, i) => new ProtectedAttribute(a.Name, a.ClassCount, labels[i])).ToArray(),
+        var seeded = new Cloaker().Cloak(originals, catalog.Select((a, i) => new LabeledAttribute(a, labels[i])).ToArray(),
             StreamingReplay.DataFreePreset, ct: ct).Embeddings;
         var audited = catalog.Select((a, i) => new AuditedAttribute(a.Name, a.ClassCount, labels[i])).ToArray();
         var audit = new AuditOptions { Seed = 1, Attackers = ["lr"], MaxThreads = 2 };

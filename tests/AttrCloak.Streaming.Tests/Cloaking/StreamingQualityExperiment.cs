@@ -137,7 +137,7 @@ public sealed class StreamingQualityExperiment
         new Random(replay.Seed).Shuffle(order);
         var bootstrap = order[..(n / 2)];
         var bootServed = new AttrCloak.Learning.Unlearning.Cloaker().Cloak(original.SelectRows(bootstrap),
-            replay.Attributes.Select((a, i) => new AttrCloak.Learning.Unlearning.ProtectedAttribute(a.Name, a.ClassCount, bootstrap.Select(u => labels[i][u]).ToArray())).ToArray(),
+            replay.Attributes.Select((a, i) => new LabeledAttribute(a, bootstrap.Select(u => labels[i][u]).ToArray())).ToArray(),
             replay.BatchOptions).Embeddings;
         var served = original.Clone();
         for (var i = 0; i < bootstrap.Length; i++) bootServed.Row(i).CopyTo(served.Row(bootstrap[i]));

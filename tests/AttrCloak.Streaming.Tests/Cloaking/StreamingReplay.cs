@@ -92,8 +92,8 @@ internal sealed class StreamingReplay
             streamed.Length == 0 ? 0 : cloakClock.Elapsed.TotalMicroseconds / streamed.Length, unprotected);
     }
 
-    private ProtectedAttribute[] Protected(int[][] labels) =>
-        Attributes.Select((a, i) => new ProtectedAttribute(a.Name, a.ClassCount, labels[i])).ToArray();
+    private LabeledAttribute[] Protected(int[][] labels) =>
+        Attributes.Select((a, i) => new LabeledAttribute(a, labels[i])).ToArray();
 
     /// <summary>Mean squared L2 displacement per user (the DF retention loss, averaged).</summary>
     public static double MeanSquaredDisplacement(EmbeddingMatrix a, EmbeddingMatrix b)

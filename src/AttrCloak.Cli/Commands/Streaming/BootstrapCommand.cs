@@ -1,3 +1,4 @@
+using AttrCloak.Core.Data;
 using System.ComponentModel;
 using System.Diagnostics;
 using AttrCloak.Cli.Experiments;
@@ -113,10 +114,10 @@ public sealed class BootstrapCommand : StreamingCommand<BootstrapSettings>
 
         // The batch run: AttrCloak-DF over the chosen users only (they are the served population).
         var original = population.Embeddings.SelectRows(chosen);
-        var attributes = new List<ProtectedAttribute>();
+        var attributes = new List<LabeledAttribute>();
         for (var a = 0; a < mapping.AttributeNames.Count; a++)
         {
-            var attribute = new ProtectedAttribute(mapping.AttributeNames[a], mapping.ClassNames[a].Count, chosen.Select(u => mapping.Labels[a][u]).ToArray());
+            var attribute = new LabeledAttribute(new AttributeSpec(mapping.AttributeNames[a], mapping.ClassNames[a]), chosen.Select(u => mapping.Labels[a][u]).ToArray());
             try { attribute.Validate(chosen.Count); }
             catch (ArgumentException e) { throw new UsageException($"{e.Message} among the {chosen.Count} users drawn; raise --fraction"); }
             attributes.Add(attribute);

@@ -173,7 +173,7 @@ public sealed class DemoCommand : StreamingCommand<DemoSettings>
         try
         {
             // 3. Bootstrap part of the population with batch AttrCloak-DF, and the reference: batch DF on everyone.
-            var protectedAll = specs.Select((a, i) => new ProtectedAttribute(a.Name, a.ClassCount, labels[i])).ToArray();
+            var protectedAll = specs.Select((a, i) => new LabeledAttribute(a, labels[i])).ToArray();
             var batchAll = ConsoleProgress.RunCloak("batch AttrCloak-DF, all users (the reference)",
                 p => new Cloaker().Cloak(model.Users, protectedAll, CloakPresets.DataFree, null, p, cancellationToken));
             var chosen = s.BootstrapFraction > 0 ? UserSample.Draw(data.UserCount, s.BootstrapFraction, s.Seed) : [];
@@ -181,7 +181,7 @@ public sealed class DemoCommand : StreamingCommand<DemoSettings>
             if (chosen.Count > 0)
             {
                 var originals = model.Users.SelectRows(chosen);
-                var protectedChosen = specs.Select((a, i) => new ProtectedAttribute(a.Name, a.ClassCount, chosen.Select(u => labels[i][u]).ToArray())).ToArray();
+                var protectedChosen = specs.Select((a, i) => new LabeledAttribute(a, chosen.Select(u => labels[i][u]).ToArray())).ToArray();
                 var boot = ConsoleProgress.RunCloak($"batch AttrCloak-DF, bootstrap of {chosen.Count} users",
                     p => new Cloaker().Cloak(originals, protectedChosen, CloakPresets.DataFree, null, p, cancellationToken));
                 var seeded = chosen.Select((u, row) => new SeedUser(data.UserIds[u], originals.Row(row).ToArray(), boot.Embeddings.Row(row).ToArray(), catalog.ClassesOf(u))).ToList();

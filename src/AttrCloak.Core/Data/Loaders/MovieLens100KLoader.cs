@@ -2,8 +2,8 @@ namespace AttrCloak.Core.Data.Loaders;
 
 /// <summary>
 /// Reads the MovieLens-100K layout: <c>u.data</c> (tab-separated user, item, rating, timestamp) and
-/// <c>u.user</c> (id|age|gender|occupation|zip). Attributes follow EVALUATION.md: gender F/M, raw ages
-/// bucketed into ML-1M's seven groups, and the 21 occupations of <c>u.occupation</c> in file order (the
+/// <c>u.user</c> (id|age|gender|occupation|zip). Attributes follow the evaluation protocol (docs/evaluation.md):
+/// gender F/M, raw ages bucketed into ML-1M's seven groups, and the 21 occupations of <c>u.occupation</c> in file order (the
 /// sorted distinct values of <c>u.user</c> when that file is absent).
 /// </summary>
 public static class MovieLens100KLoader

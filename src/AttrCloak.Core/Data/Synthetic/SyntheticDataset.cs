@@ -13,7 +13,7 @@ public static class SyntheticDataset
 {
     public const string DatasetName = "synthetic";
 
-    // ML-100K's gender share (F, M) and age-group distribution (EVALUATION.md thresholds).
+    // ML-100K's gender share (F, M) and age-group distribution (docs/evaluation.md thresholds).
     private static readonly double[] GenderWeights = [0.29, 0.71];
     private static readonly double[] AgeWeights = [0.038, 0.210, 0.329, 0.206, 0.085, 0.077, 0.055];
 

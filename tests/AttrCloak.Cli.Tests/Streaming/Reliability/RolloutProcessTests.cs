@@ -116,7 +116,7 @@ public sealed class RolloutProcessTests(RedisServerFixture redis)
             var servedB = new float[data.UserCount * modelB.Users.Cols];
             for (var u = 0; u < data.UserCount; u++) perUser[data.UserIds[u]][^1].Embedding.CopyTo(servedB, u * modelB.Users.Cols);
             var served = new EmbeddingMatrix(data.UserCount, modelB.Users.Cols, servedB);
-            var batch = new Cloaker().Cloak(modelB.Users, data.Attributes.Select((a, i) => new ProtectedAttribute(a.Name, a.ClassCount, data.Labels[i])).ToArray(),
+            var batch = new Cloaker().Cloak(modelB.Users, data.Attributes.Select((a, i) => new LabeledAttribute(a, data.Labels[i])).ToArray(),
                 CloakPresets.DataFree, ct: ct).Embeddings;
             var audit = new AuditOptions { Attackers = ["lr", "lr+cal", "mlp"], Folds = 5, Seed = 1 };
             var audited = data.Attributes.Select((a, i) => new AuditedAttribute(a.Name, a.ClassCount, data.Labels[i])).ToArray();

@@ -45,7 +45,7 @@ internal sealed class ChildProcess : IAsyncDisposable
         var info = new ProcessStartInfo(executable) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         foreach (var a in args) info.ArgumentList.Add(a);
         info.Environment["NO_COLOR"] = "1";
-        // As the ./attrcloak launcher and the image set it for the long-running commands (README "Reliability").
+        // As the ./attrcloak launcher and the image set it for the long-running commands (docs/reliability.md, "Soak").
         info.Environment["MALLOC_ARENA_MAX"] = "2";
         foreach (var (key, value) in environment) info.Environment[key] = value;
         var child = new ChildProcess(name, new Process { StartInfo = info, EnableRaisingEvents = true });

@@ -109,8 +109,8 @@ public sealed class ProductionWalkTests
             records.Values.Count(r => r.Version == 0).ShouldBe(bootstrapped, "bootstrapped users are served at their bootstrap version");
             records.Values.Count(r => r.Version == 1).ShouldBe(data.UserCount - bootstrapped, "streamed users are served at the replayed version");
             Step($"every one of the {ids.Count} users is on the serving topic ({serving.Messages} records)");
-            // What the cloak does NOT protect (README "What the cloak protects"): whoever holds the original embeddings can
-            // link a served embedding to its owner. Measured, not asserted: a figure for the README.
+            // What the cloak does NOT protect (docs/evaluation.md "What the cloak protects"): whoever holds the original embeddings can
+            // link a served embedding to its owner. Measured, not asserted: a figure for docs/evaluation.md.
             var originals = AttrCloak.Core.IO.NpyFile.Read(Path.Combine(model, "users.npy"));
             var (own, ownDistance, otherDistance) = Linkability(data, originals, records);
             Figure($"linkability: for {own} of {ids.Count} served users the nearest original embedding is their own " +
