@@ -8,6 +8,7 @@ using AttrCloak.Streaming.Monitoring;
 using AttrCloak.Streaming.Poisoning;
 using AttrCloak.Streaming.Redis;
 using AttrCloak.Streaming.Redis.Generations;
+using AttrCloak.Streaming.Redis.Statistics;
 using Microsoft.Extensions.Logging;
 
 namespace AttrCloak.Streaming.Pipeline;
