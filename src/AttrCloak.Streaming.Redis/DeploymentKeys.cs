@@ -2,39 +2,36 @@ using StackExchange.Redis;
 
 namespace AttrCloak.Streaming.Redis;
 
-/// <summary>A whole deployment's keys in Redis, for tools (see <see cref="StoreLayout"/>, which names them and scans them).</summary>
+/// <summary>
+/// The public view of a deployment's key space for tools (the demo's and the benches' throw-away deployments): every
+/// key of a deployment lives under <c>{prefix}:</c> (the layout is described on the internal <c>StoreLayout</c>, which
+/// names every key and runs every SCAN, and in this project's README), found with SCAN and a glob pattern whose prefix
+/// is escaped.
+/// </summary>
 public static class DeploymentKeys
 {
-    /// <summary>
-    /// Up to <paramref name="limit"/> keys under <paramref name="prefix"/> other than its meta key (a worker started on
-    /// an empty store creates only that one): user states, class statistics and tombstones.
-    /// </summary>
-    public static async Task<IReadOnlyList<string>> DataKeysAsync(IConnectionMultiplexer redis, string prefix, int limit = 10)
+    /// <summary>SCAN MATCH pattern of every key under <paramref name="prefix"/>; glob characters of the prefix are escaped.</summary>
+    public static string Pattern(string prefix)
     {
-        ArgumentNullException.ThrowIfNull(redis);
-        var db = redis.GetDatabase();
-        var meta = StoreLayout.MetaKeyOf(prefix);
-        var found = new List<string>();
-        await foreach (var keys in StoreLayout.ScanAsync(db, AllKeysPattern(prefix), 1000).ConfigureAwait(false))
-            foreach (var key in keys)
-            {
-                if (key == meta) continue;
-                found.Add(key!);
-                if (found.Count >= limit) return found;
-            }
-        return found;
+        ArgumentNullException.ThrowIfNull(prefix);
+        return StoreLayout.EscapeGlob(prefix) + ":*";
     }
 
-    /// <summary>Deletes every key under <paramref name="prefix"/> (a throw-away deployment); returns how many.</summary>
+    /// <summary>The keys under <paramref name="prefix"/>, one SCAN page at a time (<paramref name="pageSize"/> is SCAN's COUNT hint).</summary>
+    public static IAsyncEnumerable<RedisKey[]> ScanAsync(IDatabase db, string prefix, int pageSize = 1000)
+    {
+        ArgumentNullException.ThrowIfNull(db);
+        return StoreLayout.ScanAsync(db, Pattern(prefix), pageSize);
+    }
+
+    /// <summary>Deletes every key under <paramref name="prefix"/> (all generations, registry and tombstones); returns how many.</summary>
     public static async Task<long> DeleteAllAsync(IConnectionMultiplexer redis, string prefix)
     {
         ArgumentNullException.ThrowIfNull(redis);
         var db = redis.GetDatabase();
         long deleted = 0;
-        await foreach (var keys in StoreLayout.ScanAsync(db, AllKeysPattern(prefix), 1000).ConfigureAwait(false))
+        await foreach (var keys in ScanAsync(db, prefix).ConfigureAwait(false))
             if (keys.Length > 0) deleted += await db.KeyDeleteAsync(keys).ConfigureAwait(false);
         return deleted;
     }
-
-    private static string AllKeysPattern(string prefix) => StoreLayout.EscapeGlob(prefix) + ":*";
 }

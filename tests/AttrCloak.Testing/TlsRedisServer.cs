@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
+using AttrCloak.Tools.LocalRedis;
 using Xunit;
 
 namespace AttrCloak.Testing;
@@ -40,7 +41,7 @@ public sealed class TlsRedisServer : IDisposable
 
     public static TlsRedisServer Start()
     {
-        var redis = Find("redis-server") ?? throw SkipException("redis-server is not installed");
+        var redis = RedisServerProcess.FindExecutable() ?? throw SkipException("redis-server is not installed");
         var openssl = Find("openssl") ?? throw SkipException("the openssl CLI is not installed (needed to make test certificates)");
         var dir = new TempDirectory();
         try

@@ -1,10 +1,12 @@
+using AttrCloak.Tools.LocalRedis;
 using StackExchange.Redis;
 
 namespace AttrCloak.Cli.Streaming;
 
 /// <summary>
 /// The Redis a benchmark measures against: the one given (<c>--redis</c>), or a throw-away local redis-server
-/// (<see cref="LocalRedisServer"/>) when none is. Disposing closes the connection or stops the server.
+/// (<see cref="LocalRedisServer"/>, no persistence, slow log off) when none is. Disposing closes the connection and
+/// stops the server.
 /// </summary>
 internal sealed class BenchRedis : IAsyncDisposable
 {
@@ -24,17 +26,35 @@ internal sealed class BenchRedis : IAsyncDisposable
 
     public static async Task<BenchRedis> OpenAsync(string? configuration)
     {
-        if (configuration is null)
+        if (configuration is not null)
+            return new BenchRedis(null, await RedisConnector.ConnectAsync(configuration), $"Redis at {configuration}");
+        var executable = RedisServerProcess.FindExecutable()
+            ?? throw new UsageException("no redis-server to start: install it (Debian: apt-get install redis-server) or give --redis host:port");
+        LocalRedisServer local;
+        try
         {
-            var local = await LocalRedisServer.StartAsync();
-            return new BenchRedis(local, local.Connection, $"a throw-away redis-server on port {local.Port}");
+            local = await LocalRedisServer.StartAsync(executable, ["--slowlog-log-slower-than", "-1"], TimeSpan.FromSeconds(15), attempts: 1,
+                directoryPrefix: "attrcloak-bench-redis-");
         }
-        return new BenchRedis(null, await RedisConnector.ConnectAsync(configuration), $"Redis at {configuration}");
+        catch (InvalidOperationException e)
+        {
+            throw new UsageException($"redis-server did not start within 15 s: {e.Message}");
+        }
+        try
+        {
+            var connection = await ConnectionMultiplexer.ConnectAsync($"127.0.0.1:{local.Port},connectTimeout=1000,allowAdmin=true");
+            return new BenchRedis(local, connection, $"a throw-away redis-server on port {local.Port}");
+        }
+        catch
+        {
+            await local.DisposeAsync();
+            throw;
+        }
     }
 
     public async ValueTask DisposeAsync()
     {
+        await Connection.DisposeAsync();
         if (_local is not null) await _local.DisposeAsync();
-        else await Connection.DisposeAsync();
     }
 }

@@ -1,5 +1,8 @@
+using AttrCloak.Cli.Rendering;
 using AttrCloak.Streaming.Contracts;
+using AttrCloak.Streaming.Hosting;
 using AttrCloak.Streaming.Redis;
+using AttrCloak.Tools.Replay;
 
 namespace AttrCloak.Cli.Streaming;
 
@@ -36,5 +39,22 @@ public static class BootstrapPublishing
                         protectedAttributes.Where((_, a) => a < state.Classes.Length && state.Classes[a] >= 0).ToArray(), now));
         }
         return records;
+    }
+
+    /// <summary>
+    /// Produces the serving records of <paramref name="userIds"/> (<see cref="StoredRecordsAsync"/>) to
+    /// <paramref name="topic"/>, keyed by user id, with a live line of produced, acknowledged and failed records.
+    /// </summary>
+    public static async Task<ProduceSummary> PublishAsync(KafkaBulkProducer publisher, string topic, IStateStore store, IReadOnlyList<string> userIds,
+        long version, string modelVersion, IReadOnlyList<string> protectedAttributes, int batchSize, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(publisher);
+        var records = await StoredRecordsAsync(store, userIds, version, modelVersion, protectedAttributes, batchSize, cancellationToken);
+        var messages = records.Select(record =>
+            new OutboundMessage(topic, EventCodec.KeyOf(record.UserId), EventCodec.Encode(record), ContentTypes.Json, SchemaNames.CloakedEmbeddingV1));
+        return await LiveStatus.RunAsync($"publishing {records.Count} cloaked embeddings to {topic}", records.Count,
+            progress => publisher.ProduceAsync(messages, 0,
+                new InlineProgress<ProduceProgress>(p => progress.Report(new LiveUpdate(p.Acked, $"published {p.Produced}, acknowledged {p.Acked}, failed {p.Failed}"))),
+                cancellationToken: cancellationToken));
     }
 }

@@ -4,9 +4,9 @@ using AttrCloak.Core.Data;
 using AttrCloak.Learning.Backbones;
 using AttrCloak.Streaming.Hosting;
 using AttrCloak.Streaming.Redis.Generations;
-using AttrCloak.Streaming.Replay;
+using AttrCloak.Tools.Replay;
 using Spectre.Console;
-using OutboundMessage = AttrCloak.Streaming.Replay.OutboundMessage;
+using OutboundMessage = AttrCloak.Tools.Replay.OutboundMessage;
 
 namespace AttrCloak.Cli.Streaming;
 

@@ -21,13 +21,8 @@ public sealed record PopulationSeeding(
 
     private static float[][] CloakDataFree(float[][] originals, int[][] classes, IReadOnlyList<AttributeSpec> catalog, CancellationToken cancellationToken)
     {
-        var n = originals.Length;
-        if (n == 0) return [];
-        var d = originals[0].Length;
-        var values = new float[n * d];
-        for (var u = 0; u < n; u++) originals[u].CopyTo(values, u * d);
-        var attributes = catalog.Select((a, j) => new LabeledAttribute(a, classes.Select(c => c[j]).ToArray())).ToArray();
-        var result = new Cloaker().Cloak(new EmbeddingMatrix(n, d, values), attributes, CloakPresets.DataFree, null, null, cancellationToken);
-        return Enumerable.Range(0, n).Select(u => result.Embeddings.Row(u).ToArray()).ToArray();
+        if (originals.Length == 0) return [];
+        var population = new SeedPopulation(new string[originals.Length], originals, classes);
+        return PopulationSeeder.Rows(PopulationSeeder.CloakDataFree(population, catalog, null, cancellationToken).Embeddings);
     }
 }

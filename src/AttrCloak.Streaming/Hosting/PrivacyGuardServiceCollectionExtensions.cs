@@ -16,7 +16,7 @@ public static class PrivacyGuardServiceCollectionExtensions
     /// Registers the privacy guard: <see cref="WorkerMetrics"/> (unless one is registered or given), the
     /// <see cref="GuardPipeline"/>, its <see cref="PipelineStatus"/> (for /healthz/ready) and
     /// <see cref="PrivacyGuardWorker"/> as a hosted service. <paramref name="settings"/> must name the brokers
-    /// (<c>KafkaOptions.BootstrapServers</c>); for the demo, start a <see cref="Kafka.MockKafkaCluster"/> first and put
+    /// (<c>KafkaOptions.BootstrapServers</c>); for the demo, start a <c>MockKafkaCluster</c> (AttrCloak.Tools) first and put
     /// its address there.
     /// </summary>
     /// <exception cref="StreamingConfigurationException">No brokers are configured.</exception>

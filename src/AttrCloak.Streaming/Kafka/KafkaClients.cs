@@ -204,7 +204,7 @@ public static class KafkaClients
     private static string Servers(KafkaOptions options) =>
         string.IsNullOrWhiteSpace(options.BootstrapServers)
             ? throw new StreamingConfigurationException(
-                $"{KafkaOptions.SectionName}:BootstrapServers is empty: name the brokers (host:port,...), or start a {nameof(MockKafkaCluster)} and use its address (demo and tests only)")
+                $"{KafkaOptions.SectionName}:BootstrapServers is empty: name the brokers (host:port,...), or start a MockKafkaCluster and use its address (demo and tests only)")
             : options.BootstrapServers;
 
     private static void AddExtra(ClientConfig config, KafkaOptions options)

@@ -51,7 +51,7 @@ public sealed class LatencyRecorder(int capacity = 1_000_000)
 
     /// <summary>
     /// The kept values since the last call (or since the start), sorted, and forgets them: per-window percentiles of a
-    /// long run (<see cref="SoakBenchmark"/>). <see cref="Count"/> keeps counting every value.
+    /// long run (the soak benchmark of AttrCloak.Tools). <see cref="Count"/> keeps counting every value.
     /// </summary>
     public double[] TakeWindow()
     {

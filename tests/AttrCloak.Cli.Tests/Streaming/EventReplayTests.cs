@@ -1,5 +1,5 @@
 using AttrCloak.Streaming.Contracts;
-using AttrCloak.Streaming.Replay;
+using AttrCloak.Tools.Replay;
 
 namespace AttrCloak.Cli.Tests.Streaming;
 

@@ -4,6 +4,7 @@ using AttrCloak.Cli.Commands.Streaming;
 using AttrCloak.Cli.Experiments;
 using AttrCloak.Streaming.Contracts;
 using AttrCloak.Streaming.Kafka;
+using AttrCloak.Tools.Kafka;
 using static AttrCloak.Cli.Tests.Streaming.StreamingTestSupport;
 
 namespace AttrCloak.Cli.Tests.Streaming;

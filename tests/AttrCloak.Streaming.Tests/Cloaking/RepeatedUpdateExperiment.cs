@@ -6,6 +6,7 @@ using AttrCloak.Learning.Unlearning;
 using AttrCloak.Streaming.Cloaking;
 using AttrCloak.Streaming.Pipeline;
 using AttrCloak.Streaming.Redis.Statistics;
+using AttrCloak.Tools.Benchmarks;
 
 namespace AttrCloak.Streaming.Tests.Cloaking;
 

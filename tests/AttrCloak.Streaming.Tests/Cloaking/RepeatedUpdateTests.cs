@@ -3,6 +3,7 @@ using AttrCloak.Audit;
 using AttrCloak.Learning.Unlearning;
 using AttrCloak.Streaming.Cloaking;
 using AttrCloak.Streaming.Pipeline;
+using AttrCloak.Tools.Benchmarks;
 
 namespace AttrCloak.Streaming.Tests.Cloaking;
 

@@ -8,6 +8,7 @@ using AttrCloak.Streaming.Kafka;
 using AttrCloak.Streaming.Redis;
 using AttrCloak.Streaming.Redis.Generations;
 using AttrCloak.Streaming.Redis.State;
+using AttrCloak.Tools.Kafka;
 using Confluent.Kafka;
 
 namespace AttrCloak.Streaming.Tests.Monitoring;

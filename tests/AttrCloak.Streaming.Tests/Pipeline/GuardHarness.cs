@@ -8,6 +8,7 @@ using AttrCloak.Streaming.Monitoring;
 using AttrCloak.Streaming.Pipeline;
 using AttrCloak.Streaming.Redis;
 using AttrCloak.Streaming.Redis.Generations;
+using AttrCloak.Tools.Kafka;
 using Confluent.Kafka;
 using Microsoft.Extensions.Logging;
 using StackExchange.Redis;

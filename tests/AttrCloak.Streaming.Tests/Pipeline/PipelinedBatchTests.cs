@@ -5,6 +5,7 @@ using AttrCloak.Streaming.Pipeline;
 using AttrCloak.Streaming.Redis;
 using AttrCloak.Streaming.Redis.State;
 using AttrCloak.Streaming.Redis.Statistics;
+using AttrCloak.Tools.Kafka;
 using Confluent.Kafka;
 using StackExchange.Redis;
 using Types = AttrCloak.Streaming.Monitoring.WorkerMetrics.EventTypes;
@@ -161,7 +162,7 @@ public sealed class PipelinedBatchTests(RedisServerFixture redis, MockKafkaFixtu
                 GroupId = h.Kafka.ConsumerGroup,
                 EnableAutoCommit = false,
             }).SetLogHandler((_, _) => { }).SetErrorHandler((_, _) => { }).Build();
-            _partitions = Enumerable.Range(0, Streaming.Kafka.MockKafkaCluster.PartitionsPerTopic)
+            _partitions = Enumerable.Range(0, MockKafkaCluster.PartitionsPerTopic)
                 .Select(p => new TopicPartition(h.Kafka.EmbeddingsTopic, p)).ToList();
         }
 

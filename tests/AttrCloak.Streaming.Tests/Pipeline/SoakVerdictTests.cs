@@ -1,5 +1,6 @@
 using AttrCloak.Streaming.Pipeline;
-using N = AttrCloak.Streaming.Pipeline.SoakVerdict.Names;
+using AttrCloak.Tools.Benchmarks;
+using N = AttrCloak.Tools.Benchmarks.SoakVerdict.Names;
 
 namespace AttrCloak.Streaming.Tests.Pipeline;
 

@@ -1,6 +1,7 @@
 using System.Globalization;
 using AttrCloak.Streaming.Generations;
 using AttrCloak.Streaming.Pipeline;
+using AttrCloak.Tools.Benchmarks;
 
 namespace AttrCloak.Streaming.Tests.Pipeline;
 

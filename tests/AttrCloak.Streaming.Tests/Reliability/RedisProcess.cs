@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
+using AttrCloak.Tools.LocalRedis;
 using StackExchange.Redis;
 
 namespace AttrCloak.Streaming.Tests.Reliability;
@@ -36,8 +37,7 @@ internal sealed class RedisProcess : IDisposable
     /// <summary>Starts one, or skips the test when redis-server is not installed.</summary>
     public static RedisProcess Start()
     {
-        var executable = new[] { Environment.GetEnvironmentVariable("ATTRCLOAK_REDIS_SERVER"), "/usr/bin/redis-server", "/usr/local/bin/redis-server" }
-            .FirstOrDefault(p => !string.IsNullOrEmpty(p) && File.Exists(p));
+        var executable = RedisServerProcess.FindExecutable();
         if (executable is null) Assert.Skip("redis-server is not installed (Debian: apt-get install redis-server)");
         var redis = new RedisProcess(executable);
         redis.StartServer();
@@ -88,24 +88,7 @@ internal sealed class RedisProcess : IDisposable
         }
     }
 
-    private bool Pong()
-    {
-        try
-        {
-            using var client = new TcpClient();
-            client.Connect(IPAddress.Loopback, Port);
-            var stream = client.GetStream();
-            stream.Write("PING\r\n"u8);
-            stream.ReadTimeout = 2000;
-            var buffer = new byte[64];
-            var n = stream.Read(buffer);
-            return Encoding.ASCII.GetString(buffer, 0, n).StartsWith("+PONG", StringComparison.Ordinal);
-        }
-        catch (Exception e) when (e is SocketException or IOException)
-        {
-            return false;
-        }
-    }
+    private bool Pong() => RedisServerProcess.Pong(Port);
 
     private string NewDataDirectory() => Directory.CreateDirectory(Path.Combine(_root, Guid.NewGuid().ToString("N")[..8])).FullName;
 

@@ -8,6 +8,7 @@ using AttrCloak.Streaming.Kafka;
 using AttrCloak.Streaming.Redis;
 using AttrCloak.Streaming.Redis.Generations;
 using AttrCloak.Streaming.Tests.Pipeline;
+using AttrCloak.Tools.Kafka;
 using Confluent.Kafka;
 using Microsoft.Extensions.Logging;
 using StackExchange.Redis;

@@ -6,6 +6,7 @@ using AttrCloak.Cli.Rendering;
 using AttrCloak.Cli.Streaming;
 using AttrCloak.Streaming.Cloaking;
 using AttrCloak.Streaming.Pipeline;
+using AttrCloak.Tools.Benchmarks;
 using ScottPlot;
 using Spectre.Console;
 using Spectre.Console.Cli;

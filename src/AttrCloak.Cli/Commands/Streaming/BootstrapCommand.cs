@@ -1,16 +1,17 @@
-using AttrCloak.Core.Data;
 using System.ComponentModel;
 using System.Diagnostics;
 using AttrCloak.Cli.Experiments;
 using AttrCloak.Cli.Rendering;
 using AttrCloak.Cli.Streaming;
+using AttrCloak.Core.Data;
 using AttrCloak.Learning.Unlearning;
 using AttrCloak.Streaming.Contracts;
 using AttrCloak.Streaming.Generations;
 using AttrCloak.Streaming.Redis;
 using AttrCloak.Streaming.Redis.Generations;
 using AttrCloak.Streaming.Redis.State;
-using AttrCloak.Streaming.Replay;
+using AttrCloak.Streaming.Redis.Statistics;
+using AttrCloak.Tools.Replay;
 using Spectre.Console;
 using Spectre.Console.Cli;
 
@@ -90,22 +91,15 @@ public sealed class BootstrapCommand : StreamingCommand<BootstrapSettings>
         await using var redis = await RedisConnector.ConnectAsync(StreamingConfiguration.RequireRedis(settings), configure: settings.Redis.ApplyTrust);
         using var generations = new RedisGenerationStore(redis, storeOptions);
         var registry = await generations.ReadRegistryAsync(cancellationToken); // refuses a prefix of an earlier format
-        using var publisher = s.Publish ? Publisher(settings.Kafka) : null;
+        using var publisher = s.Publish
+            ? ProducerConnector.Connect(settings.Kafka, "--publish needs Kafka: give --brokers host:port or set AttrCloak:Kafka:BootstrapServers")
+            : null;
 
         CatalogMapping? mapping = null;
         var population = Population.Load(s, settings.Guard.Dimension, data => mapping = CatalogMapping.Create(data, settings.Guard.Attributes), cancellationToken);
         var store = generations.StoreOf(population.ModelVersion);
-        await store.ReadStatisticsAsync(cancellationToken); // refuses a generation of another dimension or catalog
-        var existing = registry.Find(population.ModelVersion);
-        if (existing is { Live: true } && await store.CountUsersAsync(cancellationToken) > 0 && !s.Force)
-            throw new UsageException(
-                $"model generation '{population.ModelVersion}' under Redis prefix '{storeOptions.Prefix}' already holds {await store.CountUsersAsync(cancellationToken)} users ({existing.StateLabel}); " +
-                "bootstrapping into it would mix two populations in the class statistics the worker cloaks against. " +
-                "Use another --model-version (a new generation), another --prefix, or pass --force to add these users anyway");
+        await CheckTargetAsync(s, store, registry.Find(population.ModelVersion), population, settings.Guard.Dimension, storeOptions.Prefix, cancellationToken);
         var data = population.Data;
-        if (population.Embeddings.Cols != settings.Guard.Dimension)
-            throw new UsageException(
-                $"the embeddings have {population.Embeddings.Cols} dimensions but AttrCloak:Guard:Dimension is {settings.Guard.Dimension}");
         ArgumentNullException.ThrowIfNull(mapping);
         var chosen = UserSample.Draw(data.UserCount, s.Fraction, s.Seed);
         var loadSeconds = total.Elapsed.TotalSeconds;
@@ -113,29 +107,20 @@ public sealed class BootstrapCommand : StreamingCommand<BootstrapSettings>
             $"bootstrapping [blue]{chosen.Count}[/] of {data.UserCount} users ({population.Description}) into Redis prefix [blue]{storeOptions.Prefix}[/], protecting {string.Join(", ", mapping.AttributeNames)}");
 
         // The batch run: AttrCloak-DF over the chosen users only (they are the served population).
-        var original = population.Embeddings.SelectRows(chosen);
-        var attributes = new List<LabeledAttribute>();
-        for (var a = 0; a < mapping.AttributeNames.Count; a++)
-        {
-            var attribute = new LabeledAttribute(new AttributeSpec(mapping.AttributeNames[a], mapping.ClassNames[a]), chosen.Select(u => mapping.Labels[a][u]).ToArray());
-            try { attribute.Validate(chosen.Count); }
-            catch (ArgumentException e) { throw new UsageException($"{e.Message} among the {chosen.Count} users drawn; raise --fraction"); }
-            attributes.Add(attribute);
-        }
-        var options = CloakPresets.DataFree;
-        var cloak = ConsoleProgress.RunCloak("AttrCloak-DF", p => new Cloaker().Cloak(original, attributes, options, null, p, cancellationToken));
-        AnsiConsole.WriteLine(
-            $"AttrCloak-DF (Adam lr {options.LearningRate}, {cloak.Iterations} iterations, stopped: {cloak.StopReason}) in {cloak.WallTime.TotalSeconds:F2} s; " +
-            $"L_AU {string.Join(", ", cloak.AttributeNames.Select((n, j) => $"{n} {cloak.Initial.LossAuPerAttribute[j]:F3} -> {cloak.Final.LossAuPerAttribute[j]:F3}"))}");
+        var catalog = mapping.AttributeNames.Select((name, a) => new AttributeSpec(name, mapping.ClassNames[a])).ToArray();
+        var seedPopulation = SeedPopulation.Of(chosen.Select(u => data.UserIds[u]).ToArray(), population.Embeddings.SelectRows(chosen), chosen.Select(mapping.ClassesOf).ToArray());
+        try { PopulationSeeder.CheckAttributes(seedPopulation, catalog); }
+        catch (ArgumentException e) { throw new UsageException($"{e.Message} among the {chosen.Count} users drawn; raise --fraction"); }
+        var cloak = ConsoleProgress.RunCloak("AttrCloak-DF", p => PopulationSeeder.CloakDataFree(seedPopulation, catalog, p, cancellationToken));
+        RenderCloak(cloak);
 
         // Seed the generation: one atomic write per batch, deterministic event ids (a re-run is a no-op: Duplicate),
         // then the generation is seated and serves; the workers' sweep publishes its users.
         var writeClock = Stopwatch.StartNew();
-        var users = chosen.Select((u, row) => new SeedUser(data.UserIds[u], original.Row(row).ToArray(), cloak.Embeddings.Row(row).ToArray(), mapping.ClassesOf(u))).ToList();
         SeedResult seeded = null!;
         await LiveStatus.RunAsync($"writing {chosen.Count} users to Redis", chosen.Count, async progress =>
         {
-            seeded = await GenerationSeeding.SeedAsync(generations, population.ModelVersion, users, s.Version, s.BatchSize,
+            seeded = await PopulationSeeder.WriteAsync(generations, population.ModelVersion, seedPopulation, PopulationSeeder.Rows(cloak.Embeddings), s.Version, s.BatchSize,
                 new InlineProgress<int>(done => progress.Report(new LiveUpdate(done, $"wrote {done}/{chosen.Count} users ({done / Math.Max(writeClock.Elapsed.TotalSeconds, 1e-9):F0} users/s)"))),
                 cancellationToken);
             return 0;
@@ -147,9 +132,7 @@ public sealed class BootstrapCommand : StreamingCommand<BootstrapSettings>
         // The workers publish the generation's users in a sweep. A forced re-run that wrote nothing new leaves the
         // generation as it was, so no sweep would follow: ask for one, so that every user of it is published again
         // (e.g. run again after the serving topic lost them; issue 12: such a re-run published nothing).
-        var generation = seeded.Generation;
-        if (generation.Published && s.Force && seeded.Outcomes[ApplyOutcome.Applied] == 0)
-            generation = (await generations.UpdateRegistryAsync(r => r.WithSweepRequested(population.ModelVersion), cancellationToken)).Find(population.ModelVersion)!;
+        var generation = s.Force ? await PopulationSeeder.ResweepUnchangedAsync(generations, population.ModelVersion, seeded, cancellationToken) : seeded.Generation;
 
         double publishSeconds = 0;
         ProduceSummary? published = null;
@@ -158,20 +141,51 @@ public sealed class BootstrapCommand : StreamingCommand<BootstrapSettings>
             var publishClock = Stopwatch.StartNew();
             // The users whose stored state is this bootstrap's (written now, or by an earlier run: a --force re-run
             // publishes them again), as the store holds them; users the stream has moved on from are left out.
-            var ids = Enumerable.Range(0, chosen.Count).Select(row => data.UserIds[chosen[row]]).ToList();
-            var records = await BootstrapPublishing.StoredRecordsAsync(store, ids, s.Version, population.ModelVersion, mapping.AttributeNames.ToArray(), s.BatchSize, cancellationToken);
-            var messages = records.Select(record =>
-                new OutboundMessage(settings.Kafka.CloakedTopic, EventCodec.KeyOf(record.UserId), EventCodec.Encode(record), ContentTypes.Json, SchemaNames.CloakedEmbeddingV1));
-            var toPublish = records.Count;
-            published = await LiveStatus.RunAsync($"publishing {toPublish} cloaked embeddings to {settings.Kafka.CloakedTopic}", toPublish,
-                progress => publisher.ProduceAsync(messages, 0,
-                    new InlineProgress<ProduceProgress>(p => progress.Report(new LiveUpdate(p.Acked, $"published {p.Produced}, acknowledged {p.Acked}, failed {p.Failed}"))),
-                    cancellationToken: cancellationToken));
+            published = await BootstrapPublishing.PublishAsync(publisher, settings.Kafka.CloakedTopic, store, seedPopulation.UserIds, s.Version,
+                population.ModelVersion, mapping.AttributeNames.ToArray(), s.BatchSize, cancellationToken);
             publishSeconds = publishClock.Elapsed.TotalSeconds;
         }
 
         // What the store now holds, per class, beside what this run wrote.
         var snapshot = await store.ReadStatisticsAsync(cancellationToken);
+        RenderClasses(mapping, chosen, applied, snapshot);
+        RenderSummary(new BootstrapFigures(outcomes, rejections, population.ModelVersion, generation, snapshot.Version, loadSeconds, cloak.WallTime.TotalSeconds,
+            writeSeconds, s.BatchSize, published, publishSeconds, total.Elapsed.TotalSeconds));
+
+        if (outcomes[(int)ApplyOutcome.Rejected] > 0 || published is { Failed: > 0 })
+        {
+            if (published is { Failed: > 0 })
+                AnsiConsole.MarkupLineInterpolated($"[red]{published.Failed} cloaked embeddings were not acknowledged[/]: {string.Join("; ", published.FailureReasons.Select(p => $"{p.Key} x{p.Value}"))}");
+            return 1;
+        }
+        AnsiConsole.MarkupLineInterpolated($"check the store with `attrcloak stats verify{(s.Config is null ? "" : $" --config {s.Config}")} --prefix {storeOptions.Prefix}`");
+        return 0;
+    }
+
+    /// <summary>
+    /// Refuses a generation of another dimension or catalog, one that already holds users (unless --force: two
+    /// populations would mix in the class statistics), and embeddings of another dimension than the configured one.
+    /// </summary>
+    private static async Task CheckTargetAsync(BootstrapSettings s, IStateStore store, Generation? existing, Population population, int dimension, string prefix,
+        CancellationToken cancellationToken)
+    {
+        await store.ReadStatisticsAsync(cancellationToken); // refuses a generation of another dimension or catalog
+        if (existing is { Live: true } && await store.CountUsersAsync(cancellationToken) > 0 && !s.Force)
+            throw new UsageException(
+                $"model generation '{population.ModelVersion}' under Redis prefix '{prefix}' already holds {await store.CountUsersAsync(cancellationToken)} users ({existing.StateLabel}); " +
+                "bootstrapping into it would mix two populations in the class statistics the worker cloaks against. " +
+                "Use another --model-version (a new generation), another --prefix, or pass --force to add these users anyway");
+        if (population.Embeddings.Cols != dimension)
+            throw new UsageException($"the embeddings have {population.Embeddings.Cols} dimensions but AttrCloak:Guard:Dimension is {dimension}");
+    }
+
+    private static void RenderCloak(CloakResult cloak) =>
+        AnsiConsole.WriteLine(
+            $"AttrCloak-DF (Adam lr {CloakPresets.DataFree.LearningRate}, {cloak.Iterations} iterations, stopped: {cloak.StopReason}) in {cloak.WallTime.TotalSeconds:F2} s; " +
+            $"L_AU {string.Join(", ", cloak.AttributeNames.Select((n, j) => $"{n} {cloak.Initial.LossAuPerAttribute[j]:F3} -> {cloak.Final.LossAuPerAttribute[j]:F3}"))}");
+
+    private static void RenderClasses(CatalogMapping mapping, IReadOnlyList<int> chosen, bool[] applied, StatisticsSnapshot snapshot)
+    {
         var table = new Table().Border(TableBorder.Rounded).Title("users per class");
         foreach (var c in new[] { "attribute", "class", "bootstrapped now", "in the store's statistics" }) table.AddColumn(c);
         for (var a = 0; a < mapping.AttributeNames.Count; a++)
@@ -186,7 +200,16 @@ public sealed class BootstrapCommand : StreamingCommand<BootstrapSettings>
             if (unknown > 0) table.AddRow(Markup.Escape(mapping.AttributeNames[a]), "unknown", unknown.ToString(), "-");
         }
         AnsiConsole.Write(table);
+    }
 
+    /// <summary>What a bootstrap did and how long each part took, for its summary table.</summary>
+    private sealed record BootstrapFigures(long[] Outcomes, IReadOnlyDictionary<string, long> Rejections, string ModelVersion, Generation Generation,
+        StatisticsVersion StatisticsVersion, double LoadSeconds, double CloakSeconds, double WriteSeconds, int BatchSize, ProduceSummary? Published, double PublishSeconds,
+        double TotalSeconds);
+
+    private static void RenderSummary(BootstrapFigures f)
+    {
+        var outcomes = f.Outcomes;
         var summary = new Table().Border(TableBorder.Rounded).HideHeaders().Title("bootstrap");
         summary.AddColumn("");
         summary.AddColumn("");
@@ -194,42 +217,16 @@ public sealed class BootstrapCommand : StreamingCommand<BootstrapSettings>
         if (outcomes[(int)ApplyOutcome.Duplicate] > 0) summary.AddRow("already bootstrapped (duplicate)", outcomes[(int)ApplyOutcome.Duplicate].ToString());
         if (outcomes[(int)ApplyOutcome.Stale] > 0) summary.AddRow("left alone (store has a newer version)", outcomes[(int)ApplyOutcome.Stale].ToString());
         if (outcomes[(int)ApplyOutcome.Rejected] > 0)
-            summary.AddRow("[red]rejected[/]", Markup.Escape($"{outcomes[(int)ApplyOutcome.Rejected]}: {string.Join("; ", rejections.Select(p => $"{p.Key} ({p.Value})"))}"));
-        summary.AddRow("model generation", Markup.Escape($"{population.ModelVersion}: {generation.StateLabel}, seat epoch {generation.SeatEpoch}, sweep epoch {generation.SweepEpoch} (the workers publish its users)"));
-        summary.AddRow("statistics version", snapshot.Version.ToString());
-        summary.AddRow("load, checks (and training)", $"{loadSeconds:F2} s");
-        summary.AddRow("AttrCloak-DF", $"{cloak.WallTime.TotalSeconds:F2} s");
-        summary.AddRow("Redis writes", $"{writeSeconds:F2} s ({outcomes.Sum() / Math.Max(writeSeconds, 1e-9):F0} users/s, batches of {s.BatchSize})");
-        if (published is not null)
-            summary.AddRow("published", $"{published.Acked} acknowledged, {published.Failed} failed, {publishSeconds:F2} s");
-        summary.AddRow("total", $"{total.Elapsed.TotalSeconds:F2} s");
+            summary.AddRow("[red]rejected[/]", Markup.Escape($"{outcomes[(int)ApplyOutcome.Rejected]}: {string.Join("; ", f.Rejections.Select(p => $"{p.Key} ({p.Value})"))}"));
+        summary.AddRow("model generation", Markup.Escape($"{f.ModelVersion}: {f.Generation.StateLabel}, seat epoch {f.Generation.SeatEpoch}, sweep epoch {f.Generation.SweepEpoch} (the workers publish its users)"));
+        summary.AddRow("statistics version", f.StatisticsVersion.ToString());
+        summary.AddRow("load, checks (and training)", $"{f.LoadSeconds:F2} s");
+        summary.AddRow("AttrCloak-DF", $"{f.CloakSeconds:F2} s");
+        summary.AddRow("Redis writes", $"{f.WriteSeconds:F2} s ({outcomes.Sum() / Math.Max(f.WriteSeconds, 1e-9):F0} users/s, batches of {f.BatchSize})");
+        if (f.Published is not null)
+            summary.AddRow("published", $"{f.Published.Acked} acknowledged, {f.Published.Failed} failed, {f.PublishSeconds:F2} s");
+        summary.AddRow("total", $"{f.TotalSeconds:F2} s");
         AnsiConsole.Write(summary);
-
-        if (outcomes[(int)ApplyOutcome.Rejected] > 0 || published is { Failed: > 0 })
-        {
-            if (published is { Failed: > 0 })
-                AnsiConsole.MarkupLineInterpolated($"[red]{published.Failed} cloaked embeddings were not acknowledged[/]: {string.Join("; ", published.FailureReasons.Select(p => $"{p.Key} x{p.Value}"))}");
-            return 1;
-        }
-        AnsiConsole.MarkupLineInterpolated($"check the store with `attrcloak stats verify{(s.Config is null ? "" : $" --config {s.Config}")} --prefix {storeOptions.Prefix}`");
-        return 0;
-    }
-
-    private static KafkaBulkProducer Publisher(AttrCloak.Streaming.Hosting.KafkaOptions kafka)
-    {
-        if (string.IsNullOrWhiteSpace(kafka.BootstrapServers))
-            throw new UsageException("--publish needs Kafka: give --brokers host:port or set AttrCloak:Kafka:BootstrapServers");
-        var producer = new KafkaBulkProducer(kafka.BootstrapServers, kafka.Client);
-        try
-        {
-            producer.CheckReachable(TimeSpan.FromSeconds(5));
-        }
-        catch (Confluent.Kafka.KafkaException e)
-        {
-            producer.Dispose();
-            throw new UsageException($"cannot reach Kafka at {kafka.BootstrapServers}: {e.Error.Reason}");
-        }
-        return producer;
     }
 }
 

@@ -1,28 +1,22 @@
 using System.ComponentModel;
 using System.Diagnostics;
-using AttrCloak.Audit;
 using AttrCloak.Cli.Experiments;
 using AttrCloak.Cli.Rendering;
 using AttrCloak.Cli.Streaming;
 using AttrCloak.Core.Data;
-using AttrCloak.Core.Evaluation;
 using AttrCloak.Learning.Backbones;
-using AttrCloak.Learning.Unlearning;
 using AttrCloak.Streaming.Cloaking;
 using AttrCloak.Streaming.Generations;
 using AttrCloak.Streaming.Hosting;
 using AttrCloak.Streaming.Kafka;
 using AttrCloak.Streaming.Monitoring;
 using AttrCloak.Streaming.Redis;
-using AttrCloak.Streaming.Redis.Generations;
-using AttrCloak.Streaming.Replay;
-using AttrCloak.Streaming.State;
+using AttrCloak.Tools.Kafka;
+using AttrCloak.Tools.Replay;
 using Microsoft.Extensions.Logging;
 using Spectre.Console;
 using Spectre.Console.Cli;
-using StackExchange.Redis;
 using ShadowAuditOptions = AttrCloak.Streaming.Hosting.AuditOptions;
-using OutboundMessage = AttrCloak.Streaming.Replay.OutboundMessage;
 
 namespace AttrCloak.Cli.Commands.Streaming;
 
@@ -131,7 +125,6 @@ public sealed class DemoCommand : StreamingCommand<DemoSettings>
         // The demo protects every attribute of the data set, with the data set's own classes.
         var catalog = CatalogMapping.Identity(data);
         var specs = data.Attributes.ToArray();
-        var labels = catalog.Labels;
 
         var settings = new StreamingSettings(
             new KafkaOptions { ConsumerGroup = "attrcloak-demo" },
@@ -153,184 +146,101 @@ public sealed class DemoCommand : StreamingCommand<DemoSettings>
             Attributes = specs,
             TombstoneSecret = System.Security.Cryptography.RandomNumberGenerator.GetBytes(32),
         };
-        ConnectionMultiplexer? redis = null;
-        IGenerationStore store;
-        string storeDescription;
-        if (!string.IsNullOrWhiteSpace(redisConfiguration))
-        {
-            redis = await RedisConnector.ConnectAsync(redisConfiguration);
-            store = new RedisGenerationStore(redis, storeOptions);
-            storeDescription = $"Redis at {redis.GetEndPoints().FirstOrDefault()} (prefix {storeOptions.Prefix}, removed at the end)";
-        }
-        else
-        {
-            store = new InMemoryGenerationStore(storeOptions);
-            storeDescription = "an in-process store (no Redis configured: give --redis host:port to use one)";
-        }
+        await using var deployment = await DemoStore.OpenAsync(redisConfiguration, storeOptions);
+        var store = deployment.Store;
         var modelVersion = $"mf-{data.Name}";
-        AnsiConsole.MarkupLineInterpolated($"[bold]2/5[/] Kafka: librdkafka mock cluster at [blue]{cluster.BootstrapServers}[/]; state: {storeDescription}");
+        AnsiConsole.MarkupLineInterpolated($"[bold]2/5[/] Kafka: librdkafka mock cluster at [blue]{cluster.BootstrapServers}[/]; state: {deployment.Description}");
 
-        try
+        // 3. Bootstrap part of the population with batch AttrCloak-DF, and the reference: batch DF on everyone.
+        var everyone = SeedPopulation.Of(data.UserIds, model.Users, Enumerable.Range(0, data.UserCount).Select(catalog.ClassesOf).ToArray());
+        var batchAll = ConsoleProgress.RunCloak("batch AttrCloak-DF, all users (the reference)", p => PopulationSeeder.CloakDataFree(everyone, specs, p, cancellationToken));
+        var chosen = s.BootstrapFraction > 0 ? UserSample.Draw(data.UserCount, s.BootstrapFraction, s.Seed) : [];
+        if (chosen.Count > 0)
         {
-            // 3. Bootstrap part of the population with batch AttrCloak-DF, and the reference: batch DF on everyone.
-            var protectedAll = specs.Select((a, i) => new LabeledAttribute(a, labels[i])).ToArray();
-            var batchAll = ConsoleProgress.RunCloak("batch AttrCloak-DF, all users (the reference)",
-                p => new Cloaker().Cloak(model.Users, protectedAll, CloakPresets.DataFree, null, p, cancellationToken));
-            var chosen = s.BootstrapFraction > 0 ? UserSample.Draw(data.UserCount, s.BootstrapFraction, s.Seed) : [];
-            var chosenSet = chosen.ToHashSet();
-            if (chosen.Count > 0)
-            {
-                var originals = model.Users.SelectRows(chosen);
-                var protectedChosen = specs.Select((a, i) => new LabeledAttribute(a, chosen.Select(u => labels[i][u]).ToArray())).ToArray();
-                var boot = ConsoleProgress.RunCloak($"batch AttrCloak-DF, bootstrap of {chosen.Count} users",
-                    p => new Cloaker().Cloak(originals, protectedChosen, CloakPresets.DataFree, null, p, cancellationToken));
-                var seeded = chosen.Select((u, row) => new SeedUser(data.UserIds[u], originals.Row(row).ToArray(), boot.Embeddings.Row(row).ToArray(), catalog.ClassesOf(u))).ToList();
-                await GenerationSeeding.SeedAsync(store, modelVersion, seeded, version: 0, batchSize: 512, cancellationToken: cancellationToken);
-            }
-            AnsiConsole.MarkupLineInterpolated(
-                $"[bold]3/5[/] bootstrapped {chosen.Count} users (batch AttrCloak-DF) into the store; {data.UserCount - chosen.Count} users left to stream");
+            var boot = SeedPopulation.Of(chosen.Select(u => data.UserIds[u]).ToArray(), model.Users.SelectRows(chosen), chosen.Select(catalog.ClassesOf).ToArray());
+            var cloak = ConsoleProgress.RunCloak($"batch AttrCloak-DF, bootstrap of {chosen.Count} users", p => PopulationSeeder.CloakDataFree(boot, specs, p, cancellationToken));
+            await PopulationSeeder.WriteAsync(store, modelVersion, boot, PopulationSeeder.Rows(cloak.Embeddings), version: 0, batchSize: 512, cancellationToken: cancellationToken);
+        }
+        AnsiConsole.MarkupLineInterpolated($"[bold]3/5[/] bootstrapped {chosen.Count} users (batch AttrCloak-DF) into the store; {data.UserCount - chosen.Count} users left to stream");
 
-            // 4. The worker, then the stream.
-            await using var host = GuardHost.Build(settings, store, new TransportCloakerFactory(), s.Port,
-                logging => logging.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(LogLevel.Warning));
-            await host.StartAsync(cancellationToken);
-            var ready = Stopwatch.StartNew();
-            while (!host.Status.Ready)
-            {
-                if (ready.Elapsed > TimeSpan.FromSeconds(60))
-                    throw new UsageException("the worker did not become ready within 60 s (see the log above)");
-                await Task.Delay(100, cancellationToken);
-            }
-            AnsiConsole.MarkupLineInterpolated($"[bold]4/5[/] privacy guard ready; metrics at [blue]{host.Address}{GuardEndpoints.MetricsPath}[/]");
+        // 4. The worker, then the stream.
+        await using var host = GuardHost.Build(settings, store, new TransportCloakerFactory(), s.Port,
+            logging => logging.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(LogLevel.Warning));
+        await host.StartAsync(cancellationToken);
+        var ready = Stopwatch.StartNew();
+        while (!host.Status.Ready)
+        {
+            if (ready.Elapsed > TimeSpan.FromSeconds(60)) throw new UsageException("the worker did not become ready within 60 s (see the log above)");
+            await Task.Delay(100, cancellationToken);
+        }
+        AnsiConsole.MarkupLineInterpolated($"[bold]4/5[/] privacy guard ready; metrics at [blue]{host.Address}{GuardEndpoints.MetricsPath}[/]");
+        var chosenSet = chosen.ToHashSet();
+        var users = Enumerable.Range(0, data.UserCount).Where(u => !chosenSet.Contains(u))
+            .Select(u => new ReplayUser(data.UserIds[u], model.Users.Row(u).ToArray(), catalog.AttributesOf(u))).ToArray();
+        var streamed = await DemoStream.RunAsync(host, cluster.BootstrapServers, settings.Kafka, users, Replay(s, modelVersion, specs), s.Rate, cancellationToken);
+        RenderStream(streamed, host.Metrics);
+        TrainedModel? retrained = null;
+        var rolloutVersion = modelVersion + "-retrained";
+        if (s.Rollout)
+            retrained = await DemoRollout.RunAsync(data, split, training, catalog, store, host, settings, cluster.BootstrapServers, rolloutVersion,
+                s.Rate, s.Seed, s.Binary, cancellationToken);
+        await host.StopAsync(CancellationToken.None);
 
-            var streamed = Enumerable.Range(0, data.UserCount).Where(u => !chosenSet.Contains(u)).ToArray();
-            var replay = new ReplayOptions
-            {
-                Passes = s.Passes,
-                Shuffle = true,
-                Seed = s.Seed,
-                FirstVersion = 1,
-                ModelVersion = modelVersion,
-                Binary = s.Binary,
-                ForgetFraction = s.ForgetFraction,
-                OptOutFraction = s.OptOutFraction,
-                AttributeClasses = specs.ToDictionary(a => a.Name, a => (IReadOnlyList<string>)a.ClassNames, StringComparer.Ordinal),
-            };
-            var users = streamed.Select(u => new ReplayUser(data.UserIds[u], model.Users.Row(u).ToArray(), catalog.AttributesOf(u))).ToArray();
-            var produced = 0L;
-            ProduceSummary? summary = null;
-            var streamClock = Stopwatch.StartNew();
-            if (users.Length > 0)
-            {
-                using var producer = new KafkaBulkProducer(cluster.BootstrapServers);
-                var messages = EventReplay.Generate(users, replay).Select(m =>
-                    new OutboundMessage(m.IsPrivacyRequest ? settings.Kafka.PrivacyRequestsTopic : settings.Kafka.EmbeddingsTopic, m.Key, m.Value, m.ContentType, m.Event.SchemaName));
-                var expected = EventReplay.UpdateCount(users.Length, replay) * (1 + s.ForgetFraction + s.OptOutFraction);
-                summary = await LiveStatus.RunAsync($"streaming ~{expected:F0} events{(s.Rate > 0 ? $" at {s.Rate:G4}/s" : "")}", expected, async progress =>
-                {
-                    var report = new InlineProgress<ProduceProgress>(p =>
-                    {
-                        produced = p.Acked;
-                        progress.Report(new LiveUpdate(Processed(host.Metrics), Status(p.AckedPerSecond, host)));
-                    });
-                    var result = await producer.ProduceAsync(messages, s.Rate, report, cancellationToken: cancellationToken);
-                    // Then wait for the worker to catch up with everything acknowledged.
-                    var deadline = Stopwatch.StartNew();
-                    while (Processed(host.Metrics) < result.Acked && deadline.Elapsed < TimeSpan.FromSeconds(120))
-                    {
-                        progress.Report(new LiveUpdate(Processed(host.Metrics), "catching up: " + Status(result.AckedPerSecond, host)));
-                        await Task.Delay(200, cancellationToken);
-                    }
-                    return result;
-                });
-            }
-            var streamSeconds = streamClock.Elapsed.TotalSeconds;
-            var processed = Processed(host.Metrics);
-            AnsiConsole.MarkupLineInterpolated(
-                $"streamed {produced} events in {streamSeconds:F1} s; the worker processed {processed:F0} ({host.Metrics.Published.WithLabels("cloaked").Value:F0} cloaked outputs, {host.Metrics.Published.WithLabels("tombstone").Value:F0} tombstones, {DeadLetters(host.Metrics):F0} dead letters)");
-            if (summary is { Failed: > 0 })
-                AnsiConsole.MarkupLineInterpolated($"[yellow]{summary.Failed} events were not acknowledged by the broker[/]");
-            if (processed < produced)
-                AnsiConsole.MarkupLineInterpolated($"[yellow]the worker processed {processed:F0} of {produced} events within the wait; the served population below is what it served[/]");
-            TrainedModel? retrained = null;
-            var rolloutVersion = modelVersion + "-retrained";
-            if (s.Rollout)
-                retrained = await DemoRollout.RunAsync(data, split, training, catalog, store, host, settings, cluster.BootstrapServers, rolloutVersion,
-                    s.Rate, s.Seed, s.Binary, cancellationToken);
-            await host.StopAsync(CancellationToken.None);
-
-            // 5. Before/after: the served population (from the store) against the original and the batch reference.
-            var ids = data.UserIds.ToArray();
-            var states = await store.StoreOf(modelVersion).GetUsersAsync(ids, cancellationToken);
-            var served = Enumerable.Range(0, data.UserCount).Where(u => states[u] is not null).ToArray();
-            var servedValues = new float[data.UserCount * d];
+        // 5. Before/after: the served population (from the store) against the original and the batch reference.
+        var ids = data.UserIds.ToArray();
+        var states = await store.StoreOf(modelVersion).GetUsersAsync(ids, cancellationToken);
+        var served = Enumerable.Range(0, data.UserCount).Where(u => states[u] is not null).ToArray();
+        var servedValues = new float[data.UserCount * d];
+        for (var u = 0; u < data.UserCount; u++)
+            (states[u]?.Cloaked ?? model.Users.Row(u).ToArray()).CopyTo(servedValues.AsSpan(u * d));
+        AnsiConsole.MarkupLineInterpolated($"[bold]5/5[/] auditing with {string.Join(", ", attackers)} (5-fold, user-disjoint): original, batch AttrCloak-DF, and the {served.Length} users served by the guard");
+        var audit = new AttrCloak.Audit.AuditOptions { Attackers = attackers, Folds = 5, Seed = s.Seed };
+        var all = Enumerable.Range(0, data.UserCount).ToArray();
+        Render(DemoAudit.Run([("Original", model.Users, all), ("Batch AttrCloak-DF (all users)", batchAll.Embeddings, all),
+                ("Streamed through the guard", new EmbeddingMatrix(data.UserCount, d, servedValues), served)], specs, catalog.Labels, model, split, audit, cancellationToken),
+            specs, "streamed vs batch AttrCloak-DF", 0.03);
+        if (retrained is not null)
+        {
+            // The rollout: every user's served embedding of the retrained model, against batch DF on that model.
+            var statesB = await store.StoreOf(rolloutVersion).GetUsersAsync(ids, cancellationToken);
+            var servedB = new float[data.UserCount * d];
             for (var u = 0; u < data.UserCount; u++)
-                (states[u]?.Cloaked ?? model.Users.Row(u).ToArray()).CopyTo(servedValues.AsSpan(u * d));
-            var servedMatrix = new EmbeddingMatrix(data.UserCount, d, servedValues);
-            AnsiConsole.MarkupLineInterpolated($"[bold]5/5[/] auditing with {string.Join(", ", attackers)} (5-fold, user-disjoint): original, batch AttrCloak-DF, and the {served.Length} users served by the guard");
-            var audit = new AttrCloak.Audit.AuditOptions { Attackers = attackers, Folds = 5, Seed = s.Seed };
-            var rows = new List<(string Method, int Users, AuditResult Privacy, RankingMetrics Utility)>();
-            foreach (var (method, matrix) in new[] { ("Original", model.Users), ("Batch AttrCloak-DF (all users)", batchAll.Embeddings), ("Streamed through the guard", servedMatrix) })
-            {
-                var subset = method.StartsWith("Streamed", StringComparison.Ordinal) ? served : Enumerable.Range(0, data.UserCount).ToArray();
-                var users2 = matrix.SelectRows(subset);
-                var audited = specs.Select((a, i) => new AuditedAttribute(a.Name, a.ClassCount, subset.Select(u => labels[i][u]).ToArray())).ToArray();
-                var privacy = ConsoleProgress.RunAudit(p => PrivacyAudit.Run(users2, audited, audit, p, cancellationToken));
-                var utility = UtilityEvaluator.Evaluate(users2, model.Items, subset.Select(u => split.TestCandidates[u]).ToArray());
-                rows.Add((method, subset.Length, privacy, utility));
-            }
-            Render(rows, specs, "streamed vs batch AttrCloak-DF", 0.03);
-            if (retrained is not null)
-            {
-                // The rollout: every user's served embedding of the retrained model, against batch DF on that model.
-                var statesB = await store.StoreOf(rolloutVersion).GetUsersAsync(ids, cancellationToken);
-                var servedB = new float[data.UserCount * d];
-                for (var u = 0; u < data.UserCount; u++)
-                    (statesB[u]?.Cloaked ?? throw new UsageException($"user {u} has no state of {rolloutVersion} after the rollout")).CopyTo(servedB.AsSpan(u * d));
-                var batchB = ConsoleProgress.RunCloak($"batch AttrCloak-DF on {rolloutVersion} (the reference)",
-                    p => new Cloaker().Cloak(retrained.Users, protectedAll, CloakPresets.DataFree, null, p, cancellationToken));
-                var audited = specs.Select((a, i) => new AuditedAttribute(a.Name, a.ClassCount, labels[i])).ToArray();
-                var rolloutRows = new List<(string Method, int Users, AuditResult Privacy, RankingMetrics Utility)>();
-                foreach (var (method, matrix) in new[] { ($"Original ({rolloutVersion})", retrained.Users), ($"Batch AttrCloak-DF on {rolloutVersion}", batchB.Embeddings),
-                             ($"Served after the rollout ({rolloutVersion})", new EmbeddingMatrix(data.UserCount, d, servedB)) })
-                {
-                    var privacy = ConsoleProgress.RunAudit(p => PrivacyAudit.Run(matrix, audited, audit, p, cancellationToken));
-                    rolloutRows.Add((method, data.UserCount, privacy, UtilityEvaluator.Evaluate(matrix, retrained.Items, split.TestCandidates)));
-                }
-                Render(rolloutRows, specs, "served after the rollout vs batch AttrCloak-DF on the retrained model", 0.02);
-            }
-            AnsiConsole.MarkupLineInterpolated($"demo finished in {total.Elapsed.TotalSeconds:F0} s");
-            return 0;
+                (statesB[u]?.Cloaked ?? throw new UsageException($"user {u} has no state of {rolloutVersion} after the rollout")).CopyTo(servedB.AsSpan(u * d));
+            var batchB = ConsoleProgress.RunCloak($"batch AttrCloak-DF on {rolloutVersion} (the reference)",
+                p => PopulationSeeder.CloakDataFree(everyone with { Originals = PopulationSeeder.Rows(retrained.Users) }, specs, p, cancellationToken));
+            Render(DemoAudit.Run([($"Original ({rolloutVersion})", retrained.Users, all), ($"Batch AttrCloak-DF on {rolloutVersion}", batchB.Embeddings, all),
+                    ($"Served after the rollout ({rolloutVersion})", new EmbeddingMatrix(data.UserCount, d, servedB), all)], specs, catalog.Labels, retrained, split, audit, cancellationToken),
+                specs, "served after the rollout vs batch AttrCloak-DF on the retrained model", 0.02);
         }
-        finally
-        {
-            if (redis is not null)
-            {
-                await StoreKeys.DeleteAllAsync(redis, storeOptions.Prefix);
-                await redis.DisposeAsync();
-            }
-            store.Dispose();
-        }
-
+        AnsiConsole.MarkupLineInterpolated($"demo finished in {total.Elapsed.TotalSeconds:F0} s");
+        return 0;
     }
 
-    private static string Status(double producedPerSecond, GuardHost host)
+    private static ReplayOptions Replay(DemoSettings s, string modelVersion, AttributeSpec[] specs) => new()
     {
-        var lag = host.Metrics.ConsumerLag.GetAllLabelValues().Sum(l => host.Metrics.ConsumerLag.WithLabels(l).Value);
-        var audit = host.Auditor.Latest is { } latest
-            ? "latest audit: " + string.Join(", ", latest.Attributes.Select(a => $"{a.Name} {a.WorstBalancedAccuracy:F2} (chance {a.Chance:F2})"))
-            : "no audit yet";
-        return $"{producedPerSecond:F0} events/s produced, {Processed(host.Metrics):F0} processed, lag {lag:F0}; {audit}";
+        Passes = s.Passes,
+        Shuffle = true,
+        Seed = s.Seed,
+        FirstVersion = 1,
+        ModelVersion = modelVersion,
+        Binary = s.Binary,
+        ForgetFraction = s.ForgetFraction,
+        OptOutFraction = s.OptOutFraction,
+        AttributeClasses = specs.ToDictionary(a => a.Name, a => (IReadOnlyList<string>)a.ClassNames, StringComparer.Ordinal),
+    };
+
+    private static void RenderStream(DemoStreamResult streamed, WorkerMetrics metrics)
+    {
+        var processed = DemoStream.Processed(metrics);
+        AnsiConsole.MarkupLineInterpolated(
+            $"streamed {streamed.Produced} events in {streamed.Elapsed.TotalSeconds:F1} s; the worker processed {processed:F0} ({metrics.Published.WithLabels("cloaked").Value:F0} cloaked outputs, {metrics.Published.WithLabels("tombstone").Value:F0} tombstones, {DemoStream.DeadLetters(metrics):F0} dead letters)");
+        if (streamed.Summary is { Failed: > 0 })
+            AnsiConsole.MarkupLineInterpolated($"[yellow]{streamed.Summary.Failed} events were not acknowledged by the broker[/]");
+        if (processed < streamed.Produced)
+            AnsiConsole.MarkupLineInterpolated($"[yellow]the worker processed {processed:F0} of {streamed.Produced} events within the wait; the served population below is what it served[/]");
     }
 
-    /// <summary>Events the worker finished (any outcome).</summary>
-    private static double Processed(WorkerMetrics metrics) =>
-        metrics.Events.GetAllLabelValues().Sum(labels => metrics.Events.WithLabels(labels).Value);
-
-    private static double DeadLetters(WorkerMetrics metrics) =>
-        metrics.DeadLetters.GetAllLabelValues().Sum(labels => metrics.DeadLetters.WithLabels(labels).Value);
-
-    private static void Render(List<(string Method, int Users, AuditResult Privacy, RankingMetrics Utility)> rows, AttributeSpec[] specs, string comparison, double privacyBar)
+    private static void Render(List<DemoRow> rows, AttributeSpec[] specs, string comparison, double privacyBar)
     {
         var table = new Table().Border(TableBorder.Rounded)
             .Title("worst-attacker balanced accuracy (chance in the header) and utility");

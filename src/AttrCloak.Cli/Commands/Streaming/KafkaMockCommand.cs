@@ -4,6 +4,7 @@ using System.Runtime.InteropServices;
 using AttrCloak.Cli.Streaming;
 using AttrCloak.Streaming.Hosting;
 using AttrCloak.Streaming.Kafka;
+using AttrCloak.Tools.Kafka;
 using Spectre.Console;
 using Spectre.Console.Cli;
 

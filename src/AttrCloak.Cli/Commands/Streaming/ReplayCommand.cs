@@ -1,7 +1,8 @@
 using System.ComponentModel;
 using AttrCloak.Cli.Rendering;
 using AttrCloak.Cli.Streaming;
-using AttrCloak.Streaming.Replay;
+using AttrCloak.Streaming.Hosting;
+using AttrCloak.Tools.Replay;
 using Spectre.Console;
 using Spectre.Console.Cli;
 
@@ -90,17 +91,8 @@ public sealed class ReplayCommand : StreamingCommand<ReplaySettings>
     {
         var configuration = StreamingConfiguration.Load(new StreamingOverrides(s.Config, s.Brokers));
         var (kafka, guard) = configuration.KafkaAndOptionalGuard();
-        if (string.IsNullOrWhiteSpace(kafka.BootstrapServers))
-            throw new UsageException("no Kafka brokers configured: give --brokers host:port, set AttrCloak:Kafka:BootstrapServers in appsettings.json, or the environment variable AttrCloak__Kafka__BootstrapServers");
-        using var producer = new KafkaBulkProducer(kafka.BootstrapServers, kafka.Client);
-        try
-        {
-            producer.CheckReachable(TimeSpan.FromSeconds(5));
-        }
-        catch (Confluent.Kafka.KafkaException e)
-        {
-            throw new UsageException($"cannot reach Kafka at {kafka.BootstrapServers}: {e.Error.Reason}");
-        }
+        using var producer = ProducerConnector.Connect(kafka,
+            "no Kafka brokers configured: give --brokers host:port, set AttrCloak:Kafka:BootstrapServers in appsettings.json, or the environment variable AttrCloak__Kafka__BootstrapServers");
 
         var configuredDimension = guard is { Dimension: > 0 } ? guard.Dimension : (int?)null;
         // With a configured catalog, attach exactly its attributes (the worker rejects others); otherwise the data set's.
@@ -172,17 +164,7 @@ public sealed class ReplayCommand : StreamingCommand<ReplaySettings>
             throw new UsageException($"cannot encode an event: {e.Message}"); // e.g. a user id the contract does not allow
         }
 
-        var table = new Table().Border(TableBorder.Rounded).HideHeaders().Title("replay");
-        table.AddColumn("");
-        table.AddColumn("");
-        table.AddRow("embedding updates", $"{counts[(int)ReplayEventKind.EmbeddingUpdate]} ({(s.Binary ? "binary" : "JSON")}{(s.NoAttributes ? "" : ", with attributes")}) -> {Markup.Escape(kafka.EmbeddingsTopic)}");
-        foreach (var (kind, name) in new[] { (ReplayEventKind.UpdateAttributes, "update_attributes"), (ReplayEventKind.OptOut, "opt_out"), (ReplayEventKind.Forget, "forget") })
-            if (counts[(int)kind] > 0) table.AddRow(name, $"{counts[(int)kind]} -> {Markup.Escape(kafka.PrivacyRequestsTopic)}");
-        table.AddRow("versions", $"{s.FirstVersion}..{lastVersion}");
-        table.AddRow("acknowledged", $"{summary.Acked} of {summary.Produced}");
-        table.AddRow("failed", summary.Failed == 0 ? "0" : $"[red]{summary.Failed}[/]");
-        table.AddRow("time", $"{summary.Elapsed.TotalSeconds:F2} s ({summary.AckedPerSecond:F0} events/s acknowledged{(s.Rate > 0 ? $", target {s.Rate:G4}/s" : "")})");
-        AnsiConsole.Write(table);
+        Render(s, kafka, counts, lastVersion, summary);
 
         if (summary.Failed > 0)
         {
@@ -195,5 +177,20 @@ public sealed class ReplayCommand : StreamingCommand<ReplaySettings>
             return 130;
         }
         return 0;
+    }
+
+    private static void Render(ReplaySettings s, KafkaOptions kafka, long[] counts, long lastVersion, ProduceSummary summary)
+    {
+        var table = new Table().Border(TableBorder.Rounded).HideHeaders().Title("replay");
+        table.AddColumn("");
+        table.AddColumn("");
+        table.AddRow("embedding updates", $"{counts[(int)ReplayEventKind.EmbeddingUpdate]} ({(s.Binary ? "binary" : "JSON")}{(s.NoAttributes ? "" : ", with attributes")}) -> {Markup.Escape(kafka.EmbeddingsTopic)}");
+        foreach (var (kind, name) in new[] { (ReplayEventKind.UpdateAttributes, "update_attributes"), (ReplayEventKind.OptOut, "opt_out"), (ReplayEventKind.Forget, "forget") })
+            if (counts[(int)kind] > 0) table.AddRow(name, $"{counts[(int)kind]} -> {Markup.Escape(kafka.PrivacyRequestsTopic)}");
+        table.AddRow("versions", $"{s.FirstVersion}..{lastVersion}");
+        table.AddRow("acknowledged", $"{summary.Acked} of {summary.Produced}");
+        table.AddRow("failed", summary.Failed == 0 ? "0" : $"[red]{summary.Failed}[/]");
+        table.AddRow("time", $"{summary.Elapsed.TotalSeconds:F2} s ({summary.AckedPerSecond:F0} events/s acknowledged{(s.Rate > 0 ? $", target {s.Rate:G4}/s" : "")})");
+        AnsiConsole.Write(table);
     }
 }

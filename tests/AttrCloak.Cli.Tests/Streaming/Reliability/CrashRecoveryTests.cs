@@ -7,6 +7,7 @@ using AttrCloak.Streaming.Kafka;
 using AttrCloak.Streaming.Redis;
 using AttrCloak.Streaming.Redis.Generations;
 using AttrCloak.Streaming.Redis.State;
+using AttrCloak.Tools.Kafka;
 using Confluent.Kafka;
 using StackExchange.Redis;
 using static AttrCloak.Cli.Tests.Streaming.StreamingTestSupport;

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text;
 using AttrCloak.Streaming.Contracts;
+using AttrCloak.Tools.Kafka;
 using Confluent.Kafka;
 using StackExchange.Redis;
 using static AttrCloak.Cli.Tests.Streaming.StreamingTestSupport;
@@ -229,7 +230,7 @@ internal sealed class TopicTail : IDisposable
             EnableAutoCommit = false,
         }).SetLogHandler((_, _) => { }).Build();
         // Assigned partitions, not a group subscription: no rebalance wait.
-        consumer.Assign(Enumerable.Range(0, AttrCloak.Streaming.Kafka.MockKafkaCluster.PartitionsPerTopic)
+        consumer.Assign(Enumerable.Range(0, MockKafkaCluster.PartitionsPerTopic)
             .Select(p => new TopicPartitionOffset(topic, p, Offset.Beginning)));
         _thread = new Thread(() =>
         {

@@ -11,6 +11,7 @@ using AttrCloak.Learning.Unlearning;
 using AttrCloak.Streaming.Contracts;
 using AttrCloak.Streaming.Kafka;
 using AttrCloak.Streaming.Redis.Generations;
+using AttrCloak.Tools.Kafka;
 using StackExchange.Redis;
 using static AttrCloak.Cli.Tests.Streaming.StreamingTestSupport;
 

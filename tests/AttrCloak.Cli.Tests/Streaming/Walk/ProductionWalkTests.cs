@@ -57,7 +57,7 @@ public sealed class ProductionWalkTests
         Step($"data set {data.Name}: {data.UserCount} users");
 
         // What an operator exports (README): the broker and Redis addresses and the tombstone secret.
-        var brokerPort = AttrCloak.Testing.RedisServerProcess.FreePort();
+        var brokerPort = AttrCloak.Tools.LocalRedis.RedisServerProcess.FreePort();
         var brokers = $"127.0.0.1:{brokerPort}";
         var env = new Dictionary<string, string>(catalogOverride)
         {
@@ -86,7 +86,7 @@ public sealed class ProductionWalkTests
         bootstrap.ShouldContain("(the workers publish its users)");
 
         // 3. Two workers in one consumer group, and Prometheus scraping both.
-        var ports = new[] { AttrCloak.Testing.RedisServerProcess.FreePort(), AttrCloak.Testing.RedisServerProcess.FreePort() };
+        var ports = new[] { AttrCloak.Tools.LocalRedis.RedisServerProcess.FreePort(), AttrCloak.Tools.LocalRedis.RedisServerProcess.FreePort() };
         var configs = new[] { (File: Example, Env: env), (File: configMap, Env: configMapEnv) };
         var workers = new ChildProcess?[2];
         try

@@ -46,7 +46,7 @@ internal sealed class PrometheusServer : IAsyncDisposable
         var configFile = Path.Combine(directory, "prometheus.yml");
         File.WriteAllText(configFile, config);
 
-        var port = AttrCloak.Testing.RedisServerProcess.FreePort();
+        var port = AttrCloak.Tools.LocalRedis.RedisServerProcess.FreePort();
         var address = $"http://127.0.0.1:{port}";
         var process = ChildProcess.Start("prometheus", executable,
             [$"--config.file={configFile}", $"--storage.tsdb.path={Path.Combine(directory, "tsdb")}", $"--web.listen-address=127.0.0.1:{port}"],

@@ -1,6 +1,6 @@
 using Confluent.Kafka;
 
-namespace AttrCloak.Streaming.Kafka;
+namespace AttrCloak.Tools.Kafka;
 
 /// <summary>
 /// librdkafka's built-in mock Kafka cluster: real TCP listeners on 127.0.0.1 that speak the Kafka protocol (produce,

@@ -3,7 +3,7 @@ using System.Text;
 using System.Text.RegularExpressions;
 using AttrCloak.Streaming.Monitoring;
 
-namespace AttrCloak.Streaming.Tests.Deployment;
+namespace AttrCloak.Deployment.Tests;
 
 /// <summary>
 /// deploy/prometheus: the rules and scrape config pass <c>promtool check</c>, the promtool unit tests (firing and

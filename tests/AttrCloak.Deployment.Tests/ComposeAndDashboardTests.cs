@@ -5,7 +5,7 @@ using System.Text.RegularExpressions;
 using AttrCloak.Streaming.Monitoring;
 using YamlDotNet.RepresentationModel;
 
-namespace AttrCloak.Streaming.Tests.Deployment;
+namespace AttrCloak.Deployment.Tests;
 
 /// <summary>
 /// The deployment files of deploy/ and the top-level docker-compose.yml, checked without a Docker engine: the compose

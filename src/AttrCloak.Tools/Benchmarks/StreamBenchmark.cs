@@ -4,9 +4,11 @@ using System.Security.Cryptography;
 using AttrCloak.Core.Data;
 using AttrCloak.Streaming.Cloaking;
 using AttrCloak.Streaming.Contracts;
+using AttrCloak.Streaming.Generations;
 using AttrCloak.Streaming.Hosting;
 using AttrCloak.Streaming.Kafka;
 using AttrCloak.Streaming.Monitoring;
+using AttrCloak.Streaming.Pipeline;
 using AttrCloak.Streaming.Redis;
 using AttrCloak.Streaming.Redis.State;
 using AttrCloak.Streaming.Redis.Statistics;
@@ -15,9 +17,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using StackExchange.Redis;
 
-using AttrCloak.Streaming.Generations;
-
-namespace AttrCloak.Streaming.Pipeline;
+namespace AttrCloak.Tools.Benchmarks;
 
 /// <summary>What <see cref="StreamBenchmark.RunAsync"/> runs (<c>attrcloak bench stream</c>).</summary>
 public sealed record StreamBenchmarkOptions

@@ -3,7 +3,7 @@ using AttrCloak.Streaming.Hosting;
 using Microsoft.Extensions.Configuration;
 using YamlDotNet.RepresentationModel;
 
-namespace AttrCloak.Streaming.Tests.Deployment;
+namespace AttrCloak.Deployment.Tests;
 
 /// <summary>
 /// deploy/kubernetes parsed as YAML (no cluster here): the fields Kubernetes requires, probes on the worker's real

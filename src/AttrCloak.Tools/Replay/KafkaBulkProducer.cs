@@ -4,7 +4,7 @@ using System.Text;
 using AttrCloak.Streaming.Contracts;
 using Confluent.Kafka;
 
-namespace AttrCloak.Streaming.Replay;
+namespace AttrCloak.Tools.Replay;
 
 /// <summary>One message to produce; a null <see cref="Value"/> is a tombstone.</summary>
 public sealed record OutboundMessage(string Topic, byte[] Key, byte[]? Value, string? ContentType = null, string? Schema = null);

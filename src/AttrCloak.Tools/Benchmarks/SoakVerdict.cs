@@ -1,6 +1,6 @@
 using System.Globalization;
 
-namespace AttrCloak.Streaming.Pipeline;
+namespace AttrCloak.Tools.Benchmarks;
 
 /// <summary>
 /// When a soak run passes (<c>attrcloak bench soak</c>). Lag and memory are judged on the SECOND HALF of the run only:

@@ -7,13 +7,15 @@ using AttrCloak.Streaming.Generations;
 using AttrCloak.Streaming.Hosting;
 using AttrCloak.Streaming.Kafka;
 using AttrCloak.Streaming.Monitoring;
+using AttrCloak.Streaming.Pipeline;
 using AttrCloak.Streaming.Redis;
 using AttrCloak.Streaming.Redis.Generations;
 using AttrCloak.Streaming.Redis.State;
+using AttrCloak.Tools.Kafka;
 using Microsoft.Extensions.Logging;
 using StackExchange.Redis;
 
-namespace AttrCloak.Streaming.Pipeline;
+namespace AttrCloak.Tools.Benchmarks;
 
 /// <summary>How a benchmark rig's pipeline is tuned (the pipeline's init-only properties).</summary>
 internal sealed record RigTuning(
@@ -142,7 +144,7 @@ internal sealed class BenchmarkRig : IAsyncDisposable
         await _stop.CancelAsync().ConfigureAwait(false);
         // A background thread that never started reads Unstarted | Background: test the flag (a failed seed left it so).
         if ((_worker.ThreadState & System.Threading.ThreadState.Unstarted) == 0) _worker.Join(TimeSpan.FromSeconds(30));
-        try { await DeletePrefixAsync(_redis, StoreOptions.Prefix).ConfigureAwait(false); }
+        try { await DeploymentKeys.DeleteAllAsync(_redis, StoreOptions.Prefix).ConfigureAwait(false); }
         finally
         {
             Generations.Dispose();
@@ -164,15 +166,11 @@ internal sealed class BenchmarkRig : IAsyncDisposable
     {
         var clock = Stopwatch.StartNew();
         var seeding = _seeding ?? PopulationSeeding.DataFree;
-        var population = Population;
-        var n = population.UserIds.Length;
+        var population = new SeedPopulation(Population.UserIds, Population.Originals, Population.Classes);
         // The batch cloak is CPU-bound (TorchSharp): off the caller's thread.
-        var cloaked = await Task.Run(() => seeding.Cloak(population.Originals, population.Classes, Catalog, cancellationToken), cancellationToken).ConfigureAwait(false);
-        var d = StoreOptions.Dimension;
-        if (cloaked is null || cloaked.Length != n || cloaked.Any(row => row is null || row.Length != d || !row.All(float.IsFinite)))
-            throw new InvalidOperationException($"the population seeding ({seeding.Method}) did not return {n} finite rows of {d} values");
-        var users = Enumerable.Range(0, n).Select(u => new SeedUser(population.UserIds[u], population.Originals[u], cloaked[u], population.Classes[u])).ToList();
-        await GenerationSeeding.SeedAsync(Generations, ModelVersion, users, version: 2, batchSize: 500, cancellationToken: cancellationToken).ConfigureAwait(false);
+        var cloaked = await Task.Run(() => PopulationSeeder.Cloak(seeding, population, Catalog, cancellationToken), cancellationToken).ConfigureAwait(false);
+        await PopulationSeeder.WriteAsync(Generations, ModelVersion, population, cloaked, version: 2, batchSize: 500, cancellationToken: cancellationToken).ConfigureAwait(false);
+        var n = population.Count;
         Seeded = new SeedReport(seeding.Method, n, clock.Elapsed);
     }
 
@@ -188,25 +186,6 @@ internal sealed class BenchmarkRig : IAsyncDisposable
         catch (Exception e) when (e is RedisException or RedisCommandException or KeyNotFoundException or FormatException)
         {
             return double.NaN; // e.g. INFO disabled, or a connection without admin mode: the figure is reported as unavailable
-        }
-    }
-
-    private static async Task DeletePrefixAsync(IConnectionMultiplexer redis, string prefix)
-    {
-        var db = redis.GetDatabase();
-        foreach (var server in redis.GetServers())
-        {
-            var batch = new List<RedisKey>(500);
-            await foreach (var key in server.KeysAsync(pattern: prefix + ":*", pageSize: 500).ConfigureAwait(false))
-            {
-                batch.Add(key);
-                if (batch.Count == 500)
-                {
-                    await db.KeyDeleteAsync([.. batch]).ConfigureAwait(false);
-                    batch.Clear();
-                }
-            }
-            if (batch.Count > 0) await db.KeyDeleteAsync([.. batch]).ConfigureAwait(false);
         }
     }
 }

@@ -6,7 +6,7 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Logging;
 using StackExchange.Redis;
 
-namespace AttrCloak.Streaming.Tests.Deployment;
+namespace AttrCloak.Streaming.Tests.Security;
 
 /// <summary>
 /// The security keys the production docs name (Kafka SASL/SSL, Redis AUTH/TLS) bind from environment variables the

@@ -4,7 +4,7 @@ using System.Reflection;
 using System.Runtime.InteropServices;
 using System.Text;
 
-namespace AttrCloak.Streaming.Kafka;
+namespace AttrCloak.Tools.Kafka;
 
 /// <summary>
 /// librdkafka's mock Kafka cluster (one broker) reachable on a FIXED address, so that a broker process can be ended

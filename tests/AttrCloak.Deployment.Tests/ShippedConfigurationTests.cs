@@ -5,7 +5,7 @@ using Confluent.Kafka;
 using Microsoft.Extensions.Configuration;
 using YamlDotNet.RepresentationModel;
 
-namespace AttrCloak.Streaming.Tests.Deployment;
+namespace AttrCloak.Deployment.Tests;
 
 /// <summary>
 /// Every configuration the project ships, layered as the worker layers it (the file, then environment variables), bound

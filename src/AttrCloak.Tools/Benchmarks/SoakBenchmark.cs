@@ -6,13 +6,14 @@ using AttrCloak.Streaming.Contracts;
 using AttrCloak.Streaming.Generations;
 using AttrCloak.Streaming.Hosting;
 using AttrCloak.Streaming.Monitoring;
+using AttrCloak.Streaming.Pipeline;
 using AttrCloak.Streaming.Redis.Generations;
 using Confluent.Kafka;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using StackExchange.Redis;
 
-namespace AttrCloak.Streaming.Pipeline;
+namespace AttrCloak.Tools.Benchmarks;
 
 /// <summary>What <see cref="SoakBenchmark.RunAsync"/> runs (<c>attrcloak bench soak</c>).</summary>
 public sealed record SoakOptions

@@ -1,6 +1,6 @@
 using AttrCloak.Streaming.Contracts;
 
-namespace AttrCloak.Streaming.Replay;
+namespace AttrCloak.Tools.Replay;
 
 /// <summary>One user to replay: the id (also the Kafka key), the original embedding and the attribute values known for them.</summary>
 /// <param name="UserId">1-128 characters, no control characters.</param>
