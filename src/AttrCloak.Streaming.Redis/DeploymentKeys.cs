@@ -4,8 +4,9 @@ namespace AttrCloak.Streaming.Redis;
 
 /// <summary>
 /// The public view of a deployment's key space for tools (the demo's and the benches' throw-away deployments): every
-/// key of a deployment lives under <c>{prefix}:</c> (the layout is described on the internal <c>StoreLayout</c> and in
-/// this project's README), found with SCAN and a glob pattern whose prefix is escaped.
+/// key of a deployment lives under <c>{prefix}:</c> (the layout is described on the internal <c>StoreLayout</c>, which
+/// names every key and runs every SCAN, and in this project's README), found with SCAN and a glob pattern whose prefix
+/// is escaped.
 /// </summary>
 public static class DeploymentKeys
 {
@@ -17,18 +18,10 @@ public static class DeploymentKeys
     }
 
     /// <summary>The keys under <paramref name="prefix"/>, one SCAN page at a time (<paramref name="pageSize"/> is SCAN's COUNT hint).</summary>
-    public static async IAsyncEnumerable<RedisKey[]> ScanAsync(IDatabase db, string prefix, int pageSize = 1000)
+    public static IAsyncEnumerable<RedisKey[]> ScanAsync(IDatabase db, string prefix, int pageSize = 1000)
     {
         ArgumentNullException.ThrowIfNull(db);
-        var pattern = Pattern(prefix);
-        RedisValue cursor = 0;
-        do
-        {
-            var page = (RedisResult[])(await db.ExecuteAsync("SCAN", cursor, "MATCH", pattern, "COUNT", pageSize).ConfigureAwait(false))!;
-            cursor = (RedisValue)page[0];
-            yield return (RedisKey[])page[1]!;
-        }
-        while ((string?)cursor != "0");
+        return StoreLayout.ScanAsync(db, Pattern(prefix), pageSize);
     }
 
     /// <summary>Deletes every key under <paramref name="prefix"/> (all generations, registry and tombstones); returns how many.</summary>

@@ -331,13 +331,8 @@ public sealed class RedisStateStore : IStateStore, IDisposable
     /// <inheritdoc />
     public async IAsyncEnumerable<ServedUser> ScanServedAsync([System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
-        RedisValue cursor = 0;
-        do
+        await foreach (var keys in _layout.ScanUserKeysAsync(_db, 500, cancellationToken).ConfigureAwait(false))
         {
-            cancellationToken.ThrowIfCancellationRequested();
-            var page = (RedisResult[])(await _db.ExecuteAsync("SCAN", cursor, "MATCH", _layout.UserKeyPattern, "COUNT", 500).ConfigureAwait(false))!;
-            cursor = (RedisValue)page[0];
-            var keys = ((RedisResult[])page[1]!).Select(k => (RedisKey)(string)k!).ToArray();
             // One pipelined HMGET per key of the page; only the served fields are read.
             var reads = keys.Select(k => _db.HashGetAsync(k, ["c", "a"])).ToArray();
             for (var i = 0; i < keys.Length; i++)
@@ -347,44 +342,38 @@ public sealed class RedisStateStore : IStateStore, IDisposable
                 var cloaked = Codec.BytesToFloats((byte[])v[0]!);
                 var classes = Codec.BytesToClasses((byte[])v[1]!);
                 if (cloaked.Length != _layout.Dimension || classes.Length != _layout.Attributes.Length) continue; // `stats verify` reports malformed records
-                yield return new ServedUser(((string)keys[i]!)[_layout.UserKeyPrefix.Length..], cloaked, classes);
+                yield return new ServedUser(_layout.UserIdOf(keys[i]), cloaked, classes);
             }
         }
-        while (cursor != 0);
     }
 
     /// <inheritdoc />
     public async IAsyncEnumerable<UserState> ScanStatesAsync([System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
-        RedisValue cursor = 0;
-        do
+        await foreach (var keys in _layout.ScanUserKeysAsync(_db, 500, cancellationToken).ConfigureAwait(false))
         {
-            cancellationToken.ThrowIfCancellationRequested();
-            var (next, keys) = await ScanUserKeysAsync(cursor, 500).ConfigureAwait(false);
-            cursor = next;
             var reads = keys.Select(k => _db.HashGetAsync(k, ["v", "e", "o", "c", "a", "p", "s"])).ToArray();
             for (var i = 0; i < keys.Length; i++)
             {
                 var v = await reads[i].ConfigureAwait(false);
                 if (v[0].IsNull || v[2].IsNull || v[3].IsNull || v[4].IsNull) continue; // deleted between SCAN and HMGET
-                yield return DecodeUser(UserIdOf(keys[i]), v[0], v[1], v[2], v[3], v[4], v[5], v[6]);
+                yield return DecodeUser(_layout.UserIdOf(keys[i]), v[0], v[1], v[2], v[3], v[4], v[5], v[6]);
             }
         }
-        while (cursor != 0);
     }
 
     /// <inheritdoc />
     public async Task<UserSweepPage> ScanSweepAsync(string cursor, int count, CancellationToken cancellationToken = default)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(count, 1);
-        var (next, keys) = await ScanUserKeysAsync(cursor, count).WaitAsync(cancellationToken).ConfigureAwait(false);
+        var (next, keys) = await StoreLayout.ScanPageAsync(_db, cursor, _layout.UserKeyPattern, count).WaitAsync(cancellationToken).ConfigureAwait(false);
         var reads = keys.Select(k => _db.HashGetAsync(k, ["p", "s", "v"])).ToArray();
         var users = new List<SweepEntry>(keys.Length);
         for (var i = 0; i < keys.Length; i++)
         {
             var v = await reads[i].ConfigureAwait(false);
             if (v[2].IsNull) continue; // deleted between SCAN and HMGET
-            users.Add(new SweepEntry(UserIdOf(keys[i]), v[0].IsNull ? -1 : (int)v[0], v[1].IsNull ? 0 : (int)v[1]));
+            users.Add(new SweepEntry(_layout.UserIdOf(keys[i]), v[0].IsNull ? -1 : (int)v[0], v[1].IsNull ? 0 : (int)v[1]));
         }
         return new UserSweepPage((string)next!, users);
     }
@@ -419,25 +408,9 @@ public sealed class RedisStateStore : IStateStore, IDisposable
         await _db.KeyDeleteAsync(_layout.MetaKey).WaitAsync(cancellationToken).ConfigureAwait(false);
         _users.Clear();
         _cacheVersion = null;
-        RedisValue cursor = 0;
-        do
-        {
-            cancellationToken.ThrowIfCancellationRequested();
-            var page = (RedisResult[])(await _db.ExecuteAsync("SCAN", cursor, "MATCH", _layout.AllKeysPattern, "COUNT", 1000).ConfigureAwait(false))!;
-            cursor = (RedisValue)page[0];
-            var keys = ((RedisResult[])page[1]!).Select(k => (RedisKey)(string)k!).ToArray();
+        await foreach (var keys in StoreLayout.ScanAsync(_db, _layout.AllKeysPattern, 1000, cancellationToken).ConfigureAwait(false))
             if (keys.Length > 0) await _db.KeyDeleteAsync(keys, CommandFlags.None).ConfigureAwait(false);
-        }
-        while (cursor != 0);
     }
-
-    private async Task<(RedisValue Cursor, RedisKey[] Keys)> ScanUserKeysAsync(RedisValue cursor, int count)
-    {
-        var page = (RedisResult[])(await _db.ExecuteAsync("SCAN", cursor, "MATCH", _layout.UserKeyPattern, "COUNT", count).ConfigureAwait(false))!;
-        return ((RedisValue)page[0], ((RedisResult[])page[1]!).Select(k => (RedisKey)(string)k!).ToArray());
-    }
-
-    private string UserIdOf(RedisKey key) => ((string)key!)[_layout.UserKeyPrefix.Length..];
 
     public void Dispose() => _gate.Dispose();
 

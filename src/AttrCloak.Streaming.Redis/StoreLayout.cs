@@ -22,6 +22,9 @@ namespace AttrCloak.Streaming.Redis;
 /// <item><c>{prefix}:consumed</c> hash: field <c>{topic}/{partition}</c> = the highest offset of that input partition
 /// whose event an apply decided (the applied-offset watermark; no user data).</item>
 /// </list>
+/// A deployment's keys: <c>{deployment}:generations</c> (the registry, <see cref="RegistryKey"/>) and one such store per
+/// model generation under <c>{deployment}:g:{model}</c> (<see cref="GenerationPrefix"/>). Every key name is made here,
+/// and every SCAN over them runs here (<see cref="ScanAsync"/>).
 /// </summary>
 internal sealed class StoreLayout
 {
@@ -39,7 +42,7 @@ internal sealed class StoreLayout
         Prefix = options.Prefix;
         Tombstones = new TombstoneNames(options.TombstoneSecret);
 
-        MetaKey = Prefix + ":meta";
+        MetaKey = MetaKeyOf(Prefix);
         UserKeyPrefix = Prefix + ":user:";
         TombKeyPrefix = (options.TombstonePrefix ?? Prefix) + ":tomb:";
         ConsumedKey = Prefix + ":consumed";
@@ -127,4 +130,46 @@ internal sealed class StoreLayout
         return sb.ToString();
     }
 
+
+    /// <summary>The meta hash of the store under <paramref name="prefix"/>.</summary>
+    public static RedisKey MetaKeyOf(string prefix) => prefix + ":meta";
+
+    /// <summary>The registry of a deployment's model generations.</summary>
+    public static RedisKey RegistryKey(string deploymentPrefix) => deploymentPrefix + ":generations";
+
+    /// <summary>
+    /// A generation's key prefix: the deployment's, <c>:g:</c>, and the model version percent-encoded (RFC 3986
+    /// unreserved characters stay), so that no model version can break the key structure, a hash tag or a SCAN pattern.
+    /// </summary>
+    public static string GenerationPrefix(string deploymentPrefix, string modelVersion) =>
+        deploymentPrefix + ":g:" + Uri.EscapeDataString(modelVersion);
+
+    /// <summary>One page of a SCAN over the keys matching <paramref name="pattern"/>: the next cursor (0 at the end) and the keys.</summary>
+    public static async Task<(RedisValue Cursor, RedisKey[] Keys)> ScanPageAsync(IDatabaseAsync db, RedisValue cursor, string pattern, int count)
+    {
+        var page = (RedisResult[])(await db.ExecuteAsync("SCAN", cursor, "MATCH", pattern, "COUNT", count).ConfigureAwait(false))!;
+        return ((RedisValue)page[0], ((RedisResult[])page[1]!).Select(k => (RedisKey)(string)k!).ToArray());
+    }
+
+    /// <summary>Every key matching <paramref name="pattern"/>, a SCAN page at a time (a key may come twice; keys written meanwhile may be missed).</summary>
+    public static async IAsyncEnumerable<RedisKey[]> ScanAsync(IDatabaseAsync db, string pattern, int count,
+        [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        RedisValue cursor = 0;
+        do
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var (next, keys) = await ScanPageAsync(db, cursor, pattern, count).ConfigureAwait(false);
+            cursor = next;
+            yield return keys;
+        }
+        while (cursor != 0);
+    }
+
+    /// <summary>This store's user keys, a SCAN page at a time.</summary>
+    public IAsyncEnumerable<RedisKey[]> ScanUserKeysAsync(IDatabaseAsync db, int count, CancellationToken cancellationToken = default) =>
+        ScanAsync(db, UserKeyPattern, count, cancellationToken);
+
+    /// <summary>The user id of one of this store's user keys.</summary>
+    public string UserIdOf(RedisKey userKey) => ((string)userKey!)[UserKeyPrefix.Length..];
 }

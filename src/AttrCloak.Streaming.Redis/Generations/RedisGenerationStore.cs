@@ -35,7 +35,7 @@ public sealed class RedisGenerationStore : IGenerationStore
         _redis = redis;
         _db = redis.GetDatabase();
         _options = options;
-        _registryKey = options.Prefix + ":generations";
+        _registryKey = StoreLayout.RegistryKey(options.Prefix);
     }
 
     /// <summary>The deployment's options (the prefix is the deployment's; each generation's store gets its own).</summary>
@@ -124,12 +124,8 @@ public sealed class RedisGenerationStore : IGenerationStore
     /// <inheritdoc />
     public string Describe(string modelVersion) => GenerationPrefix(_options.Prefix, modelVersion);
 
-    /// <summary>
-    /// A generation's key prefix: the deployment's, <c>:g:</c>, and the model version percent-encoded (RFC 3986
-    /// unreserved characters stay), so that no model version can break the key structure, a hash tag or a SCAN pattern.
-    /// </summary>
-    public static string GenerationPrefix(string deploymentPrefix, string modelVersion) =>
-        deploymentPrefix + ":g:" + Uri.EscapeDataString(modelVersion);
+    /// <summary>A generation's key prefix (see <see cref="StoreLayout.GenerationPrefix"/>).</summary>
+    public static string GenerationPrefix(string deploymentPrefix, string modelVersion) => StoreLayout.GenerationPrefix(deploymentPrefix, modelVersion);
 
     public void Dispose()
     {
@@ -142,7 +138,7 @@ public sealed class RedisGenerationStore : IGenerationStore
     /// <summary>A prefix written by a build before generations (its meta key at the top) cannot be read as one.</summary>
     private async Task RefuseOlderFormatAsync(CancellationToken cancellationToken)
     {
-        var layout = await _db.HashGetAsync(_options.Prefix + ":meta", "layout").WaitAsync(cancellationToken).ConfigureAwait(false);
+        var layout = await _db.HashGetAsync(StoreLayout.MetaKeyOf(_options.Prefix), "layout").WaitAsync(cancellationToken).ConfigureAwait(false);
         if (layout.IsNull) return;
         throw new StateStoreLayoutException(
             $"Redis prefix '{_options.Prefix}' holds a state store of an earlier format (layout {(string?)layout}) without model generations; " +

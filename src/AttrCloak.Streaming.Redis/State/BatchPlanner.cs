@@ -134,9 +134,9 @@ internal sealed class BatchPlanner(StatisticsShape shape)
                     results[i] = ApplyResult.Applied;
                     continue;
                 }
-                if (last is { } l && ev.Version <= l)
+                if (!VersionRule.Applies(last, ev.Version))
                 {
-                    var duplicate = ev.Version == l && (lastIsForget ? ev.Forget : !ev.Forget && ev.EventId == lastEventId);
+                    var duplicate = VersionRule.IsDuplicate(last!.Value, lastIsForget, lastEventId, ev.Version, ev.Forget, ev.EventId);
                     results[i] = duplicate ? ApplyResult.Duplicate : ApplyResult.Stale;
                     continue;
                 }

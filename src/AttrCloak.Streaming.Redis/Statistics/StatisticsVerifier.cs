@@ -158,13 +158,8 @@ public sealed class StatisticsVerifier(IConnectionMultiplexer redis, StateStoreO
     {
         var d = _layout.Dimension;
         var recomputation = new StatisticsRecomputation(_layout.Shape);
-        RedisValue cursor = 0;
-        do
+        await foreach (var keys in _layout.ScanUserKeysAsync(_db, 1000, cancellationToken).ConfigureAwait(false))
         {
-            cancellationToken.ThrowIfCancellationRequested();
-            var page = (RedisResult[])(await _db.ExecuteAsync("SCAN", cursor, "MATCH", _layout.UserKeyPattern, "COUNT", 1000).ConfigureAwait(false))!;
-            cursor = (RedisValue)page[0];
-            var keys = (RedisKey[])page[1]!;
             var reads = keys.Select(k => _db.HashGetAsync(k, ["o", "c", "a"])).ToArray();
             var values = await Task.WhenAll(reads).ConfigureAwait(false);
             foreach (var v in values)
@@ -178,7 +173,6 @@ public sealed class StatisticsVerifier(IConnectionMultiplexer redis, StateStoreO
                 recomputation.Add(original, cloaked, classes);
             }
         }
-        while ((string?)cursor != "0");
         return recomputation;
     }
 }

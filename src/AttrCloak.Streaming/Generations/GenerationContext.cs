@@ -79,6 +79,38 @@ internal sealed class GenerationContext(Generation info, IStateStore store, Cloa
         return fold.Stored is not null;
     }
 
+    /// <summary>
+    /// After the store write: each user of the batch is remembered in the state the store now holds when the store
+    /// decided every one of their events here as planned; otherwise (someone else wrote) they are read again next
+    /// time. The maps learn how many users changed.
+    /// </summary>
+    public void Remember()
+    {
+        var appliedUsers = 0;
+        foreach (var user in Planner.Users)
+        {
+            var asPlanned = true;
+            var applied = false;
+            foreach (var j in user.ChangeIndices)
+            {
+                var outcome = Results[j].Outcome;
+                applied |= outcome == ApplyOutcome.Applied;
+                asPlanned &= Planner.Planned[j].Kind switch
+                {
+                    PlannedKind.NotApplicable => outcome is ApplyOutcome.Duplicate or ApplyOutcome.Stale,
+                    PlannedKind.UnknownUser => outcome is not ApplyOutcome.Applied,
+                    _ => outcome == ApplyOutcome.Applied,
+                };
+            }
+            if (applied) appliedUsers++;
+            if (!asPlanned || !Users.Enabled) Users.Remove(user.UserId);
+            else Users.Set(user.UserId, user.Exists
+                ? new UserState(user.UserId, user.Version, user.StoredId!, user.Original!, user.Cloaked!, user.Classes!)
+                : null);
+        }
+        Cloakers.NoteApplied(appliedUsers);
+    }
+
     /// <summary>Drops what this worker remembers of the generation's users and watermarks (another writer may have moved them).</summary>
     public void Forget()
     {

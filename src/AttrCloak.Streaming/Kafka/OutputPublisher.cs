@@ -1,3 +1,4 @@
+using AttrCloak.Streaming.Pipeline;
 using System.Diagnostics;
 using Confluent.Kafka;
 using Microsoft.Extensions.Logging;
@@ -22,21 +23,21 @@ public sealed class OutputPublisher : IDisposable
     private IProducer<byte[], byte[]> _producer;
     private volatile bool _fatal;
     private readonly OutputDelivery _single = new();
+    private readonly IBatchObserver? _observer;
 
     /// <param name="build">Builds a producer that calls the given action on a fatal error (see <see cref="KafkaClients.ProducerBuilder"/>).</param>
     /// <param name="logger">Where delivery retries are reported (never with keys or values).</param>
-    public OutputPublisher(Func<Action<Error>, IProducer<byte[], byte[]>> build, ILogger logger)
+    /// <param name="observer">May hold acknowledgements back (<see cref="IBatchObserver.AcknowledgementsAllowed"/>; tests).</param>
+    public OutputPublisher(Func<Action<Error>, IProducer<byte[], byte[]>> build, ILogger logger, IBatchObserver? observer = null)
     {
         _build = build ?? throw new ArgumentNullException(nameof(build));
         _logger = logger ?? throw new ArgumentNullException(nameof(logger));
+        _observer = observer;
         _producer = build(OnFatal);
     }
 
     /// <summary>Delivery attempts that failed and were retried (tests, logs).</summary>
     public long RetriedDeliveries { get; private set; }
-
-    /// <summary>Tests: while reset, <see cref="Await"/> does not return (acknowledgements that are slow to come).</summary>
-    internal ManualResetEventSlim? AcknowledgementGateForTests { get; set; }
 
     /// <summary>
     /// Produces every message and blocks until all are acknowledged. <paramref name="cancellationToken"/> abandons the
@@ -76,7 +77,7 @@ public sealed class OutputPublisher : IDisposable
     {
         ArgumentNullException.ThrowIfNull(delivery);
         ArgumentNullException.ThrowIfNull(later);
-        AcknowledgementGateForTests?.Wait(cancellationToken);
+        _observer?.WaitUntilAcknowledgementsAllowed(cancellationToken);
         var delay = FirstRetryDelay;
         while (true)
         {
@@ -111,7 +112,7 @@ public sealed class OutputPublisher : IDisposable
     public bool IsAcknowledged(OutputDelivery delivery)
     {
         ArgumentNullException.ThrowIfNull(delivery);
-        return AcknowledgementGateForTests is not { IsSet: false } && delivery.IsSettled && delivery.Failed().Count == 0;
+        return _observer?.AcknowledgementsAllowed != false && delivery.IsSettled && delivery.Failed().Count == 0;
     }
 
     /// <summary>Sends what librdkafka still holds back for linger.ms now; blocks until everything queued is acknowledged.</summary>

@@ -96,10 +96,11 @@ internal sealed class BatchPlanner
     public DecodeError? Plan(int messageIndex, InboundEvent inbound, IUserCloaker cloaker, int seatEpoch, int? partition, int? sweepMark)
     {
         var fold = _folds[inbound.UserId];
-        if (fold.HasVersion && inbound.Version <= fold.Version)
+        if (!VersionRule.Applies(fold.HasVersion ? fold.Version : null, inbound.Version))
         {
-            // Not applicable: the store says Duplicate (same event) or Stale and changes nothing.
-            var sameEvent = inbound.Version == fold.Version && !fold.Forgotten && fold.PlainEventId == inbound.EventId;
+            // Not applicable: the store says Duplicate (same event) or Stale and changes nothing. The same event as
+            // the user's state-setting one is sent with its stored id, so that the store's rule finds it a duplicate.
+            var sameEvent = VersionRule.IsDuplicate(fold.Version, fold.Forgotten, fold.PlainEventId, inbound.Version, forget: false, inbound.EventId);
             var id = sameEvent ? fold.StoredId! : inbound.EventId;
             var isForget = inbound is PrivacyRequest { Type: PrivacyRequestType.Forget };
             // Bad input only within one stream (per-user order holds per topic); across the two topics it may be a race.

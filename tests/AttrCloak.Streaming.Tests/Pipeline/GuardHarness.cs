@@ -129,15 +129,15 @@ internal sealed class GuardHarness : IDisposable
 
     /// <summary>Starts a worker and waits until it is ready (group joined, store initialised).</summary>
     /// <param name="observer">Sees the served population.</param>
-    /// <param name="configure">Sets the pipeline's test hooks before it runs.</param>
+    /// <param name="batches">Sees the pipeline's batch steps (and may hold acknowledgements back).</param>
     /// <param name="wrapStore">Wraps the Redis store (e.g. to inject failures).</param>
     /// <param name="rebuildShare">The pipeline's <see cref="GuardPipeline.CloakerRebuildShare"/> (1: rebuilds not spaced out).</param>
-    public WorkerRun Start(RecordingObserver? observer = null, Action<GuardPipeline>? configure = null, Func<IStateStore, IStateStore>? wrapStore = null,
+    public WorkerRun Start(RecordingObserver? observer = null, IBatchObserver? batches = null, Func<IStateStore, IStateStore>? wrapStore = null,
         double rebuildShare = 0.02)
     {
         IGenerationStore store = NewStore();
         if (wrapStore is not null) store = new WrappedGenerationStore(store, wrapStore);
-        var run = new WorkerRun(this, store, observer, configure, rebuildShare);
+        var run = new WorkerRun(this, store, observer, batches, rebuildShare);
         try
         {
             Wait.Until(() => run.Pipeline.Status.Ready || run.Failure is not null, Deadline, "the worker to become ready");
@@ -216,14 +216,13 @@ internal sealed class WorkerRun : IDisposable
     private readonly CancellationTokenSource _stop = new();
     private readonly Thread _thread;
 
-    public WorkerRun(GuardHarness harness, IGenerationStore store, RecordingObserver? observer, Action<GuardPipeline>? configure = null, double rebuildShare = 0.02)
+    public WorkerRun(GuardHarness harness, IGenerationStore store, RecordingObserver? observer, IBatchObserver? batches = null, double rebuildShare = 0.02)
     {
         Generations = store;
         Logs = new CapturingLoggerProvider();
         Metrics = new WorkerMetrics();
         Pipeline = new GuardPipeline(harness.Settings.Kafka, harness.Settings.Guard, store, harness.CloakerFactory ?? harness.Factory, observer, Metrics,
-            Logs.CreateLogger("test"), harness.Generations) { CloakerRebuildShare = rebuildShare, Seeding = harness.Seeding, Input = harness.Input };
-        configure?.Invoke(Pipeline);
+            Logs.CreateLogger("test"), harness.Generations, batchObserver: batches) { CloakerRebuildShare = rebuildShare, Seeding = harness.Seeding, Input = harness.Input };
         _thread = new Thread(() =>
         {
             try { Pipeline.Run(_stop.Token); }

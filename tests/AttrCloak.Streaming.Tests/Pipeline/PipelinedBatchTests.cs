@@ -30,11 +30,7 @@ public sealed class PipelinedBatchTests(RedisServerFixture redis, MockKafkaFixtu
         h.Flush();
         using var gate = new ManualResetEventSlim(false);
         var trace = new ConcurrentQueue<BatchTrace>();
-        using var worker = h.Start(configure: p =>
-        {
-            p.Trace = trace.Enqueue;
-            p.AcknowledgementGateForTests = gate;
-        });
+        using var worker = h.Start(batches: new GatedBatchObserver(trace, gate));
         using var committed = new CommittedOffsets(h);
 
         Wait.Until(() => Sent(trace) >= 2, GuardHarness.Deadline, "the second batch sent while the first awaits its acks");
@@ -79,11 +75,7 @@ public sealed class PipelinedBatchTests(RedisServerFixture redis, MockKafkaFixtu
         var trace = new ConcurrentQueue<BatchTrace>();
         FailingStore? failing = null;
         using var worker = h.Start(
-            configure: p =>
-            {
-                p.Trace = trace.Enqueue;
-                p.AcknowledgementGateForTests = gate;
-            },
+            batches: new GatedBatchObserver(trace, gate),
             wrapStore: s => failing = new FailingStore(s, "doomed"));
         using var committed = new CommittedOffsets(h);
         using var serving = h.Reader(h.Kafka.CloakedTopic);

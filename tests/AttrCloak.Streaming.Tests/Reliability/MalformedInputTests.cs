@@ -170,11 +170,7 @@ public sealed partial class MalformedInputTests(RedisServerFixture redis, MockKa
         // "Crash": the first worker writes Redis but never sees an acknowledgement, so it stores no offset.
         using var gate = new ManualResetEventSlim(false);
         var trace = new System.Collections.Concurrent.ConcurrentQueue<BatchTrace>();
-        using (var first = h.Start(configure: p =>
-        {
-            p.AcknowledgementGateForTests = gate;
-            p.Trace = trace.Enqueue;
-        }))
+        using (var first = h.Start(batches: new GatedBatchObserver(trace, gate)))
         {
             Wait.Until(() => trace.Any(t => t.Step == BatchStep.Sent) && StoredVersion(h, "crashy") == 3 && StoredVersion(h, "twice") == 4,
                 GuardHarness.Deadline, "the first worker's store writes");
