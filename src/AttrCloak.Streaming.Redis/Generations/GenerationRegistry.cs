@@ -168,7 +168,7 @@ public sealed record GenerationRegistry(long Version, IReadOnlyList<Generation> 
         return g is { State: GenerationState.Retiring } ? [g with { State = GenerationState.Retired }] : [];
     }
 
-    private IReadOnlyList<Generation> Promote(Generation g, DateTimeOffset now)
+    private List<Generation> Promote(Generation g, DateTimeOffset now)
     {
         var changed = new List<Generation> { g with { State = GenerationState.Serving, Promoted = Version + 1, PromotedAt = now } };
         foreach (var other in Generations)

@@ -123,11 +123,12 @@ internal sealed class GenerationSet(
                 }, cancellationToken).ConfigureAwait(false);
                 if (limited) return (null, Resolution.Limit);
                 var created = Registry.Find(modelVersion)!;
-                logger.LogWarning(
-                    created.State == GenerationState.Serving
-                        ? "First model generation '{Model}' created ({Keys}); it serves at once (cold start) and is seated with batch AttrCloak-DF once every class has {MinClassUsers} users"
-                        : "New model generation '{Model}' created ({Keys}); it fills in the background while the serving one serves, and is promoted once every class has enough users (at least {MinClassUsers}, and {Share:P0} of the serving generation's users)",
-                    modelVersion, store.Describe(modelVersion), options.MinClassUsers, options.MinUserShare);
+                if (created.State == GenerationState.Serving)
+                    logger.LogWarning("First model generation '{Model}' created ({Keys}); it serves at once (cold start) and is seated with batch AttrCloak-DF once every class has {MinClassUsers} users",
+                        modelVersion, store.Describe(modelVersion), options.MinClassUsers);
+                else
+                    logger.LogWarning("New model generation '{Model}' created ({Keys}); it fills in the background while the serving one serves, and is promoted once every class has enough users (at least {MinClassUsers}, and {Share:P0} of the serving generation's users)",
+                        modelVersion, store.Describe(modelVersion), options.MinClassUsers, options.MinUserShare);
                 await SyncAsync(cancellationToken).ConfigureAwait(false);
             }
         }

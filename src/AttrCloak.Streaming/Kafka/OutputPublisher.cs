@@ -171,6 +171,7 @@ public sealed class OutputPublisher : IDisposable
 /// Acknowledgement bookkeeping of one batch's outputs (<see cref="OutputPublisher.Send"/>): reusable once awaited, so
 /// that its per-position delivery handlers are made once.
 /// </summary>
+[System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1001", Justification = "Owned by one OutputPublisher for the worker's lifetime and reused batch after batch; ManualResetEventSlim blocks on a monitor and allocates a kernel handle only when its WaitHandle is read, which this type never does.")]
 public sealed class OutputDelivery
 {
     private readonly ManualResetEventSlim _done = new(false);

@@ -258,7 +258,7 @@ public sealed class GuardPipeline
             seating.Cancel();
             // A seating in progress is abandoned (its lease expires and a worker seats the generation again); it gets
             // at most a fifth of the shutdown budget to notice.
-            if (!seaterTask.Wait(_guard.ShutdownTimeout * 0.2)) _logger.LogInformation("A seating was still running at shutdown; its lease expires and it is redone");
+            if (!seaterTask.Wait(_guard.ShutdownTimeout * 0.2, CancellationToken.None)) _logger.LogInformation("A seating was still running at shutdown; its lease expires and it is redone");
             if (graceful || cancellationToken.IsCancellationRequested) offsets.DrainAtShutdown(_guard.ShutdownTimeout * 0.3);
             offsets.Abandon();
             // The rest, less a reserve for the producer's last flush, for committing and leaving the group.

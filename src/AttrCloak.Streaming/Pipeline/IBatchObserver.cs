@@ -9,7 +9,7 @@ namespace AttrCloak.Streaming.Pipeline;
 public interface IBatchObserver
 {
     /// <summary>One step of one batch, in the order the loop takes them.</summary>
-    void OnStep(BatchTrace step);
+    void OnStep(BatchTrace trace);
 
     /// <summary>Whether acknowledgements may be taken in now (false: the loop treats sent batches as unacknowledged).</summary>
     bool AcknowledgementsAllowed => true;
