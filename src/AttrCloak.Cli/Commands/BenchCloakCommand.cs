@@ -66,14 +66,16 @@ public sealed class BenchCloakCommand : Command<BenchCloakSettings>
             }
             var sorted = runs.OrderBy(x => x.WallTime).ToArray();
             var median = sorted[sorted.Length / 2];
-            var t = median.Timings!;
             var total = median.WallTime.TotalSeconds;
-            string Share(TimeSpan x) => $"{x.TotalSeconds:F3} s ({100 * x.TotalSeconds / total:F0}%)";
-            var setup = median.WallTime - t.AttributeLoss - t.RetentionLoss - t.Mgda - t.Update;
+            // The privacy-target presets end with the exact class-mean projection and time no gradient stages (DF runs
+            // none at all): their stage columns stay empty rather than claiming zeros.
+            string Share(TimeSpan? x) => x is { } v ? $"{v.TotalSeconds:F3} s ({100 * v.TotalSeconds / total:F0}%)" : "-";
+            var t = median.Timings;
+            var setup = t is null ? (TimeSpan?)null : median.WallTime - t.AttributeLoss - t.RetentionLoss - t.Mgda - t.Update;
             table.AddRow(mode == CloakMode.DataFree ? "AttrCloak-DF" : "AttrCloak-DD", $"{median.Iterations}", $"{total:F3}",
                 $"{sorted[0].WallTime.TotalSeconds:F3}", $"{sorted[^1].WallTime.TotalSeconds:F3}",
-                $"{1000 * total / Math.Max(1, median.Iterations):F1}", Share(t.AttributeLoss), Share(t.RetentionLoss), Share(t.Mgda),
-                Share(t.Update), Share(setup));
+                $"{1000 * total / Math.Max(1, median.Iterations):F1}", Share(t?.AttributeLoss), Share(t?.RetentionLoss), Share(t?.Mgda),
+                Share(t?.Update), Share(setup));
         }
         AnsiConsole.Write(table);
         return 0;
