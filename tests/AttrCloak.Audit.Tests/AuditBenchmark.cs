@@ -24,7 +24,7 @@ public sealed class AuditBenchmark(ITestOutputHelper output)
         return labels;
     }
 
-    [Fact(Explicit = true)]
+    [Fact(Explicit = true, DisplayName = "Benchmark (explicit, prints figures): an ML-100K-sized audit")]
     public void Ml100k_sized_audit()
     {
         var rng = new Random(42);

@@ -34,18 +34,12 @@ public static class CloakPresets
     /// 0.2915, synthetic 2,000 users 0.4047 -> 0.4083; larger steps or more of them over-fit the train items (0.05 x
     /// 100: 0.3674 on the synthetic set).
     /// </summary>
-    public static CloakOptions DataDependent { get; } = new()
+    public static CloakOptions DataDependent { get; } = DataFree with
     {
         Mode = CloakMode.DataDependent,
         RecommendationReduction = RecommendationReduction.MeanPerUser,
-        Optimizer = CloakOptimizer.Adam,
         LearningRate = 0.01,
-        RelativeLearningRate = true,
         MaxIterations = 30,
-        Ridge = CovarianceRidge.Relative(1.0),
-        Target = EqualisationTarget.NoiseMatched,
-        ExactMeans = true,
-        CovarianceStrength = 0,
     };
 
     /// <summary>

@@ -29,7 +29,7 @@ public sealed class CloakerBenchmark(ITestOutputHelper output)
         File.AppendAllLines(ReportPath, [line]);
     }
 
-    [Fact(Explicit = true)]
+    [Fact(Explicit = true, DisplayName = "Benchmark (explicit, prints figures): data-free ms per iteration at ML-100K size")]
     public void Data_free_ms_per_iteration_at_ml100k_size()
     {
         TorchRuntime.EnsureInitialised();
@@ -71,7 +71,7 @@ public sealed class CloakerBenchmark(ITestOutputHelper output)
         catch (IOException) { return "n/a"; }
     }
 
-    [Fact(Explicit = true)]
+    [Fact(Explicit = true, DisplayName = "Experiment (explicit, prints figures): alpha trajectories of both readings of the data-free clip")]
     public void Alpha_trajectories_of_both_readings_of_the_data_free_clip()
     {
         TorchRuntime.EnsureInitialised();
