@@ -2,9 +2,9 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Security.Cryptography;
 using AttrCloak.Streaming.Redis.Scripts;
-using AttrCloak.Streaming.Redis.State;
-using AttrCloak.Streaming.Redis.Statistics;
 using StackExchange.Redis;
+using AttrCloak.Streaming.State;
+using AttrCloak.Streaming.Statistics;
 
 namespace AttrCloak.Streaming.Redis;
 
@@ -32,7 +32,7 @@ public sealed class RedisStateStore : IStateStore, IDisposable
 {
     private readonly IDatabase _db;
     private readonly StoreLayout _layout;
-    private readonly BatchPlanner _planner;
+    private readonly ApplyFold _planner;
     private readonly StateStoreOptions _options;
     private readonly string _ttlMilliseconds;
     private readonly SemaphoreSlim _gate = new(1, 1);
@@ -62,7 +62,7 @@ public sealed class RedisStateStore : IStateStore, IDisposable
         ArgumentNullException.ThrowIfNull(redis);
         ArgumentNullException.ThrowIfNull(options);
         _layout = new StoreLayout(options);
-        _planner = new BatchPlanner(_layout.Shape);
+        _planner = new ApplyFold(_layout.Shape);
         _options = options;
         _db = redis.GetDatabase();
         _users = new UserRecordCache(options.UserCacheCapacity);
@@ -264,7 +264,7 @@ public sealed class RedisStateStore : IStateStore, IDisposable
     {
         ArgumentNullException.ThrowIfNull(partitions);
         if (partitions.Count == 0) return [];
-        var values = await _db.HashGetAsync(_layout.ConsumedKey, partitions.Select(p => (RedisValue)p.Field).ToArray())
+        var values = await _db.HashGetAsync(_layout.ConsumedKey, partitions.Select(p => (RedisValue)StoreLayout.ConsumedField(p)).ToArray())
             .WaitAsync(cancellationToken).ConfigureAwait(false);
         return values.Select(v => v.IsNull ? -1L : (long)v).ToArray();
     }
@@ -276,7 +276,7 @@ public sealed class RedisStateStore : IStateStore, IDisposable
         var args = new RedisValue[2 * consumed.Count];
         for (var c = 0; c < consumed.Count; c++)
         {
-            args[2 * c] = consumed[c].Field;
+            args[2 * c] = StoreLayout.ConsumedField(consumed[c]);
             args[2 * c + 1] = consumed[c].Offset;
         }
         await _db.ScriptEvaluateAsync(LuaScripts.RaiseConsumed, [_layout.ConsumedKey], args).WaitAsync(cancellationToken).ConfigureAwait(false);
@@ -516,7 +516,7 @@ public sealed class RedisStateStore : IStateStore, IDisposable
             Array.Resize(ref args, at + 2 * consumed.Count);
             for (var c = 0; c < consumed.Count; c++)
             {
-                args[at + 2 * c] = consumed[c].Field;
+                args[at + 2 * c] = StoreLayout.ConsumedField(consumed[c]);
                 args[at + 2 * c + 1] = consumed[c].Offset;
             }
         }

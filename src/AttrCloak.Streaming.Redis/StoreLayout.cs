@@ -1,9 +1,9 @@
 using System.Security.Cryptography;
 using System.Text;
 using AttrCloak.Core.Data;
-using AttrCloak.Streaming.Redis.State;
-using AttrCloak.Streaming.Redis.Statistics;
 using StackExchange.Redis;
+using AttrCloak.Streaming.State;
+using AttrCloak.Streaming.Statistics;
 
 namespace AttrCloak.Streaming.Redis;
 
@@ -172,4 +172,8 @@ internal sealed class StoreLayout
 
     /// <summary>The user id of one of this store's user keys.</summary>
     public string UserIdOf(RedisKey userKey) => ((string)userKey!)[UserKeyPrefix.Length..];
+
+    /// <summary>The field of an input partition in <see cref="ConsumedKey"/>: topic names cannot hold '/', partitions are numbers.</summary>
+    public static string ConsumedField(ConsumedOffset consumed) =>
+        consumed.Topic + "/" + consumed.Partition.ToString(System.Globalization.CultureInfo.InvariantCulture);
 }

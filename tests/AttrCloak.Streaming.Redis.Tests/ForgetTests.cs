@@ -1,9 +1,9 @@
 using System.Runtime.InteropServices;
 using System.Text;
-using AttrCloak.Streaming.Redis.State;
-using AttrCloak.Streaming.Redis.Statistics;
 using StackExchange.Redis;
 using static AttrCloak.Streaming.Redis.Tests.TestSupport;
+using AttrCloak.Streaming.Redis;
+using AttrCloak.Streaming.State;
 
 namespace AttrCloak.Streaming.Redis.Tests;
 

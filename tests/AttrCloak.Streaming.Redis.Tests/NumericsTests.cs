@@ -1,7 +1,8 @@
 using AttrCloak.Core.Data;
-using AttrCloak.Streaming.Redis.State;
-using AttrCloak.Streaming.Redis.Statistics;
 using static AttrCloak.Streaming.Redis.Tests.TestSupport;
+using AttrCloak.Streaming.Redis;
+using AttrCloak.Streaming.State;
+using AttrCloak.Streaming.Statistics;
 
 namespace AttrCloak.Streaming.Redis.Tests;
 
@@ -156,7 +157,7 @@ public sealed class UserRecordCacheTests
     public void Least_recently_used_records_are_evicted_and_reads_never_replace_newer_writes()
     {
         var cache = new UserRecordCache(2);
-        var s5 = new AttrCloak.Streaming.Redis.State.UserState("a", 5, "e5", [1f], [2f], [0]);
+        var s5 = new AttrCloak.Streaming.State.UserState("a", 5, "e5", [1f], [2f], [0]);
         cache.Set("a", UserRecord.ForState(s5));
         cache.Set("b", UserRecord.ForTombstone(3));
         cache.TryGet("a", out _).ShouldBeTrue(); // a is now the most recent

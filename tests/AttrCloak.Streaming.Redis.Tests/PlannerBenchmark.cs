@@ -1,7 +1,7 @@
 using System.Diagnostics;
-using AttrCloak.Streaming.Redis.State;
-using AttrCloak.Streaming.Redis.Statistics;
 using static AttrCloak.Streaming.Redis.Tests.TestSupport;
+using AttrCloak.Streaming.State;
+using AttrCloak.Streaming.Statistics;
 
 namespace AttrCloak.Streaming.Redis.Tests;
 
@@ -15,7 +15,7 @@ public sealed class PlannerBenchmark
     public void Planning_cost_per_event()
     {
         const int d = 64, population = 20_000, batchSize = 512, batchCount = 60;
-        var planner = new BatchPlanner(StatisticsShape.Of(Options("bench", d, MovieLensCatalog)));
+        var planner = new ApplyFold(StatisticsShape.Of(Options("bench", d, MovieLensCatalog)));
         var rng = new Random(1);
         var states = Enumerable.Range(0, population)
             .Select(i => new UserState($"u{i}", 1, "e", RandomVector(rng, d), RandomVector(rng, d), RandomClasses(rng, MovieLensCatalog))).ToArray();

@@ -1,6 +1,6 @@
-using AttrCloak.Streaming.Redis.State;
-using AttrCloak.Streaming.Redis.Statistics;
 using static AttrCloak.Streaming.Redis.Tests.TestSupport;
+using AttrCloak.Streaming.Redis;
+using AttrCloak.Streaming.State;
 
 namespace AttrCloak.Streaming.Redis.Tests;
 

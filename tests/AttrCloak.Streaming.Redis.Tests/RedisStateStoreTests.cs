@@ -1,7 +1,8 @@
-using AttrCloak.Streaming.Redis.State;
-using AttrCloak.Streaming.Redis.Statistics;
 using StackExchange.Redis;
 using static AttrCloak.Streaming.Redis.Tests.TestSupport;
+using AttrCloak.Streaming.Redis;
+using AttrCloak.Streaming.State;
+using AttrCloak.Streaming.Statistics;
 
 namespace AttrCloak.Streaming.Redis.Tests;
 
@@ -244,7 +245,7 @@ public sealed class RedisStateStoreTests(RedisServerFixture redis)
         var db = redis.Redis.GetDatabase();
         await db.HashSetAsync($"{options.Prefix}:meta",
             [new("layout", "v1-0123456789abcdef01234567"), new("epoch", "e1"), new("seq", "3"), new("dimension", D), new("catalog", "gender=F,M")]);
-        await db.StringSetAsync($"{options.Prefix}:stats:gender:0", new byte[8 * AttrCloak.Streaming.Redis.Statistics.SufficientStatistics.Length(D)]);
+        await db.StringSetAsync($"{options.Prefix}:stats:gender:0", new byte[8 * AttrCloak.Streaming.Statistics.SufficientStatistics.Length(D)]);
         using var store = new RedisStateStore(redis.Redis, options);
 
         var error = await Should.ThrowAsync<StateStoreLayoutException>(() => store.ApplyAsync([NewUser("u", 1, new Random(1), D)], ct));

@@ -1,6 +1,7 @@
-using AttrCloak.Streaming.Redis.State;
-using AttrCloak.Streaming.Redis.Statistics;
 using static AttrCloak.Streaming.Redis.Tests.TestSupport;
+using AttrCloak.Streaming.Redis;
+using AttrCloak.Streaming.State;
+using AttrCloak.Streaming.Statistics;
 
 namespace AttrCloak.Streaming.Redis.Tests;
 

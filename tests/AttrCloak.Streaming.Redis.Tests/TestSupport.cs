@@ -1,7 +1,7 @@
 using System.Security.Cryptography;
 using AttrCloak.Core.Data;
-using AttrCloak.Streaming.Redis.State;
-using AttrCloak.Streaming.Redis.Statistics;
+using AttrCloak.Streaming.State;
+using AttrCloak.Streaming.Statistics;
 
 namespace AttrCloak.Streaming.Redis.Tests;
 

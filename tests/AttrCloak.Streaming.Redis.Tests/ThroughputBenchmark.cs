@@ -1,8 +1,9 @@
 using System.Diagnostics;
 using System.Globalization;
-using AttrCloak.Streaming.Redis.State;
 using StackExchange.Redis;
 using static AttrCloak.Streaming.Redis.Tests.TestSupport;
+using AttrCloak.Streaming.Redis;
+using AttrCloak.Streaming.State;
 
 namespace AttrCloak.Streaming.Redis.Tests;
 

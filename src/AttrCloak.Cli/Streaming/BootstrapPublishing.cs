@@ -2,6 +2,7 @@ using AttrCloak.Cli.Rendering;
 using AttrCloak.Streaming.Contracts;
 using AttrCloak.Streaming.Hosting;
 using AttrCloak.Streaming.Redis;
+using AttrCloak.Streaming.State;
 using AttrCloak.Tools.Replay;
 
 namespace AttrCloak.Cli.Streaming;

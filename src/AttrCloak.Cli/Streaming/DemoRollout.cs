@@ -3,7 +3,7 @@ using AttrCloak.Cli.Rendering;
 using AttrCloak.Core.Data;
 using AttrCloak.Learning.Backbones;
 using AttrCloak.Streaming.Hosting;
-using AttrCloak.Streaming.Redis.Generations;
+using AttrCloak.Streaming.Generations;
 using AttrCloak.Tools.Replay;
 using Spectre.Console;
 using OutboundMessage = AttrCloak.Tools.Replay.OutboundMessage;

@@ -7,7 +7,7 @@ using AttrCloak.Learning.Backbones;
 using AttrCloak.Streaming.Hosting;
 using AttrCloak.Streaming.Monitoring;
 using AttrCloak.Streaming.Redis;
-using AttrCloak.Streaming.Redis.Generations;
+using AttrCloak.Streaming.Generations;
 using AttrCloak.Streaming.State;
 using AttrCloak.Tools.Replay;
 using StackExchange.Redis;

@@ -1,7 +1,7 @@
 using System.Text;
 using AttrCloak.Streaming.Hosting;
-using AttrCloak.Streaming.Redis;
 using Microsoft.Extensions.Configuration;
+using AttrCloak.Streaming.State;
 
 namespace AttrCloak.Cli.Streaming;
 

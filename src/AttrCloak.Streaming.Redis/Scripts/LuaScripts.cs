@@ -1,4 +1,5 @@
 using System.Reflection;
+using AttrCloak.Streaming.Redis;
 
 namespace AttrCloak.Streaming.Redis.Scripts;
 

@@ -1,5 +1,5 @@
 using AttrCloak.Core.Data;
-using AttrCloak.Streaming.Redis.Statistics;
+using AttrCloak.Streaming.Statistics;
 
 namespace AttrCloak.Streaming.Cloaking;
 

@@ -1,6 +1,6 @@
 using System.Numerics;
 using System.Runtime.InteropServices;
-using AttrCloak.Streaming.Redis.Statistics;
+using AttrCloak.Streaming.Statistics;
 
 namespace AttrCloak.Streaming.Cloaking;
 

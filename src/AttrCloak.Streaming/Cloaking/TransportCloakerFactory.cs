@@ -1,4 +1,4 @@
-using AttrCloak.Streaming.Redis.Statistics;
+using AttrCloak.Streaming.Statistics;
 
 namespace AttrCloak.Streaming.Cloaking;
 

@@ -1,9 +1,7 @@
 using AttrCloak.Streaming.Contracts;
 using AttrCloak.Streaming.Pipeline;
-using AttrCloak.Streaming.Redis;
-using AttrCloak.Streaming.Redis.Generations;
-using AttrCloak.Streaming.Redis.State;
 using BatchPlanner = AttrCloak.Streaming.Pipeline.BatchPlanner;
+using AttrCloak.Streaming.State;
 
 namespace AttrCloak.Streaming.Generations;
 

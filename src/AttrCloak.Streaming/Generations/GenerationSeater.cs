@@ -3,11 +3,10 @@ using AttrCloak.Core.Data;
 using AttrCloak.Streaming.Cloaking;
 using AttrCloak.Streaming.Monitoring;
 using AttrCloak.Streaming.Pipeline;
-using AttrCloak.Streaming.Redis;
-using AttrCloak.Streaming.Redis.Generations;
-using AttrCloak.Streaming.Redis.State;
 using Microsoft.Extensions.Logging;
 using BatchPlanner = AttrCloak.Streaming.Pipeline.BatchPlanner;
+using AttrCloak.Streaming.State;
+using AttrCloak.Streaming.Statistics;
 
 namespace AttrCloak.Streaming.Generations;
 
@@ -86,7 +85,7 @@ internal sealed class GenerationSeater(
             await CountUnmigratedAsync(registry, cancellationToken).ConfigureAwait(false);
         }
         var serving = registry.Serving;
-        (Redis.Statistics.StatisticsSnapshot, long)? reference = null;
+        (Statistics.StatisticsSnapshot, long)? reference = null;
         if (serving is { Seated: true })
         {
             var s = store.StoreOf(serving.ModelVersion);

@@ -1,7 +1,6 @@
 using AttrCloak.Streaming.Pipeline;
-using AttrCloak.Streaming.Redis.Generations;
-using AttrCloak.Streaming.Redis.State;
 using BatchPlanner = AttrCloak.Streaming.Pipeline.BatchPlanner;
+using AttrCloak.Streaming.State;
 
 namespace AttrCloak.Streaming.Generations;
 

@@ -4,8 +4,6 @@ using AttrCloak.Streaming.Contracts;
 using AttrCloak.Streaming.Hosting;
 using AttrCloak.Streaming.Monitoring;
 using AttrCloak.Streaming.Pipeline;
-using AttrCloak.Streaming.Redis;
-using AttrCloak.Streaming.Redis.Generations;
 using Microsoft.Extensions.Logging;
 
 namespace AttrCloak.Streaming.Generations;

@@ -1,4 +1,3 @@
-using AttrCloak.Streaming.Redis.Generations;
 
 namespace AttrCloak.Streaming.Generations;
 

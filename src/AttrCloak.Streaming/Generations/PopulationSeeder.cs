@@ -1,7 +1,6 @@
+using AttrCloak.Streaming.State;
 using AttrCloak.Core.Data;
 using AttrCloak.Learning.Unlearning;
-using AttrCloak.Streaming.Redis.Generations;
-using AttrCloak.Streaming.Redis.State;
 
 namespace AttrCloak.Streaming.Generations;
 

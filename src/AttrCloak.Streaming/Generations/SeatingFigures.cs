@@ -1,6 +1,5 @@
 using AttrCloak.Streaming.Cloaking;
-using AttrCloak.Streaming.Redis.Generations;
-using AttrCloak.Streaming.Redis.State;
+using AttrCloak.Streaming.State;
 
 namespace AttrCloak.Streaming.Generations;
 

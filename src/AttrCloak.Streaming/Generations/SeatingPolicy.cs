@@ -1,6 +1,5 @@
 using System.Globalization;
-using AttrCloak.Streaming.Redis.Generations;
-using AttrCloak.Streaming.Redis.Statistics;
+using AttrCloak.Streaming.Statistics;
 
 namespace AttrCloak.Streaming.Generations;
 

@@ -1,11 +1,9 @@
 using System.Diagnostics;
 using AttrCloak.Streaming.Monitoring;
 using AttrCloak.Streaming.Pipeline;
-using AttrCloak.Streaming.Redis;
-using AttrCloak.Streaming.Redis.Generations;
-using AttrCloak.Streaming.Redis.State;
 using Microsoft.Extensions.Logging;
 using BatchPlanner = AttrCloak.Streaming.Pipeline.BatchPlanner;
+using AttrCloak.Streaming.State;
 
 namespace AttrCloak.Streaming.Generations;
 

@@ -1,11 +1,11 @@
 using AttrCloak.Streaming.Cloaking;
 using AttrCloak.Streaming.Monitoring;
 using AttrCloak.Streaming.Pipeline;
-using AttrCloak.Streaming.Redis.Generations;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
+using AttrCloak.Streaming.Generations;
 
 namespace AttrCloak.Streaming.Hosting;
 

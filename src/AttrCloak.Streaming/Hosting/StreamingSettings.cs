@@ -1,6 +1,6 @@
 using AttrCloak.Streaming.Generations;
 using AttrCloak.Streaming.Poisoning;
-using AttrCloak.Streaming.Redis;
+using AttrCloak.Streaming.State;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
@@ -112,7 +112,7 @@ public sealed record StreamingSettings(
     }
 
     // The record's Redis property and StateStoreOptions method hide the type names, hence the full name.
-    private const string StateStoreOptions_SectionName = AttrCloak.Streaming.Redis.StateStoreOptions.SectionName;
+    private const string StateStoreOptions_SectionName = AttrCloak.Streaming.State.StateStoreOptions.SectionName;
 
     public const string RootSectionName = "AttrCloak";
 

@@ -1,11 +1,11 @@
 using System.Diagnostics;
 using AttrCloak.Audit;
 using AttrCloak.Core.Data;
-using AttrCloak.Streaming.Redis.State;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using ShadowAuditOptions = AttrCloak.Streaming.Hosting.AuditOptions;
+using AttrCloak.Streaming.State;
 
 namespace AttrCloak.Streaming.Monitoring;
 

@@ -1,9 +1,8 @@
 using System.Diagnostics;
 using AttrCloak.Streaming.Contracts;
 using AttrCloak.Streaming.Kafka;
-using AttrCloak.Streaming.Redis;
-using AttrCloak.Streaming.Redis.State;
 using Confluent.Kafka;
+using AttrCloak.Streaming.State;
 
 namespace AttrCloak.Streaming.Pipeline;
 

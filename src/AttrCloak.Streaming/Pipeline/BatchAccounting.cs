@@ -2,9 +2,9 @@ using System.Diagnostics;
 using AttrCloak.Streaming.Contracts;
 using AttrCloak.Streaming.Hosting;
 using AttrCloak.Streaming.Monitoring;
-using AttrCloak.Streaming.Redis.State;
 using Confluent.Kafka;
 using Prometheus;
+using AttrCloak.Streaming.State;
 
 namespace AttrCloak.Streaming.Pipeline;
 

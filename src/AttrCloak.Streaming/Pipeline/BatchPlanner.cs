@@ -1,6 +1,6 @@
 using AttrCloak.Streaming.Cloaking;
 using AttrCloak.Streaming.Contracts;
-using AttrCloak.Streaming.Redis.State;
+using AttrCloak.Streaming.State;
 
 namespace AttrCloak.Streaming.Pipeline;
 

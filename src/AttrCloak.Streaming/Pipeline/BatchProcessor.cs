@@ -2,11 +2,10 @@ using System.Diagnostics;
 using AttrCloak.Streaming.Contracts;
 using AttrCloak.Streaming.Generations;
 using AttrCloak.Streaming.Poisoning;
-using AttrCloak.Streaming.Redis;
-using AttrCloak.Streaming.Redis.State;
 using Microsoft.Extensions.Logging;
 using Polly;
 using Polly.Retry;
+using AttrCloak.Streaming.State;
 
 namespace AttrCloak.Streaming.Pipeline;
 

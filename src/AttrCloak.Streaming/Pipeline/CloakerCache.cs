@@ -1,9 +1,9 @@
 using System.Diagnostics;
 using AttrCloak.Streaming.Cloaking;
 using AttrCloak.Streaming.Monitoring;
-using AttrCloak.Streaming.Redis;
-using AttrCloak.Streaming.Redis.Statistics;
 using Microsoft.Extensions.Logging;
+using AttrCloak.Streaming.State;
+using AttrCloak.Streaming.Statistics;
 
 namespace AttrCloak.Streaming.Pipeline;
 

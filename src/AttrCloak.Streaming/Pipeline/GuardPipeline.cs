@@ -6,9 +6,8 @@ using AttrCloak.Streaming.Hosting;
 using AttrCloak.Streaming.Kafka;
 using AttrCloak.Streaming.Monitoring;
 using AttrCloak.Streaming.Poisoning;
-using AttrCloak.Streaming.Redis;
-using AttrCloak.Streaming.Redis.Generations;
-using AttrCloak.Streaming.Redis.Statistics;
+using AttrCloak.Streaming.State;
+using AttrCloak.Streaming.Statistics;
 using Microsoft.Extensions.Logging;
 
 namespace AttrCloak.Streaming.Pipeline;

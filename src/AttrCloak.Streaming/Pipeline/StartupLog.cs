@@ -1,6 +1,5 @@
 using AttrCloak.Streaming.Generations;
 using AttrCloak.Streaming.Hosting;
-using AttrCloak.Streaming.Redis.Generations;
 using Microsoft.Extensions.Logging;
 
 namespace AttrCloak.Streaming.Pipeline;

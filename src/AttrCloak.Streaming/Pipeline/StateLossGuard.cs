@@ -1,8 +1,8 @@
 using AttrCloak.Streaming.Generations;
 using AttrCloak.Streaming.Hosting;
-using AttrCloak.Streaming.Redis;
 using Confluent.Kafka;
 using Microsoft.Extensions.Logging;
+using AttrCloak.Streaming.State;
 
 namespace AttrCloak.Streaming.Pipeline;
 

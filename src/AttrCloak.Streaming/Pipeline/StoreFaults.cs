@@ -1,5 +1,5 @@
-using AttrCloak.Streaming.Redis;
 using StackExchange.Redis;
+using AttrCloak.Streaming.State;
 
 namespace AttrCloak.Streaming.Pipeline;
 

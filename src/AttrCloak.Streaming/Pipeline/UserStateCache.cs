@@ -1,10 +1,10 @@
-using AttrCloak.Streaming.Redis.State;
+using AttrCloak.Streaming.State;
 
 namespace AttrCloak.Streaming.Pipeline;
 
 /// <summary>
 /// The pipeline's memory of what the store holds for the users it wrote recently, so that a batch of users seen
-/// before needs no <see cref="Redis.IStateStore.GetUsersAsync"/> round trip (Kafka keys messages by user, so a worker
+/// before needs no <see cref="State.IStateStore.GetUsersAsync"/> round trip (Kafka keys messages by user, so a worker
 /// keeps seeing the same users). An entry is the state the store was left in by this worker's last applied batch
 /// (null: the user has no state). It is only trusted while this worker is the user's only writer:
 /// <list type="bullet">

@@ -2,7 +2,7 @@ namespace AttrCloak.Streaming.Poisoning;
 
 /// <summary>
 /// Which embedding updates are plausible enough to enter the class statistics (<c>AttrCloak:Input</c>): hard limits for
-/// every deployment, and how far from its generation's learned domain (<see cref="Redis.Generations.InputDomain"/>) an
+/// every deployment, and how far from its generation's learned domain (<see cref="Generations.InputDomain"/>) an
 /// original embedding may lie. Anything beyond is dead-lettered as <c>out_of_range</c>; docs/threat-model.md.
 /// </summary>
 public sealed class InputOptions
@@ -49,14 +49,14 @@ public sealed class InputOptions
     /// known yet): <see cref="MaxDisplacementRatio"/> x the seated maps' 99th percentile, never below the seating's own
     /// largest move.
     /// </summary>
-    public double DisplacementCapOf(Redis.Generations.SeatedDisplacement? seated) =>
+    public double DisplacementCapOf(Generations.SeatedDisplacement? seated) =>
         seated is { MapsP99: > 0 } s ? Math.Max(s.MapsP99 * MaxDisplacementRatio, s.SeatedMax) : double.PositiveInfinity;
 
     /// <summary>
     /// Why <paramref name="x"/> is refused (null: accepted): a value beyond <see cref="MaxAbsValue"/>, or outside the
     /// generation's learned <paramref name="domain"/> (none before it has enough users).
     /// </summary>
-    public string? Refuses(ReadOnlySpan<float> x, Redis.Generations.InputDomain? domain)
+    public string? Refuses(ReadOnlySpan<float> x, Generations.InputDomain? domain)
     {
         for (var j = 0; j < x.Length; j++)
             if (!(Math.Abs(x[j]) <= MaxAbsValue))

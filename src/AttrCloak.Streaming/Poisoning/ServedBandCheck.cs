@@ -1,6 +1,6 @@
 using AttrCloak.Streaming.Cloaking;
-using AttrCloak.Streaming.Redis.Generations;
-using AttrCloak.Streaming.Redis.State;
+using AttrCloak.Streaming.State;
+using AttrCloak.Streaming.Generations;
 
 namespace AttrCloak.Streaming.Poisoning;
 

@@ -1,6 +1,5 @@
 using System.Security.Cryptography;
-using AttrCloak.Streaming.Redis;
-using AttrCloak.Streaming.Redis.Generations;
+using AttrCloak.Streaming.Generations;
 
 namespace AttrCloak.Streaming.State;
 

@@ -1,13 +1,11 @@
 using System.Security.Cryptography;
-using AttrCloak.Streaming.Redis;
-using AttrCloak.Streaming.Redis.State;
-using AttrCloak.Streaming.Redis.Statistics;
+using AttrCloak.Streaming.Statistics;
 
 namespace AttrCloak.Streaming.State;
 
 /// <summary>
 /// <see cref="IStateStore"/> in process memory, for the demo and single-process runs without Redis: same semantics as
-/// <see cref="RedisStateStore"/> (it runs the same batch planner: per-user version folding, Applied / Duplicate /
+/// the Redis store (it runs the same batch planner: per-user version folding, Applied / Duplicate /
 /// Stale / Rejected, forget tombstones, served and original class statistics as float64 sums about the reference
 /// point, a <see cref="StatisticsVersion"/> with a random epoch and a sequence that grows by one per statistics write),
 /// but nothing survives the process. Thread-safe: a batch is applied under a lock, all or nothing.
@@ -20,7 +18,7 @@ namespace AttrCloak.Streaming.State;
 /// </summary>
 public sealed class InMemoryStateStore : IStateStore
 {
-    private readonly BatchPlanner _planner;
+    private readonly ApplyFold _planner;
     private readonly StatisticsShape _shape;
     private readonly InMemoryTombstones _tombstones;
     private readonly double _verifyTolerance;
@@ -53,7 +51,7 @@ public sealed class InMemoryStateStore : IStateStore
             VerifyRelativeTolerance = options.VerifyRelativeTolerance,
         };
         _shape = StatisticsShape.Of(validated);
-        _planner = new BatchPlanner(_shape);
+        _planner = new ApplyFold(_shape);
         _verifyTolerance = options.VerifyRelativeTolerance;
         _time = timeProvider ?? TimeProvider.System;
         _tombstones = tombstones ?? new InMemoryTombstones(secret, options.TombstoneTtl, _time);
@@ -281,7 +279,7 @@ public sealed class InMemoryStateStore : IStateStore
 
     /// <summary>
     /// Compares the running statistics with a recomputation from all user states (both populations; the same
-    /// comparison and tolerance as <see cref="StatisticsVerifier"/>). O(n d^2) under the lock: a maintenance call.
+    /// comparison and tolerance as the Redis adapter's <c>StatisticsVerifier</c>). O(n d^2) under the lock: a maintenance call.
     /// </summary>
     public StatisticsVerificationReport VerifyStatistics()
     {

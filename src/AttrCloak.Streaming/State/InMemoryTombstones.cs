@@ -1,4 +1,3 @@
-using AttrCloak.Streaming.Redis.State;
 
 namespace AttrCloak.Streaming.State;
 

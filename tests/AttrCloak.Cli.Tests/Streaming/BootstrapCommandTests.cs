@@ -4,7 +4,8 @@ using AttrCloak.Cli.Experiments;
 using AttrCloak.Streaming.Contracts;
 using AttrCloak.Streaming.Kafka;
 using AttrCloak.Streaming.Redis;
-using AttrCloak.Streaming.Redis.Statistics;
+using AttrCloak.Streaming.State;
+using AttrCloak.Streaming.Statistics;
 using AttrCloak.Tools.Kafka;
 using static AttrCloak.Cli.Tests.Streaming.StreamingTestSupport;
 

@@ -1,5 +1,6 @@
-using AttrCloak.Streaming.Redis.Generations;
 using static AttrCloak.Cli.Tests.Streaming.StreamingTestSupport;
+using AttrCloak.Streaming.Redis;
+using AttrCloak.Streaming.Generations;
 
 namespace AttrCloak.Cli.Tests.Streaming;
 

@@ -1,6 +1,6 @@
-using AttrCloak.Streaming.Redis.Statistics;
 using StackExchange.Redis;
 using static AttrCloak.Cli.Tests.Streaming.StreamingTestSupport;
+using AttrCloak.Streaming.Redis;
 
 namespace AttrCloak.Cli.Tests.Streaming;
 

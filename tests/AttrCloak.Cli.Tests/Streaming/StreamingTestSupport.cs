@@ -1,11 +1,10 @@
 using System.Text.Json;
 using AttrCloak.Core.Data;
 using AttrCloak.Streaming.Generations;
-using AttrCloak.Streaming.Redis;
-using AttrCloak.Streaming.Redis.Generations;
-using AttrCloak.Streaming.Redis.State;
 using Confluent.Kafka;
 using Json.Schema;
+using AttrCloak.Streaming.Redis;
+using AttrCloak.Streaming.State;
 
 namespace AttrCloak.Cli.Tests.Streaming;
 

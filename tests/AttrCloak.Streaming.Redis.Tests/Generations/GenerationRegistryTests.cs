@@ -1,4 +1,4 @@
-using AttrCloak.Streaming.Redis.Generations;
+using AttrCloak.Streaming.Generations;
 
 namespace AttrCloak.Streaming.Redis.Tests.Generations;
 

@@ -1,8 +1,8 @@
 using System.Diagnostics;
 using AttrCloak.Core.Data;
 using AttrCloak.Streaming.Cloaking;
-using AttrCloak.Streaming.Redis.Statistics;
 using static AttrCloak.Streaming.Tests.Cloaking.GaussianSamples;
+using AttrCloak.Streaming.Statistics;
 
 namespace AttrCloak.Streaming.Tests.Cloaking;
 

@@ -5,7 +5,7 @@ using AttrCloak.Core.Data;
 using AttrCloak.Learning.Unlearning;
 using AttrCloak.Streaming.Cloaking;
 using AttrCloak.Streaming.Pipeline;
-using AttrCloak.Streaming.Redis.Statistics;
+using AttrCloak.Streaming.Statistics;
 using AttrCloak.Tools.Benchmarks;
 
 namespace AttrCloak.Streaming.Tests.Cloaking;

@@ -83,11 +83,11 @@ public sealed class StreamingQualityTests
     /// <summary>Serves the original: what the stream would leak without a re-cloak.</summary>
     private sealed class IdentityFactory : IUserCloakerFactory
     {
-        public IUserCloaker Build(AttrCloak.Streaming.Redis.Statistics.StatisticsSnapshot snapshot) => new Identity(snapshot.Version);
+        public IUserCloaker Build(AttrCloak.Streaming.Statistics.StatisticsSnapshot snapshot) => new Identity(snapshot.Version);
 
-        private sealed class Identity(AttrCloak.Streaming.Redis.Statistics.StatisticsVersion version) : IUserCloaker
+        private sealed class Identity(AttrCloak.Streaming.Statistics.StatisticsVersion version) : IUserCloaker
         {
-            public AttrCloak.Streaming.Redis.Statistics.StatisticsVersion StatisticsVersion => version;
+            public AttrCloak.Streaming.Statistics.StatisticsVersion StatisticsVersion => version;
 
             public CloakOutcome Cloak(ReadOnlySpan<float> original, ReadOnlySpan<int> classes, Span<float> cloaked)
             {

@@ -2,7 +2,7 @@ using System.Diagnostics;
 using AttrCloak.Core.Data;
 using AttrCloak.Learning.Unlearning;
 using AttrCloak.Streaming.Cloaking;
-using AttrCloak.Streaming.Redis.Statistics;
+using AttrCloak.Streaming.Statistics;
 
 namespace AttrCloak.Streaming.Tests.Cloaking;
 

@@ -1,7 +1,7 @@
 using AttrCloak.Core.Data;
 using AttrCloak.Streaming.Cloaking;
-using AttrCloak.Streaming.Redis.Statistics;
 using static AttrCloak.Streaming.Tests.Cloaking.GaussianSamples;
+using AttrCloak.Streaming.Statistics;
 
 namespace AttrCloak.Streaming.Tests.Cloaking;
 

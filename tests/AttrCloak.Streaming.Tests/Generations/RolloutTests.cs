@@ -2,13 +2,13 @@ using System.Text;
 using AttrCloak.Core.Data;
 using AttrCloak.Streaming.Contracts;
 using AttrCloak.Streaming.Generations;
-using AttrCloak.Streaming.Redis.Generations;
 using AttrCloak.Streaming.Tests.Pipeline;
 using Confluent.Kafka;
 using StackExchange.Redis;
 using Outcomes = AttrCloak.Streaming.Monitoring.WorkerMetrics.Outcomes;
 using SweepActions = AttrCloak.Streaming.Monitoring.WorkerMetrics.SweepActions;
 using Types = AttrCloak.Streaming.Monitoring.WorkerMetrics.EventTypes;
+using AttrCloak.Streaming.Redis;
 
 namespace AttrCloak.Streaming.Tests.Generations;
 

@@ -1,8 +1,7 @@
 using AttrCloak.Core.Data;
 using AttrCloak.Streaming.Cloaking;
 using AttrCloak.Streaming.Generations;
-using AttrCloak.Streaming.Redis.Generations;
-using AttrCloak.Streaming.Redis.Statistics;
+using AttrCloak.Streaming.Statistics;
 
 namespace AttrCloak.Streaming.Tests.Generations;
 

@@ -6,8 +6,7 @@ using AttrCloak.Streaming.Generations;
 using AttrCloak.Streaming.Hosting;
 using AttrCloak.Streaming.Kafka;
 using AttrCloak.Streaming.Redis;
-using AttrCloak.Streaming.Redis.Generations;
-using AttrCloak.Streaming.Redis.State;
+using AttrCloak.Streaming.State;
 using AttrCloak.Tools.Kafka;
 using Confluent.Kafka;
 

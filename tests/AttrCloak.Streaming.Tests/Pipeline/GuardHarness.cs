@@ -7,7 +7,7 @@ using AttrCloak.Streaming.Kafka;
 using AttrCloak.Streaming.Monitoring;
 using AttrCloak.Streaming.Pipeline;
 using AttrCloak.Streaming.Redis;
-using AttrCloak.Streaming.Redis.Generations;
+using AttrCloak.Streaming.State;
 using AttrCloak.Tools.Kafka;
 using Confluent.Kafka;
 using Microsoft.Extensions.Logging;

@@ -3,12 +3,12 @@ using System.Text.Json;
 using AttrCloak.Streaming.Contracts;
 using AttrCloak.Streaming.Monitoring;
 using AttrCloak.Streaming.Pipeline;
-using AttrCloak.Streaming.Redis.State;
-using AttrCloak.Streaming.Redis.Statistics;
 using Confluent.Kafka;
 using StackExchange.Redis;
 using Types = AttrCloak.Streaming.Monitoring.WorkerMetrics.EventTypes;
 using Outcomes = AttrCloak.Streaming.Monitoring.WorkerMetrics.Outcomes;
+using AttrCloak.Streaming.Redis;
+using AttrCloak.Streaming.State;
 
 namespace AttrCloak.Streaming.Tests.Pipeline;
 

@@ -1,5 +1,5 @@
 using AttrCloak.Streaming.Cloaking;
-using AttrCloak.Streaming.Redis.Statistics;
+using AttrCloak.Streaming.Statistics;
 
 namespace AttrCloak.Streaming.Tests.Pipeline;
 

@@ -87,7 +87,7 @@ public sealed class StreamBenchmarkTests(RedisServerFixture redis)
         state.Cloaked.ShouldNotBe(rig.Population.Originals[0]);
         var generation = (await rig.Generations.ReadRegistryAsync(ct)).Find(BenchmarkRig.ModelVersion);
         generation.ShouldNotBeNull();
-        generation.State.ShouldBe(AttrCloak.Streaming.Redis.Generations.GenerationState.Serving);
+        generation.State.ShouldBe(AttrCloak.Streaming.Generations.GenerationState.Serving);
         generation.SeatEpoch.ShouldBe(1);
     }
 

@@ -3,11 +3,11 @@ using System.Text.RegularExpressions;
 using AttrCloak.Streaming.Contracts;
 using AttrCloak.Streaming.Hosting;
 using AttrCloak.Streaming.Pipeline;
-using AttrCloak.Streaming.Redis.Generations;
 using AttrCloak.Streaming.Tests.Pipeline;
 using Confluent.Kafka;
 using Types = AttrCloak.Streaming.Monitoring.WorkerMetrics.EventTypes;
 using Outcomes = AttrCloak.Streaming.Monitoring.WorkerMetrics.Outcomes;
+using AttrCloak.Streaming.Redis;
 
 namespace AttrCloak.Streaming.Tests.Reliability;
 

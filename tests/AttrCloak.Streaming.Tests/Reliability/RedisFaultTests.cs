@@ -1,14 +1,11 @@
 using System.Text;
 using AttrCloak.Streaming.Contracts;
 using AttrCloak.Streaming.Generations;
-using AttrCloak.Streaming.Redis;
-using AttrCloak.Streaming.Redis.Generations;
-using AttrCloak.Streaming.Redis.State;
-using AttrCloak.Streaming.Redis.Statistics;
 using AttrCloak.Streaming.Tests.Pipeline;
 using Confluent.Kafka;
 using Outcomes = AttrCloak.Streaming.Monitoring.WorkerMetrics.Outcomes;
 using Types = AttrCloak.Streaming.Monitoring.WorkerMetrics.EventTypes;
+using AttrCloak.Streaming.Redis;
 
 namespace AttrCloak.Streaming.Tests.Reliability;
 

@@ -5,13 +5,13 @@ using AttrCloak.Streaming.Cloaking;
 using AttrCloak.Streaming.Contracts;
 using AttrCloak.Streaming.Hosting;
 using AttrCloak.Streaming.Kafka;
-using AttrCloak.Streaming.Redis;
-using AttrCloak.Streaming.Redis.Generations;
 using AttrCloak.Streaming.Tests.Pipeline;
 using AttrCloak.Tools.Kafka;
 using Confluent.Kafka;
 using Microsoft.Extensions.Logging;
 using StackExchange.Redis;
+using AttrCloak.Streaming.Redis;
+using AttrCloak.Streaming.State;
 
 namespace AttrCloak.Streaming.Tests.Security;
 

@@ -1,8 +1,8 @@
 using AttrCloak.Streaming.Hosting;
-using AttrCloak.Streaming.Redis;
-using AttrCloak.Streaming.Redis.State;
 using Microsoft.Extensions.Configuration;
 using StackExchange.Redis;
+using AttrCloak.Streaming.Redis;
+using AttrCloak.Streaming.State;
 
 namespace AttrCloak.Streaming.Tests.Security;
 

@@ -1,10 +1,9 @@
 using System.Security.Cryptography;
 using AttrCloak.Core.Data;
-using AttrCloak.Streaming.Redis;
-using AttrCloak.Streaming.Redis.Generations;
-using AttrCloak.Streaming.Redis.State;
 using AttrCloak.Streaming.State;
 using StackExchange.Redis;
+using AttrCloak.Streaming.Redis;
+using AttrCloak.Streaming.Generations;
 
 namespace AttrCloak.Streaming.Tests.State;
 

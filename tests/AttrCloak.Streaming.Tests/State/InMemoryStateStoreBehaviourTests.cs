@@ -1,7 +1,6 @@
-using AttrCloak.Streaming.Redis;
-using AttrCloak.Streaming.Redis.State;
-using AttrCloak.Streaming.Redis.Statistics;
 using AttrCloak.Streaming.State;
+using AttrCloak.Streaming.Redis;
+using AttrCloak.Streaming.Statistics;
 
 namespace AttrCloak.Streaming.Tests.State;
 

@@ -1,8 +1,9 @@
 using System.Runtime.InteropServices;
 using System.Text;
-using AttrCloak.Streaming.Redis;
-using AttrCloak.Streaming.Redis.Statistics;
 using StackExchange.Redis;
+using AttrCloak.Streaming.Redis;
+using AttrCloak.Streaming.State;
+using AttrCloak.Streaming.Statistics;
 
 namespace AttrCloak.Streaming.Tests.State;
 

@@ -1,8 +1,8 @@
 using System.Security.Cryptography;
 using AttrCloak.Core.Data;
 using AttrCloak.Streaming.Redis;
-using AttrCloak.Streaming.Redis.State;
-using AttrCloak.Streaming.Redis.Statistics;
+using AttrCloak.Streaming.State;
+using AttrCloak.Streaming.Statistics;
 
 namespace AttrCloak.Streaming.Tests.State;
 

@@ -1,6 +1,6 @@
 using AttrCloak.Core.Data;
-using AttrCloak.Streaming.Redis.State;
-using AttrCloak.Streaming.Redis.Statistics;
+using AttrCloak.Streaming.State;
+using AttrCloak.Streaming.Statistics;
 
 namespace AttrCloak.Streaming.Tests.State;
 

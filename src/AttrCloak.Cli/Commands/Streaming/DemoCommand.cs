@@ -11,6 +11,7 @@ using AttrCloak.Streaming.Hosting;
 using AttrCloak.Streaming.Kafka;
 using AttrCloak.Streaming.Monitoring;
 using AttrCloak.Streaming.Redis;
+using AttrCloak.Streaming.State;
 using AttrCloak.Tools.Kafka;
 using AttrCloak.Tools.Replay;
 using Microsoft.Extensions.Logging;

@@ -2,9 +2,10 @@ using System.ComponentModel;
 using System.Diagnostics;
 using System.Globalization;
 using AttrCloak.Cli.Streaming;
-using AttrCloak.Streaming.Redis.Generations;
 using Spectre.Console;
 using Spectre.Console.Cli;
+using AttrCloak.Streaming.Redis;
+using AttrCloak.Streaming.Generations;
 
 namespace AttrCloak.Cli.Commands.Streaming;
 

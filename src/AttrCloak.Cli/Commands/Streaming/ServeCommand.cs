@@ -3,11 +3,10 @@ using AttrCloak.Cli.Streaming;
 using AttrCloak.Streaming.Cloaking;
 using AttrCloak.Streaming.Hosting;
 using AttrCloak.Streaming.Kafka;
-using AttrCloak.Streaming.Redis;
-using AttrCloak.Streaming.Redis.Generations;
 using Microsoft.Extensions.Hosting;
 using Spectre.Console;
 using Spectre.Console.Cli;
+using AttrCloak.Streaming.Redis;
 
 namespace AttrCloak.Cli.Commands.Streaming;
 

@@ -3,11 +3,11 @@ using System.Diagnostics;
 using AttrCloak.Cli.Streaming;
 using AttrCloak.Streaming.Cloaking;
 using AttrCloak.Streaming.Poisoning;
-using AttrCloak.Streaming.Redis;
-using AttrCloak.Streaming.Redis.Generations;
-using AttrCloak.Streaming.Redis.Statistics;
 using Spectre.Console;
 using Spectre.Console.Cli;
+using AttrCloak.Streaming.Redis;
+using AttrCloak.Streaming.Statistics;
+using AttrCloak.Streaming.Generations;
 
 namespace AttrCloak.Cli.Commands.Streaming;
 

@@ -1,8 +1,8 @@
 using AttrCloak.Streaming.Hosting;
-using AttrCloak.Streaming.Redis;
 using Confluent.Kafka;
 using Spectre.Console.Cli;
 using StackExchange.Redis;
+using AttrCloak.Streaming.State;
 
 namespace AttrCloak.Cli.Commands.Streaming;
 

@@ -1,10 +1,10 @@
-namespace AttrCloak.Streaming.Redis.Statistics;
+namespace AttrCloak.Streaming.Statistics;
 
 /// <summary>
 /// Every slot's sums recomputed from user states (both populations), and their comparison with stored sums: the
-/// store-independent part of <see cref="StatisticsVerifier"/>, also used to verify the in-process store.
+/// store-independent part of the Redis adapter's <c>StatisticsVerifier</c>, also used to verify the in-process store.
 /// </summary>
-internal sealed class StatisticsRecomputation
+public sealed class StatisticsRecomputation
 {
     private readonly StatisticsShape _shape;
 

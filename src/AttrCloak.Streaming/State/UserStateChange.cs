@@ -1,4 +1,4 @@
-namespace AttrCloak.Streaming.Redis.State;
+namespace AttrCloak.Streaming.State;
 
 /// <summary>
 /// One event's effect on a user's stored state, as the worker computed it. <see cref="Version"/> is the per-user

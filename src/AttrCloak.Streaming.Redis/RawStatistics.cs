@@ -1,7 +1,8 @@
 using AttrCloak.Streaming.Redis.Scripts;
 using StackExchange.Redis;
+using AttrCloak.Streaming.Statistics;
 
-namespace AttrCloak.Streaming.Redis.Statistics;
+namespace AttrCloak.Streaming.Redis;
 
 /// <summary>Every slot's raw sums (both populations; see <see cref="SufficientStatistics"/>) at one version, as read from Redis.</summary>
 internal sealed record RawStatistics(string Layout, StatisticsVersion Version, double[][] Slots, bool[] Malformed)

@@ -1,4 +1,4 @@
-namespace AttrCloak.Streaming.Redis.Statistics;
+namespace AttrCloak.Streaming.Statistics;
 
 /// <summary>
 /// Identifies one state of the statistics: <see cref="Epoch"/> is a random id given when the deployment's meta key was

@@ -1,6 +1,6 @@
 using System.Numerics;
 
-namespace AttrCloak.Streaming.Redis.Statistics;
+namespace AttrCloak.Streaming.Statistics;
 
 /// <summary>
 /// Sufficient statistics of one class as one float64 vector, the layout stored in <c>{prefix}:stats:*</c>:
@@ -14,13 +14,13 @@ namespace AttrCloak.Streaming.Redis.Statistics;
 /// (removal) recomputes the mean at every step and its rounding does not cancel on re-adding, and Chan merges need the
 /// running means of both sides. The known weakness of raw sums, cancellation in M/n - mean*mean^T when the mean is
 /// far from the accumulation point, is removed by accumulating about c close to the population mean (0 suits trained
-/// embeddings, which are near-centred; otherwise configure <see cref="StateStoreOptions.ReferencePoint"/>). With c = 0
+/// embeddings, which are near-centred; otherwise configure <see cref="State.StateStoreOptions.ReferencePoint"/>). With c = 0
 /// every term x_i*x_j of float32 inputs is exact in float64 (24 + 24 mantissa bits), so the only rounding is that of
 /// the running sums: |error| &lt;= (events ever applied) * 2^-53 * max |term|, far below the statistical noise.
 /// When a class's count returns to 0 its sums are reset to exact zeros.
 /// </para>
 /// </summary>
-internal static class SufficientStatistics
+public static class SufficientStatistics
 {
     public static int Length(int d) => 1 + d + d * (d + 1) / 2;
 

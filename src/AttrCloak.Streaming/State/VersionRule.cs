@@ -1,11 +1,11 @@
-namespace AttrCloak.Streaming.Redis.State;
+namespace AttrCloak.Streaming.State;
 
 /// <summary>
 /// The one rule that decides whether an event changes a user, given the last event applied to them: it applies only
 /// above their last version; at or below it nothing changes, and it is a Duplicate (a redelivery of that very event)
-/// or Stale. The store's fold (<see cref="BatchPlanner"/>) decides with it, and the worker's planner predicts with it.
+/// or Stale. The store's fold (<see cref="ApplyFold"/>) decides with it, and the worker's planner (<c>Pipeline.BatchPlanner</c>) predicts with it.
 /// </summary>
-internal static class VersionRule
+public static class VersionRule
 {
     /// <summary>Whether an event of <paramref name="version"/> applies over a user whose last applied version is <paramref name="last"/> (null: none).</summary>
     public static bool Applies(long? last, long version) => last is not { } l || version > l;

@@ -1,6 +1,7 @@
 using AttrCloak.Core.Data;
+using AttrCloak.Streaming.State;
 
-namespace AttrCloak.Streaming.Redis.Statistics;
+namespace AttrCloak.Streaming.Statistics;
 
 /// <summary>Which embeddings a set of class statistics summarises.</summary>
 public enum StatisticsPopulation
@@ -16,7 +17,7 @@ public enum StatisticsPopulation
 /// the numbering of the (population, attribute, class) slots. Slot = population x classes + offset of the attribute +
 /// class, so the served slots come first and the original slots mirror them. Shared by every store.
 /// </summary>
-internal sealed class StatisticsShape
+public sealed class StatisticsShape
 {
     public StatisticsShape(int dimension, IReadOnlyList<AttributeSpec> attributes, float[]? referencePoint)
     {

@@ -1,4 +1,4 @@
-namespace AttrCloak.Streaming.Redis.Generations;
+namespace AttrCloak.Streaming.Generations;
 
 /// <summary>
 /// The deployment's generations at one registry <see cref="Version"/> (each write adds one), and every rule of their

@@ -1,4 +1,4 @@
-namespace AttrCloak.Streaming.Redis;
+namespace AttrCloak.Streaming.State;
 
 /// <summary>
 /// A batch could not be applied because other writers kept changing its users or the statistics between read and

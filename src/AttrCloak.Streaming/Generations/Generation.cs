@@ -1,6 +1,6 @@
 using System.Text.Json.Serialization;
 
-namespace AttrCloak.Streaming.Redis.Generations;
+namespace AttrCloak.Streaming.Generations;
 
 /// <summary>Where a model generation is in its life (see <see cref="Generation"/>).</summary>
 [JsonConverter(typeof(JsonStringEnumConverter<GenerationState>))]

@@ -1,11 +1,11 @@
-using AttrCloak.Streaming.Redis.State;
+using AttrCloak.Streaming.State;
 
-namespace AttrCloak.Streaming.Redis.Generations;
+namespace AttrCloak.Streaming.Generations;
 
 /// <summary>
 /// A deployment's state: the registry of its model generations (<see cref="GenerationRegistry"/>) and one
 /// <see cref="IStateStore"/> per generation (its users and class statistics, apart from every other generation's).
-/// Forget tombstones are shared by the generations. Implemented on Redis by <see cref="RedisGenerationStore"/> and in
+/// Forget tombstones are shared by the generations. Implemented on Redis by <c>RedisGenerationStore</c> (AttrCloak.Streaming.Redis) and in
 /// process by <c>InMemoryGenerationStore</c> (AttrCloak.Streaming.State).
 /// </summary>
 public interface IGenerationStore : IDisposable

@@ -1,11 +1,10 @@
-using AttrCloak.Streaming.Redis.State;
-using AttrCloak.Streaming.Redis.Statistics;
+using AttrCloak.Streaming.Statistics;
 
-namespace AttrCloak.Streaming.Redis;
+namespace AttrCloak.Streaming.State;
 
 /// <summary>
 /// Per-user state and the class statistics of the served (cloaked) and of the original embeddings, changed together
-/// atomically. Implemented on Redis by <see cref="RedisStateStore"/> and in process by <c>InMemoryStateStore</c>
+/// atomically. Implemented on Redis by <c>RedisStateStore</c> (AttrCloak.Streaming.Redis) and in process by <c>InMemoryStateStore</c>
 /// (AttrCloak.Streaming.State), on the same batch logic; the worker depends on this interface.
 /// </summary>
 public interface IStateStore
@@ -104,8 +103,4 @@ public sealed record UserSweepPage(string Cursor, IReadOnlyList<SweepEntry> User
 }
 
 /// <summary>The highest offset of a Kafka topic partition whose event a batch decided (see <see cref="IStateStore.ReadConsumedOffsetsAsync"/>; ignored there).</summary>
-public readonly record struct ConsumedOffset(string Topic, int Partition, long Offset)
-{
-    /// <summary>The hash field of the partition: topic names cannot hold '/', partitions are numbers.</summary>
-    internal string Field => Topic + "/" + Partition.ToString(System.Globalization.CultureInfo.InvariantCulture);
-}
+public readonly record struct ConsumedOffset(string Topic, int Partition, long Offset);

@@ -3,8 +3,10 @@ using System.Globalization;
 using System.Text.Json;
 using AttrCloak.Streaming.Redis.Scripts;
 using StackExchange.Redis;
+using AttrCloak.Streaming.State;
+using AttrCloak.Streaming.Generations;
 
-namespace AttrCloak.Streaming.Redis.Generations;
+namespace AttrCloak.Streaming.Redis;
 
 /// <summary>
 /// <see cref="IGenerationStore"/> on Redis. Keys: the registry hash <c>{prefix}:generations</c> (field <c>version</c>,

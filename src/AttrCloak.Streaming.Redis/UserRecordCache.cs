@@ -1,6 +1,7 @@
 using StackExchange.Redis;
+using AttrCloak.Streaming.State;
 
-namespace AttrCloak.Streaming.Redis.State;
+namespace AttrCloak.Streaming.Redis;
 
 /// <summary>
 /// What the store last read or wrote for a user: the compare-and-set token (<c>U{version}|{event id}</c> for a state,

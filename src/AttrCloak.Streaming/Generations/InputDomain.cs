@@ -1,4 +1,4 @@
-namespace AttrCloak.Streaming.Redis.Generations;
+namespace AttrCloak.Streaming.Generations;
 
 /// <summary>
 /// What a plausible original embedding of one generation looks like, learned from its stored population with robust

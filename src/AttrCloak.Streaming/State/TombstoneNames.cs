@@ -1,13 +1,13 @@
 using System.Security.Cryptography;
 using System.Text;
 
-namespace AttrCloak.Streaming.Redis.State;
+namespace AttrCloak.Streaming.State;
 
 /// <summary>
 /// Names a forgotten user's tombstone by HMAC-SHA256(secret, user id), hex: "user X was forgotten" is kept without
 /// keeping X, while a late redelivered older event of X still finds it. Thread-safe.
 /// </summary>
-internal sealed class TombstoneNames(byte[] secret)
+public sealed class TombstoneNames(byte[] secret)
 {
     private readonly byte[] _secret = secret.ToArray();
     private readonly Lock _lock = new();

@@ -1,9 +1,9 @@
-using AttrCloak.Streaming.Redis.Statistics;
+using AttrCloak.Streaming.Statistics;
 
-namespace AttrCloak.Streaming.Redis.State;
+namespace AttrCloak.Streaming.State;
 
 /// <summary>What a store knows about a user before a batch: their state, or the version of their forget, or neither.</summary>
-internal readonly record struct PriorUser(UserState? State, long? TombstoneVersion)
+public readonly record struct PriorUser(UserState? State, long? TombstoneVersion)
 {
     public static readonly PriorUser Nothing = new(null, null);
 }
@@ -12,16 +12,16 @@ internal readonly record struct PriorUser(UserState? State, long? TombstoneVersi
 /// The effect of a batch on one user: <see cref="Op"/> 'C' create (no state before), 'U' update, 'F' forget, or 'N'
 /// nothing applied. <see cref="Version"/> / <see cref="EventId"/> are those of the last applied event.
 /// </summary>
-internal sealed record UserPlan(string UserId, char Op, long Version, string EventId, UserState? Initial, UserState? Final);
+public sealed record UserPlan(string UserId, char Op, long Version, string EventId, UserState? Initial, UserState? Final);
 
 /// <summary>
 /// A batch's effect: one <see cref="UserPlan"/> per user (order of first appearance) and the statistics change as one
 /// delta per touched slot (<see cref="Slots"/> ascending, <see cref="Deltas"/> parallel).
 /// </summary>
-internal sealed record BatchPlan(UserPlan[] Users, int[] Slots, double[][] Deltas);
+public sealed record BatchPlan(UserPlan[] Users, int[] Slots, double[][] Deltas);
 
 /// <summary>The batch's valid events grouped per user, in order of each user's first event.</summary>
-internal sealed record GroupedBatch(List<string> Users, Dictionary<string, List<int>> EventsOf);
+public sealed record GroupedBatch(List<string> Users, Dictionary<string, List<int>> EventsOf);
 
 /// <summary>
 /// The store-independent part of <see cref="IStateStore.ApplyAsync"/>: validating events, folding each user's events
@@ -29,7 +29,7 @@ internal sealed record GroupedBatch(List<string> Users, Dictionary<string, List<
 /// change of the whole batch per slot, for the served and the original population. Pure: Redis and in-process stores
 /// call the same code, so their outcomes and statistics cannot drift apart.
 /// </summary>
-internal sealed class BatchPlanner(StatisticsShape shape)
+public sealed class ApplyFold(StatisticsShape shape)
 {
     /// <summary>
     /// One delta buffer per slot, reused by every batch: allocating them per batch (2 x 30 x 17 KB at d = 64) made the

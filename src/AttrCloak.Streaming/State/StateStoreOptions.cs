@@ -1,11 +1,11 @@
 using AttrCloak.Core.Data;
 
-namespace AttrCloak.Streaming.Redis;
+namespace AttrCloak.Streaming.State;
 
 /// <summary>
-/// Configuration of the Redis state store (one per deployment). Everything that changes the meaning of the stored
+/// Configuration of the state store (one per deployment; the Redis adapter's layout, the in-process store's shape). Everything that changes the meaning of the stored
 /// statistics (dimension, attribute catalog, reference point) is fingerprinted into <c>{prefix}:meta</c>; a store whose
-/// options disagree with what Redis holds refuses to write (see <see cref="RedisStateStore.InitializeAsync"/>).
+/// options disagree with what Redis holds refuses to write (see the Redis adapter's <c>RedisStateStore.InitializeAsync</c>).
 /// </summary>
 public sealed class StateStoreOptions
 {
@@ -53,7 +53,7 @@ public sealed class StateStoreOptions
     public TimeSpan TombstoneTtl { get; set; } = TimeSpan.FromDays(30);
 
     /// <summary>
-    /// Attempts of one <see cref="RedisStateStore.ApplyAsync"/> batch before it fails with
+    /// Attempts of one <see cref="IStateStore.ApplyAsync"/> batch before it fails with
     /// <see cref="StateStoreConflictException"/>; a conflict means another writer changed one of the batch's users
     /// (or the statistics) between the read and the write.
     /// </summary>
@@ -66,7 +66,7 @@ public sealed class StateStoreOptions
     /// </summary>
     public int UserCacheCapacity { get; set; } = 100_000;
 
-    /// <summary>Relative tolerance of <see cref="Statistics.StatisticsVerifier"/> (differences are relative to the summed magnitudes).</summary>
+    /// <summary>Relative tolerance of the statistics verification (differences are relative to the summed magnitudes).</summary>
     public double VerifyRelativeTolerance { get; set; } = 1e-9;
 
     /// <summary>Throws <see cref="ArgumentException"/> with every problem found, in one message.</summary>
