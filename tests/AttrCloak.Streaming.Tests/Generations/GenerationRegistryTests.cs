@@ -1,6 +1,6 @@
 using AttrCloak.Streaming.Generations;
 
-namespace AttrCloak.Streaming.Redis.Tests.Generations;
+namespace AttrCloak.Streaming.Tests.Generations;
 
 /// <summary>The life-cycle rules of model generations (pure: what each request changes, or why it is refused).</summary>
 public sealed class GenerationRegistryTests
