@@ -126,6 +126,14 @@ public sealed class RedisGenerationStore : IGenerationStore
     /// <inheritdoc />
     public string Describe(string modelVersion) => GenerationPrefix(_options.Prefix, modelVersion);
 
+    /// <inheritdoc/>
+    public StoreFault ClassifyFault(Exception exception) => exception switch
+    {
+        RedisConnectionException or RedisTimeoutException => StoreFault.Unreachable,
+        RedisException => StoreFault.Failed,
+        _ => StoreFault.None,
+    };
+
     /// <summary>A generation's key prefix (see <see cref="StoreLayout.GenerationPrefix"/>).</summary>
     public static string GenerationPrefix(string deploymentPrefix, string modelVersion) => StoreLayout.GenerationPrefix(deploymentPrefix, modelVersion);
 

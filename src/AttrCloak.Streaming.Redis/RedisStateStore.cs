@@ -22,7 +22,7 @@ namespace AttrCloak.Streaming.Redis;
 /// The statistics are sent as new absolute values computed from an in-process copy of the stored sums when that copy
 /// is current (the script checks the statistics version; Redis then only stores bytes), and as deltas that the script
 /// adds in float64 when another writer is active (after a statistics conflict, on the last attempt, or with
-/// <see cref="ForceServerSideArithmetic"/>). Adding the same delta to the same bytes gives the same bytes in C# and in
+/// <see cref="RedisStoreSeams.ServerSideArithmetic"/>). Adding the same delta to the same bytes gives the same bytes in C# and in
 /// Lua, so both paths store identical values. Redis-side arithmetic costs about 0.4 ms per class touched at d = 64
 /// (measured), the absolute path a few microseconds.
 /// </para>
@@ -34,6 +34,7 @@ public sealed class RedisStateStore : IStateStore, IDisposable
     private readonly StoreLayout _layout;
     private readonly ApplyFold _planner;
     private readonly StateStoreOptions _options;
+    private readonly RedisStoreSeams _seams;
     private readonly string _ttlMilliseconds;
     private readonly SemaphoreSlim _gate = new(1, 1);
     private double[][]? _cache;
@@ -57,26 +58,24 @@ public sealed class RedisStateStore : IStateStore, IDisposable
     /// </summary>
     private const int DeltaBatchesAfterContention = 16;
 
-    public RedisStateStore(IConnectionMultiplexer redis, StateStoreOptions options)
+    /// <param name="redis">The connection (one per process).</param>
+    /// <param name="options">The deployment's layout and limits.</param>
+    /// <param name="seams">Behaviour injected by tests and benchmarks (none in production).</param>
+    public RedisStateStore(IConnectionMultiplexer redis, StateStoreOptions options, RedisStoreSeams? seams = null)
     {
         ArgumentNullException.ThrowIfNull(redis);
         ArgumentNullException.ThrowIfNull(options);
         _layout = new StoreLayout(options);
         _planner = new ApplyFold(_layout.Shape);
         _options = options;
+        _seams = seams ?? RedisStoreSeams.None;
         _db = redis.GetDatabase();
         _users = new UserRecordCache(options.UserCacheCapacity);
         _ttlMilliseconds = ((long)Math.Ceiling(options.TombstoneTtl.TotalMilliseconds)).ToString(CultureInfo.InvariantCulture);
     }
 
-    /// <summary>Tests and benchmarks: always let the script do the float64 additions (the fallback path).</summary>
-    internal bool ForceServerSideArithmetic { get; set; }
-
-    /// <summary>Tests: runs between the read and the write of each attempt, to interleave another writer deterministically.</summary>
-    internal Func<int, Task>? BeforeWriteForTests { get; set; }
-
     /// <summary>What the store did so far (tests, benchmarks, metrics).</summary>
-    internal StoreCounters Counters { get; } = new();
+    public StoreCounters Counters { get; } = new();
 
     internal StoreLayout Layout => _layout;
 
@@ -194,7 +193,7 @@ public sealed class RedisStateStore : IStateStore, IDisposable
                 char mode;
                 var expected = "";
                 if (plan.Slots.Length == 0) mode = 'N';
-                else if (ForceServerSideArithmetic || lastAttempt || statsContended || _deltaBatchesLeft > 0) mode = 'D';
+                else if (_seams.ServerSideArithmetic || lastAttempt || statsContended || _deltaBatchesLeft > 0) mode = 'D';
                 else
                 {
                     mode = 'A';
@@ -203,7 +202,7 @@ public sealed class RedisStateStore : IStateStore, IDisposable
                 }
                 var (keys, args, absolute) = BuildApply(plan, writes, mode, expected, consumed);
                 Counters.ClientTicks += Stopwatch.GetTimestamp() - planStart;
-                if (BeforeWriteForTests is { } hook) await hook(attempt).ConfigureAwait(false);
+                if (_seams.BeforeWrite is { } hook) await hook(attempt).ConfigureAwait(false);
                 var writeStart = Stopwatch.GetTimestamp();
                 var r = (RedisValue[])(await _db.ScriptEvaluateAsync(LuaScripts.Apply, keys, args).ConfigureAwait(false))!;
                 Counters.WriteTicks += Stopwatch.GetTimestamp() - writeStart;
@@ -615,18 +614,31 @@ public sealed class RedisStateStore : IStateStore, IDisposable
 }
 
 /// <summary>Counts of what a <see cref="RedisStateStore"/> did (tests, benchmarks, metrics).</summary>
-internal sealed class StoreCounters
+public sealed class StoreCounters
 {
-    public long Batches;
-    public long AbsoluteWrites;
-    public long DeltaWrites;
-    public long Conflicts;
-    public long CacheReloads;
-    public long UserReads;
-    public long UserCacheHits;
+    public long Batches { get; internal set; }
+    public long AbsoluteWrites { get; internal set; }
+    public long DeltaWrites { get; internal set; }
+    public long Conflicts { get; internal set; }
+    public long CacheReloads { get; internal set; }
+    public long UserReads { get; internal set; }
+    public long UserCacheHits { get; internal set; }
     /// <summary>Stopwatch ticks spent folding, computing deltas and encoding (client CPU), and waiting for the apply script.</summary>
-    public long ClientTicks;
+    public long ClientTicks { get; internal set; }
     /// <summary>The part of <see cref="ClientTicks"/> spent folding events and summing the statistics deltas.</summary>
-    public long PlanTicks;
-    public long WriteTicks;
+    public long PlanTicks { get; internal set; }
+    public long WriteTicks { get; internal set; }
+}
+
+/// <summary>Behaviour injected into a <see cref="RedisStateStore"/> by tests and benchmarks; production passes none.</summary>
+public sealed record RedisStoreSeams
+{
+    /// <summary>No injected behaviour.</summary>
+    public static RedisStoreSeams None { get; } = new();
+
+    /// <summary>Always let the script do the float64 additions (the fallback path), to test or time it.</summary>
+    public bool ServerSideArithmetic { get; init; }
+
+    /// <summary>Runs between the read and the write of each attempt (1, 2, ...): interleaves another writer deterministically.</summary>
+    public Func<int, Task>? BeforeWrite { get; init; }
 }

@@ -90,13 +90,14 @@ public sealed class InterleavingTests(RedisServerFixture redis)
     {
         var ct = TestContext.Current.CancellationToken;
         var options = Options(redis.NewPrefix("interleave-user"), D);
-        using var worker = new RedisStateStore(redis.Redis, options);
+        Func<int, Task>? beforeWrite = null;
+        using var worker = new RedisStateStore(redis.Redis, options, new RedisStoreSeams { BeforeWrite = a => beforeWrite?.Invoke(a) ?? Task.CompletedTask });
         using var intruder = new RedisStateStore(redis.Redis, options);
         var rng = new Random(51);
         var created = NewUser("u", 1, rng, D);
         await worker.ApplyAsync([created, NewUser("v", 1, rng, D)], ct);
         var intrusion = new UserStateChange("u", "intruder", 2) { Cloaked = RandomVector(rng, D), Classes = [1, 1] };
-        worker.BeforeWriteForTests = async attempt =>
+        beforeWrite = async attempt =>
         {
             if (attempt == 1) (await intruder.ApplyAsync([intrusion], ct))[0].Outcome.ShouldBe(ApplyOutcome.Applied);
         };
@@ -118,7 +119,8 @@ public sealed class InterleavingTests(RedisServerFixture redis)
     {
         var ct = TestContext.Current.CancellationToken;
         var options = Options(redis.NewPrefix("interleave-stats"), D);
-        using var worker = new RedisStateStore(redis.Redis, options);
+        Func<int, Task>? beforeWrite = null;
+        using var worker = new RedisStateStore(redis.Redis, options, new RedisStoreSeams { BeforeWrite = a => beforeWrite?.Invoke(a) ?? Task.CompletedTask });
         using var intruder = new RedisStateStore(redis.Redis, options);
         var rng = new Random(52);
         var model = new PopulationModel(SmallCatalog, D);
@@ -126,7 +128,7 @@ public sealed class InterleavingTests(RedisServerFixture redis)
         await worker.ApplyAsync(initial, ct);
         foreach (var e in initial) model.Set(e.UserId, e.Original!, e.Cloaked!, e.Classes!);
         var other = NewUser("c", 1, rng, D);
-        worker.BeforeWriteForTests = async attempt =>
+        beforeWrite = async attempt =>
         {
             if (attempt == 1) await intruder.ApplyAsync([other], ct);
         };

@@ -40,10 +40,7 @@ public sealed class RandomSequenceTests(RedisServerFixture redis)
             return o;
         }
         using var b = new RedisStateStore(redis.Redis, WithCache(3));
-        using var c = new RedisStateStore(redis.Redis, WithCache(0))
-        {
-            ForceServerSideArithmetic = true,
-        };
+        using var c = new RedisStateStore(redis.Redis, WithCache(0), new RedisStoreSeams { ServerSideArithmetic = true });
         var stores = new[] { a, b, c };
         var verifier = new StatisticsVerifier(redis.Redis, options);
         var rng = new Random(seed);

@@ -198,7 +198,7 @@ public sealed class RedisStateStoreTests(RedisServerFixture redis)
         var a = Options(redis.NewPrefix("absolute"), D);
         var b = Options(redis.NewPrefix("delta"), D);
         using var absolute = new RedisStateStore(redis.Redis, a);
-        using var delta = new RedisStateStore(redis.Redis, b) { ForceServerSideArithmetic = true };
+        using var delta = new RedisStateStore(redis.Redis, b, new RedisStoreSeams { ServerSideArithmetic = true });
         var rng = new Random(6);
         for (var round = 0; round < 5; round++)
         {

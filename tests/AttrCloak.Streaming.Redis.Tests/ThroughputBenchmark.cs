@@ -52,7 +52,7 @@ public sealed class ThroughputBenchmark(RedisServerFixture redis)
     private async Task<string> MeasureAsync(int batchSize, int events, bool serverSide, bool bothEmbeddings, CancellationToken ct)
     {
         var options = Options(redis.NewPrefix($"bench{batchSize}"), D, MovieLensCatalog);
-        using var store = new RedisStateStore(redis.Redis, options) { ForceServerSideArithmetic = serverSide };
+        using var store = new RedisStateStore(redis.Redis, options, new RedisStoreSeams { ServerSideArithmetic = serverSide });
         var rng = new Random(batchSize);
         var versions = new long[Population];
         for (var start = 0; start < Population; start += 512)

@@ -38,8 +38,6 @@ internal sealed class GenerationSeater(
     private string? _lastFailure;
     private DateTimeOffset _lastFailureLogged;
 
-    /// <summary>Seatings this worker completed (tests).</summary>
-    public int Seated { get; private set; }
 
     /// <summary>Checks every <see cref="GenerationOptions.SeatCheckInterval"/> until cancelled.</summary>
     public async Task RunAsync(CancellationToken cancellationToken)
@@ -156,7 +154,6 @@ internal sealed class GenerationSeater(
                     cancellationToken).ConfigureAwait(false);
             var after = await store.UpdateRegistryAsync(r => r.WithSeated(modelVersion, instance, now), cancellationToken).ConfigureAwait(false);
             if (after.Find(modelVersion) is not { } seated || seated.SeatEpoch != epoch) return LeaseLost(modelVersion);
-            Seated++;
             metrics.Seatings.WithLabels("success").Inc();
             metrics.SeatingDuration.Set(clock.Elapsed.TotalSeconds);
             logger.LogWarning(

@@ -4,6 +4,7 @@ using AttrCloak.Streaming.Contracts;
 using AttrCloak.Streaming.Hosting;
 using AttrCloak.Streaming.Monitoring;
 using AttrCloak.Streaming.Pipeline;
+using AttrCloak.Streaming.Statistics;
 using Microsoft.Extensions.Logging;
 
 namespace AttrCloak.Streaming.Generations;
@@ -36,7 +37,8 @@ internal sealed class GenerationSet(
     int userCacheCapacity,
     double rebuildShare,
     Poisoning.InputOptions input,
-    TimeProvider? timeProvider = null)
+    TimeProvider? timeProvider = null,
+    Action<string, StatisticsVersion>? mapsBuilt = null)
 {
     private static readonly TimeSpan UserCountRefresh = TimeSpan.FromSeconds(10);
 
@@ -50,6 +52,9 @@ internal sealed class GenerationSet(
     private long _nextUserCount;
 
     public IGenerationStore Store => store;
+
+    /// <summary>What the store's exceptions mean for the loop.</summary>
+    public StoreFaults Faults { get; } = new(store);
 
     public GenerationOptions Options => options;
 
@@ -66,7 +71,6 @@ internal sealed class GenerationSet(
     public bool StartedEmpty { get; private set; }
 
     /// <summary>Cloaker rebuilds over all generations (tests).</summary>
-    public int CloakerBuilds => _contexts.Values.Sum(c => c.Cloakers.Builds);
 
     /// <summary>The context of a live generation, or null.</summary>
     public GenerationContext? Context(string modelVersion) => _contexts.GetValueOrDefault(modelVersion);
@@ -162,7 +166,8 @@ internal sealed class GenerationSet(
                 else
                 {
                     var generationStore = store.StoreOf(g.ModelVersion);
-                    var cloakers = new CloakerCache(generationStore, cloakerFactory, metrics, logger, guard.CloakerRefreshEvents, guard.CloakerRefreshInterval, rebuildShare);
+                    var cloakers = new CloakerCache(generationStore, cloakerFactory, metrics, logger, guard.CloakerRefreshEvents, guard.CloakerRefreshInterval, rebuildShare,
+                        mapsBuilt is null ? null : v => mapsBuilt(g.ModelVersion, v));
                     context = new GenerationContext(g, generationStore, cloakers, userCacheCapacity, guard.Dimension, _catalog);
                     cloakers.DisplacementCap = input.DisplacementCapOf(g.Displacement);
                     cloakers.ShiftWeightCeilings = g.ShiftWeights;

@@ -34,6 +34,23 @@ public interface IGenerationStore : IDisposable
 
     /// <summary>Where <paramref name="modelVersion"/>'s keys live, for operators (e.g. <c>attrcloak:g:mf-2</c>).</summary>
     string Describe(string modelVersion);
+
+    /// <summary>
+    /// What a failed call's exception means for the loop: the store names its own client's exceptions, so the core
+    /// decides what to wait out without knowing which store it runs on (see <c>StoreFaults</c>).
+    /// </summary>
+    StoreFault ClassifyFault(Exception exception) => StoreFault.None;
+}
+
+/// <summary>What an exception thrown by a store means (<see cref="IGenerationStore.ClassifyFault"/>).</summary>
+public enum StoreFault
+{
+    /// <summary>Not the store's: the loop's own handling applies.</summary>
+    None,
+    /// <summary>The store is unreachable or slow: the same call may succeed later.</summary>
+    Unreachable,
+    /// <summary>The store refused or failed the call (e.g. a script error): not retried in the event path.</summary>
+    Failed,
 }
 
 /// <summary>Registry updates with optimistic concurrency, and reads across generations.</summary>

@@ -125,32 +125,6 @@ public sealed class RedisConnectionOptions
     /// machine's CAs (e.g. a mounted Kubernetes secret). Empty = the machine's trust store only.
     /// </summary>
     public string TrustedCaFile { get; set; } = "";
-
-    /// <summary>
-    /// The client options of <see cref="Configuration"/> with <see cref="TrustedCaFile"/> applied; throws
-    /// <see cref="StreamingConfigurationException"/> (never quoting the configuration string, which holds the password).
-    /// </summary>
-    public StackExchange.Redis.ConfigurationOptions ClientOptions()
-    {
-        StackExchange.Redis.ConfigurationOptions options;
-        try { options = StackExchange.Redis.ConfigurationOptions.Parse(Configuration); }
-        catch (ArgumentException e)
-        {
-            throw new StreamingConfigurationException($"{SectionName}:Configuration is not a valid StackExchange.Redis configuration string ({e.Message})");
-        }
-        ApplyTrust(options);
-        return options;
-    }
-
-    /// <summary>Trusts <see cref="TrustedCaFile"/> on <paramref name="options"/> when set.</summary>
-    public void ApplyTrust(StackExchange.Redis.ConfigurationOptions options)
-    {
-        ArgumentNullException.ThrowIfNull(options);
-        if (string.IsNullOrWhiteSpace(TrustedCaFile)) return;
-        if (!File.Exists(TrustedCaFile))
-            throw new StreamingConfigurationException($"{SectionName}:TrustedCaFile '{TrustedCaFile}' does not exist (a PEM file of the CA that signed the Redis server's certificate)");
-        options.TrustIssuer(TrustedCaFile);
-    }
 }
 
 /// <summary>What the worker protects and how it batches (section <c>AttrCloak:Guard</c>).</summary>

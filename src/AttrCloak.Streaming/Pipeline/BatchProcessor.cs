@@ -47,7 +47,7 @@ internal sealed class BatchProcessor
         _input = input;
         _generationOptions = generationOptions;
         _logger = logger;
-        _storeRetry = StoreRetry(status, logger);
+        _storeRetry = StoreRetry(generations.Faults, status, logger);
     }
 
     /// <summary>The generations the batch in hand reads or changes (their planners and results hold its outcomes).</summary>
@@ -57,10 +57,10 @@ internal sealed class BatchProcessor
     /// A state-store call retried with exponential backoff for as long as it fails with a retryable fault
     /// (<see cref="StoreFaults.IsRetryable"/>), readiness false meanwhile.
     /// </summary>
-    public static ResiliencePipeline StoreRetry(PipelineStatus status, ILogger logger) =>
+    public static ResiliencePipeline StoreRetry(StoreFaults faults, PipelineStatus status, ILogger logger) =>
         new ResiliencePipelineBuilder().AddRetry(new RetryStrategyOptions
         {
-            ShouldHandle = new PredicateBuilder().Handle<Exception>(StoreFaults.IsRetryable),
+            ShouldHandle = new PredicateBuilder().Handle<Exception>(faults.IsRetryable),
             BackoffType = DelayBackoffType.Exponential,
             UseJitter = true,
             Delay = TimeSpan.FromMilliseconds(50),

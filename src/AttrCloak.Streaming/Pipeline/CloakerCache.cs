@@ -33,6 +33,7 @@ public sealed class CloakerCache
     private readonly long _refreshIntervalTicks;
     private IUserCloaker? _current;
     private Task<(IUserCloaker Cloaker, StatisticsSnapshot Snapshot)>? _building;
+    private readonly Action<StatisticsVersion>? _installed;
     private int _changesAtBuildStart;
     private int _changesSinceBuild;
     private long _builtAt;
@@ -41,8 +42,9 @@ public sealed class CloakerCache
     private long _buildStartedAt;
 
     public CloakerCache(IStateStore store, IUserCloakerFactory factory, WorkerMetrics metrics, ILogger logger,
-        int refreshEvents, TimeSpan refreshInterval, double rebuildShare = 1.0)
+        int refreshEvents, TimeSpan refreshInterval, double rebuildShare = 1.0, Action<StatisticsVersion>? installed = null)
     {
+        _installed = installed;
         _store = store ?? throw new ArgumentNullException(nameof(store));
         _factory = factory ?? throw new ArgumentNullException(nameof(factory));
         _metrics = metrics ?? throw new ArgumentNullException(nameof(metrics));
@@ -196,6 +198,7 @@ public sealed class CloakerCache
         _builtAt = Stopwatch.GetTimestamp();
         Builds++;
         _metrics.CloakerRefreshes.Inc();
+        _installed?.Invoke(snapshot.Version);
         foreach (var attribute in snapshot.Attributes)
             _metrics.StatisticsMinClassUsers.WithLabels(attribute.Attribute).Set(attribute.Counts.Length == 0 ? 0 : attribute.Counts.Min());
     }

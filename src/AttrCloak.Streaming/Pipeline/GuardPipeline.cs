@@ -97,7 +97,7 @@ public sealed class GuardPipeline
     /// <see cref="CloakerRebuildShare"/> and <see cref="UserCacheCapacity"/> (init properties) are in force.
     /// </summary>
     private GenerationSet Generations => _generationSet ??= new GenerationSet(_store, _cloakerFactory, _guard, _generationOptions, _metrics, _logger,
-        UserCacheCapacity, CloakerRebuildShare, Input);
+        UserCacheCapacity, CloakerRebuildShare, Input, mapsBuilt: _batchObserver is { } o ? o.OnMapsBuilt : null);
 
     /// <summary>The input partitions this instance holds and the group changes it saw (metrics, readiness detail).</summary>
     public GroupMembership Membership { get; }
@@ -148,9 +148,6 @@ public sealed class GuardPipeline
     /// <summary>Sweeps of this worker (tests); null before <see cref="Run"/>.</summary>
     internal Sweeper? Sweeps { get; private set; }
 
-    /// <summary>Seatings of this worker (tests); null before <see cref="Run"/>.</summary>
-    internal GenerationSeater? Seater { get; private set; }
-
     /// <summary>Optional: per-event consume-to-acknowledgement latencies (benchmarks).</summary>
     public LatencyRecorder? Latencies
     {
@@ -161,15 +158,6 @@ public sealed class GuardPipeline
     /// <summary>Inbound events fully handled (output acknowledged, offset stored), dead letters included.</summary>
     public long ProcessedEvents => _accounting.ProcessedEvents;
 
-    /// <summary>Cloaker rebuilds so far (tests).</summary>
-    internal int CloakerBuilds => Generations.CloakerBuilds;
-
-    /// <summary>The statistics version the current maps of <paramref name="modelVersion"/> were built from (tests).</summary>
-    internal StatisticsVersion? CloakerVersion(string modelVersion) => Generations.Context(modelVersion)?.Cloakers.Snapshot?.Version;
-
-    /// <summary>The generations as this worker last saw them (tests).</summary>
-    internal GenerationRegistry GenerationRegistry => Generations.Registry;
-
     /// <summary>
     /// Runs until <paramref name="cancellationToken"/> is cancelled: initialises the store (with retries), logs the
     /// start-up facts, then consumes. On cancellation the batch in progress is abandoned without storing its offsets,
@@ -179,7 +167,7 @@ public sealed class GuardPipeline
     public void Run(CancellationToken cancellationToken)
     {
         var generations = Generations;
-        BatchProcessor.StoreRetry(Status, _logger).ExecuteAsync(async ct => await generations.InitializeAsync(ct).ConfigureAwait(false), cancellationToken)
+        BatchProcessor.StoreRetry(generations.Faults, Status, _logger).ExecuteAsync(async ct => await generations.InitializeAsync(ct).ConfigureAwait(false), cancellationToken)
             .AsTask().GetAwaiter().GetResult();
         Status.SetStoreHealthy(true);
         Status.SetStoreInitialized();
@@ -188,7 +176,7 @@ public sealed class GuardPipeline
         var processor = new BatchProcessor(generations, lossGuard, Status, _accounting, Input, _generationOptions, _logger);
         var outputs = new OutputBuilder(_kafka, generations, _time);
         var sweeper = Sweeps = new Sweeper(generations, _generationOptions, _metrics, _logger);
-        var seater = Seater = new GenerationSeater(_store, _guard.AttributeSpecs(), _generationOptions, Seeding ?? PopulationSeeding.DataFree, _metrics, _logger, InstanceId,
+        var seater = new GenerationSeater(_store, _guard.AttributeSpecs(), _generationOptions, Seeding ?? PopulationSeeding.DataFree, _metrics, _logger, InstanceId,
             input: Input, cloakerFactory: _cloakerFactory);
         using var seating = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var seaterTask = Task.Run(() => seater.RunAsync(seating.Token), CancellationToken.None);

@@ -1,9 +1,10 @@
+using AttrCloak.Streaming.Statistics;
 using Confluent.Kafka;
 
 namespace AttrCloak.Streaming.Pipeline;
 
 /// <summary>
-/// Watches the steps of the consume loop's batches (<see cref="GuardPipeline"/>), and may hold their acknowledgements
+/// Watches the steps of the consume loop's batches and the maps it builds (<see cref="GuardPipeline"/>), and may hold their acknowledgements
 /// back (tests: acknowledgements that are slow to come). Called on the consume thread; implementations must be quick.
 /// </summary>
 public interface IBatchObserver
@@ -16,6 +17,11 @@ public interface IBatchObserver
 
     /// <summary>Blocks until <see cref="AcknowledgementsAllowed"/> (or <paramref name="cancellationToken"/> is cancelled).</summary>
     void WaitUntilAcknowledgementsAllowed(CancellationToken cancellationToken)
+    {
+    }
+
+    /// <summary>New cloaking maps of <paramref name="modelVersion"/>'s generation, built from the statistics at <paramref name="version"/>, are in use.</summary>
+    void OnMapsBuilt(string modelVersion, StatisticsVersion version)
     {
     }
 }

@@ -57,7 +57,7 @@ internal sealed class StateLossGuard(GenerationSet generations, PipelineStatus s
             {
                 // still missing
             }
-            catch (Exception e) when (StoreFaults.IsUnreachable(e))
+            catch (Exception e) when (generations.Faults.IsUnreachable(e))
             {
                 status.SetStoreHealthy(false);
                 logger.LogWarning("Checking whether the state store's data is back failed ({Error}: {Message}); trying again in {Seconds} s",

@@ -54,7 +54,7 @@ internal sealed class SweepDriver(
             }
             sweeper.CompleteAsync(chunk, cancellationToken).GetAwaiter().GetResult();
         }
-        catch (Exception e) when (StoreFaults.PostponesSweeps(e))
+        catch (Exception e) when (generations.Faults.PostponesSweeps(e))
         {
             _backoffUntil = Stopwatch.GetTimestamp() + (long)(SweepBackoff.TotalSeconds * Stopwatch.Frequency);
             logger.LogWarning("A sweep step failed ({Error}: {Message}); sweeps resume in {Seconds} s", e.GetType().Name, e.Message, SweepBackoff.TotalSeconds);

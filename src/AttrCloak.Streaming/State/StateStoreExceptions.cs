@@ -6,6 +6,9 @@ namespace AttrCloak.Streaming.State;
 /// </summary>
 public sealed class StateStoreConflictException(string message) : Exception(message);
 
+/// <summary>The store cannot be reached (its message names where it was looked for, never a password).</summary>
+public sealed class StateStoreUnavailableException(string message) : Exception(message);
+
 /// <summary>Redis holds data of another layout (dimension, attributes or reference point) under this prefix.</summary>
 public sealed class StateStoreLayoutException(string message) : Exception(message);
 

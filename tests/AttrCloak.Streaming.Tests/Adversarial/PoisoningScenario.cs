@@ -148,9 +148,9 @@ internal sealed class PoisoningScenario
             // how many honest users get the pre-attack maps depends on the machine's load, and the worst case is not tested.
             var attacked = (await worker.Store.ReadStatisticsAsync(ct)).Version;
             var until = DateTime.UtcNow + GuardHarness.Deadline;
-            while (!(worker.Pipeline.CloakerVersion(Model) is { } v && v.Epoch == attacked.Epoch && v.Sequence >= attacked.Sequence))
+            while (!(worker.Maps.Version(Model) is { } v && v.Epoch == attacked.Epoch && v.Sequence >= attacked.Sequence))
             {
-                if (DateTime.UtcNow > until) throw new TimeoutException($"the maps were not rebuilt from the attacked statistics {attacked} (built from {worker.Pipeline.CloakerVersion(Model)})");
+                if (DateTime.UtcNow > until) throw new TimeoutException($"the maps were not rebuilt from the attacked statistics {attacked} (built from {worker.Maps.Version(Model)})");
                 // The worker looks at its refresh interval before each batch: a batch that changes nothing (a repeat of
                 // a bootstrapped user's seeded version) lets it notice.
                 h.Produce(Update(Ids[0], 0, Originals[0], Classes[0]));

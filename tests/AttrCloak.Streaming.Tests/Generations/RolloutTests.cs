@@ -179,7 +179,7 @@ public sealed class RolloutTests(RedisServerFixture redis, MockKafkaFixture kafk
         var registry = await RegistryAsync(h);
         registry.Serving!.ModelVersion.ShouldBe(A);
         registry.Serving.SeatEpoch.ShouldBe(1);
-        worker.Pipeline.Seater!.Seated.ShouldBe(1);
+        worker.Metrics.Seatings.WithLabels("success").Value.ShouldBe(1);
 
         // Model B: promoted by itself once it holds 75 % of A's users and every class as many as A has (up to 2).
         foreach (var u in Enumerable.Range(0, 8)) h.Produce(Update(B, $"u{u}", u, 2));

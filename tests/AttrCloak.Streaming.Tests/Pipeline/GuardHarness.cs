@@ -8,6 +8,7 @@ using AttrCloak.Streaming.Monitoring;
 using AttrCloak.Streaming.Pipeline;
 using AttrCloak.Streaming.Redis;
 using AttrCloak.Streaming.State;
+using AttrCloak.Streaming.Statistics;
 using AttrCloak.Tools.Kafka;
 using Confluent.Kafka;
 using Microsoft.Extensions.Logging;
@@ -222,7 +223,7 @@ internal sealed class WorkerRun : IDisposable
         Logs = new CapturingLoggerProvider();
         Metrics = new WorkerMetrics();
         Pipeline = new GuardPipeline(harness.Settings.Kafka, harness.Settings.Guard, store, harness.CloakerFactory ?? harness.Factory, observer, Metrics,
-            Logs.CreateLogger("test"), harness.Generations, batchObserver: batches) { CloakerRebuildShare = rebuildShare, Seeding = harness.Seeding, Input = harness.Input };
+            Logs.CreateLogger("test"), harness.Generations, batchObserver: Maps = new MapsRecorder(batches)) { CloakerRebuildShare = rebuildShare, Seeding = harness.Seeding, Input = harness.Input };
         _thread = new Thread(() =>
         {
             try { Pipeline.Run(_stop.Token); }
@@ -233,6 +234,9 @@ internal sealed class WorkerRun : IDisposable
 
     public GuardPipeline Pipeline { get; }
     public WorkerMetrics Metrics { get; }
+
+    /// <summary>The statistics version each generation's current maps were built from.</summary>
+    public MapsRecorder Maps { get; }
 
     /// <summary>The deployment the worker runs on.</summary>
     public IGenerationStore Generations { get; }
@@ -413,5 +417,28 @@ internal sealed class WrappedGenerationStore(IGenerationStore inner, Func<IState
 
     public string Describe(string modelVersion) => inner.Describe(modelVersion);
 
+    public StoreFault ClassifyFault(Exception exception) => inner.ClassifyFault(exception);
+
     public void Dispose() => inner.Dispose();
+}
+
+/// <summary>Records the statistics version of each generation's latest maps; forwards every call to <paramref name="inner"/>.</summary>
+internal sealed class MapsRecorder(IBatchObserver? inner) : IBatchObserver
+{
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, StatisticsVersion> _built = new(StringComparer.Ordinal);
+
+    /// <summary>The version the current maps of <paramref name="modelVersion"/> were built from; null before the first.</summary>
+    public StatisticsVersion? Version(string modelVersion) => _built.TryGetValue(modelVersion, out var v) ? v : null;
+
+    public void OnStep(BatchTrace trace) => inner?.OnStep(trace);
+
+    public bool AcknowledgementsAllowed => inner?.AcknowledgementsAllowed ?? true;
+
+    public void WaitUntilAcknowledgementsAllowed(CancellationToken cancellationToken) => inner?.WaitUntilAcknowledgementsAllowed(cancellationToken);
+
+    public void OnMapsBuilt(string modelVersion, StatisticsVersion version)
+    {
+        _built[modelVersion] = version;
+        inner?.OnMapsBuilt(modelVersion, version);
+    }
 }

@@ -9,7 +9,7 @@ namespace AttrCloak.Streaming.Tests.Security;
 /// <summary>
 /// Redis AUTH (an ACL user) and TLS (a private CA) reach the client for real: a redis-server that accepts nothing
 /// else, configured through the binding `serve` uses (<see cref="StreamingSettings.Bind"/>, then
-/// <see cref="RedisConnectionOptions.ClientOptions"/>), and the state store writes and reads through it.
+/// <see cref="RedisConnectionOptionsExtensions.ClientOptions"/>), and the state store writes and reads through it.
 /// </summary>
 public sealed class RedisTlsAuthTests
 {
