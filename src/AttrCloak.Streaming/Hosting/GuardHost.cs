@@ -61,7 +61,25 @@ public sealed class GuardHost : IAsyncDisposable
         Action<ILoggingBuilder>? configureLogging = null,
         IConfiguration? configuration = null)
     {
+        ArgumentNullException.ThrowIfNull(store);
+        return Build(settings, services => services.AddSingleton(store), cloakerFactory, httpPort, configureLogging, configuration);
+    }
+
+    /// <summary>
+    /// As above, with the store registered by an adapter (<paramref name="addStore"/>, e.g. the Redis adapter's
+    /// <c>services.AddRedisGenerationStore(redis, options)</c>): the composition root names the adapter, the core only
+    /// asks for an <see cref="IGenerationStore"/>.
+    /// </summary>
+    public static GuardHost Build(
+        StreamingSettings settings,
+        Action<IServiceCollection> addStore,
+        IUserCloakerFactory cloakerFactory,
+        int httpPort,
+        Action<ILoggingBuilder>? configureLogging = null,
+        IConfiguration? configuration = null)
+    {
         ArgumentNullException.ThrowIfNull(settings);
+        ArgumentNullException.ThrowIfNull(addStore);
         // Static membership: "auto" becomes {host}-{port}, unique per instance since two instances on one host need two ports.
         var instanceId = settings.Kafka.ResolveGroupInstanceId(httpPort);
         settings = settings with { Kafka = settings.Kafka.WithGroupInstanceId(instanceId) };
@@ -90,9 +108,10 @@ public sealed class GuardHost : IAsyncDisposable
         var metrics = new WorkerMetrics();
         var specs = settings.Guard.AttributeSpecs();
         var sample = new ServedSample(settings.Audit.SampleSize, settings.Guard.Dimension, specs.Count);
-        builder.Services.AddPrivacyGuard(settings, store, cloakerFactory, sample, metrics);
+        addStore(builder.Services);
+        builder.Services.AddPrivacyGuard(settings, cloakerFactory, sample, metrics);
         builder.Services.AddSingleton(sp => new ShadowAuditor(sample, specs, settings.Guard.Dimension, settings.Audit, metrics,
-            sp.GetRequiredService<ILogger<ShadowAuditor>>(), seed: store.ScanServingAsync));
+            sp.GetRequiredService<ILogger<ShadowAuditor>>(), seed: sp.GetRequiredService<IGenerationStore>().ScanServingAsync));
         builder.Services.AddHostedService(sp => sp.GetRequiredService<ShadowAuditor>());
 
         var readiness = new GuardReadiness();

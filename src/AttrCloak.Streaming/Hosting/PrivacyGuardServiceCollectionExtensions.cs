@@ -1,6 +1,7 @@
 using AttrCloak.Streaming.Cloaking;
 using AttrCloak.Streaming.Monitoring;
 using AttrCloak.Streaming.Pipeline;
+using AttrCloak.Streaming.State;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
@@ -13,13 +14,42 @@ namespace AttrCloak.Streaming.Hosting;
 public static class PrivacyGuardServiceCollectionExtensions
 {
     /// <summary>
-    /// Registers the privacy guard: <see cref="WorkerMetrics"/> (unless one is registered or given), the
-    /// <see cref="GuardPipeline"/>, its <see cref="PipelineStatus"/> (for /healthz/ready) and
-    /// <see cref="PrivacyGuardWorker"/> as a hosted service. <paramref name="settings"/> must name the brokers
-    /// (<c>KafkaOptions.BootstrapServers</c>); for the demo, start a <c>MockKafkaCluster</c> (AttrCloak.Tools) first and put
-    /// its address there.
+    /// Registers the privacy guard over the <see cref="IGenerationStore"/> an adapter registered (the Redis adapter's
+    /// <c>AddRedisGenerationStore</c>, or <see cref="AddInMemoryGenerationStore"/>): <see cref="WorkerMetrics"/> (unless
+    /// one is registered or given), the <see cref="GuardPipeline"/>, its <see cref="PipelineStatus"/> (for
+    /// /healthz/ready) and <see cref="PrivacyGuardWorker"/> as a hosted service. <paramref name="settings"/> must name
+    /// the brokers (<c>KafkaOptions.BootstrapServers</c>); for the demo, start a <c>MockKafkaCluster</c>
+    /// (AttrCloak.Tools) first and put its address there.
     /// </summary>
     /// <exception cref="StreamingConfigurationException">No brokers are configured.</exception>
+    public static IServiceCollection AddPrivacyGuard(
+        this IServiceCollection services,
+        StreamingSettings settings,
+        IUserCloakerFactory cloakerFactory,
+        IServedPopulationObserver? observer = null,
+        WorkerMetrics? metrics = null)
+    {
+        ArgumentNullException.ThrowIfNull(services);
+        ArgumentNullException.ThrowIfNull(settings);
+        ArgumentNullException.ThrowIfNull(cloakerFactory);
+        if (string.IsNullOrWhiteSpace(settings.Kafka.BootstrapServers))
+            throw new StreamingConfigurationException(
+                $"{KafkaOptions.SectionName}:BootstrapServers is empty: name the Kafka brokers (host:port,...); the demo starts a mock cluster and sets it");
+
+        if (metrics is not null) services.TryAddSingleton(metrics);
+        else services.TryAddSingleton(_ => new WorkerMetrics());
+        services.TryAddSingleton(cloakerFactory);
+        if (observer is not null) services.TryAddSingleton(observer);
+        services.TryAddSingleton(sp => CreatePipeline(settings, sp.GetRequiredService<IGenerationStore>(), cloakerFactory,
+            sp.GetService<IServedPopulationObserver>(), sp.GetRequiredService<WorkerMetrics>(),
+            sp.GetService<ILoggerFactory>() ?? NullLoggerFactory.Instance));
+        services.TryAddSingleton(sp => sp.GetRequiredService<GuardPipeline>().Status);
+        services.TryAddSingleton<PrivacyGuardWorker>();
+        services.AddHostedService(sp => sp.GetRequiredService<PrivacyGuardWorker>());
+        return services;
+    }
+
+    /// <summary>As above, over a store built by the caller (tests; the caller keeps it and disposes it).</summary>
     public static IServiceCollection AddPrivacyGuard(
         this IServiceCollection services,
         StreamingSettings settings,
@@ -28,25 +58,18 @@ public static class PrivacyGuardServiceCollectionExtensions
         IServedPopulationObserver? observer = null,
         WorkerMetrics? metrics = null)
     {
-        ArgumentNullException.ThrowIfNull(services);
-        ArgumentNullException.ThrowIfNull(settings);
         ArgumentNullException.ThrowIfNull(store);
-        ArgumentNullException.ThrowIfNull(cloakerFactory);
-        if (string.IsNullOrWhiteSpace(settings.Kafka.BootstrapServers))
-            throw new StreamingConfigurationException(
-                $"{KafkaOptions.SectionName}:BootstrapServers is empty: name the Kafka brokers (host:port,...); the demo starts a mock cluster and sets it");
-
-        if (metrics is not null) services.TryAddSingleton(metrics);
-        else services.TryAddSingleton(_ => new WorkerMetrics());
+        ArgumentNullException.ThrowIfNull(services);
         services.TryAddSingleton(store);
-        services.TryAddSingleton(cloakerFactory);
-        if (observer is not null) services.TryAddSingleton(observer);
-        services.TryAddSingleton(sp => CreatePipeline(settings, store, cloakerFactory,
-            sp.GetService<IServedPopulationObserver>(), sp.GetRequiredService<WorkerMetrics>(),
-            sp.GetService<ILoggerFactory>() ?? NullLoggerFactory.Instance));
-        services.TryAddSingleton(sp => sp.GetRequiredService<GuardPipeline>().Status);
-        services.TryAddSingleton<PrivacyGuardWorker>();
-        services.AddHostedService(sp => sp.GetRequiredService<PrivacyGuardWorker>());
+        return services.AddPrivacyGuard(settings, cloakerFactory, observer, metrics);
+    }
+
+    /// <summary>The in-process store (one process, no persistence: the demo and tests), owned by the container.</summary>
+    public static IServiceCollection AddInMemoryGenerationStore(this IServiceCollection services, StateStoreOptions options, TimeProvider? timeProvider = null)
+    {
+        ArgumentNullException.ThrowIfNull(services);
+        ArgumentNullException.ThrowIfNull(options);
+        services.TryAddSingleton<IGenerationStore>(_ => new InMemoryGenerationStore(options, timeProvider));
         return services;
     }
 

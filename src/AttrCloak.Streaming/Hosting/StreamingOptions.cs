@@ -13,7 +13,7 @@ public sealed class KafkaOptions
 
     /// <summary>
     /// Comma-separated host:port list; required: empty is a configuration error for the worker (serve,
-    /// <see cref="PrivacyGuardServiceCollectionExtensions.AddPrivacyGuard"/> and the Kafka clients refuse it). The demo
+    /// <c>AddPrivacyGuard</c> and the Kafka clients refuse it). The demo
     /// and tests start a librdkafka mock cluster themselves and put its address here.
     /// </summary>
     public string BootstrapServers { get; set; } = "";

@@ -42,8 +42,8 @@ public sealed class ServeCommand : StreamingCommand<ServeSettings>
         KafkaClients.CheckConfiguration(settings.Kafka); // a client setting librdkafka refuses: one line now, not a crash later
         // Fail fast while disconnected: a Redis outage turns readiness off and starts the backoff at once.
         await using var redis = await RedisConnector.ConnectAsync(StreamingConfiguration.RequireRedis(settings), configure: settings.Redis.ApplyTrust, failFastWhileDisconnected: true);
-        using var store = new RedisGenerationStore(redis, storeOptions);
-        await using var host = GuardHost.Build(settings, store, new TransportCloakerFactory(), s.Port ?? settings.Guard.HttpPort, configuration: configuration.Configuration);
+        await using var host = GuardHost.Build(settings, services => services.AddRedisGenerationStore(redis, storeOptions), new TransportCloakerFactory(),
+            s.Port ?? settings.Guard.HttpPort, configuration: configuration.Configuration);
         await host.StartAsync(cancellationToken);
         AnsiConsole.MarkupLineInterpolated(
             $"privacy guard serving; endpoints at [blue]{host.Address}[/] (/metrics, /healthz/live, /healthz/ready); consumer group {settings.Kafka.ConsumerGroup}{(host.GroupInstanceId is { } id ? $" as static member {id}" : "")}; Ctrl+C stops it (within {settings.Guard.ShutdownTimeout.TotalSeconds:F0} s)");
