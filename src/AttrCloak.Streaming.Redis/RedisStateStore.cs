@@ -23,8 +23,8 @@ namespace AttrCloak.Streaming.Redis;
 /// is current (the script checks the statistics version; Redis then only stores bytes), and as deltas that the script
 /// adds in float64 when another writer is active (after a statistics conflict, on the last attempt, or with
 /// <see cref="RedisStoreSeams.ServerSideArithmetic"/>). Adding the same delta to the same bytes gives the same bytes in C# and in
-/// Lua, so both paths store identical values. Redis-side arithmetic costs about 0.4 ms per class touched at d = 64
-/// (measured), the absolute path a few microseconds.
+/// Lua, so both paths store identical values. Redis-side arithmetic costs far more per class touched than the
+/// absolute path (docs/performance.md), hence absolute writes whenever no other writer is active.
 /// </para>
 /// Calls of one instance are serialised (it keeps those copies); share one instance per process.
 /// </summary>

@@ -160,7 +160,7 @@ internal static class TrainingLoop
 
     /// <summary>
     /// table[index] as a [n, d] tensor. Uses gather rather than index_select on purpose: here index_select's
-    /// backward (a 2-D index_add) measured 3-9x slower than gather's (scatter_add) on batches of 2k-16k rows.
+    /// backward (a 2-D index_add) is several times slower than gather's (scatter_add) on training-sized batches.
     /// </summary>
     public static Tensor Rows(Tensor table, Tensor index) =>
         table.gather(0, index.unsqueeze(1).expand(index.shape[0], table.shape[1]));

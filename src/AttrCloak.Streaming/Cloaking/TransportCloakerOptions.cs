@@ -59,10 +59,9 @@ public sealed record TransportCloakerOptions
 
     /// <summary>
     /// How much of a served class's offset from the served global mean the map reproduces: 1 replicates what the batch
-    /// left, 0 sends every class to the served global mean (full equalisation). Default 0.5, measured on ML-100K (3
-    /// stream orders, attackers lr/lr+cal/mlp; batch DF 0.570/0.229/0.058 at NDCG@10 0.3106): 1 left gender at
-    /// 0.586-0.622 (the stream adds the bootstrap's class-offset estimation noise to the new users' own), 0.7 gave
-    /// 0.541-0.575 at NDCG 0.3115-0.3131, 0.5 gave 0.523-0.566 at 0.3092-0.3113, 0 gave 0.50-0.51 at 0.3055 (-1.6%).
+    /// left, 0 sends every class to the served global mean (full equalisation). Default 0.5: replicating the batch
+    /// exactly left the stream less private than the batch (new users add their own sampling noise to the class
+    /// offsets), full equalisation cost recommendation quality (docs/streaming-design.md, "The per-user re-cloak").
     /// </summary>
     public double TargetOffsetScale { get; init; } = 0.5;
 
@@ -82,8 +81,8 @@ public sealed record TransportCloakerOptions
     /// only, 1 = originals only (what the cold store uses). The served statistics contain the re-cloaked users
     /// themselves and the combined maps add variance, so with 0 every rebuild inflates the target (repeated updates:
     /// mean squared displacement 0.40 -> 1.08 in 8 rounds and still growing); the original statistics do not feed back.
-    /// Default 0.25, measured (with CovariancePriorUsers 64): repeated updates plateau (msd 0.39 -> 0.51), ML-100K single
-    /// pass NDCG@10 0.3086 (1 gave 0.3054, 0.5 0.3079, 0.1 0.3096 but still drifting).
+    /// Default 0.25: with it repeated updates level off, with less they keep drifting, with more utility falls
+    /// (docs/streaming-design.md, "Re-cloaking the same users over and over").
     /// </summary>
     public double CovarianceAnchor { get; init; } = 0.25;
 

@@ -19,7 +19,7 @@ namespace AttrCloak.Streaming.Pipeline;
 /// sooner than (last build time / rebuildShare) after the last one started. At high event rates the event threshold
 /// alone would otherwise rebuild several times a second (a transport-map build costs tens of milliseconds;
 /// docs/performance.md). The constructor's default share is 1 (no spacing); the pipeline passes
-/// <see cref="GuardPipeline.CloakerRebuildShare"/> (0.02 by default: a rebuild of ~100 ms at most every ~5 s).
+/// <see cref="GuardPipeline.CloakerRebuildShare"/> (0.02 by default).
 /// opt_out still rebuilds at once.
 /// </para>
 /// </summary>
