@@ -1,7 +1,10 @@
 namespace AttrCloak.Tools.Experiments;
 
-/// <summary>One named benchmark or experiment: what it measures, how long it takes, and the run itself.</summary>
-internal sealed record Experiment(string Name, string Summary, string Duration, Func<ExperimentContext, Task> RunAsync);
+/// <summary>
+/// One named benchmark or experiment: what it prints, how long it takes, the environment variables that change it
+/// (empty if none), and the run itself.
+/// </summary>
+internal sealed record Experiment(string Name, string Summary, string Duration, string Settings, Func<ExperimentContext, Task> RunAsync);
 
 /// <summary>What a run gets: where its figures go and the Ctrl+C token.</summary>
 internal sealed class ExperimentContext(TextWriter output, CancellationToken cancellationToken)

@@ -12,38 +12,40 @@ internal static class ExperimentCatalog
 {
     public static IReadOnlyList<Experiment> All { get; } =
     [
-        Sync("codec", "JSON vs binary event codec at d = 64: events/s (wall and CPU, best of 5) and bytes allocated per event",
-            "about 15 s", CodecBenchmark.Run),
-        Sync("planner", "planning a Redis store batch without Redis (fold + statistics deltas), d = 64: us/event, 3 repetitions",
-            "about 10 s", PlannerBenchmark.Run),
-        new("store-throughput", "RedisStateStore.ApplyAsync at d = 64 over 20,000 users by batch size, statistics path and event kind; "
-            + "throw-away local redis-server; ATTRCLOAK_BENCH_BATCHES, ATTRCLOAK_BENCH_PATHS=absolute",
-            "a few minutes", StoreThroughputBenchmark.RunAsync),
-        new("stream-variants", "d = 64 updates end to end (bench stream's rig), one run per variant for A/B comparisons; "
-            + "ATTRCLOAK_BENCH_EVENTS, ATTRCLOAK_BENCH_VARIANTS, ATTRCLOAK_BENCH_BINARY, ATTRCLOAK_BENCH_ALLOC",
-            "about 10-30 s per 100,000 events and variant", StreamVariantsBenchmark.RunAsync),
-        Sync("recloak-cost", "re-cloak at d = 64 with the ML-100K catalog: ms per cloaker build, us per Cloak call",
-            "about 30 s", RecloakCostBenchmark.Run),
-        Sync("repeated-updates", "the same users re-cloaked round after round, maps rebuilt from served statistics: worst BA (lr, mlp), msd; "
-            + "ATTRCLOAK_CLOAK_VARIANTS, ATTRCLOAK_ROUNDS, ATTRCLOAK_USERS, ATTRCLOAK_DIM",
-            "about a minute per variant", RepeatedUpdateExperiment.Run),
-        Sync("streaming-quality", "ML-100K: batch DF vs bootstrap + streamed re-cloak, worst BA and NDCG@10 per variant; "
-            + "ATTRCLOAK_ATTACKERS, ATTRCLOAK_CLOAK_VARIANTS, ATTRCLOAK_REFRESH, ATTRCLOAK_SEEDS, ATTRCLOAK_BATCH; needs ML-100K",
-            "about 20 s per variant with three attackers, more the first time (trains the MF backbone)", StreamingQualityExperiment.Run),
-        Sync("df-iteration", "batch AttrCloak-DF at ML-100K size (943 x 64, 2/7/21 classes): ms per iteration with 1 and 2 threads, best of 3",
-            "about a minute", DataFreeBenchmark.RunIterationCost),
+        Sync("codec", "JSON vs binary event codec at d = 64: events/s (wall and CPU, best of 5), bytes allocated per event",
+            "about 20 s", "", CodecBenchmark.Run),
+        Sync("planner", "planning a Redis store batch without Redis (fold + statistics deltas), d = 64: wall, CPU, GC pause per event",
+            "a few seconds", "", PlannerBenchmark.Run),
+        new("store-throughput", "RedisStateStore.ApplyAsync at d = 64 over 20,000 users by batch size, statistics path and event kind "
+            + "(a throw-away local redis-server)",
+            "minutes; 10 s with both settings below", "ATTRCLOAK_BENCH_BATCHES=64,512  ATTRCLOAK_BENCH_PATHS=absolute",
+            StoreThroughputBenchmark.RunAsync),
+        new("stream-variants", "d = 64 updates end to end (the rig of attrcloak bench stream), one run per variant for A/B comparisons",
+            "about 10 s per 10,000 events and variant", "ATTRCLOAK_BENCH_EVENTS (100000)  ATTRCLOAK_BENCH_VARIANTS  ATTRCLOAK_BENCH_BINARY=1  ATTRCLOAK_BENCH_ALLOC=1",
+            StreamVariantsBenchmark.RunAsync),
+        Sync("recloak-cost", "re-cloak at d = 64 with the ML-100K catalog: ms per map build, us per Cloak call",
+            "a few seconds", "", RecloakCostBenchmark.Run),
+        Sync("repeated-updates", "the same users re-cloaked round after round, maps rebuilt from served statistics: worst BA (lr, mlp), msd",
+            "about a minute per variant", "ATTRCLOAK_CLOAK_VARIANTS (transport)  ATTRCLOAK_ROUNDS (12)  ATTRCLOAK_USERS (2000)  ATTRCLOAK_DIM (32)",
+            RepeatedUpdateExperiment.Run),
+        Sync("streaming-quality", "ML-100K: batch DF vs bootstrap + streamed re-cloak, worst BA and NDCG@10 per variant (needs ML-100K)",
+            "about 20 s per variant with three attackers; the first run also trains the MF backbone",
+            "ATTRCLOAK_ATTACKERS (lr,lr+cal,mlp)  ATTRCLOAK_CLOAK_VARIANTS (transport)  ATTRCLOAK_REFRESH (25)  ATTRCLOAK_SEEDS (1)  ATTRCLOAK_BATCH",
+            StreamingQualityExperiment.Run),
+        Sync("df-iteration", "batch AttrCloak-DF at ML-100K size (943 x 64, 2/7/21 classes): ms per iteration, 1 and 2 threads, best of 3",
+            "about a minute", "", DataFreeBenchmark.RunIterationCost),
         Sync("df-alpha", "alpha_u trajectories of both readings of the DF clip (Adam and SGD), synthetic ML-100K-sized users",
-            "about a minute", DataFreeBenchmark.RunAlphaTrajectories),
-        Sync("audit", "an ML-100K-sized privacy audit: wall and CPU time, full and per attacker",
-            "about 2.5 minutes", AuditBenchmark.Run),
+            "about a minute", "", DataFreeBenchmark.RunAlphaTrajectories),
+        Sync("audit", "an ML-100K-sized privacy audit: wall and CPU time, in full and per attacker",
+            "about 2.5 minutes", "", AuditBenchmark.Run),
     ];
 
     /// <summary>The experiment of that name (case-insensitive), or null.</summary>
     public static Experiment? Find(string name) =>
         All.FirstOrDefault(e => string.Equals(e.Name, name, StringComparison.OrdinalIgnoreCase));
 
-    private static Experiment Sync(string name, string summary, string duration, Action<ExperimentContext> run) =>
-        new(name, summary, duration, context =>
+    private static Experiment Sync(string name, string summary, string duration, string settings, Action<ExperimentContext> run) =>
+        new(name, summary, duration, settings, context =>
         {
             run(context);
             return Task.CompletedTask;

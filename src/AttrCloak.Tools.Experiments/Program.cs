@@ -56,8 +56,10 @@ internal static class Program
         var width = ExperimentCatalog.All.Max(e => e.Name.Length);
         foreach (var e in ExperimentCatalog.All)
         {
+            var indent = new string(' ', width + 4);
             output.WriteLine($"  {e.Name.PadRight(width)}  {e.Summary}");
-            output.WriteLine($"  {new string(' ', width)}  ({e.Duration})");
+            output.WriteLine($"{indent}time: {e.Duration}");
+            if (e.Settings.Length > 0) output.WriteLine($"{indent}settings: {e.Settings}");
         }
     }
 }
