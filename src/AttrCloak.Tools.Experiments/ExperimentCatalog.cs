@@ -18,7 +18,7 @@ internal static class ExperimentCatalog
             "a few seconds", "", PlannerBenchmark.Run),
         new("store-throughput", "RedisStateStore.ApplyAsync at d = 64 over 20,000 users by batch size, statistics path and event kind "
             + "(a throw-away local redis-server)",
-            "minutes; 10 s with both settings below", "ATTRCLOAK_BENCH_BATCHES=64,512  ATTRCLOAK_BENCH_PATHS=absolute",
+            "1-2 minutes; about 10 s with both settings below", "ATTRCLOAK_BENCH_BATCHES=64,512  ATTRCLOAK_BENCH_PATHS=absolute",
             StoreThroughputBenchmark.RunAsync),
         new("stream-variants", "d = 64 updates end to end (the rig of attrcloak bench stream), one run per variant for A/B comparisons",
             "about 10 s per 10,000 events and variant", "ATTRCLOAK_BENCH_EVENTS (100000)  ATTRCLOAK_BENCH_VARIANTS  ATTRCLOAK_BENCH_BINARY=1  ATTRCLOAK_BENCH_ALLOC=1",
@@ -33,11 +33,11 @@ internal static class ExperimentCatalog
             "ATTRCLOAK_ATTACKERS (lr,lr+cal,mlp)  ATTRCLOAK_CLOAK_VARIANTS (transport)  ATTRCLOAK_REFRESH (25)  ATTRCLOAK_SEEDS (1)  ATTRCLOAK_BATCH",
             StreamingQualityExperiment.Run),
         Sync("df-iteration", "batch AttrCloak-DF at ML-100K size (943 x 64, 2/7/21 classes): ms per iteration, 1 and 2 threads, best of 3",
-            "about a minute", "", DataFreeBenchmark.RunIterationCost),
+            "about 30 s", "", DataFreeBenchmark.RunIterationCost),
         Sync("df-alpha", "alpha_u trajectories of both readings of the DF clip (Adam and SGD), synthetic ML-100K-sized users",
-            "about a minute", "", DataFreeBenchmark.RunAlphaTrajectories),
+            "about 10 s", "", DataFreeBenchmark.RunAlphaTrajectories),
         Sync("audit", "an ML-100K-sized privacy audit: wall and CPU time, in full and per attacker",
-            "about 2.5 minutes", "", AuditBenchmark.Run),
+            "about 2 minutes", "", AuditBenchmark.Run),
     ];
 
     /// <summary>The experiment of that name (case-insensitive), or null.</summary>

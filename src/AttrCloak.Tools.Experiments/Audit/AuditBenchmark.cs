@@ -7,7 +7,7 @@ namespace AttrCloak.Tools.Experiments.Audit;
 
 /// <summary>
 /// <c>audit</c>: wall and CPU time of an ML-100K-sized audit (943 users x 64 dims; gender/age/occupation with the
-/// ML-100K class counts): the full audit, then each attacker alone (about 2.5 minutes). Prints figures, asserts
+/// ML-100K class counts): the full audit, then each attacker alone (about 2 minutes). Prints figures, asserts
 /// nothing.
 /// </summary>
 internal static class AuditBenchmark
