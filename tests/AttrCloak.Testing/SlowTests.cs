@@ -5,7 +5,8 @@ namespace AttrCloak.Testing;
 /// <summary>
 /// Opt-in for slow tests that are not part of the CI run (real-data training, figure printers). They run when the
 /// environment variable <see cref="Variable"/> is "1" and are otherwise reported as skipped WITH the reason.
-/// Pure benchmarks use <c>[Fact(Explicit = true)]</c> instead and say so in their display name.
+/// Pure benchmarks and experiments (figures, no assertions) are not tests: they are the named runs of
+/// src/AttrCloak.Tools.Experiments.
 /// </summary>
 public static class SlowTests
 {

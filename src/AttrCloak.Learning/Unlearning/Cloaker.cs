@@ -15,7 +15,7 @@ namespace AttrCloak.Learning.Unlearning;
 /// ||g_AU||, alpha_u ~1e-3, and "cloaking" would just be more training.
 /// </para>
 /// <para>
-/// Dynamics (measured, see the tests and CloakerBenchmark): in DF g_R = 2 (em' - em) is 0 at the start, so alpha_u
+/// Dynamics (measured, see the tests and the df-alpha experiment): in DF g_R = 2 (em' - em) is 0 at the start, so alpha_u
 /// sits at its lower clip for the first step (with the slide prose's [0, 0.1] clip that is 0, the step is 0 and
 /// nothing ever moves). With Adam alpha_u then jumps to 0.99+ and the step is g_AU minus its component along -g_R,
 /// until em' reaches a Pareto-stationary point where g_AU is anti-parallel to em' - em; there the MGDA direction

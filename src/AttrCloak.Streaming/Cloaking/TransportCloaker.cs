@@ -39,7 +39,7 @@ public sealed record AttributeMapInfo(string Attribute, bool Mapped, bool Served
 /// covariance target, a mix of the served (75 %) and the ORIGINAL (25 %) global covariance
 /// (<see cref="TransportCloakerOptions.TargetCovarianceScale"/>, <see cref="TransportCloakerOptions.CovarianceAnchor"/>):
 /// the served statistics contain the re-cloaked users themselves, and targets taken from them fed the maps' errors
-/// back on every rebuild until the classes were separable again (RepeatedUpdateExperiment). Plain additive displacements (<see cref="MapCombination.Additive"/>) apply the population-wide part once
+/// back on every rebuild until the classes were separable again (the repeated-updates experiment). Plain additive displacements (<see cref="MapCombination.Additive"/>) apply the population-wide part once
 /// per attribute: 9x the batch's displacement on ML-100K.
 /// </para>
 /// <para>

@@ -16,7 +16,7 @@ public enum MapCombination
 
 /// <summary>
 /// Knobs of <see cref="TransportCloakerFactory"/>. Defaults were chosen on ML-100K (MF, d = 64; see
-/// StreamingQualityExperiment in the tests) and are documented with the cold-start behaviour on
+/// the streaming-quality experiment of AttrCloak.Tools.Experiments) and are documented with the cold-start behaviour on
 /// <see cref="TransportCloaker"/>.
 /// </summary>
 public sealed record TransportCloakerOptions
@@ -71,7 +71,7 @@ public sealed record TransportCloakerOptions
     /// it, 0 (default) sends every class to the global covariance target. Why 0: the served class covariances contain
     /// the re-cloaked users, so with 1 each rebuild takes the previous maps' errors (the additive combination of
     /// several attributes' maps does not reproduce a class's target covariance) as the next target and they
-    /// accumulate under repeated updates (RepeatedUpdateExperiment: soak population re-cloaked 8 times, mlp gender
+    /// accumulate under repeated updates (the repeated-updates experiment: soak population re-cloaked 8 times, mlp gender
     /// 0.94, age 0.63; 0.5 still diverged). On ML-100K single pass 0 cost nothing in privacy.
     /// </summary>
     public double TargetCovarianceScale { get; init; }

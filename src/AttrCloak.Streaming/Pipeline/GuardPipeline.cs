@@ -113,7 +113,7 @@ public sealed class GuardPipeline
     /// At most this share of one core goes to background cloaker rebuilds after drift (see <see cref="CloakerCache"/>);
     /// 1 = rebuild whenever the drift thresholds say so. Default 0.02: larger
     /// shares took the CPU Redis and librdkafka needed and raised p99 latency (docs/performance.md). An opt_out still
-    /// rebuilds at once; streamed quality did not depend on the refresh rate (StreamingQualityExperiment: every 5, 25 or
+    /// rebuilds at once; streamed quality did not depend on the refresh rate (the streaming-quality experiment: every 5, 25 or
     /// 200 users gave the same).
     /// </summary>
     public double CloakerRebuildShare { get; init; } = 0.02;

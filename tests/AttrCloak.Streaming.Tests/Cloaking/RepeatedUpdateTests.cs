@@ -9,7 +9,7 @@ namespace AttrCloak.Streaming.Tests.Cloaking;
 
 /// <summary>
 /// The same users re-cloaked again and again, the maps rebuilt from served statistics that contain them (the soak's
-/// situation; <see cref="RepeatedUpdateExperiment"/> is the long version with the mlp attacker): the displacement
+/// situation; the repeated-updates experiment of AttrCloak.Tools.Experiments is the long version with the mlp attacker): the displacement
 /// must settle and the attack stay near the DF seed's. The targets before the fix (served class and global
 /// covariances) fail the same bars, so the test can fail.
 /// </summary>
@@ -23,7 +23,7 @@ public sealed class RepeatedUpdateTests
         var ct = TestContext.Current.CancellationToken;
         var catalog = BenchmarkRig.Catalog;
         var population = BenchmarkPopulation.Create(Users, Dimension, catalog);
-        var originals = RepeatedUpdateExperiment.Matrix(population.Originals, Dimension);
+        var originals = RepeatedUpdateRun.Matrix(population.Originals, Dimension);
         var labels = catalog.Select((_, a) => population.Classes.Select(c => c[a]).ToArray()).ToArray();
         var seeded = new Cloaker().Cloak(originals, catalog.Select((a, i) => new LabeledAttribute(a, labels[i])).ToArray(),
             StreamingReplay.DataFreePreset, ct: ct).Embeddings;

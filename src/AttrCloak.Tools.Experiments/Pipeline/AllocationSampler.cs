@@ -1,7 +1,7 @@
 using System.Collections.Concurrent;
 using System.Diagnostics.Tracing;
 
-namespace AttrCloak.Streaming.Tests.Pipeline;
+namespace AttrCloak.Tools.Experiments.Pipeline;
 
 /// <summary>
 /// Where the benchmark allocates: listens to the runtime's GCAllocationTick events (one per ~100 KB allocated, naming

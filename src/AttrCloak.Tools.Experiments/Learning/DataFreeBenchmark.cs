@@ -1,15 +1,18 @@
 using System.Diagnostics;
 using System.Globalization;
+using AttrCloak.Learning;
 using AttrCloak.Learning.Unlearning;
+using AttrCloak.Tools.Experiments.Support;
 
-namespace AttrCloak.Learning.Tests.Unlearning;
+namespace AttrCloak.Tools.Experiments.Learning;
 
 /// <summary>
-/// Figures, not assertions: per-iteration cost at ML-100K size and the alpha_u trajectories of both readings of
-/// the DF clip. A benchmark, so explicit (reported as "not run" in the normal run); run it with
-/// <c>dotnet test --project tests/AttrCloak.Learning.Tests -c Release -- --explicit only --filter-class "*CloakerBenchmark" --show-live-output on</c>.
+/// Figures, not assertions, of batch AttrCloak-DF on synthetic users of ML-100K's size and class sizes:
+/// <c>df-iteration</c>, the per-iteration cost with 1 and 2 libtorch threads (best of three runs), and
+/// <c>df-alpha</c>, the alpha_u trajectories of both readings of the DF clip. Lines are also appended to
+/// attrcloak-cloak-benchmark.txt in the temp folder.
 /// </summary>
-public sealed class CloakerBenchmark(ITestOutputHelper output)
+internal sealed class DataFreeBenchmark(ExperimentContext output)
 {
     private static readonly int[] ShownIterations = [0, 1, 2, 3, 5, 10, 20, 50, 100];
 
@@ -29,14 +32,17 @@ public sealed class CloakerBenchmark(ITestOutputHelper output)
         File.AppendAllLines(ReportPath, [line]);
     }
 
-    [Fact(Explicit = true, DisplayName = "Benchmark (explicit, prints figures): data-free ms per iteration at ML-100K size")]
-    public void Data_free_ms_per_iteration_at_ml100k_size()
+    public static void RunIterationCost(ExperimentContext output) => new DataFreeBenchmark(output).DataFreeMsPerIterationAtMl100KSize();
+
+    public static void RunAlphaTrajectories(ExperimentContext output) => new DataFreeBenchmark(output).AlphaTrajectoriesOfBothReadingsOfTheDataFreeClip();
+
+    private void DataFreeMsPerIterationAtMl100KSize()
     {
         TorchRuntime.EnsureInitialised();
-        var (e, attributes) = Synthetic.Users(64, Ml100KClassSizes, shift: 1.0, seed: 1);
+        var (e, attributes) = SyntheticUsers.Users(64, Ml100KClassSizes, shift: 1.0, seed: 1);
         var options = new CloakOptions { MaxIterations = 100, ConvergenceTolerance = 0 };
         var cloaker = new Cloaker();
-        var ct = TestContext.Current.CancellationToken;
+        var ct = output.CancellationToken;
         var threadsBefore = TorchSharp.torch.get_num_threads();
         try
         {
@@ -56,7 +62,7 @@ public sealed class CloakerBenchmark(ITestOutputHelper output)
                 Print(string.Create(CultureInfo.InvariantCulture,
                     $"DF 943x64, gender/age/occupation (2/7/21 classes), {best.Result.Iterations} iterations, {threads} thread(s): best {best.Ms:F0} ms ({best.Ms / rows:F2} ms/iteration), all runs {string.Join(" / ", runs.Select(r => r.Ms.ToString("F0", CultureInfo.InvariantCulture)))} ms, load average {LoadAverage()}"));
                 Print(string.Create(CultureInfo.InvariantCulture,
-                    $"  L_AU {best.Result.Initial.LossAu:F3} -> {best.Result.Final.LossAu:F3} (per attribute {string.Join(" / ", best.Result.Final.LossAuPerAttribute.Select(v => v.ToString("F3", CultureInfo.InvariantCulture)))}), relative change {Synthetic.RelativeChange(e, best.Result.Embeddings):F3}"));
+                    $"  L_AU {best.Result.Initial.LossAu:F3} -> {best.Result.Final.LossAu:F3} (per attribute {string.Join(" / ", best.Result.Final.LossAuPerAttribute.Select(v => v.ToString("F3", CultureInfo.InvariantCulture)))}), relative change {SyntheticUsers.RelativeChange(e, best.Result.Embeddings):F3}"));
             }
         }
         finally
@@ -71,11 +77,10 @@ public sealed class CloakerBenchmark(ITestOutputHelper output)
         catch (IOException) { return "n/a"; }
     }
 
-    [Fact(Explicit = true, DisplayName = "Experiment (explicit, prints figures): alpha trajectories of both readings of the data-free clip")]
-    public void Alpha_trajectories_of_both_readings_of_the_data_free_clip()
+    private void AlphaTrajectoriesOfBothReadingsOfTheDataFreeClip()
     {
         TorchRuntime.EnsureInitialised();
-        var (e, attributes) = Synthetic.Users(64, Ml100KClassSizes, shift: 1.0, seed: 1);
+        var (e, attributes) = SyntheticUsers.Users(64, Ml100KClassSizes, shift: 1.0, seed: 1);
         foreach (var (label, min, max) in new[] { ("formula [0.1, 1]", 0.1, 1.0), ("prose [0, 0.1]", 0.0, 0.1) })
         foreach (var optimizer in new[] { CloakOptimizer.Adam, CloakOptimizer.Sgd })
         {
@@ -84,11 +89,11 @@ public sealed class CloakerBenchmark(ITestOutputHelper output)
                 AlphaMin = min, AlphaMax = max, Optimizer = optimizer, MaxIterations = 100, ConvergenceTolerance = 0,
                 LearningRate = optimizer == CloakOptimizer.Adam ? 0.03 : 1.0,
             };
-            var r = new Cloaker().Cloak(e, attributes, options, ct: TestContext.Current.CancellationToken);
+            var r = new Cloaker().Cloak(e, attributes, options, ct: output.CancellationToken);
             var alphas = string.Join(" ", ShownIterations.Where(i => i < r.Trace.Count)
                 .Select(i => string.Create(CultureInfo.InvariantCulture, $"{i}:{r.Trace[i].AlphaU:F3}")));
             Print(string.Create(CultureInfo.InvariantCulture,
-                $"{label} {optimizer} lr {options.LearningRate}: alpha {alphas}; L_AU {r.Initial.LossAu:F3} -> {r.Final.LossAu:F3}; relative change {Synthetic.RelativeChange(e, r.Embeddings):E2}; {r.StopReason} after {r.Iterations}"));
+                $"{label} {optimizer} lr {options.LearningRate}: alpha {alphas}; L_AU {r.Initial.LossAu:F3} -> {r.Final.LossAu:F3}; relative change {SyntheticUsers.RelativeChange(e, r.Embeddings):E2}; {r.StopReason} after {r.Iterations}"));
         }
     }
 }

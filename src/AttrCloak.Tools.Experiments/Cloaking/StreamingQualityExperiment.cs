@@ -7,22 +7,26 @@ using AttrCloak.Core.Data.Loaders;
 using AttrCloak.Core.Evaluation;
 using AttrCloak.Learning.Backbones;
 using AttrCloak.Streaming.Cloaking;
+using AttrCloak.Tools.Benchmarks;
+using AttrCloak.Tools.Experiments.Support;
 
-namespace AttrCloak.Streaming.Tests.Cloaking;
+namespace AttrCloak.Tools.Experiments.Cloaking;
 
 /// <summary>
-/// The issue's quality bar on ML-100K, in process: MF backbone (seed 1, cached in the temp folder), batch AttrCloak-DF
-/// on every user as the reference, then bootstrap DF on 50% of the users and the rest streamed one by one through the
-/// re-cloak (<see cref="StreamingReplay"/>). Prints worst-attacker balanced accuracy per attribute and NDCG@10 of each
-/// variant next to the batch run's. Explicit (about 20 s per variant with three attackers, several minutes with all).
+/// <c>streaming-quality</c>: the issue's quality bar on ML-100K, in process: MF backbone (seed 1, cached in the temp
+/// folder), batch AttrCloak-DF on every user as the reference, then bootstrap DF on 50% of the users and the rest
+/// streamed one by one through the re-cloak (<see cref="StreamingReplay"/>). Prints worst-attacker balanced accuracy
+/// per attribute and NDCG@10 of each variant next to the batch run's (about 20 s per variant with three attackers,
+/// several minutes with all); also written to attrcloak-stream-experiment.txt in the temp folder.
 /// <para>
-/// Run: <c>dotnet test --project tests/AttrCloak.Streaming.Tests -c Release --output detailed -- --filter-method
-/// "*StreamedMovieLens*" --explicit only</c>. Environment: ATTRCLOAK_ATTACKERS (comma list, default "lr,lr+cal,mlp";
-/// "all" = the full catalog), ATTRCLOAK_CLOAK_VARIANTS (comma list of variant names below, default "transport"),
-/// ATTRCLOAK_REFRESH (users between rebuilds, default 25), ATTRCLOAK_SEEDS (stream orders, default 1).
+/// Run: <c>dotnet run --project src/AttrCloak.Tools.Experiments -c Release -- streaming-quality</c> (ML-100K from
+/// ATTRCLOAK_ML100K or ../shared/data/ml-100k beside the checkout). Environment: ATTRCLOAK_ATTACKERS (comma list,
+/// default "lr,lr+cal,mlp"; "all" = the full catalog), ATTRCLOAK_CLOAK_VARIANTS (comma list of variant names below,
+/// default "transport"), ATTRCLOAK_REFRESH (users between rebuilds, default 25), ATTRCLOAK_SEEDS (stream orders,
+/// default 1), ATTRCLOAK_BATCH (below).
 /// </para>
 /// </summary>
-public sealed class StreamingQualityExperiment
+internal static class StreamingQualityExperiment
 {
     private static readonly Dictionary<string, Func<IUserCloakerFactory?>> Variants = new()
     {
@@ -57,11 +61,10 @@ public sealed class StreamingQualityExperiment
         ["identity"] = () => null,
     };
 
-    [Fact(Explicit = true, DisplayName = "Experiment (explicit, prints figures): ML-100K batch DF vs bootstrap + streamed re-cloak")]
-    public void StreamedMovieLensMatchesBatch()
+    public static void Run(ExperimentContext output)
     {
-        var dir = TestData.RequireMovieLens100K();
-        var output = TestContext.Current.TestOutputHelper!;
+        var dir = MovieLensData.Require();
+        var ct = output.CancellationToken;
         var attackers = Environment.GetEnvironmentVariable("ATTRCLOAK_ATTACKERS") is { Length: > 0 } list
             ? list == "all" ? AttackerCatalog.DefaultNames : list.Split(',', StringSplitOptions.TrimEntries)
             : ["lr", "lr+cal", "mlp"];
@@ -107,6 +110,7 @@ public sealed class StreamingQualityExperiment
         {
             foreach (var variant in variants)
             {
+                ct.ThrowIfCancellationRequested();
                 if (!Variants.TryGetValue(variant, out var make))
                     throw new ArgumentException($"unknown variant '{variant}'; known: {string.Join(", ", Variants.Keys)}");
                 var replay = new StreamingReplay

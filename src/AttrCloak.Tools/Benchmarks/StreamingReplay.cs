@@ -4,13 +4,14 @@ using AttrCloak.Learning.Unlearning;
 using AttrCloak.Streaming.Cloaking;
 using AttrCloak.Streaming.Statistics;
 
-namespace AttrCloak.Streaming.Tests.Cloaking;
+namespace AttrCloak.Tools.Benchmarks;
 
 /// <summary>
 /// The acceptance protocol of the re-cloak, in process: batch AttrCloak-DF on a bootstrap part of the users seeds the
 /// served and original statistics; every other user is then streamed one by one in random order through the
 /// per-user cloaker, the statistics updated after each user as the store would, and the cloaker rebuilt every
-/// <see cref="RefreshEvery"/> users.
+/// <see cref="RefreshEvery"/> users. Shared by the re-cloak's quality tests and the streaming-quality experiment
+/// (AttrCloak.Tools.Experiments).
 /// </summary>
 internal sealed class StreamingReplay
 {

@@ -1,18 +1,18 @@
 using System.Diagnostics;
-using static AttrCloak.Streaming.Redis.Tests.TestSupport;
 using AttrCloak.Streaming.State;
 using AttrCloak.Streaming.Statistics;
+using static AttrCloak.Tools.Experiments.Support.StoreSamples;
 
-namespace AttrCloak.Streaming.Redis.Tests;
+namespace AttrCloak.Tools.Experiments.Store;
 
 /// <summary>
-/// Client-side cost of planning a batch (folding + statistics deltas of both populations) without Redis, at d = 64 with
-/// the MovieLens-like catalog over 20,000 resident users; prints CPU per event. Explicit.
+/// <c>planner</c>: client-side cost of planning a batch (folding + statistics deltas of both populations) without Redis, at d = 64 with
+/// the MovieLens-like catalog over 20,000 resident users; prints wall, CPU and GC pause per event, three repetitions
+/// per event kind.
 /// </summary>
-public sealed class PlannerBenchmark
+internal static class PlannerBenchmark
 {
-    [Fact(Explicit = true, DisplayName = "Benchmark (explicit, prints figures): planning a batch, CPU per event")]
-    public void Planning_cost_per_event()
+    public static void Run(ExperimentContext output)
     {
         const int d = 64, population = 20_000, batchSize = 512, batchCount = 60;
         var planner = new ApplyFold(StatisticsShape.Of(Options("bench", d, MovieLensCatalog)));
@@ -33,6 +33,7 @@ public sealed class PlannerBenchmark
             }).ToList()).ToList();
             for (var rep = 0; rep < 3; rep++)
             {
+                output.CancellationToken.ThrowIfCancellationRequested();
                 var cpu = Process.GetCurrentProcess().TotalProcessorTime;
                 var pause = GC.GetTotalPauseDuration();
                 var clock = Stopwatch.StartNew();
@@ -44,7 +45,7 @@ public sealed class PlannerBenchmark
                     planner.Plan(batch, grouped, priors, results);
                 }
                 var events = batchCount * batchSize;
-                TestContext.Current.TestOutputHelper?.WriteLine(
+                output.WriteLine(
                     $"events {(both ? "original+cloaked" : "cloaked only    ")}: wall {clock.Elapsed.TotalMicroseconds / events:F1} us/event, " +
                     $"CPU {(Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalMicroseconds / events:F1} us/event, " +
                     $"GC pause {(GC.GetTotalPauseDuration() - pause).TotalMicroseconds / events:F1} us/event");

@@ -1,35 +1,43 @@
 using System.Diagnostics;
 using System.Globalization;
 using StackExchange.Redis;
-using static AttrCloak.Streaming.Redis.Tests.TestSupport;
 using AttrCloak.Streaming.Redis;
+using AttrCloak.Streaming.Redis.Scripts;
 using AttrCloak.Streaming.State;
+using AttrCloak.Tools.Experiments.Support;
+using static AttrCloak.Tools.Experiments.Support.StoreSamples;
 
-namespace AttrCloak.Streaming.Redis.Tests;
+namespace AttrCloak.Tools.Experiments.Store;
 
 /// <summary>
-/// Throughput of <see cref="RedisStateStore.ApplyAsync"/> at d = 64 with a MovieLens-like catalog (2 + 7 + 21 classes)
-/// over a resident population of 20,000 users: re-embeddings of random users (10 % also move class), per batch size,
+/// <c>store-throughput</c>: throughput of <see cref="RedisStateStore.ApplyAsync"/> at d = 64 with a MovieLens-like
+/// catalog (2 + 7 + 21 classes) over a resident population of 20,000 users: re-embeddings of random users (10 % also move class), per batch size,
 /// write path and event kind: "served" events carry only a new cloaked embedding, "both" events a new original and a
-/// new cloaked embedding (what the worker's embedding update does). Prints figures, asserts nothing about time. Run it with
-/// <c>dotnet test --project tests/AttrCloak.Streaming.Redis.Tests -c Release --output detailed -- --filter-method "*Throughput*" --explicit only</c>.
+/// new cloaked embedding (what the worker's embedding update does). Prints figures, asserts nothing. Runs against a
+/// throw-away local redis-server (it sets the slow log). Environment: ATTRCLOAK_BENCH_BATCHES (e.g. 64,512) and
+/// ATTRCLOAK_BENCH_PATHS=absolute narrow the run.
 /// </summary>
-public sealed class ThroughputBenchmark(RedisServerFixture redis)
+internal sealed class StoreThroughputBenchmark(ExperimentRedis redis)
 {
     private const int D = 64;
     private const int Population = 20_000;
-    private static readonly string ReadSha = Sha1(Scripts.LuaScripts.ReadUsers);
-    private static readonly string ApplySha = Sha1(Scripts.LuaScripts.Apply);
+    private static readonly string ReadSha = Sha1(LuaScripts.ReadUsers);
+    private static readonly string ApplySha = Sha1(LuaScripts.Apply);
 
     // Redis names scripts by their SHA-1 (EVALSHA): an identifier, not a security measure.
     [System.Diagnostics.CodeAnalysis.SuppressMessage("Security", "CA5350", Justification = "Redis's script id is the SHA-1 of its text.")]
     private static string Sha1(string script) =>
         Convert.ToHexString(System.Security.Cryptography.SHA1.HashData(System.Text.Encoding.UTF8.GetBytes(script))).ToLowerInvariant();
 
-    [Fact(Explicit = true, DisplayName = "Benchmark (explicit, prints figures): ApplyAsync throughput by batch size and statistics path")]
-    public async Task Throughput_of_apply_by_batch_size_and_write_path()
+    public static async Task RunAsync(ExperimentContext output)
     {
-        var ct = TestContext.Current.CancellationToken;
+        await using var redis = await ExperimentRedis.StartAsync().ConfigureAwait(false);
+        await new StoreThroughputBenchmark(redis).MeasureAllAsync(output).ConfigureAwait(false);
+    }
+
+    private async Task MeasureAllAsync(ExperimentContext output)
+    {
+        var ct = output.CancellationToken;
         var lines = new List<string>
         {
             $"d = {D}, attributes 2 + 7 + 21 classes, population {Population:N0}; {Environment.ProcessorCount} cores",
@@ -42,11 +50,7 @@ public sealed class ThroughputBenchmark(RedisServerFixture redis)
             foreach (var serverSide in absoluteOnly ? [false] : new[] { false, true })
                 foreach (var both in new[] { false, true })
                     lines.Add(await MeasureAsync(batchSize, serverSide ? Math.Min(events, 6_000) : events, serverSide, both, ct));
-        foreach (var line in lines)
-        {
-            TestContext.Current.TestOutputHelper?.WriteLine(line);
-            Console.WriteLine(line);
-        }
+        foreach (var line in lines) output.WriteLine(line);
     }
 
     private async Task<string> MeasureAsync(int batchSize, int events, bool serverSide, bool bothEmbeddings, CancellationToken ct)

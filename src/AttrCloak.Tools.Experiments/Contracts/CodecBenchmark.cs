@@ -1,26 +1,27 @@
 using System.Diagnostics;
-using AttrCloak.Streaming.Contracts.Tests.Support;
+using AttrCloak.Streaming.Contracts;
+using AttrCloak.Tools.Experiments.Support;
 
-namespace AttrCloak.Streaming.Contracts.Tests;
+namespace AttrCloak.Tools.Experiments.Contracts;
 
 /// <summary>
-/// Single-thread decode/encode throughput at d = 64, JSON against the binary encoding. A command that prints
-/// figures, not a timed assertion; after a Release build run
-/// <c>tests/AttrCloak.Streaming.Contracts.Tests/bin/Release/net10.0/AttrCloak.Streaming.Contracts.Tests -class AttrCloak.Streaming.Contracts.Tests.CodecBenchmark -explicit only -showLiveOutput</c>
-/// (about 15 s). The worker needs at least 20,000 embedding updates/s on one core.
+/// <c>codec</c>: single-thread decode/encode throughput at d = 64, JSON against the binary encoding; the best of five
+/// rounds of 100,000 events after a warm-up, wall and CPU, and the bytes allocated per event (about 15 s). Prints
+/// figures, asserts nothing. The worker needs at least 20,000 embedding updates/s on one core.
 /// </summary>
-public sealed class CodecBenchmark(ITestOutputHelper output)
+internal sealed class CodecBenchmark(ExperimentContext output)
 {
     private const int Dimension = 64;
 
-    [Fact(Explicit = true, DisplayName = "Benchmark (prints events/s): JSON vs binary codec at d = 64")]
-    public void Json_and_binary_at_d64()
+    public static void Run(ExperimentContext output) => new CodecBenchmark(output).JsonAndBinaryAtD64();
+
+    private void JsonAndBinaryAtD64()
     {
         var limits = new ContractLimits(Dimension);
-        var catalog = Samples.Catalog;
+        var catalog = CodecSamples.Catalog;
         // Distinct events, so that nothing is cached by accident.
         var updates = Enumerable.Range(0, 1024)
-            .Select(i => Samples.Update(Dimension, userId: $"user-{i}") with { Embedding = Samples.Embedding(Dimension, i), Version = i })
+            .Select(i => CodecSamples.Update(Dimension, userId: $"user-{i}") with { Embedding = CodecSamples.Embedding(Dimension, i), Version = i })
             .ToArray();
         var json = updates.Select(u => EventCodec.Encode(u)).ToArray();
         var binary = updates.Select(u => EventCodec.Encode(u, binary: true)).ToArray();
@@ -37,8 +38,9 @@ public sealed class CodecBenchmark(ITestOutputHelper output)
 
     private void Measure(string name, Func<int, bool> step)
     {
+        output.CancellationToken.ThrowIfCancellationRequested();
         for (var i = 0; i < 50_000; i++) // warm-up: JIT tiers
-            step(i).ShouldBeTrue();
+            if (!step(i)) throw new InvalidOperationException($"{name}: the step failed on event {i}");
         double bestWall = 0, bestCpu = 0;
         var allocated = 0L;
         var process = Process.GetCurrentProcess();

@@ -1,15 +1,16 @@
 using System.Diagnostics;
+using AttrCloak.Audit;
 using AttrCloak.Audit.Attackers;
+using AttrCloak.Tools.Experiments.Support;
 
-namespace AttrCloak.Audit.Tests;
+namespace AttrCloak.Tools.Experiments.Audit;
 
 /// <summary>
-/// Wall-time figures for an ML-100K-sized audit (943 users x 64 dims; gender/age/occupation with the
-/// ML-100K class counts). A command that prints numbers, not a timed assertion; after a build run
-/// <c>tests/AttrCloak.Audit.Tests/bin/Debug/net10.0/AttrCloak.Audit.Tests -class AttrCloak.Audit.Tests.AuditBenchmark -explicit only -showLiveOutput</c>
-/// (about 2.5 minutes: the full audit, then each attacker alone).
+/// <c>audit</c>: wall and CPU time of an ML-100K-sized audit (943 users x 64 dims; gender/age/occupation with the
+/// ML-100K class counts): the full audit, then each attacker alone (about 2 minutes). Prints figures, asserts
+/// nothing.
 /// </summary>
-public sealed class AuditBenchmark(ITestOutputHelper output)
+internal static class AuditBenchmark
 {
     // ML-100K marginals (u.user): gender M/F, age buckets <18..56+, the 21 occupations.
     private static readonly int[] GenderCounts = [670, 273];
@@ -24,21 +25,20 @@ public sealed class AuditBenchmark(ITestOutputHelper output)
         return labels;
     }
 
-    [Fact(Explicit = true, DisplayName = "Benchmark (explicit, prints figures): an ML-100K-sized audit")]
-    public void Ml100k_sized_audit()
+    public static void Run(ExperimentContext output)
     {
         var rng = new Random(42);
         var gender = Shuffled(GenderCounts, rng);
         var age = Shuffled(AgeCounts, rng);
         var occupation = Shuffled(OccupationCounts, rng);
         // Weak class-mean shifts: "random-ish" embeddings with some leakage, as trained ones have.
-        var x = Synthetic.Gaussian(64, 7, 0.6, (gender, 2), (age, 7), (occupation, 21));
+        var x = SyntheticEmbeddings.Gaussian(64, 7, 0.6, (gender, 2), (age, 7), (occupation, 21));
         AuditedAttribute[] attributes =
         [
             new("gender", 2, gender), new("age", 7, age), new("occupation", 21, occupation),
         ];
 
-        var ct = TestContext.Current.CancellationToken;
+        var ct = output.CancellationToken;
         var process = Process.GetCurrentProcess();
         // CPU seconds as well as wall time: on a shared machine the wall time mostly measures the neighbours.
         (AuditResult Result, double Cpu) Timed(AuditOptions options)

@@ -1,0 +1,53 @@
+using AttrCloak.Tools.Experiments.Audit;
+using AttrCloak.Tools.Experiments.Cloaking;
+using AttrCloak.Tools.Experiments.Contracts;
+using AttrCloak.Tools.Experiments.Learning;
+using AttrCloak.Tools.Experiments.Pipeline;
+using AttrCloak.Tools.Experiments.Store;
+
+namespace AttrCloak.Tools.Experiments;
+
+/// <summary>Every benchmark and experiment by name (the former explicit tests), in the order they are listed.</summary>
+internal static class ExperimentCatalog
+{
+    public static IReadOnlyList<Experiment> All { get; } =
+    [
+        Sync("codec", "JSON vs binary event codec at d = 64: events/s (wall and CPU, best of 5), bytes allocated per event",
+            "about 20 s", "", CodecBenchmark.Run),
+        Sync("planner", "planning a Redis store batch without Redis (fold + statistics deltas), d = 64: wall, CPU, GC pause per event",
+            "a few seconds", "", PlannerBenchmark.Run),
+        new("store-throughput", "RedisStateStore.ApplyAsync at d = 64 over 20,000 users by batch size, statistics path and event kind "
+            + "(a throw-away local redis-server)",
+            "1-2 minutes; about 10 s with both settings below", "ATTRCLOAK_BENCH_BATCHES=64,512  ATTRCLOAK_BENCH_PATHS=absolute",
+            StoreThroughputBenchmark.RunAsync),
+        new("stream-variants", "d = 64 updates end to end (the rig of attrcloak bench stream), one run per variant for A/B comparisons",
+            "about 10 s per 10,000 events and variant", "ATTRCLOAK_BENCH_EVENTS (100000)  ATTRCLOAK_BENCH_VARIANTS  ATTRCLOAK_BENCH_BINARY=1  ATTRCLOAK_BENCH_ALLOC=1",
+            StreamVariantsBenchmark.RunAsync),
+        Sync("recloak-cost", "re-cloak at d = 64 with the ML-100K catalog: ms per map build, us per Cloak call",
+            "a few seconds", "", RecloakCostBenchmark.Run),
+        Sync("repeated-updates", "the same users re-cloaked round after round, maps rebuilt from served statistics: worst BA (lr, mlp), msd",
+            "about a minute per variant", "ATTRCLOAK_CLOAK_VARIANTS (transport)  ATTRCLOAK_ROUNDS (12)  ATTRCLOAK_USERS (2000)  ATTRCLOAK_DIM (32)",
+            RepeatedUpdateExperiment.Run),
+        Sync("streaming-quality", "ML-100K: batch DF vs bootstrap + streamed re-cloak, worst BA and NDCG@10 per variant (needs ML-100K)",
+            "about 20 s per variant with three attackers; the first run also trains the MF backbone",
+            "ATTRCLOAK_ATTACKERS (lr,lr+cal,mlp)  ATTRCLOAK_CLOAK_VARIANTS (transport)  ATTRCLOAK_REFRESH (25)  ATTRCLOAK_SEEDS (1)  ATTRCLOAK_BATCH",
+            StreamingQualityExperiment.Run),
+        Sync("df-iteration", "batch AttrCloak-DF at ML-100K size (943 x 64, 2/7/21 classes): ms per iteration, 1 and 2 threads, best of 3",
+            "about 30 s", "", DataFreeBenchmark.RunIterationCost),
+        Sync("df-alpha", "alpha_u trajectories of both readings of the DF clip (Adam and SGD), synthetic ML-100K-sized users",
+            "about 10 s", "", DataFreeBenchmark.RunAlphaTrajectories),
+        Sync("audit", "an ML-100K-sized privacy audit: wall and CPU time, in full and per attacker",
+            "about 2 minutes", "", AuditBenchmark.Run),
+    ];
+
+    /// <summary>The experiment of that name (case-insensitive), or null.</summary>
+    public static Experiment? Find(string name) =>
+        All.FirstOrDefault(e => string.Equals(e.Name, name, StringComparison.OrdinalIgnoreCase));
+
+    private static Experiment Sync(string name, string summary, string duration, string settings, Action<ExperimentContext> run) =>
+        new(name, summary, duration, settings, context =>
+        {
+            run(context);
+            return Task.CompletedTask;
+        });
+}
