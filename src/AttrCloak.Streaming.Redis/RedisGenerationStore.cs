@@ -112,7 +112,6 @@ public sealed class RedisGenerationStore : IGenerationStore
             TombstoneSecret = _options.TombstoneSecret,
             TombstoneTtl = _options.TombstoneTtl,
             MaxApplyAttempts = _options.MaxApplyAttempts,
-            UserCacheCapacity = _options.UserCacheCapacity,
             VerifyRelativeTolerance = _options.VerifyRelativeTolerance,
         };
     }

@@ -11,9 +11,10 @@ namespace AttrCloak.Streaming.Redis;
 /// <summary>
 /// <see cref="IStateStore"/> on Redis (see <see cref="StoreLayout"/> for the keys and README.md for the design).
 /// <para>
-/// One <see cref="ApplyAsync"/> batch is one script call when the batch's users are in the in-process record cache
-/// (users this process wrote or read recently; <see cref="StateStoreOptions.UserCacheCapacity"/>), two otherwise (a
-/// read script fetches the missing users first). The client folds each user's events, validates them and computes the
+/// One batch is one script call when the caller hands its <see cref="UserCache"/> with the batch's users in it (the
+/// worker: the users it planned on, read or written recently), two otherwise (a read script fetches the missing users
+/// first). The store keeps no user cache of its own: the caller's is the only one, and the store records in it what it
+/// read and wrote. The client folds each user's events, validates them and computes the
 /// statistics delta of the whole batch (float64, in process, O(d^2) per changed user); the apply script checks that
 /// every user is still at the version the client started from (compare-and-set, so a stale cache or another writer
 /// costs a retry, never a wrong delta) and writes all user states, tombstones and statistics at once.
@@ -46,7 +47,6 @@ public sealed class RedisStateStore : IStateStore, IDisposable
     private double[]?[]? _spare;
     private byte[]?[]? _payload;
     private StatisticsVersion? _cacheVersion;
-    private readonly UserRecordCache _users;
     private volatile bool _initialized;
     /// <summary>The meta key existed (or was created) once: from then on a missing one means the state was lost.</summary>
     private volatile bool _metaSeen;
@@ -70,7 +70,6 @@ public sealed class RedisStateStore : IStateStore, IDisposable
         _options = options;
         _seams = seams ?? RedisStoreSeams.None;
         _db = redis.GetDatabase();
-        _users = new UserRecordCache(options.UserCacheCapacity);
         _ttlMilliseconds = ((long)Math.Ceiling(options.TombstoneTtl.TotalMilliseconds)).ToString(CultureInfo.InvariantCulture);
     }
 
@@ -110,10 +109,9 @@ public sealed class RedisStateStore : IStateStore, IDisposable
     /// <inheritdoc />
     public bool CreatedEmpty { get; private set; }
 
-    /// <summary>Forgets everything remembered of the lost state (users, statistics) and says what happened.</summary>
+    /// <summary>Forgets the statistics remembered of the lost state and says what happened (the caller drops its users).</summary>
     private StateStoreLostException Lost()
     {
-        _users.Clear();
         _cacheVersion = null;
         return new StateStoreLostException(_layout.Prefix);
     }
@@ -123,7 +121,23 @@ public sealed class RedisStateStore : IStateStore, IDisposable
         ApplyConsumedAsync(batch, [], cancellationToken);
 
     /// <inheritdoc />
-    public async Task<ApplyResult[]> ApplyConsumedAsync(IReadOnlyList<UserStateChange> batch, IReadOnlyList<ConsumedOffset> consumed, CancellationToken cancellationToken = default)
+    public Task<ApplyResult[]> ApplyConsumedAsync(IReadOnlyList<UserStateChange> batch, IReadOnlyList<ConsumedOffset> consumed, CancellationToken cancellationToken = default) =>
+        ApplyCoreAsync(batch, consumed, null, cancellationToken);
+
+    /// <inheritdoc />
+    public Task<ApplyResult[]> ApplyConsumedAsync(IReadOnlyList<UserStateChange> batch, IReadOnlyList<ConsumedOffset> consumed, UserCache cache,
+        CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(cache);
+        return ApplyCoreAsync(batch, consumed, cache, cancellationToken);
+    }
+
+    /// <summary>
+    /// The batch, with the priors from <paramref name="cache"/> where it has them (null: every user is read). What is
+    /// read and written is recorded there; a user found changed by someone else is dropped from it and read again.
+    /// </summary>
+    private async Task<ApplyResult[]> ApplyCoreAsync(IReadOnlyList<UserStateChange> batch, IReadOnlyList<ConsumedOffset> consumed, UserCache? cache,
+        CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(batch);
         ArgumentNullException.ThrowIfNull(consumed);
@@ -147,14 +161,18 @@ public sealed class RedisStateStore : IStateStore, IDisposable
                 cancellationToken.ThrowIfCancellationRequested();
                 var lastAttempt = attempt >= _options.MaxApplyAttempts;
 
-                // Prior records: from the user cache where possible, one read script for the rest.
+                // Prior records: from the caller's user cache where possible, one read script for the rest.
                 var priors = new UserRecord[users.Count];
                 var fromCache = new bool[users.Count];
                 var missing = new List<int>();
                 for (var u = 0; u < users.Count; u++)
                 {
-                    fromCache[u] = !readAll && _users.TryGet(users[u], out priors[u]);
-                    if (!fromCache[u]) missing.Add(u);
+                    if (!readAll && cache is not null && cache.TryGet(users[u], out var known))
+                    {
+                        priors[u] = UserRecord.Of(known);
+                        fromCache[u] = true;
+                    }
+                    else missing.Add(u);
                 }
                 StatisticsVersion? seen = null;
                 if (missing.Count > 0)
@@ -164,7 +182,7 @@ public sealed class RedisStateStore : IStateStore, IDisposable
                     {
                         // The meta key vanished (state lost: InitializeAsync throws StateStoreLostException, never
                         // re-creates it) or was replaced (the layout error, or a rebuilt state with a new epoch).
-                        _users.Clear();
+                        cache?.Clear();
                         await InitializeAsync(cancellationToken).ConfigureAwait(false);
                         if (lastAttempt) throw new StateStoreConflictException("the Redis meta key kept changing during the batch");
                         continue;
@@ -172,7 +190,7 @@ public sealed class RedisStateStore : IStateStore, IDisposable
                     for (var j = 0; j < missing.Count; j++)
                     {
                         priors[missing[j]] = read.Users[j];
-                        _users.Offer(users[missing[j]], read.Users[j]);
+                        cache?.Set(users[missing[j]], read.Users[j].Prior);
                     }
                     seen = read.Version;
                     Counters.UserReads += missing.Count;
@@ -215,8 +233,9 @@ public sealed class RedisStateStore : IStateStore, IDisposable
                         else if (mode == 'D') Counters.DeltaWrites++;
                         if (mode == 'D' && !statsContended && _deltaBatchesLeft > 0) _deltaBatchesLeft--;
                         UpdateCache(plan, mode, absolute, new StatisticsVersion((string)r[1]!, (long)r[2]));
-                        foreach (var w in writes.Where(w => w.Op != 'N'))
-                            _users.Set(w.UserId, w.Final is { } f ? UserRecord.ForState(f) : UserRecord.ForTombstone(w.Version));
+                        if (cache is not null)
+                            foreach (var w in writes.Where(w => w.Op != 'N'))
+                                cache.Set(w.UserId, new PriorUser(w.Final, w.Final is null ? w.Version : null));
                         return results;
                     case "CONFLICT":
                         Counters.Conflicts++;
@@ -229,7 +248,8 @@ public sealed class RedisStateStore : IStateStore, IDisposable
                         else
                         {
                             // Another writer changed a user (or the cache was wiped): forget what we knew, read again.
-                            foreach (var user in users) _users.Remove(user);
+                            if (cache is not null)
+                                foreach (var user in users) cache.Remove(user);
                             readAll = true;
                         }
                         if (lastAttempt)
@@ -237,7 +257,7 @@ public sealed class RedisStateStore : IStateStore, IDisposable
                                 $"another writer changed the batch's {(string?)r[1]} state on each of {attempt} attempts; nothing was written");
                         continue;
                     case "LAYOUT":
-                        _users.Clear();
+                        cache?.Clear();
                         readAll = true;
                         await InitializeAsync(cancellationToken).ConfigureAwait(false);
                         if (lastAttempt) throw new StateStoreConflictException("the Redis meta key kept changing during the batch");
@@ -286,15 +306,25 @@ public sealed class RedisStateStore : IStateStore, IDisposable
         (await GetUsersAsync([userId], cancellationToken).ConfigureAwait(false))[0];
 
     /// <inheritdoc />
-    public async Task<UserState?[]> GetUsersAsync(IReadOnlyList<string> userIds, CancellationToken cancellationToken = default)
+    public Task<UserState?[]> GetUsersAsync(IReadOnlyList<string> userIds, CancellationToken cancellationToken = default) =>
+        GetUsersCoreAsync(userIds, null, cancellationToken);
+
+    /// <inheritdoc />
+    public Task<UserState?[]> GetUsersAsync(IReadOnlyList<string> userIds, UserCache cache, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(cache);
+        return GetUsersCoreAsync(userIds, cache, cancellationToken);
+    }
+
+    private async Task<UserState?[]> GetUsersCoreAsync(IReadOnlyList<string> userIds, UserCache? cache, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(userIds);
         if (userIds.Count == 0) return [];
         var read = await ReadUsersAsync(userIds).WaitAsync(cancellationToken).ConfigureAwait(false);
         // "No such user" from a Redis that lost everything would be a lie: the caller would treat them as new.
         if (read.Layout.Length == 0 && _metaSeen) throw Lost();
-        if (read.Layout == _layout.Fingerprint)
-            for (var i = 0; i < userIds.Count; i++) _users.Offer(userIds[i], read.Users[i]);
+        if (cache is not null && read.Layout == _layout.Fingerprint)
+            for (var i = 0; i < userIds.Count; i++) cache.Set(userIds[i], read.Users[i].Prior);
         // Copies: the cached records are what the next batch's statistics delta is computed from, so a caller writing
         // into the arrays it got must not reach them.
         return read.Users.Select(u => u.State is { } s
@@ -405,7 +435,6 @@ public sealed class RedisStateStore : IStateStore, IDisposable
     public async Task DeleteAllAsync(CancellationToken cancellationToken = default)
     {
         await _db.KeyDeleteAsync(_layout.MetaKey).WaitAsync(cancellationToken).ConfigureAwait(false);
-        _users.Clear();
         _cacheVersion = null;
         await foreach (var keys in StoreLayout.ScanAsync(_db, _layout.AllKeysPattern, 1000, cancellationToken).ConfigureAwait(false))
             if (keys.Length > 0) await _db.KeyDeleteAsync(keys, CommandFlags.None).ConfigureAwait(false);
@@ -423,7 +452,8 @@ public sealed class RedisStateStore : IStateStore, IDisposable
     /// <summary>
     /// The users the apply script writes or checks: every changed user, against the token of the record the plan
     /// started from, and the unchanged users whose outcomes were decided on a cached record ('N': compare only, so
-    /// that Duplicate/Stale decided on a stale cache cannot slip through).
+    /// that Duplicate/Stale decided on a stale cache cannot slip through). This check is the store's whole part in the
+    /// decision: the outcomes themselves come from the one rule (<see cref="FoldPoint.Decide"/>) over those records.
     /// </summary>
     private static List<UserWrite> Writes(BatchPlan plan, UserRecord[] priors, bool[] fromCache)
     {

@@ -100,27 +100,16 @@ public sealed class NumericsTests(RedisServerFixture redis)
     }
 }
 
-public sealed class UserRecordCacheTests
+public sealed class UserRecordTests
 {
     [Fact]
-    public void Least_recently_used_records_are_evicted_and_reads_never_replace_newer_writes()
+    public void A_cache_entry_gives_the_compare_and_set_token_of_what_it_says_the_store_holds()
     {
-        var cache = new UserRecordCache(2);
         var s5 = new AttrCloak.Streaming.State.UserState("a", 5, "e5", [1f], [2f], [0]);
-        cache.Set("a", UserRecord.ForState(s5));
-        cache.Set("b", UserRecord.ForTombstone(3));
-        cache.TryGet("a", out _).ShouldBeTrue(); // a is now the most recent
-        cache.Set("c", UserRecord.Nothing);
-
-        cache.TryGet("b", out _).ShouldBeFalse();
-        cache.Count.ShouldBe(2);
-        cache.Offer("a", UserRecord.ForTombstone(4)); // an older read racing a write: ignored
-        cache.TryGet("a", out var a).ShouldBeTrue();
-        a.Token.ToString().ShouldBe("U5|e5"); // a state's token: version and event id
-        cache.Offer("a", UserRecord.ForTombstone(6));
-        cache.TryGet("a", out a).ShouldBeTrue();
-        a.State.ShouldBeNull();
-        a.Token.ToString().ShouldBe("T6");
-        new UserRecordCache(0).Count.ShouldBe(0);
+        UserRecord.Of(new PriorUser(s5, null)).Token.ToString().ShouldBe("U5|e5"); // a state's token: version and event id
+        UserRecord.Of(new PriorUser(null, 6)).Token.ToString().ShouldBe("T6");
+        UserRecord.Of(PriorUser.Nothing).Token.ToString().ShouldBe("");
+        UserRecord.ForTombstone(6).Prior.ShouldBe(new PriorUser(null, 6));
+        UserRecord.ForState(s5).Prior.State.ShouldBeSameAs(s5);
     }
 }

@@ -30,18 +30,19 @@ public sealed class RandomSequenceTests(RedisServerFixture redis)
     {
         var ct = TestContext.Current.CancellationToken;
         var options = Options(redis.NewPrefix($"random{seed}"), D);
-        // a: default user cache; b: a tiny one (constant evictions); c: none, and Redis-side arithmetic.
+        // Three writers: a with a default user cache; b with a tiny one (constant evictions); c with none (every
+        // batch read), and Redis-side arithmetic. Each writer's cache goes stale when another one writes.
         using var a = new RedisStateStore(redis.Redis, options);
-        StateStoreOptions WithCache(int capacity)
+        StateStoreOptions SameDeployment()
         {
             var o = Options(options.Prefix, D);
-            o.UserCacheCapacity = capacity;
             o.TombstoneSecret = options.TombstoneSecret; // same deployment, same tombstone names
             return o;
         }
-        using var b = new RedisStateStore(redis.Redis, WithCache(3));
-        using var c = new RedisStateStore(redis.Redis, WithCache(0), new RedisStoreSeams { ServerSideArithmetic = true });
+        using var b = new RedisStateStore(redis.Redis, SameDeployment());
+        using var c = new RedisStateStore(redis.Redis, SameDeployment(), new RedisStoreSeams { ServerSideArithmetic = true });
         var stores = new[] { a, b, c };
+        var caches = new[] { new UserCache(100_000), new UserCache(3), null };
         var verifier = new StatisticsVerifier(redis.Redis, options);
         var rng = new Random(seed);
         var ids = Enumerable.Range(0, 40).Select(i => $"user{i}").ToArray();
@@ -88,8 +89,10 @@ public sealed class RandomSequenceTests(RedisServerFixture redis)
 
             var expected = batch.Select(ev => Expect(users[ev.UserId], ev)).ToArray();
             foreach (var ev in batch) users[ev.UserId].Sent.Add(ev);
-            var store = stores[rng.Next(stores.Length)];
-            var results = await store.ApplyAsync(batch, ct);
+            var writer = rng.Next(stores.Length);
+            var results = caches[writer] is { } cache
+                ? await stores[writer].ApplyConsumedAsync(batch, [], cache, ct)
+                : await stores[writer].ApplyAsync(batch, ct);
 
             results.Select(r => r.Outcome).ShouldBe(expected, $"round {round}");
             foreach (var r in results) outcomes[r.Outcome] = outcomes.GetValueOrDefault(r.Outcome) + 1;

@@ -275,12 +275,13 @@ public sealed class RedisStateStoreTests(RedisServerFixture redis)
         using var store = new RedisStateStore(redis.Redis, options);
         var rng = new Random(8);
         var u1 = NewUser("u1", 1, rng, D);
-        await store.ApplyAsync([u1], ct);
+        var cache = new UserCache(100); // the worker's memory of the users, handed over with each batch
+        await store.ApplyConsumedAsync([u1], [], cache, ct);
         var before = await store.StatisticsSequenceAsync(ct);
         await DeleteAllKeysAsync(options.Prefix);
 
-        // u1 is in the store's record cache (no read first): the apply script itself notices the missing meta key.
-        var lost = await Should.ThrowAsync<StateStoreLostException>(() => store.ApplyAsync([NewUser("u1", 2, rng, D)], ct));
+        // u1 is in the caller's user cache (no read first): the apply script itself notices the missing meta key.
+        var lost = await Should.ThrowAsync<StateStoreLostException>(() => store.ApplyConsumedAsync([NewUser("u1", 2, rng, D)], [], cache, ct));
         lost.Message.ShouldContain($"{options.Prefix}:meta");
         lost.Prefix.ShouldBe(options.Prefix);
         var u2 = NewUser("u2", 1, rng, D);
@@ -296,7 +297,8 @@ public sealed class RedisStateStoreTests(RedisServerFixture redis)
             (await bootstrap.ApplyAsync([u1], ct))[0].Outcome.ShouldBe(ApplyOutcome.Applied);
 
         (await store.ApplyAsync([u2], ct))[0].Outcome.ShouldBe(ApplyOutcome.Applied);
-        (await store.ApplyAsync([u1], ct))[0].Outcome.ShouldBe(ApplyOutcome.Duplicate); // read again, not from the old cache
+        (await store.ApplyConsumedAsync([u1], [], cache, ct))[0].Outcome.ShouldBe(ApplyOutcome.Duplicate); // read again, not from the old cache
+        cache.Count.ShouldBe(1);
         var model = new PopulationModel(SmallCatalog, D);
         model.Set("u1", u1.Original!, u1.Cloaked!, u1.Classes!);
         model.Set("u2", u2.Original!, u2.Cloaked!, u2.Classes!);

@@ -22,8 +22,11 @@ internal sealed class GenerationContext(Generation info, IStateStore store, Cloa
     /// <summary>The generation's maps (never built from another generation's statistics).</summary>
     public CloakerCache Cloakers { get; } = cloakers;
 
-    /// <summary>States this worker left in the generation's store (see <see cref="UserStateCache"/>).</summary>
-    public UserStateCache Users { get; } = new(userCacheCapacity);
+    /// <summary>
+    /// What the generation's store holds for the users this worker read or wrote recently: the one user cache (see
+    /// <see cref="UserCache"/>), planned on here and handed to the store with each batch.
+    /// </summary>
+    public UserCache Users { get; } = new(userCacheCapacity);
 
     /// <summary>The batch's changes in this generation (reset per batch).</summary>
     public BatchPlanner Planner { get; } = new(dimension, catalog);
@@ -78,9 +81,13 @@ internal sealed class GenerationContext(Generation info, IStateStore store, Cloa
     }
 
     /// <summary>
-    /// After the store write: each user of the batch is remembered in the state the store now holds when the store
-    /// decided every one of their events here as planned; otherwise (someone else wrote) they are read again next
-    /// time. The maps learn how many users changed.
+    /// After the store write: each user of the batch stays remembered in the state the store now holds (the store
+    /// recorded it in <see cref="Users"/>) when the store decided every one of their events here as planned; otherwise
+    /// (someone else wrote) they are read again next time. The maps learn how many users changed.
+    /// <para>
+    /// This decides nothing: planner and store both decided with <see cref="FoldPoint.Decide"/>, the planner over the
+    /// prior it read, the store over what it held at the write; a difference only says that the two priors differed.
+    /// </para>
     /// </summary>
     public void Remember()
     {
@@ -101,10 +108,9 @@ internal sealed class GenerationContext(Generation info, IStateStore store, Cloa
                 };
             }
             if (applied) appliedUsers++;
-            if (!asPlanned || !Users.Enabled) Users.Remove(user.UserId);
-            else Users.Set(user.UserId, user.Exists
-                ? new UserState(user.UserId, user.Version, user.StoredId!, user.Original!, user.Cloaked!, user.Classes!)
-                : null);
+            // The store recorded in Users what it read and wrote (the state it holds now, exactly); a user it decided
+            // otherwise than planned was planned on a prior someone else had changed: read them again next time.
+            if (!asPlanned) Users.Remove(user.UserId);
         }
         Cloakers.NoteApplied(appliedUsers);
     }

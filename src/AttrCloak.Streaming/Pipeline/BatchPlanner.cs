@@ -21,7 +21,12 @@ namespace AttrCloak.Streaming.Pipeline;
 /// attributes (their first embedding would then be cloaked without them), while the dead letter keeps the request
 /// for a replay once their first embedding is in.</item>
 /// </list>
-/// An event whose version is not above the user's known version is passed on without fields (the store decides
+/// Whether an event applies is decided by <see cref="FoldPoint.Decide"/>, the store's own rule, over the state the store
+/// returned (or this worker's memory of it): the worker needs the answer before the write, to cloak only what applies
+/// and to hand the store each applicable change's cloaked embedding; the store calls the same rule again under its
+/// atomic write over what it holds then, so the two answers differ only when the prior differs (another writer, a
+/// tombstone the worker cannot see), never by rule.
+/// An event that does not apply is passed on without fields (the store decides
 /// Stale or Duplicate and changes nothing); a redelivery of the stored event carries the stored event id back, so
 /// that the store recognises it as a duplicate (see <see cref="StoredEventId"/>). Such an event from the same stream
 /// (input topic) as the applied version is remembered as a version conflict (same version, other event) or a stale
@@ -96,13 +101,16 @@ internal sealed class BatchPlanner
     public DecodeError? Plan(int messageIndex, InboundEvent inbound, IUserCloaker cloaker, int seatEpoch, int? partition, int? sweepMark)
     {
         var fold = _folds[inbound.UserId];
-        if (!VersionRule.Applies(fold.HasVersion ? fold.Version : null, inbound.Version))
+        var isForget = inbound is PrivacyRequest { Type: PrivacyRequestType.Forget };
+        // The store's own decision (FoldPoint.Decide, the one rule) over the state read, so that only an event that
+        // applies is cloaked; the store makes the same call over what it holds when it writes (see the class summary).
+        var outcome = fold.Point.Decide(inbound.Version, inbound.EventId, isForget, recloak: false, carriesEmbeddings: inbound is EmbeddingUpdate);
+        if (outcome is ApplyOutcome.Duplicate or ApplyOutcome.Stale)
         {
             // Not applicable: the store says Duplicate (same event) or Stale and changes nothing. The same event as
             // the user's state-setting one is sent with its stored id, so that the store's rule finds it a duplicate.
-            var sameEvent = VersionRule.IsDuplicate(fold.Version, fold.Forgotten, fold.PlainEventId, inbound.Version, forget: false, inbound.EventId);
+            var sameEvent = outcome == ApplyOutcome.Duplicate;
             var id = sameEvent ? fold.StoredId! : inbound.EventId;
-            var isForget = inbound is PrivacyRequest { Type: PrivacyRequestType.Forget };
             // Bad input only within one stream (per-user order holds per topic); across the two topics it may be a race.
             ReasonCode? conflict = fold.Stream != StreamOf(inbound) ? null
                 : inbound.Version == fold.Version && !sameEvent ? ReasonCode.VersionConflict : ReasonCode.StaleVersion;
@@ -139,7 +147,7 @@ internal sealed class BatchPlanner
             }
             case PrivacyRequest request:
             {
-                if (!fold.Exists)
+                if (outcome == ApplyOutcome.Rejected) // no state and no embedding to start one
                 {
                     // Only the store knows a forget's tombstone: a request older than the forget (redelivered after a
                     // crash) is Stale there and must not put the forgotten user's id on the dead-letter topic. Any
@@ -291,6 +299,9 @@ internal sealed class UserFold
     public StoredEventId StoredMeta { get; }
 
     public List<int> ChangeIndices { get; } = [];
+
+    /// <summary>Where the user's fold stands, as <see cref="FoldPoint.Decide"/> takes it (event ids plain, see <see cref="StoredEventId"/>).</summary>
+    public FoldPoint Point => new(HasVersion ? Version : null, Forgotten, PlainEventId, Exists);
 
     public bool HasVersion { get; private set; }
     public long Version { get; private set; }

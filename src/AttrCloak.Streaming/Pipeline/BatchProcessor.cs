@@ -145,11 +145,12 @@ internal sealed class BatchProcessor
         {
             _missingUsers.Clear();
             foreach (var user in context.BatchUsers)
-                if (context.Users.TryGet(user, out var cached)) context.Planner.AddUser(user, cached);
+                if (context.Users.TryGet(user, out var cached)) context.Planner.AddUser(user, cached.State);
                 else _missingUsers.Add(user);
             if (_missingUsers.Count > 0)
             {
-                var states = await context.Store.GetUsersAsync(_missingUsers, cancellationToken).ConfigureAwait(false);
+                // Recorded in the cache too (with tombstones), where the store takes the batch's priors from.
+                var states = await context.Store.GetUsersAsync(_missingUsers, context.Users, cancellationToken).ConfigureAwait(false);
                 for (var u = 0; u < _missingUsers.Count; u++) context.Planner.AddUser(_missingUsers[u], states[u]);
             }
             _accounting.CountUserLookups(_missingUsers.Count, context.BatchUsers.Count - _missingUsers.Count);
@@ -168,7 +169,7 @@ internal sealed class BatchProcessor
         foreach (var context in _touched)
         {
             var changes = context.Planner.Changes;
-            context.Results = changes.Count == 0 ? [] : await context.Store.ApplyConsumedAsync(changes, batch.Consumed, cancellationToken).ConfigureAwait(false);
+            context.Results = changes.Count == 0 ? [] : await context.Store.ApplyConsumedAsync(changes, batch.Consumed, context.Users, cancellationToken).ConfigureAwait(false);
             if (changes.Count > 0)
                 foreach (var c in batch.Consumed)
                     if (context.ConsumedMarks.GetValueOrDefault((c.Topic, c.Partition), -1) < c.Offset) context.ConsumedMarks[(c.Topic, c.Partition)] = c.Offset;

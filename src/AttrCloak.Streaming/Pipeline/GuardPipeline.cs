@@ -118,7 +118,10 @@ public sealed class GuardPipeline
     /// </summary>
     public double CloakerRebuildShare { get; init; } = 0.02;
 
-    /// <summary>Users whose state the pipeline remembers instead of reading it back from the store (0: always read).</summary>
+    /// <summary>
+    /// Users whose state the pipeline remembers instead of reading it back from the store (0: always read): the one user
+    /// cache per generation (<see cref="UserCache"/>), which the store also takes the batch's priors from.
+    /// </summary>
     public int UserCacheCapacity
     {
         get => _userCacheCapacity;

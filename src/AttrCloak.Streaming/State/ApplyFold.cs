@@ -113,46 +113,33 @@ public sealed class ApplyFold(StatisticsShape shape)
         {
             var p = priors[u];
             var state = p.State;
-            long? last = p.State?.Version ?? p.TombstoneVersion;
-            var lastIsForget = p.State is null && p.TombstoneVersion is not null;
-            var lastEventId = p.State?.EventId;
+            var point = FoldPoint.Of(p);
             var changed = false;
             foreach (var i in grouped.EventsOf[users[u]])
             {
                 var ev = batch[i];
+                var outcome = point.Decide(ev.Version, ev.EventId, ev.Forget, ev.Recloak, carriesEmbeddings: ev.Original is not null && ev.Cloaked is not null);
+                if (outcome != ApplyOutcome.Applied)
+                {
+                    results[i] = outcome switch
+                    {
+                        ApplyOutcome.Duplicate => ApplyResult.Duplicate,
+                        ApplyOutcome.Stale => ApplyResult.Stale,
+                        _ => ApplyResult.Rejected(FoldPoint.NoStateReason),
+                    };
+                    continue;
+                }
+                point = FoldPoint.After(ev.Version, ev.EventId, ev.Forget);
+                changed = true;
+                results[i] = ApplyResult.Applied;
                 if (ev.Recloak)
                 {
-                    // Same version only: a newer event of the user won (its cloak stands), an older state is gone.
-                    if (state is null || lastIsForget || last != ev.Version)
-                    {
-                        results[i] = ApplyResult.Stale;
-                        continue;
-                    }
-                    state = state with { EventId = ev.EventId, Cloaked = (float[])ev.Cloaked!.Clone(), SweepMark = ev.SweepMark ?? state.SweepMark };
-                    lastEventId = ev.EventId;
-                    changed = true;
-                    results[i] = ApplyResult.Applied;
+                    state = state! with { EventId = ev.EventId, Cloaked = (float[])ev.Cloaked!.Clone(), SweepMark = ev.SweepMark ?? state.SweepMark };
                     continue;
                 }
-                if (!VersionRule.Applies(last, ev.Version))
-                {
-                    var duplicate = VersionRule.IsDuplicate(last!.Value, lastIsForget, lastEventId, ev.Version, ev.Forget, ev.EventId);
-                    results[i] = duplicate ? ApplyResult.Duplicate : ApplyResult.Stale;
-                    continue;
-                }
-                if (ev.Forget)
-                {
-                    state = null;
-                    lastIsForget = true;
-                }
+                if (ev.Forget) state = null;
                 else
                 {
-                    if (state is null && (ev.Original is null || ev.Cloaked is null))
-                    {
-                        results[i] = ApplyResult.Rejected(
-                            "the user has no stored state, so the event needs both the original and the cloaked embedding");
-                        continue;
-                    }
                     state = new UserState(users[u], ev.Version, ev.EventId,
                         ev.Original is { } o ? (float[])o.Clone() : state!.Original,
                         ev.Cloaked is { } c ? (float[])c.Clone() : state!.Cloaked,
@@ -161,12 +148,7 @@ public sealed class ApplyFold(StatisticsShape shape)
                         Partition = ev.Partition ?? state?.Partition ?? -1,
                         SweepMark = ev.SweepMark ?? state?.SweepMark ?? 0,
                     };
-                    lastIsForget = false;
                 }
-                last = ev.Version;
-                lastEventId = ev.EventId;
-                changed = true;
-                results[i] = ApplyResult.Applied;
             }
             if (!changed)
             {
@@ -174,7 +156,7 @@ public sealed class ApplyFold(StatisticsShape shape)
                 continue;
             }
             var op = state is null ? 'F' : p.State is not null ? 'U' : 'C';
-            plans[u] = new UserPlan(users[u], op, last!.Value, lastEventId!, p.State, state);
+            plans[u] = new UserPlan(users[u], op, point.Last!.Value, point.LastEventId!, p.State, state);
             AddContribution(deltas, p.State, state);
         }
         var slots = deltas.Keys.Order().ToArray();

@@ -27,6 +27,17 @@ public interface IStateStore
         ApplyAsync(batch, cancellationToken);
 
     /// <summary>
+    /// <see cref="ApplyConsumedAsync(IReadOnlyList{UserStateChange}, IReadOnlyList{ConsumedOffset}, CancellationToken)"/> for a
+    /// caller that planned the batch on the users in <paramref name="cache"/> (the worker): the store takes their
+    /// priors from there instead of reading them, checks under its atomic write that each is still what it holds
+    /// (another writer meanwhile: those users are read again and the batch decided again), and records in the cache
+    /// what it read and wrote. A store that holds its state at hand (in process) needs no priors and ignores the cache.
+    /// </summary>
+    Task<ApplyResult[]> ApplyConsumedAsync(IReadOnlyList<UserStateChange> batch, IReadOnlyList<ConsumedOffset> consumed, UserCache cache,
+        CancellationToken cancellationToken = default) =>
+        ApplyConsumedAsync(batch, consumed, cancellationToken);
+
+    /// <summary>
     /// The applied-offset watermark of each partition asked (-1: none yet), or null when this store keeps none
     /// (then no event can be told apart from a redelivery, and the worker dead-letters no stale version).
     /// </summary>
@@ -44,6 +55,15 @@ public interface IStateStore
 
     /// <summary>The states of several users in one round trip (null entries for unknown users), in the order asked.</summary>
     Task<UserState?[]> GetUsersAsync(IReadOnlyList<string> userIds, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// <see cref="GetUsersAsync(IReadOnlyList{string}, CancellationToken)"/>, recording in <paramref name="cache"/> what
+    /// was read (a forgotten user's tombstone too), so that a batch planned on these states is applied with them
+    /// (<see cref="ApplyConsumedAsync(IReadOnlyList{UserStateChange}, IReadOnlyList{ConsumedOffset}, UserCache, CancellationToken)"/>)
+    /// without reading them again. A store that needs no priors from its caller records nothing.
+    /// </summary>
+    Task<UserState?[]> GetUsersAsync(IReadOnlyList<string> userIds, UserCache cache, CancellationToken cancellationToken = default) =>
+        GetUsersAsync(userIds, cancellationToken);
 
     /// <summary>
     /// A consistent snapshot of all class statistics with its version: <see cref="StatisticsSnapshot.Attributes"/> of

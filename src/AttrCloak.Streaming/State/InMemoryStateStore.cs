@@ -66,15 +66,27 @@ public sealed class InMemoryStateStore : IStateStore
     }
 
     /// <inheritdoc />
-    public Task<ApplyResult[]> ApplyConsumedAsync(IReadOnlyList<UserStateChange> batch, IReadOnlyList<ConsumedOffset> consumed, CancellationToken cancellationToken = default)
+    public Task<ApplyResult[]> ApplyConsumedAsync(IReadOnlyList<UserStateChange> batch, IReadOnlyList<ConsumedOffset> consumed, CancellationToken cancellationToken = default) =>
+        ApplyConsumed(batch, consumed, null, cancellationToken);
+
+    /// <inheritdoc />
+    /// <remarks>The priors are all here, so none is taken from <paramref name="cache"/>; it only learns what was written.</remarks>
+    public Task<ApplyResult[]> ApplyConsumedAsync(IReadOnlyList<UserStateChange> batch, IReadOnlyList<ConsumedOffset> consumed, UserCache cache,
+        CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(cache);
+        return ApplyConsumed(batch, consumed, cache, cancellationToken);
+    }
+
+    private Task<ApplyResult[]> ApplyConsumed(IReadOnlyList<UserStateChange> batch, IReadOnlyList<ConsumedOffset> consumed, UserCache? cache, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(consumed);
         lock (_lock)
         {
-            var results = ApplyAsync(batch, cancellationToken); // completes synchronously; the lock is re-entrant
+            var results = Apply(batch, cache, cancellationToken); // the lock is re-entrant
             foreach (var c in consumed)
                 if (!_consumed.TryGetValue((c.Topic, c.Partition), out var mark) || mark < c.Offset) _consumed[(c.Topic, c.Partition)] = c.Offset;
-            return results;
+            return Task.FromResult(results);
         }
     }
 
@@ -88,13 +100,17 @@ public sealed class InMemoryStateStore : IStateStore
     private readonly Dictionary<(string Topic, int Partition), long> _consumed = [];
 
     /// <inheritdoc />
-    public Task<ApplyResult[]> ApplyAsync(IReadOnlyList<UserStateChange> batch, CancellationToken cancellationToken = default)
+    public Task<ApplyResult[]> ApplyAsync(IReadOnlyList<UserStateChange> batch, CancellationToken cancellationToken = default) =>
+        Task.FromResult(Apply(batch, null, cancellationToken));
+
+    /// <summary>Applies the batch; records the users it changed in <paramref name="cache"/> (copies: the caller may keep them).</summary>
+    private ApplyResult[] Apply(IReadOnlyList<UserStateChange> batch, UserCache? cache, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(batch);
         cancellationToken.ThrowIfCancellationRequested();
         var results = new ApplyResult[batch.Count];
         var grouped = _planner.Group(batch, results);
-        if (grouped.Users.Count == 0) return Task.FromResult(results);
+        if (grouped.Users.Count == 0) return results;
         lock (_lock)
         {
             ThrowIfDeleted();
@@ -128,9 +144,10 @@ public sealed class InMemoryStateStore : IStateStore
                         _users[p.UserId] = p.Final!;
                         break;
                 }
+                if (p.Op != 'N') cache?.Set(p.UserId, new PriorUser(Copy(p.Final), p.Final is null ? p.Version : null));
             }
         }
-        return Task.FromResult(results);
+        return results;
     }
 
     /// <inheritdoc />
@@ -145,14 +162,28 @@ public sealed class InMemoryStateStore : IStateStore
     }
 
     /// <inheritdoc />
-    public Task<UserState?[]> GetUsersAsync(IReadOnlyList<string> userIds, CancellationToken cancellationToken = default)
+    public Task<UserState?[]> GetUsersAsync(IReadOnlyList<string> userIds, UserCache cache, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(cache);
+        return Task.FromResult(GetUsers(userIds, cache));
+    }
+
+    /// <inheritdoc />
+    public Task<UserState?[]> GetUsersAsync(IReadOnlyList<string> userIds, CancellationToken cancellationToken = default) =>
+        Task.FromResult(GetUsers(userIds, null));
+
+    private UserState?[] GetUsers(IReadOnlyList<string> userIds, UserCache? cache)
     {
         ArgumentNullException.ThrowIfNull(userIds);
         if (userIds.Any(string.IsNullOrEmpty)) throw new ArgumentException("a user id is empty", nameof(userIds));
         lock (_lock)
         {
             ThrowIfDeleted();
-            return Task.FromResult(userIds.Select(id => Copy(_users.GetValueOrDefault(id))).ToArray());
+            var states = userIds.Select(id => Copy(_users.GetValueOrDefault(id))).ToArray();
+            if (cache is not null)
+                for (var i = 0; i < states.Length; i++)
+                    cache.Set(userIds[i], new PriorUser(Copy(states[i]), states[i] is null ? _tombstones.Version(userIds[i]) : null));
+            return states;
         }
     }
 

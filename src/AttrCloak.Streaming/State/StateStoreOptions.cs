@@ -59,13 +59,6 @@ public sealed class StateStoreOptions
     /// </summary>
     public int MaxApplyAttempts { get; set; } = 5;
 
-    /// <summary>
-    /// Users whose last known record (state or tombstone) the store keeps in process, least recently used first out,
-    /// so that a batch needs no read round trip for them (about 2 x 4d + 300 bytes each; 0 disables). The apply script
-    /// compares versions, so a record another writer made stale costs a retry, never a wrong write.
-    /// </summary>
-    public int UserCacheCapacity { get; set; } = 100_000;
-
     /// <summary>Relative tolerance of the statistics verification (differences are relative to the summed magnitudes).</summary>
     public double VerifyRelativeTolerance { get; set; } = 1e-9;
 
@@ -110,8 +103,6 @@ public sealed class StateStoreOptions
             errors.Add("TombstoneSecret must be at least 16 bytes (a per-deployment secret, not stored in Redis)");
         if (TombstoneTtl <= TimeSpan.Zero)
             errors.Add("TombstoneTtl must be positive");
-        if (UserCacheCapacity < 0)
-            errors.Add("UserCacheCapacity must be >= 0");
         if (MaxApplyAttempts < 1)
             errors.Add("MaxApplyAttempts must be at least 1");
         if (!(VerifyRelativeTolerance >= 0))

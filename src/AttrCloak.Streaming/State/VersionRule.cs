@@ -3,7 +3,8 @@ namespace AttrCloak.Streaming.State;
 /// <summary>
 /// The one rule that decides whether an event changes a user, given the last event applied to them: it applies only
 /// above their last version; at or below it nothing changes, and it is a Duplicate (a redelivery of that very event)
-/// or Stale. The store's fold (<see cref="ApplyFold"/>) decides with it, and the worker's planner (<c>Pipeline.BatchPlanner</c>) predicts with it.
+/// or Stale. Used through <see cref="FoldPoint.Decide"/>, which both the store's fold (<see cref="ApplyFold"/>) and
+/// the worker's planner (<c>Pipeline.BatchPlanner</c>) call.
 /// </summary>
 public static class VersionRule
 {
