@@ -147,12 +147,25 @@ public sealed partial class ComposeAndDashboardTests
 
         // The restore layer copies every project file the CLI builds from: a new project must be added there.
         var copied = lines.Where(l => l.StartsWith("COPY src/") && l.Contains(".csproj")).Select(l => l.Split(' ')[1]).ToHashSet();
-        var projects = Directory.GetFiles(Path.Combine(Root, "src"), "*.csproj", SearchOption.AllDirectories)
-            .Select(p => Path.GetRelativePath(Root, p).Replace('\\', '/')).ToHashSet();
-        copied.ShouldBe(projects, ignoreOrder: true);
+        copied.ShouldBe(ProjectClosure("src/AttrCloak.Cli/AttrCloak.Cli.csproj"), ignoreOrder: true);
     }
 
     // ---- helpers ----
+
+    /// <summary>The project and every project it references, transitively, as repository-relative paths.</summary>
+    private static HashSet<string> ProjectClosure(string project)
+    {
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        var pending = new Stack<string>([project]);
+        while (pending.TryPop(out var current))
+        {
+            if (!seen.Add(current)) continue;
+            var directory = Path.GetDirectoryName(Path.Combine(Root, current))!;
+            foreach (Match m in Regex.Matches(File.ReadAllText(Path.Combine(Root, current)), "<ProjectReference Include=\"([^\"]+)\""))
+                pending.Push(Path.GetRelativePath(Root, Path.GetFullPath(Path.Combine(directory, m.Groups[1].Value))).Replace('\\', '/'));
+        }
+        return seen;
+    }
 
     [GeneratedRegex(@"attrcloak_[a-z0-9_]+")]
     private static partial Regex MetricName();

@@ -112,10 +112,6 @@ public class CloakSettings : ModelSettings
     [Description("Finish by putting every class mean exactly on its target with the least displacement.")]
     public bool? ExactMeans { get; init; }
 
-    [CommandOption("--covariance-maps <BOOL>")]
-    [Description("DF: reach the covariance targets with one closed-form transport map per class instead of gradient steps.")]
-    public bool? CovarianceMaps { get; init; }
-
     public CloakMode ParsedMode => Mode.ToLowerInvariant() switch
     {
         "df" or "data-free" => CloakMode.DataFree,

@@ -60,9 +60,6 @@ public sealed class ControlSettings : DataSettings
     [CommandOption("--covariance-strength <T>")]
     public double? CovarianceStrength { get; init; }
 
-    [CommandOption("--covariance-maps <BOOL>")]
-    public bool? CovarianceMaps { get; init; }
-
     public override ValidationResult Validate()
     {
         if (Draws < 1) return ValidationResult.Error("--draws must be at least 1");
@@ -88,7 +85,6 @@ public sealed class ControlCommand : Command<ControlSettings>
             s.Target, s.Strength);
         if (s.CovarianceStrength is not null) options = options with { CovarianceStrength = s.CovarianceStrength };
         if (s.ExactMeans is { } exact) options = options with { ExactMeans = exact };
-        if (s.CovarianceMaps is { } maps) options = options with { CovarianceMaps = maps };
         var control = new NoiseControlOptions
         {
             Dimension = s.Dimension, Scale = s.Scale, Draws = s.Draws, Seed = s.Seed,

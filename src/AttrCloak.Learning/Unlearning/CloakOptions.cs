@@ -154,15 +154,6 @@ public sealed record CloakOptions
     public double? CovarianceStrength { get; init; }
 
     /// <summary>
-    /// DF with noise-matched targets and exact means: reach the covariance targets with one closed-form transport map
-    /// per class (<see cref="CovarianceTransport"/>) instead of gradient steps.
-    /// </summary>
-    public bool CovarianceMaps { get; init; }
-
-    /// <summary>Shrinkage of a class covariance toward the pooled one in <see cref="CovarianceMaps"/>, in users (null = the dimension).</summary>
-    public double? CovariancePriorUsers { get; init; }
-
-    /// <summary>
     /// Per-attribute strengths by attribute name (case-insensitive), overriding <see cref="Strength"/> and
     /// <see cref="CovarianceStrength"/> for the attributes they name: what the privacy-target loop adjusts, so that
     /// an attribute that already leaks nothing is not moved at all.

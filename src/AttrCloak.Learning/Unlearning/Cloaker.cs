@@ -72,9 +72,8 @@ public sealed class Cloaker
         // depend on each user's combination of classes. Measured on the noise control (ML-100K labels, 4 draws, lr,
         // lr+cal, mlp, lgbm): with 80 Adam steps first the mlp sat 0.016-0.025 below chance on gender and age; with
         // the projection alone 0.007-0.012.
-        var closedForm = mode == CloakMode.DataFree && options.ExactMeans && options.Target == EqualisationTarget.NoiseMatched
-            && (options.CovarianceMaps || strengths.All(st => st.Covariance == 0));
-        var maxIterations = closedForm ? 0 : options.MaxIterations;
+        var maxIterations = mode == CloakMode.DataFree && options.ExactMeans && options.Target == EqualisationTarget.NoiseMatched
+            && strengths.All(st => st.Covariance == 0) ? 0 : options.MaxIterations;
         if (mode == CloakMode.DataDependent && options.ExactMeans && targets is not null && strengths.All(st => st.Covariance == 0))
             return ProjectedRetention(original, attributes, targets, options, learningRate, recommendationLoss!, progress, wall, ct);
         using var anchor = torch.tensor(original.Values, [n, d], float32);
@@ -197,15 +196,6 @@ public sealed class Cloaker
         var cloaked = new EmbeddingMatrix(n, d, values);
         if (options.ExactMeans)
             MeanProjection.Apply(cloaked, attributes, targets ?? new ClassTargets?[attributes.Count]);
-        if (closedForm && options.CovarianceMaps && targets is not null && targets.Any(t => t.CovarianceOffsetValues is not null))
-        {
-            // Each attribute's maps move the other attributes' class statistics a little: a few rounds of both.
-            for (var sweep = 0; sweep < 3; sweep++)
-            {
-                CovarianceTransport.Apply(cloaked, attributes, targets, options.CovariancePriorUsers ?? d);
-                MeanProjection.Apply(cloaked, attributes, targets);
-            }
-        }
         wall.Stop();
         return new CloakResult(cloaked, mode, alphaMin, alphaMax, reason, trace.Count - 1,
             wall.Elapsed, attributes.Select(a => a.Name).ToArray(), trace)
