@@ -38,15 +38,7 @@ public sealed class RedisStateStore : IStateStore, IDisposable
     private readonly RedisStoreSeams _seams;
     private readonly string _ttlMilliseconds;
     private readonly SemaphoreSlim _gate = new(1, 1);
-    private double[][]? _cache;
-    /// <summary>
-    /// Per slot, a second buffer for the next absolute values (swapped with the copy when the write succeeds) and the
-    /// bytes sent: reused instead of 3 x 17 KB of new arrays per touched slot and batch, which the garbage collector
-    /// had to promote (the new values outlive the batch) — with both populations that doubled and showed.
-    /// </summary>
-    private double[]?[]? _spare;
-    private byte[]?[]? _payload;
-    private StatisticsVersion? _cacheVersion;
+    private readonly StatisticsCopy _statistics;
     private volatile bool _initialized;
     /// <summary>The meta key existed (or was created) once: from then on a missing one means the state was lost.</summary>
     private volatile bool _metaSeen;
@@ -69,6 +61,7 @@ public sealed class RedisStateStore : IStateStore, IDisposable
         _planner = new ApplyFold(_layout.Shape);
         _options = options;
         _seams = seams ?? RedisStoreSeams.None;
+        _statistics = new StatisticsCopy(_layout);
         _db = redis.GetDatabase();
         _ttlMilliseconds = ((long)Math.Ceiling(options.TombstoneTtl.TotalMilliseconds)).ToString(CultureInfo.InvariantCulture);
     }
@@ -112,7 +105,7 @@ public sealed class RedisStateStore : IStateStore, IDisposable
     /// <summary>Forgets the statistics remembered of the lost state and says what happened (the caller drops its users).</summary>
     private StateStoreLostException Lost()
     {
-        _cacheVersion = null;
+        _statistics.Invalidate();
         return new StateStoreLostException(_layout.Prefix);
     }
 
@@ -200,7 +193,7 @@ public sealed class RedisStateStore : IStateStore, IDisposable
                 var planStart = Stopwatch.GetTimestamp();
                 var plan = _planner.Plan(batch, grouped, priors.Select(p => new PriorUser(p.State, p.TombstoneVersion)).ToArray(), results);
                 Counters.PlanTicks += Stopwatch.GetTimestamp() - planStart;
-                var writes = Writes(plan, priors, fromCache);
+                var writes = ApplyCall.Writes(plan, priors, fromCache);
                 if (writes.Count == 0)
                 {
                     // Nothing to write: the outcomes were decided on what Redis holds; only the watermarks move.
@@ -215,10 +208,10 @@ public sealed class RedisStateStore : IStateStore, IDisposable
                 else
                 {
                     mode = 'A';
-                    if (_cacheVersion is null || (seen is { } v && v != _cacheVersion)) await ReloadCacheAsync().ConfigureAwait(false);
-                    expected = _cacheVersion!.Value.ToString();
+                    if (!_statistics.IsCurrent(seen)) await ReloadStatisticsAsync().ConfigureAwait(false);
+                    expected = _statistics.Version!.Value.ToString();
                 }
-                var (keys, args, absolute) = BuildApply(plan, writes, mode, expected, consumed);
+                var (keys, args, absolute) = ApplyCall.Build(_layout, _statistics, _ttlMilliseconds, plan, writes, mode, expected, consumed);
                 Counters.ClientTicks += Stopwatch.GetTimestamp() - planStart;
                 if (_seams.BeforeWrite is { } hook) await hook(attempt).ConfigureAwait(false);
                 var writeStart = Stopwatch.GetTimestamp();
@@ -232,7 +225,7 @@ public sealed class RedisStateStore : IStateStore, IDisposable
                         if (mode == 'A') Counters.AbsoluteWrites++;
                         else if (mode == 'D') Counters.DeltaWrites++;
                         if (mode == 'D' && !statsContended && _deltaBatchesLeft > 0) _deltaBatchesLeft--;
-                        UpdateCache(plan, mode, absolute, new StatisticsVersion((string)r[1]!, (long)r[2]));
+                        _statistics.Committed(plan, mode, absolute, new StatisticsVersion((string)r[1]!, (long)r[2]));
                         if (cache is not null)
                             foreach (var w in writes.Where(w => w.Op != 'N'))
                                 cache.Set(w.UserId, new PriorUser(w.Final, w.Final is null ? w.Version : null));
@@ -241,7 +234,7 @@ public sealed class RedisStateStore : IStateStore, IDisposable
                         Counters.Conflicts++;
                         if ((string?)r[1] == "stats")
                         {
-                            _cacheVersion = null;
+                            _statistics.Invalidate();
                             statsContended = true;
                             _deltaBatchesLeft = DeltaBatchesAfterContention;
                         }
@@ -340,8 +333,8 @@ public sealed class RedisStateStore : IStateStore, IDisposable
         try
         {
             var current = await StatisticsSequenceAsync(cancellationToken).ConfigureAwait(false);
-            if (_cacheVersion != current) await ReloadCacheAsync().ConfigureAwait(false);
-            return _layout.Shape.ToSnapshot(_cacheVersion!.Value, _cache!);
+            if (_statistics.Version != current) await ReloadStatisticsAsync().ConfigureAwait(false);
+            return _statistics.Snapshot();
         }
         finally
         {
@@ -435,155 +428,16 @@ public sealed class RedisStateStore : IStateStore, IDisposable
     public async Task DeleteAllAsync(CancellationToken cancellationToken = default)
     {
         await _db.KeyDeleteAsync(_layout.MetaKey).WaitAsync(cancellationToken).ConfigureAwait(false);
-        _cacheVersion = null;
+        _statistics.Invalidate();
         await foreach (var keys in StoreLayout.ScanAsync(_db, _layout.AllKeysPattern, 1000, cancellationToken).ConfigureAwait(false))
             if (keys.Length > 0) await _db.KeyDeleteAsync(keys, CommandFlags.None).ConfigureAwait(false);
     }
 
     public void Dispose() => _gate.Dispose();
 
-    // ---- validation and planning -------------------------------------------------------------------------------
-
-    private sealed record UserWrite(string UserId, RedisValue ExpectedToken, char Op, long Version, string EventId, UserState? Initial, UserState? Final);
-
-    /// <summary>Arguments per user of the apply script (see its header).</summary>
-    private const int ArgsPerUser = 10;
-
-    /// <summary>
-    /// The users the apply script writes or checks: every changed user, against the token of the record the plan
-    /// started from, and the unchanged users whose outcomes were decided on a cached record ('N': compare only, so
-    /// that Duplicate/Stale decided on a stale cache cannot slip through). This check is the store's whole part in the
-    /// decision: the outcomes themselves come from the one rule (<see cref="FoldPoint.Decide"/>) over those records.
-    /// </summary>
-    private static List<UserWrite> Writes(BatchPlan plan, UserRecord[] priors, bool[] fromCache)
+    private async Task ReloadStatisticsAsync()
     {
-        var writes = new List<UserWrite>(plan.Users.Length);
-        for (var u = 0; u < plan.Users.Length; u++)
-        {
-            var p = plan.Users[u];
-            if (p.Op == 'N' && !fromCache[u]) continue;
-            writes.Add(new UserWrite(p.UserId, priors[u].Token, p.Op, p.Version, p.EventId, p.Initial, p.Final));
-        }
-        return writes;
-    }
-
-    private (RedisKey[] Keys, RedisValue[] Args, double[][]? Absolute) BuildApply(BatchPlan plan, List<UserWrite> writes, char mode, string expected, IReadOnlyList<ConsumedOffset> consumed)
-    {
-        var ns = mode == 'N' ? 0 : plan.Slots.Length;
-        var nu = writes.Count;
-        var keys = new RedisKey[1 + ns + nu];
-        var args = new RedisValue[6 + ns + ArgsPerUser * nu];
-        keys[0] = _layout.MetaKey;
-        args[0] = _layout.Fingerprint;
-        args[1] = mode.ToString();
-        args[2] = expected;
-        args[3] = ns;
-        args[4] = nu;
-        args[5] = _ttlMilliseconds;
-        double[][]? absolute = null;
-        if (mode == 'A') absolute = new double[ns][];
-        _spare ??= new double[_layout.SlotCount][];
-        _payload ??= new byte[_layout.SlotCount][];
-        for (var s = 0; s < ns; s++)
-        {
-            var slot = plan.Slots[s];
-            keys[1 + s] = _layout.StatsKeys[slot];
-            var bytes = _payload[slot] ??= new byte[_layout.Shape.StatsLength * sizeof(double)];
-            if (mode == 'A')
-            {
-                var next = _spare[slot] ??= new double[_layout.Shape.StatsLength];
-                _cache![slot].CopyTo(next, 0);
-                SufficientStatistics.AddInPlace(next, plan.Deltas[s]);
-                absolute![s] = next;
-                Codec.DoublesToBytes(next, bytes);
-                args[6 + s] = next[0] == 0 ? RedisValue.EmptyString : (ReadOnlyMemory<byte>)bytes;
-            }
-            else
-            {
-                Codec.DoublesToBytes(plan.Deltas[s], bytes);
-                args[6 + s] = (ReadOnlyMemory<byte>)bytes;
-            }
-        }
-        var tombs = new List<RedisKey>();
-        for (var u = 0; u < nu; u++)
-        {
-            var w = writes[u];
-            keys[1 + ns + u] = _layout.UserKey(w.UserId);
-            var o = 6 + ns + ArgsPerUser * u;
-            args[o] = w.ExpectedToken;
-            args[o + 1] = w.Op.ToString();
-            args[o + 2] = w.Version.ToString(CultureInfo.InvariantCulture);
-            args[o + 3] = w.EventId;
-            args[o + 4] = args[o + 5] = args[o + 6] = args[o + 8] = args[o + 9] = RedisValue.EmptyString;
-            if (w.Op != 'N' && w.Final is { } f)
-            {
-                // An update sends only the fields that changed; a create sends all of them.
-                var i = w.Op == 'U' ? w.Initial : null;
-                if (i is null || !i.Original.AsSpan().SequenceEqual(f.Original)) args[o + 4] = Codec.FloatsToBytes(f.Original);
-                if (i is null || !i.Cloaked.AsSpan().SequenceEqual(f.Cloaked)) args[o + 5] = Codec.FloatsToBytes(f.Cloaked);
-                if (i is null || !i.Classes.AsSpan().SequenceEqual(f.Classes)) args[o + 6] = Codec.ClassesToBytes(f.Classes);
-                if (f.Partition >= 0 && (i is null || i.Partition != f.Partition)) args[o + 8] = f.Partition;
-                if (i is null ? f.SweepMark != 0 : i.SweepMark != f.SweepMark) args[o + 9] = f.SweepMark;
-            }
-            // The tombstone key (a keyed hash, costly to compute) only where the script may read or write it: to
-            // create or forget, or when no state is expected (the compare-and-set then looks at the tombstone).
-            var needsTomb = w.Op is 'C' or 'F' || ((string?)w.ExpectedToken)?.StartsWith('U') != true;
-            if (needsTomb) tombs.Add(_layout.TombKey(w.UserId));
-            args[o + 7] = needsTomb ? tombs.Count : 0;
-        }
-        if (tombs.Count > 0)
-        {
-            Array.Resize(ref keys, keys.Length + tombs.Count);
-            tombs.CopyTo(keys, 1 + ns + nu);
-        }
-        if (consumed.Count > 0)
-        {
-            // The applied-offset watermarks: the last key, then (field, offset) pairs after the users' arguments.
-            Array.Resize(ref keys, keys.Length + 1);
-            keys[^1] = _layout.ConsumedKey;
-            var at = args.Length;
-            Array.Resize(ref args, at + 2 * consumed.Count);
-            for (var c = 0; c < consumed.Count; c++)
-            {
-                args[at + 2 * c] = StoreLayout.ConsumedField(consumed[c]);
-                args[at + 2 * c + 1] = consumed[c].Offset;
-            }
-        }
-        return (keys, args, absolute);
-    }
-
-    private void UpdateCache(BatchPlan plan, char mode, double[][]? absolute, StatisticsVersion written)
-    {
-        if (mode == 'N') return;
-        if (mode == 'A')
-        {
-            for (var s = 0; s < plan.Slots.Length; s++)
-            {
-                var slot = plan.Slots[s];
-                (_cache![slot], _spare![slot]) = (absolute![s], _cache[slot]);
-            }
-            _cacheVersion = written;
-            return;
-        }
-        // Server-side addition: the copy is still exact if ours was the only write since it was taken.
-        if (_cacheVersion is { } v && v.Epoch == written.Epoch && v.Sequence + 1 == written.Sequence)
-        {
-            for (var s = 0; s < plan.Slots.Length; s++) SufficientStatistics.AddInPlace(_cache![plan.Slots[s]], plan.Deltas[s]);
-            _cacheVersion = written;
-        }
-        else
-            _cacheVersion = null;
-    }
-
-    private async Task ReloadCacheAsync()
-    {
-        var raw = await RawStatistics.ReadAsync(_db, _layout).ConfigureAwait(false);
-        var bad = Array.IndexOf(raw.Malformed, true);
-        if (bad >= 0)
-            throw new InvalidDataException(
-                $"statistics key {_layout.StatsKeys[bad]} has a wrong length; run `attrcloak stats verify` and `stats rebuild`");
-        _cache = raw.Slots;
-        _cacheVersion = raw.Version;
+        await _statistics.ReloadAsync(_db).ConfigureAwait(false);
         Counters.CacheReloads++;
     }
 
@@ -641,34 +495,4 @@ public sealed class RedisStateStore : IStateStore, IDisposable
         long.TryParse((string?)value, NumberStyles.Integer, CultureInfo.InvariantCulture, out var v)
             ? v
             : throw new InvalidDataException("a stored version is not an integer");
-}
-
-/// <summary>Counts of what a <see cref="RedisStateStore"/> did (tests, benchmarks, metrics).</summary>
-public sealed class StoreCounters
-{
-    public long Batches { get; internal set; }
-    public long AbsoluteWrites { get; internal set; }
-    public long DeltaWrites { get; internal set; }
-    public long Conflicts { get; internal set; }
-    public long CacheReloads { get; internal set; }
-    public long UserReads { get; internal set; }
-    public long UserCacheHits { get; internal set; }
-    /// <summary>Stopwatch ticks spent folding, computing deltas and encoding (client CPU), and waiting for the apply script.</summary>
-    public long ClientTicks { get; internal set; }
-    /// <summary>The part of <see cref="ClientTicks"/> spent folding events and summing the statistics deltas.</summary>
-    public long PlanTicks { get; internal set; }
-    public long WriteTicks { get; internal set; }
-}
-
-/// <summary>Behaviour injected into a <see cref="RedisStateStore"/> by tests and benchmarks; production passes none.</summary>
-public sealed record RedisStoreSeams
-{
-    /// <summary>No injected behaviour.</summary>
-    public static RedisStoreSeams None { get; } = new();
-
-    /// <summary>Always let the script do the float64 additions (the fallback path), to test or time it.</summary>
-    public bool ServerSideArithmetic { get; init; }
-
-    /// <summary>Runs between the read and the write of each attempt (1, 2, ...): interleaves another writer deterministically.</summary>
-    public Func<int, Task>? BeforeWrite { get; init; }
 }
