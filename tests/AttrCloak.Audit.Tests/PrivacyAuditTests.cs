@@ -11,7 +11,7 @@ public sealed class PrivacyAuditTests
         var rng = new Random(seed);
         var gender = Enumerable.Range(0, n).Select(_ => rng.NextDouble() < 0.7 ? 0 : 1).ToArray();
         var age = Enumerable.Range(0, n).Select(_ => rng.Next(4)).ToArray();
-        var x = Synthetic.Gaussian(8, seed, 1.5, (gender, 2), (age, 4));
+        var x = SyntheticEmbeddings.Gaussian(8, seed, 1.5, (gender, 2), (age, 4));
         return (x, [new AuditedAttribute("gender", 2, gender), new AuditedAttribute("age", 4, age)]);
     }
 
@@ -90,7 +90,7 @@ public sealed class PrivacyAuditTests
     {
         var rng = new Random(4);
         var labels = Enumerable.Range(0, 300).Select(_ => rng.Next(3)).ToArray();
-        var x = Synthetic.Gaussian(8, 5, 0.0, (labels, 3));
+        var x = SyntheticEmbeddings.Gaussian(8, 5, 0.0, (labels, 3));
         var result = Audit(x, [new AuditedAttribute("noise", 3, labels)], Fast);
         foreach (var s in result.Attributes[0].Attackers)
             Math.Abs(s.BalancedAccuracy - 1.0 / 3).ShouldBeLessThan(0.1);

@@ -1,19 +1,18 @@
-using AttrCloak.Streaming.Contracts.Tests.Support;
 
 namespace AttrCloak.Streaming.Contracts.Tests;
 
 public sealed class AttributeCatalogTests
 {
-    private static readonly AttributeCatalog Catalog = Samples.Catalog;
+    private static readonly AttributeCatalog Catalog = ContractSamples.Catalog;
 
     [Fact]
     public void Known_attributes_and_classes_pass_and_null_clears()
     {
         Catalog.Validate(new Dictionary<string, string?> { ["gender"] = "male", ["age"] = null }).ShouldBeNull();
         Catalog.Validate((IReadOnlyDictionary<string, string?>?)null).ShouldBeNull();
-        Catalog.Validate(Samples.Update()).ShouldBeNull();
-        Catalog.Validate(Samples.Request(PrivacyRequestType.UpdateAttributes)).ShouldBeNull();
-        Catalog.Validate(Samples.Request(PrivacyRequestType.Forget)).ShouldBeNull();
+        Catalog.Validate(ContractSamples.Update()).ShouldBeNull();
+        Catalog.Validate(ContractSamples.Request(PrivacyRequestType.UpdateAttributes)).ShouldBeNull();
+        Catalog.Validate(ContractSamples.Request(PrivacyRequestType.Forget)).ShouldBeNull();
     }
 
     [Fact]
@@ -22,7 +21,7 @@ public sealed class AttributeCatalogTests
         Catalog.Validate(new Dictionary<string, string?> { ["income"] = "high" })!.Reason.ShouldBe(ReasonCode.UnknownAttribute);
         Catalog.Validate(new Dictionary<string, string?> { ["Gender"] = "male" })!.Reason.ShouldBe(ReasonCode.UnknownAttribute);
         Catalog.Validate(new Dictionary<string, string?> { ["gender"] = "Male" })!.Reason.ShouldBe(ReasonCode.UnknownClass);
-        Catalog.Validate(Samples.Update() with { Attributes = new Dictionary<string, string> { ["age"] = "99" } })!.Reason.ShouldBe(ReasonCode.UnknownClass);
+        Catalog.Validate(ContractSamples.Update() with { Attributes = new Dictionary<string, string> { ["age"] = "99" } })!.Reason.ShouldBe(ReasonCode.UnknownClass);
     }
 
     [Fact]

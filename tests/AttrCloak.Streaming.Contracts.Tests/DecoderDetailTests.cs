@@ -9,7 +9,7 @@ public sealed class DecoderDetailTests
     private static readonly ContractLimits Limits = new(4);
 
     private static DecodeResult Decode(string json, string? contentType = null) =>
-        EventCodec.TryDecode(Encoding.UTF8.GetBytes(json), contentType, Limits, Samples.Catalog);
+        EventCodec.TryDecode(Encoding.UTF8.GetBytes(json), contentType, Limits, ContractSamples.Catalog);
 
     private static string Event(string member, string value) =>
         EventCodecTestText.Replace($"\"{member}\":{Original(member)}", $"\"{member}\":{value}");
@@ -100,7 +100,7 @@ public sealed class DecoderDetailTests
     {
         Decode(EventCodecTestText, "text/plain").Error!.Reason.ShouldBe(ReasonCode.UnsupportedContentType);
         Decode(EventCodecTestText, "application/avro").Error!.Reason.ShouldBe(ReasonCode.UnsupportedContentType);
-        var request = EventCodec.Encode(Samples.Request(PrivacyRequestType.Forget));
+        var request = EventCodec.Encode(ContractSamples.Request(PrivacyRequestType.Forget));
         EventCodec.TryDecode(request, ContentTypes.EmbeddingBinary, Limits).Error!.Reason.ShouldBe(ReasonCode.MalformedBinary);
     }
 

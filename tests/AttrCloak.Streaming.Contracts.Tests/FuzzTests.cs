@@ -32,12 +32,12 @@ public sealed class FuzzTests(ITestOutputHelper output)
             seeds.Add((bytes, null));
         foreach (var item in ContractFiles.Malformed())
             seeds.Add((item.Bytes, item.ContentType));
-        var update = Samples.Update(4);
+        var update = ContractSamples.Update(4);
         seeds.Add((EventCodec.Encode(update), ContentTypes.Json));
         seeds.Add((EventCodec.Encode(update, binary: true), ContentTypes.EmbeddingBinary));
         seeds.Add((EventCodec.Encode(update with { Attributes = null }, binary: true), ContentTypes.EmbeddingBinary));
         foreach (var type in Enum.GetValues<PrivacyRequestType>())
-            seeds.Add((EventCodec.Encode(Samples.Request(type)), null));
+            seeds.Add((EventCodec.Encode(ContractSamples.Request(type)), null));
         return seeds;
     }
 
@@ -240,9 +240,9 @@ public sealed class FuzzTests(ITestOutputHelper output)
         // A dead-letter record of every reason, so that each label (also the worker-decided ones) is mutated.
         byte[][] seeds =
         [
-            EventCodec.Encode(Samples.Cloaked(4)),
-            EventCodec.Encode(Samples.Cloaked(4) with { ProtectedAttributes = [] }),
-            .. ReasonCodes.All.Select(r => EventCodec.Encode(Samples.DeadLetter() with { Reason = r })),
+            EventCodec.Encode(ContractSamples.Cloaked(4)),
+            EventCodec.Encode(ContractSamples.Cloaked(4) with { ProtectedAttributes = [] }),
+            .. ReasonCodes.All.Select(r => EventCodec.Encode(ContractSamples.DeadLetter() with { Reason = r })),
         ];
         for (var i = 0; i < Iterations / 4; i++)
         {

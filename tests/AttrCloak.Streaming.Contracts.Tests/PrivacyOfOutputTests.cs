@@ -10,7 +10,7 @@ public sealed class PrivacyOfOutputTests
     [Fact]
     public void Cloaked_output_has_only_the_allowed_members()
     {
-        using var doc = JsonDocument.Parse(EventCodec.Encode(Samples.Cloaked()));
+        using var doc = JsonDocument.Parse(EventCodec.Encode(ContractSamples.Cloaked()));
 
         doc.RootElement.EnumerateObject().Select(p => p.Name).ShouldBe(
             ["schema", "user_id", "version", "model_version", "embedding", "protected_attributes", "cloaked_at"]);
@@ -19,14 +19,14 @@ public sealed class PrivacyOfOutputTests
     [Fact]
     public void Cloaked_output_never_contains_an_attribute_value_or_original_field_names()
     {
-        var update = Samples.Update();
-        var cloaked = Samples.Cloaked() with { Version = update.Version, ModelVersion = update.ModelVersion };
+        var update = ContractSamples.Update();
+        var cloaked = ContractSamples.Cloaked() with { Version = update.Version, ModelVersion = update.ModelVersion };
 
         var json = Encoding.UTF8.GetString(EventCodec.Encode(cloaked));
 
-        foreach (var attribute in Samples.Catalog.AttributeNames)
+        foreach (var attribute in ContractSamples.Catalog.AttributeNames)
         {
-            foreach (var value in Samples.Catalog.ClassesOf(attribute))
+            foreach (var value in ContractSamples.Catalog.ClassesOf(attribute))
                 json.ShouldNotContain($"\"{value}\"");
         }
         foreach (var forbidden in new[] { "\"original", "\"attributes\"", "\"raw", "\"embedding_original\"", "\"source_embedding\"", "\"class" })
@@ -41,7 +41,7 @@ public sealed class PrivacyOfOutputTests
     [Fact]
     public void Schema_rejects_an_output_that_leaks()
     {
-        var json = Encoding.UTF8.GetString(EventCodec.Encode(Samples.Cloaked()));
+        var json = Encoding.UTF8.GetString(EventCodec.Encode(ContractSamples.Cloaked()));
         foreach (var leak in new[] { ",\"attributes\":{\"gender\":\"female\"}", ",\"original_embedding\":[1,2]", ",\"gender\":\"female\"" })
         {
             var leaking = json[..^1] + leak + "}";
@@ -54,7 +54,7 @@ public sealed class PrivacyOfOutputTests
     [Fact]
     public void Protected_attributes_hold_names_not_values()
     {
-        var bytes = EventCodec.Encode(Samples.Cloaked() with { ProtectedAttributes = ["gender", "age"] });
+        var bytes = EventCodec.Encode(ContractSamples.Cloaked() with { ProtectedAttributes = ["gender", "age"] });
         using var doc = JsonDocument.Parse(bytes);
 
         doc.RootElement.GetProperty("protected_attributes").EnumerateArray().Select(e => e.GetString()).ShouldBe(["gender", "age"]);
@@ -63,7 +63,7 @@ public sealed class PrivacyOfOutputTests
     [Fact]
     public void Unknown_class_error_names_the_attribute_but_not_the_value()
     {
-        var error = Samples.Catalog.Validate(new Dictionary<string, string?> { ["gender"] = "very-private-value" });
+        var error = ContractSamples.Catalog.Validate(new Dictionary<string, string?> { ["gender"] = "very-private-value" });
 
         error.ShouldNotBeNull().Reason.ShouldBe(ReasonCode.UnknownClass);
         error.Message.ShouldContain("gender");

@@ -14,10 +14,10 @@ public sealed class RoundTripTests
     [InlineData(true, false)]
     public void Embedding_update_round_trips(bool binary, bool attributes)
     {
-        var update = Samples.Update(attributes: attributes);
+        var update = ContractSamples.Update(attributes: attributes);
 
         var bytes = EventCodec.Encode(update, binary);
-        var result = EventCodec.TryDecode(bytes, binary ? ContentTypes.EmbeddingBinary : ContentTypes.Json, Limits, Samples.Catalog);
+        var result = EventCodec.TryDecode(bytes, binary ? ContentTypes.EmbeddingBinary : ContentTypes.Json, Limits, ContractSamples.Catalog);
 
         result.IsSuccess.ShouldBeTrue(result.ToString());
         var decoded = result.Event.ShouldBeOfType<EmbeddingUpdate>();
@@ -39,9 +39,9 @@ public sealed class RoundTripTests
     [InlineData(PrivacyRequestType.UpdateAttributes)]
     public void Privacy_request_round_trips(PrivacyRequestType type)
     {
-        var request = Samples.Request(type);
+        var request = ContractSamples.Request(type);
 
-        var result = EventCodec.TryDecode(EventCodec.Encode(request), null, Limits, Samples.Catalog);
+        var result = EventCodec.TryDecode(EventCodec.Encode(request), null, Limits, ContractSamples.Catalog);
 
         result.IsSuccess.ShouldBeTrue(result.ToString());
         var decoded = result.Event.ShouldBeOfType<PrivacyRequest>();
@@ -61,7 +61,7 @@ public sealed class RoundTripTests
     [Fact]
     public void Cloaked_embedding_and_dead_letter_round_trip()
     {
-        var cloaked = Samples.Cloaked();
+        var cloaked = ContractSamples.Cloaked();
         EventCodec.TryDecodeCloaked(EventCodec.Encode(cloaked), out var c, out var error).ShouldBeTrue(error?.ToString());
         c.UserId.ShouldBe(cloaked.UserId);
         c.Version.ShouldBe(cloaked.Version);
@@ -70,7 +70,7 @@ public sealed class RoundTripTests
         c.ProtectedAttributes.ShouldBe(cloaked.ProtectedAttributes);
         c.CloakedAt.ShouldBe(cloaked.CloakedAt);
 
-        var deadLetter = Samples.DeadLetter();
+        var deadLetter = ContractSamples.DeadLetter();
         EventCodec.TryDecodeDeadLetter(EventCodec.Encode(deadLetter), out var d, out error).ShouldBeTrue(error?.ToString());
         d.ShouldBe(deadLetter);
     }
@@ -79,7 +79,7 @@ public sealed class RoundTripTests
     public void Extreme_floats_survive_json_exactly()
     {
         float[] values = [float.MaxValue, float.MinValue, float.Epsilon, -float.Epsilon, 0f, -0f, 1e-38f, 0.1f, 1f / 3, 16777217f];
-        var update = Samples.Update(values.Length) with { Embedding = values };
+        var update = ContractSamples.Update(values.Length) with { Embedding = values };
 
         var result = EventCodec.TryDecode(EventCodec.Encode(update), null, new ContractLimits(values.Length));
 
@@ -91,17 +91,17 @@ public sealed class RoundTripTests
     [Fact]
     public void Binary_keeps_event_time_to_the_microsecond()
     {
-        var update = Samples.Update() with { EventTime = Samples.Time.AddTicks(1234567) };
+        var update = ContractSamples.Update() with { EventTime = ContractSamples.Time.AddTicks(1234567) };
 
         var decoded = EventCodec.TryDecode(EventCodec.Encode(update, binary: true), ContentTypes.EmbeddingBinary, Limits).Event.ShouldBeOfType<EmbeddingUpdate>();
 
-        decoded.EventTime.ShouldBe(Samples.Time.AddTicks(1234560));
+        decoded.EventTime.ShouldBe(ContractSamples.Time.AddTicks(1234560));
     }
 
     [Fact]
     public void Json_writes_schema_first_and_utc_times()
     {
-        var json = Encoding.UTF8.GetString(EventCodec.Encode(Samples.Update() with { EventTime = new DateTimeOffset(2025, 1, 31, 13, 0, 0, TimeSpan.FromHours(1)) }));
+        var json = Encoding.UTF8.GetString(EventCodec.Encode(ContractSamples.Update() with { EventTime = new DateTimeOffset(2025, 1, 31, 13, 0, 0, TimeSpan.FromHours(1)) }));
 
         json.ShouldStartWith("""{"schema":"attrcloak.embedding_update.v1","event_id":""");
         json.ShouldContain("\"event_time\":\"2025-01-31T12:00:00Z\"");
@@ -127,13 +127,13 @@ public sealed class RoundTripTests
     [InlineData(null)]
     public void Json_content_types_are_accepted(string? contentType)
     {
-        EventCodec.TryDecode(EventCodec.Encode(Samples.Update()), contentType, Limits).IsSuccess.ShouldBeTrue();
+        EventCodec.TryDecode(EventCodec.Encode(ContractSamples.Update()), contentType, Limits).IsSuccess.ShouldBeTrue();
     }
 
     [Fact]
     public void A_utf8_bom_is_skipped()
     {
-        byte[] bytes = [0xEF, 0xBB, 0xBF, .. EventCodec.Encode(Samples.Update())];
+        byte[] bytes = [0xEF, 0xBB, 0xBF, .. EventCodec.Encode(ContractSamples.Update())];
 
         EventCodec.TryDecode(bytes, null, Limits).IsSuccess.ShouldBeTrue();
     }
@@ -141,7 +141,7 @@ public sealed class RoundTripTests
     [Fact]
     public void Version_written_as_a_whole_float_is_an_integer_like_json_schema_says()
     {
-        var json = Encoding.UTF8.GetString(EventCodec.Encode(Samples.Update())).Replace("\"version\":7", "\"version\":7.0e0");
+        var json = Encoding.UTF8.GetString(EventCodec.Encode(ContractSamples.Update())).Replace("\"version\":7", "\"version\":7.0e0");
 
         EventCodec.TryDecode(Encoding.UTF8.GetBytes(json), null, Limits).Event.ShouldNotBeNull().Version.ShouldBe(7);
         SchemaValidator.Errors(SchemaValidator.EmbeddingUpdate, Encoding.UTF8.GetBytes(json)).ShouldBeNull();
@@ -160,24 +160,24 @@ public sealed class RoundTripTests
     [Fact]
     public void Encoders_refuse_what_the_schemas_forbid()
     {
-        Should.Throw<ArgumentException>(() => EventCodec.Encode(Samples.Update() with { Embedding = [1f, float.NaN] }));
-        Should.Throw<ArgumentException>(() => EventCodec.Encode(Samples.Update() with { UserId = "" }));
-        Should.Throw<ArgumentException>(() => EventCodec.Encode(Samples.Update() with { UserId = "a\nb" }));
-        Should.Throw<ArgumentException>(() => EventCodec.Encode(Samples.Update() with { Version = -1 }));
-        Should.Throw<ArgumentException>(() => EventCodec.Encode(Samples.Request(PrivacyRequestType.OptOut) with
+        Should.Throw<ArgumentException>(() => EventCodec.Encode(ContractSamples.Update() with { Embedding = [1f, float.NaN] }));
+        Should.Throw<ArgumentException>(() => EventCodec.Encode(ContractSamples.Update() with { UserId = "" }));
+        Should.Throw<ArgumentException>(() => EventCodec.Encode(ContractSamples.Update() with { UserId = "a\nb" }));
+        Should.Throw<ArgumentException>(() => EventCodec.Encode(ContractSamples.Update() with { Version = -1 }));
+        Should.Throw<ArgumentException>(() => EventCodec.Encode(ContractSamples.Request(PrivacyRequestType.OptOut) with
         {
             Attributes = new Dictionary<string, string?> { ["gender"] = "male" },
         }));
-        Should.Throw<ArgumentException>(() => EventCodec.Encode(Samples.Request(PrivacyRequestType.UpdateAttributes) with { Attributes = null }));
-        Should.Throw<ArgumentException>(() => EventCodec.Encode(Samples.Cloaked() with { ProtectedAttributes = ["gender", "gender"] }));
-        Should.Throw<ArgumentException>(() => EventCodec.Encode(Samples.Cloaked() with { Embedding = [float.PositiveInfinity] }));
-        Should.Throw<ArgumentException>(() => EventCodec.Encode(Samples.DeadLetter() with { Message = new string('x', 2000) }));
+        Should.Throw<ArgumentException>(() => EventCodec.Encode(ContractSamples.Request(PrivacyRequestType.UpdateAttributes) with { Attributes = null }));
+        Should.Throw<ArgumentException>(() => EventCodec.Encode(ContractSamples.Cloaked() with { ProtectedAttributes = ["gender", "gender"] }));
+        Should.Throw<ArgumentException>(() => EventCodec.Encode(ContractSamples.Cloaked() with { Embedding = [float.PositiveInfinity] }));
+        Should.Throw<ArgumentException>(() => EventCodec.Encode(ContractSamples.DeadLetter() with { Message = new string('x', 2000) }));
     }
 
     [Fact]
     public void Dead_letter_for_cuts_long_messages()
     {
-        var deadLetter = DeadLetter.For(new DecodeError(ReasonCode.SchemaViolation, new string('x', 5000)), "t", 0, 0, 5000, Samples.Time);
+        var deadLetter = DeadLetter.For(new DecodeError(ReasonCode.SchemaViolation, new string('x', 5000)), "t", 0, 0, 5000, ContractSamples.Time);
 
         deadLetter.Message.Length.ShouldBe(DeadLetter.MaxMessageLength);
         SchemaValidator.Errors(SchemaValidator.DeadLetter, EventCodec.Encode(deadLetter)).ShouldBeNull();

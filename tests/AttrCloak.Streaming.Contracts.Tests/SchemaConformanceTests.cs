@@ -14,9 +14,9 @@ public sealed partial class SchemaConformanceTests
     [InlineData(4096)]
     public void Encoded_embedding_updates_validate(int dimension)
     {
-        SchemaValidator.Errors(SchemaValidator.EmbeddingUpdate, EventCodec.Encode(Samples.Update(dimension))).ShouldBeNull();
-        SchemaValidator.Errors(SchemaValidator.EmbeddingUpdate, EventCodec.Encode(Samples.Update(dimension, attributes: false))).ShouldBeNull();
-        SchemaValidator.Errors(SchemaValidator.Envelope, EventCodec.Encode(Samples.Update(dimension))).ShouldBeNull();
+        SchemaValidator.Errors(SchemaValidator.EmbeddingUpdate, EventCodec.Encode(ContractSamples.Update(dimension))).ShouldBeNull();
+        SchemaValidator.Errors(SchemaValidator.EmbeddingUpdate, EventCodec.Encode(ContractSamples.Update(dimension, attributes: false))).ShouldBeNull();
+        SchemaValidator.Errors(SchemaValidator.Envelope, EventCodec.Encode(ContractSamples.Update(dimension))).ShouldBeNull();
     }
 
     [Fact]
@@ -38,7 +38,7 @@ public sealed partial class SchemaConformanceTests
     [InlineData(PrivacyRequestType.UpdateAttributes)]
     public void Encoded_privacy_requests_validate(PrivacyRequestType type)
     {
-        var bytes = EventCodec.Encode(Samples.Request(type));
+        var bytes = EventCodec.Encode(ContractSamples.Request(type));
         SchemaValidator.Errors(SchemaValidator.PrivacyRequest, bytes).ShouldBeNull();
         SchemaValidator.Errors(SchemaValidator.Envelope, bytes).ShouldBeNull();
     }
@@ -46,15 +46,15 @@ public sealed partial class SchemaConformanceTests
     [Fact]
     public void Encoded_cloaked_embeddings_validate()
     {
-        SchemaValidator.Errors(SchemaValidator.CloakedEmbedding, EventCodec.Encode(Samples.Cloaked())).ShouldBeNull();
-        SchemaValidator.Errors(SchemaValidator.CloakedEmbedding, EventCodec.Encode(Samples.Cloaked(1) with { ProtectedAttributes = [] })).ShouldBeNull();
+        SchemaValidator.Errors(SchemaValidator.CloakedEmbedding, EventCodec.Encode(ContractSamples.Cloaked())).ShouldBeNull();
+        SchemaValidator.Errors(SchemaValidator.CloakedEmbedding, EventCodec.Encode(ContractSamples.Cloaked(1) with { ProtectedAttributes = [] })).ShouldBeNull();
     }
 
     [Fact]
     public void Encoded_dead_letters_validate_for_every_reason()
     {
         foreach (var reason in ReasonCodes.All)
-            SchemaValidator.Errors(SchemaValidator.DeadLetter, EventCodec.Encode(Samples.DeadLetter() with { Reason = reason })).ShouldBeNull(reason.ToString());
+            SchemaValidator.Errors(SchemaValidator.DeadLetter, EventCodec.Encode(ContractSamples.DeadLetter() with { Reason = reason })).ShouldBeNull(reason.ToString());
     }
 
     [Fact]
@@ -109,7 +109,7 @@ public sealed partial class SchemaConformanceTests
         {
             var bytes = Encoding.UTF8.GetBytes(json);
             SchemaValidator.InboundErrors(bytes).ShouldBeNull(json);
-            var result = EventCodec.TryDecode(bytes, null, limits, Samples.Catalog);
+            var result = EventCodec.TryDecode(bytes, null, limits, ContractSamples.Catalog);
             result.IsSuccess.ShouldBeTrue($"{json}: {result}");
         }
     }

@@ -1,7 +1,7 @@
 using System.Runtime.InteropServices;
 using System.Text;
 using StackExchange.Redis;
-using static AttrCloak.Streaming.Redis.Tests.TestSupport;
+using static AttrCloak.Tools.Samples.Streaming.StoreSamples;
 using AttrCloak.Streaming.Redis;
 using AttrCloak.Streaming.State;
 

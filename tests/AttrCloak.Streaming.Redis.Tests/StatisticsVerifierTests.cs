@@ -1,4 +1,4 @@
-using static AttrCloak.Streaming.Redis.Tests.TestSupport;
+using static AttrCloak.Tools.Samples.Streaming.StoreSamples;
 using AttrCloak.Streaming.Redis;
 using AttrCloak.Streaming.State;
 using AttrCloak.Streaming.Statistics;

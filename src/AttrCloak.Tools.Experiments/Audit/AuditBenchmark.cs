@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using AttrCloak.Audit;
 using AttrCloak.Audit.Attackers;
-using AttrCloak.Tools.Experiments.Support;
+using AttrCloak.Tools.Samples;
 
 namespace AttrCloak.Tools.Experiments.Audit;
 

@@ -2,7 +2,7 @@ using System.Diagnostics;
 using AttrCloak.Core.Data;
 using AttrCloak.Streaming.Cloaking;
 using AttrCloak.Streaming.Statistics;
-using static AttrCloak.Tools.Experiments.Support.GaussianSamples;
+using static AttrCloak.Tools.Samples.GaussianSamples;
 
 namespace AttrCloak.Tools.Experiments.Cloaking;
 

@@ -1,6 +1,6 @@
 using System.Diagnostics;
 using AttrCloak.Streaming.Contracts;
-using AttrCloak.Tools.Experiments.Support;
+using AttrCloak.Tools.Samples;
 
 namespace AttrCloak.Tools.Experiments.Contracts;
 
@@ -18,10 +18,10 @@ internal sealed class CodecBenchmark(ExperimentContext output)
     private void JsonAndBinaryAtD64()
     {
         var limits = new ContractLimits(Dimension);
-        var catalog = CodecSamples.Catalog;
+        var catalog = ContractSamples.Catalog;
         // Distinct events, so that nothing is cached by accident.
         var updates = Enumerable.Range(0, 1024)
-            .Select(i => CodecSamples.Update(Dimension, userId: $"user-{i}") with { Embedding = CodecSamples.Embedding(Dimension, i), Version = i })
+            .Select(i => ContractSamples.Update(Dimension, userId: $"user-{i}") with { Embedding = ContractSamples.Embedding(Dimension, i), Version = i })
             .ToArray();
         var json = updates.Select(u => EventCodec.Encode(u)).ToArray();
         var binary = updates.Select(u => EventCodec.Encode(u, binary: true)).ToArray();

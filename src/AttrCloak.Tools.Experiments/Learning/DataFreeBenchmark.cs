@@ -2,7 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using AttrCloak.Learning;
 using AttrCloak.Learning.Unlearning;
-using AttrCloak.Tools.Experiments.Support;
+using AttrCloak.Tools.Samples;
 
 namespace AttrCloak.Tools.Experiments.Learning;
 

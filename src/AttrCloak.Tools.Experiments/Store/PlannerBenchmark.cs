@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using AttrCloak.Streaming.State;
 using AttrCloak.Streaming.Statistics;
-using static AttrCloak.Tools.Experiments.Support.StoreSamples;
+using static AttrCloak.Tools.Samples.Streaming.StoreSamples;
 
 namespace AttrCloak.Tools.Experiments.Store;
 

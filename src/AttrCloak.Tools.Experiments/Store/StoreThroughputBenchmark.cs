@@ -5,7 +5,7 @@ using AttrCloak.Streaming.Redis;
 using AttrCloak.Streaming.Redis.Scripts;
 using AttrCloak.Streaming.State;
 using AttrCloak.Tools.Experiments.Support;
-using static AttrCloak.Tools.Experiments.Support.StoreSamples;
+using static AttrCloak.Tools.Samples.Streaming.StoreSamples;
 
 namespace AttrCloak.Tools.Experiments.Store;
 

@@ -89,7 +89,7 @@ public sealed class ConcurrencyTests
     [Fact]
     public void Cloaking_under_gc_pressure_matches_the_quiet_run()
     {
-        var (e, attributes) = Synthetic.Users(300, 16, [2, 4], shift: 1.5, seed: 42);
+        var (e, attributes) = SyntheticUsers.Users(300, 16, [2, 4], shift: 1.5, seed: 42);
         var options = new CloakOptions { MaxIterations = 30, PrivacyTarget = null };
         var quiet = new Cloaker().Cloak(e, attributes, options, ct: Ct);
         var (data, split) = Tiny.Value;

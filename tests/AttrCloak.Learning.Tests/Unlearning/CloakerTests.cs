@@ -16,7 +16,7 @@ public sealed class CloakerTests
         new Cloaker().Cloak(e, attributes, options, rec, p, TestContext.Current.CancellationToken);
 
     private static (EmbeddingMatrix Embeddings, LabeledAttribute[] Attributes) Data(double unknownRate = 0) =>
-        Synthetic.Users(N, D, [2, 4], shift: 1.5, seed: 42, unknownRate: unknownRate);
+        SyntheticUsers.Users(N, D, [2, 4], shift: 1.5, seed: 42, unknownRate: unknownRate);
 
     /// <summary>
     /// Toy DD loss: BCE with logits of u . v over a fixed random item matrix and fixed random interactions,
@@ -30,7 +30,7 @@ public sealed class CloakerTests
         public ToyBceLoss(EmbeddingMatrix users, int items, int seed)
         {
             var rng = new Random(seed);
-            var v = Enumerable.Range(0, items * users.Cols).Select(_ => (float)(Synthetic.Gaussian(rng) * 0.3)).ToArray();
+            var v = Enumerable.Range(0, items * users.Cols).Select(_ => (float)(SyntheticUsers.Gaussian(rng) * 0.3)).ToArray();
             _items = tensor(v, [items, users.Cols], float32);
             // Targets that the original users already fit well: positives where the original score is high.
             using var u = tensor(users.Values, [users.Rows, users.Cols], float32);
@@ -52,7 +52,7 @@ public sealed class CloakerTests
     public void Data_free_cloaking_removes_the_attribute_signal_and_keeps_embeddings_close()
     {
         var (e, attributes) = Data();
-        var before = attributes.Select(a => Synthetic.NearestMeanBalancedAccuracy(e, a)).ToArray();
+        var before = attributes.Select(a => SyntheticUsers.NearestMeanBalancedAccuracy(e, a)).ToArray();
 
         var result = Run(e, attributes,
             new CloakOptions { LearningRate = 0.1, MaxIterations = 100, PrivacyTarget = PrivacyTarget.Chance(1.0) });
@@ -65,9 +65,9 @@ public sealed class CloakerTests
         for (var j = 0; j < attributes.Length; j++) result.Final.MeanShiftPerAttribute[j].ShouldBeLessThanOrEqualTo(chance[j]);
         result.Final.LossAu.ShouldBeLessThan(0.2 * result.Initial.LossAu);
         // Moves users hardly more than subtracting the class-mean offsets would (the least any cloak must move them).
-        Synthetic.RelativeChange(e, result.Embeddings).ShouldBeLessThan(1.5 * Synthetic.OracleRelativeChange(e, attributes));
+        SyntheticUsers.RelativeChange(e, result.Embeddings).ShouldBeLessThan(1.5 * SyntheticUsers.OracleRelativeChange(e, attributes));
 
-        var after = attributes.Select(a => Synthetic.NearestMeanBalancedAccuracy(result.Embeddings, a)).ToArray();
+        var after = attributes.Select(a => SyntheticUsers.NearestMeanBalancedAccuracy(result.Embeddings, a)).ToArray();
         before[0].ShouldBeGreaterThan(0.8);  // 2 classes, chance 0.5
         before[1].ShouldBeGreaterThan(0.55); // 4 classes, chance 0.25
         Math.Abs(after[0] - 0.5).ShouldBeLessThan(0.1);
@@ -78,7 +78,7 @@ public sealed class CloakerTests
     public void Chance_level_of_the_mean_shift_term_matches_its_sampling_theory()
     {
         // For labels independent of the embeddings, E[sum_k w_k 1/2 |mu_k - mu|^2_Sigma^-1] ~ d (K - 1) / 2n.
-        var (e, attributes) = Synthetic.Users(N, D, [2, 4], shift: 0.0, seed: 5);
+        var (e, attributes) = SyntheticUsers.Users(N, D, [2, 4], shift: 0.0, seed: 5);
         var result = Run(e, attributes, new CloakOptions { MaxIterations = 0, PrivacyTarget = PrivacyTarget.Chance(1.0) with { ChancePermutations = 8 } });
         var chance = result.ChanceMeanShiftPerAttribute.ShouldNotBeNull();
         chance[0].ShouldBe(D * 1.0 / (2 * N), D * 0.5 / (2 * N));

@@ -58,7 +58,7 @@ internal static class DenseMath
     public static double[,] RandomSpd(Random rng, int d, double jitter = 0.1)
     {
         var a = new double[d, d];
-        for (var i = 0; i < d; i++) for (var j = 0; j < d; j++) a[i, j] = Synthetic.Gaussian(rng);
+        for (var i = 0; i < d; i++) for (var j = 0; j < d; j++) a[i, j] = SyntheticUsers.Gaussian(rng);
         var s = new double[d, d];
         for (var i = 0; i < d; i++)
             for (var j = 0; j < d; j++)

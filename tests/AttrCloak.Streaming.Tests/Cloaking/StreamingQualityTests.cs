@@ -2,7 +2,7 @@ using AttrCloak.Audit;
 using AttrCloak.Core.Data;
 using AttrCloak.Streaming.Cloaking;
 using AttrCloak.Tools.Benchmarks;
-using static AttrCloak.Streaming.Tests.Cloaking.GaussianSamples;
+using static AttrCloak.Tools.Samples.GaussianSamples;
 
 namespace AttrCloak.Streaming.Tests.Cloaking;
 

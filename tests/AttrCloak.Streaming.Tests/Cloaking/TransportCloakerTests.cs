@@ -1,6 +1,6 @@
 using AttrCloak.Core.Data;
 using AttrCloak.Streaming.Cloaking;
-using static AttrCloak.Streaming.Tests.Cloaking.GaussianSamples;
+using static AttrCloak.Tools.Samples.GaussianSamples;
 using AttrCloak.Streaming.Statistics;
 
 namespace AttrCloak.Streaming.Tests.Cloaking;

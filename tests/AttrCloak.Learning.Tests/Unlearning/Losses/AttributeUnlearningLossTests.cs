@@ -22,7 +22,7 @@ public sealed class AttributeUnlearningLossTests
         using var scope = NewDisposeScope();
         const int n = 10, d = 3;
         var rng = new Random(11);
-        var values = Enumerable.Range(0, n * d).Select(_ => Synthetic.Gaussian(rng)).ToArray();
+        var values = Enumerable.Range(0, n * d).Select(_ => SyntheticUsers.Gaussian(rng)).ToArray();
         using var loss = new AttributeUnlearningLoss(TinyAttributes(), n, new CovarianceRidge(epsilon, mode));
 
         var x = tensor(values, [n, d], float64).requires_grad_(true);
@@ -55,7 +55,7 @@ public sealed class AttributeUnlearningLossTests
         var rng = new Random(2);
         var attributes = TinyAttributes();
         using var loss = new AttributeUnlearningLoss([attributes[0]], 10, CovarianceRidge.Relative(1e-3));
-        var x = tensor(Enumerable.Range(0, 30).Select(_ => Synthetic.Gaussian(rng)).ToArray(), [10, 3], float64).requires_grad_(true);
+        var x = tensor(Enumerable.Range(0, 30).Select(_ => SyntheticUsers.Gaussian(rng)).ToArray(), [10, 3], float64).requires_grad_(true);
         var grad = autograd.grad([loss.Compute(x).Total], [x])[0];
         grad[9].abs().sum().item<double>().ShouldBe(0.0);
         grad[0].abs().sum().item<double>().ShouldBeGreaterThan(0.0);
@@ -69,7 +69,7 @@ public sealed class AttributeUnlearningLossTests
         // Class sizes 1, 2 and 9 in 8 dimensions: two rank-deficient covariances, one of them exactly zero.
         int[] labels = [0, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 2];
         var rng = new Random(4);
-        var values = Enumerable.Range(0, n * d).Select(_ => (float)Synthetic.Gaussian(rng)).ToArray();
+        var values = Enumerable.Range(0, n * d).Select(_ => (float)SyntheticUsers.Gaussian(rng)).ToArray();
         foreach (var ridge in new[] { CovarianceRidge.Absolute(1e-6), CovarianceRidge.Relative(1e-6), CovarianceRidge.Relative(1.0) })
         {
             using var loss = new AttributeUnlearningLoss([new LabeledAttribute(AttributeSpec.Numbered("tiny", 3), labels)], n, ridge);
@@ -86,7 +86,7 @@ public sealed class AttributeUnlearningLossTests
     public void Relative_ridge_makes_the_loss_invariant_to_rescaling_the_embeddings()
     {
         using var scope = NewDisposeScope();
-        var (e, attributes) = Synthetic.Users(60, 5, [2, 3], shift: 1.0, seed: 8);
+        var (e, attributes) = SyntheticUsers.Users(60, 5, [2, 3], shift: 1.0, seed: 8);
         using var relative = new AttributeUnlearningLoss(attributes, 60, CovarianceRidge.Relative(0.1));
         using var absolute = new AttributeUnlearningLoss(attributes, 60, CovarianceRidge.Absolute(0.1));
         var x = tensor(e.Values, [60, 5], float32).to_type(float64);
@@ -99,7 +99,7 @@ public sealed class AttributeUnlearningLossTests
     public void Loss_is_the_mean_of_the_class_share_weighted_kl_per_attribute()
     {
         using var scope = NewDisposeScope();
-        var (e, attributes) = Synthetic.Users(40, 3, [2, 4], shift: 2.0, seed: 6);
+        var (e, attributes) = SyntheticUsers.Users(40, 3, [2, 4], shift: 2.0, seed: 6);
         using var both = new AttributeUnlearningLoss(attributes, 40, CovarianceRidge.Absolute(0.01));
         var x = tensor(e.Values, [40, 3], float32);
         var value = both.Compute(x);

@@ -28,9 +28,9 @@ public sealed class GaussianKlTests
         const int d = 4;
         const double ridge = 0.05;
         var sg = DenseMath.RandomSpd(rng, d);
-        var muG = Enumerable.Range(0, d).Select(_ => Synthetic.Gaussian(rng)).ToArray();
+        var muG = Enumerable.Range(0, d).Select(_ => SyntheticUsers.Gaussian(rng)).ToArray();
         var classes = Enumerable.Range(0, 3).Select(_ => (
-            Mu: Enumerable.Range(0, d).Select(_ => Synthetic.Gaussian(rng)).ToArray(),
+            Mu: Enumerable.Range(0, d).Select(_ => SyntheticUsers.Gaussian(rng)).ToArray(),
             Sigma: DenseMath.RandomSpd(rng, d))).ToArray();
 
         var muK = stack(classes.Select(c => tensor(c.Mu, float64)).ToArray());
@@ -66,7 +66,7 @@ public sealed class GaussianKlTests
         const int n = 11, d = 3, k = 4; // class 2 is empty, user 5 unknown
         int[] labels = [0, 1, 0, 3, 1, -1, 0, 3, 1, 0, 3];
         var x = new double[n * d];
-        for (var i = 0; i < x.Length; i++) x[i] = Synthetic.Gaussian(rng);
+        for (var i = 0; i < x.Length; i++) x[i] = SyntheticUsers.Gaussian(rng);
         var stats = GaussianFit.Fit(tensor(x, [n, d], float64), labels, k);
 
         int[] present = [0, 1, 3];

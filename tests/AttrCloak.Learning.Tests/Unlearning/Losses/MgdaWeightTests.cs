@@ -22,8 +22,8 @@ public sealed class MgdaWeightTests
     public void Interior_solution_is_the_minimum_norm_combination()
     {
         var rng = new Random(5);
-        var a = Enumerable.Range(0, 20).Select(_ => Synthetic.Gaussian(rng)).ToArray();
-        var r = Enumerable.Range(0, 20).Select(_ => Synthetic.Gaussian(rng)).ToArray();
+        var a = Enumerable.Range(0, 20).Select(_ => SyntheticUsers.Gaussian(rng)).ToArray();
+        var r = Enumerable.Range(0, 20).Select(_ => SyntheticUsers.Gaussian(rng)).ToArray();
         var alpha = MgdaWeight.Solve(a, r, 0, 1);
         double Norm(double w) => a.Zip(r, (x, y) => Math.Pow(w * x + (1 - w) * y, 2)).Sum();
         alpha.ShouldBeInRange(0.0, 1.0);
@@ -63,8 +63,8 @@ public sealed class MgdaWeightTests
         TorchRuntime.EnsureInitialised();
         using var scope = NewDisposeScope();
         var rng = new Random(9);
-        var a = Enumerable.Range(0, 12).Select(_ => Synthetic.Gaussian(rng)).ToArray();
-        var r = Enumerable.Range(0, 12).Select(_ => Synthetic.Gaussian(rng) * 0.3).ToArray();
+        var a = Enumerable.Range(0, 12).Select(_ => SyntheticUsers.Gaussian(rng)).ToArray();
+        var r = Enumerable.Range(0, 12).Select(_ => SyntheticUsers.Gaussian(rng) * 0.3).ToArray();
         var viaTensor = MgdaWeight.Solve(tensor(a, [3, 4], float64), tensor(r, [3, 4], float64), 0, 1);
         viaTensor.ShouldBe(MgdaWeight.Solve(a, r, 0, 1), 1e-12);
     }

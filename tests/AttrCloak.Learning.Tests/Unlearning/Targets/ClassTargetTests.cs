@@ -37,7 +37,7 @@ public sealed class ClassTargetTests
     public void Exact_projection_puts_every_class_mean_on_global_plus_offset_and_keeps_the_global_mean()
     {
         TorchRuntime.EnsureInitialised();
-        var (x, attributes) = Synthetic.Users(d: 6, classSizes: [[30, 70], [10, 25, 40, 25]], shift: 2.0, seed: 3);
+        var (x, attributes) = SyntheticUsers.Users(d: 6, classSizes: [[30, 70], [10, 25, 40, 25]], shift: 2.0, seed: 3);
         var targets = attributes.Select((a, j) => ClassTargets.Build(x, a, EqualisationTarget.NoiseMatched, 1.0, seed: 11 + j, covarianceStrength: 0)).ToArray();
         var before = GlobalMean(x, attributes[0].Labels);
         var y = x.Clone();
@@ -61,7 +61,7 @@ public sealed class ClassTargetTests
     public void Strength_zero_keeps_the_offsets_and_strength_one_removes_them_all_but_the_noise()
     {
         TorchRuntime.EnsureInitialised();
-        var (x, attributes) = Synthetic.Users(d: 8, classSizes: [[400, 600]], shift: 3.0, seed: 5);
+        var (x, attributes) = SyntheticUsers.Users(d: 8, classSizes: [[400, 600]], shift: 3.0, seed: 5);
         var labels = attributes[0].Labels;
         var delta = ClassMean(x, labels, 0).Zip(GlobalMean(x, labels), (a, b) => a - b).ToArray();
         using var none = ClassTargets.Build(x, attributes[0], EqualisationTarget.NoiseMatched, 0.0, seed: 1, covarianceStrength: 0);
@@ -80,7 +80,7 @@ public sealed class ClassTargetTests
         // Over many draws, the mean squared length of the target offset of a class of n_k users (no signal, unit
         // within-class covariance) must be about d (1/n_k - 1/n): what an uncloaked class offset has.
         TorchRuntime.EnsureInitialised();
-        var (x, attributes) = Synthetic.Users(d: 10, classSizes: [[50, 150]], shift: 0.0, seed: 9);
+        var (x, attributes) = SyntheticUsers.Users(d: 10, classSizes: [[50, 150]], shift: 0.0, seed: 9);
         double sum = 0;
         const int draws = 200;
         for (var s = 0; s < draws; s++)
@@ -96,7 +96,7 @@ public sealed class ClassTargetTests
     {
         TorchRuntime.EnsureInitialised();
         // Attribute 0 carries no signal (shift applies to a random labelling per attribute, so use shift 0 for one).
-        var (noise, noAttributes) = Synthetic.Users(d: 16, classSizes: [[300, 300]], shift: 0.0, seed: 2);
+        var (noise, noAttributes) = SyntheticUsers.Users(d: 16, classSizes: [[300, 300]], shift: 0.0, seed: 2);
         using var t = ClassTargets.Build(noise, noAttributes[0], EqualisationTarget.Shrunk, 0.5, seed: 1, covarianceStrength: 0);
         var labels = noAttributes[0].Labels;
         var delta = ClassMean(noise, labels, 0).Zip(GlobalMean(noise, labels), (a, b) => a - b).ToArray();
@@ -163,7 +163,7 @@ public sealed class TargetedCloakerTests
     public void Loop_stops_once_every_attribute_is_within_the_target_and_never_moves_one_that_does_not_leak()
     {
         TorchRuntime.EnsureInitialised();
-        var (x, attributes) = Synthetic.Users(d: 4, classSizes: [[200, 200], [200, 200]], shift: 2.0, seed: 1);
+        var (x, attributes) = SyntheticUsers.Users(d: 4, classSizes: [[200, 200], [200, 200]], shift: 2.0, seed: 1);
         var probe = new SeparationProbe(x, attributes, [0.2, 0.01]);
         var result = new TargetedCloaker().Cloak(x, attributes, new CloakOptions { MaxIterations = 5 }, new PrivacyGoal(0.03), probe, ct: TestContext.Current.CancellationToken);
         result.Outcome.ShouldBe(TargetOutcome.Met);
@@ -177,7 +177,7 @@ public sealed class TargetedCloakerTests
     public void Loop_says_when_the_target_cannot_be_met_above_the_floor_and_returns_the_last_round_above_it()
     {
         TorchRuntime.EnsureInitialised();
-        var (x, attributes) = Synthetic.Users(d: 4, classSizes: [[200, 200]], shift: 2.0, seed: 1);
+        var (x, attributes) = SyntheticUsers.Users(d: 4, classSizes: [[200, 200]], shift: 2.0, seed: 1);
         var probe = new SeparationProbe(x, attributes, [0.5]);
         var utility = new DisplacementUtility(x, slope: 1.0);
         var result = new TargetedCloaker().Cloak(x, attributes, new CloakOptions { MaxIterations = 5 },

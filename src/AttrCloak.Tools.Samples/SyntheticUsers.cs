@@ -1,10 +1,13 @@
 using AttrCloak.Core.Data;
-using AttrCloak.Learning.Unlearning;
 
-namespace AttrCloak.Learning.Tests.Unlearning;
+namespace AttrCloak.Tools.Samples;
 
-/// <summary>Seeded synthetic users: N(0, I) embeddings plus a class-dependent mean shift per attribute.</summary>
-internal static class Synthetic
+/// <summary>
+/// Seeded synthetic users: N(0, I) embeddings plus a class-dependent mean shift per attribute, and the simple
+/// measures taken of them. Used by the unlearning tests and the unlearning experiments, so the same seed gives the
+/// same users in both.
+/// </summary>
+public static class SyntheticUsers
 {
     public static (EmbeddingMatrix Embeddings, LabeledAttribute[] Attributes) Users(
         int n, int d, int[] classCounts, double shift, int seed, double unknownRate = 0.0) =>

@@ -1,6 +1,12 @@
-namespace AttrCloak.Streaming.Contracts.Tests.Support;
+using AttrCloak.Streaming.Contracts;
 
-internal static class Samples
+namespace AttrCloak.Tools.Samples;
+
+/// <summary>
+/// Fixed contract events (an embedding update, privacy requests, a cloaked embedding, a dead letter) and the catalog
+/// they use. Used by the contract tests and the codec experiment, so both measure the same events and sizes.
+/// </summary>
+public static class ContractSamples
 {
     public static readonly DateTimeOffset Time = new(2025, 1, 31, 12, 0, 0, 250, TimeSpan.Zero);
 

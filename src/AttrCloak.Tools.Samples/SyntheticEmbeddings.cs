@@ -1,9 +1,12 @@
 using AttrCloak.Core.Data;
 
-namespace AttrCloak.Audit.Tests;
+namespace AttrCloak.Tools.Samples;
 
-/// <summary>Seeded synthetic embeddings: Gaussian noise plus a per-class mean shift.</summary>
-internal static class Synthetic
+/// <summary>
+/// Seeded synthetic embeddings: Gaussian noise plus a per-class mean shift. Used by the audit tests and the audit
+/// experiment, so the same seed gives the same embeddings in both.
+/// </summary>
+public static class SyntheticEmbeddings
 {
     public static int[] BalancedLabels(int n, int classCount) =>
         Enumerable.Range(0, n).Select(i => i % classCount).ToArray();

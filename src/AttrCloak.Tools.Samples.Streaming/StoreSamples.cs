@@ -2,14 +2,20 @@ using System.Security.Cryptography;
 using AttrCloak.Core.Data;
 using AttrCloak.Streaming.State;
 
-namespace AttrCloak.Tools.Experiments.Support;
+namespace AttrCloak.Tools.Samples.Streaming;
 
 /// <summary>
-/// Store options and random user states for the store benchmarks (the generators of the Redis adapter tests'
-/// TestSupport, copied so that the same seed gives the same events).
+/// Store options, catalogs and random user states for the state-store tests (tests/AttrCloak.Streaming.Redis.Tests)
+/// and the store experiments (planner, throughput), so the same seed gives the same events in both.
 /// </summary>
-internal static class StoreSamples
+public static class StoreSamples
 {
+    public static readonly AttributeSpec[] SmallCatalog =
+    [
+        new("gender", ["F", "M"]),
+        new("age", ["<25", "25-44", "45+"]),
+    ];
+
     /// <summary>MovieLens-like catalog: 2 + 7 + 21 classes.</summary>
     public static readonly AttributeSpec[] MovieLensCatalog =
     [
@@ -18,11 +24,12 @@ internal static class StoreSamples
         new("occupation", Enumerable.Range(0, 21).Select(i => $"o{i}").ToArray()),
     ];
 
-    public static StateStoreOptions Options(string prefix, int dimension, AttributeSpec[] catalog) => new()
+    public static StateStoreOptions Options(string prefix, int dimension = 8, AttributeSpec[]? catalog = null, float[]? reference = null) => new()
     {
         Prefix = prefix,
         Dimension = dimension,
-        Attributes = catalog,
+        Attributes = catalog ?? SmallCatalog,
+        ReferencePoint = reference,
         TombstoneSecret = RandomNumberGenerator.GetBytes(32),
     };
 
@@ -39,11 +46,11 @@ internal static class StoreSamples
     public static int[] RandomClasses(Random rng, AttributeSpec[] catalog, double unknownRate = 0.1) =>
         catalog.Select(a => rng.NextDouble() < unknownRate ? -1 : rng.Next(a.ClassCount)).ToArray();
 
-    public static UserStateChange NewUser(string id, long version, Random rng, int d, AttributeSpec[] catalog) =>
+    public static UserStateChange NewUser(string id, long version, Random rng, int d, AttributeSpec[]? catalog = null) =>
         new(id, $"e-{id}-{version}", version)
         {
             Original = RandomVector(rng, d),
             Cloaked = RandomVector(rng, d),
-            Classes = RandomClasses(rng, catalog),
+            Classes = RandomClasses(rng, catalog ?? SmallCatalog),
         };
 }
