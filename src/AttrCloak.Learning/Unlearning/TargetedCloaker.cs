@@ -85,10 +85,14 @@ public sealed record TargetedCloakResult(
     public string Describe() => Outcome switch
     {
         TargetOutcome.Met => $"target met after {Steps.Count - 1} round(s); strengths {Format()}",
-        TargetOutcome.NotMetAboveFloor => $"target NOT met above the utility floor: {string.Join(", ", StillLeaking)} still leak(s); strengths {Format()}",
-        TargetOutcome.NotMetAtFullStrength => $"target NOT met at full strength: {string.Join(", ", StillLeaking)} still leak(s)",
-        _ => $"target NOT met within the round budget: {string.Join(", ", StillLeaking)} still leak(s); strengths {Format()}",
+        TargetOutcome.NotMetAboveFloor => $"target NOT met above the utility floor: {Leaking()} still leak(s); strengths {Format()}",
+        TargetOutcome.NotMetAtFullStrength => $"target NOT met at full strength: {Leaking()} still leak(s)",
+        _ => $"target NOT met within the round budget: {Leaking()} still leak(s); strengths {Format()}",
     };
+
+    // An attribute at full mean strength that still leaks does so beyond the class means (e.g. in its covariances).
+    private string Leaking() => string.Join(", ", StillLeaking.Select(a =>
+        Array.IndexOf(AttributeNames.ToArray(), a) is var j and >= 0 && Strengths[j].Mean >= 1 ? $"{a} (at full strength)" : a));
 
     private string Format() => string.Join(" ", AttributeNames.Select((a, j) => $"{a}={Strengths[j]}"));
 }
@@ -150,9 +154,12 @@ public sealed class TargetedCloaker
         for (var round = 1; ; round++)
         {
             ct.ThrowIfCancellationRequested();
-            var over = Enumerable.Range(0, m).Where(j => best.Reading.WorstAbsAdvantage[j] > thresholds[j]).ToArray();
-            if (over.Length == 0) { outcome = TargetOutcome.Met; break; }
-            if (over.All(j => best.Strengths[j].Mean >= 1)) { outcome = TargetOutcome.NotMetAtFullStrength; break; }
+            var leaking = Enumerable.Range(0, m).Where(j => best.Reading.WorstAbsAdvantage[j] > thresholds[j]).ToArray();
+            if (leaking.Length == 0) { outcome = TargetOutcome.Met; break; }
+            // Only attributes that can still be raised take part: one at full strength would give a candidate equal to
+            // the current round, re-audited for nothing (the round budget went on such repeats).
+            var over = leaking.Where(j => best.Strengths[j].Mean < 1).ToArray();
+            if (over.Length == 0) { outcome = TargetOutcome.NotMetAtFullStrength; break; }
             if (round > goal.MaxProbes) { outcome = TargetOutcome.ProbeBudgetExhausted; break; }
 
             var raised = (AttributeStrength[])best.Strengths.Clone();

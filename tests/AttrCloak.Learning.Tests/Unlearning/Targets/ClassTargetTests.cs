@@ -175,6 +175,27 @@ public sealed class TargetedCloakerTests
         result.Steps[^1].WorstAbsAdvantage[0].ShouldBeLessThanOrEqualTo(0.03);
     }
 
+    /// <summary>Reads a fixed leak whatever the embeddings: a leak the class means do not carry.</summary>
+    private sealed class FixedProbe(double[] leak) : IPrivacyProbe
+    {
+        public PrivacyReading Measure(EmbeddingMatrix embeddings, CancellationToken ct) =>
+            new(leak, leak.Select(_ => 0.0).ToArray(), leak.Select(_ => "fixed").ToArray());
+    }
+
+    [Fact]
+    public void An_attribute_that_still_leaks_at_full_strength_ends_the_loop_instead_of_being_audited_again()
+    {
+        TorchRuntime.EnsureInitialised();
+        var (x, attributes) = SyntheticUsers.Users(d: 4, classSizes: [[200, 200]], shift: 2.0, seed: 1);
+        var result = new TargetedCloaker().Cloak(x, attributes, new CloakOptions { MaxIterations = 5 }, new PrivacyGoal(0.03, MaxProbes: 20),
+            new FixedProbe([0.2]), ct: TestContext.Current.CancellationToken);
+        result.Outcome.ShouldBe(TargetOutcome.NotMetAtFullStrength);
+        result.Strengths[0].Mean.ShouldBe(1);
+        // 0.6 -> 0.84 -> 0.936 -> 1 (0.974, rounded up): four raises, then it stops; no round repeats the last.
+        result.Steps.Count.ShouldBe(5);
+        result.Describe().ShouldContain("attr0 (at full strength)");
+    }
+
     [Fact]
     public void Loop_says_when_the_target_cannot_be_met_above_the_floor_and_returns_the_last_round_above_it()
     {
