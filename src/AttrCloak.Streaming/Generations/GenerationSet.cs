@@ -70,8 +70,6 @@ internal sealed class GenerationSet(
     /// <summary>The registry was empty at start-up: a new deployment (or one whose state is gone).</summary>
     public bool StartedEmpty { get; private set; }
 
-    /// <summary>Cloaker rebuilds over all generations (tests).</summary>
-
     /// <summary>The context of a live generation, or null.</summary>
     public GenerationContext? Context(string modelVersion) => _contexts.GetValueOrDefault(modelVersion);
 

@@ -45,9 +45,6 @@ internal sealed class Sweeper(GenerationSet generations, GenerationOptions optio
 
     private int ChunkTarget => Math.Clamp(options.SweepUsersPerSecond / 10, 16, PageSize);
 
-    /// <summary>Users swept by this worker (tests).</summary>
-    public long Swept { get; private set; }
-
     /// <summary>The consumer's partitions changed: sweeps start their scans again (marks make re-scanning cheap).</summary>
     public void OnAssignment(IEnumerable<(string Topic, int Partition)> assignment, string embeddingsTopic)
     {
@@ -98,7 +95,6 @@ internal sealed class Sweeper(GenerationSet generations, GenerationOptions optio
     {
         await chunk.Store.MarkSweptAsync(chunk.Marked, chunk.Mark, cancellationToken).ConfigureAwait(false);
         _tokens -= chunk.Marked.Count;
-        Swept += chunk.Marked.Count;
     }
 
     private async Task<SweepChunk?> SweepPublishedAsync(GenerationContext context, Progress progress, CancellationToken cancellationToken)

@@ -148,9 +148,6 @@ public sealed class GuardPipeline
     /// <summary>This worker's name in seat leases (default: host name, process id and a random suffix).</summary>
     public string InstanceId { get; init; } = $"{Environment.MachineName}-{Environment.ProcessId}-{Guid.NewGuid().ToString("N")[..6]}";
 
-    /// <summary>Sweeps of this worker (tests); null before <see cref="Run"/>.</summary>
-    internal Sweeper? Sweeps { get; private set; }
-
     /// <summary>Optional: per-event consume-to-acknowledgement latencies (benchmarks).</summary>
     public LatencyRecorder? Latencies
     {
@@ -178,7 +175,7 @@ public sealed class GuardPipeline
         var lossGuard = new StateLossGuard(generations, Status, _kafka, _guard, _time, _logger) { EmptyStoreToCheck = generations.StartedEmpty };
         var processor = new BatchProcessor(generations, lossGuard, Status, _accounting, Input, _generationOptions, _logger);
         var outputs = new OutputBuilder(_kafka, generations, _time);
-        var sweeper = Sweeps = new Sweeper(generations, _generationOptions, _metrics, _logger);
+        var sweeper = new Sweeper(generations, _generationOptions, _metrics, _logger);
         var seater = new GenerationSeater(_store, _guard.AttributeSpecs(), _generationOptions, Seeding ?? PopulationSeeding.DataFree, _metrics, _logger, InstanceId,
             input: Input, cloakerFactory: _cloakerFactory);
         using var seating = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
