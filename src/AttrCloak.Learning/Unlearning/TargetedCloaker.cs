@@ -230,9 +230,9 @@ public sealed class TargetedCloaker
     /// The next strength of an attribute that reads <paramref name="reading"/> against <paramref name="threshold"/>:
     /// (1 - t) shrinks by clamp(threshold / reading, 0.4, 0.7), so a leak several times the threshold moves faster,
     /// but never so fast that one round overshoots the utility floor by much. The covariance strength is never raised:
-    /// the covariance stage fails the noise control at every strength tried (ML-100K labels: the MLP 0.119 below chance
-    /// on gender at 1/3, 0.135 at 1; docs/evaluation.md), and a loop that used it could meet the target on real data by
-    /// cancelling a real leak with a created one that a calibrated attacker reads.
+    /// the covariance stage fails the noise control at every strength tried (docs/evaluation.md, "Where the ML-100K
+    /// leakage lives"), and a loop that used it could meet the target on real data by cancelling a real leak with a
+    /// created one that a calibrated attacker reads.
     /// </summary>
     internal static AttributeStrength Raise(AttributeStrength current, double reading, double threshold)
     {
