@@ -91,8 +91,8 @@ public sealed record TargetedCloakResult(
     };
 
     // An attribute at full mean strength that still leaks does so beyond the class means (e.g. in its covariances).
-    private string Leaking() => string.Join(", ", StillLeaking.Select(a =>
-        Array.IndexOf(AttributeNames.ToArray(), a) is var j and >= 0 && Strengths[j].Mean >= 1 ? $"{a} (at full strength)" : a));
+    private string Leaking() => string.Join(", ", AttributeNames.Select((a, j) => (a, j)).Where(p => StillLeaking.Contains(p.a))
+        .Select(p => Strengths[p.j].Mean >= 1 ? $"{p.a} (at full strength)" : p.a));
 
     private string Format() => string.Join(" ", AttributeNames.Select((a, j) => $"{a}={Strengths[j]}"));
 }

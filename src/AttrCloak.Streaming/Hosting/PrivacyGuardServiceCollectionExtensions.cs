@@ -1,7 +1,6 @@
 using AttrCloak.Streaming.Cloaking;
 using AttrCloak.Streaming.Monitoring;
 using AttrCloak.Streaming.Pipeline;
-using AttrCloak.Streaming.State;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
@@ -15,7 +14,7 @@ public static class PrivacyGuardServiceCollectionExtensions
 {
     /// <summary>
     /// Registers the privacy guard over the <see cref="IGenerationStore"/> an adapter registered (the Redis adapter's
-    /// <c>AddRedisGenerationStore</c>, or <see cref="AddInMemoryGenerationStore"/>): <see cref="WorkerMetrics"/> (unless
+    /// <c>AddRedisGenerationStore</c>; the demo and tests hand an instance to the overload below): <see cref="WorkerMetrics"/> (unless
     /// one is registered or given), the <see cref="GuardPipeline"/>, its <see cref="PipelineStatus"/> (for
     /// /healthz/ready) and <see cref="PrivacyGuardWorker"/> as a hosted service. <paramref name="settings"/> must name
     /// the brokers (<c>KafkaOptions.BootstrapServers</c>); for the demo, start a <c>MockKafkaCluster</c>
@@ -62,15 +61,6 @@ public static class PrivacyGuardServiceCollectionExtensions
         ArgumentNullException.ThrowIfNull(services);
         services.TryAddSingleton(store);
         return services.AddPrivacyGuard(settings, cloakerFactory, observer, metrics);
-    }
-
-    /// <summary>The in-process store (one process, no persistence: the demo and tests), owned by the container.</summary>
-    public static IServiceCollection AddInMemoryGenerationStore(this IServiceCollection services, StateStoreOptions options, TimeProvider? timeProvider = null)
-    {
-        ArgumentNullException.ThrowIfNull(services);
-        ArgumentNullException.ThrowIfNull(options);
-        services.TryAddSingleton<IGenerationStore>(_ => new InMemoryGenerationStore(options, timeProvider));
-        return services;
     }
 
     /// <summary>The pipeline alone, for hosts that run it themselves (benchmarks, tests): call <see cref="GuardPipeline.Run"/> on a dedicated thread.</summary>

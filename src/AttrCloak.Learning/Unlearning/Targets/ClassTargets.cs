@@ -42,10 +42,8 @@ public enum EqualisationTarget
 /// </summary>
 public sealed class ClassTargets : IDisposable
 {
-    private ClassTargets(Tensor? meanOffsets, Tensor? covarianceOffsets, double[]? meanOffsetValues = null, int[]? fitIndex = null,
-        double[]? covarianceOffsetValues = null)
+    private ClassTargets(Tensor? meanOffsets, Tensor? covarianceOffsets, double[]? meanOffsetValues = null, int[]? fitIndex = null)
     {
-        CovarianceOffsetValues = covarianceOffsetValues;
         MeanOffsets = meanOffsets;
         CovarianceOffsets = covarianceOffsets;
         MeanOffsetValues = meanOffsetValues;
@@ -54,9 +52,6 @@ public sealed class ClassTargets : IDisposable
 
     /// <summary>The mean offsets o_k as row-major [K, d] values (null when all zero).</summary>
     public double[]? MeanOffsetValues { get; }
-
-    /// <summary>The covariance offsets C_k as row-major [K, d, d] values (null when all zero).</summary>
-    public double[]? CovarianceOffsetValues { get; }
 
     /// <summary>Fit index of each attribute class (-1 when absent); null when the offsets are all zero.</summary>
     public int[]? FitIndex { get; }
@@ -117,7 +112,7 @@ public sealed class ClassTargets : IDisposable
         var fitIndex = Enumerable.Range(0, attribute.ClassCount).Select(fit.FitIndex).ToArray();
         return new ClassTargets(
             torch.tensor(offsets, [k, d], float64),
-            covariance is null ? null : torch.tensor(covariance, [k, d, d], float64), offsets, fitIndex, covariance);
+            covariance is null ? null : torch.tensor(covariance, [k, d, d], float64), offsets, fitIndex);
     }
 
     /// <summary>
