@@ -13,7 +13,8 @@ namespace AttrCloak.Cli.Tests;
 /// ML-100K's when the data is present (each user's label triple repeated three times: the real joint distribution of
 /// gender, age and occupation with 2,829 users, so that the chance spread of one audit, about 0.02 at 943 users, does
 /// not drown the +/- 0.02 bar) and synthetic ones otherwise. The cloak is the DF preset at FULL strength on every
-/// attribute: the strongest cloak the privacy-target loop can choose (on noise the loop itself would stop at 0).
+/// attribute, over whole classes (the stream's method) and within the principal strata (the privacy-target loop's): the
+/// strongest cloak the loop can choose (on noise the loop itself would stop at 0).
 /// </summary>
 public sealed class NoiseControlTests
 {
@@ -53,17 +54,19 @@ public sealed class NoiseControlTests
         a.Cloaked.Select(c => string.Create(CultureInfo.InvariantCulture,
             $"{a.Name,-10} {c.Attacker,-7} {c.Rule,-6} mean {c.MeanAdvantage:+0.000;-0.000} (draws {c.MinAdvantage:+0.000;-0.000}..{c.MaxAdvantage:+0.000;-0.000})"))));
 
-    [Fact]
-    public void Cloaking_noise_that_carries_no_attribute_leaves_every_attacker_at_chance()
+    [Theory]
+    [InlineData(1)]
+    [InlineData(CloakPresets.TargetStrata)]
+    public void Cloaking_noise_that_carries_no_attribute_leaves_every_attacker_at_chance(int strata)
     {
         var (audited, protectedAttributes, source) = Labels();
-        var preset = CloakPresets.DataFree;
+        var preset = CloakPresets.DataFree with { Strata = strata };
         var result = NoiseControl.Run(audited,
             new NoiseControlOptions { Draws = 2, Seed = 3, AuditOriginal = false, Audit = new AuditOptions { Attackers = Attackers } },
             (noise, draw) => new Cloaker().Cloak(noise, protectedAttributes, preset with { TargetSeed = preset.TargetSeed + draw },
                 ct: TestContext.Current.CancellationToken).Embeddings,
             ct: TestContext.Current.CancellationToken);
-        Log($"{source}, {result.Users} users, DF preset at full strength, {result.Draws} draws:");
+        Log($"{source}, {result.Users} users, DF preset at full strength, {strata} strata, {result.Draws} draws:");
         Log(Describe(result));
         foreach (var a in result.Attributes)
             foreach (var c in a.Cloaked)

@@ -52,6 +52,8 @@ public sealed class CloakCommand : Command<CloakCommandSettings>
             s.AlphaMin, s.AlphaMax, s.Tolerance, s.TargetReduction, s.Target, s.Strength);
         if (s.CovarianceStrength is not null) options = options with { CovarianceStrength = s.CovarianceStrength };
         if (s.ExactMeans is { } exact) options = options with { ExactMeans = exact };
+        // The privacy-target loop equalises within strata unless told otherwise; a plain cloak keeps the preset's (the stream's method).
+        if ((s.Strata ?? (s.PrivacyTarget is null ? null : CloakPresets.TargetStrata)) is { } strata) options = options with { Strata = strata };
         options = options with { TargetSeed = options.TargetSeed + s.Seed };
         var model = ModelFolder.Load(s.Model);
         var source = s.ToSource(DataSource.ReadBeside(s.Model));

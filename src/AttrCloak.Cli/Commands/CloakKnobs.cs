@@ -108,6 +108,10 @@ public class CloakSettings : ModelSettings
     [Description("Strength of the covariance part alone (default: --strength).")]
     public double? CovarianceStrength { get; init; }
 
+    [CommandOption("--strata <N>")]
+    [Description("Equalise the class means within N strata of the embeddings' leading principal component (1 = over the whole population).")]
+    public int? Strata { get; init; }
+
     [CommandOption("--exact-means <BOOL>")]
     [Description("Finish by putting every class mean exactly on its target with the least displacement.")]
     public bool? ExactMeans { get; init; }

@@ -57,6 +57,9 @@ public sealed class ControlSettings : DataSettings
     [CommandOption("--exact-means <BOOL>")]
     public bool? ExactMeans { get; init; }
 
+    [CommandOption("--strata <N>")]
+    public int? Strata { get; init; }
+
     [CommandOption("--covariance-strength <T>")]
     public double? CovarianceStrength { get; init; }
 
@@ -85,6 +88,7 @@ public sealed class ControlCommand : Command<ControlSettings>
             s.Target, s.Strength);
         if (s.CovarianceStrength is not null) options = options with { CovarianceStrength = s.CovarianceStrength };
         if (s.ExactMeans is { } exact) options = options with { ExactMeans = exact };
+        if (s.Strata is { } strata) options = options with { Strata = strata };
         var control = new NoiseControlOptions
         {
             Dimension = s.Dimension, Scale = s.Scale, Draws = s.Draws, Seed = s.Seed,

@@ -1,3 +1,4 @@
+using AttrCloak.Learning.Unlearning;
 using System.ComponentModel;
 using System.Text.Json;
 using System.Text.Json.Serialization;
@@ -51,6 +52,11 @@ public sealed class HarnessSettings : CommandSettings
     [Description("The loop's shadow attackers (default: lr,lr+cal,mlp).")]
     public string? ShadowAttackers { get; init; }
 
+    [CommandOption("--strata <N>")]
+    [Description("Equalise the class means within N strata of the embeddings' leading principal component (1 = over the whole population).")]
+    [DefaultValue(CloakPresets.TargetStrata)]
+    public int Strata { get; init; } = CloakPresets.TargetStrata;
+
     [CommandOption("--no-dd")]
     public bool NoDataDependent { get; init; }
 
@@ -96,6 +102,7 @@ public sealed class HarnessCommand : Command<HarnessSettings>
             DataDependentFloor = s.DdFloor,
             Seed = s.Seed,
             SkipDataDependent = s.NoDataDependent,
+            Strata = s.Strata,
             Attackers = AuditSettings.Options(s.Attackers).Attackers,
             Shadow = s.ShadowAttackers is null ? new ShadowAuditOptions() : new ShadowAuditOptions { Attackers = AuditSettings.Options(s.ShadowAttackers).Attackers },
         };

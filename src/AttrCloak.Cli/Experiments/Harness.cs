@@ -50,6 +50,9 @@ public sealed record HarnessOptions
     public int Seed { get; init; } = 1;
     public bool SkipDataDependent { get; init; }
     public int NoiseDraws { get; init; } = 3;
+
+    /// <summary>Strata of the leading principal component the cloaks equalise class means within (<see cref="PrincipalStrata"/>).</summary>
+    public int Strata { get; init; } = CloakPresets.TargetStrata;
 }
 
 /// <summary>Headline figures of one attribute under one method.</summary>
@@ -170,8 +173,8 @@ public sealed class Harness(IHarnessProgress progress)
         var names = protectedAttributes.Select(a => a.Name).ToArray();
         foreach (var (method, preset, floor) in new[]
                  {
-                     (Df, CloakPresets.DataFree, options.DataFreeFloor),
-                     (Dd, CloakPresets.DataDependent, options.DataDependentFloor),
+                     (Df, CloakPresets.DataFree with { Strata = options.Strata }, options.DataFreeFloor),
+                     (Dd, CloakPresets.DataDependent with { Strata = options.Strata }, options.DataDependentFloor),
                  })
         {
             if (method == Dd && options.SkipDataDependent) continue;
@@ -207,7 +210,7 @@ public sealed class Harness(IHarnessProgress progress)
             .Select(a => a with { Labels = Enumerable.Repeat(a.Labels, repeat).SelectMany(l => l).ToArray() }).ToArray();
         // The preset at FULL strength on every attribute: the strongest cloak the loop can ever choose, so the
         // control bounds what the loop may create anywhere (on noise the loop itself would stop at strength 0).
-        var options0 = CloakPresets.DataFree;
+        var options0 = CloakPresets.DataFree with { Strata = options.Strata };
         var control = NoiseControl.Run(audited,
             new NoiseControlOptions { Dimension = member.Dimension, Draws = options.NoiseDraws, Seed = options.Seed,
                 Audit = new AuditOptions { Attackers = options.Attackers, Seed = options.Seed }, AuditOriginal = true },

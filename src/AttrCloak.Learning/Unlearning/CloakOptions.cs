@@ -150,6 +150,12 @@ public sealed record CloakOptions
     /// </summary>
     public bool ExactMeans { get; init; }
 
+    /// <summary>
+    /// Equalise the class means within this many strata of the leading principal component (<see cref="PrincipalStrata"/>)
+    /// instead of over the whole population; 1 = the whole population. Applies to the exact-means projection.
+    /// </summary>
+    public int Strata { get; init; } = 1;
+
     /// <summary>Strength of the covariance part alone; null = <see cref="Strength"/>.</summary>
     public double? CovarianceStrength { get; init; }
 
@@ -216,6 +222,7 @@ public sealed record CloakOptions
             foreach (var (name, st) in AttributeStrengths)
                 if (!(st.Mean is >= 0 and <= 1) || !(st.Covariance is >= 0 and <= 1))
                     throw new ArgumentException($"the strengths of attribute '{name}' must be in [0, 1], got {st}");
+        if (Strata is < 1 or > 100) throw new ArgumentException($"Strata must be in 1..100, got {Strata}");
         if (!Enum.IsDefined(Target)) throw new ArgumentException($"unknown equalisation target {Target}");
         ArgumentNullException.ThrowIfNull(Ridge);
         Ridge.Validate();

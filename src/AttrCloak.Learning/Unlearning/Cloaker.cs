@@ -66,6 +66,7 @@ public sealed class Cloaker
                 unchecked(options.TargetSeed * 31 + j), strengths[j].Covariance)).ToArray();
             auLoss.UseTargets(targets);
         }
+        var cells = ProjectionCells(original, attributes, targets, strengths, options);
         var learningRate = options.RelativeLearningRate ? options.LearningRate * Spread(original) : options.LearningRate;
         // DF with every covariance held and the means finished exactly has a closed-form answer: the projection IS the
         // least-displacement solution of the mean targets, and gradient steps before it only add per-user moves that
@@ -75,7 +76,7 @@ public sealed class Cloaker
         var maxIterations = mode == CloakMode.DataFree && options.ExactMeans && options.Target == EqualisationTarget.NoiseMatched
             && strengths.All(st => st.Covariance == 0) ? 0 : options.MaxIterations;
         if (mode == CloakMode.DataDependent && options.ExactMeans && targets is not null && strengths.All(st => st.Covariance == 0))
-            return ProjectedRetention(original, attributes, targets, options, learningRate, recommendationLoss!, progress, wall, ct);
+            return ProjectedRetention(original, attributes, cells, options, learningRate, recommendationLoss!, progress, wall, ct);
         using var anchor = torch.tensor(original.Values, [n, d], float32);
         using var em = anchor.clone();
         using var adamM = torch.zeros_like(em);
@@ -195,7 +196,7 @@ public sealed class Cloaker
         var values = em.data<float>().ToArray();
         var cloaked = new EmbeddingMatrix(n, d, values);
         if (options.ExactMeans)
-            MeanProjection.Apply(cloaked, attributes, targets ?? new ClassTargets?[attributes.Count]);
+            MeanProjection.Apply(cloaked, cells.Attributes, cells.Targets);
         wall.Stop();
         return new CloakResult(cloaked, mode, alphaMin, alphaMax, reason, trace.Count - 1,
             wall.Elapsed, attributes.Select(a => a.Name).ToArray(), trace)
@@ -244,12 +245,12 @@ public sealed class Cloaker
     /// class-wide shift of DF cannot do.
     /// </summary>
     private static CloakResult ProjectedRetention(EmbeddingMatrix original, IReadOnlyList<LabeledAttribute> attributes,
-        ClassTargets[] targets, CloakOptions options, double learningRate,
+        CellPlan cells, CloakOptions options, double learningRate,
         IUserRecommendationLoss recommendationLoss, IProgress<CloakIteration>? progress, Stopwatch wall, CancellationToken ct)
     {
         int n = original.Rows, d = original.Cols;
         var x = original.Clone();
-        MeanProjection.Apply(x, attributes, targets);
+        MeanProjection.Apply(x, cells.Attributes, cells.Targets);
         using var em = torch.tensor(x.Values, [n, d], float32);
         using var adamM = torch.zeros_like(em);
         using var adamV = torch.zeros_like(em);
@@ -277,7 +278,7 @@ public sealed class Cloaker
             {
                 Step(options, learningRate, t + 1, em, g, adamM, adamV);
                 em.data<float>().CopyTo(x.Values);
-                MeanProjection.Apply(x, attributes, targets);
+                MeanProjection.Apply(x, cells.Attributes, cells.Targets);
                 using var projected = torch.tensor(x.Values, [n, d], float32);
                 em.copy_(projected);
             }
@@ -287,6 +288,19 @@ public sealed class Cloaker
         return new CloakResult(x, CloakMode.DataDependent, alphaMin, alphaMax,
             trace.Count - 1 >= options.MaxIterations ? CloakStopReason.MaxIterations : CloakStopReason.Converged, trace.Count - 1,
             wall.Elapsed, attributes.Select(a => a.Name).ToArray(), trace);
+    }
+
+    /// <summary>What <see cref="MeanProjection"/> equalises: the attributes themselves, or one cell per (attribute, stratum) with <see cref="CloakOptions.Strata"/>.</summary>
+    private sealed record CellPlan(IReadOnlyList<LabeledAttribute> Attributes, IReadOnlyList<ClassTargets?> Targets);
+
+    private static CellPlan ProjectionCells(EmbeddingMatrix original, IReadOnlyList<LabeledAttribute> attributes,
+        ClassTargets[]? targets, AttributeStrength[] strengths, CloakOptions options)
+    {
+        if (options.Strata <= 1) return new(attributes, targets ?? new ClassTargets?[attributes.Count]);
+        var cells = PrincipalStrata.Split(original, attributes, options.Strata);
+        var cellTargets = cells.Select((c, i) => (ClassTargets?)ClassTargets.Build(original, c.Cell, options.Target, strengths[c.Parent].Mean,
+            unchecked(options.TargetSeed * 31 + attributes.Count + i), 0)).ToArray();
+        return new(cells.Select(c => c.Cell).ToArray(), cellTargets);
     }
 
     /// <summary>Root mean per-dimension standard deviation of <paramref name="x"/> (the embeddings' spread).</summary>

@@ -1,0 +1,88 @@
+using AttrCloak.Core.Data;
+using AttrCloak.Learning.Unlearning;
+
+namespace AttrCloak.Learning.Tests.Unlearning;
+
+public sealed class PrincipalStrataTests
+{
+    private static double[] Mean(EmbeddingMatrix x, IEnumerable<int> rows)
+    {
+        var list = rows.ToArray();
+        var sum = new double[x.Cols];
+        foreach (var u in list)
+            for (var i = 0; i < x.Cols; i++) sum[i] += x.Row(u)[i];
+        return sum.Select(v => v / list.Length).ToArray();
+    }
+
+    [Fact]
+    public void Strata_are_equal_sized_bins_along_the_leading_principal_component()
+    {
+        TorchRuntime.EnsureInitialised();
+        // Axis 2 has ten times the spread of the others: the leading component.
+        var rng = new Random(5);
+        const int n = 200, d = 4;
+        var values = new float[n * d];
+        for (var u = 0; u < n; u++)
+            for (var i = 0; i < d; i++) values[u * d + i] = (float)(rng.NextDouble() - 0.5) * (i == 2 ? 10 : 1);
+        var x = new EmbeddingMatrix(n, d, values);
+        var strata = PrincipalStrata.Assign(x, 4);
+        Enumerable.Range(0, 4).Select(s => strata.Count(v => v == s)).ShouldAllBe(c => c == 50);
+        // Monotone along axis 2 (either sign of the eigenvector): every stratum's range is disjoint from the next one's.
+        var ranges = Enumerable.Range(0, 4).Select(s => Enumerable.Range(0, n).Where(u => strata[u] == s).Select(u => x.Row(u)[2]).ToArray())
+            .Select(v => (Min: v.Min(), Max: v.Max())).ToArray();
+        var ascending = ranges[0].Max < ranges[1].Min;
+        for (var s = 0; s + 1 < 4; s++)
+            (ascending ? ranges[s].Max < ranges[s + 1].Min : ranges[s].Min > ranges[s + 1].Max).ShouldBeTrue($"stratum {s} overlaps stratum {s + 1}");
+        PrincipalStrata.Assign(x, 1).ShouldAllBe(s => s == 0);
+    }
+
+    [Fact]
+    public void Each_cell_keeps_its_attribute_labels_inside_its_stratum_only()
+    {
+        var spec = new AttributeSpec("gender", ["F", "M"]);
+        var attribute = new LabeledAttribute(spec, [0, 1, LabeledAttribute.Unknown, 1, 0, 0]);
+        var strata = new[] { 0, 0, 1, 1, 2, 2 };
+        var cells = PrincipalStrata.Split(attribute, strata, 3).ToArray();
+        cells.Length.ShouldBe(3);
+        cells.ShouldAllBe(c => c.Name == "gender");
+        cells[0].Labels.ShouldBe([0, 1, -1, -1, -1, -1]);
+        cells[1].Labels.ShouldBe([-1, -1, -1, 1, -1, -1]);
+        cells[2].Labels.ShouldBe([-1, -1, -1, -1, 0, 0]);
+    }
+
+    [Fact]
+    public void An_attribute_with_small_classes_is_cut_into_fewer_strata_or_none()
+    {
+        TorchRuntime.EnsureInitialised();
+        var (x, attributes) = SyntheticUsers.Users(d: 4, classSizes: [[100, 100], [20, 20, 20, 20, 20, 20, 20, 20, 20, 20]], shift: 1.0, seed: 2);
+        var cells = PrincipalStrata.Split(x, attributes, 5);
+        // Median class 100 users: 100 / MinCellUsers = 5 strata; median 20: 1 (kept whole, the attribute itself).
+        cells.Count(c => c.Parent == 0).ShouldBe(5);
+        cells.Single(c => c.Parent == 1).Cell.ShouldBeSameAs(attributes[1]);
+    }
+
+    [Fact]
+    public void With_strata_the_cloak_equalises_class_means_inside_every_stratum_and_keeps_the_strata_apart()
+    {
+        TorchRuntime.EnsureInitialised();
+        var (x, attributes) = SyntheticUsers.Users(d: 6, classSizes: [[120, 180]], shift: 2.0, seed: 8);
+        const int count = 3;
+        var strata = PrincipalStrata.Assign(x, count);
+        var options = CloakPresets.DataFree with { Target = EqualisationTarget.Empirical, Strata = count, MaxIterations = 0 };
+        var cloaked = new Cloaker().Cloak(x, attributes, options, ct: TestContext.Current.CancellationToken).Embeddings;
+        var labels = attributes[0].Labels;
+        var strataMeansBefore = Enumerable.Range(0, count).Select(s => Mean(x, Enumerable.Range(0, x.Rows).Where(u => strata[u] == s))).ToArray();
+        for (var s = 0; s < count; s++)
+        {
+            var inStratum = Enumerable.Range(0, x.Rows).Where(u => strata[u] == s).ToArray();
+            var stratumMean = Mean(cloaked, inStratum);
+            for (var c = 0; c < 2; c++)
+            {
+                var classMean = Mean(cloaked, inStratum.Where(u => labels[u] == c));
+                for (var i = 0; i < x.Cols; i++) classMean[i].ShouldBe(stratumMean[i], 1e-3, $"stratum {s} class {c} dim {i}");
+            }
+            // The strata's own means stay where they were: only the class offsets inside each stratum are removed.
+            for (var i = 0; i < x.Cols; i++) stratumMean[i].ShouldBe(strataMeansBefore[s][i], 1e-3);
+        }
+    }
+}
