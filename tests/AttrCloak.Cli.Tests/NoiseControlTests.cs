@@ -60,7 +60,8 @@ public sealed class NoiseControlTests
     public void Cloaking_noise_that_carries_no_attribute_leaves_every_attacker_at_chance(int strata)
     {
         var (audited, protectedAttributes, source) = Labels();
-        var preset = CloakPresets.DataFree with { Strata = strata };
+        // StrataEverywhere: on noise the class offsets never vary along the component, so the strata would not be used.
+        var preset = CloakPresets.DataFree with { Strata = strata, StrataEverywhere = true };
         var result = NoiseControl.Run(audited,
             new NoiseControlOptions { Draws = 2, Seed = 3, AuditOriginal = false, Audit = new AuditOptions { Attackers = Attackers } },
             (noise, draw) => new Cloaker().Cloak(noise, protectedAttributes, preset with { TargetSeed = preset.TargetSeed + draw },

@@ -52,8 +52,7 @@ public sealed class CloakCommand : Command<CloakCommandSettings>
             s.AlphaMin, s.AlphaMax, s.Tolerance, s.TargetReduction, s.Target, s.Strength);
         if (s.CovarianceStrength is not null) options = options with { CovarianceStrength = s.CovarianceStrength };
         if (s.ExactMeans is { } exact) options = options with { ExactMeans = exact };
-        // The privacy-target loop equalises within strata unless told otherwise; a plain cloak keeps the preset's (the stream's method).
-        if ((s.Strata ?? (s.PrivacyTarget is null ? null : CloakPresets.TargetStrata)) is { } strata) options = options with { Strata = strata };
+        if (s.Strata is { } strata) options = options with { Strata = strata };
         options = options with { TargetSeed = options.TargetSeed + s.Seed };
         var model = ModelFolder.Load(s.Model);
         var source = s.ToSource(DataSource.ReadBeside(s.Model));
@@ -68,7 +67,7 @@ public sealed class CloakCommand : Command<CloakCommandSettings>
         TargetedCloakResult? targeted = null;
         if (s.PrivacyTarget is { } eps)
         {
-            var goal = new PrivacyGoal(eps, s.UtilityFloor);
+            var goal = new PrivacyGoal(eps, s.UtilityFloor) { Strata = s.Strata ?? CloakPresets.TargetStrata };
             try { goal.Validate(); }
             catch (ArgumentException e) { throw new UsageException(e.Message); }
             var audited = AttributeSelection.Audited(data, AttributeSelection.Resolve(data, s.Attributes));
@@ -91,7 +90,7 @@ public sealed class CloakCommand : Command<CloakCommandSettings>
         {
             method, model = Path.GetFullPath(s.Model), options, result.StopReason, result.Iterations,
             seconds = result.WallTime.TotalSeconds, result.AlphaMin, result.AlphaMax, result.AttributeNames,
-            utilityBefore = before, utilityAfter = after, result.Trace,
+            utilityBefore = before, utilityAfter = after, result.Strata, result.Trace,
             privacyTarget = targeted is null ? null : new { s.PrivacyTarget, s.UtilityFloor, targeted.Outcome, targeted.Strengths, targeted.Thresholds, targeted.StillLeaking, targeted.Steps },
         }, Json));
 
@@ -103,6 +102,8 @@ public sealed class CloakCommand : Command<CloakCommandSettings>
         AnsiConsole.Write(t);
         for (var j = 0; j < result.AttributeNames.Count; j++)
             AnsiConsole.MarkupLineInterpolated($"  L_AU[[{result.AttributeNames[j]}]]: {result.Initial.LossAuPerAttribute[j]:F4} -> {result.Final.LossAuPerAttribute[j]:F4}");
+        if (result.Strata is { } decisions)
+            AnsiConsole.MarkupLineInterpolated($"  class means equalised within principal strata: {string.Join(", ", decisions)}");
         AnsiConsole.MarkupLineInterpolated($"cloaked embeddings: [blue]{Path.Combine(s.Out, "users.npy")}[/]; audit them with `attrcloak audit --model {s.Model} --embeddings {Path.Combine(s.Out, "users.npy")}`");
 
         if (s.Export is not null)

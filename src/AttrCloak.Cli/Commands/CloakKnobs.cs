@@ -109,7 +109,7 @@ public class CloakSettings : ModelSettings
     public double? CovarianceStrength { get; init; }
 
     [CommandOption("--strata <N>")]
-    [Description("Equalise the class means within N strata of the embeddings' leading principal component (1 = over the whole population).")]
+    [Description("Equalise the class means within N strata of the embeddings' leading principal component (default: 1, over the whole population, as the streaming guard does; 5 with --privacy-target).")]
     public int? Strata { get; init; }
 
     [CommandOption("--exact-means <BOOL>")]

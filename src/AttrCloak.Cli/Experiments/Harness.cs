@@ -173,13 +173,13 @@ public sealed class Harness(IHarnessProgress progress)
         var names = protectedAttributes.Select(a => a.Name).ToArray();
         foreach (var (method, preset, floor) in new[]
                  {
-                     (Df, CloakPresets.DataFree with { Strata = options.Strata }, options.DataFreeFloor),
-                     (Dd, CloakPresets.DataDependent with { Strata = options.Strata }, options.DataDependentFloor),
+                     (Df, CloakPresets.DataFree, options.DataFreeFloor),
+                     (Dd, CloakPresets.DataDependent, options.DataDependentFloor),
                  })
         {
             if (method == Dd && options.SkipDataDependent) continue;
             progress.Report($"  {method}: privacy target {options.Epsilon}, utility floor {floor}");
-            var targeted = TargetedCloaking.Run(model, split, protectedAttributes, audited, preset, new PrivacyGoal(options.Epsilon, floor),
+            var targeted = TargetedCloaking.Run(model, split, protectedAttributes, audited, preset, new PrivacyGoal(options.Epsilon, floor) { Strata = options.Strata },
                 options.Shadow, options.Seed, new InlineProgress<TargetStep>(s => progress.Report("    " + TargetedCloaking.Describe(s, names))), ct);
             progress.Report($"    {targeted.Describe()}");
             methods.Add(Measure(method, targeted.Embeddings, floor, targeted.Describe(), targeted.WallTime.TotalSeconds));

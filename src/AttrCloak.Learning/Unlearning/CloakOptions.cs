@@ -156,6 +156,13 @@ public sealed record CloakOptions
     /// </summary>
     public int Strata { get; init; } = 1;
 
+    /// <summary>
+    /// Cut every attribute whose classes are large enough into <see cref="Strata"/>, even where its class offsets do not
+    /// change along the component (by default those keep whole classes). For the noise control, which must exercise
+    /// the cells on data where they are never needed.
+    /// </summary>
+    public bool StrataEverywhere { get; init; }
+
     /// <summary>Strength of the covariance part alone; null = <see cref="Strength"/>.</summary>
     public double? CovarianceStrength { get; init; }
 

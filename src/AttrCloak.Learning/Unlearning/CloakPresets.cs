@@ -66,7 +66,7 @@ public static class CloakPresets
     };
 
     /// <summary>
-    /// Strata of the leading principal component that the privacy-target loop and the harness equalise class means within
+    /// Strata of the leading principal component that the privacy-target loop (<see cref="PrivacyGoal.Strata"/>) equalises class means within
     /// (<see cref="PrincipalStrata"/>; ML-100K MF, full strength on gender and age: worst |advantage| 0.050 / 0.041 with 5
     /// strata against 0.13 / 0.12 with 1, NDCG@10 0.935x vs 0.937x; docs/evaluation.md). The presets above keep 1: it is
     /// the method the streaming guard runs, so that streamed and batch runs compare like with like.

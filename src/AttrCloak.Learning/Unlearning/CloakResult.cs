@@ -57,6 +57,9 @@ public sealed record CloakResult(
     /// </summary>
     public IReadOnlyList<double>? ChanceMeanShiftPerAttribute { get; init; }
 
+    /// <summary>Per attribute, the principal strata its class means were equalised within (null without <see cref="CloakOptions.Strata"/>).</summary>
+    public IReadOnlyList<StrataDecision>? Strata { get; init; }
+
     /// <summary>Where the wall time went, summed over iterations.</summary>
     public CloakTimings? Timings { get; init; }
 

@@ -203,6 +203,7 @@ public sealed class Cloaker
         {
             ChanceMeanShiftPerAttribute = chance,
             Timings = new CloakTimings(inAu, inR, inMgda, inStep),
+            Strata = cells.Decisions,
         };
     }
 
@@ -287,20 +288,21 @@ public sealed class Cloaker
         var (alphaMin, alphaMax) = options.AlphaBounds(CloakMode.DataDependent);
         return new CloakResult(x, CloakMode.DataDependent, alphaMin, alphaMax,
             trace.Count - 1 >= options.MaxIterations ? CloakStopReason.MaxIterations : CloakStopReason.Converged, trace.Count - 1,
-            wall.Elapsed, attributes.Select(a => a.Name).ToArray(), trace);
+            wall.Elapsed, attributes.Select(a => a.Name).ToArray(), trace) { Strata = cells.Decisions };
     }
 
     /// <summary>What <see cref="MeanProjection"/> equalises: the attributes themselves, or one cell per (attribute, stratum) with <see cref="CloakOptions.Strata"/>.</summary>
-    private sealed record CellPlan(IReadOnlyList<LabeledAttribute> Attributes, IReadOnlyList<ClassTargets?> Targets);
+    private sealed record CellPlan(IReadOnlyList<LabeledAttribute> Attributes, IReadOnlyList<ClassTargets?> Targets, IReadOnlyList<StrataDecision>? Decisions);
 
     private static CellPlan ProjectionCells(EmbeddingMatrix original, IReadOnlyList<LabeledAttribute> attributes,
         ClassTargets[]? targets, AttributeStrength[] strengths, CloakOptions options)
     {
-        if (options.Strata <= 1) return new(attributes, targets ?? new ClassTargets?[attributes.Count]);
-        var cells = PrincipalStrata.Split(original, attributes, options.Strata);
+        if (options.Strata <= 1) return new(attributes, targets ?? new ClassTargets?[attributes.Count], null);
+        var plan = PrincipalStrata.Plan(original, attributes, options.Strata, !options.StrataEverywhere);
+        var cells = plan.Cells;
         var cellTargets = cells.Select((c, i) => (ClassTargets?)ClassTargets.Build(original, c.Cell, options.Target, strengths[c.Parent].Mean,
             unchecked(options.TargetSeed * 31 + attributes.Count + i), 0)).ToArray();
-        return new(cells.Select(c => c.Cell).ToArray(), cellTargets);
+        return new(cells.Select(c => c.Cell).ToArray(), cellTargets, plan.Decisions);
     }
 
     /// <summary>Root mean per-dimension standard deviation of <paramref name="x"/> (the embeddings' spread).</summary>

@@ -40,12 +40,16 @@ public interface IUtilityProbe
 /// chasing noise only costs utility.</param>
 public sealed record PrivacyGoal(double Epsilon, double? UtilityFloor = null, int MaxProbes = 8, double NoiseMargin = 1.25)
 {
+    /// <summary>Strata of the leading principal component the loop's cloaks equalise class means within (<see cref="PrincipalStrata"/>).</summary>
+    public int Strata { get; init; } = CloakPresets.TargetStrata;
+
     public void Validate()
     {
         if (!(Epsilon > 0) || !double.IsFinite(Epsilon)) throw new ArgumentException($"the privacy target must be finite and > 0, got {Epsilon}");
         if (UtilityFloor is { } f && !(f is > 0 and <= 1)) throw new ArgumentException($"the utility floor must be in (0, 1], got {f}");
         if (MaxProbes < 1) throw new ArgumentException($"MaxProbes must be at least 1, got {MaxProbes}");
         if (!(NoiseMargin >= 1)) throw new ArgumentException($"NoiseMargin must be >= 1, got {NoiseMargin}");
+        if (Strata is < 1 or > 100) throw new ArgumentException($"the number of strata must be in 1..100, got {Strata}");
     }
 }
 
@@ -217,6 +221,7 @@ public sealed class TargetedCloaker
                 AttributeStrengths = names.Select((n, j) => (n, strengths[j])).ToDictionary(p => p.n, p => p.Item2, StringComparer.OrdinalIgnoreCase),
                 ExactMeans = true,
                 PrivacyTarget = null,
+                Strata = goal.Strata,
             };
             var cloak = new Cloaker().Cloak(original, attributes, run, recommendationLoss, null, ct);
             return (cloak, utility?.Ratio(cloak.Embeddings));

@@ -31,7 +31,7 @@ internal static class BudgetedMeansExperiment
         var attributes = protect.Select(p => new LabeledAttribute(data.Attributes[data.AttributeIndex(p)], data.Labels[data.AttributeIndex(p)])).ToArray();
         var audited = data.Attributes.Select((a, j) => new AuditedAttribute(a.Name, a.ClassCount, data.Labels[j])).ToArray();
         var strata = PrincipalStrata.Assign(users, strataCount);
-        var cells = PrincipalStrata.Split(users, attributes, strataCount);
+        var cells = PrincipalStrata.Plan(users, attributes, strataCount).Cells;
         var whitening = attributes.Select(a => Whitening(users, a, strata)).ToArray();
         foreach (var kappa in kappas)
         {
