@@ -38,7 +38,7 @@ internal static class ExperimentCatalog
             "about 10 s", "", DataFreeBenchmark.RunAlphaTrajectories),
         Sync("covariance-spectrum", "per class: extreme eigenvalues of the class covariance relative to the pooled one vs the Marchenko-Pastur edges (real and shuffled labels)",
             "a few seconds", "ATTRCLOAK_MODEL (a model directory)", Research.CovarianceSpectrumExperiment.Run),
-        Sync("leak-probe", "where an attribute leaks once its class means are equal: exact mean equalisation of finer cells, audited",
+        Sync("leak-probe", "where an attribute leaks once its class means are equal: noise-matched equalisation within quintiles of a per-user score, audited",
             "about a minute per attacker", "ATTRCLOAK_MODEL  ATTRCLOAK_PROBE_ATTRIBUTE (gender)  ATTRCLOAK_ATTACKERS (lr,mlp)", Research.LeakProbeExperiment.Run),
         Sync("budgeted-means", "class-mean equalisation within principal strata stopped at a detectability budget (kappa x sampling noise): audit per kappa, npy for evaluate",
             "about 20 s per kappa", "ATTRCLOAK_MODEL  ATTRCLOAK_OUT  ATTRCLOAK_KAPPAS (0,0.25,1)  ATTRCLOAK_PROTECT (gender,age)  ATTRCLOAK_STRATA (5)", Research.BudgetedMeansExperiment.Run),
