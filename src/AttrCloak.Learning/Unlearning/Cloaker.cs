@@ -66,7 +66,7 @@ public sealed class Cloaker
                 unchecked(options.TargetSeed * 31 + j), strengths[j].Covariance)).ToArray();
             auLoss.UseTargets(targets);
         }
-        var cells = ProjectionCells(original, attributes, targets, strengths, options);
+        var equalisation = MeanEqualisation.Build(original, attributes, targets, strengths, options);
         var learningRate = options.RelativeLearningRate ? options.LearningRate * Spread(original) : options.LearningRate;
         // DF with every covariance held and the means finished exactly has a closed-form answer: the projection IS the
         // least-displacement solution of the mean targets, and gradient steps before it only add per-user moves that
@@ -76,7 +76,7 @@ public sealed class Cloaker
         var maxIterations = mode == CloakMode.DataFree && options.ExactMeans && options.Target == EqualisationTarget.NoiseMatched
             && strengths.All(st => st.Covariance == 0) ? 0 : options.MaxIterations;
         if (mode == CloakMode.DataDependent && options.ExactMeans && targets is not null && strengths.All(st => st.Covariance == 0))
-            return ProjectedRetention(original, attributes, cells, options, learningRate, recommendationLoss!, progress, wall, ct);
+            return ProjectedRetention(original, attributes, equalisation, options, learningRate, recommendationLoss!, progress, wall, ct);
         using var anchor = torch.tensor(original.Values, [n, d], float32);
         using var em = anchor.clone();
         using var adamM = torch.zeros_like(em);
@@ -196,14 +196,14 @@ public sealed class Cloaker
         var values = em.data<float>().ToArray();
         var cloaked = new EmbeddingMatrix(n, d, values);
         if (options.ExactMeans)
-            MeanProjection.Apply(cloaked, cells.Attributes, cells.Targets);
+            equalisation.Apply(cloaked);
         wall.Stop();
         return new CloakResult(cloaked, mode, alphaMin, alphaMax, reason, trace.Count - 1,
             wall.Elapsed, attributes.Select(a => a.Name).ToArray(), trace)
         {
             ChanceMeanShiftPerAttribute = chance,
             Timings = new CloakTimings(inAu, inR, inMgda, inStep),
-            Strata = cells.Decisions,
+            Strata = equalisation.Decisions,
         };
     }
 
@@ -246,12 +246,12 @@ public sealed class Cloaker
     /// class-wide shift of DF cannot do.
     /// </summary>
     private static CloakResult ProjectedRetention(EmbeddingMatrix original, IReadOnlyList<LabeledAttribute> attributes,
-        CellPlan cells, CloakOptions options, double learningRate,
+        MeanEqualisation equalisation, CloakOptions options, double learningRate,
         IUserRecommendationLoss recommendationLoss, IProgress<CloakIteration>? progress, Stopwatch wall, CancellationToken ct)
     {
         int n = original.Rows, d = original.Cols;
         var x = original.Clone();
-        MeanProjection.Apply(x, cells.Attributes, cells.Targets);
+        equalisation.Apply(x);
         using var em = torch.tensor(x.Values, [n, d], float32);
         using var adamM = torch.zeros_like(em);
         using var adamV = torch.zeros_like(em);
@@ -279,7 +279,7 @@ public sealed class Cloaker
             {
                 Step(options, learningRate, t + 1, em, g, adamM, adamV);
                 em.data<float>().CopyTo(x.Values);
-                MeanProjection.Apply(x, cells.Attributes, cells.Targets);
+                equalisation.Apply(x);
                 using var projected = torch.tensor(x.Values, [n, d], float32);
                 em.copy_(projected);
             }
@@ -288,21 +288,7 @@ public sealed class Cloaker
         var (alphaMin, alphaMax) = options.AlphaBounds(CloakMode.DataDependent);
         return new CloakResult(x, CloakMode.DataDependent, alphaMin, alphaMax,
             trace.Count - 1 >= options.MaxIterations ? CloakStopReason.MaxIterations : CloakStopReason.Converged, trace.Count - 1,
-            wall.Elapsed, attributes.Select(a => a.Name).ToArray(), trace) { Strata = cells.Decisions };
-    }
-
-    /// <summary>What <see cref="MeanProjection"/> equalises: the attributes themselves, or one cell per (attribute, stratum) with <see cref="CloakOptions.Strata"/>.</summary>
-    private sealed record CellPlan(IReadOnlyList<LabeledAttribute> Attributes, IReadOnlyList<ClassTargets?> Targets, IReadOnlyList<StrataDecision>? Decisions);
-
-    private static CellPlan ProjectionCells(EmbeddingMatrix original, IReadOnlyList<LabeledAttribute> attributes,
-        ClassTargets[]? targets, AttributeStrength[] strengths, CloakOptions options)
-    {
-        if (options.Strata <= 1) return new(attributes, targets ?? new ClassTargets?[attributes.Count], null);
-        var plan = PrincipalStrata.Plan(original, attributes, options.Strata, !options.StrataEverywhere);
-        var cells = plan.Cells;
-        var cellTargets = cells.Select((c, i) => (ClassTargets?)ClassTargets.Build(original, c.Cell, options.Target, strengths[c.Parent].Mean,
-            unchecked(options.TargetSeed * 31 + attributes.Count + i), 0)).ToArray();
-        return new(cells.Select(c => c.Cell).ToArray(), cellTargets, plan.Decisions);
+            wall.Elapsed, attributes.Select(a => a.Name).ToArray(), trace) { Strata = equalisation.Decisions };
     }
 
     /// <summary>Root mean per-dimension standard deviation of <paramref name="x"/> (the embeddings' spread).</summary>

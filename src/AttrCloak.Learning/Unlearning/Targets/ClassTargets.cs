@@ -65,6 +65,17 @@ public sealed class ClassTargets : IDisposable
     /// <summary>True when the targets are the slides' (every class to the global fit).</summary>
     public bool IsIdentity => MeanOffsets is null && CovarianceOffsets is null;
 
+    /// <summary>
+    /// Mean targets given directly: <paramref name="offsetsByClass"/> is row-major [ClassCount, d], class k's mean
+    /// offset from the global mean (for <see cref="MeanProjection"/> only; the loss never sees them).
+    /// </summary>
+    public static ClassTargets FromMeanOffsets(LabeledAttribute attribute, double[] offsetsByClass)
+    {
+        ArgumentNullException.ThrowIfNull(attribute);
+        ArgumentNullException.ThrowIfNull(offsetsByClass);
+        return new ClassTargets(null, null, offsetsByClass, Enumerable.Range(0, attribute.ClassCount).ToArray());
+    }
+
     /// <summary>Targets of one attribute for <paramref name="original"/> embeddings.</summary>
     public static ClassTargets Build(EmbeddingMatrix original, LabeledAttribute attribute, EqualisationTarget kind,
         double strength, int seed, double? covarianceStrength = null)

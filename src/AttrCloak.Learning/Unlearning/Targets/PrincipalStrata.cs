@@ -37,19 +37,18 @@ public static class PrincipalStrata
         ArgumentNullException.ThrowIfNull(x);
         ArgumentNullException.ThrowIfNull(attributes);
         if (count < 1) throw new ArgumentException($"the number of strata must be >= 1, got {count}");
-        var scores = count > 1 ? Scores(x) : null;
         var cells = new List<(LabeledAttribute, int)>();
         var decisions = new List<StrataDecision>();
         for (var a = 0; a < attributes.Count; a++)
         {
             var strata = Math.Clamp(MedianClassSize(attributes[a]) / MinCellUsers, 1, count);
-            if (strata == 1 || scores is null)
+            if (strata == 1)
             {
                 cells.Add((attributes[a], a));
                 decisions.Add(new StrataDecision(attributes[a].Name, 1, null));
                 continue;
             }
-            var bins = Bins(scores, strata);
+            var bins = Bins(Scores(x, attributes[a]), strata);
             var (ratio, dof) = Interaction(x, attributes[a], bins, strata);
             if (onlyWhereOffsetsVary && ratio <= 1 + 3 * Math.Sqrt(2 / dof))
             {
@@ -118,8 +117,10 @@ public static class PrincipalStrata
             for (var i = 0; i < d; i++) residualValues[u * d + i] = row[i] - cellSums[cell * d + i] / cellCounts[strata[u], c];
         }
         var residuals = torch.tensor(residualValues, [n, d], float64);
-        var (values, vectors) = torch.linalg.eigh(residuals.mT.matmul(residuals) / Math.Max(labelled - count * k, 1));
-        var whiten = vectors.matmul(torch.diag(values.clamp_min(values.max().item<double>() * 1e-9).rsqrt()));
+        using var divisor = ((double)Math.Max(labelled - count * k, 1)).ToScalar();
+        var (values, vectors) = torch.linalg.eigh(residuals.mT.matmul(residuals).div_(divisor));
+        using var floor = (values.max().item<double>() * 1e-9).ToScalar();
+        var whiten = vectors.matmul(torch.diag(values.clamp_min(floor).rsqrt()));
         // Per cell: offset from the stratum's labelled mean, whitened.
         var statistic = 0.0;
         var classes = 0;
@@ -179,19 +180,69 @@ public static class PrincipalStrata
         return present.Length == 0 ? 0 : present[present.Length / 2];
     }
 
-    private static double[] Scores(EmbeddingMatrix x)
+    /// <summary>Every user's score on the leading principal component of all users.</summary>
+    private static double[] Scores(EmbeddingMatrix x) => Scores(x, null);
+
+    /// <summary>
+    /// Every user's score on the leading principal component of the attribute's pooled WITHIN-class covariance (of all
+    /// users without an attribute): where the attribute's own offsets dominate the population's spread, the plain
+    /// component is the attribute's direction and its strata would be nearly one class each, with nothing left to
+    /// equalise inside them.
+    /// </summary>
+    internal static double[] Scores(EmbeddingMatrix x, LabeledAttribute? attribute)
+    {
+        var direction = Direction(x, attribute);
+        int n = x.Rows, d = x.Cols;
+        var scores = new double[n];
+        for (var u = 0; u < n; u++)
+        {
+            var row = x.Row(u);
+            for (var i = 0; i < d; i++) scores[u] += row[i] * direction[i];
+        }
+        return scores;
+    }
+
+    /// <summary>The unit leading eigenvector of the attribute's pooled within-class covariance (of all users without one).</summary>
+    public static double[] Direction(EmbeddingMatrix x, LabeledAttribute? attribute)
     {
         ArgumentNullException.ThrowIfNull(x);
         int n = x.Rows, d = x.Cols;
-        if (n < 2) return new double[n];
+        if (n < 2) return new double[d];
+        var centredValues = new double[n * d];
+        if (attribute is null)
+        {
+            var mean = new double[d];
+            for (var u = 0; u < n; u++)
+                for (var i = 0; i < d; i++) mean[i] += x.Row(u)[i] / (double)n;
+            for (var u = 0; u < n; u++)
+                for (var i = 0; i < d; i++) centredValues[u * d + i] = x.Row(u)[i] - mean[i];
+        }
+        else
+        {
+            var k = attribute.ClassCount;
+            var sums = new double[k * d];
+            var counts = new int[k];
+            for (var u = 0; u < n; u++)
+            {
+                var c = attribute.Labels[u];
+                if (c < 0) continue;
+                counts[c]++;
+                for (var i = 0; i < d; i++) sums[c * d + i] += x.Row(u)[i];
+            }
+            for (var u = 0; u < n; u++)
+            {
+                var c = attribute.Labels[u];
+                if (c < 0) continue;
+                for (var i = 0; i < d; i++) centredValues[u * d + i] = x.Row(u)[i] - sums[c * d + i] / counts[c];
+            }
+        }
         using var scope = torch.NewDisposeScope();
-        var all = torch.tensor(x.Values, [n, d], float64);
-        var centred = all - all.mean([0], keepdim: true);
+        var centred = torch.tensor(centredValues, [n, d], float64);
         var (_, vectors) = torch.linalg.eigh(centred.mT.matmul(centred));
-        return centred.matmul(vectors[.., d - 1]).data<double>().ToArray();
+        return vectors[.., d - 1].data<double>().ToArray();
     }
 
-    private static int[] Bins(double[] scores, int count)
+    internal static int[] Bins(double[] scores, int count)
     {
         if (count < 1) throw new ArgumentException($"the number of strata must be >= 1, got {count}");
         var n = scores.Length;

@@ -168,7 +168,7 @@ public sealed class TargetedCloakerTests
         var (x, attributes) = SyntheticUsers.Users(d: 4, classSizes: [[200, 200], [200, 200]], shift: 2.0, seed: 1);
         var probe = new SeparationProbe(x, attributes, [0.2, 0.01]);
         var result = new TargetedCloaker().Cloak(x, attributes, new CloakOptions { MaxIterations = 5 }, new PrivacyGoal(0.03), probe, ct: TestContext.Current.CancellationToken);
-        result.Outcome.ShouldBe(TargetOutcome.Met);
+        result.Outcome.ShouldBe(TargetOutcome.Met, string.Join(Environment.NewLine, result.Steps.Select(st => $"{string.Join(",", st.Strengths)} -> {string.Join(",", st.WorstAbsAdvantage)}")) + " strata " + string.Join(", ", result.Cloak?.Strata ?? []));
         result.Strengths[1].ShouldBe(AttributeStrength.None);
         result.Strengths[0].Mean.ShouldBeGreaterThan(0.5);
         result.Steps[0].Strengths.ShouldAllBe(st => st == AttributeStrength.None);

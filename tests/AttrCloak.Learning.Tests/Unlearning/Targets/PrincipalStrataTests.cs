@@ -105,27 +105,33 @@ public sealed class PrincipalStrataTests
     }
 
     [Fact]
-    public void With_strata_the_cloak_equalises_class_means_inside_every_stratum_and_keeps_the_strata_apart()
+    public void With_strata_every_cell_ends_with_equal_class_means_and_the_offset_along_the_component_is_gone()
     {
         TorchRuntime.EnsureInitialised();
         var (x, attributes) = SyntheticUsers.Users(d: 6, classSizes: [[120, 180]], shift: 2.0, seed: 8);
         const int count = 3;
-        var strata = PrincipalStrata.Assign(x, count);
         var options = CloakPresets.DataFree with { Target = EqualisationTarget.Empirical, Strata = count, StrataEverywhere = true, MaxIterations = 0 };
-        var cloaked = new Cloaker().Cloak(x, attributes, options, ct: TestContext.Current.CancellationToken).Embeddings;
-        var labels = attributes[0].Labels;
-        var strataMeansBefore = Enumerable.Range(0, count).Select(s => Mean(x, Enumerable.Range(0, x.Rows).Where(u => strata[u] == s))).ToArray();
-        for (var s = 0; s < count; s++)
+        var equalisation = MeanEqualisation.Build(x, attributes, null, [new AttributeStrength(1, 0)], options);
+        var cloaked = x.Clone();
+        equalisation.Apply(cloaked);
+        equalisation.Decisions!.Single().Strata.ShouldBe(count);
+        var cells = equalisation.LastStage;
+        cells.Count.ShouldBe(count);
+        var all = Enumerable.Range(0, x.Rows).ToArray();
+        foreach (var cell in cells)
         {
-            var inStratum = Enumerable.Range(0, x.Rows).Where(u => strata[u] == s).ToArray();
+            var inStratum = all.Where(u => cell.Labels[u] >= 0).ToArray();
+            inStratum.Length.ShouldBe(x.Rows / count);
             var stratumMean = Mean(cloaked, inStratum);
             for (var c = 0; c < 2; c++)
             {
-                var classMean = Mean(cloaked, inStratum.Where(u => labels[u] == c));
-                for (var i = 0; i < x.Cols; i++) classMean[i].ShouldBe(stratumMean[i], 1e-3, $"stratum {s} class {c} dim {i}");
+                var classMean = Mean(cloaked, inStratum.Where(u => cell.Labels[u] == c));
+                for (var i = 0; i < x.Cols; i++) classMean[i].ShouldBe(stratumMean[i], 1e-3, $"class {c} dim {i}");
             }
-            // The strata's own means stay where they were: only the class offsets inside each stratum are removed.
-            for (var i = 0; i < x.Cols; i++) stratumMean[i].ShouldBe(strataMeansBefore[s][i], 1e-3);
         }
+        // Along the component the whole classes agree too (the strata are balanced): what the strata alone would keep.
+        var p = PrincipalStrata.Direction(x, attributes[0]);
+        double Along(int c) => all.Where(u => attributes[0].Labels[u] == c).Average(u => Enumerable.Range(0, x.Cols).Sum(i => cloaked.Row(u)[i] * p[i]));
+        Along(0).ShouldBe(Along(1), 0.05);
     }
 }
