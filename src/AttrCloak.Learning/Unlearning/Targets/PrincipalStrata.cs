@@ -3,16 +3,18 @@ using AttrCloak.Core.Data;
 namespace AttrCloak.Learning.Unlearning;
 
 /// <summary>
-/// Strata of the population along its leading principal component, for class-mean equalisation WITHIN each stratum:
-/// every protected attribute becomes one "cell" attribute per stratum (the attribute's labels of the stratum's users,
-/// unknown elsewhere), and <see cref="MeanProjection"/> equalises each cell's class means on the stratum's own mean.
+/// Strata of the population along a principal component, for class-mean equalisation WITHIN each stratum: an
+/// attribute becomes one "cell" attribute per stratum (the attribute's labels of the stratum's users, unknown
+/// elsewhere), whose class means <see cref="MeanEqualisation"/> puts on the stratum's own mean. The component is the
+/// leading one of the attribute's pooled within-class covariance (<see cref="Direction"/>).
 /// <para>
 /// Why: on trained embeddings a class's offset is not one vector but changes along the population's main axis (on
-/// ML-100K MF the women's offset differs between light and heavy raters, and that axis is PC1). Equal class means
-/// over the whole population leave that interaction, which a non-linear attacker reads (leak-probe, MF seed 1, mlp:
-/// gender 0.119 with equal means, 0.040 within 5 PC1 strata; age 0.113 and 0.037). The strata come from the
-/// embeddings alone, never from the labels, so they select nothing an attacker could invert; with noise-matched
-/// targets each cell's mean is a fresh draw of its own sampling error, as for plain classes.
+/// ML-100K MF the women's offset differs between light and heavy raters, and that axis is the first component). Equal
+/// class means over the whole population leave that interaction, which a non-linear attacker reads (leak-probe, MF
+/// seed 1, mlp: gender 0.119 with equal means, 0.040 within 5 strata; age 0.113 and 0.037). The direction and the
+/// decision to cut are one statistic per attribute of the whole population, never a user's own label, so they select
+/// nothing per user that a shadow set could invert; with noise-matched targets each cell's mean is a fresh draw of its
+/// own sampling error, as for whole classes.
 /// </para>
 /// <para>
 /// Small classes are not cut finer than <see cref="MinCellUsers"/> users per cell on average: an attribute gets
@@ -26,7 +28,8 @@ public static class PrincipalStrata
     /// <summary>The fewest users a median class keeps per stratum.</summary>
     public const int MinCellUsers = 20;
 
-    /// <summary>Each user's stratum 0..count-1: equal-sized quantile bins of the score along the leading principal component.</summary>
+    /// <summary>Each user's stratum 0..count-1: equal-sized quantile bins of the score on the population's own leading
+    /// principal component (no labels; the leak-probe experiment's reference).</summary>
     public static int[] Assign(EmbeddingMatrix x, int count) => Bins(Scores(x), count);
 
     /// <summary>One cell attribute per (attribute, stratum), with the index of the attribute it came from, and what was
