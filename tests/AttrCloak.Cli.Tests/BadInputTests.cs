@@ -69,6 +69,17 @@ public sealed class BadInputTests
         ShouldBeOneClearLine(output, "religion");
     }
 
+    [Theory]
+    [InlineData("harness", "--strata", "0", "--members", "synth-500")]
+    [InlineData("control", "--strata", "101", "--draws", "1")]
+    public async Task Strata_out_of_range_is_one_line_before_any_work(params string[] args)
+    {
+        var (code, output) = await CliRunner.RunAsync(args);
+        code.ShouldBe(2);
+        ShouldBeOneClearLine(output, "--strata must be between 1 and 100");
+        output.ShouldNotContain("training");
+    }
+
     [Fact]
     public async Task Embeddings_file_that_is_not_npy_is_one_line()
     {

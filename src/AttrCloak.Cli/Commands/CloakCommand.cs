@@ -52,7 +52,7 @@ public sealed class CloakCommand : Command<CloakCommandSettings>
             s.AlphaMin, s.AlphaMax, s.Tolerance, s.TargetReduction, s.Target, s.Strength);
         if (s.CovarianceStrength is not null) options = options with { CovarianceStrength = s.CovarianceStrength };
         if (s.ExactMeans is { } exact) options = options with { ExactMeans = exact };
-        if (s.Strata is { } strata) options = options with { Strata = strata };
+        if (s.Strata is { } strata) options = options with { Strata = CloakKnobs.Strata(strata) };
         options = options with { TargetSeed = options.TargetSeed + s.Seed };
         var model = ModelFolder.Load(s.Model);
         var source = s.ToSource(DataSource.ReadBeside(s.Model));
@@ -67,7 +67,7 @@ public sealed class CloakCommand : Command<CloakCommandSettings>
         TargetedCloakResult? targeted = null;
         if (s.PrivacyTarget is { } eps)
         {
-            var goal = new PrivacyGoal(eps, s.UtilityFloor) { Strata = s.Strata ?? CloakPresets.TargetStrata };
+            var goal = new PrivacyGoal(eps, s.UtilityFloor) { Strata = CloakKnobs.Strata(s.Strata ?? CloakPresets.TargetStrata) };
             try { goal.Validate(); }
             catch (ArgumentException e) { throw new UsageException(e.Message); }
             var audited = AttributeSelection.Audited(data, AttributeSelection.Resolve(data, s.Attributes));

@@ -35,6 +35,11 @@ public static class CloakKnobs
         return o;
     }
 
+    /// <summary>A --strata value, checked before any work starts.</summary>
+    public static int Strata(int value) => value is >= 1 and <= 100
+        ? value
+        : throw new UsageException($"--strata must be between 1 and 100, got {value}");
+
     public static EqualisationTarget ParseTarget(string name) => name.ToLowerInvariant() switch
     {
         "noise-matched" or "noise" => EqualisationTarget.NoiseMatched,

@@ -88,7 +88,7 @@ public sealed class ControlCommand : Command<ControlSettings>
             s.Target, s.Strength);
         if (s.CovarianceStrength is not null) options = options with { CovarianceStrength = s.CovarianceStrength };
         if (s.ExactMeans is { } exact) options = options with { ExactMeans = exact };
-        if (s.Strata is { } strata) options = options with { Strata = strata };
+        if (s.Strata is { } strata) options = options with { Strata = CloakKnobs.Strata(strata) };
         var control = new NoiseControlOptions
         {
             Dimension = s.Dimension, Scale = s.Scale, Draws = s.Draws, Seed = s.Seed,

@@ -102,7 +102,7 @@ public sealed class HarnessCommand : Command<HarnessSettings>
             DataDependentFloor = s.DdFloor,
             Seed = s.Seed,
             SkipDataDependent = s.NoDataDependent,
-            Strata = s.Strata,
+            Strata = CloakKnobs.Strata(s.Strata),
             Attackers = AuditSettings.Options(s.Attackers).Attackers,
             Shadow = s.ShadowAttackers is null ? new ShadowAuditOptions() : new ShadowAuditOptions { Attackers = AuditSettings.Options(s.ShadowAttackers).Attackers },
         };
