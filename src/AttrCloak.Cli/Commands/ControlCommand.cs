@@ -60,6 +60,10 @@ public sealed class ControlSettings : DataSettings
     [CommandOption("--strata <N>")]
     public int? Strata { get; init; }
 
+    [CommandOption("--strata-everywhere")]
+    [Description("With --strata: cut every attribute whose classes are large enough, even where its offsets do not vary (on noise they never do), as the CI control does.")]
+    public bool StrataEverywhere { get; init; }
+
     [CommandOption("--covariance-strength <T>")]
     public double? CovarianceStrength { get; init; }
 
@@ -88,7 +92,7 @@ public sealed class ControlCommand : Command<ControlSettings>
             s.Target, s.Strength);
         if (s.CovarianceStrength is not null) options = options with { CovarianceStrength = s.CovarianceStrength };
         if (s.ExactMeans is { } exact) options = options with { ExactMeans = exact };
-        if (s.Strata is { } strata) options = options with { Strata = CloakKnobs.Strata(strata) };
+        if (s.Strata is { } strata) options = options with { Strata = CloakKnobs.Strata(strata), StrataEverywhere = s.StrataEverywhere };
         var control = new NoiseControlOptions
         {
             Dimension = s.Dimension, Scale = s.Scale, Draws = s.Draws, Seed = s.Seed,
