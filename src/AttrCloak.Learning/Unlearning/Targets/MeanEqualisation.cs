@@ -58,7 +58,7 @@ public sealed class MeanEqualisation
 
         // Stage 1: each cut attribute's class offsets along its direction p, to noise-matched targets.
         var rng = new Random(unchecked(options.TargetSeed * 31 + 2 * attributes.Count + 1));
-        var directions = cut.Select(a => PrincipalStrata.Direction(original, null)).ToArray();
+        var directions = cut.Select(a => PrincipalStrata.Direction(original, attributes[a])).ToArray();
         var alongTargets = cut.Select((a, j) => (ClassTargets?)AlongDirection(original, attributes[a], directions[j],
             strengths[a].Mean, options.Target, rng)).ToArray();
         var alongAttributes = cut.Select(a => attributes[a]).ToArray();

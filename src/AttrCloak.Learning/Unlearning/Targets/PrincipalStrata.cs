@@ -51,7 +51,7 @@ public static class PrincipalStrata
                 decisions.Add(new StrataDecision(attributes[a].Name, 1, null));
                 continue;
             }
-            var bins = Bins(Scores(x, null), strata);
+            var bins = Bins(Scores(x, attributes[a]), strata);
             var (ratio, dof) = Interaction(x, attributes[a], bins, strata);
             if (onlyWhereOffsetsVary && ratio <= 1 + 3 * Math.Sqrt(2 / dof))
             {
