@@ -105,6 +105,24 @@ public sealed class PrincipalStrataTests
     }
 
     [Fact]
+    public void Users_without_a_label_are_left_where_they_are_and_nothing_becomes_non_finite()
+    {
+        TorchRuntime.EnsureInitialised();
+        var (x, attributes) = SyntheticUsers.Users(d: 6, classSizes: [[150, 250]], shift: 1.5, seed: 4, unknownRate: 0.2);
+        var labels = attributes[0].Labels;
+        labels.Count(l => l == LabeledAttribute.Unknown).ShouldBeGreaterThan(40);
+        var options = CloakPresets.DataFree with { Strata = 4, StrataEverywhere = true };
+        var equalisation = MeanEqualisation.Build(x, attributes, null, [new AttributeStrength(1, 0)], options);
+        equalisation.Decisions!.Single().Strata.ShouldBeGreaterThan(1);
+        var cloaked = x.Clone();
+        equalisation.Apply(cloaked);
+        cloaked.Values.ShouldAllBe(v => float.IsFinite(v));
+        for (var u = 0; u < x.Rows; u++)
+            if (labels[u] == LabeledAttribute.Unknown)
+                cloaked.Row(u).ToArray().ShouldBe(x.Row(u).ToArray(), $"user {u} has no label");
+    }
+
+    [Fact]
     public void With_strata_every_cell_ends_with_equal_class_means_and_the_offset_along_the_component_is_gone()
     {
         TorchRuntime.EnsureInitialised();
