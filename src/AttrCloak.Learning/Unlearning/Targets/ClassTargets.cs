@@ -261,7 +261,7 @@ public sealed class ClassTargets : IDisposable
             for (var i = 0; i < width; i++) rows[c * width + i] -= centre[i];
     }
 
-    private static double Gaussian(Random rng)
+    internal static double Gaussian(Random rng)
     {
         // Box-Muller; 1 - NextDouble() is in (0, 1].
         var u1 = 1.0 - rng.NextDouble();

@@ -79,7 +79,7 @@ public sealed class MeanEqualisation
                 continue;
             }
             var count = decisions[a].Strata;
-            var bins = PrincipalStrata.Bins(Project(afterAlong, directions[j]), count);
+            var bins = PrincipalStrata.Bins(PrincipalStrata.Project(afterAlong, directions[j]), count);
             var s = 0;
             foreach (var cell in PrincipalStrata.Split(attributes[a], bins, count))
             {
@@ -101,17 +101,6 @@ public sealed class MeanEqualisation
         foreach (var (attributes, targets) in _stages) MeanProjection.Apply(x, attributes, targets);
     }
 
-    private static double[] Project(EmbeddingMatrix x, double[] direction)
-    {
-        var scores = new double[x.Rows];
-        for (var u = 0; u < x.Rows; u++)
-        {
-            var row = x.Row(u);
-            for (var i = 0; i < row.Length; i++) scores[u] += row[i] * direction[i];
-        }
-        return scores;
-    }
-
     /// <summary>
     /// Whole-class targets that keep every class offset except its component along p, which goes to
     /// keep x offset + sqrt(1 - keep^2) x eta_k with keep = 1 - strength and eta_k ~ N(0, s^2 / n_k) (s^2 the pooled
@@ -121,21 +110,9 @@ public sealed class MeanEqualisation
         EqualisationTarget kind, Random rng)
     {
         int d = x.Cols, k = attribute.ClassCount;
-        var sums = new double[k * d];
-        var counts = new double[k];
-        for (var u = 0; u < x.Rows; u++)
-        {
-            var c = attribute.Labels[u];
-            if (c < 0) continue;
-            counts[c]++;
-            var row = x.Row(u);
-            for (var i = 0; i < d; i++) sums[c * d + i] += row[i];
-        }
+        var (sums, counts, global) = ClassSums.Of(x, attribute);
         var total = counts.Sum();
-        var global = new double[d];
-        for (var c = 0; c < k; c++)
-            for (var i = 0; i < d; i++) global[i] += sums[c * d + i] / total;
-        var scores = Project(x, p);
+        var scores = PrincipalStrata.Project(x, p);
         var classScore = new double[k];
         for (var u = 0; u < x.Rows; u++)
             if (attribute.Labels[u] >= 0) classScore[attribute.Labels[u]] += scores[u];
@@ -153,7 +130,7 @@ public sealed class MeanEqualisation
         for (var c = 0; c < k; c++)
         {
             if (counts[c] == 0) continue;
-            var eta = Gaussian(rng) * Math.Sqrt(within / counts[c]);
+            var eta = ClassTargets.Gaussian(rng) * Math.Sqrt(within / counts[c]);
             along[c] = keep * (classScore[c] - globalScore) + noiseWeight * eta;
         }
         var centre = 0.0;
@@ -169,5 +146,4 @@ public sealed class MeanEqualisation
         return ClassTargets.FromMeanOffsets(attribute, offsets);
     }
 
-    private static double Gaussian(Random rng) => Math.Sqrt(-2 * Math.Log(1 - rng.NextDouble())) * Math.Cos(2 * Math.PI * rng.NextDouble());
 }

@@ -38,20 +38,7 @@ public static class MeanProjection
     private static double ProjectOne(EmbeddingMatrix x, LabeledAttribute attribute, ClassTargets? target, int d)
     {
         var k = attribute.ClassCount;
-        var sums = new double[k * d];
-        var counts = new double[k];
-        for (var u = 0; u < attribute.Labels.Length; u++)
-        {
-            var c = attribute.Labels[u];
-            if (c < 0) continue;
-            counts[c]++;
-            var row = x.Row(u);
-            for (var i = 0; i < d; i++) sums[c * d + i] += row[i];
-        }
-        var total = counts.Sum();
-        var global = new double[d];
-        for (var c = 0; c < k; c++)
-            for (var i = 0; i < d; i++) global[i] += sums[c * d + i] / total;
+        var (sums, counts, global) = ClassSums.Of(x, attribute);
         var shifts = new float[k * d];
         var miss = 0.0;
         for (var c = 0; c < k; c++)

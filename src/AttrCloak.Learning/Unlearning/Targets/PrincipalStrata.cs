@@ -192,15 +192,16 @@ public static class PrincipalStrata
     /// component is the attribute's direction and its strata would be nearly one class each, with nothing left to
     /// equalise inside them.
     /// </summary>
-    internal static double[] Scores(EmbeddingMatrix x, LabeledAttribute? attribute)
+    internal static double[] Scores(EmbeddingMatrix x, LabeledAttribute? attribute) => Project(x, Direction(x, attribute));
+
+    /// <summary>Every user's score on <paramref name="direction"/>.</summary>
+    internal static double[] Project(EmbeddingMatrix x, double[] direction)
     {
-        var direction = Direction(x, attribute);
-        int n = x.Rows, d = x.Cols;
-        var scores = new double[n];
-        for (var u = 0; u < n; u++)
+        var scores = new double[x.Rows];
+        for (var u = 0; u < x.Rows; u++)
         {
             var row = x.Row(u);
-            for (var i = 0; i < d; i++) scores[u] += row[i] * direction[i];
+            for (var i = 0; i < row.Length; i++) scores[u] += row[i] * direction[i];
         }
         return scores;
     }
