@@ -45,9 +45,8 @@ public sealed class PoisoningTests(RedisServerFixture redis, CleanRunFixture cle
         run.Lost.ShouldBe(0, "every honest user's latest update is served");
         run.MaxNorm.ShouldBeLessThanOrEqualTo(1.5 * baseline.MaxNorm, "an honest user was served an embedding outside the clean run's band");
         run.MaxDisplacement.ShouldBeLessThanOrEqualTo(1.5 * baseline.MaxDisplacement, "an honest user was moved outside the clean run's band");
-        for (var a = 0; a < baseline.Privacy.Attributes.Count; a++)
-            run.Privacy.Attributes[a].WorstBalancedAccuracy.ShouldBeLessThanOrEqualTo(baseline.Privacy.Attributes[a].WorstBalancedAccuracy + 0.02,
-                $"{run.Privacy.Attributes[a].Name}: the attack made the honest served population leak more");
+        for (var a = 0; a < PoisoningScenario.Catalog.Length; a++)
+            run.MeanWorst(a).ShouldBeLessThanOrEqualTo(baseline.MeanWorst(a) + 0.02, $"{run.AttributeName(a)}: the attack made the honest served population leak more");
         foreach (var (reason, count) in attack.ExpectedDeadLetters)
             run.DeadLetters.GetValueOrDefault(reason).ShouldBe(count, $"dead letters '{reason}'");
         run.Log.ShouldNotContain(l => l.StartsWith("Error:", StringComparison.Ordinal) && !l.Contains("dead-letter", StringComparison.Ordinal));
