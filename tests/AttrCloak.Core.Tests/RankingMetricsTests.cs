@@ -75,4 +75,29 @@ public sealed class RankingMetricsTests
     {
         RankingMetrics.FromScores([]).ShouldBe(new RankingMetrics(0, 0, 0, 0, 0));
     }
+
+    [Fact]
+    public void Per_user_NDCG_averages_to_the_metric_and_marks_users_without_candidates()
+    {
+        var lists = new[] { Candidates(0, 0, 0), Candidates(0, 4, 0), Candidates(0, 12, 0), [] };
+        var perUser = RankingMetrics.Ndcg10PerUser(lists);
+        perUser[..3].ShouldBe([1, 1 / Math.Log2(6), 0], Tolerance);
+        double.IsNaN(perUser[3]).ShouldBeTrue();
+        perUser[..3].Average().ShouldBe(RankingMetrics.FromScores(lists).Ndcg10, Tolerance);
+    }
+
+    [Fact]
+    public void Paired_ratio_and_its_standard_error_follow_the_delta_method()
+    {
+        // Changed = 0.9 x original for every user: the ratio is exact and has no spread.
+        var exact = PairedRatio.Of([1.0, 0.5, 0.25, double.NaN], [0.9, 0.45, 0.225, 7]);
+        exact.Ratio.ShouldBe(0.9, Tolerance);
+        exact.StandardError.ShouldBe(0, 1e-12);
+        exact.Users.ShouldBe(3);
+        // Two users, one unchanged and one halved: R = 1.5 / 2 = 0.75; z = (0.25, -0.25), sd = sqrt(0.125),
+        // SE = sd / sqrt(2) / mean(original) = 0.25.
+        var spread = PairedRatio.Of([1.0, 1.0], [1.0, 0.5]);
+        spread.Ratio.ShouldBe(0.75, Tolerance);
+        spread.StandardError.ShouldBe(0.25, Tolerance);
+    }
 }

@@ -42,7 +42,6 @@ public static class TargetedCloaking
         var readings = step.WorstAbsAdvantage.Count == 0
             ? "not audited (under the utility floor)"
             : string.Join(" ", names.Select((n, j) => $"{n} {step.WorstAbsAdvantage[j]:F3} ({step.WorstAttacker[j]})"));
-        var utility = step.UtilityRatio is { } u ? $", validation NDCG@10 {u:F3}x" : "";
-        return $"round {step.Round}: strengths {strengths}; worst |adv| {readings}{utility} [{step.Seconds:F1} s]";
+        return $"round {step.Round}: strengths {strengths}; worst |adv| {readings}{step.DescribeUtility()} [{step.Seconds:F1} s]";
     }
 }

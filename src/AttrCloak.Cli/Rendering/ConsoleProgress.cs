@@ -90,7 +90,7 @@ public sealed class ConsoleProgress(ProgressContext context) : IReproduceProgres
         {
             task ??= Phase($"seed {seed}: {method} privacy target", 1);
             var worst = p.WorstAbsAdvantage.Count == 0 ? "under the utility floor" : $"worst |adv| {p.WorstAbsAdvantage.Max():F3}";
-            task.Description = Markup.Escape($"seed {seed}: {method} round {p.Round}, {worst}" + (p.UtilityRatio is { } u ? $", validation NDCG@10 {u:F3}x" : ""));
+            task.Description = Markup.Escape($"seed {seed}: {method} round {p.Round}, {worst}" + p.DescribeUtility());
         });
     }
 }
@@ -140,7 +140,7 @@ public sealed class LineProgress : IReproduceProgress
     public IProgress<TargetStep>? Targeting(int seed, string method) =>
         new InlineProgress<TargetStep>(p => Write(Markup.Escape($"{Prefix(seed)}{method} round {p.Round}: " +
             (p.WorstAbsAdvantage.Count == 0 ? "under the utility floor" : $"worst |adv| {string.Join("/", p.WorstAbsAdvantage.Select(v => v.ToString("F3")))}") +
-            $", strengths {string.Join("/", p.Strengths)}" + (p.UtilityRatio is { } u ? $", validation NDCG@10 {u:F3}x" : ""))));
+            $", strengths {string.Join("/", p.Strengths)}" + p.DescribeUtility())));
 
     // Single commands report seed 0: no prefix for them.
     private static string Prefix(int seed) => seed == 0 ? "" : $"seed {seed}: ";

@@ -15,11 +15,7 @@ public sealed record RankingMetrics(double Hr5, double Hr10, double Ndcg5, doubl
         foreach (var scores in candidateScores)
         {
             if (scores.Length == 0) continue;
-            var positive = scores[0];
-            if (float.IsNaN(positive)) throw new ArgumentException("a positive item scored NaN");
-            var rank = 0;
-            for (var j = 1; j < scores.Length; j++)
-                if (scores[j] >= positive || float.IsNaN(scores[j])) rank++;
+            var rank = PositiveRank(scores);
             users++;
             var gain = 1.0 / Math.Log2(rank + 2);
             if (rank < 5) { hr5++; ndcg5 += gain; }
@@ -27,5 +23,31 @@ public sealed record RankingMetrics(double Hr5, double Hr10, double Ndcg5, doubl
         }
         if (users == 0) return new RankingMetrics(0, 0, 0, 0, 0);
         return new RankingMetrics(hr5 / users, hr10 / users, ndcg5 / users, ndcg10 / users, users);
+    }
+
+    /// <summary>Each user's NDCG@10 (the terms <see cref="FromScores"/> averages); NaN for a user with no candidates.</summary>
+    public static double[] Ndcg10PerUser(IReadOnlyList<float[]> candidateScores)
+    {
+        ArgumentNullException.ThrowIfNull(candidateScores);
+        var gains = new double[candidateScores.Count];
+        for (var u = 0; u < gains.Length; u++)
+        {
+            var scores = candidateScores[u];
+            if (scores.Length == 0) { gains[u] = double.NaN; continue; }
+            var rank = PositiveRank(scores);
+            gains[u] = rank < 10 ? 1.0 / Math.Log2(rank + 2) : 0;
+        }
+        return gains;
+    }
+
+    /// <summary>0-based rank of the positive (scores[0]) among its candidates; ties and NaN negatives rank above it.</summary>
+    private static int PositiveRank(float[] scores)
+    {
+        var positive = scores[0];
+        if (float.IsNaN(positive)) throw new ArgumentException("a positive item scored NaN");
+        var rank = 0;
+        for (var j = 1; j < scores.Length; j++)
+            if (scores[j] >= positive || float.IsNaN(scores[j])) rank++;
+        return rank;
     }
 }

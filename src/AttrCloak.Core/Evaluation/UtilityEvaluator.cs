@@ -15,7 +15,14 @@ public static class UtilityEvaluator
     /// Scores <paramref name="candidates"/>[u] (positive at [0], as in <see cref="LeaveOneOutSplit"/>) by
     /// users[u]·items[i] and returns HR/NDCG@5/10 with pessimistic ties. Users with no candidates are skipped.
     /// </summary>
-    public static RankingMetrics Evaluate(EmbeddingMatrix users, EmbeddingMatrix items, int[][] candidates)
+    public static RankingMetrics Evaluate(EmbeddingMatrix users, EmbeddingMatrix items, int[][] candidates) =>
+        RankingMetrics.FromScores(Score(users, items, candidates));
+
+    /// <summary>Each user's NDCG@10 on <paramref name="candidates"/> (NaN for users with none): for paired comparisons.</summary>
+    public static double[] Ndcg10PerUser(EmbeddingMatrix users, EmbeddingMatrix items, int[][] candidates) =>
+        RankingMetrics.Ndcg10PerUser(Score(users, items, candidates));
+
+    private static float[][] Score(EmbeddingMatrix users, EmbeddingMatrix items, int[][] candidates)
     {
         ArgumentNullException.ThrowIfNull(users);
         ArgumentNullException.ThrowIfNull(items);
@@ -40,7 +47,7 @@ public static class UtilityEvaluator
             }
             scores[u] = row;
         }
-        return RankingMetrics.FromScores(scores);
+        return scores;
     }
 
     /// <summary>SIMD dot product; the scalar tail keeps any dimension count correct.</summary>

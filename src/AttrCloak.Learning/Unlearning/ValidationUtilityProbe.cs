@@ -5,13 +5,14 @@ namespace AttrCloak.Learning.Unlearning;
 
 /// <summary>
 /// NDCG@10 on the VALIDATION items (leave-one-out, the split's fixed candidate lists) of cloaked user vectors over the
-/// original's: the utility floor of the privacy-target loop. Never the test items, which only the final evaluation sees.
+/// original's, with its paired standard error: the utility floor of the privacy-target loop. Never the test items,
+/// which only the final evaluation sees.
 /// </summary>
 public sealed class ValidationUtilityProbe : IUtilityProbe
 {
     private readonly EmbeddingMatrix _items;
     private readonly int[][] _candidates;
-    private readonly double _original;
+    private readonly double[] _original;
 
     public ValidationUtilityProbe(EmbeddingMatrix originalUsers, EmbeddingMatrix items, LeaveOneOutSplit split)
     {
@@ -20,11 +21,11 @@ public sealed class ValidationUtilityProbe : IUtilityProbe
         ArgumentNullException.ThrowIfNull(split);
         _items = items;
         _candidates = split.ValidationCandidates;
-        _original = UtilityEvaluator.Evaluate(originalUsers, items, _candidates).Ndcg10;
+        _original = UtilityEvaluator.Ndcg10PerUser(originalUsers, items, _candidates);
     }
 
     public string Name => "validation NDCG@10";
 
-    public double Ratio(EmbeddingMatrix cloaked) =>
-        _original > 0 ? UtilityEvaluator.Evaluate(cloaked, _items, _candidates).Ndcg10 / _original : 1;
+    public PairedRatio Measure(EmbeddingMatrix cloaked) =>
+        PairedRatio.Of(_original, UtilityEvaluator.Ndcg10PerUser(cloaked, _items, _candidates));
 }

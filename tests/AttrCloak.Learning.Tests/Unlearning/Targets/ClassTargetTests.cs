@@ -1,3 +1,4 @@
+using AttrCloak.Core.Evaluation;
 using AttrCloak.Core.Data;
 using AttrCloak.Learning.Unlearning;
 
@@ -138,13 +139,34 @@ public sealed class TargetedCloakerTests
         }
     }
 
-    /// <summary>Utility 1 - slope x mean squared displacement from the original.</summary>
-    private sealed class DisplacementUtility(EmbeddingMatrix original, double slope) : IUtilityProbe
+    /// <summary>Utility 1 - slope x mean squared displacement from the original, reported with a fixed standard error.</summary>
+    private sealed class DisplacementUtility(EmbeddingMatrix original, double slope, double standardError = 0) : IUtilityProbe
     {
         public string Name => "displacement";
 
+        public PairedRatio Measure(EmbeddingMatrix cloaked) => new(Ratio(cloaked), standardError, original.Rows);
+
         public double Ratio(EmbeddingMatrix cloaked) =>
             1 - slope * original.Values.Zip(cloaked.Values, (a, b) => (double)(a - b) * (a - b)).Sum() / original.Rows;
+    }
+
+    [Theory]
+    [InlineData(0.0)]
+    [InlineData(1.0)]
+    [InlineData(2.0)]
+    public void The_floor_holds_with_the_requested_number_of_standard_errors_to_spare(double standardErrors)
+    {
+        TorchRuntime.EnsureInitialised();
+        var (x, attributes) = SyntheticUsers.Users(d: 4, classSizes: [[200, 200]], shift: 2.0, seed: 1);
+        var utility = new DisplacementUtility(x, slope: 1.0, standardError: 0.02);
+        var result = new TargetedCloaker().Cloak(x, attributes, new CloakOptions { MaxIterations = 5 },
+            new PrivacyGoal(0.03, UtilityFloor: 0.9) { UtilityStandardErrors = standardErrors }, new SeparationProbe(x, attributes, [0.5]), utility,
+            ct: TestContext.Current.CancellationToken);
+        result.Outcome.ShouldBe(TargetOutcome.NotMetAboveFloor);
+        var kept = utility.Ratio(result.Embeddings);
+        kept.ShouldBeGreaterThanOrEqualTo(0.9 + standardErrors * 0.02);
+        // Not more careful than asked: a candidate under floor + margin was tried and refused.
+        result.Steps.Where(s => !s.AboveFloor).ShouldContain(s => s.UtilityRatio < 0.9 + standardErrors * 0.02);
     }
 
     [Fact]
@@ -209,6 +231,7 @@ public sealed class TargetedCloakerTests
         result.StillLeaking.ShouldBe(["attr0"]);
         result.Describe().ShouldContain("NOT met above the utility floor");
         utility.Ratio(result.Embeddings).ShouldBeGreaterThanOrEqualTo(0.9);
+        result.Steps.ShouldAllBe(s => s.UtilityStandardError == null || s.UtilityStandardError == 0);
         result.Steps.ShouldContain(s => !s.AboveFloor);
     }
 }
