@@ -44,6 +44,8 @@ internal static class ExperimentCatalog
             "about 20 s per kappa", "ATTRCLOAK_MODEL  ATTRCLOAK_OUT  ATTRCLOAK_KAPPAS (0,0.25,1)  ATTRCLOAK_PROTECT (gender,age)  ATTRCLOAK_STRATA (5)", Research.BudgetedMeansExperiment.Run),
         Sync("utility-gap", "the loop's utility floor (validation NDCG@10) against the test split: both ratios with paired standard errors per DF strength",
             "about 10 s", "ATTRCLOAK_MODEL  ATTRCLOAK_PROTECT (gender,age)  ATTRCLOAK_STRENGTHS (0.2,0.4,0.6,0.8,1)", Research.UtilityGapExperiment.Run),
+        Sync("metric-means", "partial class-offset removal: uniform strength vs the least score change (item Gram metric) for a whitened residual; test NDCG@10 and audit per variant",
+            "about a minute per variant", "ATTRCLOAK_MODEL  ATTRCLOAK_PROTECT (gender,age)  ATTRCLOAK_ATTACKERS (lr,lr+cal,mlp)", Research.MetricMeansExperiment.Run),
         Sync("audit", "an ML-100K-sized privacy audit: wall and CPU time, in full and per attacker",
             "about 2 minutes", "", AuditBenchmark.Run),
     ];
