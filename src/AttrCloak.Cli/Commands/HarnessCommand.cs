@@ -139,7 +139,7 @@ public static class HarnessTable
     {
         var t = new Table().Border(TableBorder.Rounded)
             .Title(Markup.Escape($"Generalization harness: worst |balanced accuracy - chance| over attackers and decision rules, both directions (signed, best AUC beside); pass at <= {options.PassEpsilon}"));
-        foreach (var c in new[] { "member", "method", "attribute 1", "attribute 2", "attribute 3", "NDCG@10", "loop", "verdict" }) t.AddColumn(c);
+        foreach (var c in new[] { "member", "method", "attribute 1", "attribute 2", "attribute 3", "NDCG@10 (test, ± SE)", "loop", "verdict" }) t.AddColumn(c);
         foreach (var r in results)
         {
             if (r.Noise is { } noise)
@@ -155,7 +155,7 @@ public static class HarnessTable
             {
                 var cells = m.Attributes.Select(a => $"{a.Attribute} {a.WorstAbsAdvantage:F3} ({a.SignedAdvantage:+0.000;-0.000}, AUC {(a.MaxAuc is { } auc ? auc.ToString("F3") : "-")})").ToList();
                 while (cells.Count < 3) cells.Add("");
-                var ndcg = m.Method == Harness.Original ? $"{m.Ndcg10:F4}" : $"{m.Ndcg10Ratio:F3}x";
+                var ndcg = m.Method == Harness.Original ? $"{m.Ndcg10:F4}" : $"{m.Ndcg10Ratio:F3}x ± {m.Ndcg10RatioStandardError:F3}";
                 t.AddRow(first ? Markup.Escape($"{r.Member.Name}\n{r.Users} users{(r.AuditedUsers < r.Users ? $" (audit {r.AuditedUsers})" : "")}") : "",
                     Markup.Escape(m.Method), Markup.Escape(cells[0]), Markup.Escape(cells[1]), Markup.Escape(cells[2]), ndcg,
                     Markup.Escape(m.Loop ?? ""), first ? Verdict(r) : "");

@@ -63,9 +63,12 @@ public sealed record HarnessOptions
 /// <param name="MaxAuc">The highest AUC over attackers (chance 0.5).</param>
 public sealed record AttributeFigure(string Attribute, double WorstAbsAdvantage, double SignedAdvantage, string Attacker, double? MaxAuc);
 
-/// <summary>One method (Original, AttrCloak-DF, AttrCloak-DD) on one member.</summary>
+/// <summary>
+/// One method (Original, AttrCloak-DF, AttrCloak-DD) on one member; test NDCG@10, its ratio to the original's and the
+/// ratio's paired standard error over users (one test item each).
+/// </summary>
 public sealed record MethodFigures(string Method, IReadOnlyList<AttributeFigure> Attributes, double Ndcg10, double Ndcg10Ratio,
-    double? Floor, string? Loop, double Seconds)
+    double? Floor, string? Loop, double Seconds, double Ndcg10RatioStandardError = 0)
 {
     public double Worst => Attributes.Max(a => a.WorstAbsAdvantage);
 }
@@ -157,16 +160,17 @@ public sealed class Harness(IHarnessProgress progress)
         var subset = Subset(data.UserCount, options.AuditMaxUsers, options.Seed);
         var auditedSubset = subset is null ? audited : audited.Select(a => a with { Labels = subset.Select(u => a.Labels[u]).ToArray() }).ToArray();
         var audit = new AuditOptions { Attackers = options.Attackers, Seed = options.Seed };
-        var originalNdcg = UtilityEvaluator.Evaluate(model.Users, model.Items, split.TestCandidates).Ndcg10;
+        var originalNdcg = UtilityEvaluator.Ndcg10PerUser(model.Users, model.Items, split.TestCandidates);
 
         MethodFigures Measure(string method, EmbeddingMatrix users, double? floor, string? loop, double seconds)
         {
             progress.Report($"  auditing {method} ({(subset?.Length ?? users.Rows)} users, {options.Attackers.Count} attackers)");
             var x = subset is null ? users : users.SelectRows(subset);
             var result = PrivacyAudit.Run(x, auditedSubset, audit, ct: ct);
-            var ndcg = UtilityEvaluator.Evaluate(users, model.Items, split.TestCandidates).Ndcg10;
-            return new MethodFigures(method, result.Attributes.Select(Figure).ToArray(), ndcg, originalNdcg > 0 ? ndcg / originalNdcg : 1,
-                floor, loop, seconds);
+            var ndcg = UtilityEvaluator.Ndcg10PerUser(users, model.Items, split.TestCandidates);
+            var ratio = PairedRatio.Of(originalNdcg, ndcg);
+            return new MethodFigures(method, result.Attributes.Select(Figure).ToArray(), ndcg.Where(v => !double.IsNaN(v)).DefaultIfEmpty(0).Average(),
+                ratio.Ratio, floor, loop, seconds, ratio.StandardError);
         }
 
         var methods = new List<MethodFigures> { Measure(Original, model.Users, null, null, 0) };
