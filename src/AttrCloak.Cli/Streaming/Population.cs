@@ -40,8 +40,13 @@ public class PopulationSettings : DataSettings
     public string? ModelVersion { get; init; }
 }
 
-/// <summary>The users to bootstrap or replay: the data set (ids, attributes) and one embedding row per user.</summary>
-public sealed record Population(RecDataset Data, EmbeddingMatrix Embeddings, string ModelVersion, string Description)
+/// <summary>
+/// The users to bootstrap or replay: the data set (ids, attributes), where it came from (its leave-one-out split) and
+/// one embedding row per user; the backbone's item embeddings too when the rows are its own users (a --model without
+/// --embeddings, or a backbone trained on the fly), null otherwise: they score bootstrap's utility floor.
+/// </summary>
+public sealed record Population(RecDataset Data, EmbeddingMatrix Embeddings, string ModelVersion, string Description, EmbeddingMatrix? Items = null,
+    DataSource? Source = null)
 {
     /// <param name="s">The options.</param>
     /// <param name="configuredDimension">AttrCloak:Guard:Dimension when configured: the default --dim of a backbone trained on the fly.</param>
@@ -61,7 +66,8 @@ public sealed record Population(RecDataset Data, EmbeddingMatrix Embeddings, str
             ModelFolder.CheckRows(embeddings.Rows, data.UserCount, s.Embeddings ?? s.Model);
             var name = new DirectoryInfo(Path.GetFullPath(s.Model)).Name;
             return new Population(data, embeddings, s.ModelVersion ?? name,
-                $"{source.Describe()}, {(s.Embeddings is null ? $"{model.Kind.ToString().ToLowerInvariant()} model {s.Model}" : s.Embeddings)}");
+                $"{source.Describe()}, {(s.Embeddings is null ? $"{model.Kind.ToString().ToLowerInvariant()} model {s.Model}" : s.Embeddings)}",
+                s.Embeddings is null ? model.Items : null, source);
         }
 
         var onTheFly = s.ToSource();
@@ -71,7 +77,8 @@ public sealed record Population(RecDataset Data, EmbeddingMatrix Embeddings, str
         {
             var given = ReadEmbeddings(s.Embeddings);
             ModelFolder.CheckRows(given.Rows, dataSet.UserCount, s.Embeddings);
-            return new Population(dataSet, given, s.ModelVersion ?? Path.GetFileNameWithoutExtension(s.Embeddings), $"{onTheFly.Describe()}, {s.Embeddings}");
+            return new Population(dataSet, given, s.ModelVersion ?? Path.GetFileNameWithoutExtension(s.Embeddings), $"{onTheFly.Describe()}, {s.Embeddings}",
+                Source: onTheFly);
         }
         var options = BackboneTrainingOptions.DefaultsFor(BackboneKind.Mf);
         if ((s.Dim ?? configuredDimension) is { } d and > 0) options = options with { Dim = d };
@@ -81,7 +88,8 @@ public sealed record Population(RecDataset Data, EmbeddingMatrix Embeddings, str
         AnsiConsole.MarkupLineInterpolated($"training an MF backbone on {onTheFly.Describe()} (dimension {options.Dim}; pass --model DIR to use a saved one)");
         var trained = ConsoleProgress.RunTraining(p => BackboneTrainers.Create(BackboneKind.Mf, options)
             .Train(dataSet, onTheFly.Split(dataSet), p, cancellationToken));
-        return new Population(dataSet, trained.Users, s.ModelVersion ?? $"mf-{dataSet.Name}", $"{onTheFly.Describe()}, MF trained on the fly");
+        return new Population(dataSet, trained.Users, s.ModelVersion ?? $"mf-{dataSet.Name}", $"{onTheFly.Describe()}, MF trained on the fly",
+            trained.Items, onTheFly);
     }
 
     private static EmbeddingMatrix ReadEmbeddings(string path)

@@ -15,12 +15,18 @@ public sealed class ValidationUtilityProbe : IUtilityProbe
     private readonly double[] _original;
 
     public ValidationUtilityProbe(EmbeddingMatrix originalUsers, EmbeddingMatrix items, LeaveOneOutSplit split)
+        : this(originalUsers, items, (split ?? throw new ArgumentNullException(nameof(split))).ValidationCandidates)
+    {
+    }
+
+    /// <summary>For a subset of a data set's users: <paramref name="validationCandidates"/>[i] belongs to row i.</summary>
+    public ValidationUtilityProbe(EmbeddingMatrix originalUsers, EmbeddingMatrix items, int[][] validationCandidates)
     {
         ArgumentNullException.ThrowIfNull(originalUsers);
         ArgumentNullException.ThrowIfNull(items);
-        ArgumentNullException.ThrowIfNull(split);
+        ArgumentNullException.ThrowIfNull(validationCandidates);
         _items = items;
-        _candidates = split.ValidationCandidates;
+        _candidates = validationCandidates;
         _original = UtilityEvaluator.Ndcg10PerUser(originalUsers, items, _candidates);
     }
 

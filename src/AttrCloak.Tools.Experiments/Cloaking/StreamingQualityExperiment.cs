@@ -23,7 +23,7 @@ namespace AttrCloak.Tools.Experiments.Cloaking;
 /// ATTRCLOAK_ML100K or ../shared/data/ml-100k beside the checkout). Environment: ATTRCLOAK_ATTACKERS (comma list,
 /// default "lr,lr+cal,mlp"; "all" = the full catalog), ATTRCLOAK_CLOAK_VARIANTS (comma list of variant names below,
 /// default "transport"), ATTRCLOAK_REFRESH (users between rebuilds, default 25), ATTRCLOAK_SEEDS (stream orders,
-/// default 1), ATTRCLOAK_BATCH (below).
+/// default 1), ATTRCLOAK_BATCH and ATTRCLOAK_BATCH_STRATA (below).
 /// </para>
 /// </summary>
 internal static class StreamingQualityExperiment
@@ -76,9 +76,14 @@ internal static class StreamingQualityExperiment
         var batchOptions = Environment.GetEnvironmentVariable("ATTRCLOAK_BATCH") switch
         {
             "v1" => AttrCloak.Learning.Unlearning.CloakPresets.DataFreeV1,
+            { Length: > 0 } b when b.Contains('=', StringComparison.Ordinal) => LoopStrengths(b),
             { Length: > 0 } b => StreamingReplay.NoiseMatchedPreset(double.Parse(b, CultureInfo.InvariantCulture)),
             _ => StreamingReplay.DataFreePreset,
         };
+        // ATTRCLOAK_BATCH_STRATA: the batch (and the bootstrap) equalise class means within that many principal strata,
+        // as the privacy-target loop does; the stream's maps stay per class.
+        if (int.TryParse(Environment.GetEnvironmentVariable("ATTRCLOAK_BATCH_STRATA"), out var strata))
+            batchOptions = batchOptions with { Strata = strata };
 
         var data = DatasetLoader.Load(DatasetKind.MovieLens100K, dir);
         var split = LeaveOneOutSplit.Create(data, 99, 2025);
@@ -132,6 +137,20 @@ internal static class StreamingQualityExperiment
         }
         File.WriteAllText(Path.Combine(Path.GetTempPath(), "attrcloak-stream-experiment.txt"), lines.ToString());
     }
+
+    /// <summary>
+    /// "gender=0.72,age=0.278,occupation=0.383": the strengths a privacy-target run chose (`cloak --privacy-target`
+    /// prints them), as the loop applies them (noise-matched, exact means, no covariance stage).
+    /// </summary>
+    private static AttrCloak.Learning.Unlearning.CloakOptions LoopStrengths(string spec) =>
+        StreamingReplay.DataFreePreset with
+        {
+            Target = AttrCloak.Learning.Unlearning.EqualisationTarget.NoiseMatched,
+            ExactMeans = true,
+            AttributeStrengths = spec.Split(',', StringSplitOptions.TrimEntries).Select(p => p.Split('='))
+                .ToDictionary(p => p[0], p => new AttrCloak.Learning.Unlearning.AttributeStrength(double.Parse(p[1], CultureInfo.InvariantCulture), 0),
+                    StringComparer.OrdinalIgnoreCase),
+        };
 
     /// <summary>Bootstrap DF as usual but streamed users served uncloaked: shows the gap the re-cloak must close.</summary>
     private static EmbeddingMatrix IdentityStream(StreamingReplay replay, EmbeddingMatrix original, int[][] labels)

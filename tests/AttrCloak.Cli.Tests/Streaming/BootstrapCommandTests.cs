@@ -118,4 +118,47 @@ public sealed class BootstrapCommandTests(RedisServerFixture redis)
         var (code, output) = await CliRunner.RunAsync("bootstrap", "--config", config, "--synthetic-users", "60", "--train-epochs", "1");
         ShouldBeOneClearError(code, output, "'religion' is not an attribute of data set");
     }
+
+    [Fact]
+    public async Task Bootstrap_to_a_privacy_target_runs_the_loop_on_the_drawn_users_and_seeds_its_result()
+    {
+        using var tmp = new TempDirectory();
+        var prefix = redis.NewPrefix("target");
+        var config = WriteConfig(tmp["appsettings.json"], $"127.0.0.1:{redis.Port}", prefix, Dimension);
+        // Tastes shaped strongly by the attributes: the embeddings leak well beyond the audit's noise on 240 users.
+        var (code, output) = await CliRunner.RunAsync("bootstrap", "--config", config, "--synthetic-users", "300", "--synthetic-strength", "1",
+            "--train-epochs", "10", "--fraction", "0.8", "--privacy-target", "0.05", "--utility-floor", "0.9");
+        TestContext.Current.TestOutputHelper?.WriteLine(output);
+        code.ShouldBe(0, output);
+        output.ShouldContain("privacy target 0.05 (utility floor 0.9): shadow audits of the 240 drawn users");
+        output.ShouldContain("round 0: strengths age=0 gender=0");
+        output.ShouldMatch("round 1: .*validation NDCG@10 [0-9.]+x \\+/- [0-9.]+"); // the floor is checked with its standard error
+        output.ShouldMatch("target (met after [1-9]|NOT met)"); // the synthetic users leak gender: round 0 cannot meet it
+
+        // The store holds the 240 drawn users with consistent statistics, cloaked by the loop (not copied).
+        var options = GenerationStoreOptions(prefix, Dimension, "mf-synthetic");
+        var report = await new StatisticsVerifier(redis.Redis, options).VerifyAsync(cancellationToken: TestContext.Current.CancellationToken);
+        report.IsConsistent.ShouldBeTrue();
+        report.UsersScanned.ShouldBe(240);
+        using var store = new RedisStateStore(redis.Redis, options);
+        var data = new DataSource("synthetic", null, 300, SyntheticStrength: 1).Load();
+        var stored = await store.GetUsersAsync(UserSample.Draw(300, 0.8, 1).Select(u => data.UserIds[u]).ToList(), TestContext.Current.CancellationToken);
+        stored.ShouldAllBe(u => u != null);
+        stored.Count(u => !u!.Cloaked.SequenceEqual(u.Original)).ShouldBeGreaterThan(200);
+    }
+
+    [Theory]
+    [InlineData("--utility-floor is only used with --privacy-target", "--utility-floor", "0.9")]
+    [InlineData("--privacy-target must be in (0, 1), got 2", "--privacy-target", "2")]
+    [InlineData("--utility-floor needs the backbone's item embeddings", "--privacy-target", "0.05", "--utility-floor", "0.9", "--embeddings", "EMBEDDINGS")]
+    public async Task A_privacy_target_that_cannot_work_is_one_clear_line(string expected, params string[] options)
+    {
+        using var tmp = new TempDirectory();
+        var config = WriteConfig(tmp["appsettings.json"], $"127.0.0.1:{redis.Port}", redis.NewPrefix("target-bad"), Dimension);
+        var embeddings = tmp["users.npy"];
+        AttrCloak.Core.IO.NpyFile.Write(embeddings, new AttrCloak.Core.Data.EmbeddingMatrix(60, Dimension, new float[60 * Dimension]));
+        var (code, output) = await CliRunner.RunAsync(["bootstrap", "--config", config, "--synthetic-users", "60", "--train-epochs", "1",
+            .. options.Select(o => o == "EMBEDDINGS" ? embeddings : o)]);
+        ShouldBeOneClearError(code, output, expected);
+    }
 }

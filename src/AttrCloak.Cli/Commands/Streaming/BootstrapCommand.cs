@@ -54,6 +54,14 @@ public sealed class BootstrapSettings : PopulationSettings
     [DefaultValue(512)]
     public int BatchSize { get; init; } = 512;
 
+    [CommandOption("--privacy-target <EPS>")]
+    [Description("Cloak the drawn users to a privacy target instead of with the DF preset at full strength: the largest |balanced accuracy - chance| per attribute, reached in a closed loop on shadow audits of these users (as `cloak --privacy-target`); the stream's maps follow the strengths it chose.")]
+    public double? PrivacyTarget { get; init; }
+
+    [CommandOption("--utility-floor <F>")]
+    [Description("With --privacy-target: never go below this validation NDCG@10 ratio of the drawn users, with one standard error to spare (needs the backbone's items: --model without --embeddings, or a backbone trained on the fly).")]
+    public double? UtilityFloor { get; init; }
+
     [CommandOption("--publish")]
     [Description("Also produce the written users' cloaked embeddings to the serving topic (AttrCloak:Kafka:CloakedTopic), keyed by user id.")]
     public bool Publish { get; init; }
@@ -68,13 +76,17 @@ public sealed class BootstrapSettings : PopulationSettings
         if (Version < 0) return ValidationResult.Error($"--version must be >= 0, got {Version}");
         if (BatchSize is < 1 or > 10_000) return ValidationResult.Error($"--batch-size must be in 1..10000, got {BatchSize}");
         if (Brokers is not null && !Publish) return ValidationResult.Error("--brokers is only used with --publish");
+        if (PrivacyTarget is { } eps && !(eps is > 0 and < 1)) return ValidationResult.Error($"--privacy-target must be in (0, 1), got {eps}");
+        if (UtilityFloor is { } floor && !(floor is > 0 and <= 1)) return ValidationResult.Error($"--utility-floor must be in (0, 1], got {floor}");
+        if (UtilityFloor is not null && PrivacyTarget is null) return ValidationResult.Error("--utility-floor is only used with --privacy-target");
         return ValidationResult.Success();
     }
 }
 
 /// <summary>
 /// `attrcloak bootstrap`: cold start of the streaming guard. Cloaks an initial population in batch with AttrCloak-DF
-/// (the CLI's DF preset, against the deployment's protected attributes) and seeds the Redis state store with every
+/// (the CLI's DF preset, or to a privacy target: <see cref="BootstrapCloak"/>; against the deployment's protected
+/// attributes) and seeds the Redis state store with every
 /// user's original and cloaked embedding and classes, so that the class statistics the worker re-cloaks against start
 /// from a full batch run instead of from nothing.
 /// </summary>
@@ -110,8 +122,9 @@ public sealed class BootstrapCommand : StreamingCommand<BootstrapSettings>
         var seedPopulation = SeedPopulation.Of(chosen.Select(u => data.UserIds[u]).ToArray(), population.Embeddings.SelectRows(chosen), chosen.Select(mapping.ClassesOf).ToArray());
         try { PopulationSeeder.CheckAttributes(seedPopulation, catalog); }
         catch (ArgumentException e) { throw new UsageException($"{e.Message} among the {chosen.Count} users drawn; raise --fraction"); }
-        var cloak = ConsoleProgress.RunCloak("AttrCloak-DF", p => PopulationSeeder.CloakDataFree(seedPopulation, catalog, p, cancellationToken));
-        RenderCloak(cloak);
+        var cloakClock = Stopwatch.StartNew();
+        var cloaked = BootstrapCloak.Run(s, population, chosen, seedPopulation, catalog, cancellationToken);
+        var cloakSeconds = cloakClock.Elapsed.TotalSeconds;
 
         // Seed the generation: one atomic write per batch, deterministic event ids (a re-run is a no-op: Duplicate),
         // then the generation is seated and serves; the workers' sweep publishes its users.
@@ -119,7 +132,7 @@ public sealed class BootstrapCommand : StreamingCommand<BootstrapSettings>
         SeedResult seeded = null!;
         await LiveStatus.RunAsync($"writing {chosen.Count} users to Redis", chosen.Count, async progress =>
         {
-            seeded = await PopulationSeeder.WriteAsync(generations, population.ModelVersion, seedPopulation, PopulationSeeder.Rows(cloak.Embeddings), s.Version, s.BatchSize,
+            seeded = await PopulationSeeder.WriteAsync(generations, population.ModelVersion, seedPopulation, PopulationSeeder.Rows(cloaked), s.Version, s.BatchSize,
                 new InlineProgress<int>(done => progress.Report(new LiveUpdate(done, $"wrote {done}/{chosen.Count} users ({done / Math.Max(writeClock.Elapsed.TotalSeconds, 1e-9):F0} users/s)"))),
                 cancellationToken);
             return 0;
@@ -148,7 +161,7 @@ public sealed class BootstrapCommand : StreamingCommand<BootstrapSettings>
         // What the store now holds, per class, beside what this run wrote.
         var snapshot = await store.ReadStatisticsAsync(cancellationToken);
         RenderClasses(mapping, chosen, applied, snapshot);
-        RenderSummary(new BootstrapFigures(outcomes, rejections, population.ModelVersion, generation, snapshot.Version, loadSeconds, cloak.WallTime.TotalSeconds,
+        RenderSummary(new BootstrapFigures(outcomes, rejections, population.ModelVersion, generation, snapshot.Version, loadSeconds, cloakSeconds,
             writeSeconds, s.BatchSize, published, publishSeconds, total.Elapsed.TotalSeconds));
 
         if (outcomes[(int)ApplyOutcome.Rejected] > 0 || published is { Failed: > 0 })
@@ -177,11 +190,6 @@ public sealed class BootstrapCommand : StreamingCommand<BootstrapSettings>
         if (population.Embeddings.Cols != dimension)
             throw new UsageException($"the embeddings have {population.Embeddings.Cols} dimensions but AttrCloak:Guard:Dimension is {dimension}");
     }
-
-    private static void RenderCloak(CloakResult cloak) =>
-        AnsiConsole.WriteLine(
-            $"AttrCloak-DF (Adam lr {CloakPresets.DataFree.LearningRate}, {cloak.Iterations} iterations, stopped: {cloak.StopReason}) in {cloak.WallTime.TotalSeconds:F2} s; " +
-            $"L_AU {string.Join(", ", cloak.AttributeNames.Select((n, j) => $"{n} {cloak.Initial.LossAuPerAttribute[j]:F3} -> {cloak.Final.LossAuPerAttribute[j]:F3}"))}");
 
     private static void RenderClasses(CatalogMapping mapping, IReadOnlyList<int> chosen, bool[] applied, StatisticsSnapshot snapshot)
     {
