@@ -1,7 +1,6 @@
 using System.Globalization;
 using AttrCloak.Audit;
 using AttrCloak.Core.Data;
-using AttrCloak.Core.Data.Loaders;
 using AttrCloak.Core.IO;
 using AttrCloak.Learning.Unlearning;
 using AttrCloak.Tools.Experiments.Support;
@@ -19,16 +18,12 @@ internal static class BudgetedMeansExperiment
 {
     public static void Run(ExperimentContext output)
     {
-        var modelDir = Environment.GetEnvironmentVariable("ATTRCLOAK_MODEL")
-            ?? throw new ExperimentUnavailableException("set ATTRCLOAK_MODEL to a model directory (attrcloak train --out DIR)");
         var outDir = Environment.GetEnvironmentVariable("ATTRCLOAK_OUT") ?? throw new ExperimentUnavailableException("set ATTRCLOAK_OUT");
         Directory.CreateDirectory(outDir);
         var kappas = (Environment.GetEnvironmentVariable("ATTRCLOAK_KAPPAS") ?? "0,0.25,1").Split(',').Select(v => double.Parse(v, CultureInfo.InvariantCulture)).ToArray();
-        var protect = (Environment.GetEnvironmentVariable("ATTRCLOAK_PROTECT") ?? "gender,age").Split(',');
         var strataCount = int.Parse(Environment.GetEnvironmentVariable("ATTRCLOAK_STRATA") ?? "5", CultureInfo.InvariantCulture);
-        var data = MovieLens100KLoader.Load(MovieLensData.Require());
-        var users = NpyFile.Read(Path.Combine(modelDir, "users.npy"));
-        var attributes = protect.Select(p => new LabeledAttribute(data.Attributes[data.AttributeIndex(p)], data.Labels[data.AttributeIndex(p)])).ToArray();
+        var (data, model, _, attributes) = ResearchInputs.Load();
+        var users = model.Users;
         var audited = data.Attributes.Select((a, j) => new AuditedAttribute(a.Name, a.ClassCount, data.Labels[j])).ToArray();
         var strata = PrincipalStrata.Assign(users, strataCount);
         var cells = PrincipalStrata.Plan(users, attributes, strataCount).Cells;

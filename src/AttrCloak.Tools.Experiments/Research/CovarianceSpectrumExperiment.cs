@@ -1,7 +1,5 @@
 using System.Globalization;
 using AttrCloak.Core.Data;
-using AttrCloak.Core.Data.Loaders;
-using AttrCloak.Core.IO;
 using AttrCloak.Tools.Experiments.Support;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -18,10 +16,8 @@ internal static class CovarianceSpectrumExperiment
 {
     public static void Run(ExperimentContext output)
     {
-        var modelDir = Environment.GetEnvironmentVariable("ATTRCLOAK_MODEL")
-            ?? throw new ExperimentUnavailableException("set ATTRCLOAK_MODEL to a model directory (attrcloak train --out DIR)");
-        var data = MovieLens100KLoader.Load(MovieLensData.Require());
-        var users = NpyFile.Read(Path.Combine(modelDir, "users.npy"));
+        var (data, model, _, _) = ResearchInputs.Load();
+        var users = model.Users;
         var rng = new Random(7);
         foreach (var name in new[] { "gender", "age" })
         {

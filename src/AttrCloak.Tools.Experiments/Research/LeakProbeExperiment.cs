@@ -1,8 +1,6 @@
 using System.Globalization;
 using AttrCloak.Audit;
 using AttrCloak.Core.Data;
-using AttrCloak.Core.Data.Loaders;
-using AttrCloak.Core.IO;
 using AttrCloak.Learning.Unlearning;
 using AttrCloak.Tools.Experiments.Support;
 
@@ -22,14 +20,11 @@ internal static class LeakProbeExperiment
 
     public static void Run(ExperimentContext output)
     {
-        var modelDir = Environment.GetEnvironmentVariable("ATTRCLOAK_MODEL")
-            ?? throw new ExperimentUnavailableException("set ATTRCLOAK_MODEL to a model directory (attrcloak train --out DIR)");
         var name = Environment.GetEnvironmentVariable("ATTRCLOAK_PROBE_ATTRIBUTE") ?? "gender";
         var attackers = (Environment.GetEnvironmentVariable("ATTRCLOAK_ATTACKERS") ?? "lr,mlp").Split(',');
-        var data = MovieLens100KLoader.Load(MovieLensData.Require());
-        var users = NpyFile.Read(Path.Combine(modelDir, "users.npy"));
-        var items = NpyFile.Read(Path.Combine(modelDir, "items.npy"));
-        var attribute = new LabeledAttribute(data.Attributes[data.AttributeIndex(name)], data.Labels[data.AttributeIndex(name)]);
+        var (data, model, _, _) = ResearchInputs.Load(name);
+        var (users, items) = (model.Users, model.Items);
+        var attribute = ResearchInputs.Attribute(data, name);
         int n = users.Rows, d = users.Cols;
 
         var activity = new double[n];

@@ -1,11 +1,8 @@
 using System.Globalization;
 using AttrCloak.Audit;
 using AttrCloak.Core.Data;
-using AttrCloak.Core.Data.Loaders;
 using AttrCloak.Core.Evaluation;
-using AttrCloak.Learning.Backbones;
 using AttrCloak.Learning.Unlearning;
-using AttrCloak.Tools.Experiments.Support;
 using TorchSharp;
 
 namespace AttrCloak.Tools.Experiments.Research;
@@ -22,14 +19,8 @@ internal static class MetricMeansExperiment
 {
     public static void Run(ExperimentContext output)
     {
-        var modelDir = Environment.GetEnvironmentVariable("ATTRCLOAK_MODEL")
-            ?? throw new ExperimentUnavailableException("set ATTRCLOAK_MODEL to a model directory (attrcloak train --out DIR)");
-        var protect = (Environment.GetEnvironmentVariable("ATTRCLOAK_PROTECT") ?? "gender,age").Split(',');
         var attackers = (Environment.GetEnvironmentVariable("ATTRCLOAK_ATTACKERS") ?? "lr,lr+cal,mlp").Split(',');
-        var data = MovieLens100KLoader.Load(MovieLensData.Require());
-        var model = TrainedModel.Load(modelDir);
-        var split = LeaveOneOutSplit.Create(data, 99, 2025);
-        var attributes = protect.Select(p => new LabeledAttribute(data.Attributes[data.AttributeIndex(p)], data.Labels[data.AttributeIndex(p)])).ToArray();
+        var (_, model, split, attributes) = ResearchInputs.Load();
         var audited = attributes.Select(a => new AuditedAttribute(a.Attribute.Name, a.Attribute.ClassCount, a.Labels)).ToArray();
         var test = UtilityEvaluator.Ndcg10PerUser(model.Users, model.Items, split.TestCandidates);
         var validation = UtilityEvaluator.Ndcg10PerUser(model.Users, model.Items, split.ValidationCandidates);

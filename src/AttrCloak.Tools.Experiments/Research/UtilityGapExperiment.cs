@@ -1,10 +1,6 @@
 using System.Globalization;
-using AttrCloak.Core.Data;
-using AttrCloak.Core.Data.Loaders;
 using AttrCloak.Core.Evaluation;
-using AttrCloak.Learning.Backbones;
 using AttrCloak.Learning.Unlearning;
-using AttrCloak.Tools.Experiments.Support;
 
 namespace AttrCloak.Tools.Experiments.Research;
 
@@ -18,15 +14,9 @@ internal static class UtilityGapExperiment
 {
     public static void Run(ExperimentContext output)
     {
-        var modelDir = Environment.GetEnvironmentVariable("ATTRCLOAK_MODEL")
-            ?? throw new ExperimentUnavailableException("set ATTRCLOAK_MODEL to a model directory (attrcloak train --out DIR)");
-        var protect = (Environment.GetEnvironmentVariable("ATTRCLOAK_PROTECT") ?? "gender,age").Split(',');
         var strengths = (Environment.GetEnvironmentVariable("ATTRCLOAK_STRENGTHS") ?? "0.2,0.4,0.6,0.8,1").Split(',')
             .Select(v => double.Parse(v, CultureInfo.InvariantCulture)).ToArray();
-        var data = MovieLens100KLoader.Load(MovieLensData.Require());
-        var model = TrainedModel.Load(modelDir);
-        var split = LeaveOneOutSplit.Create(data, 99, 2025);
-        var attributes = protect.Select(p => new LabeledAttribute(data.Attributes[data.AttributeIndex(p)], data.Labels[data.AttributeIndex(p)])).ToArray();
+        var (_, model, split, attributes) = ResearchInputs.Load();
         var validation = UtilityEvaluator.Ndcg10PerUser(model.Users, model.Items, split.ValidationCandidates);
         var test = UtilityEvaluator.Ndcg10PerUser(model.Users, model.Items, split.TestCandidates);
         output.WriteLine("strength  validation ratio +/- SE   test ratio +/- SE   test - validation   correlation of per-user changes");
@@ -35,7 +25,7 @@ internal static class UtilityGapExperiment
             var options = new CloakOptions
             {
                 Mode = CloakMode.DataFree, Target = EqualisationTarget.NoiseMatched, ExactMeans = true, Strata = 5,
-                AttributeStrengths = protect.ToDictionary(p => p, _ => new AttributeStrength(s, 0), StringComparer.OrdinalIgnoreCase),
+                AttributeStrengths = attributes.ToDictionary(a => a.Attribute.Name, _ => new AttributeStrength(s, 0), StringComparer.OrdinalIgnoreCase),
             };
             var cloaked = new Cloaker().Cloak(model.Users, attributes, options, null, null, output.CancellationToken).Embeddings;
             var cv = UtilityEvaluator.Ndcg10PerUser(cloaked, model.Items, split.ValidationCandidates);
