@@ -41,6 +41,18 @@ public sealed class GenerationOptions
     /// <summary>A retiring generation's keys are deleted no sooner than this after retirement was asked (every worker stops writing it first).</summary>
     public TimeSpan RetireGrace { get; set; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>
+    /// A seating (a promoted generation, a cold start) cloaks its population to this privacy target: the largest
+    /// |balanced accuracy - chance| per attribute, reached in the closed loop of `cloak --privacy-target` on shadow audits
+    /// of the generation's users (no utility floor: a worker has no items; the loop raises each attribute only as far as
+    /// the target needs). Null: the DF preset at full strength. Set it to the target `attrcloak bootstrap
+    /// --privacy-target` used, so that a rollout serves what the bootstrap did.
+    /// </summary>
+    public double? SeatingPrivacyTarget { get; set; }
+
+    /// <summary>How a seating cloaks the generation's population (<see cref="SeatingPrivacyTarget"/>).</summary>
+    public PopulationSeeding Seeding() => SeatingPrivacyTarget is { } eps ? PopulationSeeding.ToTarget(eps) : PopulationSeeding.DataFree;
+
     /// <summary>Adds every problem to <paramref name="errors"/>.</summary>
     public void Validate(List<string> errors)
     {
@@ -59,6 +71,8 @@ public sealed class GenerationOptions
             errors.Add($"{SectionName}:SeatCheckInterval must be between 0 (exclusive) and 10 min, got {SeatCheckInterval}");
         if (SeatLease < TimeSpan.FromSeconds(5) || SeatLease > TimeSpan.FromHours(1))
             errors.Add($"{SectionName}:SeatLease must be between 5 s and 1 h, got {SeatLease}");
+        if (SeatingPrivacyTarget is { } eps && !(eps is > 0 and < 1))
+            errors.Add($"{SectionName}:SeatingPrivacyTarget must be in (0, 1) or absent, got {eps}");
         if (RetireGrace < TimeSpan.Zero || RetireGrace > TimeSpan.FromHours(1))
             errors.Add($"{SectionName}:RetireGrace must be between 0 and 1 h, got {RetireGrace}");
     }

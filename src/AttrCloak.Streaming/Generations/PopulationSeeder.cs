@@ -50,12 +50,19 @@ public static class PopulationSeeder
         CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(population);
+        return new Cloaker().Cloak(Matrix(population), LabeledAttributes(catalog, population.Classes), CloakPresets.DataFree, null,
+            progress, cancellationToken);
+    }
+
+    /// <summary>The population's originals as one matrix (row u = user u).</summary>
+    public static EmbeddingMatrix Matrix(SeedPopulation population)
+    {
+        ArgumentNullException.ThrowIfNull(population);
         var n = population.Count;
         var d = population.Originals[0].Length;
         var values = new float[n * d];
         for (var u = 0; u < n; u++) population.Originals[u].CopyTo(values, u * d);
-        return new Cloaker().Cloak(new EmbeddingMatrix(n, d, values), LabeledAttributes(catalog, population.Classes), CloakPresets.DataFree, null,
-            progress, cancellationToken);
+        return new EmbeddingMatrix(n, d, values);
     }
 
     /// <summary>The population cloaked by <paramref name="seeding"/>, checked: one finite row of the originals' dimension per user.</summary>

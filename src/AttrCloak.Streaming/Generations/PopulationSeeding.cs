@@ -1,3 +1,4 @@
+using AttrCloak.Audit;
 using AttrCloak.Core.Data;
 using AttrCloak.Learning.Unlearning;
 
@@ -5,7 +6,8 @@ namespace AttrCloak.Streaming.Generations;
 
 /// <summary>
 /// How a population is batch-cloaked when a generation is seated (by <c>attrcloak bootstrap</c>, by the worker when it
-/// promotes a generation, by the benches): <see cref="DataFree"/> is batch AttrCloak-DF with the DF preset.
+/// promotes a generation, by the benches): <see cref="DataFree"/> is batch AttrCloak-DF with the DF preset,
+/// <see cref="ToTarget"/> the privacy-target loop.
 /// </summary>
 /// <param name="Method">Named in logs and bench output, e.g. "batch AttrCloak-DF".</param>
 /// <param name="Cloak">
@@ -18,6 +20,23 @@ public sealed record PopulationSeeding(
 {
     /// <summary>Batch AttrCloak-DF (<see cref="CloakPresets.DataFree"/>) over all users and attributes.</summary>
     public static PopulationSeeding DataFree { get; } = new("batch AttrCloak-DF", CloakDataFree);
+
+    /// <summary>
+    /// The privacy-target loop (DF, no utility floor, principal strata) to <paramref name="epsilon"/> on shadow audits of
+    /// the population itself (<see cref="GenerationOptions.SeatingPrivacyTarget"/>).
+    /// </summary>
+    public static PopulationSeeding ToTarget(double epsilon) => new(FormattableString.Invariant($"AttrCloak-DF to privacy target {epsilon}"),
+        (originals, classes, catalog, cancellationToken) =>
+        {
+            if (originals.Length == 0) return [];
+            var population = new SeedPopulation(new string[originals.Length], originals, classes);
+            var users = PopulationSeeder.Matrix(population);
+            var attributes = PopulationSeeder.LabeledAttributes(catalog, classes);
+            var audited = attributes.Select(a => new AuditedAttribute(a.Attribute.Name, a.Attribute.ClassCount, a.Labels)).ToArray();
+            var result = new TargetedCloaker().Cloak(users, attributes, CloakPresets.DataFree, new PrivacyGoal(epsilon),
+                new ShadowAuditProbe(audited), ct: cancellationToken);
+            return PopulationSeeder.Rows(result.Embeddings);
+        });
 
     private static float[][] CloakDataFree(float[][] originals, int[][] classes, IReadOnlyList<AttributeSpec> catalog, CancellationToken cancellationToken)
     {

@@ -142,7 +142,7 @@ public sealed class GuardPipeline
     /// <summary>Which embedding updates are accepted (hard limits, and each generation's learned input domain).</summary>
     public InputOptions Input { get; init; } = new();
 
-    /// <summary>How this worker batch-cloaks a generation it seats (default: batch AttrCloak-DF, as bootstrap).</summary>
+    /// <summary>How this worker batch-cloaks a generation it seats (default: <see cref="GenerationOptions.Seeding"/>).</summary>
     public PopulationSeeding? Seeding { get; init; }
 
     /// <summary>This worker's name in seat leases (default: host name, process id and a random suffix).</summary>
@@ -176,7 +176,7 @@ public sealed class GuardPipeline
         var processor = new BatchProcessor(generations, lossGuard, Status, _accounting, Input, _generationOptions, _logger);
         var outputs = new OutputBuilder(_kafka, generations, _time);
         var sweeper = new Sweeper(generations, _generationOptions, _metrics, _logger);
-        var seater = new GenerationSeater(_store, _guard.AttributeSpecs(), _generationOptions, Seeding ?? PopulationSeeding.DataFree, _metrics, _logger, InstanceId,
+        var seater = new GenerationSeater(_store, _guard.AttributeSpecs(), _generationOptions, Seeding ?? _generationOptions.Seeding(), _metrics, _logger, InstanceId,
             input: Input, cloakerFactory: _cloakerFactory);
         using var seating = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var seaterTask = Task.Run(() => seater.RunAsync(seating.Token), CancellationToken.None);
