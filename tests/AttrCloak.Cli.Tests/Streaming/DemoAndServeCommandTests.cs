@@ -25,6 +25,8 @@ public sealed partial class DemoAndServeCommandTests(RedisServerFixture redis)
         served.ShouldBe(300 - int.Parse(processed.Groups["tombstones"].Value));
         output.ShouldContain("Batch AttrCloak-DF (all users)");
         output.ShouldContain("streamed vs batch AttrCloak-DF");
+        output.ShouldMatch(@"worst \|advantage\| [+-]?[0-9.]+ at most"); // issue 13's headline, both directions
+        output.ShouldContain("(|adv| ");
     }
 
     [Fact]

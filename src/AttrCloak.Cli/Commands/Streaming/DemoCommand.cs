@@ -244,7 +244,7 @@ public sealed class DemoCommand : StreamingCommand<DemoSettings>
     private static void Render(List<DemoRow> rows, AttributeSpec[] specs, string comparison, double privacyBar)
     {
         var table = new Table().Border(TableBorder.Rounded)
-            .Title("worst-attacker balanced accuracy (chance in the header) and utility");
+            .Title("worst-attacker balanced accuracy (chance in the header; worst |advantage| in both directions beside it) and utility");
         table.AddColumn("method");
         table.AddColumn(new TableColumn("users").RightAligned());
         foreach (var a in specs) table.AddColumn(new TableColumn($"{a.Name} ({1.0 / a.ClassCount:F3})").RightAligned());
@@ -254,7 +254,8 @@ public sealed class DemoCommand : StreamingCommand<DemoSettings>
         foreach (var (method, users, privacy, utility) in rows)
         {
             var cells = new List<string> { Markup.Escape(method), users.ToString(System.Globalization.CultureInfo.InvariantCulture) };
-            cells.AddRange(privacy.Attributes.Select(a => a.WorstBalancedAccuracy.ToString("F3", System.Globalization.CultureInfo.InvariantCulture)));
+            cells.AddRange(privacy.Attributes.Select(a => string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                $"{a.WorstBalancedAccuracy:F3} (|adv| {a.MaxAbsAdvantage:F3})")));
             cells.Add(utility.Ndcg10.ToString("F4", System.Globalization.CultureInfo.InvariantCulture));
             cells.Add((utility.Ndcg10 / baseline).ToString("F3", System.Globalization.CultureInfo.InvariantCulture) + "x");
             table.AddRow(cells.ToArray());
@@ -265,10 +266,13 @@ public sealed class DemoCommand : StreamingCommand<DemoSettings>
         var batch = rows[1];
         var stream = rows[2];
         var privacyGap = stream.Privacy.Attributes.Zip(batch.Privacy.Attributes, (x, y) => x.WorstBalancedAccuracy - y.WorstBalancedAccuracy).Max();
+        // Issue 13's headline, both directions: a systematically wrong attacker counts too (shown, not part of the bar).
+        var advantageGap = stream.Privacy.Attributes.Zip(batch.Privacy.Attributes, (x, y) => x.MaxAbsAdvantage - y.MaxAbsAdvantage).Max();
         var utilityGap = stream.Utility.Ndcg10 / batch.Utility.Ndcg10 - 1;
         var c = System.Globalization.CultureInfo.InvariantCulture;
         AnsiConsole.MarkupLine(
             $"{comparison}: worst balanced accuracy {Math.Round(privacyGap, 3).ToString("+0.000;-0.000;0.000", c)} at most (bar {privacyBar.ToString("+0.000", c)}: {Verdict(privacyGap <= privacyBar)}), " +
+            $"worst |advantage| {Math.Round(advantageGap, 3).ToString("+0.000;-0.000;0.000", c)} at most, " +
             $"NDCG@10 {Math.Round(utilityGap, 3).ToString("+0.0%;-0.0%;0.0%", c)} (bar -1%: {Verdict(utilityGap >= -0.01)})");
     }
 
