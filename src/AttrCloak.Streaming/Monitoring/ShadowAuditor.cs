@@ -232,13 +232,15 @@ public sealed class ShadowAuditor : BackgroundService
                 if (score.Auc is { } auc)
                     _metrics.AuditAuc.WithLabels(attribute.Name, score.Attacker).Set(auc);
             }
-            _metrics.AuditWorstAdvantage.WithLabels(attribute.Name).Set(attribute.WorstBalancedAccuracy - attribute.Chance);
+            // Both directions (issue 13): an attacker far below chance is systematically wrong, which a calibrated
+            // attacker inverts; the alert must see it even when the configured attackers include no calibrated one.
+            _metrics.AuditWorstAdvantage.WithLabels(attribute.Name).Set(attribute.MaxAbsAdvantage);
         }
         _metrics.AuditDuration.Set(report.Elapsed.TotalSeconds);
         _metrics.AuditRuns.WithLabels("success").Inc();
         _metrics.MarkAuditSucceeded(report.At);
         _logger.LogInformation("Shadow audit on {Users} served users in {Seconds:F1} s: {Summary}", report.SampleUsers, report.Elapsed.TotalSeconds,
-            string.Join("; ", report.Attributes.Select(a => $"{a.Name} worst balanced accuracy {a.WorstBalancedAccuracy:F3} (chance {a.Chance:F3})")));
+            string.Join("; ", report.Attributes.Select(a => $"{a.Name} worst balanced accuracy {a.WorstBalancedAccuracy:F3} (chance {a.Chance:F3}), worst |advantage| {a.MaxAbsAdvantage:F3}")));
     }
 
     /// <summary>

@@ -133,7 +133,7 @@ public sealed class WorkerMetrics
         AuditAdvantage = factory.CreateGauge("attrcloak_audit_advantage",
             "Latest shadow audit: balanced accuracy minus chance (1 / classes) of each attacker on each attribute.", "attribute", "attacker");
         AuditWorstAdvantage = factory.CreateGauge("attrcloak_audit_worst_advantage",
-            "Latest shadow audit: the worst (highest) attacker advantage over chance per attribute; alert on this.", "attribute");
+            "Latest shadow audit: the worst |balanced accuracy - chance| over attackers and decision rules per attribute, in both directions; alert on this.", "attribute");
         AuditChance = factory.CreateGauge("attrcloak_audit_chance",
             "Chance balanced accuracy (1 / number of classes) per attribute.", "attribute");
         AuditSampleUsers = factory.CreateGauge("attrcloak_audit_sample_users",

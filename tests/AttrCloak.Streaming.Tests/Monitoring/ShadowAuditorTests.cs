@@ -36,6 +36,9 @@ public sealed class ShadowAuditorTests
         var gender = report.Attributes.Single(a => a.Name == "gender");
         gender.WorstBalancedAccuracy.ShouldBeGreaterThan(0.85);
         metrics.AuditWorstAdvantage.WithLabels("gender").Value.ShouldBeGreaterThan(0.35);
+        // The alert's gauge is the headline in both directions, for every attribute.
+        foreach (var a in report.Attributes)
+            metrics.AuditWorstAdvantage.WithLabels(a.Name).Value.ShouldBe(a.MaxAbsAdvantage);
         metrics.AuditBalancedAccuracy.WithLabels("gender", "lr").Value.ShouldBeGreaterThan(0.85);
         metrics.AuditAuc.WithLabels("gender", "lr").Value.ShouldBeGreaterThan(0.9);
         metrics.AuditChance.WithLabels("age").Value.ShouldBe(1.0 / 3, 1e-12);
