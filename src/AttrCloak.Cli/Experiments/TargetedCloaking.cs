@@ -29,29 +29,10 @@ public static class TargetedCloaking
         using var recLoss = mode == CloakMode.DataDependent
             ? RecommendationLosses.For(model, split, seed, options.RecommendationReduction)
             : null;
-        return Run(model.Users, attributes, audited, new ValidationUtilityProbe(model.Users, model.Items, split), recLoss, options, goal, shadow, seed, progress, ct);
-    }
-
-    /// <summary>
-    /// The loop on any rows of user embeddings (`bootstrap`: the drawn users), data-free unless
-    /// <paramref name="recommendationLoss"/> is given; <paramref name="utility"/> null = no utility floor.
-    /// </summary>
-    public static TargetedCloakResult Run(
-        EmbeddingMatrix users,
-        IReadOnlyList<LabeledAttribute> attributes,
-        IReadOnlyList<AuditedAttribute> audited,
-        IUtilityProbe? utility,
-        IUserRecommendationLoss? recommendationLoss,
-        CloakOptions options,
-        PrivacyGoal goal,
-        ShadowAuditOptions shadow,
-        int seed,
-        IProgress<TargetStep>? progress = null,
-        CancellationToken ct = default)
-    {
         var probe = new ShadowAuditProbe(audited, shadow with { Seed = shadow.Seed + seed });
-        return new TargetedCloaker().Cloak(users, attributes, options with { TargetSeed = options.TargetSeed + seed }, goal,
-            probe, utility, recommendationLoss, progress, ct);
+        var utility = new ValidationUtilityProbe(model.Users, model.Items, split);
+        return new TargetedCloaker().Cloak(model.Users, attributes, options with { TargetSeed = options.TargetSeed + seed }, goal,
+            probe, utility, recLoss, progress, ct);
     }
 
     /// <summary>One line per round, for logs.</summary>

@@ -1,4 +1,3 @@
-using AttrCloak.Audit;
 using AttrCloak.Cli.Commands.Streaming;
 using AttrCloak.Cli.Experiments;
 using AttrCloak.Cli.Rendering;
@@ -11,8 +10,9 @@ namespace AttrCloak.Cli.Streaming;
 
 /// <summary>
 /// How `attrcloak bootstrap` cloaks the drawn users: the DF preset at full strength (what the worker's own seatings
-/// run), or with --privacy-target the privacy-target loop of `cloak --privacy-target` on exactly these users (shadow
-/// audits of them, principal strata, and with --utility-floor their validation NDCG@10). The worker's maps replicate
+/// run by default), or with --privacy-target the privacy-target loop on exactly these users
+/// (<see cref="PopulationSeeder.CloakToTarget"/>: shadow audits of them, principal strata, and with --utility-floor their
+/// validation NDCG@10). The worker's maps replicate
 /// the served class statistics the bootstrap leaves, so the stream follows the strengths the loop chose.
 /// </summary>
 internal static class BootstrapCloak
@@ -32,22 +32,19 @@ internal static class BootstrapCloak
         var goal = new PrivacyGoal(eps, s.UtilityFloor);
         try { goal.Validate(); }
         catch (ArgumentException e) { throw new UsageException(e.Message); }
-        var originals = population.Embeddings.SelectRows(chosen.ToArray());
         IUtilityProbe? utility = null;
         if (s.UtilityFloor is not null)
         {
             if (population.Items is null || population.Source is null)
                 throw new UsageException("--utility-floor needs the backbone's item embeddings: give --model DIR without --embeddings, or let bootstrap train a backbone");
             var split = population.Source.Split(population.Data);
-            utility = new ValidationUtilityProbe(originals, population.Items, chosen.Select(u => split.ValidationCandidates[u]).ToArray());
+            utility = new ValidationUtilityProbe(PopulationSeeder.Matrix(seeded), population.Items, chosen.Select(u => split.ValidationCandidates[u]).ToArray());
         }
-        var attributes = PopulationSeeder.LabeledAttributes(catalog, seeded.Classes);
-        var audited = attributes.Select(a => new AuditedAttribute(a.Attribute.Name, a.Attribute.ClassCount, a.Labels)).ToArray();
-        var names = attributes.Select(a => a.Attribute.Name).ToArray();
+        var names = catalog.Select(a => a.Name).ToArray();
         AnsiConsole.MarkupLineInterpolated(
             $"[bold]AttrCloak-DF[/] with privacy target {eps} (utility floor {(s.UtilityFloor is { } f ? f.ToString("0.###") : "none")}): shadow audits of the {chosen.Count} drawn users");
-        var result = TargetedCloaking.Run(originals, attributes, audited, utility, null, CloakPresets.DataFree with { Mode = CloakMode.DataFree }, goal,
-            new ShadowAuditOptions(), s.Seed,
+        // The same loop, probes and seeds as the worker's seatings to a target (AttrCloak:Generations:SeatingPrivacyTarget).
+        var result = PopulationSeeder.CloakToTarget(seeded, catalog, goal, utility,
             new Progress<TargetStep>(step => AnsiConsole.MarkupLineInterpolated($"[grey]{DateTime.Now:HH:mm:ss} {TargetedCloaking.Describe(step, names)}[/]")),
             cancellationToken);
         AnsiConsole.MarkupLine((result.Outcome == TargetOutcome.Met ? "[green]" : "[red]") + Markup.Escape(result.Describe()) + "[/]");

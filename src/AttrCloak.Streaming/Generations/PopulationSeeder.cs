@@ -1,3 +1,4 @@
+using AttrCloak.Audit;
 using AttrCloak.Streaming.State;
 using AttrCloak.Core.Data;
 using AttrCloak.Learning.Unlearning;
@@ -52,6 +53,21 @@ public static class PopulationSeeder
         ArgumentNullException.ThrowIfNull(population);
         return new Cloaker().Cloak(Matrix(population), LabeledAttributes(catalog, population.Classes), CloakPresets.DataFree, null,
             progress, cancellationToken);
+    }
+
+    /// <summary>
+    /// The privacy-target loop (<see cref="TargetedCloaker"/>, DF preset, principal strata) on the population, judged by
+    /// shadow audits of the population itself: what `attrcloak bootstrap --privacy-target` and a worker's seatings with
+    /// <see cref="GenerationOptions.SeatingPrivacyTarget"/> run. <paramref name="utility"/> null: no utility floor.
+    /// </summary>
+    public static TargetedCloakResult CloakToTarget(SeedPopulation population, IReadOnlyList<AttributeSpec> catalog, PrivacyGoal goal,
+        IUtilityProbe? utility, IProgress<TargetStep>? progress, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(population);
+        var attributes = LabeledAttributes(catalog, population.Classes);
+        var audited = attributes.Select(a => new AuditedAttribute(a.Attribute.Name, a.Attribute.ClassCount, a.Labels)).ToArray();
+        return new TargetedCloaker().Cloak(Matrix(population), attributes, CloakPresets.DataFree, goal, new ShadowAuditProbe(audited), utility,
+            progress: progress, ct: cancellationToken);
     }
 
     /// <summary>The population's originals as one matrix (row u = user u).</summary>

@@ -1,4 +1,3 @@
-using AttrCloak.Audit;
 using AttrCloak.Core.Data;
 using AttrCloak.Learning.Unlearning;
 
@@ -26,17 +25,10 @@ public sealed record PopulationSeeding(
     /// the population itself (<see cref="GenerationOptions.SeatingPrivacyTarget"/>).
     /// </summary>
     public static PopulationSeeding ToTarget(double epsilon) => new(FormattableString.Invariant($"AttrCloak-DF to privacy target {epsilon}"),
-        (originals, classes, catalog, cancellationToken) =>
-        {
-            if (originals.Length == 0) return [];
-            var population = new SeedPopulation(new string[originals.Length], originals, classes);
-            var users = PopulationSeeder.Matrix(population);
-            var attributes = PopulationSeeder.LabeledAttributes(catalog, classes);
-            var audited = attributes.Select(a => new AuditedAttribute(a.Attribute.Name, a.Attribute.ClassCount, a.Labels)).ToArray();
-            var result = new TargetedCloaker().Cloak(users, attributes, CloakPresets.DataFree, new PrivacyGoal(epsilon),
-                new ShadowAuditProbe(audited), ct: cancellationToken);
-            return PopulationSeeder.Rows(result.Embeddings);
-        });
+        (originals, classes, catalog, cancellationToken) => originals.Length == 0
+            ? []
+            : PopulationSeeder.Rows(PopulationSeeder.CloakToTarget(new SeedPopulation(new string[originals.Length], originals, classes), catalog,
+                new PrivacyGoal(epsilon), null, null, cancellationToken).Embeddings));
 
     private static float[][] CloakDataFree(float[][] originals, int[][] classes, IReadOnlyList<AttributeSpec> catalog, CancellationToken cancellationToken)
     {
