@@ -4,12 +4,13 @@ namespace AttrCloak.Cli.Tests;
 
 /// <summary>
 /// `attrcloak harness --family small` as the help text and docs/commands.md describe it (DF only, to keep CI short):
-/// a verdict row, the JSON figures, and a utility floor that holds on the TEST split within its own noise.
+/// a verdict row, the JSON figures, a utility floor that holds on the TEST split within its own noise, and the served
+/// stream (half bootstrapped to the target, half through the worker's maps) audited beside batch DF.
 /// </summary>
 public sealed class HarnessCommandTests
 {
     [Fact]
-    public async Task The_small_family_prints_a_verdict_and_keeps_DF_above_its_floor_on_the_test_split()
+    public async Task The_small_family_prints_a_verdict_and_keeps_DF_and_the_served_stream_above_the_floor_on_the_test_split()
     {
         using var tmp = new TempDirectory();
         var json = tmp["harness.json"];
@@ -22,17 +23,23 @@ public sealed class HarnessCommandTests
         using var figures = JsonDocument.Parse(File.ReadAllText(json));
         var member = figures.RootElement.GetProperty("results").EnumerateArray().ShouldHaveSingleItem();
         var methods = member.GetProperty("Methods").EnumerateArray().ToDictionary(m => m.GetProperty("Method").GetString()!);
-        methods.Keys.ShouldBe(["Original", "AttrCloak-DF"], ignoreOrder: true);
-        var df = methods["AttrCloak-DF"];
-        var ratio = df.GetProperty("Ndcg10Ratio").GetDouble();
-        var se = df.GetProperty("Ndcg10RatioStandardError").GetDouble();
-        se.ShouldBeInRange(0.001, 0.05, "one test item per user: a real, finite standard error");
-        // The loop clears 0.97 by one validation standard error; the test estimate is independent, so 3 of its own
-        // standard errors under the floor would be a broken floor, not noise.
-        ratio.ShouldBeGreaterThanOrEqualTo(0.97 - 3 * se);
-        // No attribute ends up more identifiable than it started (0.03: the audit's noise on 600 users).
+        methods.Keys.ShouldBe(["Original", "AttrCloak-DF", "Served stream (DF)"], ignoreOrder: true);
         var original = methods["Original"].GetProperty("Attributes").EnumerateArray().ToDictionary(a => a.GetProperty("Attribute").GetString()!, a => a.GetProperty("WorstAbsAdvantage").GetDouble());
-        foreach (var a in df.GetProperty("Attributes").EnumerateArray())
-            a.GetProperty("WorstAbsAdvantage").GetDouble().ShouldBeLessThanOrEqualTo(original[a.GetProperty("Attribute").GetString()!] + 0.03);
+        foreach (var name in new[] { "AttrCloak-DF", "Served stream (DF)" })
+        {
+            var method = methods[name];
+            var ratio = method.GetProperty("Ndcg10Ratio").GetDouble();
+            var se = method.GetProperty("Ndcg10RatioStandardError").GetDouble();
+            se.ShouldBeInRange(0.001, 0.05, $"{name}: one test item per user: a real, finite standard error");
+            // The loop clears 0.97 by one validation standard error; the test estimate is independent, so 3 of its own
+            // standard errors under the floor would be a broken floor, not noise.
+            ratio.ShouldBeGreaterThanOrEqualTo(0.97 - 3 * se, name);
+            // No attribute ends up more identifiable than it started (0.03: the audit's noise on 600 users).
+            foreach (var a in method.GetProperty("Attributes").EnumerateArray())
+                a.GetProperty("WorstAbsAdvantage").GetDouble().ShouldBeLessThanOrEqualTo(original[a.GetProperty("Attribute").GetString()!] + 0.03, name);
+        }
+        // Every user served: half seeded by the bootstrap's loop, the other half streamed one by one.
+        var loop = methods["Served stream (DF)"].GetProperty("Loop").GetString()!;
+        loop.ShouldBe("300 bootstrapped with DF's strengths, 300 streamed");
     }
 }

@@ -60,6 +60,10 @@ public sealed class HarnessSettings : CommandSettings
     [CommandOption("--no-dd")]
     public bool NoDataDependent { get; init; }
 
+    [CommandOption("--no-stream")]
+    [Description("Skip the served stream: half the users bootstrapped to the target, the rest streamed through the worker's maps, audited as served.")]
+    public bool NoServedStream { get; init; }
+
     [CommandOption("--seed <S>")]
     [DefaultValue(1)]
     public int Seed { get; init; } = 1;
@@ -102,6 +106,7 @@ public sealed class HarnessCommand : Command<HarnessSettings>
             DataDependentFloor = s.DdFloor,
             Seed = s.Seed,
             SkipDataDependent = s.NoDataDependent,
+            ServedStream = !s.NoServedStream,
             Strata = CloakKnobs.Strata(s.Strata),
             Attackers = AuditSettings.Options(s.Attackers).Attackers,
             Shadow = s.ShadowAttackers is null ? new ShadowAuditOptions() : new ShadowAuditOptions { Attackers = AuditSettings.Options(s.ShadowAttackers).Attackers },

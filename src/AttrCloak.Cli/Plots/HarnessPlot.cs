@@ -6,11 +6,13 @@ namespace AttrCloak.Cli.Plots;
 /// <summary>The harness at a glance: per member, each method's worst |advantage| over attributes, with the pass bar.</summary>
 public static class HarnessPlot
 {
+    private const string NoiseControl = "noise control (cloaked)";
+
     public static void Write(IReadOnlyList<MemberResult> results, HarnessOptions options, string path)
     {
         var plot = new Plot();
         var palette = new ScottPlot.Palettes.Category10();
-        string[] methods = [Harness.Original, Harness.Df, Harness.Dd, "noise control (cloaked)"];
+        string[] methods = [Harness.Original, Harness.Df, Harness.Served, Harness.Dd, NoiseControl];
         var ticks = new List<Tick>();
         for (var i = 0; i < results.Count; i++)
         {
@@ -18,7 +20,7 @@ public static class HarnessPlot
             var x0 = i * (methods.Length + 1);
             for (var m = 0; m < methods.Length; m++)
             {
-                double? value = m == 3
+                double? value = methods[m] == NoiseControl
                     ? r.Noise?.Worst
                     : r.Methods.FirstOrDefault(f => f.Method == methods[m])?.Worst;
                 if (value is not { } v) continue;

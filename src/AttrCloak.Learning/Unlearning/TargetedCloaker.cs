@@ -235,20 +235,33 @@ public sealed class TargetedCloaker
 
         (CloakResult Cloak, PairedRatio? Ratio) Run(AttributeStrength[] strengths)
         {
-            var run = options with
-            {
-                Target = EqualisationTarget.NoiseMatched,
-                AttributeStrengths = names.Select((n, j) => (n, strengths[j])).ToDictionary(p => p.n, p => p.Item2, StringComparer.OrdinalIgnoreCase),
-                ExactMeans = true,
-                PrivacyTarget = null,
-                Strata = goal.Strata,
-            };
-            var cloak = new Cloaker().Cloak(original, attributes, run, recommendationLoss, null, ct);
+            var cloak = new Cloaker().Cloak(original, attributes, CandidateOptions(options, names, strengths, goal.Strata), recommendationLoss, null, ct);
             return (cloak, utility?.Measure(cloak.Embeddings));
         }
 
         var still = Enumerable.Range(0, m).Where(j => best.Reading.WorstAbsAdvantage[j] > thresholds[j]).Select(j => names[j]).ToArray();
         return new TargetedCloakResult(best.Embeddings, best.Cloak, outcome, names, best.Strengths, thresholds, still, steps, wall.Elapsed);
+    }
+
+    /// <summary>
+    /// The cloak one candidate of the loop runs: <paramref name="preset"/> with noise-matched targets, exact means,
+    /// the given strength per attribute and class means equalised within <paramref name="strata"/> principal strata.
+    /// Re-running it on the same users reproduces the loop's result; on other users (a bootstrap part) it applies the
+    /// strengths the loop chose.
+    /// </summary>
+    public static CloakOptions CandidateOptions(CloakOptions preset, IReadOnlyList<string> names, IReadOnlyList<AttributeStrength> strengths, int strata)
+    {
+        ArgumentNullException.ThrowIfNull(preset);
+        ArgumentNullException.ThrowIfNull(names);
+        ArgumentNullException.ThrowIfNull(strengths);
+        return preset with
+        {
+            Target = EqualisationTarget.NoiseMatched,
+            AttributeStrengths = names.Select((n, j) => (n, strengths[j])).ToDictionary(p => p.n, p => p.Item2, StringComparer.OrdinalIgnoreCase),
+            ExactMeans = true,
+            PrivacyTarget = null,
+            Strata = strata,
+        };
     }
 
     /// <summary>

@@ -10,10 +10,10 @@ namespace AttrCloak.Tools.Benchmarks;
 /// The acceptance protocol of the re-cloak, in process: batch AttrCloak-DF on a bootstrap part of the users seeds the
 /// served and original statistics; every other user is then streamed one by one in random order through the
 /// per-user cloaker, the statistics updated after each user as the store would, and the cloaker rebuilt every
-/// <see cref="RefreshEvery"/> users. Shared by the re-cloak's quality tests and the streaming-quality experiment
-/// (AttrCloak.Tools.Experiments).
+/// <see cref="RefreshEvery"/> users. Shared by the re-cloak's quality tests, the streaming-quality experiment
+/// (AttrCloak.Tools.Experiments) and the served-stream row of `attrcloak harness`.
 /// </summary>
-internal sealed class StreamingReplay
+public sealed class StreamingReplay
 {
     /// <summary>The DF preset (<see cref="CloakPresets.DataFree"/>), what bootstrap and seatings run.</summary>
     public static CloakOptions DataFreePreset => CloakPresets.DataFree;
@@ -27,6 +27,12 @@ internal sealed class StreamingReplay
     public int Seed { get; init; } = 7;
     public CloakOptions BatchOptions { get; init; } = DataFreePreset;
 
+    /// <summary>
+    /// How the bootstrap part is cloaked: given the bootstrap users' indices, their original rows and their labels
+    /// (per attribute), their served rows. Null: batch DF with <see cref="BatchOptions"/>.
+    /// </summary>
+    public Func<int[], EmbeddingMatrix, int[][], EmbeddingMatrix>? BootstrapCloak { get; init; }
+
     public sealed record Result(EmbeddingMatrix Served, int BootstrapUsers, int StreamedUsers, int Builds,
         double BuildMilliseconds, double CloakMicroseconds, int UnprotectedCalls);
 
@@ -34,8 +40,11 @@ internal sealed class StreamingReplay
     public EmbeddingMatrix Batch(EmbeddingMatrix original, int[][] labels) =>
         new Cloaker().Cloak(original, Protected(labels), BatchOptions).Embeddings;
 
-    public Result Run(EmbeddingMatrix original, int[][] labels, IUserCloakerFactory factory)
+    public Result Run(EmbeddingMatrix original, int[][] labels, IUserCloakerFactory factory, CancellationToken cancellationToken = default)
     {
+        ArgumentNullException.ThrowIfNull(original);
+        ArgumentNullException.ThrowIfNull(labels);
+        ArgumentNullException.ThrowIfNull(factory);
         var n = original.Rows;
         var d = original.Cols;
         var order = Enumerable.Range(0, n).ToArray();
@@ -52,7 +61,9 @@ internal sealed class StreamingReplay
         {
             var bootOriginal = original.SelectRows(bootstrap);
             var bootLabels = labels.Select(l => bootstrap.Select(u => l[u]).ToArray()).ToArray();
-            var bootServed = new Cloaker().Cloak(bootOriginal, Protected(bootLabels), BatchOptions).Embeddings;
+            var bootServed = BootstrapCloak is { } cloak
+                ? cloak(bootstrap, bootOriginal, bootLabels)
+                : new Cloaker().Cloak(bootOriginal, Protected(bootLabels), BatchOptions, ct: cancellationToken).Embeddings;
             for (var i = 0; i < bootstrap.Length; i++)
             {
                 bootServed.Row(i).CopyTo(served.Row(bootstrap[i]));
@@ -72,6 +83,7 @@ internal sealed class StreamingReplay
         {
             if (cloaker is null || i % RefreshEvery == 0)
             {
+                cancellationToken.ThrowIfCancellationRequested();
                 buildClock.Start();
                 cloaker = factory.Build(ClassStatisticsAccumulator.Combine(servedStats, originalStats, new StatisticsVersion("replay", ++sequence)));
                 buildClock.Stop();
