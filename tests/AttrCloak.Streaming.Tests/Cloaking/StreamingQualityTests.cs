@@ -32,8 +32,8 @@ public sealed class StreamingQualityTests
 
         var replay = new StreamingReplay { Attributes = Attributes, RefreshEvery = 25, Seed = 3 };
         var batch = replay.Batch(original, labels);
-        var streamed = replay.Run(original, labels, new TransportCloakerFactory());
-        var uncloakedStream = replay.Run(original, labels, new IdentityFactory());
+        var streamed = replay.Run(original, labels, new TransportCloakerFactory(), TestContext.Current.CancellationToken);
+        var uncloakedStream = replay.Run(original, labels, new IdentityFactory(), TestContext.Current.CancellationToken);
 
         var baBatch = WorstBa(batch);
         var baStreamed = WorstBa(streamed.Served);
