@@ -46,6 +46,8 @@ internal static class ExperimentCatalog
             "about 10 s", "ATTRCLOAK_MODEL  ATTRCLOAK_PROTECT (gender,age)  ATTRCLOAK_STRENGTHS (0.2,0.4,0.6,0.8,1)", Research.UtilityGapExperiment.Run),
         Sync("metric-means", "partial class-offset removal: uniform strength vs the least score change (item Gram metric) for a whitened residual; test NDCG@10 and audit per variant",
             "about a minute per variant", "ATTRCLOAK_MODEL  ATTRCLOAK_PROTECT (gender,age)  ATTRCLOAK_ATTACKERS (lr,lr+cal,mlp)", Research.MetricMeansExperiment.Run),
+        Sync("crossfit-transport", "batch DF vs the served stream vs every user cloaked by the worker's maps fitted on the other folds: worst |advantage| and test NDCG@10",
+            "about a minute per variant", "ATTRCLOAK_MODEL  ATTRCLOAK_BATCH (gender=0.6,age=0.278,occupation=0.3)  ATTRCLOAK_FOLDS (2,5)  ATTRCLOAK_ATTACKERS (all six)", Research.CrossFitTransportExperiment.Run),
         Sync("audit", "an ML-100K-sized privacy audit: wall and CPU time, in full and per attacker",
             "about 2 minutes", "", AuditBenchmark.Run),
     ];
