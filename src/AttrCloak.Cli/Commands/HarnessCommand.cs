@@ -153,6 +153,13 @@ public static class HarnessTable
                 while (cells.Count < 3) cells.Add("");
                 t.AddRow(Markup.Escape(r.Member.Name), "DF preset, full strength", Markup.Escape(cells[0]), Markup.Escape(cells[1]), Markup.Escape(cells[2]),
                     "", $"{noise.Draws} draws", Verdict(r));
+                if (r.StreamNoise is { } stream)
+                {
+                    var streamCells = stream.Attributes.Select(a => $"{a.Name} {a.WorstCloaked:F3}").ToList();
+                    while (streamCells.Count < 3) streamCells.Add("");
+                    t.AddRow("", Markup.Escape(Harness.Served), Markup.Escape(streamCells[0]), Markup.Escape(streamCells[1]), Markup.Escape(streamCells[2]),
+                        "", $"{stream.Draws} draws", "");
+                }
                 continue;
             }
             var first = true;

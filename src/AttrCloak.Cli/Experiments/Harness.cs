@@ -80,8 +80,17 @@ public sealed record MethodFigures(string Method, IReadOnlyList<AttributeFigure>
 }
 
 /// <summary>One member's outcome.</summary>
+/// <param name="Member">The member.</param>
+/// <param name="Users">Users in the data set (the noise control: after repeating the labels).</param>
+/// <param name="AuditedUsers">Users the final audit scored.</param>
+/// <param name="Methods">Original and each cloak, with their figures (empty for the noise control).</param>
+/// <param name="Noise">The noise control's figures (noise-control member only).</param>
+/// <param name="Pass">Whether the member passed.</param>
+/// <param name="Verdict">Why, in one line.</param>
+/// <param name="Seconds">Wall time.</param>
+/// <param name="StreamNoise">The noise control through the served stream (half seeded, half streamed), when it ran.</param>
 public sealed record MemberResult(HarnessMember Member, int Users, int AuditedUsers, IReadOnlyList<MethodFigures> Methods,
-    NoiseControlResult? Noise, bool Pass, string Verdict, double Seconds);
+    NoiseControlResult? Noise, bool Pass, string Verdict, double Seconds, NoiseControlResult? StreamNoise = null);
 
 /// <summary>Progress of the harness, one line at a time.</summary>
 public interface IHarnessProgress
@@ -252,16 +261,30 @@ public sealed class Harness(IHarnessProgress progress)
         // The preset at FULL strength on every attribute: the strongest cloak the loop can ever choose, so the
         // control bounds what the loop may create anywhere (on noise the loop itself would stop at strength 0).
         var options0 = CloakPresets.DataFree with { Strata = options.Strata };
-        var control = NoiseControl.Run(audited,
-            new NoiseControlOptions { Dimension = member.Dimension, Draws = options.NoiseDraws, Seed = options.Seed,
-                Audit = new AuditOptions { Attackers = options.Attackers, Seed = options.Seed }, AuditOriginal = true },
+        var controlOptions = new NoiseControlOptions
+        {
+            Dimension = member.Dimension, Draws = options.NoiseDraws, Seed = options.Seed,
+            Audit = new AuditOptions { Attackers = options.Attackers, Seed = options.Seed }, AuditOriginal = true,
+        };
+        var report = new InlineProgress<string>(m => progress.Report("  " + m));
+        var control = NoiseControl.Run(audited, controlOptions,
             (noise, draw) => new Cloaker().Cloak(noise, protectedAttributes, options0 with { TargetSeed = options0.TargetSeed + draw }, ct: ct).Embeddings,
-            new InlineProgress<string>(m => progress.Report("  " + m)), ct);
-        var worst = control.Worst;
+            report, ct);
+        // The same through the guard: half seeded with the preset, half streamed through the worker's maps.
+        NoiseControlResult? stream = null;
+        if (options.ServedStream)
+        {
+            progress.Report($"  {Served}: the same noise, half seeded with the preset, half streamed through the worker's maps");
+            stream = NoiseControl.Run(audited, controlOptions with { AuditOriginal = false },
+                (noise, draw) => ServedStream.Run(noise, protectedAttributes, options0 with { TargetSeed = options0.TargetSeed + draw }, options.Seed + draw, ct).Served,
+                report, ct);
+        }
+        var worst = Math.Max(control.Worst, stream?.Worst ?? 0);
         var pass = worst <= options.NoiseEpsilon;
-        return new MemberResult(member, data.UserCount * repeat, data.UserCount * repeat, [], control, pass,
-            $"worst |mean advantage| of the cloaked noise {worst:F3} (uncloaked noise {control.Attributes.Max(a => a.WorstOriginal):F3}) over {control.Draws} draws",
-            clock.Elapsed.TotalSeconds);
+        var verdict = $"worst |mean advantage| of the cloaked noise {control.Worst:F3}"
+            + (stream is null ? "" : $", through the served stream {stream.Worst:F3}")
+            + $" (uncloaked noise {control.Attributes.Max(a => a.WorstOriginal):F3}) over {control.Draws} draws";
+        return new MemberResult(member, data.UserCount * repeat, data.UserCount * repeat, [], control, pass, verdict, clock.Elapsed.TotalSeconds, stream);
     }
 
     private static AttributeFigure Figure(AttributeAudit a)

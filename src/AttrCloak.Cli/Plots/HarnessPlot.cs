@@ -21,7 +21,7 @@ public static class HarnessPlot
             for (var m = 0; m < methods.Length; m++)
             {
                 double? value = methods[m] == NoiseControl
-                    ? r.Noise?.Worst
+                    ? (r.Noise is { } n ? Math.Max(n.Worst, r.StreamNoise?.Worst ?? 0) : null)
                     : r.Methods.FirstOrDefault(f => f.Method == methods[m])?.Worst;
                 if (value is not { } v) continue;
                 plot.Add.Bar(new Bar { Position = x0 + m, Value = v, FillColor = palette.GetColor(m) });
