@@ -142,15 +142,12 @@ internal static class StreamingQualityExperiment
     /// "gender=0.72,age=0.278,occupation=0.383": the strengths a privacy-target run chose (`cloak --privacy-target`
     /// prints them), as the loop applies them (noise-matched, exact means, no covariance stage).
     /// </summary>
-    private static AttrCloak.Learning.Unlearning.CloakOptions LoopStrengths(string spec) =>
-        StreamingReplay.DataFreePreset with
-        {
-            Target = AttrCloak.Learning.Unlearning.EqualisationTarget.NoiseMatched,
-            ExactMeans = true,
-            AttributeStrengths = spec.Split(',', StringSplitOptions.TrimEntries).Select(p => p.Split('='))
-                .ToDictionary(p => p[0], p => new AttrCloak.Learning.Unlearning.AttributeStrength(double.Parse(p[1], CultureInfo.InvariantCulture), 0),
-                    StringComparer.OrdinalIgnoreCase),
-        };
+    private static AttrCloak.Learning.Unlearning.CloakOptions LoopStrengths(string spec)
+    {
+        var pairs = spec.Split(',', StringSplitOptions.TrimEntries).Select(p => p.Split('=')).ToArray();
+        return AttrCloak.Learning.Unlearning.TargetedCloaker.CandidateOptions(StreamingReplay.DataFreePreset, pairs.Select(p => p[0]).ToArray(),
+            pairs.Select(p => new AttrCloak.Learning.Unlearning.AttributeStrength(double.Parse(p[1], CultureInfo.InvariantCulture), 0)).ToArray(), strata: 1);
+    }
 
     /// <summary>Bootstrap DF as usual but streamed users served uncloaked: shows the gap the re-cloak must close.</summary>
     private static EmbeddingMatrix IdentityStream(StreamingReplay replay, EmbeddingMatrix original, int[][] labels)
