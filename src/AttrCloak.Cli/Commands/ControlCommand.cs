@@ -174,7 +174,7 @@ public static class NoiseControlTable
                     $"{cell.MinAdvantage:+0.000;-0.000}..{cell.MaxAdvantage:+0.000;-0.000}");
                 first = false;
             }
-            t.AddRow("", "[bold]worst |mean|[/]", "", double.IsNaN(a.WorstOriginal) ? "-" : $"{a.WorstOriginal:F3}", $"[bold]{a.WorstCloaked:F3}[/]", "");
+            t.AddRow("", "[bold]worst |mean|[/]", "", a.WorstOriginal is { } w ? $"{w:F3}" : "-", $"[bold]{a.WorstCloaked:F3}[/]", "");
             t.AddEmptyRow();
         }
         return t;

@@ -79,8 +79,6 @@ public sealed class HarnessSettings : CommandSettings
 /// <summary>The generalization harness of issue 13: the whole evaluation over a family of data sets, a pass/fail row each.</summary>
 public sealed class HarnessCommand : Command<HarnessSettings>
 {
-    private static readonly JsonSerializerOptions Json = new() { WriteIndented = true, Converters = { new JsonStringEnumConverter() } };
-
     public override int Execute(CommandContext context, HarnessSettings s, CancellationToken cancellationToken)
     {
         if (s.Data is not null && !Directory.Exists(s.Data)) throw new UsageException($"--data {s.Data} does not exist");
@@ -117,7 +115,7 @@ public sealed class HarnessCommand : Command<HarnessSettings>
         AnsiConsole.Write(HarnessTable.Render(results, options));
         if (s.Json is not null)
         {
-            File.WriteAllText(s.Json, JsonSerializer.Serialize(new { options.Epsilon, options.PassEpsilon, options.DataFreeFloor, options.DataDependentFloor, results }, Json));
+            HarnessJson.Write(s.Json, options, results);
             AnsiConsole.MarkupLineInterpolated($"figures written to [blue]{s.Json}[/]");
         }
         if (s.Plot is not null)
@@ -128,6 +126,18 @@ public sealed class HarnessCommand : Command<HarnessSettings>
         var failed = results.Count(r => !r.Pass);
         AnsiConsole.MarkupLineInterpolated($"{results.Count - failed} of {results.Count} member(s) passed");
         return failed == 0 ? 0 : 1;
+    }
+}
+
+/// <summary>The harness's figures as JSON (`--json`): the bar, the floors and every member's result.</summary>
+public static class HarnessJson
+{
+    private static readonly JsonSerializerOptions Options = new() { WriteIndented = true, Converters = { new JsonStringEnumConverter() } };
+
+    public static void Write(string path, HarnessOptions options, IReadOnlyList<MemberResult> results)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        File.WriteAllText(path, JsonSerializer.Serialize(new { options.Epsilon, options.PassEpsilon, options.DataFreeFloor, options.DataDependentFloor, results }, Options));
     }
 }
 

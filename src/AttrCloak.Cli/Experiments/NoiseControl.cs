@@ -33,7 +33,8 @@ public sealed record ControlAttribute(string Name, int ClassCount, double Chance
     /// <summary>The largest |mean advantage| of the cloaked noise over attackers and rules.</summary>
     public double WorstCloaked => Cloaked.Max(c => Math.Abs(c.MeanAdvantage));
 
-    public double WorstOriginal => Original.Count == 0 ? double.NaN : Original.Max(c => Math.Abs(c.MeanAdvantage));
+    /// <summary>The same for the uncloaked noise; null when it was not audited.</summary>
+    public double? WorstOriginal => Original.Count == 0 ? null : Original.Max(c => Math.Abs(c.MeanAdvantage));
 }
 
 public sealed record NoiseControlResult(int Users, int Dimension, int Draws, IReadOnlyList<ControlAttribute> Attributes, double CloakSeconds)
