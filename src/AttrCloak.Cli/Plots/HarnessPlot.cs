@@ -41,7 +41,9 @@ public static class HarnessPlot
         plot.Axes.Bottom.TickLabelStyle.Rotation = 30;
         plot.Axes.Bottom.TickLabelStyle.Alignment = Alignment.MiddleLeft;
         plot.Axes.Margins(bottom: 0);
-        plot.Title($"worst |balanced accuracy - chance| over attributes and attackers (red dashed: pass bar {options.PassEpsilon}, dotted: target {options.Epsilon})");
+        // Room for the rotated member names under the axis.
+        plot.Axes.Bottom.MinimumSize = 90;
+        plot.Title($"worst |balanced accuracy - chance| per member (dashed: bar {options.PassEpsilon}, dotted: target {options.Epsilon})");
         var dir = Path.GetDirectoryName(Path.GetFullPath(path));
         if (dir is not null) Directory.CreateDirectory(dir);
         plot.SavePng(path, Math.Max(900, 90 * results.Count), 560);
