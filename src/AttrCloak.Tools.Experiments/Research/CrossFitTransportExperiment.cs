@@ -17,7 +17,8 @@ namespace AttrCloak.Tools.Experiments.Research;
 /// batch DF at the loop's strengths (ATTRCLOAK_BATCH "gender=0.6,age=0.278,occupation=0.3", 5 strata); the served
 /// stream (half seeded with that, half streamed); and batch cross-fitted transport: the users split into K folds
 /// (ATTRCLOAK_FOLDS, default 2,5), each fold cloaked by the worker's maps built from the other folds' original and
-/// DF-served statistics (no user's own row in its map). Needs ATTRCLOAK_MODEL.
+/// DF-served statistics (no user's own row in its map). The served stream's halves are also audited alone (an attacker
+/// who knows who joined after the bootstrap). Needs ATTRCLOAK_MODEL.
 /// </summary>
 internal static class CrossFitTransportExperiment
 {
@@ -51,7 +52,21 @@ internal static class CrossFitTransportExperiment
         var batch = new Cloaker().Cloak(model.Users, attributes, options, null, null, ct).Embeddings;
         Row("batch DF", batch);
         var replay = new StreamingReplay { Attributes = attributes.Select(a => a.Attribute).ToArray(), RefreshEvery = 25, Seed = 1, BatchOptions = options };
-        Row("served stream", replay.Run(model.Users, labels, new TransportCloakerFactory(), ct).Served);
+        var served = replay.Run(model.Users, labels, new TransportCloakerFactory(), ct).Served;
+        Row("served stream", served);
+        // An attacker who knows who joined after the bootstrap (join dates) audits the streamed half on its own.
+        var order = Enumerable.Range(0, model.Users.Rows).ToArray();
+        new Random(replay.Seed).Shuffle(order);
+        var streamed = order[(int)Math.Round(order.Length * replay.BootstrapFraction)..].Order().ToArray();
+        var streamedAudited = audited.Select(a => a with { Labels = streamed.Select(u => a.Labels[u]).ToArray() }).ToArray();
+        var streamedPrivacy = PrivacyAudit.Run(served.SelectRows(streamed), streamedAudited, audit, ct: ct);
+        output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"{"  its streamed half alone",-28} {string.Join(" / ", streamedPrivacy.Attributes.Select(a => a.MaxAbsAdvantage.ToString("0.000", CultureInfo.InvariantCulture)))} ({streamed.Length} users)"));
+        var bootstrapped = order[..(int)Math.Round(order.Length * replay.BootstrapFraction)].Order().ToArray();
+        var bootAudited = audited.Select(a => a with { Labels = bootstrapped.Select(u => a.Labels[u]).ToArray() }).ToArray();
+        var bootPrivacy = PrivacyAudit.Run(served.SelectRows(bootstrapped), bootAudited, audit, ct: ct);
+        output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"{"  its bootstrapped half alone",-28} {string.Join(" / ", bootPrivacy.Attributes.Select(a => a.MaxAbsAdvantage.ToString("0.000", CultureInfo.InvariantCulture)))} ({bootstrapped.Length} users)"));
         foreach (var k in folds) Row($"cross-fit transport, {k} folds", CrossFit(model.Users, batch, labels, attributes, k));
     }
 
