@@ -29,9 +29,7 @@ internal static class BootstrapCloak
             return cloak.Embeddings;
         }
 
-        var goal = new PrivacyGoal(eps, s.UtilityFloor);
-        try { goal.Validate(); }
-        catch (ArgumentException e) { throw new UsageException(e.Message); }
+        var goal = new PrivacyGoal(eps, s.UtilityFloor); // ranges checked by BootstrapSettings.Validate
         IUtilityProbe? utility = null;
         if (s.UtilityFloor is not null)
         {

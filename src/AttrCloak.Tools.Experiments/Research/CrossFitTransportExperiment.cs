@@ -55,14 +55,13 @@ internal static class CrossFitTransportExperiment
         var served = replay.Run(model.Users, labels, new TransportCloakerFactory(), ct).Served;
         Row("served stream", served);
         // An attacker who knows who joined after the bootstrap (join dates) audits the streamed half on its own.
-        var order = Enumerable.Range(0, model.Users.Rows).ToArray();
-        new Random(replay.Seed).Shuffle(order);
-        var streamed = order[(int)Math.Round(order.Length * replay.BootstrapFraction)..].Order().ToArray();
+        var (bootstrapOrder, streamOrder) = replay.Partition(model.Users.Rows);
+        var streamed = streamOrder.Order().ToArray();
         var streamedAudited = audited.Select(a => a with { Labels = streamed.Select(u => a.Labels[u]).ToArray() }).ToArray();
         var streamedPrivacy = PrivacyAudit.Run(served.SelectRows(streamed), streamedAudited, audit, ct: ct);
         output.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"{"  its streamed half alone",-28} {string.Join(" / ", streamedPrivacy.Attributes.Select(a => a.MaxAbsAdvantage.ToString("0.000", CultureInfo.InvariantCulture)))} ({streamed.Length} users)"));
-        var bootstrapped = order[..(int)Math.Round(order.Length * replay.BootstrapFraction)].Order().ToArray();
+        var bootstrapped = bootstrapOrder.Order().ToArray();
         var bootAudited = audited.Select(a => a with { Labels = bootstrapped.Select(u => a.Labels[u]).ToArray() }).ToArray();
         var bootPrivacy = PrivacyAudit.Run(served.SelectRows(bootstrapped), bootAudited, audit, ct: ct);
         output.WriteLine(string.Create(CultureInfo.InvariantCulture,

@@ -115,7 +115,7 @@ internal static class MetricMeansExperiment
             var centre = new double[d];
             for (var c = 0; c < k; c++)
             {
-                var z = Enumerable.Range(0, d).Select(_ => Gaussian(rng)).ToArray();
+                var z = Enumerable.Range(0, d).Select(_ => AttrCloak.Tools.Samples.SyntheticUsers.Gaussian(rng)).ToArray();
                 draws[c] = new double[d];
                 if (counts[c] == 0) continue;
                 for (var i = 0; i < d; i++)
@@ -137,7 +137,6 @@ internal static class MetricMeansExperiment
         }
     }
 
-    private static double Gaussian(Random rng) => Math.Sqrt(-2 * Math.Log(1 - rng.NextDouble())) * Math.Cos(2 * Math.PI * rng.NextDouble());
 
     private static double[,] Cholesky(double[,] w)
     {

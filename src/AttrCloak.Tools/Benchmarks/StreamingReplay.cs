@@ -47,11 +47,7 @@ public sealed class StreamingReplay
         ArgumentNullException.ThrowIfNull(factory);
         var n = original.Rows;
         var d = original.Cols;
-        var order = Enumerable.Range(0, n).ToArray();
-        new Random(Seed).Shuffle(order);
-        var bootstrapCount = (int)Math.Round(n * BootstrapFraction);
-        var bootstrap = order[..bootstrapCount];
-        var streamed = order[bootstrapCount..];
+        var (bootstrap, streamed) = Partition(n);
 
         var served = new EmbeddingMatrix(n, d, new float[n * d]);
         var servedStats = new ClassStatisticsAccumulator(d, Attributes);
@@ -103,6 +99,15 @@ public sealed class StreamingReplay
         return new Result(served, bootstrap.Length, streamed.Length, builds,
             builds == 0 ? 0 : buildClock.Elapsed.TotalMilliseconds / builds,
             streamed.Length == 0 ? 0 : cloakClock.Elapsed.TotalMicroseconds / streamed.Length, unprotected);
+    }
+
+    /// <summary>Which users <see cref="Run"/> bootstraps and which it streams, in streaming order, for <paramref name="users"/> users.</summary>
+    public (int[] Bootstrap, int[] Streamed) Partition(int users)
+    {
+        var order = Enumerable.Range(0, users).ToArray();
+        new Random(Seed).Shuffle(order);
+        var bootstrapCount = (int)Math.Round(users * BootstrapFraction);
+        return (order[..bootstrapCount], order[bootstrapCount..]);
     }
 
     private LabeledAttribute[] Protected(int[][] labels) =>

@@ -1,6 +1,7 @@
 using AttrCloak.Audit;
 using AttrCloak.Core.Data;
 using AttrCloak.Streaming.Generations;
+using AttrCloak.Tools.Samples;
 
 namespace AttrCloak.Streaming.Tests.Generations;
 
@@ -22,12 +23,10 @@ public sealed class SeatingTargetTests
         for (var u = 0; u < users; u++)
         {
             classes[u] = [rng.Next(2), rng.Next(3)];
-            originals[u] = Enumerable.Range(0, D).Select(j => (float)(Gaussian(rng) + (j == 0 ? genderShift * classes[u][0] : 0))).ToArray();
+            originals[u] = Enumerable.Range(0, D).Select(j => (float)(SyntheticUsers.Gaussian(rng) + (j == 0 ? genderShift * classes[u][0] : 0))).ToArray();
         }
         return (originals, classes);
     }
-
-    private static double Gaussian(Random rng) => Math.Sqrt(-2 * Math.Log(1 - rng.NextDouble())) * Math.Cos(2 * Math.PI * rng.NextDouble());
 
     private static double MeanDisplacement(float[][] a, float[][] b) =>
         a.Zip(b, (x, y) => Math.Sqrt(x.Zip(y, (p, q) => (double)(p - q) * (p - q)).Sum())).Average();
