@@ -10,6 +10,12 @@ set +e
 dotnet test --solution AttrCloak.Streaming.sln -c Release --no-progress --output detailed 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
+# CI shows only the end of this output: repeat each failed test's block (its message, stack and captured output,
+# the indented lines under its result line) here, so the failure is visible without the whole log.
+awk '
+  /^failed / { shown = 1; lines = 0; print "---"; print; next }
+  /^[^ ]/    { shown = 0 }
+  shown && lines++ < 80 { print }' "$log"
 # One plain closing line for CI and humans: "N passed, N failed, N skipped". With --output detailed every test
 # reports exactly one result line at column 0 ("passed|failed|skipped <test> ..."); each assembly's summary line
 # ("<dll> (tfm) passed (time)") is printed twice (on completion and again under "Test run summary") and carries
