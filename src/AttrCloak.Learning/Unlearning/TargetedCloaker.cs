@@ -80,6 +80,9 @@ public enum TargetOutcome
 
     /// <summary>The probe budget ran out first.</summary>
     ProbeBudgetExhausted,
+
+    /// <summary>Some attribute still leaks and raising its strength made it leak more (the cloak creates what it should remove).</summary>
+    NotMetRaisingWorsens,
 }
 
 /// <summary>One round of the loop: the strengths tried, what the probe read, and the utility (ratio and standard error).</summary>
@@ -92,7 +95,7 @@ public sealed record TargetStep(int Round, IReadOnlyList<AttributeStrength> Stre
         : "";
 }
 
-/// <summary>The outcome of <see cref="TargetedCloaker.Cloak"/>.</summary>
+/// <summary>The outcome of the privacy-target loop (<see cref="TargetedCloaker"/>).</summary>
 public sealed record TargetedCloakResult(
     EmbeddingMatrix Embeddings,
     CloakResult? Cloak,
@@ -110,6 +113,7 @@ public sealed record TargetedCloakResult(
         TargetOutcome.Met => $"target met after {Steps.Count - 1} round(s); strengths {Format()}",
         TargetOutcome.NotMetAboveFloor => $"target NOT met above the utility floor: {Leaking()} still leak(s); strengths {Format()}",
         TargetOutcome.NotMetAtFullStrength => $"target NOT met at full strength: {Leaking()} still leak(s)",
+        TargetOutcome.NotMetRaisingWorsens => $"target NOT met: {Leaking()} still leak(s) and a stronger cloak read worse; strengths {Format()}",
         _ => $"target NOT met within the round budget: {Leaking()} still leak(s); strengths {Format()}",
     };
 
@@ -133,7 +137,8 @@ public sealed record TargetedCloakResult(
 /// costs utility but creates no leakage of its own on the means. A round that falls under the utility floor is
 /// retried with one attribute raised at a time (worst leak first), then with 1/2, 1/4 and 1/8 of that step. The loop stops when
 /// the target is met, when every leaking attribute is at full strength, when no candidate of a round stays above the
-/// floor (the strongest round above it is returned and the result says which attributes still leak), or when the
+/// floor (the strongest round above it is returned and the result says which attributes still leak), when every
+/// leaking attribute is saturated (raising it made it read worse than before: that round is dropped), or when the
 /// round budget is spent.
 /// </para>
 /// </summary>
@@ -141,6 +146,9 @@ public sealed class TargetedCloaker
 {
     /// <summary>Mean strengths this close to 1 are rounded up (the last few percent cost rounds, not utility).</summary>
     private const double FullMean = 0.97;
+
+    /// <summary>A raised attribute reading more than this above its previous reading is saturated (see the loop).</summary>
+    internal const double SaturationTolerance = 0.01;
 
     [System.Diagnostics.CodeAnalysis.SuppressMessage("Performance", "CA1822", Justification = "An instance method by design: callers hold a cloaker (the seam the CLI and tests substitute); it keeps no state today.")]
     public TargetedCloakResult Cloak(
@@ -154,14 +162,36 @@ public sealed class TargetedCloaker
         IProgress<TargetStep>? progress = null,
         CancellationToken ct = default)
     {
-        ArgumentNullException.ThrowIfNull(original);
         ArgumentNullException.ThrowIfNull(attributes);
         ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(goal);
+        var names = attributes.Select(a => a.Name).ToArray();
+        return Cloak(original, names, new AttrCloakStrengths(original, attributes, options, goal.Strata, recommendationLoss), goal, probe, utility, progress, ct);
+    }
+
+    /// <summary>
+    /// The same loop over any cloak whose strength is set per attribute (<paramref name="cloak"/>, re-run from the
+    /// original embeddings for every candidate), e.g. the worker's Gaussian maps cross-fitted over the batch.
+    /// </summary>
+    [System.Diagnostics.CodeAnalysis.SuppressMessage("Performance", "CA1822", Justification = "An instance method by design: callers hold a cloaker (the seam the CLI and tests substitute); it keeps no state today.")]
+    public TargetedCloakResult Cloak(
+        EmbeddingMatrix original,
+        IReadOnlyList<string> attributeNames,
+        IStrengthCloak cloak,
+        PrivacyGoal goal,
+        IPrivacyProbe probe,
+        IUtilityProbe? utility = null,
+        IProgress<TargetStep>? progress = null,
+        CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(original);
+        ArgumentNullException.ThrowIfNull(attributeNames);
+        ArgumentNullException.ThrowIfNull(cloak);
         ArgumentNullException.ThrowIfNull(goal);
         ArgumentNullException.ThrowIfNull(probe);
         goal.Validate();
         var wall = Stopwatch.StartNew();
-        var names = attributes.Select(a => a.Name).ToArray();
+        var names = attributeNames.ToArray();
         var m = names.Length;
         var steps = new List<TargetStep>();
         var clock = Stopwatch.StartNew();
@@ -173,6 +203,8 @@ public sealed class TargetedCloaker
         progress?.Report(steps[^1]);
 
         var best = (Embeddings: original, Cloak: (CloakResult?)null, Strengths: strengths, Reading: reading);
+        var saturated = new bool[m];
+        var lowest = reading.WorstAbsAdvantage.ToArray();
         TargetOutcome outcome;
         for (var round = 1; ; round++)
         {
@@ -181,8 +213,12 @@ public sealed class TargetedCloaker
             if (leaking.Length == 0) { outcome = TargetOutcome.Met; break; }
             // Only attributes that can still be raised take part: one at full strength would give a candidate equal to
             // the current round, re-audited for nothing (the round budget went on such repeats).
-            var over = leaking.Where(j => best.Strengths[j].Mean < 1).ToArray();
-            if (over.Length == 0) { outcome = TargetOutcome.NotMetAtFullStrength; break; }
+            var over = leaking.Where(j => best.Strengths[j].Mean < 1 && !saturated[j]).ToArray();
+            if (over.Length == 0)
+            {
+                outcome = leaking.Any(j => saturated[j] && best.Strengths[j].Mean < 1) ? TargetOutcome.NotMetRaisingWorsens : TargetOutcome.NotMetAtFullStrength;
+                break;
+            }
             if (round > goal.MaxProbes) { outcome = TargetOutcome.ProbeBudgetExhausted; break; }
 
             var raised = (AttributeStrength[])best.Strengths.Clone();
@@ -198,26 +234,39 @@ public sealed class TargetedCloaker
                 for (var part = 2; part <= 8; part *= 2)
                     candidates.AddRange(byLeak.Select(j => Only(best.Strengths, j, Part(best.Strengths[j], raised[j], 1.0 / part))));
             AttributeStrength[]? next = null;
-            CloakResult? cloak = null;
+            StrengthCloakResult? candidateResult = null;
             PairedRatio? ratio = null;
             clock.Restart();
             foreach (var candidate in candidates)
             {
                 var (c, r) = Run(candidate);
-                if (AboveFloor(r)) { (next, cloak, ratio) = (candidate, c, r); break; }
+                if (AboveFloor(r)) { (next, candidateResult, ratio) = (candidate, c, r); break; }
                 steps.Add(new TargetStep(round, candidate, [], [], r?.Ratio, false, clock.Elapsed.TotalSeconds, r?.StandardError));
                 progress?.Report(steps[^1]);
                 clock.Restart();
             }
-            if (next is null || cloak is null)
+            if (next is null || candidateResult is null)
             {
                 outcome = TargetOutcome.NotMetAboveFloor;
                 break;
             }
-            var measured = Check(probe.Measure(cloak.Embeddings, ct), m);
+            var measured = Check(probe.Measure(candidateResult.Embeddings, ct), m);
             steps.Add(new TargetStep(round, next, measured.WorstAbsAdvantage, measured.WorstAttacker, ratio?.Ratio, true, clock.Elapsed.TotalSeconds, ratio?.StandardError));
             progress?.Report(steps[^1]);
-            best = (cloak.Embeddings, cloak, next, measured);
+            // A raised attribute that now reads worse than its lowest accepted reading by more than the audit's jitter
+            // is saturated: beyond some strength a cloak can create structure instead of removing it (the Gaussian maps
+            // on a weakly leaking attribute, fitted on sampling noise). The round is dropped, that attribute is not
+            // raised again, and the others go on from the last accepted round. Against the lowest reading, not the
+            // last one, so that a reading creeping up by less than the jitter per round is caught too.
+            var worse = Enumerable.Range(0, m).Where(j => next[j].Mean > best.Strengths[j].Mean
+                && measured.WorstAbsAdvantage[j] > lowest[j] + SaturationTolerance).ToArray();
+            if (worse.Length > 0)
+            {
+                foreach (var j in worse) saturated[j] = true;
+                continue;
+            }
+            best = (candidateResult.Embeddings, candidateResult.Cloak, next, measured);
+            for (var j = 0; j < m; j++) lowest[j] = Math.Min(lowest[j], measured.WorstAbsAdvantage[j]);
         }
 
         static AttributeStrength[] Only(AttributeStrength[] current, int j, AttributeStrength value)
@@ -233,10 +282,10 @@ public sealed class TargetedCloaker
         bool AboveFloor(PairedRatio? ratio) => goal.UtilityFloor is not { } floor || ratio is not { } r
             || r.Ratio - goal.UtilityStandardErrors * r.StandardError >= floor;
 
-        (CloakResult Cloak, PairedRatio? Ratio) Run(AttributeStrength[] strengths)
+        (StrengthCloakResult Cloak, PairedRatio? Ratio) Run(AttributeStrength[] strengths)
         {
-            var cloak = new Cloaker().Cloak(original, attributes, CandidateOptions(options, names, strengths, goal.Strata), recommendationLoss, null, ct);
-            return (cloak, utility?.Measure(cloak.Embeddings));
+            var result = cloak.Run(strengths, ct);
+            return (result, utility?.Measure(result.Embeddings));
         }
 
         var still = Enumerable.Range(0, m).Where(j => best.Reading.WorstAbsAdvantage[j] > thresholds[j]).Select(j => names[j]).ToArray();
@@ -284,5 +333,28 @@ public sealed class TargetedCloaker
         if (reading.WorstAbsAdvantage.Count != attributes || reading.NoiseFloor.Count != attributes || reading.WorstAttacker.Count != attributes)
             throw new InvalidOperationException($"the privacy probe returned readings for {reading.WorstAbsAdvantage.Count} attributes, expected {attributes}");
         return reading;
+    }
+}
+
+/// <summary>What one run of an <see cref="IStrengthCloak"/> produced: the cloaked matrix and, for AttrCloak, its details.</summary>
+public sealed record StrengthCloakResult(EmbeddingMatrix Embeddings, CloakResult? Cloak = null);
+
+/// <summary>A cloak the privacy-target loop can re-run with one strength per attribute (in the loop's attribute order).</summary>
+public interface IStrengthCloak
+{
+    /// <summary>The original embeddings cloaked at <paramref name="strengths"/> (0 = untouched, 1 = full strength).</summary>
+    StrengthCloakResult Run(IReadOnlyList<AttributeStrength> strengths, CancellationToken ct);
+}
+
+/// <summary>AttrCloak (DF or DD by <paramref name="options"/>) as the loop's cloak: <see cref="TargetedCloaker.CandidateOptions"/> per candidate.</summary>
+public sealed class AttrCloakStrengths(EmbeddingMatrix original, IReadOnlyList<LabeledAttribute> attributes, CloakOptions options, int strata,
+    IUserRecommendationLoss? recommendationLoss) : IStrengthCloak
+{
+    private readonly string[] _names = attributes.Select(a => a.Name).ToArray();
+
+    public StrengthCloakResult Run(IReadOnlyList<AttributeStrength> strengths, CancellationToken ct)
+    {
+        var cloak = new Cloaker().Cloak(original, attributes, TargetedCloaker.CandidateOptions(options, _names, strengths, strata), recommendationLoss, null, ct);
+        return new StrengthCloakResult(cloak.Embeddings, cloak);
     }
 }

@@ -218,6 +218,65 @@ public sealed class TargetedCloakerTests
         result.Describe().ShouldContain("attr0 (at full strength)");
     }
 
+    /// <summary>A cloak that writes its strengths into the embeddings (row 0), so the probe below can read them back.</summary>
+    private sealed class StrengthEcho(EmbeddingMatrix original) : IStrengthCloak
+    {
+        public StrengthCloakResult Run(IReadOnlyList<AttributeStrength> strengths, CancellationToken ct)
+        {
+            var copy = original.Clone();
+            for (var j = 0; j < strengths.Count; j++) copy.Row(0)[j] = (float)strengths[j].Mean;
+            return new StrengthCloakResult(copy);
+        }
+    }
+
+    /// <summary>Attribute j's leak as a function of its strength t: falls until t = 0.7, then rises (a cloak that creates structure).</summary>
+    private sealed class UShapedProbe(Func<double, double>[] leak) : IPrivacyProbe
+    {
+        public PrivacyReading Measure(EmbeddingMatrix embeddings, CancellationToken ct) => new(
+            leak.Select((f, j) => f(embeddings.Row(0)[j])).ToArray(), leak.Select(_ => 0.0).ToArray(), leak.Select(_ => "u").ToArray());
+    }
+
+    [Fact]
+    public void An_attribute_that_reads_worse_when_raised_is_not_raised_again_and_the_round_that_read_worse_is_dropped()
+    {
+        var (x, attributes) = SyntheticUsers.Users(d: 4, classSizes: [[200, 200], [200, 200]], shift: 2.0, seed: 1);
+        // attr0 bottoms out at 0.06 near t = 0.7 and rises past it; attr1 falls steadily to 0 at full strength.
+        var probe = new UShapedProbe([t => t == 0 ? 0.2 : 0.06 + 0.5 * Math.Abs(t - 0.7), t => 0.2 * (1 - t)]);
+        var result = new TargetedCloaker().Cloak(x, attributes.Select(a => a.Name).ToArray(), new StrengthEcho(x), new PrivacyGoal(0.03), probe,
+            ct: TestContext.Current.CancellationToken);
+        var trace = string.Join(Environment.NewLine, result.Steps.Select(st => $"{string.Join(",", st.Strengths)} -> {string.Join(",", st.WorstAbsAdvantage)}"));
+        result.Outcome.ShouldBe(TargetOutcome.NotMetRaisingWorsens, trace);
+        // 0 -> 0.6 (0.11) -> 0.84 (0.13: worse, dropped); attr0 stays at 0.6 while attr1 goes on until it is within the target.
+        result.Strengths[0].Mean.ShouldBe(0.6, 1e-9, trace);
+        result.Steps.ShouldContain(st => st.Strengths[0].Mean > 0.8, trace);
+        result.Steps[^1].WorstAbsAdvantage[1].ShouldBeLessThanOrEqualTo(0.03, trace);
+        result.Steps[^1].Strengths[0].Mean.ShouldBe(0.6, 1e-9, trace);
+        result.StillLeaking.ShouldBe(["attr0"]);
+        result.Describe().ShouldContain("a stronger cloak read worse");
+        // The returned matrix is the accepted round's, not the dropped one's.
+        result.Embeddings.Row(0)[0].ShouldBe(0.6f, 1e-6f);
+    }
+
+    [Fact]
+    public void A_reading_that_creeps_up_by_less_than_the_jitter_per_round_is_caught_against_its_lowest_value()
+    {
+        var (x, attributes) = SyntheticUsers.Users(d: 4, classSizes: [[200, 200]], shift: 2.0, seed: 1);
+        // Lowest (0.05) at t = 0.5; every raise beyond it adds 0.04 per unit of strength, under 0.01 per round.
+        static double Leak(double t) => t < 0.5 ? 0.2 : 0.05 + 0.04 * (t - 0.5);
+        var probe = new UShapedProbe([t => t == 0 ? 0.2 : Leak(t)]);
+        var result = new TargetedCloaker().Cloak(x, ["attr0"], new StrengthEcho(x), new PrivacyGoal(0.03), probe, ct: TestContext.Current.CancellationToken);
+        var trace = string.Join(Environment.NewLine, result.Steps.Select(st => $"{string.Join(",", st.Strengths)} -> {string.Join(",", st.WorstAbsAdvantage)}"));
+        result.Outcome.ShouldBe(TargetOutcome.NotMetRaisingWorsens, trace);
+        result.Strengths[0].Mean.ShouldBeLessThan(1, trace);
+        var lowest = result.Steps.Where(st => st.WorstAbsAdvantage.Count > 0).Min(st => st.WorstAbsAdvantage[0]);
+        Leak(result.Strengths[0].Mean).ShouldBeLessThanOrEqualTo(lowest + 0.01, trace);
+        // The dropped round: stronger than the result, within 0.01 of the round before it, more than 0.01 over the lowest.
+        var dropped = result.Steps[^1];
+        dropped.Strengths[0].Mean.ShouldBeGreaterThan(result.Strengths[0].Mean, trace);
+        (dropped.WorstAbsAdvantage[0] - Leak(result.Strengths[0].Mean)).ShouldBeLessThan(0.01, trace);
+        dropped.WorstAbsAdvantage[0].ShouldBeGreaterThan(lowest + 0.01, trace);
+    }
+
     [Fact]
     public void Loop_says_when_the_target_cannot_be_met_above_the_floor_and_returns_the_last_round_above_it()
     {
