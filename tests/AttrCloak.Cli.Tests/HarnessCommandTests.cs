@@ -5,12 +5,13 @@ namespace AttrCloak.Cli.Tests;
 /// <summary>
 /// `attrcloak harness --family small` as the help text and docs/commands.md describe it (DF only, to keep CI short):
 /// a verdict row, the JSON figures, a utility floor that holds on the TEST split within its own noise, and the served
-/// stream (half bootstrapped to the target, half through the worker's maps) audited beside batch DF.
+/// stream (half bootstrapped to the target, half through the worker's maps) audited beside batch DF, and AttrCloak-OT
+/// (the worker's maps cross-fitted over the batch) under the same loop and floor.
 /// </summary>
 public sealed class HarnessCommandTests
 {
     [Fact]
-    public async Task The_small_family_prints_a_verdict_and_keeps_DF_and_the_served_stream_above_the_floor_on_the_test_split()
+    public async Task The_small_family_prints_a_verdict_and_keeps_DF_the_served_stream_and_OT_above_the_floor_on_the_test_split()
     {
         using var tmp = new TempDirectory();
         var json = tmp["harness.json"];
@@ -23,9 +24,9 @@ public sealed class HarnessCommandTests
         using var figures = JsonDocument.Parse(File.ReadAllText(json));
         var member = figures.RootElement.GetProperty("results").EnumerateArray().ShouldHaveSingleItem();
         var methods = member.GetProperty("Methods").EnumerateArray().ToDictionary(m => m.GetProperty("Method").GetString()!);
-        methods.Keys.ShouldBe(["Original", "AttrCloak-DF", "Served stream (DF)"], ignoreOrder: true);
+        methods.Keys.ShouldBe(["Original", "AttrCloak-DF", "Served stream (DF)", "AttrCloak-OT"], ignoreOrder: true);
         var original = methods["Original"].GetProperty("Attributes").EnumerateArray().ToDictionary(a => a.GetProperty("Attribute").GetString()!, a => a.GetProperty("WorstAbsAdvantage").GetDouble());
-        foreach (var name in new[] { "AttrCloak-DF", "Served stream (DF)" })
+        foreach (var name in new[] { "AttrCloak-DF", "Served stream (DF)", "AttrCloak-OT" })
         {
             var method = methods[name];
             var ratio = method.GetProperty("Ndcg10Ratio").GetDouble();

@@ -3,6 +3,7 @@ using AttrCloak.Audit;
 using AttrCloak.Cli.Experiments;
 using AttrCloak.Core.Data;
 using AttrCloak.Learning.Unlearning;
+using AttrCloak.Streaming.Cloaking;
 using AttrCloak.Testing;
 
 namespace AttrCloak.Cli.Tests;
@@ -70,6 +71,24 @@ public sealed class NoiseControlTests
                 ct: TestContext.Current.CancellationToken).Embeddings,
             ct: TestContext.Current.CancellationToken);
         Log($"{source}, {result.Users} users, DF preset at full strength, {strata} strata, {result.Draws} draws:");
+        Log(Describe(result));
+        foreach (var a in result.Attributes)
+            foreach (var c in a.Cloaked)
+                Math.Abs(c.MeanAdvantage).ShouldBeLessThanOrEqualTo(Bar, $"{a.Name} {c.Attacker} {c.Rule}:{Environment.NewLine}{Describe(result)}");
+    }
+
+    [Fact]
+    public void AttrCloak_OT_at_full_strength_on_noise_leaves_every_attacker_at_chance()
+    {
+        // The worker's Gaussian maps cross-fitted over the batch, every attribute at full strength (the strongest the
+        // loop can choose): no user's own row shapes its map, so nothing in the noise is there to invert.
+        var (audited, protectedAttributes, source) = Labels();
+        var full = protectedAttributes.Select(_ => new AttributeStrength(1, 0)).ToArray();
+        var result = NoiseControl.Run(audited,
+            new NoiseControlOptions { Draws = 4, Seed = 3, AuditOriginal = false, Audit = new AuditOptions { Attackers = Attackers } },
+            (noise, draw) => new CrossFittedTransport(noise, protectedAttributes, seed: 11 + draw).Run(full, TestContext.Current.CancellationToken).Embeddings,
+            ct: TestContext.Current.CancellationToken);
+        Log($"{source}, {result.Users} users, AttrCloak-OT at full strength, {result.Draws} draws:");
         Log(Describe(result));
         foreach (var a in result.Attributes)
             foreach (var c in a.Cloaked)

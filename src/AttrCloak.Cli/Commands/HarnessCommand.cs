@@ -60,6 +60,10 @@ public sealed class HarnessSettings : CommandSettings
     [CommandOption("--no-dd")]
     public bool NoDataDependent { get; init; }
 
+    [CommandOption("--no-ot")]
+    [Description("Skip AttrCloak-OT: the worker's Gaussian maps cross-fitted over the batch, their strength set by the same privacy-target loop.")]
+    public bool NoTransport { get; init; }
+
     [CommandOption("--no-stream")]
     [Description("Skip the served stream: half the users bootstrapped to the target, the rest streamed through the worker's maps, audited as served.")]
     public bool NoServedStream { get; init; }
@@ -105,6 +109,7 @@ public sealed class HarnessCommand : Command<HarnessSettings>
             Seed = s.Seed,
             SkipDataDependent = s.NoDataDependent,
             ServedStream = !s.NoServedStream,
+            Transport = !s.NoTransport,
             Strata = CloakKnobs.Strata(s.Strata),
             Attackers = AuditSettings.Options(s.Attackers).Attackers,
             Shadow = s.ShadowAttackers is null ? new ShadowAuditOptions() : new ShadowAuditOptions { Attackers = AuditSettings.Options(s.ShadowAttackers).Attackers },
@@ -163,12 +168,13 @@ public static class HarnessTable
                 while (cells.Count < 3) cells.Add("");
                 t.AddRow(Markup.Escape(r.Member.Name), "DF preset, full strength", Markup.Escape(cells[0]), Markup.Escape(cells[1]), Markup.Escape(cells[2]),
                     "", $"{noise.Draws} draws", Verdict(r));
-                if (r.StreamNoise is { } stream)
+                foreach (var (label, extra) in new[] { (Harness.Served, r.StreamNoise), ($"{Harness.Ot}, full strength", r.TransportNoise) })
                 {
-                    var streamCells = stream.Attributes.Select(a => $"{a.Name} {a.WorstCloaked:F3}").ToList();
-                    while (streamCells.Count < 3) streamCells.Add("");
-                    t.AddRow("", Markup.Escape(Harness.Served), Markup.Escape(streamCells[0]), Markup.Escape(streamCells[1]), Markup.Escape(streamCells[2]),
-                        "", $"{stream.Draws} draws", "");
+                    if (extra is null) continue;
+                    var extraCells = extra.Attributes.Select(a => $"{a.Name} {a.WorstCloaked:F3}").ToList();
+                    while (extraCells.Count < 3) extraCells.Add("");
+                    t.AddRow("", Markup.Escape(label), Markup.Escape(extraCells[0]), Markup.Escape(extraCells[1]), Markup.Escape(extraCells[2]),
+                        "", $"{extra.Draws} draws", "");
                 }
                 continue;
             }

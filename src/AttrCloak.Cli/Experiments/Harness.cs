@@ -5,6 +5,7 @@ using AttrCloak.Core.Data;
 using AttrCloak.Core.Evaluation;
 using AttrCloak.Learning.Backbones;
 using AttrCloak.Learning.Unlearning;
+using AttrCloak.Streaming.Cloaking;
 
 namespace AttrCloak.Cli.Experiments;
 
@@ -50,6 +51,9 @@ public sealed record HarnessOptions
     public int Seed { get; init; } = 1;
     public bool SkipDataDependent { get; init; }
 
+    /// <summary>Also run AttrCloak-OT (<see cref="CrossFittedTransport"/>) under the same loop, with the data-free floor.</summary>
+    public bool Transport { get; init; } = true;
+
     /// <summary>Also run the production rollout (<see cref="ServedStream"/>) and audit what the guard serves.</summary>
     public bool ServedStream { get; init; } = true;
 
@@ -89,8 +93,10 @@ public sealed record MethodFigures(string Method, IReadOnlyList<AttributeFigure>
 /// <param name="Verdict">Why, in one line.</param>
 /// <param name="Seconds">Wall time.</param>
 /// <param name="StreamNoise">The noise control through the served stream (half seeded, half streamed), when it ran.</param>
+/// <param name="TransportNoise">The noise control through AttrCloak-OT at full strength, when it ran.</param>
 public sealed record MemberResult(HarnessMember Member, int Users, int AuditedUsers, IReadOnlyList<MethodFigures> Methods,
-    NoiseControlResult? Noise, bool Pass, string Verdict, double Seconds, NoiseControlResult? StreamNoise = null);
+    NoiseControlResult? Noise, bool Pass, string Verdict, double Seconds, NoiseControlResult? StreamNoise = null,
+    NoiseControlResult? TransportNoise = null);
 
 /// <summary>Progress of the harness, one line at a time.</summary>
 public interface IHarnessProgress
@@ -109,6 +115,7 @@ public sealed class Harness(IHarnessProgress progress)
     public const string Original = "Original";
     public const string Df = "AttrCloak-DF";
     public const string Dd = "AttrCloak-DD";
+    public const string Ot = "AttrCloak-OT";
     public const string Served = "Served stream (DF)";
 
     /// <summary>The small family CI runs: one synthetic member, 600 users, d = 32.</summary>
@@ -213,6 +220,16 @@ public sealed class Harness(IHarnessProgress progress)
             }
         }
 
+        if (options.Transport)
+        {
+            progress.Report($"  {Ot}: the worker's maps cross-fitted over {CrossFittedTransport.DefaultFolds} folds; privacy target {options.Epsilon}, utility floor {options.DataFreeFloor}");
+            var transport = new CrossFittedTransport(model.Users, protectedAttributes, seed: options.Seed);
+            var targeted = TargetedCloaking.Run(model, split, names, audited, transport, new PrivacyGoal(options.Epsilon, options.DataFreeFloor) { Strata = options.Strata },
+                options.Shadow, options.Seed, new InlineProgress<TargetStep>(s => progress.Report("    " + TargetedCloaking.Describe(s, names))), ct);
+            progress.Report($"    {targeted.Describe()}");
+            methods.Add(Measure(Ot, targeted.Embeddings, options.DataFreeFloor, targeted.Describe(), targeted.WallTime.TotalSeconds));
+        }
+
         var failures = Failures(methods, options);
         return new MemberResult(member, data.UserCount, subset?.Length ?? data.UserCount, methods, null, failures.Count == 0,
             failures.Count == 0 ? "every attribute within the bar, utility above the floors" : string.Join("; ", failures), clock.Elapsed.TotalSeconds);
@@ -279,12 +296,23 @@ public sealed class Harness(IHarnessProgress progress)
                 (noise, draw) => ServedStream.Run(noise, protectedAttributes, options0 with { TargetSeed = options0.TargetSeed + draw }, options.Seed + draw, ct).Served,
                 report, ct);
         }
-        var worst = Math.Max(control.Worst, stream?.Worst ?? 0);
+        // And through AttrCloak-OT at full strength on every attribute (the strongest the loop can choose).
+        NoiseControlResult? transport = null;
+        if (options.Transport)
+        {
+            progress.Report($"  {Ot}: the same noise, every attribute at full strength");
+            var full = protectedAttributes.Select(_ => new AttributeStrength(1, 0)).ToArray();
+            transport = NoiseControl.Run(audited, controlOptions with { AuditOriginal = false },
+                (noise, draw) => new CrossFittedTransport(noise, protectedAttributes, seed: options.Seed + draw).Run(full, ct).Embeddings,
+                report, ct);
+        }
+        var worst = Math.Max(control.Worst, Math.Max(stream?.Worst ?? 0, transport?.Worst ?? 0));
         var pass = worst <= options.NoiseEpsilon;
         var verdict = $"worst |mean advantage| of the cloaked noise {control.Worst:F3}"
             + (stream is null ? "" : $", through the served stream {stream.Worst:F3}")
+            + (transport is null ? "" : $", through {Ot} {transport.Worst:F3}")
             + $" (uncloaked noise {control.Attributes.Max(a => a.WorstOriginal):F3}) over {control.Draws} draws";
-        return new MemberResult(member, data.UserCount * repeat, data.UserCount * repeat, [], control, pass, verdict, clock.Elapsed.TotalSeconds, stream);
+        return new MemberResult(member, data.UserCount * repeat, data.UserCount * repeat, [], control, pass, verdict, clock.Elapsed.TotalSeconds, stream, transport);
     }
 
     private static AttributeFigure Figure(AttributeAudit a)

@@ -29,10 +29,26 @@ public static class TargetedCloaking
         using var recLoss = mode == CloakMode.DataDependent
             ? RecommendationLosses.For(model, split, seed, options.RecommendationReduction)
             : null;
+        var cloak = new AttrCloakStrengths(model.Users, attributes, options with { TargetSeed = options.TargetSeed + seed }, goal.Strata, recLoss);
+        return Run(model, split, attributes.Select(a => a.Name).ToArray(), audited, cloak, goal, shadow, seed, progress, ct);
+    }
+
+    /// <summary>The same loop and probes over another cloak whose strength is set per attribute (AttrCloak-OT).</summary>
+    public static TargetedCloakResult Run(
+        TrainedModel model,
+        LeaveOneOutSplit split,
+        IReadOnlyList<string> attributeNames,
+        IReadOnlyList<AuditedAttribute> audited,
+        IStrengthCloak cloak,
+        PrivacyGoal goal,
+        ShadowAuditOptions shadow,
+        int seed,
+        IProgress<TargetStep>? progress = null,
+        CancellationToken ct = default)
+    {
         var probe = new ShadowAuditProbe(audited, shadow with { Seed = shadow.Seed + seed });
         var utility = new ValidationUtilityProbe(model.Users, model.Items, split);
-        return new TargetedCloaker().Cloak(model.Users, attributes, options with { TargetSeed = options.TargetSeed + seed }, goal,
-            probe, utility, recLoss, progress, ct);
+        return new TargetedCloaker().Cloak(model.Users, attributeNames, cloak, goal, probe, utility, progress, ct);
     }
 
     /// <summary>One line per round, for logs.</summary>

@@ -12,7 +12,7 @@ public static class HarnessPlot
     {
         var plot = new Plot();
         var palette = new ScottPlot.Palettes.Category10();
-        string[] methods = [Harness.Original, Harness.Df, Harness.Served, Harness.Dd, NoiseControl];
+        string[] methods = [Harness.Original, Harness.Df, Harness.Served, Harness.Dd, Harness.Ot, NoiseControl];
         var ticks = new List<Tick>();
         for (var i = 0; i < results.Count; i++)
         {
@@ -21,7 +21,7 @@ public static class HarnessPlot
             for (var m = 0; m < methods.Length; m++)
             {
                 double? value = methods[m] == NoiseControl
-                    ? (r.Noise is { } n ? Math.Max(n.Worst, r.StreamNoise?.Worst ?? 0) : null)
+                    ? (r.Noise is { } n ? Math.Max(n.Worst, Math.Max(r.StreamNoise?.Worst ?? 0, r.TransportNoise?.Worst ?? 0)) : null)
                     : r.Methods.FirstOrDefault(f => f.Method == methods[m])?.Worst;
                 if (value is not { } v) continue;
                 plot.Add.Bar(new Bar { Position = x0 + m, Value = v, FillColor = palette.GetColor(m) });

@@ -144,8 +144,8 @@ public sealed class TransportCloakerFactory(TransportCloakerOptions? options = n
                 // T_k(x) - x.
                 linear = Subtract(bk, Identity(d));
             }
-            Scale(linear, o.DeviationScale);
-            Scale(offset, o.DeviationScale);
+            Scale(linear, o.DeviationScaleOf(served.Attribute));
+            Scale(offset, o.DeviationScaleOf(served.Attribute));
             if (o.ClassShiftShrinkage > 0)
             {
                 // Issue 13, small classes: the class-specific shift was measured on the n_k users the store holds, so

@@ -110,7 +110,22 @@ public sealed record TransportCloakerOptions
     /// <summary>Scale of every class-specific deviation (1 = as derived; below 1 damps correlated attributes' overlap).</summary>
     public double DeviationScale { get; init; } = 1.0;
 
+    /// <summary>
+    /// Per-attribute factor on <see cref="DeviationScale"/> (attribute name, case-insensitive; absent = 1): lets one
+    /// attribute's classes be equalised further than another's (the cross-fit-transport experiment's per-attribute maps).
+    /// </summary>
+    public IReadOnlyDictionary<string, double>? AttributeDeviationScales { get; init; }
+
     public MapCombination Combination { get; init; } = MapCombination.CenteredAdditive;
+
+    /// <summary>The scale of attribute <paramref name="attribute"/>'s class-specific deviations.</summary>
+    public double DeviationScaleOf(string attribute)
+    {
+        if (AttributeDeviationScales is not null)
+            foreach (var (name, factor) in AttributeDeviationScales)
+                if (string.Equals(name, attribute, StringComparison.OrdinalIgnoreCase)) return DeviationScale * factor;
+        return DeviationScale;
+    }
 
     /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid setting.</summary>
     public void Validate()
@@ -130,6 +145,8 @@ public sealed record TransportCloakerOptions
         Require(double.IsFinite(CovarianceAnchor) && CovarianceAnchor is >= 0 and <= 1, $"CovarianceAnchor must be in [0, 1], got {CovarianceAnchor}");
         Require(double.IsFinite(ClassShiftShrinkage) && ClassShiftShrinkage >= 0, $"ClassShiftShrinkage must be finite and >= 0, got {ClassShiftShrinkage}");
         Require(double.IsFinite(DeviationScale) && DeviationScale is >= 0 and <= 2, $"DeviationScale must be in [0, 2], got {DeviationScale}");
+        Require(AttributeDeviationScales is null || AttributeDeviationScales.Values.All(v => double.IsFinite(v) && v is >= 0 and <= 2),
+            "every per-attribute deviation scale must be in [0, 2]");
         Require(Enum.IsDefined(Combination), $"unknown combination {Combination}");
     }
 }

@@ -66,11 +66,31 @@ internal static class CrossFitTransportExperiment
         var bootPrivacy = PrivacyAudit.Run(served.SelectRows(bootstrapped), bootAudited, audit, ct: ct);
         output.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"{"  its bootstrapped half alone",-28} {string.Join(" / ", bootPrivacy.Attributes.Select(a => a.MaxAbsAdvantage.ToString("0.000", CultureInfo.InvariantCulture)))} ({bootstrapped.Length} users)"));
-        foreach (var k in folds) Row($"cross-fit transport, {k} folds", CrossFit(model.Users, batch, labels, attributes, k));
+        foreach (var k in folds) Row($"cross-fit transport, {k} folds", CrossFit(model.Users, batch, labels, attributes, k, new TransportCloakerFactory()));
+        // The maps as a batch cloak of their own (no DF): every class mapped toward the other folds' ORIGINAL global fit,
+        // class-specific deviations scaled by s (0 = only the population-wide map, 1 = full equalisation of the Gaussian fits).
+        // ATTRCLOAK_SCALES: "s" for every attribute or "s1/s2/s3" per attribute (in the attributes' order).
+        // ATTRCLOAK_HYBRID: DF strengths ("gender=0.6") applied first; the maps are then fitted on DF's output.
+        var hybrid = Environment.GetEnvironmentVariable("ATTRCLOAK_HYBRID") is { Length: > 0 } h
+            ? new Cloaker().Cloak(model.Users, attributes, TargetedCloaker.CandidateOptions(CloakPresets.DataFree, names,
+                names.Select(n => new AttributeStrength(h.Split(',').Select(p => p.Split('=')).ToDictionary(p => p[0], p => double.Parse(p[1], CultureInfo.InvariantCulture)).GetValueOrDefault(n), 0)).ToArray(), 5),
+                null, null, ct).Embeddings
+            : null;
+        if (hybrid is not null) Row($"DF {Environment.GetEnvironmentVariable("ATTRCLOAK_HYBRID")} alone", hybrid);
+        foreach (var scale in (Environment.GetEnvironmentVariable("ATTRCLOAK_SCALES") ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries))
+        {
+            var parts = scale.Split('/').Select(v => double.Parse(v, CultureInfo.InvariantCulture)).ToArray();
+            var perAttribute = names.Select((n, j) => (n, parts.Length == 1 ? parts[0] : parts[j])).ToDictionary(p => p.n, p => p.Item2);
+            var factory = new TransportCloakerFactory(new TransportCloakerOptions { TargetOffsetScale = 0, AttributeDeviationScales = perAttribute });
+            Row($"transport alone, s={scale}, {folds[0]}f", CrossFit(model.Users, model.Users, labels, attributes, folds[0], factory));
+            if (hybrid is not null)
+                Row($"DF then transport s={scale}", CrossFit(hybrid, hybrid, labels, attributes, folds[0], factory));
+        }
     }
 
     /// <summary>Each fold through the worker's maps built from the other folds (originals and their batch-DF rows).</summary>
-    private static EmbeddingMatrix CrossFit(EmbeddingMatrix original, EmbeddingMatrix served, int[][] labels, LabeledAttribute[] attributes, int k)
+    private static EmbeddingMatrix CrossFit(EmbeddingMatrix original, EmbeddingMatrix served, int[][] labels, LabeledAttribute[] attributes, int k,
+        TransportCloakerFactory factory)
     {
         var n = original.Rows;
         var fold = Enumerable.Range(0, n).Select(u => u % k).ToArray();
@@ -89,7 +109,7 @@ internal static class CrossFitTransportExperiment
                 servedStats.Add(served.Row(u), classes);
                 originalStats.Add(original.Row(u), classes);
             }
-            var maps = new TransportCloakerFactory().Build(ClassStatisticsAccumulator.Combine(servedStats, originalStats, new StatisticsVersion("crossfit", f + 1)));
+            var maps = factory.Build(ClassStatisticsAccumulator.Combine(servedStats, originalStats, new StatisticsVersion("crossfit", f + 1)));
             for (var u = 0; u < n; u++)
             {
                 if (fold[u] != f) continue;
