@@ -18,7 +18,10 @@ namespace AttrCloak.Tools.Experiments.Research;
 /// stream (half seeded with that, half streamed); and batch cross-fitted transport: the users split into K folds
 /// (ATTRCLOAK_FOLDS, default 2,5), each fold cloaked by the worker's maps built from the other folds' original and
 /// DF-served statistics (no user's own row in its map). The served stream's halves are also audited alone (an attacker
-/// who knows who joined after the bootstrap). Needs ATTRCLOAK_MODEL.
+/// who knows who joined after the bootstrap). ATTRCLOAK_SCALES ("s" or "s1/s2/s3" per attribute, comma-separated
+/// variants) adds the maps alone toward the other folds' ORIGINAL fit at those deviation scales (AttrCloak-OT at fixed
+/// strengths, first fold count); ATTRCLOAK_HYBRID ("gender=0.6") adds DF at those strengths followed by the same maps
+/// fitted on DF's output. Needs ATTRCLOAK_MODEL.
 /// </summary>
 internal static class CrossFitTransportExperiment
 {
