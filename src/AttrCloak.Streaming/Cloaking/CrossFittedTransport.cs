@@ -22,6 +22,7 @@ namespace AttrCloak.Streaming.Cloaking;
 public sealed class CrossFittedTransport : IStrengthCloak
 {
     private readonly EmbeddingMatrix _original;
+    private readonly EmbeddingMatrix _served;
     private readonly AttributeSpec[] _attributes;
     private readonly int[][] _labels;
     private readonly int[] _fold;
@@ -31,9 +32,12 @@ public sealed class CrossFittedTransport : IStrengthCloak
     /// <param name="attributes">The protected attributes, with every user's class.</param>
     /// <param name="folds">Folds of the cross-fit (2 to 20).</param>
     /// <param name="seed">Seed of the random fold assignment.</param>
-    /// <param name="options">The maps' options (default: the worker's); the class targets and deviation scales are set per candidate.</param>
+    /// <param name="options">The maps' options (default: the worker's, with every class sent to the global fit,
+    /// <see cref="TransportCloakerOptions.TargetOffsetScale"/> 0); the deviation scales are set per candidate.</param>
+    /// <param name="served">What the other folds were served, whose statistics are the maps' targets (default: the
+    /// originals themselves; the crossfit-transport experiment passes batch DF's output, as the worker's store holds).</param>
     public CrossFittedTransport(EmbeddingMatrix original, IReadOnlyList<LabeledAttribute> attributes, int folds = DefaultFolds, int seed = 1,
-        TransportCloakerOptions? options = null)
+        TransportCloakerOptions? options = null, EmbeddingMatrix? served = null)
     {
         ArgumentNullException.ThrowIfNull(original);
         ArgumentNullException.ThrowIfNull(attributes);
@@ -45,7 +49,10 @@ public sealed class CrossFittedTransport : IStrengthCloak
         _original = original;
         _attributes = attributes.Select(a => a.Attribute).ToArray();
         _labels = attributes.Select(a => a.Labels).ToArray();
-        _options = (options ?? new TransportCloakerOptions()) with { TargetOffsetScale = 0 };
+        if (served is not null && (served.Rows != original.Rows || served.Cols != original.Cols))
+            throw new ArgumentException($"the served matrix is {served.Rows} x {served.Cols}, the original {original.Rows} x {original.Cols}");
+        _served = served ?? original;
+        _options = options ?? new TransportCloakerOptions { TargetOffsetScale = 0 };
         _fold = Enumerable.Range(0, original.Rows).Select(u => u % folds).ToArray();
         new Random(seed).Shuffle(_fold);
         Folds = folds;
@@ -65,20 +72,22 @@ public sealed class CrossFittedTransport : IStrengthCloak
             .ToDictionary(p => p.Name, p => Math.Clamp(p.Mean, 0, 1), StringComparer.OrdinalIgnoreCase);
         var factory = new TransportCloakerFactory(_options with { AttributeDeviationScales = scales });
         var result = _original.Clone();
-        if (scales.Values.All(s => s == 0)) return new StrengthCloakResult(result);
+        if (scales.Values.All(s => s == 0) && ReferenceEquals(_served, _original)) return new StrengthCloakResult(result);
         var classes = new int[_attributes.Length];
         for (var f = 0; f < Folds; f++)
         {
             ct.ThrowIfCancellationRequested();
-            // Served = originals: the other folds as they are, so each class is mapped toward the global fit.
-            var statistics = new ClassStatisticsAccumulator(_original.Cols, _attributes);
+            // The other folds' statistics: where each class comes from (originals) and where it goes (served).
+            var originals = new ClassStatisticsAccumulator(_original.Cols, _attributes);
+            var served = new ClassStatisticsAccumulator(_original.Cols, _attributes);
             for (var u = 0; u < _original.Rows; u++)
             {
                 if (_fold[u] == f) continue;
                 Classes(u, classes);
-                statistics.Add(_original.Row(u), classes);
+                originals.Add(_original.Row(u), classes);
+                served.Add(_served.Row(u), classes);
             }
-            var maps = factory.BuildTransport(ClassStatisticsAccumulator.Combine(statistics, statistics, new StatisticsVersion("cross-fit", f + 1)));
+            var maps = factory.BuildTransport(ClassStatisticsAccumulator.Combine(served, originals, new StatisticsVersion("cross-fit", f + 1)));
             // An attribute with too few labelled users in the other folds has no map: its users are cloaked as if they
             // had not declared it (the worker would serve them the warm-up mean; a batch keeps their embedding, and the
             // loop's audit reads the attribute as still leaking).

@@ -69,7 +69,7 @@ internal static class CrossFitTransportExperiment
         var bootPrivacy = PrivacyAudit.Run(served.SelectRows(bootstrapped), bootAudited, audit, ct: ct);
         output.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"{"  its bootstrapped half alone",-28} {string.Join(" / ", bootPrivacy.Attributes.Select(a => a.MaxAbsAdvantage.ToString("0.000", CultureInfo.InvariantCulture)))} ({bootstrapped.Length} users)"));
-        foreach (var k in folds) Row($"cross-fit transport, {k} folds", CrossFit(model.Users, batch, labels, attributes, k, new TransportCloakerFactory()));
+        foreach (var k in folds) Row($"cross-fit transport, {k} folds", CrossFit(model.Users, batch, attributes, k, new TransportCloakerFactory()));
         // The maps as a batch cloak of their own (no DF): every class mapped toward the other folds' ORIGINAL global fit,
         // class-specific deviations scaled by s (0 = only the population-wide map, 1 = full equalisation of the Gaussian fits).
         // ATTRCLOAK_SCALES: "s" for every attribute or "s1/s2/s3" per attribute (in the attributes' order).
@@ -85,41 +85,19 @@ internal static class CrossFitTransportExperiment
             var parts = scale.Split('/').Select(v => double.Parse(v, CultureInfo.InvariantCulture)).ToArray();
             var perAttribute = names.Select((n, j) => (n, parts.Length == 1 ? parts[0] : parts[j])).ToDictionary(p => p.n, p => p.Item2);
             var factory = new TransportCloakerFactory(new TransportCloakerOptions { TargetOffsetScale = 0, AttributeDeviationScales = perAttribute });
-            Row($"transport alone, s={scale}, {folds[0]}f", CrossFit(model.Users, model.Users, labels, attributes, folds[0], factory));
+            Row($"transport alone, s={scale}, {folds[0]}f", CrossFit(model.Users, model.Users, attributes, folds[0], factory));
             if (hybrid is not null)
-                Row($"DF then transport s={scale}", CrossFit(hybrid, hybrid, labels, attributes, folds[0], factory));
+                Row($"DF then transport s={scale}", CrossFit(hybrid, hybrid, attributes, folds[0], factory));
         }
     }
 
-    /// <summary>Each fold through the worker's maps built from the other folds (originals and their batch-DF rows).</summary>
-    private static EmbeddingMatrix CrossFit(EmbeddingMatrix original, EmbeddingMatrix served, int[][] labels, LabeledAttribute[] attributes, int k,
+    /// <summary>Each fold through the maps built from the other folds (<see cref="CrossFittedTransport"/>, seed 1).</summary>
+    private static EmbeddingMatrix CrossFit(EmbeddingMatrix original, EmbeddingMatrix served, LabeledAttribute[] attributes, int k,
         TransportCloakerFactory factory)
     {
-        var n = original.Rows;
-        var fold = Enumerable.Range(0, n).Select(u => u % k).ToArray();
-        new Random(1).Shuffle(fold);
-        var specs = attributes.Select(a => a.Attribute).ToArray();
-        var result = served.Clone();
-        var classes = new int[specs.Length];
-        for (var f = 0; f < k; f++)
-        {
-            var servedStats = new ClassStatisticsAccumulator(original.Cols, specs);
-            var originalStats = new ClassStatisticsAccumulator(original.Cols, specs);
-            for (var u = 0; u < n; u++)
-            {
-                if (fold[u] == f) continue;
-                for (var a = 0; a < specs.Length; a++) classes[a] = labels[a][u];
-                servedStats.Add(served.Row(u), classes);
-                originalStats.Add(original.Row(u), classes);
-            }
-            var maps = factory.Build(ClassStatisticsAccumulator.Combine(servedStats, originalStats, new StatisticsVersion("crossfit", f + 1)));
-            for (var u = 0; u < n; u++)
-            {
-                if (fold[u] != f) continue;
-                for (var a = 0; a < specs.Length; a++) classes[a] = labels[a][u];
-                maps.Cloak(original.Row(u), classes, result.Row(u));
-            }
-        }
-        return result;
+        var transport = new CrossFittedTransport(original, attributes, k, seed: 1, factory.Options, served);
+        // Strength 1 everywhere: the factory's own per-attribute scales apply unchanged.
+        var scales = attributes.Select(a => new AttributeStrength(factory.Options.DeviationScaleOf(a.Name), 0)).ToArray();
+        return transport.Run(scales, CancellationToken.None).Embeddings;
     }
 }

@@ -57,6 +57,20 @@ public sealed class CrossFittedTransportTests
     }
 
     [Fact]
+    public void The_maps_aim_at_what_the_other_folds_were_served()
+    {
+        // Served = every original shifted by +1: the population-wide map carries each fold to the other fold's served fit.
+        var (users, attributes) = Users();
+        var served = users.Clone();
+        for (var i = 0; i < served.Values.Length; i++) served.Values[i] += 1;
+        var result = new CrossFittedTransport(users, attributes, served: served).Run(Strengths(0, 0), TestContext.Current.CancellationToken).Embeddings;
+        var shift = result.Values.Zip(users.Values, (a, b) => (double)a - b).Average();
+        shift.ShouldBe(1, 0.05);
+        Should.Throw<ArgumentException>(() => new CrossFittedTransport(users, attributes, served: users.SelectRows(Enumerable.Range(0, 10).ToArray())))
+            .Message.ShouldContain("served matrix is 10 x 16");
+    }
+
+    [Fact]
     public void Bad_arguments_are_refused_with_a_message()
     {
         var (users, attributes) = Users();
