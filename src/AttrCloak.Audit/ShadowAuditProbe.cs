@@ -75,7 +75,10 @@ public sealed class ShadowAuditProbe : IPrivacyProbe
         return new PrivacyReading(
             result.Attributes.Select(a => a.MaxAbsAdvantage).ToArray(),
             _noiseFloor,
-            result.Attributes.Select(WorstAttacker).ToArray());
+            result.Attributes.Select(a => WorstCell(a).Attacker).ToArray())
+        {
+            WorstSignedAdvantage = result.Attributes.Select(a => WorstCell(a).Signed).ToArray(),
+        };
     }
 
     private double[] NoiseFloor(EmbeddingMatrix x, AuditOptions audit, CancellationToken ct)
@@ -100,15 +103,15 @@ public sealed class ShadowAuditProbe : IPrivacyProbe
         return floor;
     }
 
-    private static string WorstAttacker(AttributeAudit a)
+    /// <summary>The attacker and decision rule with the largest |balanced accuracy - chance|, and that signed value.</summary>
+    private static (string Attacker, double Signed) WorstCell(AttributeAudit a)
     {
         var best = "";
         var worst = -1.0;
+        var signed = 0.0;
         foreach (var s in a.Attackers)
-        {
-            if (Math.Abs(s.BalancedAccuracy - a.Chance) > worst) { worst = Math.Abs(s.BalancedAccuracy - a.Chance); best = s.Attacker; }
-            if (Math.Abs(s.PriorCorrectedBalancedAccuracy - a.Chance) > worst) { worst = Math.Abs(s.PriorCorrectedBalancedAccuracy - a.Chance); best = s.Attacker + "/prior"; }
-        }
-        return best;
+            foreach (var (value, rule) in new[] { (s.BalancedAccuracy, ""), (s.PriorCorrectedBalancedAccuracy, "/prior") })
+                if (Math.Abs(value - a.Chance) > worst) { worst = Math.Abs(value - a.Chance); signed = value - a.Chance; best = s.Attacker + rule; }
+        return (best, signed);
     }
 }

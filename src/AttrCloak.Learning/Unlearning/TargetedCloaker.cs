@@ -12,7 +12,15 @@ namespace AttrCloak.Learning.Unlearning;
 /// floor: the worst of a dozen noisy scores is never 0 on a finite population).
 /// </summary>
 public sealed record PrivacyReading(IReadOnlyList<double> WorstAbsAdvantage, IReadOnlyList<double> NoiseFloor,
-    IReadOnlyList<string> WorstAttacker);
+    IReadOnlyList<string> WorstAttacker)
+{
+    /// <summary>
+    /// The signed balanced accuracy - chance behind each <see cref="WorstAbsAdvantage"/> (negative: the attackers are
+    /// systematically wrong, the signature of a cloak that moved the classes past each other); null when the probe does
+    /// not say.
+    /// </summary>
+    public IReadOnlyList<double>? WorstSignedAdvantage { get; init; }
+}
 
 /// <summary>Measures leakage of a cloaked matrix with shadow attackers (AttrCloak.Audit implements it).</summary>
 public interface IPrivacyProbe
@@ -138,7 +146,8 @@ public sealed record TargetedCloakResult(
 /// retried with one attribute raised at a time (worst leak first), then with 1/2, 1/4 and 1/8 of that step. The loop stops when
 /// the target is met, when every leaking attribute is at full strength, when no candidate of a round stays above the
 /// floor (the strongest round above it is returned and the result says which attributes still leak), when every
-/// leaking attribute is saturated (raising it made it read worse than before: that round is dropped), or when the
+/// leaking attribute is saturated (raising it made it read worse than before, or below chance beyond its threshold:
+/// that round is dropped), or when the
 /// round budget is spent.
 /// </para>
 /// </summary>
@@ -149,6 +158,9 @@ public sealed class TargetedCloaker
 
     /// <summary>A raised attribute reading more than this above its previous reading is saturated (see the loop).</summary>
     internal const double SaturationTolerance = 0.01;
+
+    /// <summary>An overshooting attribute is bisected until its bracket (last accepted .. overshoot) is this narrow.</summary>
+    internal const double MinBracket = 0.05;
 
     [System.Diagnostics.CodeAnalysis.SuppressMessage("Performance", "CA1822", Justification = "An instance method by design: callers hold a cloaker (the seam the CLI and tests substitute); it keeps no state today.")]
     public TargetedCloakResult Cloak(
@@ -205,6 +217,7 @@ public sealed class TargetedCloaker
         var best = (Embeddings: original, Cloak: (CloakResult?)null, Strengths: strengths, Reading: reading);
         var saturated = new bool[m];
         var lowest = reading.WorstAbsAdvantage.ToArray();
+        var ceiling = Enumerable.Repeat(double.PositiveInfinity, m).ToArray();
         TargetOutcome outcome;
         for (var round = 1; ; round++)
         {
@@ -222,7 +235,13 @@ public sealed class TargetedCloaker
             if (round > goal.MaxProbes) { outcome = TargetOutcome.ProbeBudgetExhausted; break; }
 
             var raised = (AttributeStrength[])best.Strengths.Clone();
-            foreach (var j in over) raised[j] = Raise(raised[j], best.Reading.WorstAbsAdvantage[j], thresholds[j]);
+            foreach (var j in over)
+            {
+                raised[j] = Raise(raised[j], best.Reading.WorstAbsAdvantage[j], thresholds[j]);
+                // Below a strength that overshot: halfway to it (bisection between the last accepted and the overshoot).
+                if (raised[j].Mean > (best.Strengths[j].Mean + ceiling[j]) / 2)
+                    raised[j] = raised[j] with { Mean = (best.Strengths[j].Mean + ceiling[j]) / 2 };
+            }
             // Candidates, most promising first: every leaking attribute raised together; then, when that falls under
             // the floor, one attribute at a time (the worst leak relative to its threshold first: the cheap ones, such
             // as a binary attribute, can then go all the way while an expensive one waits); then 1/2, 1/4, 1/8 steps of one.
@@ -258,11 +277,20 @@ public sealed class TargetedCloaker
             // on a weakly leaking attribute, fitted on sampling noise). The round is dropped, that attribute is not
             // raised again, and the others go on from the last accepted round. Against the lowest reading, not the
             // last one, so that a reading creeping up by less than the jitter per round is caught too.
-            var worse = Enumerable.Range(0, m).Where(j => next[j].Mean > best.Strengths[j].Mean
-                && measured.WorstAbsAdvantage[j] > lowest[j] + SaturationTolerance).ToArray();
-            if (worse.Length > 0)
+            var raisedNow = Enumerable.Range(0, m).Where(j => next[j].Mean > best.Strengths[j].Mean).ToArray();
+            var worse = raisedNow.Where(j => measured.WorstAbsAdvantage[j] > lowest[j] + SaturationTolerance).ToArray();
+            // A raised attribute that now leaks BELOW chance beyond its threshold overshot: the classes were moved past
+            // each other. The round is dropped and the strength it tried becomes a ceiling; the next raise goes halfway
+            // to it, until the bracket is narrower than MinBracket.
+            var overshot = raisedNow.Where(j => measured.WorstSignedAdvantage?[j] < 0 && measured.WorstAbsAdvantage[j] > thresholds[j]).ToArray();
+            if (worse.Length > 0 || overshot.Length > 0)
             {
                 foreach (var j in worse) saturated[j] = true;
+                foreach (var j in overshot)
+                {
+                    ceiling[j] = Math.Min(ceiling[j], next[j].Mean);
+                    if (ceiling[j] - best.Strengths[j].Mean < MinBracket) saturated[j] = true;
+                }
                 continue;
             }
             best = (candidateResult.Embeddings, candidateResult.Cloak, next, measured);

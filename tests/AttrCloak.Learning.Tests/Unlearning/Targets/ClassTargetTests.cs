@@ -257,6 +257,31 @@ public sealed class TargetedCloakerTests
         result.Embeddings.Row(0)[0].ShouldBe(0.6f, 1e-6f);
     }
 
+    /// <summary>Attribute 0's signed leak 0.2 - 0.4 t: past t = 0.5 the attackers are systematically wrong (an overshoot).</summary>
+    private sealed class OvershootProbe(EmbeddingMatrix original) : IPrivacyProbe
+    {
+        public PrivacyReading Measure(EmbeddingMatrix embeddings, CancellationToken ct)
+        {
+            var t = ReferenceEquals(embeddings, original) ? 0 : embeddings.Row(0)[0];
+            var signed = 0.2 - 0.4 * t;
+            return new PrivacyReading([Math.Abs(signed)], [0.0], ["o"]) { WorstSignedAdvantage = [signed] };
+        }
+    }
+
+    [Fact]
+    public void An_attribute_pushed_below_chance_is_bisected_between_the_last_accepted_strength_and_the_overshoot()
+    {
+        var (x, attributes) = SyntheticUsers.Users(d: 4, classSizes: [[200, 200]], shift: 2.0, seed: 1);
+        var result = new TargetedCloaker().Cloak(x, ["attr0"], new StrengthEcho(x), new PrivacyGoal(0.03), new OvershootProbe(x),
+            ct: TestContext.Current.CancellationToken);
+        var trace = string.Join(Environment.NewLine, result.Steps.Select(st => $"{string.Join(",", st.Strengths)} -> {string.Join(",", st.WorstAbsAdvantage)}"));
+        // 0.6 overshoots (-0.04, dropped); 0.3 reads +0.08 (accepted); then halfway to the overshoot, 0.45, reads +0.02.
+        result.Outcome.ShouldBe(TargetOutcome.Met, trace);
+        result.Strengths[0].Mean.ShouldBe(0.45, 1e-9, trace);
+        result.Steps.ShouldContain(st => Math.Abs(st.Strengths[0].Mean - 0.6) < 1e-9, trace);
+        (0.2 - 0.4 * result.Embeddings.Row(0)[0]).ShouldBeInRange(0, 0.03, trace);
+    }
+
     [Fact]
     public void A_reading_that_creeps_up_by_less_than_the_jitter_per_round_is_caught_against_its_lowest_value()
     {
