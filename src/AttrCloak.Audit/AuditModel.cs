@@ -76,7 +76,23 @@ public sealed record AttributeAudit(
     double WorstBalancedAccuracy,
     string WorstAttacker,
     double MaxAbsAdvantage,
-    IReadOnlyList<AttackerScore> Attackers);
+    IReadOnlyList<AttackerScore> Attackers)
+{
+    /// <summary>
+    /// The attacker and decision rule behind <see cref="MaxAbsAdvantage"/> ("/prior" marks the prior-corrected decision)
+    /// and its signed balanced accuracy - chance (negative: systematically wrong).
+    /// </summary>
+    public (string Attacker, double SignedAdvantage) WorstCell()
+    {
+        var who = "";
+        var worst = -1.0;
+        var signed = 0.0;
+        foreach (var s in Attackers)
+            foreach (var (value, rule) in new[] { (s.BalancedAccuracy, ""), (s.PriorCorrectedBalancedAccuracy, "/prior") })
+                if (Math.Abs(value - Chance) > worst) { worst = Math.Abs(value - Chance); signed = value - Chance; who = s.Attacker + rule; }
+        return (who, signed);
+    }
+}
 
 /// <summary>Result of <see cref="PrivacyAudit.Run(AttrCloak.Core.Data.EmbeddingMatrix, IReadOnlyList{AuditedAttribute}, AuditOptions, IProgress{AuditProgress}?, CancellationToken)"/>.</summary>
 /// <param name="Users">Embedding rows.</param>

@@ -72,12 +72,13 @@ public sealed class ShadowAuditProbe : IPrivacyProbe
         _noiseFloor ??= NoiseFloor(x, audit, ct);
         var result = PrivacyAudit.Run(x, _attributes, audit, ct: ct);
         Audits++;
+        var cells = result.Attributes.Select(a => a.WorstCell()).ToArray();
         return new PrivacyReading(
             result.Attributes.Select(a => a.MaxAbsAdvantage).ToArray(),
             _noiseFloor,
-            result.Attributes.Select(a => WorstCell(a).Attacker).ToArray())
+            cells.Select(c => c.Attacker).ToArray())
         {
-            WorstSignedAdvantage = result.Attributes.Select(a => WorstCell(a).Signed).ToArray(),
+            WorstSignedAdvantage = cells.Select(c => c.SignedAdvantage).ToArray(),
         };
     }
 
@@ -101,17 +102,5 @@ public sealed class ShadowAuditProbe : IPrivacyProbe
             for (var j = 0; j < floor.Length; j++) floor[j] += result.Attributes[j].MaxAbsAdvantage / _options.NoisePermutations;
         }
         return floor;
-    }
-
-    /// <summary>The attacker and decision rule with the largest |balanced accuracy - chance|, and that signed value.</summary>
-    private static (string Attacker, double Signed) WorstCell(AttributeAudit a)
-    {
-        var best = "";
-        var worst = -1.0;
-        var signed = 0.0;
-        foreach (var s in a.Attackers)
-            foreach (var (value, rule) in new[] { (s.BalancedAccuracy, ""), (s.PriorCorrectedBalancedAccuracy, "/prior") })
-                if (Math.Abs(value - a.Chance) > worst) { worst = Math.Abs(value - a.Chance); signed = value - a.Chance; best = s.Attacker + rule; }
-        return (best, signed);
     }
 }

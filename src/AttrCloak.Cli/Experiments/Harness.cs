@@ -96,7 +96,12 @@ public sealed record MethodFigures(string Method, IReadOnlyList<AttributeFigure>
 /// <param name="TransportNoise">The noise control through AttrCloak-OT at full strength, when it ran.</param>
 public sealed record MemberResult(HarnessMember Member, int Users, int AuditedUsers, IReadOnlyList<MethodFigures> Methods,
     NoiseControlResult? Noise, bool Pass, string Verdict, double Seconds, NoiseControlResult? StreamNoise = null,
-    NoiseControlResult? TransportNoise = null);
+    NoiseControlResult? TransportNoise = null)
+{
+    /// <summary>The noise control's worst |mean advantage| over the preset, the served stream and OT; null for other members.</summary>
+    public double? WorstNoise => Noise is null ? null
+        : new[] { Noise, StreamNoise, TransportNoise }.Where(n => n is not null).Max(n => n!.Worst);
+}
 
 /// <summary>Progress of the harness, one line at a time.</summary>
 public interface IHarnessProgress
@@ -306,30 +311,19 @@ public sealed class Harness(IHarnessProgress progress)
                 (noise, draw) => new CrossFittedTransport(noise, protectedAttributes, seed: options.Seed + draw).Run(full, ct).Embeddings,
                 report, ct);
         }
-        var worst = Math.Max(control.Worst, Math.Max(stream?.Worst ?? 0, transport?.Worst ?? 0));
-        var pass = worst <= options.NoiseEpsilon;
         var verdict = $"worst |mean advantage| of the cloaked noise {control.Worst:F3}"
             + (stream is null ? "" : $", through the served stream {stream.Worst:F3}")
             + (transport is null ? "" : $", through {Ot} {transport.Worst:F3}")
             + $" (uncloaked noise {control.Attributes.Max(a => a.WorstOriginal):F3}) over {control.Draws} draws";
-        return new MemberResult(member, data.UserCount * repeat, data.UserCount * repeat, [], control, pass, verdict, clock.Elapsed.TotalSeconds, stream, transport);
+        var result = new MemberResult(member, data.UserCount * repeat, data.UserCount * repeat, [], control, false, verdict, clock.Elapsed.TotalSeconds, stream, transport);
+        return result with { Pass = result.WorstNoise <= options.NoiseEpsilon };
     }
 
     private static AttributeFigure Figure(AttributeAudit a)
     {
-        var worst = -1.0;
-        var signed = 0.0;
-        var who = "";
-        foreach (var s in a.Attackers)
-        {
-            foreach (var (value, rule) in new[] { (s.BalancedAccuracy, ""), (s.PriorCorrectedBalancedAccuracy, "/prior") })
-            {
-                var adv = value - a.Chance;
-                if (Math.Abs(adv) > worst) { worst = Math.Abs(adv); signed = adv; who = s.Attacker + rule; }
-            }
-        }
+        var (who, signed) = a.WorstCell();
         var auc = a.Attackers.Where(s => s.Auc is not null).Select(s => s.Auc!.Value).DefaultIfEmpty(double.NaN).Max();
-        return new AttributeFigure(a.Name, worst, signed, who, double.IsNaN(auc) ? null : auc);
+        return new AttributeFigure(a.Name, Math.Abs(signed), signed, who, double.IsNaN(auc) ? null : auc);
     }
 
     /// <summary>A fixed random subset of the users (sorted), or null when all of them fit.</summary>

@@ -21,7 +21,7 @@ public static class HarnessPlot
             for (var m = 0; m < methods.Length; m++)
             {
                 double? value = methods[m] == NoiseControl
-                    ? (r.Noise is { } n ? Math.Max(n.Worst, Math.Max(r.StreamNoise?.Worst ?? 0, r.TransportNoise?.Worst ?? 0)) : null)
+                    ? r.WorstNoise
                     : r.Methods.FirstOrDefault(f => f.Method == methods[m])?.Worst;
                 if (value is not { } v) continue;
                 plot.Add.Bar(new Bar { Position = x0 + m, Value = v, FillColor = palette.GetColor(m) });

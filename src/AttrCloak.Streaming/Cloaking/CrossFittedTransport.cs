@@ -27,6 +27,7 @@ public sealed class CrossFittedTransport : IStrengthCloak
     private readonly int[][] _labels;
     private readonly int[] _fold;
     private readonly TransportCloakerOptions _options;
+    private readonly StatisticsSnapshot?[] _statistics;
 
     /// <param name="original">The embeddings to cloak (rows = users).</param>
     /// <param name="attributes">The protected attributes, with every user's class.</param>
@@ -56,6 +57,7 @@ public sealed class CrossFittedTransport : IStrengthCloak
         _fold = Enumerable.Range(0, original.Rows).Select(u => u % folds).ToArray();
         new Random(seed).Shuffle(_fold);
         Folds = folds;
+        _statistics = new StatisticsSnapshot?[folds];
     }
 
     /// <summary>Two folds: each map is fitted on half the users (measured; see the class summary).</summary>
@@ -77,17 +79,7 @@ public sealed class CrossFittedTransport : IStrengthCloak
         for (var f = 0; f < Folds; f++)
         {
             ct.ThrowIfCancellationRequested();
-            // The other folds' statistics: where each class comes from (originals) and where it goes (served).
-            var originals = new ClassStatisticsAccumulator(_original.Cols, _attributes);
-            var served = new ClassStatisticsAccumulator(_original.Cols, _attributes);
-            for (var u = 0; u < _original.Rows; u++)
-            {
-                if (_fold[u] == f) continue;
-                Classes(u, classes);
-                originals.Add(_original.Row(u), classes);
-                served.Add(_served.Row(u), classes);
-            }
-            var maps = factory.BuildTransport(ClassStatisticsAccumulator.Combine(served, originals, new StatisticsVersion("cross-fit", f + 1)));
+            var maps = factory.BuildTransport(Statistics(f));
             // An attribute with too few labelled users in the other folds has no map: its users are cloaked as if they
             // had not declared it (the worker would serve them the warm-up mean; a batch keeps their embedding, and the
             // loop's audit reads the attribute as still leaking).
@@ -101,6 +93,27 @@ public sealed class CrossFittedTransport : IStrengthCloak
             }
         }
         return new StrengthCloakResult(result);
+    }
+
+    /// <summary>
+    /// The other folds' statistics for fold <paramref name="fold"/>: where each class comes from (originals) and where it
+    /// goes (served). They do not depend on the strengths, so they are accumulated once and every candidate of the loop
+    /// reuses them; only the maps are rebuilt.
+    /// </summary>
+    private StatisticsSnapshot Statistics(int fold)
+    {
+        if (_statistics[fold] is { } cached) return cached;
+        var classes = new int[_attributes.Length];
+        var originals = new ClassStatisticsAccumulator(_original.Cols, _attributes);
+        var served = new ClassStatisticsAccumulator(_original.Cols, _attributes);
+        for (var u = 0; u < _original.Rows; u++)
+        {
+            if (_fold[u] == fold) continue;
+            Classes(u, classes);
+            originals.Add(_original.Row(u), classes);
+            served.Add(_served.Row(u), classes);
+        }
+        return _statistics[fold] = ClassStatisticsAccumulator.Combine(served, originals, new StatisticsVersion("cross-fit", fold + 1));
     }
 
     private void Classes(int user, int[] classes)
