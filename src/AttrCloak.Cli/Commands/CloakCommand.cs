@@ -47,6 +47,7 @@ public sealed class CloakCommand : Command<CloakCommandSettings>
 
     public override int Execute(CommandContext context, CloakCommandSettings s, CancellationToken cancellationToken)
     {
+        if (s.IsTransport) return TransportCloakRun.Execute(s, Json, cancellationToken);
         var mode = s.ParsedMode;
         var options = CloakKnobs.Apply(CloakPresets.For(mode), s.LearningRate, s.Iterations, s.Optimizer, s.Ridge,
             s.AlphaMin, s.AlphaMax, s.Tolerance, s.TargetReduction, s.Target, s.Strength);

@@ -53,7 +53,7 @@ public static class CloakKnobs
 public class CloakSettings : ModelSettings
 {
     [CommandOption("--mode <MODE>")]
-    [Description("df = data-free (L2 anchor to the original embeddings), dd = data-dependent (the backbone's own loss on the interactions).")]
+    [Description("df = data-free (L2 anchor to the original embeddings), dd = data-dependent (the backbone's own loss on the interactions), ot = the streaming guard's per-class Gaussian maps, cross-fitted over the users (cloak only).")]
     [DefaultValue("df")]
     public string Mode { get; init; } = "df";
 
@@ -121,10 +121,14 @@ public class CloakSettings : ModelSettings
     [Description("Finish by putting every class mean exactly on its target with the least displacement.")]
     public bool? ExactMeans { get; init; }
 
+    /// <summary>--mode ot: AttrCloak-OT (`cloak` only; the gradient cloaks' knobs do not apply).</summary>
+    public bool IsTransport => Mode.ToLowerInvariant() is "ot" or "transport";
+
     public CloakMode ParsedMode => Mode.ToLowerInvariant() switch
     {
         "df" or "data-free" => CloakMode.DataFree,
         "dd" or "data-dependent" => CloakMode.DataDependent,
-        _ => throw new UsageException($"unknown --mode '{Mode}'; expected df or dd"),
+        "ot" or "transport" => throw new UsageException("--mode ot is not available here: it has no learning rate or iterations; use `attrcloak cloak --mode ot`"),
+        _ => throw new UsageException($"unknown --mode '{Mode}'; expected df, dd or ot"),
     };
 }

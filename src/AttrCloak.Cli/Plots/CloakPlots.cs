@@ -28,18 +28,25 @@ public static class CloakPlots
 
     public static IReadOnlyList<string> WriteRun(RecDataset data, EmbeddingMatrix original, CloakResult result, string dir, string method)
     {
+        var files = WriteDistributions(data, result.AttributeNames, original, result.Embeddings, dir, method).ToList();
+        files.Add(Curves(result, Path.Combine(dir, $"{method.ToLowerInvariant()}_curves.png"), method));
+        return files;
+    }
+
+    /// <summary>The paper's Fig. 4 for every binary attribute among <paramref name="attributes"/> (a cloak without curves, e.g. AttrCloak-OT).</summary>
+    public static IReadOnlyList<string> WriteDistributions(RecDataset data, IEnumerable<string> attributes, EmbeddingMatrix original,
+        EmbeddingMatrix cloaked, string dir, string method)
+    {
         Directory.CreateDirectory(dir);
-        var prefix = method.ToLowerInvariant();
         var files = new List<string>();
-        foreach (var name in result.AttributeNames)
+        foreach (var name in attributes)
         {
             var a = data.AttributeIndex(name);
             // Fig. 4 shows gender; every binary attribute gets the same figure.
             if (data.Attributes[a].ClassCount != 2) continue;
-            files.Add(Distributions(data.Attributes[a], data.Labels[a], original, result.Embeddings,
-                Path.Combine(dir, $"{prefix}_{name}_distributions.png"), method));
+            files.Add(Distributions(data.Attributes[a], data.Labels[a], original, cloaked,
+                Path.Combine(dir, $"{method.ToLowerInvariant()}_{name}_distributions.png"), method));
         }
-        files.Add(Curves(result, Path.Combine(dir, $"{prefix}_curves.png"), method));
         return files;
     }
 
