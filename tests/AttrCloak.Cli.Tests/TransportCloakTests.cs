@@ -37,6 +37,17 @@ public sealed class TransportCloakTests
         before.ShouldBeGreaterThan(0.1, "the synthetic set's gender must leak to begin with");
         after.ShouldBeLessThan(before / 2, $"gender |adv| {before:F3} -> {after:F3}");
 
+        // Null targets with the classes' own covariances (the synth-2000 finding, docs/evaluation.md): recorded as such.
+        var nullTargets = tmp["null"];
+        (code, output) = await CliRunner.RunAsync("cloak", "--model", model, "--mode", "ot", "--out", nullTargets, "--target", "null", "--covariance-prior", "0");
+        code.ShouldBe(0, output);
+        using (var record = JsonDocument.Parse(File.ReadAllText(Path.Combine(nullTargets, "cloak.json"))))
+        {
+            record.RootElement.GetProperty("targets").GetString().ShouldBe("null");
+            record.RootElement.GetProperty("covariancePriorUsers").GetDouble().ShouldBe(0);
+        }
+        NpyFile.Read(Path.Combine(nullTargets, "users.npy")).Values.ShouldNotBe(cloaked.Values);
+
         // With a privacy target: the loop's rounds and chosen strengths are recorded, every strength in 0..1.
         var targeted = tmp["targeted"];
         (code, output) = await CliRunner.RunAsync("cloak", "--model", model, "--mode", "ot", "--out", targeted,
@@ -65,6 +76,14 @@ public sealed class TransportCloakTests
         (code, output) = await CliRunner.RunAsync("cloak", "--model", tmp["m"], "--mode", "ot", "--out", tmp["o"], "--strength", "1.5");
         code.ShouldBe(2);
         output.ShouldContain("--strength must be in 0..1");
+
+        (code, output) = await CliRunner.RunAsync("cloak", "--model", tmp["m"], "--mode", "ot", "--out", tmp["o"], "--target", "empirical");
+        code.ShouldBe(2);
+        output.ShouldContain("expected global or null");
+
+        (code, output) = await CliRunner.RunAsync("cloak", "--model", tmp["m"], "--mode", "df", "--out", tmp["o"], "--covariance-prior", "0");
+        code.ShouldBe(2);
+        output.ShouldContain("--covariance-prior tunes the Gaussian maps of --mode ot");
 
         (code, output) = await CliRunner.RunAsync("sweep", "--model", tmp["m"], "--mode", "ot");
         code.ShouldBe(2);

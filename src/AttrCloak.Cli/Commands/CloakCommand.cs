@@ -49,6 +49,7 @@ public sealed class CloakCommand : Command<CloakCommandSettings>
     {
         if (s.IsTransport) return TransportCloakRun.Execute(s, Json, cancellationToken);
         var mode = s.ParsedMode;
+        if (s.CovariancePrior is not null) throw new UsageException("--covariance-prior tunes the Gaussian maps of --mode ot; df and dd have no covariance maps");
         var options = CloakKnobs.Apply(CloakPresets.For(mode), s.LearningRate, s.Iterations, s.Optimizer, s.Ridge,
             s.AlphaMin, s.AlphaMax, s.Tolerance, s.TargetReduction, s.Target, s.Strength);
         if (s.CovarianceStrength is not null) options = options with { CovarianceStrength = s.CovarianceStrength };

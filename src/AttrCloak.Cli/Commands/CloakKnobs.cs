@@ -94,7 +94,7 @@ public class CloakSettings : ModelSettings
     public double? TargetReduction { get; init; }
 
     [CommandOption("--target <KIND>")]
-    [Description("Where each class is sent: noise-matched (global fit plus a fresh draw of its sampling error; creates no leakage), empirical (the slides' global fit) or shrunk (James-Stein).")]
+    [Description("Where each class is sent: noise-matched (global fit plus a fresh draw of its sampling error; creates no leakage), empirical (the slides' global fit) or shrunk (James-Stein); with --mode ot: global (default) or null (its fit in the same users with their labels permuted).")]
     public string? Target { get; init; }
 
     [CommandOption("--strength <T>")]
@@ -116,6 +116,10 @@ public class CloakSettings : ModelSettings
     [CommandOption("--strata <N>")]
     [Description("Equalise the class means within N strata of the embeddings' leading principal component (default: 1, over the whole population, as the streaming guard does; 5 with --privacy-target).")]
     public int? Strata { get; init; }
+
+    [CommandOption("--covariance-prior <USERS>")]
+    [Description("--mode ot: users' worth of shrinkage of each class covariance toward the global one before its map (default 256; 0 = the classes' own covariances).")]
+    public double? CovariancePrior { get; init; }
 
     [CommandOption("--exact-means <BOOL>")]
     [Description("Finish by putting every class mean exactly on its target with the least displacement.")]

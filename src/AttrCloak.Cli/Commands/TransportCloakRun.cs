@@ -25,6 +25,14 @@ internal static class TransportCloakRun
         RefuseGradientKnobs(s);
         var strength = s.Strength ?? 1;
         if (!(strength is >= 0 and <= 1)) throw new UsageException($"--strength must be in 0..1 for --mode ot, got {strength}");
+        var nullTargets = s.Target?.ToLowerInvariant() switch
+        {
+            null or "global" => false,
+            "null" => true,
+            _ => throw new UsageException($"--target '{s.Target}' is not a target of --mode ot; expected global or null"),
+        };
+        if (s.CovariancePrior is { } prior && !(prior >= 0 && double.IsFinite(prior)))
+            throw new UsageException($"--covariance-prior must be finite and >= 0, got {prior}");
         var model = ModelFolder.Load(s.Model);
         var source = s.ToSource(DataSource.ReadBeside(s.Model));
         var data = source.Load();
@@ -34,7 +42,9 @@ internal static class TransportCloakRun
         var names = attributes.Select(a => a.Name).ToArray();
         var split = source.Split(data);
         CrossFittedTransport transport;
-        try { transport = new CrossFittedTransport(model.Users, attributes, seed: s.Seed); }
+        var options = CrossFittedTransport.DefaultOptions(nullTargets);
+        if (s.CovariancePrior is { } users) options = options with { CovariancePriorUsers = users };
+        try { transport = new CrossFittedTransport(model.Users, attributes, seed: s.Seed, options: options, nullTargets: nullTargets); }
         catch (ArgumentException e) { throw new UsageException(e.Message); }
 
         EmbeddingMatrix cloaked;
@@ -65,7 +75,8 @@ internal static class TransportCloakRun
         var scales = names.Select((n, j) => (n, strengths[j].Mean)).ToDictionary(p => p.n, p => p.Mean);
         File.WriteAllText(Path.Combine(s.Out, "cloak.json"), JsonSerializer.Serialize(new
         {
-            method = Method, model = Path.GetFullPath(s.Model), folds = transport.Folds, s.Seed, attributeDeviationScales = scales,
+            method = Method, model = Path.GetFullPath(s.Model), folds = transport.Folds, s.Seed, targets = nullTargets ? "null" : "global",
+            covariancePriorUsers = options.CovariancePriorUsers, attributeDeviationScales = scales,
             meanSquaredDisplacement = displacement, utilityBefore = before, utilityAfter = after,
             privacyTarget = targeted is null ? null : new { s.PrivacyTarget, s.UtilityFloor, targeted.Outcome, targeted.Strengths, targeted.Thresholds, targeted.StillLeaking, targeted.Steps },
         }, json));
@@ -95,7 +106,7 @@ internal static class TransportCloakRun
         {
             ("--lr", s.LearningRate is not null), ("--iterations", s.Iterations is not null), ("--optimizer", s.Optimizer is not null),
             ("--ridge", s.Ridge is not null), ("--alpha-min", s.AlphaMin is not null), ("--alpha-max", s.AlphaMax is not null),
-            ("--tolerance", s.Tolerance is not null), ("--target-reduction", s.TargetReduction is not null), ("--target", s.Target is not null),
+            ("--tolerance", s.Tolerance is not null), ("--target-reduction", s.TargetReduction is not null),
             ("--covariance-strength", s.CovarianceStrength is not null), ("--strata", s.Strata is not null), ("--exact-means", s.ExactMeans is not null),
         }.Where(k => k.Set).Select(k => k.Option).ToArray();
         if (given.Length > 0)

@@ -37,8 +37,11 @@ public sealed class CrossFittedTransport : IStrengthCloak
     /// <see cref="TransportCloakerOptions.TargetOffsetScale"/> 0); the deviation scales are set per candidate.</param>
     /// <param name="served">What the other folds were served, whose statistics are the maps' targets (default: the
     /// originals themselves; the crossfit-transport experiment passes batch DF's output, as the worker's store holds).</param>
+    /// <param name="nullTargets">Send each class onto the class fit of a population with NO attribute signal (the same
+    /// users' rows in a seeded random order, labels kept; see <see cref="NullPopulation"/>) instead of onto the global
+    /// fit; replaces <paramref name="served"/>.</param>
     public CrossFittedTransport(EmbeddingMatrix original, IReadOnlyList<LabeledAttribute> attributes, int folds = DefaultFolds, int seed = 1,
-        TransportCloakerOptions? options = null, EmbeddingMatrix? served = null)
+        TransportCloakerOptions? options = null, EmbeddingMatrix? served = null, bool nullTargets = false)
     {
         ArgumentNullException.ThrowIfNull(original);
         ArgumentNullException.ThrowIfNull(attributes);
@@ -52,13 +55,23 @@ public sealed class CrossFittedTransport : IStrengthCloak
         _labels = attributes.Select(a => a.Labels).ToArray();
         if (served is not null && (served.Rows != original.Rows || served.Cols != original.Cols))
             throw new ArgumentException($"the served matrix is {served.Rows} x {served.Cols}, the original {original.Rows} x {original.Cols}");
-        _served = served ?? original;
-        _options = options ?? new TransportCloakerOptions { TargetOffsetScale = 0 };
+        if (nullTargets && served is not null) throw new ArgumentException("null targets replace the served matrix; give one or the other");
+        _served = served ?? (nullTargets ? NullPopulation(original, seed) : original);
+        _options = options ?? DefaultOptions(nullTargets);
         _fold = Enumerable.Range(0, original.Rows).Select(u => u % folds).ToArray();
         new Random(seed).Shuffle(_fold);
         Folds = folds;
         _statistics = new StatisticsSnapshot?[folds];
     }
+
+    /// <summary>
+    /// The maps' options when none are given: every class toward the global fit (<see cref="TransportCloakerOptions.TargetOffsetScale"/>
+    /// 0), or with <paramref name="nullTargets"/> onto its class fit in the null population, mean and covariance
+    /// (offset and covariance scales 1, no anchor: the null population's global fit is the original one).
+    /// </summary>
+    public static TransportCloakerOptions DefaultOptions(bool nullTargets) => nullTargets
+        ? new TransportCloakerOptions { TargetOffsetScale = 1, TargetCovarianceScale = 1, CovarianceAnchor = 0 }
+        : new TransportCloakerOptions { TargetOffsetScale = 0 };
 
     /// <summary>Two folds: each map is fitted on half the users (measured; see the class summary).</summary>
     public const int DefaultFolds = 2;
@@ -114,6 +127,19 @@ public sealed class CrossFittedTransport : IStrengthCloak
             served.Add(_served.Row(u), classes);
         }
         return _statistics[fold] = ClassStatisticsAccumulator.Combine(served, originals, new StatisticsVersion("cross-fit", fold + 1));
+    }
+
+    /// <summary>
+    /// The original rows in a seeded random order, each user keeping its labels: every class's statistics are then those
+    /// of a random subset of its size, the class fits of a population with the same embeddings and no attribute signal
+    /// (the permutation null). Mapping a class onto them leaves its offsets a fresh draw of their sampling error, as
+    /// DF's noise-matched targets do for the means, instead of exactly zero.
+    /// </summary>
+    private static EmbeddingMatrix NullPopulation(EmbeddingMatrix original, int seed)
+    {
+        var order = Enumerable.Range(0, original.Rows).ToArray();
+        new Random(unchecked(seed * 7919 + 17)).Shuffle(order);
+        return original.SelectRows(order);
     }
 
     private void Classes(int user, int[] classes)

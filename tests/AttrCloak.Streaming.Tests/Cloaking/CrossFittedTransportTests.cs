@@ -71,6 +71,55 @@ public sealed class CrossFittedTransportTests
     }
 
     [Fact]
+    public void Null_targets_leave_each_class_offset_a_draw_of_its_sampling_error_where_the_global_fit_leaves_it_far_below()
+    {
+        // Averaged over the folds, the global fit's mean shifts put every class's overall mean close to the global one
+        // (each class mean is in the other folds' estimates; only the maps' shrinkage keeps it from exact), the
+        // empirical matching an attacker inverts from a shadow set; the null population's class fits leave an offset of
+        // the size sampling alone gives.
+        var (users, attributes) = Users();
+        var ct = TestContext.Current.CancellationToken;
+        var toGlobal = new CrossFittedTransport(users, attributes).Run(Strengths(1, 0), ct).Embeddings;
+        var toNull = new CrossFittedTransport(users, attributes, nullTargets: true).Run(Strengths(1, 0), ct).Embeddings;
+        var labels = attributes[0].Labels;
+        var n1 = labels.Count(l => l == 1);
+        // Under no signal each coordinate of the class-1 offset from the global mean has variance about
+        // sigma^2 (1/n1 - 1/n): the sum of its squares over D coordinates, in units of the per-coordinate variance.
+        var expected = D * (1.0 / n1 - 1.0 / users.Rows);
+        var before = SquaredOffset(users, labels);
+        var afterGlobal = SquaredOffset(toGlobal, labels);
+        var afterNull = SquaredOffset(toNull, labels);
+        before.ShouldBeGreaterThan(20 * expected, "the synthetic classes must be offset for the test to mean anything");
+        afterGlobal.ShouldBeLessThan(0.35 * expected, $"global fit: {afterGlobal:G3}, null {afterNull:G3} against sampling {expected:G3}");
+        afterNull.ShouldBeInRange(0.5 * expected, 4 * expected, $"null targets: {afterNull:G3} against sampling {expected:G3}");
+        Should.Throw<ArgumentException>(() => new CrossFittedTransport(users, attributes, served: users, nullTargets: true))
+            .Message.ShouldContain("give one or the other");
+    }
+
+    /// <summary>|mean of class 1 - global mean|^2, each coordinate in units of its population variance.</summary>
+    private static double SquaredOffset(EmbeddingMatrix x, int[] labels)
+    {
+        var sum = 0.0;
+        for (var j = 0; j < x.Cols; j++)
+        {
+            double all = 0, allSq = 0, one = 0;
+            var ones = 0;
+            for (var u = 0; u < x.Rows; u++)
+            {
+                var v = x.Row(u)[j];
+                all += v;
+                allSq += v * (double)v;
+                if (labels[u] == 1) { one += v; ones++; }
+            }
+            var mean = all / x.Rows;
+            var variance = allSq / x.Rows - mean * mean;
+            var offset = one / ones - mean;
+            sum += offset * offset / variance;
+        }
+        return sum;
+    }
+
+    [Fact]
     public void Bad_arguments_are_refused_with_a_message()
     {
         var (users, attributes) = Users();
