@@ -33,12 +33,8 @@ public sealed class BenchCloakCommand : Command<BenchCloakSettings>
     public override int Execute(CommandContext context, BenchCloakSettings s, CancellationToken cancellationToken)
     {
         if (s.Runs < 1) throw new UsageException("--runs must be at least 1");
-        var model = ModelFolder.Load(s.Model);
-        var source = s.ToSource(DataSource.ReadBeside(s.Model));
-        var data = source.Load();
-        ModelFolder.CheckRows(model.Users.Rows, data.UserCount, s.Model);
-        var attributes = AttributeSelection.Protected(data, AttributeSelection.Resolve(data, s.Attributes));
-        var split = source.Split(data);
+        var (model, source, data, indices, split) = ModelInputs.Load(s, s.Attributes);
+        var attributes = AttributeSelection.Protected(data, indices);
         var modes = s.Modes.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
             .Select(m => m.ToLowerInvariant() switch
             {

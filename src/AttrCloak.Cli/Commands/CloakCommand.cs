@@ -56,12 +56,8 @@ public sealed class CloakCommand : Command<CloakCommandSettings>
         if (s.ExactMeans is { } exact) options = options with { ExactMeans = exact };
         if (s.Strata is { } strata) options = options with { Strata = CloakKnobs.Strata(strata) };
         options = options with { TargetSeed = options.TargetSeed + s.Seed };
-        var model = ModelFolder.Load(s.Model);
-        var source = s.ToSource(DataSource.ReadBeside(s.Model));
-        var data = source.Load();
-        ModelFolder.CheckRows(model.Users.Rows, data.UserCount, s.Model);
-        var attributes = AttributeSelection.Protected(data, AttributeSelection.Resolve(data, s.Attributes));
-        var split = source.Split(data);
+        var (model, _, data, indices, split) = ModelInputs.Load(s, s.Attributes);
+        var attributes = AttributeSelection.Protected(data, indices);
 
         using var recLoss = mode == CloakMode.DataDependent ? RecommendationLosses.For(model, split, s.Seed, options.RecommendationReduction) : null;
         var method = mode == CloakMode.DataFree ? "AttrCloak-DF" : "AttrCloak-DD";
@@ -72,7 +68,7 @@ public sealed class CloakCommand : Command<CloakCommandSettings>
             var goal = new PrivacyGoal(eps, s.UtilityFloor) { Strata = CloakKnobs.Strata(s.Strata ?? CloakPresets.TargetStrata) };
             try { goal.Validate(); }
             catch (ArgumentException e) { throw new UsageException(e.Message); }
-            var audited = AttributeSelection.Audited(data, AttributeSelection.Resolve(data, s.Attributes));
+            var audited = AttributeSelection.Audited(data, indices);
             var names = attributes.Select(a => a.Name).ToArray();
             AnsiConsole.MarkupLineInterpolated($"[bold]{method}[/] with privacy target {eps} (utility floor {(s.UtilityFloor is { } f ? f.ToString("0.###") : "none")}): shadow audits with their own folds");
             targeted = TargetedCloaking.Run(model, split, attributes, audited, options with { Mode = mode }, goal, new Audit.ShadowAuditOptions(), s.Seed,

@@ -48,14 +48,9 @@ public sealed class SweepCommand : Command<SweepSettings>
         var rates = ParseList(s.Rates, "--lrs", double.Parse);
         var caps = ParseList(s.Caps, "--iteration-caps", int.Parse);
         var mode = s.ParsedMode;
-        var model = ModelFolder.Load(s.Model);
-        var source = s.ToSource(DataSource.ReadBeside(s.Model));
-        var data = source.Load();
-        ModelFolder.CheckRows(model.Users.Rows, data.UserCount, s.Model);
-        var indices = AttributeSelection.Resolve(data, s.Attributes);
+        var (model, _, data, indices, split) = ModelInputs.Load(s, s.Attributes);
         var attributes = AttributeSelection.Protected(data, indices);
         var audited = AttributeSelection.Audited(data, indices);
-        var split = source.Split(data);
         var audit = AuditSettings.Options(s.Attackers, s.Seed);
         var baseline = UtilityEvaluator.Evaluate(model.Users, model.Items, split.TestCandidates);
 

@@ -33,14 +33,9 @@ internal static class TransportCloakRun
         };
         if (s.CovariancePrior is { } prior && !(prior >= 0 && double.IsFinite(prior)))
             throw new UsageException($"--covariance-prior must be finite and >= 0, got {prior}");
-        var model = ModelFolder.Load(s.Model);
-        var source = s.ToSource(DataSource.ReadBeside(s.Model));
-        var data = source.Load();
-        ModelFolder.CheckRows(model.Users.Rows, data.UserCount, s.Model);
-        var indices = AttributeSelection.Resolve(data, s.Attributes);
+        var (model, _, data, indices, split) = ModelInputs.Load(s, s.Attributes);
         var attributes = AttributeSelection.Protected(data, indices);
         var names = attributes.Select(a => a.Name).ToArray();
-        var split = source.Split(data);
         CrossFittedTransport transport;
         var options = CrossFittedTransport.DefaultOptions(nullTargets);
         if (s.CovariancePrior is { } users) options = options with { CovariancePriorUsers = users };
