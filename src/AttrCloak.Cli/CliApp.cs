@@ -24,7 +24,8 @@ public static class CliApp
                 .WithExample("train", "--dataset", "ml-100k", "--data", "../shared/data/ml-100k", "--out", "runs/ml100k-mf");
             config.AddCommand<CloakCommand>("cloak")
                 .WithDescription("Cloak saved user embeddings with AttrCloak (data-free 'df' or data-dependent 'dd').")
-                .WithExample("cloak", "--model", "runs/ml100k-mf", "--mode", "df", "--attributes", "gender,age,occupation", "--out", "runs/ml100k-mf/df");
+                .WithExample("cloak", "--model", "runs/ml100k-mf", "--mode", "df", "--attributes", "gender,age,occupation", "--out", "runs/ml100k-mf/df")
+                .WithExample("cloak", "--model", "runs/ml100k-mf", "--mode", "ot", "--privacy-target", "0.03", "--utility-floor", "0.97", "--out", "runs/ml100k-mf/ot");
             config.AddCommand<AuditCommand>("audit")
                 .WithDescription("Attack embeddings with attribute-inference attackers (5-fold, user-disjoint) and print the privacy table.")
                 .WithExample("audit", "--model", "runs/ml100k-mf", "--embeddings", "runs/ml100k-mf/df/users.npy");
