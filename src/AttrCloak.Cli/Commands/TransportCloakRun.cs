@@ -14,7 +14,8 @@ namespace AttrCloak.Cli.Commands;
 /// <summary>
 /// `cloak --mode ot`: AttrCloak-OT, the streaming guard's per-class Gaussian maps cross-fitted over the batch
 /// (<see cref="CrossFittedTransport"/>), at <c>--strength</c> or with the strength of each attribute set by the
-/// privacy-target loop. It has no learning rate, iterations or targets to tune: the DF/DD knobs are refused.
+/// privacy-target loop. It has no learning rate or iterations: the DF/DD knobs are refused. Its own two, the target
+/// (global fit or null population) and the covariance shrinkage, reproduce docs/evaluation.md ("Why OT trails on gender").
 /// </summary>
 internal static class TransportCloakRun
 {

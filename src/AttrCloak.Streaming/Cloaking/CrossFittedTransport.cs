@@ -9,8 +9,10 @@ namespace AttrCloak.Streaming.Cloaking;
 /// the privacy-target loop can set their strength (issue 13: "the streaming maps adapt their strength in a closed loop").
 /// <para>
 /// Cross-fitted: the users are split into <see cref="Folds"/> random folds and each fold is cloaked by maps built from the
-/// OTHER folds' statistics, so no user's own row shapes the map applied to it (the created-leakage failure of exact
-/// empirical moment matching). Every class is mapped toward its attribute's global Gaussian fit
+/// OTHER folds' statistics, so no user's own row shapes the map applied to it. That alone does not stop the created
+/// leakage of exact empirical moment matching: averaged over the folds the maps still match each class to the
+/// population, and on synth-2000 the shadow attackers read gender inverted (docs/evaluation.md, "Why OT trails on
+/// gender"); null targets remove that for one attribute, not yet affordably for three. Every class is mapped toward its attribute's global Gaussian fit
 /// (<see cref="TransportCloakerOptions.TargetOffsetScale"/> 0), and attribute j's class-specific deviation is scaled by the
 /// candidate's mean strength: 0 leaves the attribute alone, 1 equalises its classes' Gaussian fits. The maps' James-Stein
 /// shrinkage of small classes' shifts is the worker's. Measured on ML-100K MF (docs/evaluation.md, "AttrCloak-OT"):
