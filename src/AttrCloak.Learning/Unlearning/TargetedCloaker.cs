@@ -243,15 +243,19 @@ public sealed class TargetedCloaker
                     raised[j] = raised[j] with { Mean = (best.Strengths[j].Mean + ceiling[j]) / 2 };
             }
             // Candidates, most promising first: every leaking attribute raised together; then, when that falls under
-            // the floor, one attribute at a time (the worst leak relative to its threshold first: the cheap ones, such
-            // as a binary attribute, can then go all the way while an expensive one waits); then 1/2, 1/4, 1/8 steps of one.
-            var byLeak = over.OrderByDescending(j => best.Reading.WorstAbsAdvantage[j] / thresholds[j]).ToArray();
+            // the floor, one attribute at a time, its full step or 1/2, 1/4, 1/8 of it, ordered by the share of its
+            // excess over its threshold the step should remove (share x (reading / threshold - 1)). So the worst leak's
+            // half step is tried before a nearly-met attribute's full step: with full steps first, synth-k5's OT loop
+            // spent six rounds taking occupation from 0.097 to 0.033 while age, at 0.207, never moved.
             var candidates = new List<AttributeStrength[]> { raised };
-            if (over.Length > 1 && goal.UtilityFloor is not null)
-                candidates.AddRange(byLeak.Select(j => Only(best.Strengths, j, raised[j])));
             if (goal.UtilityFloor is not null)
-                for (var part = 2; part <= 8; part *= 2)
-                    candidates.AddRange(byLeak.Select(j => Only(best.Strengths, j, Part(best.Strengths[j], raised[j], 1.0 / part))));
+            {
+                double[] shares = [1, 0.5, 0.25, 0.125];
+                candidates.AddRange(over
+                    .SelectMany(j => shares.Where(share => share < 1 || over.Length > 1).Select(share => (j, share)))
+                    .OrderByDescending(c => c.share * (best.Reading.WorstAbsAdvantage[c.j] / thresholds[c.j] - 1))
+                    .Select(c => Only(best.Strengths, c.j, Part(best.Strengths[c.j], raised[c.j], c.share))));
+            }
             AttributeStrength[]? next = null;
             StrengthCloakResult? candidateResult = null;
             PairedRatio? ratio = null;

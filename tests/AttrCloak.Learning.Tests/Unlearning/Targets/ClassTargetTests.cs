@@ -236,6 +236,31 @@ public sealed class TargetedCloakerTests
             leak.Select((f, j) => f(embeddings.Row(0)[j])).ToArray(), leak.Select(_ => 0.0).ToArray(), leak.Select(_ => "u").ToArray());
     }
 
+    /// <summary>Utility 1 - sum_j cost_j x t_j^2 of the strengths <see cref="StrengthEcho"/> wrote into row 0.</summary>
+    private sealed class EchoUtility(double[] costs) : IUtilityProbe
+    {
+        public string Name => "echo";
+
+        public PairedRatio Measure(EmbeddingMatrix cloaked) =>
+            new(1 - costs.Select((c, j) => c * Math.Pow(cloaked.Row(0)[j], 2)).Sum(), 0, cloaked.Rows);
+    }
+
+    [Fact]
+    public void Under_the_floor_the_worst_leaks_partial_step_comes_before_a_nearly_met_attributes_full_step()
+    {
+        // attr0 leaks 0.5 and is expensive, attr1 leaks 0.04 (just over 0.03) and is cheap. Round 1: both raised
+        // together (0.6 and 0.3) fall under the floor, and so does attr0 alone at 0.6; attr0 at half that step (0.3)
+        // holds it, and so would attr1's full step. The worst leak goes first.
+        var (x, _) = SyntheticUsers.Users(d: 4, classSizes: [[20, 20]], shift: 0.0, seed: 1);
+        var probe = new UShapedProbe([t => 0.5 * (1 - t), t => 0.04 * (1 - t)]);
+        var result = new TargetedCloaker().Cloak(x, ["attr0", "attr1"], new StrengthEcho(x), new PrivacyGoal(0.03, UtilityFloor: 0.75, MaxProbes: 1),
+            probe, new EchoUtility([1.0, 0.1]), ct: TestContext.Current.CancellationToken);
+        var accepted = result.Steps.Single(st => st.Round == 1 && st.AboveFloor);
+        accepted.Strengths[0].Mean.ShouldBe(0.3, 1e-9, string.Join(Environment.NewLine, result.Steps.Select(st => $"{st.Round}: {string.Join(",", st.Strengths)} {st.UtilityRatio}")));
+        accepted.Strengths[1].ShouldBe(AttributeStrength.None);
+        result.Steps.Count(st => st.Round == 1 && !st.AboveFloor).ShouldBe(2);
+    }
+
     [Fact]
     public void An_attribute_that_reads_worse_when_raised_is_not_raised_again_and_the_round_that_read_worse_is_dropped()
     {
