@@ -72,9 +72,9 @@ public sealed class CloakCommand : Command<CloakCommandSettings>
             var names = attributes.Select(a => a.Name).ToArray();
             AnsiConsole.MarkupLineInterpolated($"[bold]{method}[/] with privacy target {eps} (utility floor {(s.UtilityFloor is { } f ? f.ToString("0.###") : "none")}): shadow audits with their own folds");
             targeted = TargetedCloaking.Run(model, split, attributes, audited, options with { Mode = mode }, goal, new Audit.ShadowAuditOptions(), s.Seed,
-                new Progress<TargetStep>(step => AnsiConsole.MarkupLineInterpolated($"[grey]{DateTime.Now:HH:mm:ss} {TargetedCloaking.Describe(step, names)}[/]")),
+                TargetLoopConsole.Rounds(names),
                 cancellationToken);
-            AnsiConsole.MarkupLine((targeted.Outcome == TargetOutcome.Met ? "[green]" : "[red]") + Markup.Escape(targeted.Describe()) + "[/]");
+            TargetLoopConsole.Outcome(targeted);
             result = targeted.Cloak ?? new Cloaker().Cloak(model.Users, attributes, options with { MaxIterations = 0, Strength = 0, CovarianceStrength = 0 }, null, null, cancellationToken);
         }
         else

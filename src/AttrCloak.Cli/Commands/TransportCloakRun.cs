@@ -1,6 +1,7 @@
 using System.Text.Json;
 using AttrCloak.Audit;
 using AttrCloak.Cli.Experiments;
+using AttrCloak.Cli.Rendering;
 using AttrCloak.Cli.Plots;
 using AttrCloak.Core.Data;
 using AttrCloak.Core.Evaluation;
@@ -53,8 +54,8 @@ internal static class TransportCloakRun
             catch (ArgumentException e) { throw new UsageException(e.Message); }
             AnsiConsole.MarkupLineInterpolated($"[bold]{Method}[/] ({transport.Folds}-fold cross-fitted maps) with privacy target {eps} (utility floor {(s.UtilityFloor is { } f ? f.ToString("0.###") : "none")}): shadow audits with their own folds");
             targeted = TargetedCloaking.Run(model, split, names, AttributeSelection.Audited(data, indices), transport, goal, new ShadowAuditOptions(), s.Seed,
-                new Progress<TargetStep>(step => AnsiConsole.MarkupLineInterpolated($"[grey]{DateTime.Now:HH:mm:ss} {TargetedCloaking.Describe(step, names)}[/]")), ct);
-            AnsiConsole.MarkupLine((targeted.Outcome == TargetOutcome.Met ? "[green]" : "[red]") + Markup.Escape(targeted.Describe()) + "[/]");
+                TargetLoopConsole.Rounds(names), ct);
+            TargetLoopConsole.Outcome(targeted);
             (cloaked, strengths) = (targeted.Embeddings, targeted.Strengths.ToArray());
         }
         else
@@ -67,7 +68,7 @@ internal static class TransportCloakRun
         NpyFile.Write(Path.Combine(s.Out, "users.npy"), cloaked);
         var before = UtilityEvaluator.Evaluate(model.Users, model.Items, split.TestCandidates);
         var after = UtilityEvaluator.Evaluate(cloaked, model.Items, split.TestCandidates);
-        var displacement = MeanSquaredDisplacement(model.Users, cloaked);
+        var displacement = model.Users.MeanSquaredDistanceTo(cloaked);
         var scales = names.Select((n, j) => (n, strengths[j].Mean)).ToDictionary(p => p.n, p => p.Mean);
         File.WriteAllText(Path.Combine(s.Out, "cloak.json"), JsonSerializer.Serialize(new
         {
@@ -107,18 +108,5 @@ internal static class TransportCloakRun
         }.Where(k => k.Set).Select(k => k.Option).ToArray();
         if (given.Length > 0)
             throw new UsageException($"{string.Join(", ", given)} tune{(given.Length == 1 ? "s" : "")} the gradient cloaks (--mode df or dd); --mode ot takes --strength, or --privacy-target with --utility-floor");
-    }
-
-    /// <summary>Mean over users of the squared distance each was moved (the DF retention loss's scale).</summary>
-    private static double MeanSquaredDisplacement(EmbeddingMatrix before, EmbeddingMatrix after)
-    {
-        var sum = 0.0;
-        for (var u = 0; u < before.Rows; u++)
-        {
-            var x = before.Row(u);
-            var y = after.Row(u);
-            for (var j = 0; j < x.Length; j++) sum += (y[j] - x[j]) * (double)(y[j] - x[j]);
-        }
-        return before.Rows == 0 ? 0 : sum / before.Rows;
     }
 }

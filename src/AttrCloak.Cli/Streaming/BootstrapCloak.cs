@@ -43,9 +43,9 @@ internal static class BootstrapCloak
             $"[bold]AttrCloak-DF[/] with privacy target {eps} (utility floor {(s.UtilityFloor is { } f ? f.ToString("0.###") : "none")}): shadow audits of the {chosen.Count} drawn users");
         // The same loop, probes and seeds as the worker's seatings to a target (AttrCloak:Generations:SeatingPrivacyTarget).
         var result = PopulationSeeder.CloakToTarget(seeded, catalog, goal, utility,
-            new Progress<TargetStep>(step => AnsiConsole.MarkupLineInterpolated($"[grey]{DateTime.Now:HH:mm:ss} {TargetedCloaking.Describe(step, names)}[/]")),
+            TargetLoopConsole.Rounds(names),
             cancellationToken);
-        AnsiConsole.MarkupLine((result.Outcome == TargetOutcome.Met ? "[green]" : "[red]") + Markup.Escape(result.Describe()) + "[/]");
+        TargetLoopConsole.Outcome(result);
         if (result.Cloak?.Strata is { } decisions)
             AnsiConsole.MarkupLineInterpolated($"  class means equalised within principal strata: {string.Join(", ", decisions)}");
         return result.Embeddings;

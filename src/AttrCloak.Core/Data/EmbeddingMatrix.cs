@@ -28,4 +28,18 @@ public sealed class EmbeddingMatrix
         for (var k = 0; k < indices.Count; k++) Row(indices[k]).CopyTo(values.AsSpan(k * Cols, Cols));
         return new EmbeddingMatrix(indices.Count, Cols, values);
     }
+
+    /// <summary>Mean over rows of the squared L2 distance to the same row of <paramref name="other"/> (the DF retention loss's scale).</summary>
+    public double MeanSquaredDistanceTo(EmbeddingMatrix other)
+    {
+        ArgumentNullException.ThrowIfNull(other);
+        if (other.Rows != Rows || other.Cols != Cols) throw new ArgumentException($"{other.Rows}x{other.Cols} against {Rows}x{Cols}");
+        double sum = 0;
+        for (var i = 0; i < Values.Length; i++)
+        {
+            double diff = Values[i] - other.Values[i];
+            sum += diff * diff;
+        }
+        return Rows == 0 ? 0 : sum / Rows;
+    }
 }

@@ -114,14 +114,5 @@ public sealed class StreamingReplay
         Attributes.Select((a, i) => new LabeledAttribute(a, labels[i])).ToArray();
 
     /// <summary>Mean squared L2 displacement per user (the DF retention loss, averaged).</summary>
-    public static double MeanSquaredDisplacement(EmbeddingMatrix a, EmbeddingMatrix b)
-    {
-        double sum = 0;
-        for (var i = 0; i < a.Values.Length; i++)
-        {
-            double diff = a.Values[i] - b.Values[i];
-            sum += diff * diff;
-        }
-        return sum / a.Rows;
-    }
+    public static double MeanSquaredDisplacement(EmbeddingMatrix a, EmbeddingMatrix b) => a.MeanSquaredDistanceTo(b);
 }
