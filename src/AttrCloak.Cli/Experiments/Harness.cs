@@ -58,7 +58,7 @@ public sealed record HarnessOptions
     public bool ServedStream { get; init; } = true;
 
     /// <summary>The served population may leak at most this much more than batch DF, per attribute (issue 13: +0.02).</summary>
-    public double StreamTolerance { get; init; } = 0.02;
+    public double StreamTolerance { get; init; } = Experiments.ServedStream.Tolerance;
     public int NoiseDraws { get; init; } = 3;
 
     /// <summary>Strata of the leading principal component the cloaks equalise class means within (<see cref="PrincipalStrata"/>).</summary>

@@ -30,6 +30,12 @@ public static class ServedStream
     /// a harness member of a few hundred users.</summary>
     public const int RefreshEvery = 25;
 
+    /// <summary>
+    /// Issue 13's rule for what the guard serves: on every attribute its worst |advantage| (both directions) at most this
+    /// much above the batch run it is compared with. The harness's verdict and the demo's bar.
+    /// </summary>
+    public const double Tolerance = 0.02;
+
     public static ServedStreamResult Run(EmbeddingMatrix original, IReadOnlyList<LabeledAttribute> attributes, CloakOptions batch, int seed,
         CancellationToken ct)
     {
