@@ -115,6 +115,7 @@ public sealed class TransportCloakerFactory(TransportCloakerOptions? options = n
         var globalOffset = Subtract(targetMean, MatVec(bg, original.GlobalMean, d));
         var globalLinear = Subtract(bg, Identity(d));
         var warmCount = 0;
+        ClassShiftWeights? shiftWeights = null;
         for (var k = 0; k < classCount; k++)
         {
             // Shrunk class means: n / (n + prior) of the class's own offset from its global mean.
@@ -151,13 +152,13 @@ public sealed class TransportCloakerFactory(TransportCloakerOptions? options = n
                 // Issue 13, small classes: the class-specific shift was measured on the n_k users the store holds, so
                 // it carries their sampling noise. Applied to a NEW user that noise is a shared offset the class did not
                 // have, which makes a small class more identifiable than it started. James-Stein on the class's ORIGINAL
-                // offset from the original global mean (under no signal its squared length, in units of the original
-                // per-dimension variances, is about d / n_k): a class whose original offset is within that noise has
+                // offset from the original global mean (under no signal its squared length, whitened by the pooled
+                // within-class covariance, is about d / n_k; ClassShiftWeights): a class whose original offset is within that noise has
                 // nothing to hide and is not moved class-specifically. The originals, unlike the served statistics,
                 // never contain re-cloaked users, so the weight cannot decay under repeated updates (a weight measured
                 // on the served shift did: each rebuild saw the previous, shrunk shift, and RepeatedUpdateTests' age
                 // went back to its original leak).
-                var weight = OffsetWeight(original, k, d, o.ClassShiftShrinkage);
+                var weight = (shiftWeights ??= new ClassShiftWeights(original, d, o.ClassShiftShrinkage, o.ShiftShrinkageMetric)).Of(k);
                 // Never above the weight at the seating: users joining a class afterwards (a coalition aimed at a small
                 // class) cannot turn a shift the seated class did not have into one its honest users are given.
                 if (ceilings is not null && k < ceilings.Length) weight = Math.Min(weight, ceilings[k]);
@@ -178,24 +179,8 @@ public sealed class TransportCloakerFactory(TransportCloakerOptions? options = n
         ArgumentNullException.ThrowIfNull(snapshot);
         if (Options.ClassShiftShrinkage <= 0 || snapshot.Originals.Count == 0) return null;
         return snapshot.Originals.ToDictionary(o => o.Attribute,
-            o => Enumerable.Range(0, o.Counts.Length).Select(k => OffsetWeight(o, k, snapshot.Dimension, Options.ClassShiftShrinkage)).ToArray(),
+            o => { var weights = new ClassShiftWeights(o, snapshot.Dimension, Options.ClassShiftShrinkage, Options.ShiftShrinkageMetric); return Enumerable.Range(0, o.Counts.Length).Select(weights.Of).ToArray(); },
             StringComparer.Ordinal);
-    }
-
-    /// <summary>max(0, 1 - kappa d / (n_k |mu_k - mu_g|^2)) on the original statistics, lengths in units of the original per-dimension variances.</summary>
-    private static double OffsetWeight(ClassStatisticsSnapshot original, int k, int d, double kappa)
-    {
-        var n = original.Counts[k];
-        if (n <= 0) return 0;
-        double length = 0;
-        for (var i = 0; i < d; i++)
-        {
-            var variance = Math.Max(original.GlobalCovariance[i * d + i], 1e-12);
-            var delta = original.Means[k][i] - original.GlobalMean[i];
-            length += delta * delta / variance;
-        }
-        if (!(length > 0)) return 0;
-        return Math.Max(0, 1 - kappa * d / (n * length));
     }
 
     private static void Check(ClassStatisticsSnapshot served, ClassStatisticsSnapshot original, int d)

@@ -88,8 +88,8 @@ public sealed record TransportCloakerOptions
 
     /// <summary>
     /// James-Stein shrinkage of each class's specific shift (issue 13, small classes): the shift is kept with weight
-    /// max(0, 1 - kappa d / (n_k |mu_o,k - mu_o,g|^2)) (the class's ORIGINAL offset, in units of the original
-    /// per-dimension variances), so a class whose offset is within the sampling noise of its n_k users is not moved
+    /// max(0, 1 - kappa d / (n_k |mu_o,k - mu_o,g|^2)) (the class's ORIGINAL offset, measured in
+    /// <see cref="ShiftShrinkageMetric"/>), so a class whose offset is within the sampling noise of its n_k users is not moved
     /// class-specifically: a small class is not handed its bootstrap's sampling noise as a shared offset and cannot come
     /// out more identifiable than it went in. 0 turns it off. Default 1. Measured (ML-100K MF, the batch = the
     /// noise-matched DF preset of issue 13 at full strength: worst |advantage| 0.066/0.095/0.061 gender/age/occupation at
@@ -98,6 +98,18 @@ public sealed record TransportCloakerOptions
     /// scale 1) 0.149/0.301/0.263; with it 0.019/0.071/0.039 (0.2965), below the batch run on every attribute.
     /// </summary>
     public double ClassShiftShrinkage { get; init; } = 1;
+
+    /// <summary>
+    /// The metric <see cref="ClassShiftShrinkage"/> measures a class offset against its sampling noise in. Default
+    /// <see cref="ShiftShrinkageMetric.Whitened"/>, as the batch cloak's James-Stein weight (Delta_k^T W^-1 Delta_k): per
+    /// dimension, a few loud directions shared by every class inflate each variance, so a real offset along a quiet
+    /// direction read as noise and was left to the attackers while noise along loud ones was mapped. Measured with the
+    /// harness's served-stream row (batch DF's loop, half bootstrapped, half streamed; six attackers; served worst
+    /// |advantage| gender / age / occupation, NDCG@10; per dimension -> whitened): synth-d128 0.100 / 0.055 / 0.039,
+    /// 0.959x -> 0.056 / 0.083 / 0.022, 0.975x; synth-weak 0.083 / 0.022 / 0.021, 0.994x -> 0.039 / 0.028 / 0.021,
+    /// 0.999x; ml100k-mf 0.036 / 0.046 / 0.039, 0.973x -> 0.052 / 0.051 / 0.025, 0.976x (docs/streaming-design.md).
+    /// </summary>
+    public ShiftShrinkageMetric ShiftShrinkageMetric { get; init; } = ShiftShrinkageMetric.Whitened;
 
     /// <summary>
     /// Hold each class's shift weight at most at its value when the generation was seated (issue 11, bounded influence):

@@ -56,6 +56,8 @@ internal static class StreamingQualityExperiment
         ["replicate-mean-js2"] = () => new TransportCloakerFactory(new TransportCloakerOptions { TargetOffsetScale = 1, CovarianceMaps = false, ClassShiftShrinkage = 2 }),
         ["replicate-mean-js05"] = () => new TransportCloakerFactory(new TransportCloakerOptions { TargetOffsetScale = 1, CovarianceMaps = false, ClassShiftShrinkage = 0.5 }),
         ["transport-js"] = () => new TransportCloakerFactory(new TransportCloakerOptions { ClassShiftShrinkage = 1 }),
+        // The class shift weights measured per dimension (before they were whitened like the batch's).
+        ["js-per-dimension"] = () => new TransportCloakerFactory(new TransportCloakerOptions { ShiftShrinkageMetric = ShiftShrinkageMetric.PerDimension }),
         ["half-mean"] = () => new TransportCloakerFactory(new TransportCloakerOptions { TargetOffsetScale = 0.5, CovarianceMaps = false }),
         ["cold"] = () => new TransportCloakerFactory(),
         ["identity"] = () => null,

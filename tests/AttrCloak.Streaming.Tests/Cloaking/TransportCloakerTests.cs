@@ -303,4 +303,47 @@ public sealed class TransportCloakerTests
         Distance(Cloak(shrunk, 2), none).ShouldBeLessThan(1e-5);      // with it, not
         Distance(Cloak(shrunk, 0), Cloak(plain, 0)).ShouldBeLessThan(0.02 * Distance(Cloak(plain, 0), none)); // real shift kept
     }
+    [Fact]
+    public void The_shift_weight_measures_a_class_offset_in_the_metric_a_linear_attacker_separates_it_by()
+    {
+        // Embeddings with one loud shared factor (variance 25 along v = (1,..,1)/4) and quiet directions (variance 1).
+        // Class 0 (50 users) sits 0.8 away from the rest along a quiet direction: a linear attacker separates it at 0.8
+        // within-class standard deviations, above the sampling noise of 50 users (whitened squared length 0.64 against
+        // d / n = 0.32). Per dimension the loud factor inflates every variance to 2.5 and the offset reads 0.26, under
+        // the noise: that weight left the class unmoved. Class 2 (20 users) sits along v exactly as far as the sampling
+        // noise of 20 users reaches (whitened 0.8 = d / n): nothing to hide, yet per dimension it reads 8 and its noise
+        // was handed to every new member of the class as a shared offset.
+        const int d = 16;
+        var within = new double[d * d];
+        for (var i = 0; i < d; i++)
+            for (var j = 0; j < d; j++) within[i * d + j] = (i == j ? 1 : 0) + 24.0 / d;
+        var quiet = Enumerable.Range(0, d).Select(i => (i % 2 == 0 ? 0.8 : -0.8) / 4).ToArray();
+        var loud = Enumerable.Range(0, d).Select(_ => Math.Sqrt(20) / 4).ToArray();
+        var counts = new long[] { 50, 930, 20 };
+        var rest = Enumerable.Range(0, d).Select(i => -(50 * quiet[i] + 20 * loud[i]) / 930).ToArray();
+        var original = Stats("gender", counts, [quiet, rest, loud], [within, within, within]);
+        var served = Stats("gender", counts, [new double[d], new double[d], new double[d]], [within, within, within]);
+        var options = new TransportCloakerOptions { CovarianceMaps = false, TargetOffsetScale = 0, MeanPriorUsers = 0 };
+        var snapshot = Snapshot(d, [served], [original]);
+        var whitened = new TransportCloakerFactory(options).ShiftWeights(snapshot)!["gender"];
+        var perDimension = new TransportCloakerFactory(options with { ShiftShrinkageMetric = ShiftShrinkageMetric.PerDimension }).ShiftWeights(snapshot)!["gender"];
+
+        whitened[0].ShouldBeInRange(0.45, 0.5);  // 1 - 0.32 / 0.64
+        perDimension[0].ShouldBe(0);
+        whitened[2].ShouldBeLessThan(0.01);      // 1 - 0.8 / 0.8
+        perDimension[2].ShouldBeGreaterThan(0.85);
+
+        // The maps apply the weight: class 0's specific move is half of the unshrunk one.
+        var x = new float[d];
+        double Move(TransportCloakerOptions o)
+        {
+            var c = new TransportCloakerFactory(o).BuildTransport(snapshot);
+            var y = new float[d];
+            var none = new float[d];
+            c.Cloak(x, [0], y);
+            c.Cloak(x, [-1], none);
+            return Math.Sqrt(y.Zip(none, (p, q) => (double)(p - q) * (p - q)).Sum());
+        }
+        (Move(options) / Move(options with { ClassShiftShrinkage = 0 })).ShouldBeInRange(0.45, 0.5);
+    }
 }
