@@ -51,6 +51,9 @@ internal sealed class ClassShiftWeights
         return Math.Max(0, 1 - _kappa * _d / (n * length));
     }
 
+    /// <summary>Every class's weight, in class order.</summary>
+    public double[] All() => Enumerable.Range(0, _original.Counts.Length).Select(Of).ToArray();
+
     private double PerDimensionLength(double[] delta)
     {
         double length = 0;

@@ -153,8 +153,8 @@ public sealed class TransportCloakerFactory(TransportCloakerOptions? options = n
                 // it carries their sampling noise. Applied to a NEW user that noise is a shared offset the class did not
                 // have, which makes a small class more identifiable than it started. James-Stein on the class's ORIGINAL
                 // offset from the original global mean (under no signal its squared length, whitened by the pooled
-                // within-class covariance, is about d / n_k; ClassShiftWeights): a class whose original offset is within that noise has
-                // nothing to hide and is not moved class-specifically. The originals, unlike the served statistics,
+                // within-class covariance, is about d / n_k; ClassShiftWeights): a class whose original offset is
+                // within that noise has nothing to hide and is not moved class-specifically. The originals, unlike the served statistics,
                 // never contain re-cloaked users, so the weight cannot decay under repeated updates (a weight measured
                 // on the served shift did: each rebuild saw the previous, shrunk shift, and RepeatedUpdateTests' age
                 // went back to its original leak).
@@ -179,7 +179,7 @@ public sealed class TransportCloakerFactory(TransportCloakerOptions? options = n
         ArgumentNullException.ThrowIfNull(snapshot);
         if (Options.ClassShiftShrinkage <= 0 || snapshot.Originals.Count == 0) return null;
         return snapshot.Originals.ToDictionary(o => o.Attribute,
-            o => { var weights = new ClassShiftWeights(o, snapshot.Dimension, Options.ClassShiftShrinkage, Options.ShiftShrinkageMetric); return Enumerable.Range(0, o.Counts.Length).Select(weights.Of).ToArray(); },
+            o => new ClassShiftWeights(o, snapshot.Dimension, Options.ClassShiftShrinkage, Options.ShiftShrinkageMetric).All(),
             StringComparer.Ordinal);
     }
 
