@@ -1,4 +1,7 @@
+using AttrCloak.Learning;
 using AttrCloak.Streaming.Statistics;
+using TorchSharp;
+using static TorchSharp.torch;
 
 namespace AttrCloak.Streaming.Cloaking;
 
@@ -26,55 +29,48 @@ public enum ShiftShrinkageMetric
 /// </summary>
 internal sealed class ClassShiftWeights
 {
-    private readonly ClassStatisticsSnapshot _original;
-    private readonly int _d;
-    private readonly double _kappa;
-    private readonly double[]? _cholesky;
+    private readonly double[] _weights;
 
     public ClassShiftWeights(ClassStatisticsSnapshot original, int d, double kappa, ShiftShrinkageMetric metric)
     {
-        _original = original;
-        _d = d;
-        _kappa = kappa;
-        if (metric == ShiftShrinkageMetric.Whitened) _cholesky = Cholesky(PooledWithin(original, d), d);
+        var classes = original.Counts.Length;
+        var deltas = new double[classes * d];
+        for (var k = 0; k < classes; k++)
+            for (var i = 0; i < d; i++) deltas[k * d + i] = original.Means[k][i] - original.GlobalMean[i];
+        var lengths = metric == ShiftShrinkageMetric.Whitened ? WhitenedLengths(original, deltas, d) : PerDimensionLengths(original, deltas, d);
+        _weights = new double[classes];
+        for (var k = 0; k < classes; k++)
+        {
+            var n = original.Counts[k];
+            _weights[k] = n <= 0 || !(lengths[k] > 0) ? 0 : Math.Max(0, 1 - kappa * d / (n * lengths[k]));
+        }
     }
 
     /// <summary>The weight of class <paramref name="k"/> (0 for an empty class or one at the global mean).</summary>
-    public double Of(int k)
-    {
-        var n = _original.Counts[k];
-        if (n <= 0) return 0;
-        var delta = new double[_d];
-        for (var i = 0; i < _d; i++) delta[i] = _original.Means[k][i] - _original.GlobalMean[i];
-        var length = _cholesky is null ? PerDimensionLength(delta) : WhitenedLength(delta);
-        if (!(length > 0)) return 0;
-        return Math.Max(0, 1 - _kappa * _d / (n * length));
-    }
+    public double Of(int k) => _weights[k];
 
     /// <summary>Every class's weight, in class order.</summary>
-    public double[] All() => Enumerable.Range(0, _original.Counts.Length).Select(Of).ToArray();
+    public double[] All() => (double[])_weights.Clone();
 
-    private double PerDimensionLength(double[] delta)
+    private static double[] PerDimensionLengths(ClassStatisticsSnapshot s, double[] deltas, int d)
     {
-        double length = 0;
-        for (var i = 0; i < _d; i++) length += delta[i] * delta[i] / Math.Max(_original.GlobalCovariance[i * _d + i], 1e-12);
-        return length;
+        var lengths = new double[s.Counts.Length];
+        for (var k = 0; k < lengths.Length; k++)
+            for (var i = 0; i < d; i++)
+                lengths[k] += deltas[k * d + i] * deltas[k * d + i] / Math.Max(s.GlobalCovariance[i * d + i], 1e-12);
+        return lengths;
     }
 
-    /// <summary>|L^-1 delta|^2 with L L^T the pooled within-class covariance: one forward substitution.</summary>
-    private double WhitenedLength(double[] delta)
+    /// <summary>|L^-1 delta_k|^2 for every class, L L^T the pooled within-class covariance (libtorch's Cholesky and triangular solve).</summary>
+    private static double[] WhitenedLengths(ClassStatisticsSnapshot s, double[] deltas, int d)
     {
-        var l = _cholesky!;
-        var y = new double[_d];
-        double length = 0;
-        for (var i = 0; i < _d; i++)
-        {
-            var s = delta[i];
-            for (var j = 0; j < i; j++) s -= l[i * _d + j] * y[j];
-            y[i] = s / l[i * _d + i];
-            length += y[i] * y[i];
-        }
-        return length;
+        var classes = s.Counts.Length;
+        TorchRuntime.EnsureInitialised();
+        using var scope = NewDisposeScope();
+        var l = linalg.cholesky(tensor(PooledWithin(s, d), [d, d], ScalarType.Float64));
+        // One column per class.
+        var y = linalg.solve_triangular(l, tensor(deltas, [classes, d], ScalarType.Float64).t(), upper: false);
+        return y.mul(y).sum(dim: 0L).contiguous().data<double>().ToArray();
     }
 
     /// <summary>
@@ -100,22 +96,5 @@ internal sealed class ClassShiftWeights
         var ridge = 1e-3 * Math.Max(trace / d, 1e-12);
         for (var i = 0; i < d; i++) pooled[i * d + i] += ridge;
         return pooled;
-    }
-
-    /// <summary>Lower-triangular L with L L^T = <paramref name="a"/> (symmetric positive definite after the ridge).</summary>
-    private static double[] Cholesky(double[] a, int d)
-    {
-        var l = new double[d * d];
-        for (var i = 0; i < d; i++)
-        {
-            for (var j = 0; j <= i; j++)
-            {
-                var s = a[i * d + j];
-                for (var p = 0; p < j; p++) s -= l[i * d + p] * l[j * d + p];
-                if (i == j) l[i * d + i] = Math.Sqrt(Math.Max(s, 1e-300));
-                else l[i * d + j] = s / l[j * d + j];
-            }
-        }
-        return l;
     }
 }

@@ -115,7 +115,7 @@ public sealed class TransportCloakerFactory(TransportCloakerOptions? options = n
         var globalOffset = Subtract(targetMean, MatVec(bg, original.GlobalMean, d));
         var globalLinear = Subtract(bg, Identity(d));
         var warmCount = 0;
-        ClassShiftWeights? shiftWeights = null;
+        var shiftWeights = o.ClassShiftShrinkage > 0 ? new ClassShiftWeights(original, d, o.ClassShiftShrinkage, o.ShiftShrinkageMetric) : null;
         for (var k = 0; k < classCount; k++)
         {
             // Shrunk class means: n / (n + prior) of the class's own offset from its global mean.
@@ -158,7 +158,7 @@ public sealed class TransportCloakerFactory(TransportCloakerOptions? options = n
                 // never contain re-cloaked users, so the weight cannot decay under repeated updates (a weight measured
                 // on the served shift did: each rebuild saw the previous, shrunk shift, and RepeatedUpdateTests' age
                 // went back to its original leak).
-                var weight = (shiftWeights ??= new ClassShiftWeights(original, d, o.ClassShiftShrinkage, o.ShiftShrinkageMetric)).Of(k);
+                var weight = shiftWeights!.Of(k);
                 // Never above the weight at the seating: users joining a class afterwards (a coalition aimed at a small
                 // class) cannot turn a shift the seated class did not have into one its honest users are given.
                 if (ceilings is not null && k < ceilings.Length) weight = Math.Min(weight, ceilings[k]);
