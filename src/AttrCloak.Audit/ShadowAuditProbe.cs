@@ -64,12 +64,23 @@ public sealed class ShadowAuditProbe : IPrivacyProbe
     /// <summary>Audits run so far (for reports).</summary>
     public int Audits { get; private set; }
 
-    public PrivacyReading Measure(EmbeddingMatrix embeddings, CancellationToken ct)
+    public PrivacyReading Measure(EmbeddingMatrix embeddings, CancellationToken ct) => Measure(embeddings, _options.Seed, ct);
+
+    /// <summary>
+    /// The same audit on other folds with other fits (its own seed, never the final audit's). Same attackers: the
+    /// loop's thresholds come from their noise floor, and more attackers would read a higher maximum on noise alone.
+    /// </summary>
+    public PrivacyReading Confirm(EmbeddingMatrix embeddings, CancellationToken ct) => Measure(embeddings, _options.Seed + ConfirmationSeedOffset, ct);
+
+    /// <summary>Added to the seed for the second audit (<see cref="Confirm"/>); a prime, so it meets no other seed offset.</summary>
+    public const int ConfirmationSeedOffset = 104729;
+
+    private PrivacyReading Measure(EmbeddingMatrix embeddings, int seed, CancellationToken ct)
     {
         ArgumentNullException.ThrowIfNull(embeddings);
         var x = _subset is null ? embeddings : embeddings.SelectRows(_subset);
-        var audit = new AuditOptions { Attackers = _options.Attackers, Folds = _options.Folds, Seed = _options.Seed, MaxThreads = _options.MaxThreads };
-        _noiseFloor ??= NoiseFloor(x, audit, ct);
+        var audit = new AuditOptions { Attackers = _options.Attackers, Folds = _options.Folds, Seed = seed, MaxThreads = _options.MaxThreads };
+        _noiseFloor ??= NoiseFloor(x, audit with { Seed = _options.Seed }, ct);
         var result = PrivacyAudit.Run(x, _attributes, audit, ct: ct);
         Audits++;
         var cells = result.Attributes.Select(a => a.WorstCell()).ToArray();

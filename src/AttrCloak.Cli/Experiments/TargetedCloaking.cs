@@ -58,6 +58,6 @@ public static class TargetedCloaking
         var readings = step.WorstAbsAdvantage.Count == 0
             ? "not audited (under the utility floor)"
             : string.Join(" ", names.Select((n, j) => $"{n} {step.WorstAbsAdvantage[j]:F3} ({step.WorstAttacker[j]})"));
-        return $"round {step.Round}: strengths {strengths}; worst |adv| {readings}{step.DescribeUtility()} [{step.Seconds:F1} s]";
+        return $"{step.Name}: strengths {strengths}; worst |adv| {readings}{step.DescribeUtility()} [{step.Seconds:F1} s]";
     }
 }

@@ -90,7 +90,7 @@ public sealed class ConsoleProgress(ProgressContext context) : IReproduceProgres
         {
             task ??= Phase($"seed {seed}: {method} privacy target", 1);
             var worst = p.WorstAbsAdvantage.Count == 0 ? "under the utility floor" : $"worst |adv| {p.WorstAbsAdvantage.Max():F3}";
-            task.Description = Markup.Escape($"seed {seed}: {method} round {p.Round}, {worst}" + p.DescribeUtility());
+            task.Description = Markup.Escape($"seed {seed}: {method} {p.Name}, {worst}" + p.DescribeUtility());
         });
     }
 }
@@ -138,7 +138,7 @@ public sealed class LineProgress : IReproduceProgress
         Write($"seed {seed}: {method} done ({++_done}/{Math.Max(_total, _done)})");
 
     public IProgress<TargetStep>? Targeting(int seed, string method) =>
-        new InlineProgress<TargetStep>(p => Write(Markup.Escape($"{Prefix(seed)}{method} round {p.Round}: " +
+        new InlineProgress<TargetStep>(p => Write(Markup.Escape($"{Prefix(seed)}{method} {p.Name}: " +
             (p.WorstAbsAdvantage.Count == 0 ? "under the utility floor" : $"worst |adv| {string.Join("/", p.WorstAbsAdvantage.Select(v => v.ToString("F3")))}") +
             $", strengths {string.Join("/", p.Strengths)}" + p.DescribeUtility())));
 

@@ -27,6 +27,13 @@ public interface IPrivacyProbe
 {
     /// <summary>The probe's reading of <paramref name="embeddings"/>.</summary>
     PrivacyReading Measure(EmbeddingMatrix embeddings, CancellationToken ct);
+
+    /// <summary>
+    /// A second, independent reading of <paramref name="embeddings"/> (other folds, other fits), or null when the probe
+    /// has no noise to average out. The loop asks for it when a reading looks within the target: that reading is the
+    /// first of several noisy ones to dip under the thresholds, so it is biased low.
+    /// </summary>
+    PrivacyReading? Confirm(EmbeddingMatrix embeddings, CancellationToken ct) => null;
 }
 
 /// <summary>
@@ -46,7 +53,8 @@ public interface IUtilityProbe
 /// </summary>
 /// <param name="Epsilon">Largest |balanced accuracy - chance| allowed per attribute.</param>
 /// <param name="UtilityFloor">Smallest utility ratio accepted (null = no floor).</param>
-/// <param name="MaxProbes">Cloak-and-audit rounds at most (the original's audit not counted).</param>
+/// <param name="MaxProbes">Cloak-and-audit rounds at most (the original's audit, second audits and rounds that moved no
+/// user not counted).</param>
 /// <param name="NoiseMargin">An attribute counts as within the target when its reading is at most max(Epsilon,
 /// NoiseMargin x its noise floor): below the audit's own resolution the loop cannot tell leakage from chance, and
 /// chasing noise only costs utility.</param>
@@ -97,6 +105,15 @@ public enum TargetOutcome
 public sealed record TargetStep(int Round, IReadOnlyList<AttributeStrength> Strengths, IReadOnlyList<double> WorstAbsAdvantage,
     IReadOnlyList<string> WorstAttacker, double? UtilityRatio, bool AboveFloor, double Seconds, double? UtilityStandardError = null)
 {
+    /// <summary>True for the second audit of a round that looked within the target (<see cref="IPrivacyProbe.Confirm"/>).</summary>
+    public bool Confirmation { get; init; }
+
+    /// <summary>True for a round whose cloak moved no user: not audited, the previous reading carried over.</summary>
+    public bool MovedNothing { get; init; }
+
+    /// <summary>"round 3", "round 3, second audit" for a confirmation, "round 3, moved nothing" for an unaudited round, for logs.</summary>
+    public string Name => Confirmation ? $"round {Round}, second audit" : MovedNothing ? $"round {Round}, moved nothing" : $"round {Round}";
+
     /// <summary>" , validation NDCG@10 0.975x +/- 0.009" or "" without a utility probe (<paramref name="name"/>: the probe's).</summary>
     public string DescribeUtility(string name = "validation NDCG@10") => UtilityRatio is { } u
         ? FormattableString.Invariant($", {name} {u:F3}x") + (UtilityStandardError is > 0 and var se ? FormattableString.Invariant($" +/- {se:F3}") : "")
@@ -118,7 +135,7 @@ public sealed record TargetedCloakResult(
     /// <summary>One line for logs and tables.</summary>
     public string Describe() => Outcome switch
     {
-        TargetOutcome.Met => $"target met after {Steps.Count - 1} round(s); strengths {Format()}",
+        TargetOutcome.Met => $"target met after {Steps.Max(s => s.Round)} round(s); strengths {Format()}",
         TargetOutcome.NotMetAboveFloor => $"target NOT met above the utility floor: {Leaking()} still leak(s); strengths {Format()}",
         TargetOutcome.NotMetAtFullStrength => $"target NOT met at full strength: {Leaking()} still leak(s)",
         TargetOutcome.NotMetRaisingWorsens => $"target NOT met: {Leaking()} still leak(s) and a stronger cloak read worse; strengths {Format()}",
@@ -214,11 +231,13 @@ public sealed class TargetedCloaker
         steps.Add(new TargetStep(0, strengths, reading.WorstAbsAdvantage, reading.WorstAttacker, utility is null ? null : 1.0, true, clock.Elapsed.TotalSeconds));
         progress?.Report(steps[^1]);
 
+        reading = Confirmed(original, reading, steps[^1]);
         var best = (Embeddings: original, Cloak: (CloakResult?)null, Strengths: strengths, Reading: reading);
         var saturated = new bool[m];
         var lowest = reading.WorstAbsAdvantage.ToArray();
         var ceiling = Enumerable.Repeat(double.PositiveInfinity, m).ToArray();
         TargetOutcome outcome;
+        var audited = 0;
         for (var round = 1; ; round++)
         {
             ct.ThrowIfCancellationRequested();
@@ -232,7 +251,8 @@ public sealed class TargetedCloaker
                 outcome = leaking.Any(j => saturated[j] && best.Strengths[j].Mean < 1) ? TargetOutcome.NotMetRaisingWorsens : TargetOutcome.NotMetAtFullStrength;
                 break;
             }
-            if (round > goal.MaxProbes) { outcome = TargetOutcome.ProbeBudgetExhausted; break; }
+            // Rounds that moved nothing are free but bounded too (strengths creeping up on an overshoot's ceiling).
+            if (audited >= goal.MaxProbes || round > 4 * goal.MaxProbes) { outcome = TargetOutcome.ProbeBudgetExhausted; break; }
 
             var raised = (AttributeStrength[])best.Strengths.Clone();
             foreach (var j in over)
@@ -273,6 +293,18 @@ public sealed class TargetedCloaker
                 outcome = TargetOutcome.NotMetAboveFloor;
                 break;
             }
+            if (candidateResult.Embeddings.Values.AsSpan().SequenceEqual(best.Embeddings.Values))
+            {
+                // The raise moved no user: DF at a strength whose James-Stein weights keep every class offset, or maps
+                // whose class shifts are within their sampling noise. The reading cannot have changed, so the strengths
+                // are taken without an audit and without spending the round budget (synth-500 spent six rounds so).
+                best = (best.Embeddings, candidateResult.Cloak ?? best.Cloak, next, best.Reading);
+                steps.Add(new TargetStep(round, next, best.Reading.WorstAbsAdvantage, best.Reading.WorstAttacker, ratio?.Ratio, true, clock.Elapsed.TotalSeconds,
+                    ratio?.StandardError) { MovedNothing = true });
+                progress?.Report(steps[^1]);
+                continue;
+            }
+            audited++;
             var measured = Check(probe.Measure(candidateResult.Embeddings, ct), m);
             steps.Add(new TargetStep(round, next, measured.WorstAbsAdvantage, measured.WorstAttacker, ratio?.Ratio, true, clock.Elapsed.TotalSeconds, ratio?.StandardError));
             progress?.Report(steps[^1]);
@@ -297,8 +329,36 @@ public sealed class TargetedCloaker
                 }
                 continue;
             }
+            measured = Confirmed(candidateResult.Embeddings, measured, steps[^1]);
             best = (candidateResult.Embeddings, candidateResult.Cloak, next, measured);
             for (var j = 0; j < m; j++) lowest[j] = Math.Min(lowest[j], measured.WorstAbsAdvantage[j]);
+        }
+
+        // A reading within every threshold is checked by a second, independent audit, and the two are averaged: the loop
+        // stops on the first reading that dips under the thresholds, so on its own that one is biased low (ML-100K MF,
+        // AttrCloak-OT: the shadow audit read gender 0.044 where the final audit read 0.073). The average decides, and
+        // when it is over a threshold the loop goes on raising from it.
+        PrivacyReading Confirmed(EmbeddingMatrix embeddings, PrivacyReading first, TargetStep step)
+        {
+            if (Enumerable.Range(0, m).Any(j => first.WorstAbsAdvantage[j] > thresholds[j])) return first;
+            clock.Restart();
+            if (probe.Confirm(embeddings, ct) is not { } second) return first;
+            second = Check(second, m);
+            steps.Add(step with
+            {
+                WorstAbsAdvantage = second.WorstAbsAdvantage, WorstAttacker = second.WorstAttacker, Seconds = clock.Elapsed.TotalSeconds, Confirmation = true,
+            });
+            progress?.Report(steps[^1]);
+            clock.Restart();
+            var mean = Enumerable.Range(0, m).Select(j => (first.WorstAbsAdvantage[j] + second.WorstAbsAdvantage[j]) / 2).ToArray();
+            // The signed value and attacker of the larger of the two readings, per attribute (the overshoot check reads the sign).
+            var larger = Enumerable.Range(0, m).Select(j => second.WorstAbsAdvantage[j] >= first.WorstAbsAdvantage[j]).ToArray();
+            return new PrivacyReading(mean, first.NoiseFloor, Enumerable.Range(0, m).Select(j => larger[j] ? second.WorstAttacker[j] : first.WorstAttacker[j]).ToArray())
+            {
+                WorstSignedAdvantage = first.WorstSignedAdvantage is { } a && second.WorstSignedAdvantage is { } b
+                    ? Enumerable.Range(0, m).Select(j => larger[j] ? b[j] : a[j]).ToArray()
+                    : null,
+            };
         }
 
         static AttributeStrength[] Only(AttributeStrength[] current, int j, AttributeStrength value)

@@ -261,6 +261,59 @@ public sealed class TargetedCloakerTests
         result.Steps.Count(st => st.Round == 1 && !st.AboveFloor).ShouldBe(2);
     }
 
+    /// <summary>Reads attr0's leak 0.1 (1 - t) 0.02 too low, and 0.02 too high on its second audit: a noisy probe's first dip under the target.</summary>
+    private sealed class BiasedLowProbe : IPrivacyProbe
+    {
+        private static double Leak(EmbeddingMatrix x) => 0.1 * (1 - x.Row(0)[0]);
+
+        public PrivacyReading Measure(EmbeddingMatrix embeddings, CancellationToken ct) => new([Math.Max(0, Leak(embeddings) - 0.02)], [0.0], ["low"]);
+
+        public PrivacyReading Confirm(EmbeddingMatrix embeddings, CancellationToken ct) => new([Leak(embeddings) + 0.02], [0.0], ["high"]);
+    }
+
+    [Fact]
+    public void A_reading_within_the_target_is_audited_again_and_the_loop_goes_on_when_the_two_average_over_it()
+    {
+        // t = 0.6 reads 0.02 then 0.06: the average, 0.04, is over 0.03, so the loop raises to 0.72 (0.008 and 0.048,
+        // average 0.028) and stops there. Stopping on the first reading alone would have kept t = 0.6 (true leak 0.04).
+        var (x, _) = SyntheticUsers.Users(d: 4, classSizes: [[20, 20]], shift: 0.0, seed: 1);
+        var start = x.Clone();
+        start.Row(0)[0] = 0;
+        var result = new TargetedCloaker().Cloak(start, ["attr0"], new StrengthEcho(start), new PrivacyGoal(0.03), new BiasedLowProbe(),
+            ct: TestContext.Current.CancellationToken);
+        var trace = string.Join(Environment.NewLine, result.Steps.Select(st => $"{st.Name}: {string.Join(",", st.Strengths)} {string.Join(",", st.WorstAbsAdvantage)}"));
+        result.Outcome.ShouldBe(TargetOutcome.Met, trace);
+        result.Strengths[0].Mean.ShouldBe(0.72, 1e-9, trace);
+        result.Steps.Where(st => st.Confirmation).Select(st => st.Name).ShouldBe(["round 1, second audit", "round 2, second audit"], trace);
+    }
+
+    /// <summary>Like <see cref="StrengthEcho"/>, but strengths under 0.5 move nothing (James-Stein weights that keep every offset).</summary>
+    private sealed class DeadZoneEcho(EmbeddingMatrix original) : IStrengthCloak
+    {
+        public StrengthCloakResult Run(IReadOnlyList<AttributeStrength> strengths, CancellationToken ct)
+        {
+            var copy = original.Clone();
+            if (strengths[0].Mean >= 0.5) copy.Row(0)[0] = (float)strengths[0].Mean;
+            return new StrengthCloakResult(copy);
+        }
+    }
+
+    [Fact]
+    public void A_round_that_moves_no_user_is_not_audited_and_does_not_spend_the_round_budget()
+    {
+        // Reading 0.04 against 0.03: the first raise (0.3) moves nothing, the second (0.51) brings it to 0.0196. With a
+        // budget of one audited round the loop still gets there.
+        var (x, _) = SyntheticUsers.Users(d: 4, classSizes: [[20, 20]], shift: 0.0, seed: 1);
+        var start = x.Clone();
+        start.Row(0)[0] = 0;
+        var result = new TargetedCloaker().Cloak(start, ["attr0"], new DeadZoneEcho(start), new PrivacyGoal(0.03, MaxProbes: 1),
+            new UShapedProbe([t => 0.04 * (1 - t)]), ct: TestContext.Current.CancellationToken);
+        var trace = string.Join(Environment.NewLine, result.Steps.Select(st => $"{st.Name}: {string.Join(",", st.Strengths)} {string.Join(",", st.WorstAbsAdvantage)}"));
+        result.Outcome.ShouldBe(TargetOutcome.Met, trace);
+        result.Strengths[0].Mean.ShouldBe(0.51, 1e-9, trace);
+        result.Steps.Select(st => st.Name).ShouldBe(["round 0", "round 1, moved nothing", "round 2"], trace);
+    }
+
     [Fact]
     public void An_attribute_that_reads_worse_when_raised_is_not_raised_again_and_the_round_that_read_worse_is_dropped()
     {
