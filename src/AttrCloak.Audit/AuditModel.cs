@@ -8,7 +8,23 @@ namespace AttrCloak.Audit;
 /// <param name="Name">Attribute name for reports (e.g. "gender").</param>
 /// <param name="ClassCount">K; labels are 0..K-1.</param>
 /// <param name="Labels">One label per embedding row; -1 (<c>RecDataset.UnknownLabel</c>) excludes the user from this attribute's audit.</param>
-public sealed record AuditedAttribute(string Name, int ClassCount, int[] Labels);
+public sealed record AuditedAttribute(string Name, int ClassCount, int[] Labels)
+{
+    /// <summary>
+    /// The same attribute with its labels shuffled among the labelled users (unknown labels stay unknown): labels that
+    /// carry nothing about the embeddings, so an audit of them reads the audit's own resolution.
+    /// </summary>
+    public AuditedAttribute Permuted(Random rng)
+    {
+        ArgumentNullException.ThrowIfNull(rng);
+        var labels = (int[])Labels.Clone();
+        var known = Enumerable.Range(0, labels.Length).Where(u => labels[u] != AttrCloak.Core.Data.RecDataset.UnknownLabel).ToArray();
+        var values = known.Select(u => labels[u]).ToArray();
+        rng.Shuffle(values);
+        for (var i = 0; i < known.Length; i++) labels[known[i]] = values[i];
+        return this with { Labels = labels };
+    }
+}
 
 /// <summary>Audit protocol knobs.</summary>
 public sealed record AuditOptions

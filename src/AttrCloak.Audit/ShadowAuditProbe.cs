@@ -99,15 +99,7 @@ public sealed class ShadowAuditProbe : IPrivacyProbe
         var rng = new Random(_options.Seed + 1);
         for (var p = 0; p < _options.NoisePermutations; p++)
         {
-            var permuted = _attributes.Select(a =>
-            {
-                var labels = (int[])a.Labels.Clone();
-                var known = Enumerable.Range(0, labels.Length).Where(u => labels[u] != RecDataset.UnknownLabel).ToArray();
-                var values = known.Select(u => labels[u]).ToArray();
-                rng.Shuffle(values);
-                for (var i = 0; i < known.Length; i++) labels[known[i]] = values[i];
-                return a with { Labels = labels };
-            }).ToArray();
+            var permuted = _attributes.Select(a => a.Permuted(rng)).ToArray();
             var result = PrivacyAudit.Run(x, permuted, audit with { Seed = audit.Seed + 17 * (p + 1) }, ct: ct);
             Audits++;
             for (var j = 0; j < floor.Length; j++) floor[j] += result.Attributes[j].MaxAbsAdvantage / _options.NoisePermutations;

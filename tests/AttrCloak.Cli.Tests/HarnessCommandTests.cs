@@ -39,6 +39,12 @@ public sealed class HarnessCommandTests
             foreach (var a in method.GetProperty("Attributes").EnumerateArray())
                 a.GetProperty("WorstAbsAdvantage").GetDouble().ShouldBeLessThanOrEqualTo(original[a.GetProperty("Attribute").GetString()!] + 0.03, name);
         }
+        // The audit's resolution: the same attackers on labels that carry nothing read far less than the original's
+        // leak (synthetic gender leaks about 0.2; a reading that kept the labels would too).
+        var chance = member.GetProperty("Chance").EnumerateArray().ToDictionary(a => a.GetProperty("Attribute").GetString()!, a => a.GetProperty("WorstAbsAdvantage").GetDouble());
+        chance.Keys.ShouldBe(original.Keys, ignoreOrder: true);
+        chance["gender"].ShouldBeLessThan(Math.Min(0.08, original["gender"] / 2));
+        output.ShouldContain("chance (permuted labels)");
         // Every user served: half seeded by the bootstrap's loop, the other half streamed one by one.
         var loop = methods["Served stream (DF)"].GetProperty("Loop").GetString()!;
         loop.ShouldBe("300 bootstrapped with DF's strengths, 300 streamed");

@@ -188,6 +188,13 @@ public static class HarnessTable
                     Markup.Escape(m.Method), Markup.Escape(cells[0]), Markup.Escape(cells[1]), Markup.Escape(cells[2]), ndcg,
                     Markup.Escape(m.Loop ?? ""), first ? Verdict(r) : "");
                 first = false;
+                if (m.Method == Harness.Original && r.Chance is { } chance)
+                {
+                    var chanceCells = chance.Select(a => $"{a.Attribute} {a.WorstAbsAdvantage:F3}").ToList();
+                    while (chanceCells.Count < 3) chanceCells.Add("");
+                    t.AddRow("", "chance (permuted labels)", Markup.Escape(chanceCells[0]), Markup.Escape(chanceCells[1]), Markup.Escape(chanceCells[2]), "",
+                        "the audit's resolution", "");
+                }
             }
         }
         return t;
