@@ -165,7 +165,8 @@ public sealed record TargetedCloakResult(
 /// floor (the strongest round above it is returned and the result says which attributes still leak), when every
 /// leaking attribute is saturated (raising it made it read worse than before, or below chance beyond its threshold:
 /// that round is dropped), or when the
-/// round budget is spent.
+/// round budget is spent. A reading within every threshold is audited a second time (<see cref="IPrivacyProbe.Confirm"/>)
+/// and the two averaged before the loop stops; a round whose cloak moved no user is taken without an audit.
 /// </para>
 /// </summary>
 public sealed class TargetedCloaker
