@@ -147,18 +147,18 @@ public sealed class TransportCloakerFactory(TransportCloakerOptions? options = n
             }
             Scale(linear, o.DeviationScaleOf(served.Attribute));
             Scale(offset, o.DeviationScaleOf(served.Attribute));
-            if (o.ClassShiftShrinkage > 0)
+            if (shiftWeights is not null)
             {
                 // Issue 13, small classes: the class-specific shift was measured on the n_k users the store holds, so
                 // it carries their sampling noise. Applied to a NEW user that noise is a shared offset the class did not
                 // have, which makes a small class more identifiable than it started. James-Stein on the class's ORIGINAL
                 // offset from the original global mean (under no signal its squared length, whitened by the pooled
                 // within-class covariance, is about d / n_k; ClassShiftWeights): a class whose original offset is
-                // within that noise has nothing to hide and is not moved class-specifically. The originals, unlike the served statistics,
-                // never contain re-cloaked users, so the weight cannot decay under repeated updates (a weight measured
-                // on the served shift did: each rebuild saw the previous, shrunk shift, and RepeatedUpdateTests' age
-                // went back to its original leak).
-                var weight = shiftWeights!.Of(k);
+                // within that noise has nothing to hide and is not moved class-specifically. The originals, unlike the
+                // served statistics, never contain re-cloaked users, so the weight cannot decay under repeated updates
+                // (a weight measured on the served shift did: each rebuild saw the previous, shrunk shift, and
+                // RepeatedUpdateTests' age went back to its original leak).
+                var weight = shiftWeights.Of(k);
                 // Never above the weight at the seating: users joining a class afterwards (a coalition aimed at a small
                 // class) cannot turn a shift the seated class did not have into one its honest users are given.
                 if (ceilings is not null && k < ceilings.Length) weight = Math.Min(weight, ceilings[k]);
