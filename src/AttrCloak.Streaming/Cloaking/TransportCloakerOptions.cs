@@ -160,5 +160,6 @@ public sealed record TransportCloakerOptions
         Require(AttributeDeviationScales is null || AttributeDeviationScales.Values.All(v => double.IsFinite(v) && v is >= 0 and <= 2),
             "every per-attribute deviation scale must be in [0, 2]");
         Require(Enum.IsDefined(Combination), $"unknown combination {Combination}");
+        Require(Enum.IsDefined(ShiftShrinkageMetric), $"unknown ShiftShrinkageMetric {ShiftShrinkageMetric}; expected Whitened or PerDimension");
     }
 }

@@ -303,6 +303,14 @@ public sealed class TransportCloakerTests
         Distance(Cloak(shrunk, 2), none).ShouldBeLessThan(1e-5);      // with it, not
         Distance(Cloak(shrunk, 0), Cloak(plain, 0)).ShouldBeLessThan(0.02 * Distance(Cloak(plain, 0), none)); // real shift kept
     }
+
+    [Fact]
+    public void An_unknown_shift_metric_is_refused_by_name()
+    {
+        var e = Should.Throw<ArgumentException>(() => new TransportCloakerFactory(new TransportCloakerOptions { ShiftShrinkageMetric = (ShiftShrinkageMetric)7 }));
+        e.Message.ShouldContain("ShiftShrinkageMetric 7");
+    }
+
     [Fact]
     public void The_shift_weight_measures_a_class_offset_in_the_metric_a_linear_attacker_separates_it_by()
     {
