@@ -71,6 +71,13 @@ public sealed record PrivacyGoal(double Epsilon, double? UtilityFloor = null, in
     /// <summary>Strata of the leading principal component the loop's cloaks equalise class means within (<see cref="PrincipalStrata"/>).</summary>
     public int Strata { get; init; } = CloakPresets.TargetStrata;
 
+    /// <summary>Each attribute's threshold on a reading of the original: max(epsilon, margin x its noise floor).</summary>
+    public double[] Thresholds(PrivacyReading original)
+    {
+        ArgumentNullException.ThrowIfNull(original);
+        return original.NoiseFloor.Select(floor => Math.Max(Epsilon, NoiseMargin * floor)).ToArray();
+    }
+
     public void Validate()
     {
         if (!(Epsilon > 0) || !double.IsFinite(Epsilon)) throw new ArgumentException($"the privacy target must be finite and > 0, got {Epsilon}");
@@ -227,7 +234,7 @@ public sealed class TargetedCloaker
         var clock = Stopwatch.StartNew();
 
         var reading = Check(probe.Measure(original, ct), m);
-        var thresholds = Enumerable.Range(0, m).Select(j => Math.Max(goal.Epsilon, goal.NoiseMargin * reading.NoiseFloor[j])).ToArray();
+        var thresholds = goal.Thresholds(reading);
         var strengths = Enumerable.Repeat(AttributeStrength.None, m).ToArray();
         steps.Add(new TargetStep(0, strengths, reading.WorstAbsAdvantage, reading.WorstAttacker, utility is null ? null : 1.0, true, clock.Elapsed.TotalSeconds));
         progress?.Report(steps[^1]);
