@@ -43,7 +43,7 @@ internal static class ExperimentCatalog
         Sync("budgeted-means", "class-mean equalisation within principal strata stopped at a detectability budget (kappa x sampling noise): audit per kappa, npy for evaluate",
             "about 20 s per kappa", "ATTRCLOAK_MODEL  ATTRCLOAK_OUT  ATTRCLOAK_KAPPAS (0,0.25,1)  ATTRCLOAK_PROTECT (gender,age)  ATTRCLOAK_STRATA (5)", Research.BudgetedMeansExperiment.Run),
         Sync("utility-gap", "the loop's utility floor (validation NDCG@10) against the test split: both ratios with paired standard errors per DF strength",
-            "about 10 s", "ATTRCLOAK_MODEL  ATTRCLOAK_PROTECT (gender,age)  ATTRCLOAK_STRENGTHS (0.2,0.4,0.6,0.8,1)", Research.UtilityGapExperiment.Run),
+            "about 10 s", "ATTRCLOAK_MODEL  ATTRCLOAK_PROTECT (gender,age)  ATTRCLOAK_STRENGTHS (0.2,0.4,0.6,0.8,1)  ATTRCLOAK_TARGET_SEEDS (20250519)", Research.UtilityGapExperiment.Run),
         Sync("metric-means", "partial class-offset removal: uniform strength vs the least score change (item Gram metric) for a whitened residual; test NDCG@10 and audit per variant",
             "about a minute per variant", "ATTRCLOAK_MODEL  ATTRCLOAK_PROTECT (gender,age)  ATTRCLOAK_ATTACKERS (lr,lr+cal,mlp)", Research.MetricMeansExperiment.Run),
         Sync("crossfit-transport", "batch DF vs the served stream vs every user cloaked by the worker's maps fitted on the other folds: worst |advantage| and test NDCG@10",
