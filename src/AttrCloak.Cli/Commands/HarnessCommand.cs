@@ -64,10 +64,6 @@ public sealed class HarnessSettings : CommandSettings
     [Description("Skip AttrCloak-OT: the worker's Gaussian maps cross-fitted over the batch, their strength set by the same privacy-target loop.")]
     public bool NoTransport { get; init; }
 
-    [CommandOption("--no-mix")]
-    [Description("Skip AttrCloak-Mix: each attribute given to DF's class means or to the maps, whichever was the cheaper at removing its leak in a pilot, under the same loop.")]
-    public bool NoMix { get; init; }
-
     [CommandOption("--no-stream")]
     [Description("Skip the served stream: half the users bootstrapped to the target, the rest streamed through the worker's maps, audited as served.")]
     public bool NoServedStream { get; init; }
@@ -114,7 +110,6 @@ public sealed class HarnessCommand : Command<HarnessSettings>
             SkipDataDependent = s.NoDataDependent,
             ServedStream = !s.NoServedStream,
             Transport = !s.NoTransport,
-            Mix = !s.NoMix,
             Strata = CloakKnobs.Strata(s.Strata),
             Attackers = AuditSettings.Options(s.Attackers).Attackers,
             Shadow = s.ShadowAttackers is null ? new ShadowAuditOptions() : new ShadowAuditOptions { Attackers = AuditSettings.Options(s.ShadowAttackers).Attackers },

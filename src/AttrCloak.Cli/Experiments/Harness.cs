@@ -54,12 +54,6 @@ public sealed record HarnessOptions
     /// <summary>Also run AttrCloak-OT (<see cref="CrossFittedTransport"/>) under the same loop, with the data-free floor.</summary>
     public bool Transport { get; init; } = true;
 
-    /// <summary>
-    /// Also run AttrCloak-Mix (<see cref="TargetedCloaking.RunMixed"/>): each attribute given to DF's class means or to
-    /// the maps, whichever was the cheaper at removing its leak in a pilot; the data-free floor.
-    /// </summary>
-    public bool Mix { get; init; } = true;
-
     /// <summary>Also run the production rollout (<see cref="ServedStream"/>) and audit what the guard serves.</summary>
     public bool ServedStream { get; init; } = true;
 
@@ -129,7 +123,6 @@ public sealed class Harness(IHarnessProgress progress)
     public const string Df = "AttrCloak-DF";
     public const string Dd = "AttrCloak-DD";
     public const string Ot = "AttrCloak-OT";
-    public const string Mix = "AttrCloak-Mix";
     public const string Served = "Served stream (DF)";
 
     /// <summary>The small family CI runs: one synthetic member, 600 users, d = 32.</summary>
@@ -248,17 +241,6 @@ public sealed class Harness(IHarnessProgress progress)
                 options.Shadow, options.Seed, new InlineProgress<TargetStep>(s => progress.Report("    " + TargetedCloaking.Describe(s, names))), ct);
             progress.Report($"    {targeted.Describe()}");
             methods.Add(Measure(Ot, targeted.Embeddings, options.DataFreeFloor, targeted.Describe(), targeted.WallTime.TotalSeconds));
-        }
-
-        if (options.Mix)
-        {
-            progress.Report($"  {Mix}: per attribute DF's class means or the maps, whichever is cheaper at removing its leak; privacy target {options.Epsilon}, utility floor {options.DataFreeFloor}");
-            var (choice, targeted) = TargetedCloaking.RunMixed(model, split, protectedAttributes, audited, CloakPresets.DataFree,
-                new PrivacyGoal(options.Epsilon, options.DataFreeFloor) { Strata = options.Strata }, options.Shadow, options.Seed,
-                new InlineProgress<CloakPilot>(p => progress.Report("    pilot " + p.Describe())),
-                new InlineProgress<TargetStep>(s => progress.Report("    " + TargetedCloaking.Describe(s, names))), ct);
-            progress.Report($"    {choice.Describe()}; {targeted.Describe()}");
-            methods.Add(Measure(Mix, targeted.Embeddings, options.DataFreeFloor, $"{choice.Describe()}; {targeted.Describe()}", (choice.WallTime + targeted.WallTime).TotalSeconds));
         }
 
         var failures = Failures(methods, options);
