@@ -46,7 +46,7 @@ public sealed class ReproduceSettings : DataSettings
     public double? Ridge { get; init; }
 
     [CommandOption("--privacy-target <EPS>")]
-    [Description("Privacy as a target: DF and DD raise each attribute's strength in a closed loop on shadow audits until every worst |advantage| is at most EPS (0 = the fixed presets, no loop).")]
+    [Description("Privacy as a target: DF, DD and OT raise each attribute's strength in a closed loop on shadow audits until every worst |advantage| is at most EPS (0 = the fixed presets, no loop; OT at full strength).")]
     [DefaultValue(0.03)]
     public double PrivacyTarget { get; init; } = 0.03;
 
@@ -67,6 +67,10 @@ public sealed class ReproduceSettings : DataSettings
     [CommandOption("--no-dd")]
     [Description("Skip AttrCloak-DD (data-free only).")]
     public bool NoDataDependent { get; init; }
+
+    [CommandOption("--no-ot")]
+    [Description("Skip AttrCloak-OT: the streaming guard's per-class Gaussian maps cross-fitted over the batch, under the same privacy target and the DF floor.")]
+    public bool NoTransport { get; init; }
 
     [CommandOption("--epochs <N>")]
     [Description("Cap on backbone training epochs (early stopping on the validation item decides within it).")]
@@ -115,6 +119,7 @@ public sealed class ReproduceCommand : Command<ReproduceSettings>
             DataFreeGoal = s.PrivacyTarget > 0 ? new PrivacyGoal(s.PrivacyTarget, s.DfFloor) : null,
             DataDependentGoal = s.PrivacyTarget > 0 ? new PrivacyGoal(s.PrivacyTarget, s.DdFloor) : null,
             CompareOldDefaults = s.CompareOld,
+            Transport = !s.NoTransport,
         };
         try { options.DataFreeGoal?.Validate(); options.DataDependentGoal?.Validate(); }
         catch (ArgumentException invalid) { throw new UsageException(invalid.Message); }

@@ -5,6 +5,7 @@ using AttrCloak.Core.Evaluation;
 using AttrCloak.Core.IO;
 using AttrCloak.Learning.Backbones;
 using AttrCloak.Learning.Unlearning;
+using AttrCloak.Streaming.Cloaking;
 
 namespace AttrCloak.Cli.Experiments;
 
@@ -32,6 +33,12 @@ public sealed record ReproduceOptions
 
     /// <summary>The loop's shadow audits (their own seed; never the final audit's folds).</summary>
     public ShadowAuditOptions Shadow { get; init; } = new();
+
+    /// <summary>
+    /// Also run AttrCloak-OT (the worker's per-class Gaussian maps cross-fitted over the batch, <see cref="CrossFittedTransport"/>):
+    /// under <see cref="DataFreeGoal"/> when it is set (its loop and floor), else at full strength on every attribute.
+    /// </summary>
+    public bool Transport { get; init; } = true;
 
     /// <summary>Also run the defaults from before issue 13 (<see cref="CloakPresets.DataFreeV1"/>, <see cref="CloakPresets.DataDependentV1"/>) as extra rows.</summary>
     public bool CompareOldDefaults { get; init; }
@@ -77,6 +84,7 @@ public sealed record ReproduceResult(
     public const string Original = "Original";
     public const string Dd = "AttrCloak-DD";
     public const string Df = "AttrCloak-DF";
+    public const string Ot = "AttrCloak-OT";
     public const string DdOld = "AttrCloak-DD (old defaults)";
     public const string DfOld = "AttrCloak-DF (old defaults)";
 
@@ -86,7 +94,7 @@ public sealed record ReproduceResult(
 }
 
 /// <summary>
-/// Original, AttrCloak-DD and AttrCloak-DF end to end for each seed: train the backbone, audit and evaluate
+/// Original, AttrCloak-DD, AttrCloak-DF and AttrCloak-OT end to end for each seed: train the backbone, audit and evaluate
 /// the original embeddings, cloak them both ways, audit and evaluate again. The seed drives backbone training,
 /// negative sampling and the attackers' folds; the leave-one-out candidate lists are fixed by the data source so
 /// that every method and seed is ranked on the same lists.
@@ -103,7 +111,7 @@ public sealed class ReproducePipeline(IReproduceProgress progress)
         var split = timer.Time("split", () => options.Source.Split(data));
         var seeds = Enumerable.Range(options.FirstSeed, options.Seeds).ToArray();
         var runs = new List<MethodRun>();
-        var methodsPerSeed = (options.SkipDataDependent ? 2 : 3) + (options.CompareOldDefaults ? (options.SkipDataDependent ? 1 : 2) : 0);
+        var methodsPerSeed = (options.SkipDataDependent ? 2 : 3) + (options.Transport ? 1 : 0) + (options.CompareOldDefaults ? (options.SkipDataDependent ? 1 : 2) : 0);
         progress.Started(seeds.Length, methodsPerSeed);
 
         foreach (var seed in seeds)
@@ -147,6 +155,25 @@ public sealed class ReproducePipeline(IReproduceProgress progress)
                 var df = timer.Time("cloak df", () => new Cloaker().Cloak(model.Users, protectedAttributes,
                     dfOptions, null, progress.Cloaking(seed, ReproduceResult.Df), ct));
                 runs.Add(Measure(ReproduceResult.Df, seed, df.Embeddings, df, df.WallTime.TotalSeconds));
+            }
+
+            if (options.Transport)
+            {
+                var transport = new CrossFittedTransport(model.Users, protectedAttributes, seed: seed);
+                var names = protectedAttributes.Select(a => a.Name).ToArray();
+                if (options.DataFreeGoal is { } otGoal)
+                {
+                    var ot = timer.Time("cloak ot", () => TargetedCloaking.Run(model, split, names, audited, transport, otGoal,
+                        options.Shadow, seed, progress.Targeting(seed, ReproduceResult.Ot), ct));
+                    runs.Add(Measure(ReproduceResult.Ot, seed, ot.Embeddings, null, ot.WallTime.TotalSeconds) with { Target = ot.Describe() });
+                }
+                else
+                {
+                    var clock = Stopwatch.StartNew();
+                    var full = names.Select(_ => new AttributeStrength(1, 0)).ToArray();
+                    var ot = timer.Time("cloak ot", () => transport.Run(full, ct));
+                    runs.Add(Measure(ReproduceResult.Ot, seed, ot.Embeddings, null, clock.Elapsed.TotalSeconds));
+                }
             }
 
             if (options.CompareOldDefaults)
