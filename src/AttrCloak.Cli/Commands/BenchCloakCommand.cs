@@ -68,7 +68,7 @@ public sealed class BenchCloakCommand : Command<BenchCloakSettings>
             string Share(TimeSpan? x) => x is { } v ? $"{v.TotalSeconds:F3} s ({100 * v.TotalSeconds / total:F0}%)" : "-";
             var t = median.Timings;
             var setup = t is null ? (TimeSpan?)null : median.WallTime - t.AttributeLoss - t.RetentionLoss - t.Mgda - t.Update;
-            table.AddRow(mode == CloakMode.DataFree ? "AttrCloak-DF" : "AttrCloak-DD", $"{median.Iterations}", $"{total:F3}",
+            table.AddRow(MethodNames.For(mode), $"{median.Iterations}", $"{total:F3}",
                 $"{sorted[0].WallTime.TotalSeconds:F3}", $"{sorted[^1].WallTime.TotalSeconds:F3}",
                 $"{1000 * total / Math.Max(1, median.Iterations):F1}", Share(t?.AttributeLoss), Share(t?.RetentionLoss), Share(t?.Mgda),
                 Share(t?.Update), Share(setup));

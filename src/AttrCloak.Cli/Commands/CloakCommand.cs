@@ -60,7 +60,7 @@ public sealed class CloakCommand : Command<CloakCommandSettings>
         var attributes = AttributeSelection.Protected(data, indices);
 
         using var recLoss = mode == CloakMode.DataDependent ? RecommendationLosses.For(model, split, s.Seed, options.RecommendationReduction) : null;
-        var method = mode == CloakMode.DataFree ? "AttrCloak-DF" : "AttrCloak-DD";
+        var method = MethodNames.For(mode);
         CloakResult result;
         TargetedCloakResult? targeted = null;
         if (s.PrivacyTarget is { } eps)

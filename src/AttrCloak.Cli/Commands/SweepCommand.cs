@@ -70,7 +70,7 @@ public sealed class SweepCommand : Command<SweepSettings>
             }
 
         var t = new Table().Border(TableBorder.Rounded)
-            .Title($"{(mode == CloakMode.DataFree ? "AttrCloak-DF" : "AttrCloak-DD")} privacy-utility sweep (worst-attacker balanced accuracy)");
+            .Title($"{MethodNames.For(mode)} privacy-utility sweep (worst-attacker balanced accuracy)");
         t.AddColumn("setting");
         foreach (var a in audited) t.AddColumn(new TableColumn($"{a.Name}\n[grey]chance {1.0 / a.ClassCount:F3}[/]").RightAligned());
         t.AddColumn(new TableColumn("NDCG@10 vs original").RightAligned());

@@ -20,7 +20,7 @@ namespace AttrCloak.Cli.Commands;
 /// </summary>
 internal static class TransportCloakRun
 {
-    public const string Method = "AttrCloak-OT";
+    public const string Method = MethodNames.Ot;
 
     public static int Execute(CloakCommandSettings s, JsonSerializerOptions json, CancellationToken ct)
     {

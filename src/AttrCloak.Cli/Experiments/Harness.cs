@@ -119,10 +119,10 @@ public interface IHarnessProgress
 /// </summary>
 public sealed class Harness(IHarnessProgress progress)
 {
-    public const string Original = "Original";
-    public const string Df = "AttrCloak-DF";
-    public const string Dd = "AttrCloak-DD";
-    public const string Ot = "AttrCloak-OT";
+    public const string Original = MethodNames.Original;
+    public const string Df = MethodNames.Df;
+    public const string Dd = MethodNames.Dd;
+    public const string Ot = MethodNames.Ot;
     public const string Served = "Served stream (DF)";
 
     /// <summary>The small family CI runs: one synthetic member, 600 users, d = 32.</summary>

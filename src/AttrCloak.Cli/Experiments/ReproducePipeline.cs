@@ -81,12 +81,12 @@ public sealed record ReproduceResult(
     IReadOnlyList<string> Attributes, IReadOnlyList<int> Seeds, IReadOnlyList<MethodRun> Runs,
     IReadOnlyDictionary<string, double> PhaseSeconds, CloakOptions DataFreeOptions, CloakOptions DataDependentOptions)
 {
-    public const string Original = "Original";
-    public const string Dd = "AttrCloak-DD";
-    public const string Df = "AttrCloak-DF";
-    public const string Ot = "AttrCloak-OT";
-    public const string DdOld = "AttrCloak-DD (old defaults)";
-    public const string DfOld = "AttrCloak-DF (old defaults)";
+    public const string Original = MethodNames.Original;
+    public const string Dd = MethodNames.Dd;
+    public const string Df = MethodNames.Df;
+    public const string Ot = MethodNames.Ot;
+    public const string DdOld = MethodNames.Dd + " (old defaults)";
+    public const string DfOld = MethodNames.Df + " (old defaults)";
 
     /// <summary>The model and data of the first seed, for export and plots.</summary>
     [System.Text.Json.Serialization.JsonIgnore]

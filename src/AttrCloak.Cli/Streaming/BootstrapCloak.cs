@@ -22,7 +22,7 @@ internal static class BootstrapCloak
     {
         if (s.PrivacyTarget is not { } eps)
         {
-            var cloak = ConsoleProgress.RunCloak("AttrCloak-DF", p => PopulationSeeder.CloakDataFree(seeded, catalog, p, cancellationToken));
+            var cloak = ConsoleProgress.RunCloak(MethodNames.Df, p => PopulationSeeder.CloakDataFree(seeded, catalog, p, cancellationToken));
             AnsiConsole.WriteLine(
                 $"AttrCloak-DF (Adam lr {CloakPresets.DataFree.LearningRate}, {cloak.Iterations} iterations, stopped: {cloak.StopReason}) in {cloak.WallTime.TotalSeconds:F2} s; " +
                 $"L_AU {string.Join(", ", cloak.AttributeNames.Select((n, j) => $"{n} {cloak.Initial.LossAuPerAttribute[j]:F3} -> {cloak.Final.LossAuPerAttribute[j]:F3}"))}");

@@ -228,7 +228,7 @@ public sealed class BootstrapCommand : StreamingCommand<BootstrapSettings>
         summary.AddRow("model generation", Markup.Escape($"{f.ModelVersion}: {f.Generation.StateLabel}, seat epoch {f.Generation.SeatEpoch}, sweep epoch {f.Generation.SweepEpoch} (the workers publish its users)"));
         summary.AddRow("statistics version", f.StatisticsVersion.ToString());
         summary.AddRow("load, checks (and training)", $"{f.LoadSeconds:F2} s");
-        summary.AddRow("AttrCloak-DF", $"{f.CloakSeconds:F2} s");
+        summary.AddRow(MethodNames.Df, $"{f.CloakSeconds:F2} s");
         summary.AddRow("Redis writes", $"{f.WriteSeconds:F2} s ({outcomes.Sum() / Math.Max(f.WriteSeconds, 1e-9):F0} users/s, batches of {f.BatchSize})");
         if (f.Published is not null)
             summary.AddRow("published", $"{f.Published.Acked} acknowledged, {f.Published.Failed} failed, {f.PublishSeconds:F2} s");
