@@ -6,7 +6,7 @@ namespace AttrCloak.Cli.Tests;
 /// `attrcloak harness --family small` as the help text and docs/commands.md describe it (DF only, to keep CI short):
 /// a verdict row, the JSON figures, a utility floor that holds on the TEST split within its own noise, and the served
 /// stream (half bootstrapped to the target, half through the worker's maps) audited beside batch DF, and AttrCloak-OT
-/// (the worker's maps cross-fitted over the batch) under the same loop and floor.
+/// (the worker's maps cross-fitted over the batch) under the same loop and floor, with its own served stream.
 /// </summary>
 public sealed class HarnessCommandTests
 {
@@ -24,9 +24,9 @@ public sealed class HarnessCommandTests
         using var figures = JsonDocument.Parse(File.ReadAllText(json));
         var member = figures.RootElement.GetProperty("results").EnumerateArray().ShouldHaveSingleItem();
         var methods = member.GetProperty("Methods").EnumerateArray().ToDictionary(m => m.GetProperty("Method").GetString()!);
-        methods.Keys.ShouldBe(["Original", "AttrCloak-DF", "Served stream (DF)", "AttrCloak-OT"], ignoreOrder: true);
+        methods.Keys.ShouldBe(["Original", "AttrCloak-DF", "Served stream (DF)", "AttrCloak-OT", "Served stream (OT)"], ignoreOrder: true);
         var original = methods["Original"].GetProperty("Attributes").EnumerateArray().ToDictionary(a => a.GetProperty("Attribute").GetString()!, a => a.GetProperty("WorstAbsAdvantage").GetDouble());
-        foreach (var name in new[] { "AttrCloak-DF", "Served stream (DF)", "AttrCloak-OT" })
+        foreach (var name in new[] { "AttrCloak-DF", "Served stream (DF)", "AttrCloak-OT", "Served stream (OT)" })
         {
             var method = methods[name];
             var ratio = method.GetProperty("Ndcg10Ratio").GetDouble();
@@ -48,5 +48,6 @@ public sealed class HarnessCommandTests
         // Every user served: half seeded by the bootstrap's loop, the other half streamed one by one.
         var loop = methods["Served stream (DF)"].GetProperty("Loop").GetString()!;
         loop.ShouldBe("300 bootstrapped with DF's strengths, 300 streamed");
+        methods["Served stream (OT)"].GetProperty("Loop").GetString().ShouldBe("300 bootstrapped with OT's rows, 300 streamed at its strengths");
     }
 }

@@ -53,4 +53,30 @@ public static class ServedStream
         var result = replay.Run(original, attributes.Select(a => a.Labels).ToArray(), new TransportCloakerFactory(), ct);
         return new ServedStreamResult(result.Served, result.BootstrapUsers, result.StreamedUsers, clock.Elapsed.TotalSeconds);
     }
+
+    /// <summary>
+    /// The same rollout of AttrCloak-OT's result: the bootstrap half seeded with batch OT's rows (<paramref name="batch"/>),
+    /// every other user streamed through the worker's maps built with the strengths OT's loop chose
+    /// (<see cref="CrossFittedTransport.MapOptions"/> over <see cref="CrossFittedTransport.DefaultOptions"/>), from the
+    /// store's served and original statistics as the worker builds them.
+    /// </summary>
+    public static ServedStreamResult RunTransport(EmbeddingMatrix original, IReadOnlyList<LabeledAttribute> attributes, EmbeddingMatrix batch,
+        IReadOnlyList<AttributeStrength> strengths, int seed, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(original);
+        ArgumentNullException.ThrowIfNull(attributes);
+        ArgumentNullException.ThrowIfNull(batch);
+        var clock = Stopwatch.StartNew();
+        var replay = new StreamingReplay
+        {
+            Attributes = attributes.Select(a => a.Attribute).ToArray(),
+            BootstrapFraction = 0.5,
+            RefreshEvery = RefreshEvery,
+            Seed = seed,
+            BootstrapCloak = (users, _, _) => batch.SelectRows(users),
+        };
+        var maps = CrossFittedTransport.MapOptions(CrossFittedTransport.DefaultOptions(nullTargets: false), attributes.Select(a => a.Name).ToArray(), strengths);
+        var result = replay.Run(original, attributes.Select(a => a.Labels).ToArray(), new TransportCloakerFactory(maps), ct);
+        return new ServedStreamResult(result.Served, result.BootstrapUsers, result.StreamedUsers, clock.Elapsed.TotalSeconds);
+    }
 }

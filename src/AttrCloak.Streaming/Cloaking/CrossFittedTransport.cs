@@ -78,6 +78,21 @@ public sealed class CrossFittedTransport : IStrengthCloak
         ? new TransportCloakerOptions { TargetOffsetScale = 1, TargetCovarianceScale = 1, CovarianceAnchor = 0, ShiftShrinkageMetric = ShiftShrinkageMetric.PerDimension }
         : new TransportCloakerOptions { TargetOffsetScale = 0, ShiftShrinkageMetric = ShiftShrinkageMetric.PerDimension };
 
+    /// <summary>
+    /// The maps' options at one strength per attribute: <paramref name="options"/> with attribute j's class-specific
+    /// deviation scaled by its mean strength (clamped to 0..1). What the batch cloak builds per fold, and what a worker
+    /// given the loop's choice builds from its store (the harness's served stream for AttrCloak-OT).
+    /// </summary>
+    public static TransportCloakerOptions MapOptions(TransportCloakerOptions options, IReadOnlyList<string> attributeNames, IReadOnlyList<AttributeStrength> strengths)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(attributeNames);
+        ArgumentNullException.ThrowIfNull(strengths);
+        var scales = attributeNames.Select((a, j) => (a, strengths[j].Mean))
+            .ToDictionary(p => p.a, p => Math.Clamp(p.Mean, 0, 1), StringComparer.OrdinalIgnoreCase);
+        return options with { AttributeDeviationScales = scales };
+    }
+
     /// <summary>Two folds: each map is fitted on half the users (measured; see the class summary).</summary>
     public const int DefaultFolds = 2;
 
@@ -88,11 +103,10 @@ public sealed class CrossFittedTransport : IStrengthCloak
         ArgumentNullException.ThrowIfNull(strengths);
         if (strengths.Count != _attributes.Length)
             throw new ArgumentException($"{strengths.Count} strengths for {_attributes.Length} attributes");
-        var scales = _attributes.Select((a, j) => (a.Name, strengths[j].Mean))
-            .ToDictionary(p => p.Name, p => Math.Clamp(p.Mean, 0, 1), StringComparer.OrdinalIgnoreCase);
-        var factory = new TransportCloakerFactory(_options with { AttributeDeviationScales = scales });
+        var mapOptions = MapOptions(_options, _attributes.Select(a => a.Name).ToArray(), strengths);
+        var factory = new TransportCloakerFactory(mapOptions);
         var result = _original.Clone();
-        if (scales.Values.All(s => s == 0) && ReferenceEquals(_served, _original)) return new StrengthCloakResult(result);
+        if (mapOptions.AttributeDeviationScales!.Values.All(s => s == 0) && ReferenceEquals(_served, _original)) return new StrengthCloakResult(result);
         var classes = new int[_attributes.Length];
         for (var f = 0; f < Folds; f++)
         {
