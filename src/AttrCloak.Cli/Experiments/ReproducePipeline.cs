@@ -95,7 +95,7 @@ public sealed record ReproduceResult(
 
 /// <summary>
 /// Original, AttrCloak-DD, AttrCloak-DF and AttrCloak-OT end to end for each seed: train the backbone, audit and evaluate
-/// the original embeddings, cloak them both ways, audit and evaluate again. The seed drives backbone training,
+/// the original embeddings, cloak them each way, audit and evaluate again. The seed drives backbone training,
 /// negative sampling and the attackers' folds; the leave-one-out candidate lists are fixed by the data source so
 /// that every method and seed is ranked on the same lists.
 /// </summary>
