@@ -39,19 +39,8 @@ public static class ServedStream
     public static ServedStreamResult Run(EmbeddingMatrix original, IReadOnlyList<LabeledAttribute> attributes, CloakOptions batch, int seed,
         CancellationToken ct)
     {
-        ArgumentNullException.ThrowIfNull(original);
-        ArgumentNullException.ThrowIfNull(attributes);
-        var clock = Stopwatch.StartNew();
-        var replay = new StreamingReplay
-        {
-            Attributes = attributes.Select(a => a.Attribute).ToArray(),
-            BootstrapFraction = 0.5,
-            RefreshEvery = RefreshEvery,
-            Seed = seed,
-            BatchOptions = batch,
-        };
-        var result = replay.Run(original, attributes.Select(a => a.Labels).ToArray(), new TransportCloakerFactory(), ct);
-        return new ServedStreamResult(result.Served, result.BootstrapUsers, result.StreamedUsers, clock.Elapsed.TotalSeconds);
+        ArgumentNullException.ThrowIfNull(batch);
+        return Replay(original, attributes, seed, new TransportCloakerFactory(), batch, null, ct);
     }
 
     /// <summary>
@@ -63,9 +52,18 @@ public static class ServedStream
     public static ServedStreamResult RunTransport(EmbeddingMatrix original, IReadOnlyList<LabeledAttribute> attributes, EmbeddingMatrix batch,
         IReadOnlyList<AttributeStrength> strengths, int seed, CancellationToken ct)
     {
-        ArgumentNullException.ThrowIfNull(original);
         ArgumentNullException.ThrowIfNull(attributes);
         ArgumentNullException.ThrowIfNull(batch);
+        var maps = CrossFittedTransport.MapOptions(CrossFittedTransport.DefaultOptions(nullTargets: false), attributes.Select(a => a.Name).ToArray(), strengths);
+        return Replay(original, attributes, seed, new TransportCloakerFactory(maps), StreamingReplay.DataFreePreset, (users, _, _) => batch.SelectRows(users), ct);
+    }
+
+    // Half bootstrapped (batch DF with `batch`, or `bootstrapCloak` when given), half streamed through `maps`, rebuilt every RefreshEvery users.
+    private static ServedStreamResult Replay(EmbeddingMatrix original, IReadOnlyList<LabeledAttribute> attributes, int seed, TransportCloakerFactory maps,
+        CloakOptions batch, Func<int[], EmbeddingMatrix, int[][], EmbeddingMatrix>? bootstrapCloak, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(original);
+        ArgumentNullException.ThrowIfNull(attributes);
         var clock = Stopwatch.StartNew();
         var replay = new StreamingReplay
         {
@@ -73,10 +71,10 @@ public static class ServedStream
             BootstrapFraction = 0.5,
             RefreshEvery = RefreshEvery,
             Seed = seed,
-            BootstrapCloak = (users, _, _) => batch.SelectRows(users),
+            BatchOptions = batch,
+            BootstrapCloak = bootstrapCloak,
         };
-        var maps = CrossFittedTransport.MapOptions(CrossFittedTransport.DefaultOptions(nullTargets: false), attributes.Select(a => a.Name).ToArray(), strengths);
-        var result = replay.Run(original, attributes.Select(a => a.Labels).ToArray(), new TransportCloakerFactory(maps), ct);
+        var result = replay.Run(original, attributes.Select(a => a.Labels).ToArray(), maps, ct);
         return new ServedStreamResult(result.Served, result.BootstrapUsers, result.StreamedUsers, clock.Elapsed.TotalSeconds);
     }
 }
