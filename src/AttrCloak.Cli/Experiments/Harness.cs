@@ -237,8 +237,7 @@ public sealed class Harness(IHarnessProgress progress)
         if (options.Transport)
         {
             progress.Report($"  {Ot}: the worker's maps cross-fitted over {CrossFittedTransport.DefaultFolds} folds; privacy target {options.Epsilon}, utility floor {options.DataFreeFloor}");
-            var transport = new CrossFittedTransport(model.Users, protectedAttributes, seed: options.Seed);
-            var targeted = TargetedCloaking.Run(model, split, names, audited, transport, new PrivacyGoal(options.Epsilon, options.DataFreeFloor) { Strata = options.Strata },
+            var targeted = TargetedCloaking.RunTransport(model, split, protectedAttributes, audited, new PrivacyGoal(options.Epsilon, options.DataFreeFloor) { Strata = options.Strata },
                 options.Shadow, options.Seed, new InlineProgress<TargetStep>(s => progress.Report("    " + TargetedCloaking.Describe(s, names))), ct);
             progress.Report($"    {targeted.Describe()}");
             methods.Add(Measure(Ot, targeted.Embeddings, options.DataFreeFloor, targeted.Describe(), targeted.WallTime.TotalSeconds));

@@ -159,19 +159,17 @@ public sealed class ReproducePipeline(IReproduceProgress progress)
 
             if (options.Transport)
             {
-                var transport = new CrossFittedTransport(model.Users, protectedAttributes, seed: seed);
-                var names = protectedAttributes.Select(a => a.Name).ToArray();
                 if (options.DataFreeGoal is { } otGoal)
                 {
-                    var ot = timer.Time("cloak ot", () => TargetedCloaking.Run(model, split, names, audited, transport, otGoal,
+                    var ot = timer.Time("cloak ot", () => TargetedCloaking.RunTransport(model, split, protectedAttributes, audited, otGoal,
                         options.Shadow, seed, progress.Targeting(seed, ReproduceResult.Ot), ct));
                     runs.Add(Measure(ReproduceResult.Ot, seed, ot.Embeddings, null, ot.WallTime.TotalSeconds) with { Target = ot.Describe() });
                 }
                 else
                 {
                     var clock = Stopwatch.StartNew();
-                    var full = names.Select(_ => new AttributeStrength(1, 0)).ToArray();
-                    var ot = timer.Time("cloak ot", () => transport.Run(full, ct));
+                    var full = protectedAttributes.Select(_ => new AttributeStrength(1, 0)).ToArray();
+                    var ot = timer.Time("cloak ot", () => new CrossFittedTransport(model.Users, protectedAttributes, seed: seed).Run(full, ct));
                     runs.Add(Measure(ReproduceResult.Ot, seed, ot.Embeddings, null, clock.Elapsed.TotalSeconds));
                 }
             }

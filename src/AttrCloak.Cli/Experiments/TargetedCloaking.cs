@@ -3,6 +3,7 @@ using AttrCloak.Core.Data;
 using AttrCloak.Core.Evaluation;
 using AttrCloak.Learning.Backbones;
 using AttrCloak.Learning.Unlearning;
+using AttrCloak.Streaming.Cloaking;
 
 namespace AttrCloak.Cli.Experiments;
 
@@ -31,6 +32,27 @@ public static class TargetedCloaking
             : null;
         var cloak = new AttrCloakStrengths(model.Users, attributes, options with { TargetSeed = options.TargetSeed + seed }, goal.Strata, recLoss);
         return Run(model, split, attributes.Select(a => a.Name).ToArray(), audited, cloak, goal, shadow, seed, progress, ct);
+    }
+
+    /// <summary>
+    /// AttrCloak-OT under the loop: the worker's maps cross-fitted over the batch with their default options
+    /// (<see cref="CrossFittedTransport"/>, folds seeded by <paramref name="seed"/>), the probes as for DF and DD.
+    /// </summary>
+    public static TargetedCloakResult RunTransport(
+        TrainedModel model,
+        LeaveOneOutSplit split,
+        IReadOnlyList<LabeledAttribute> attributes,
+        IReadOnlyList<AuditedAttribute> audited,
+        PrivacyGoal goal,
+        ShadowAuditOptions shadow,
+        int seed,
+        IProgress<TargetStep>? progress = null,
+        CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(attributes);
+        var transport = new CrossFittedTransport(model.Users, attributes, seed: seed);
+        return Run(model, split, attributes.Select(a => a.Name).ToArray(), audited, transport, goal, shadow, seed, progress, ct);
     }
 
     /// <summary>The same loop and probes over another cloak whose strength is set per attribute (AttrCloak-OT).</summary>
