@@ -11,6 +11,13 @@ public interface IStrengthCloak
 {
     /// <summary>The original embeddings cloaked at <paramref name="strengths"/> (0 = untouched, 1 = full strength).</summary>
     StrengthCloakResult Run(IReadOnlyList<AttributeStrength> strengths, CancellationToken ct);
+
+    /// <summary>
+    /// The same cloak with another random draw (<paramref name="draw"/> &gt;= 1; <see cref="Run"/> is draw 0), or null
+    /// when the cloak draws nothing at random. The loop's utility floor reads the spread between draws: a noise-matched
+    /// draw moves every member of a class by one vector, so its cost is shared and the per-user standard error misses it.
+    /// </summary>
+    StrengthCloakResult? Redraw(IReadOnlyList<AttributeStrength> strengths, int draw, CancellationToken ct) => null;
 }
 
 /// <summary>AttrCloak (DF or DD by <paramref name="options"/>) as the loop's cloak: <see cref="TargetedCloaker.CandidateOptions"/> per candidate.</summary>
@@ -19,9 +26,15 @@ public sealed class AttrCloakStrengths(EmbeddingMatrix original, IReadOnlyList<L
 {
     private readonly string[] _names = attributes.Select(a => a.Name).ToArray();
 
-    public StrengthCloakResult Run(IReadOnlyList<AttributeStrength> strengths, CancellationToken ct)
+    public StrengthCloakResult Run(IReadOnlyList<AttributeStrength> strengths, CancellationToken ct) => Run(strengths, options, ct);
+
+    /// <summary>The candidate with the noise-matched targets drawn from another seed.</summary>
+    public StrengthCloakResult? Redraw(IReadOnlyList<AttributeStrength> strengths, int draw, CancellationToken ct) =>
+        Run(strengths, options with { TargetSeed = unchecked(options.TargetSeed + 7919 * draw) }, ct);
+
+    private StrengthCloakResult Run(IReadOnlyList<AttributeStrength> strengths, CloakOptions preset, CancellationToken ct)
     {
-        var cloak = new Cloaker().Cloak(original, attributes, TargetedCloaker.CandidateOptions(options, _names, strengths, strata), recommendationLoss, null, ct);
+        var cloak = new Cloaker().Cloak(original, attributes, TargetedCloaker.CandidateOptions(preset, _names, strengths, strata), recommendationLoss, null, ct);
         return new StrengthCloakResult(cloak.Embeddings, cloak);
     }
 }

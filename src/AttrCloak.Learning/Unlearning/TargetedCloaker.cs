@@ -68,6 +68,15 @@ public sealed record PrivacyGoal(double Epsilon, double? UtilityFloor = null, in
     /// </summary>
     public double UtilityStandardErrors { get; init; } = 1;
 
+    /// <summary>
+    /// Draws of a candidate's random targets its utility is read on, for cloaks that draw (<see cref="IStrengthCloak.Redraw"/>):
+    /// the floor judges their mean ratio, with the spread between draws added to the standard error. One draw alone is
+    /// a poor guide: on ML-100K MF (DF, strength 0.4) six draws read 0.961-0.978x on validation and 0.952-0.970x on test,
+    /// nearly uncorrelated, so the loop, accepting the strongest candidate above the floor, kept the lucky validation
+    /// draws and served test ratios 0.954-0.964x (<c>utility-gap</c>). The served matrix stays draw 0.
+    /// </summary>
+    public int UtilityDraws { get; init; } = 3;
+
     /// <summary>Strata of the leading principal component the loop's cloaks equalise class means within (<see cref="PrincipalStrata"/>).</summary>
     public int Strata { get; init; } = CloakPresets.TargetStrata;
 
@@ -86,6 +95,7 @@ public sealed record PrivacyGoal(double Epsilon, double? UtilityFloor = null, in
         if (!(NoiseMargin >= 1)) throw new ArgumentException($"NoiseMargin must be >= 1, got {NoiseMargin}");
         if (Strata is < 1 or > 100) throw new ArgumentException($"the number of strata must be in 1..100, got {Strata}");
         if (!(UtilityStandardErrors is >= 0 and <= 10)) throw new ArgumentException($"UtilityStandardErrors must be in 0..10, got {UtilityStandardErrors}");
+        if (UtilityDraws is < 1 or > 10) throw new ArgumentException($"UtilityDraws must be in 1..10, got {UtilityDraws}");
     }
 }
 
@@ -385,7 +395,24 @@ public sealed class TargetedCloaker
         (StrengthCloakResult Cloak, PairedRatio? Ratio) Run(AttributeStrength[] strengths)
         {
             var result = cloak.Run(strengths, ct);
-            return (result, utility?.Measure(result.Embeddings));
+            if (utility is null) return (result, null);
+            var ratio = utility.Measure(result.Embeddings);
+            return (result, goal.UtilityFloor is null ? ratio : OverDraws(strengths, ratio));
+        }
+
+        // The mean ratio over the candidate's draws, its standard error widened by their spread (see PrivacyGoal.UtilityDraws).
+        PairedRatio OverDraws(AttributeStrength[] strengths, PairedRatio first)
+        {
+            var ratios = new List<double> { first.Ratio };
+            for (var draw = 1; draw < goal.UtilityDraws; draw++)
+            {
+                if (cloak.Redraw(strengths, draw, ct) is not { } other) break;
+                ratios.Add(utility!.Measure(other.Embeddings).Ratio);
+            }
+            if (ratios.Count == 1) return first;
+            var mean = ratios.Average();
+            var spread = ratios.Sum(r => (r - mean) * (r - mean)) / (ratios.Count - 1);
+            return first with { Ratio = mean, StandardError = Math.Sqrt(first.StandardError * first.StandardError + spread) };
         }
 
         var still = Enumerable.Range(0, m).Where(j => best.Reading.WorstAbsAdvantage[j] > thresholds[j]).Select(j => names[j]).ToArray();

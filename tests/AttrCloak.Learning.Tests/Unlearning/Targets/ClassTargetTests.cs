@@ -261,6 +261,55 @@ public sealed class TargetedCloakerTests
         result.Steps.Count(st => st.Round == 1 && !st.AboveFloor).ShouldBe(2);
     }
 
+    /// <summary>
+    /// <see cref="StrengthEcho"/> with a random draw: each draw writes its own utility jitter into row 0's last column
+    /// (a noise-matched draw's shared cost, which the per-user standard error does not see).
+    /// </summary>
+    private sealed class DrawEcho(EmbeddingMatrix original, double[] jitter) : IStrengthCloak
+    {
+        public StrengthCloakResult Run(IReadOnlyList<AttributeStrength> strengths, CancellationToken ct) => Draw(strengths, 0);
+
+        public StrengthCloakResult? Redraw(IReadOnlyList<AttributeStrength> strengths, int draw, CancellationToken ct) =>
+            draw < jitter.Length ? Draw(strengths, draw) : null;
+
+        private StrengthCloakResult Draw(IReadOnlyList<AttributeStrength> strengths, int draw)
+        {
+            var copy = original.Clone();
+            for (var j = 0; j < strengths.Count; j++) copy.Row(0)[j] = (float)strengths[j].Mean;
+            copy.Row(0)[^1] = (float)jitter[draw];
+            return new StrengthCloakResult(copy);
+        }
+    }
+
+    /// <summary>Utility 1 - cost x t^2 + the draw's jitter (row 0, last column), with no per-user standard error.</summary>
+    private sealed class JitterUtility(double cost) : IUtilityProbe
+    {
+        public string Name => "jitter";
+
+        public PairedRatio Measure(EmbeddingMatrix cloaked) => new(1 - cost * Math.Pow(cloaked.Row(0)[0], 2) + cloaked.Row(0)[^1], 0, cloaked.Rows);
+    }
+
+    [Fact]
+    public void The_floor_reads_the_mean_over_draws_and_counts_their_spread_while_the_first_draw_is_served()
+    {
+        // Draw 0 is lucky (+0.03), draws 1 and 2 are not (-0.03): mean -0.01, spread (sd) 0.035. Judged on draw 0 alone,
+        // the loop goes past t = 0.6; judged on the three, every accepted t keeps 1 - 0.25 t^2 - 0.01 - 0.035 >= 0.9.
+        var (x, _) = SyntheticUsers.Users(d: 4, classSizes: [[20, 20]], shift: 0.0, seed: 1);
+        x.Row(0).Clear(); // the original: strength 0, no jitter
+        double[] jitter = [0.03, -0.03, -0.03];
+        var probe = new UShapedProbe([t => 0.5 * (1 - t)]);
+        TargetedCloakResult Run(int draws) => new TargetedCloaker().Cloak(x, ["attr0"], new DrawEcho(x, jitter),
+            new PrivacyGoal(0.03, UtilityFloor: 0.9) { UtilityDraws = draws }, probe, new JitterUtility(0.25), ct: TestContext.Current.CancellationToken);
+
+        var overDraws = Run(3);
+        var t = overDraws.Strengths[0].Mean;
+        t.ShouldBeGreaterThan(0, string.Join(Environment.NewLine, overDraws.Steps.Select(st => $"{st.Name}: {st.Strengths[0]} {string.Join(",", st.WorstAbsAdvantage)} {st.UtilityRatio} +/- {st.UtilityStandardError} {st.AboveFloor}")));
+        (1 - 0.25 * t * t - 0.01 - Math.Sqrt(0.0012)).ShouldBeGreaterThanOrEqualTo(0.9 - 1e-6);
+        overDraws.Steps.Where(st => st.AboveFloor && st.Round > 0).ShouldAllBe(st => st.UtilityRatio < 1 - 0.25 * st.Strengths[0].Mean * st.Strengths[0].Mean);
+        overDraws.Embeddings.Row(0)[^1].ShouldBe(0.03f);
+        Run(1).Strengths[0].Mean.ShouldBeGreaterThan(0.6);
+    }
+
     /// <summary>Reads attr0's leak 0.1 (1 - t) 0.02 too low, and 0.02 too high on its second audit: a noisy probe's first dip under the target.</summary>
     private sealed class BiasedLowProbe : IPrivacyProbe
     {
@@ -388,7 +437,7 @@ public sealed class TargetedCloakerTests
         var probe = new SeparationProbe(x, attributes, [0.5]);
         var utility = new DisplacementUtility(x, slope: 1.0);
         var result = new TargetedCloaker().Cloak(x, attributes, new CloakOptions { MaxIterations = 5 },
-            new PrivacyGoal(0.03, UtilityFloor: 0.9), probe, utility, ct: TestContext.Current.CancellationToken);
+            new PrivacyGoal(0.03, UtilityFloor: 0.9) { UtilityDraws = 1 }, probe, utility, ct: TestContext.Current.CancellationToken);
         result.Outcome.ShouldBe(TargetOutcome.NotMetAboveFloor);
         result.StillLeaking.ShouldBe(["attr0"]);
         result.Describe().ShouldContain("NOT met above the utility floor");
