@@ -197,23 +197,17 @@ public sealed class TargetedCloakerTests
         result.Steps[^1].WorstAbsAdvantage[0].ShouldBeLessThanOrEqualTo(0.03);
     }
 
-    /// <summary>Reads a fixed leak whatever the embeddings: a leak the class means do not carry.</summary>
-    private sealed class FixedProbe(double[] leak) : IPrivacyProbe
-    {
-        public PrivacyReading Measure(EmbeddingMatrix embeddings, CancellationToken ct) =>
-            new(leak, leak.Select(_ => 0.0).ToArray(), leak.Select(_ => "fixed").ToArray());
-    }
-
     [Fact]
     public void An_attribute_that_still_leaks_at_full_strength_ends_the_loop_instead_of_being_audited_again()
     {
-        TorchRuntime.EnsureInitialised();
-        var (x, attributes) = SyntheticUsers.Users(d: 4, classSizes: [[200, 200]], shift: 2.0, seed: 1);
-        var result = new TargetedCloaker().Cloak(x, attributes, new CloakOptions { MaxIterations = 5 }, new PrivacyGoal(0.03, MaxProbes: 20),
-            new FixedProbe([0.2]), ct: TestContext.Current.CancellationToken);
+        // A leak of 0.1 the cloak does not reach on top of one it removes: 0.4, 0.22, 0.148, 0.119, 0.1 as t goes
+        // 0, 0.6, 0.84, 0.936, 1 (0.974, rounded up). Four raises, then it stops; no round repeats the last.
+        var (x, _) = SyntheticUsers.Users(d: 4, classSizes: [[20, 20]], shift: 0.0, seed: 1);
+        x.Row(0).Clear();
+        var result = new TargetedCloaker().Cloak(x, ["attr0"], new StrengthEcho(x), new PrivacyGoal(0.03, MaxProbes: 20),
+            new UShapedProbe([t => 0.1 + 0.3 * (1 - t)]), ct: TestContext.Current.CancellationToken);
         result.Outcome.ShouldBe(TargetOutcome.NotMetAtFullStrength);
         result.Strengths[0].Mean.ShouldBe(1);
-        // 0.6 -> 0.84 -> 0.936 -> 1 (0.974, rounded up): four raises, then it stops; no round repeats the last.
         result.Steps.Count.ShouldBe(5);
         result.Describe().ShouldContain("attr0 (at full strength)");
     }
@@ -308,6 +302,25 @@ public sealed class TargetedCloakerTests
         overDraws.Steps.Where(st => st.AboveFloor && st.Round > 0).ShouldAllBe(st => st.UtilityRatio < 1 - 0.25 * st.Strengths[0].Mean * st.Strengths[0].Mean);
         overDraws.Embeddings.Row(0)[^1].ShouldBe(0.03f);
         Run(1).Strengths[0].Mean.ShouldBeGreaterThan(0.6);
+    }
+
+    [Fact]
+    public void An_attribute_whose_reading_stops_falling_when_raised_stops_taking_rounds_while_the_others_go_on()
+    {
+        // attr0 falls to 0.1 by t = 0.5 and stays there (a leak the cloak does not reach); attr1 falls linearly.
+        // Round 1: 0.6 / 0.6 read 0.1 / 0.08. Round 2: 0.84 / 0.84 read 0.1 (stalled) / 0.032. Round 3: 0.936 / 0.888
+        // read 0.1 (stalled twice: not raised again) / 0.022 (met). Without the stall attr0 would go on to 1.
+        var (x, _) = SyntheticUsers.Users(d: 4, classSizes: [[20, 20]], shift: 0.0, seed: 1);
+        x.Row(0).Clear();
+        var probe = new UShapedProbe([t => t < 0.5 ? 0.3 - 0.4 * t : 0.1, t => 0.2 * (1 - t)]);
+        var result = new TargetedCloaker().Cloak(x, ["attr0", "attr1"], new StrengthEcho(x), new PrivacyGoal(0.03, MaxProbes: 20), probe,
+            ct: TestContext.Current.CancellationToken);
+        var trace = string.Join(Environment.NewLine, result.Steps.Select(st => $"{st.Name}: {string.Join(",", st.Strengths)} -> {string.Join(",", st.WorstAbsAdvantage)}"));
+        result.Outcome.ShouldBe(TargetOutcome.NotMetRaisingWorsens, trace);
+        result.Strengths[0].Mean.ShouldBe(0.936, 1e-6, trace);
+        result.StillLeaking.ShouldBe(["attr0"], trace);
+        result.Steps.Max(st => st.Round).ShouldBe(3, trace);
+        result.Describe().ShouldContain("stalled");
     }
 
     /// <summary>Reads attr0's leak 0.1 (1 - t) 0.02 too low, and 0.02 too high on its second audit: a noisy probe's first dip under the target.</summary>
