@@ -121,7 +121,10 @@ public enum TargetOutcome
     NotMetRaisingWorsens,
 }
 
-/// <summary>One round of the loop: the strengths tried, what the probe read, and the utility (ratio and standard error).</summary>
+/// <summary>
+/// One round of the loop: the strengths tried, what the probe read, and the utility (ratio and standard error; under a
+/// floor, for a cloak that draws, the mean over <see cref="PrivacyGoal.UtilityDraws"/> draws with their spread counted).
+/// </summary>
 public sealed record TargetStep(int Round, IReadOnlyList<AttributeStrength> Strengths, IReadOnlyList<double> WorstAbsAdvantage,
     IReadOnlyList<string> WorstAttacker, double? UtilityRatio, bool AboveFloor, double Seconds, double? UtilityStandardError = null)
 {
