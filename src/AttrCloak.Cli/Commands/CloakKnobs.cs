@@ -106,7 +106,7 @@ public class CloakSettings : ModelSettings
     public double? PrivacyTarget { get; init; }
 
     [CommandOption("--utility-floor <F>")]
-    [Description("With --privacy-target: never go below this validation NDCG@10 ratio (e.g. 0.97), with one standard error to spare; the run says which attributes could not be protected above it.")]
+    [Description("With --privacy-target: never go below this validation NDCG@10 ratio (e.g. 0.97), with one standard error to spare (DF and DD: the mean over three noise-matched draws, their spread counted); the run says which attributes could not be protected above it.")]
     public double? UtilityFloor { get; init; }
 
     [CommandOption("--covariance-strength <T>")]
