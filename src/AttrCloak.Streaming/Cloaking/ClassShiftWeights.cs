@@ -62,7 +62,7 @@ internal sealed class ClassShiftWeights
     }
 
     /// <summary>|L^-1 delta_k|^2 for every class, L L^T the pooled within-class covariance (libtorch's Cholesky and triangular solve).</summary>
-    private static double[] WhitenedLengths(ClassStatisticsSnapshot s, double[] deltas, int d)
+    internal static double[] WhitenedLengths(ClassStatisticsSnapshot s, double[] deltas, int d)
     {
         var classes = s.Counts.Length;
         TorchRuntime.EnsureInitialised();
@@ -77,7 +77,7 @@ internal sealed class ClassShiftWeights
     /// sum_k n_k Sigma_k / n, plus a ridge of 1e-3 of the mean per-dimension variance so that a direction nobody varies
     /// in cannot make a tiny offset look large; the global covariance when no class is populated.
     /// </summary>
-    private static double[] PooledWithin(ClassStatisticsSnapshot s, int d)
+    internal static double[] PooledWithin(ClassStatisticsSnapshot s, int d)
     {
         var pooled = new double[d * d];
         double total = 0;

@@ -39,7 +39,7 @@ public sealed class TransportCloakerFactory(TransportCloakerOptions? options = n
         var globals = new (double[] Linear, double[] Offset)?[served.Count];
         for (var a = 0; a < served.Count; a++)
             (classMaps[a], infos[a], globals[a]) = BuildAttribute(served[a], originals[a], d, o,
-                o.HoldShiftWeightsAtSeating ? snapshot.ShiftWeightCeilings?.GetValueOrDefault(served[a].Attribute) : null);
+                o.HoldShiftWeightsAtSeating ? snapshot.ShiftWeightCeilings?.GetValueOrDefault(served[a].Attribute) : null, snapshot.Version.Epoch);
 
         float[]? globalLinear = null;
         var globalOffset = new float[d];
@@ -71,7 +71,7 @@ public sealed class TransportCloakerFactory(TransportCloakerOptions? options = n
     /// (B_g - I, offset) when the attribute is mapped.
     /// </summary>
     private static (TransportCloaker.ClassMap?[] Maps, AttributeMapInfo Info, (double[] Linear, double[] Offset)? Global) BuildAttribute(
-        ClassStatisticsSnapshot served, ClassStatisticsSnapshot original, int d, TransportCloakerOptions o, double[]? ceilings)
+        ClassStatisticsSnapshot served, ClassStatisticsSnapshot original, int d, TransportCloakerOptions o, double[]? ceilings, string epoch)
     {
         var classCount = original.Counts.Length;
         var maps = new TransportCloaker.ClassMap?[classCount];
@@ -116,6 +116,8 @@ public sealed class TransportCloakerFactory(TransportCloakerOptions? options = n
         var globalLinear = Subtract(bg, Identity(d));
         var warmCount = 0;
         var shiftWeights = o.ClassShiftShrinkage > 0 ? new ClassShiftWeights(original, d, o.ClassShiftShrinkage, o.ShiftShrinkageMetric) : null;
+        var noise = o.SamplingNoiseScale > 0 && servedTarget ? ClassSamplingNoise.Draw(original, d, epoch) : null;
+        var needed = noise is null ? null : ClassSamplingNoise.NeededShare(served, d, o.MinClassUsers);
         for (var k = 0; k < classCount; k++)
         {
             // Shrunk class means: n / (n + prior) of the class's own offset from its global mean.
@@ -145,6 +147,11 @@ public sealed class TransportCloakerFactory(TransportCloakerOptions? options = n
                 // T_k(x) - x.
                 linear = Subtract(bk, Identity(d));
             }
+            // The class-specific translation gets a fresh draw of the sampling error its estimate carries (ClassSamplingNoise),
+            // as much of it as the served class offset lacks of a no-signal population's: a closed loop on the served
+            // statistics, so that draws given before are not given again with every re-cloak of the same users.
+            if (noise is not null)
+                for (var i = 0; i < d; i++) offset[i] += o.SamplingNoiseScale * needed![k] * noise[k][i];
             Scale(linear, o.DeviationScaleOf(served.Attribute));
             Scale(offset, o.DeviationScaleOf(served.Attribute));
             if (shiftWeights is not null)

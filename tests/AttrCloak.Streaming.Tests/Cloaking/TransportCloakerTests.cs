@@ -14,7 +14,7 @@ public sealed class TransportCloakerTests
     private static readonly TransportCloakerOptions Exact = new()
     {
         MeanPriorUsers = 0, CovariancePriorUsers = 0, MinCovarianceUsers = 2, TargetOffsetScale = 1, TargetCovarianceScale = 1, CovarianceAnchor = 0,
-        ClassShiftShrinkage = 0,
+        ClassShiftShrinkage = 0, SamplingNoiseScale = 0,
     };
 
     [Fact]
@@ -84,7 +84,7 @@ public sealed class TransportCloakerTests
         var gender = Stats("gender", [300, 300], means[..2], covs[..2]);
         // With shrinkage but the served class offsets kept whole: shrinking both sides alike still maps a population onto itself.
         var snapshot = Snapshot(d, [gender, age], [gender, age]);
-        var cloaker = new TransportCloakerFactory(new TransportCloakerOptions { TargetOffsetScale = 1, TargetCovarianceScale = 1, CovarianceAnchor = 0, ClassShiftShrinkage = 0 }).Build(snapshot);
+        var cloaker = new TransportCloakerFactory(new TransportCloakerOptions { TargetOffsetScale = 1, TargetCovarianceScale = 1, CovarianceAnchor = 0, ClassShiftShrinkage = 0, SamplingNoiseScale = 0 }).Build(snapshot);
         var x = RandomVector(rng, d).Select(v => (float)v).ToArray();
         var y = new float[d];
         cloaker.Cloak(x, [1, 2], y).ProtectedMask.ShouldBe(0b11u);
@@ -302,6 +302,46 @@ public sealed class TransportCloakerTests
         Distance(Cloak(plain, 2), none).ShouldBeGreaterThan(0.5);     // without shrinkage the small class is moved
         Distance(Cloak(shrunk, 2), none).ShouldBeLessThan(1e-5);      // with it, not
         Distance(Cloak(shrunk, 0), Cloak(plain, 0)).ShouldBeLessThan(0.02 * Distance(Cloak(plain, 0), none)); // real shift kept
+    }
+
+    [Fact]
+    public void Classes_pinned_at_the_served_global_mean_get_a_noise_matched_draw_and_others_none()
+    {
+        // Issue 13, no created leakage: served class offsets pinned at zero (exact moment matching) are what a shadow
+        // attacker inverts; the maps add a draw of the sampling error of each class's mean, fixed per store epoch.
+        const int d = 8;
+        var rng = new Random(5);
+        var cov = new double[d * d];
+        for (var i = 0; i < d; i++) cov[i * d + i] = 1;
+        var counts = new long[] { 300, 100 };
+        var original = Stats("gender", counts, [RandomVector(rng, d, 0.5), RandomVector(rng, d, 0.5)], [cov, cov]);
+        var pinned = Stats("gender", counts, [new double[d], new double[d]], [cov, cov]);
+        // Offsets three times as long as the sampling noise of the class means (d (1/n_k - 1/n) whitened).
+        var big = RandomVector(rng, d);
+        var norm = Math.Sqrt(big.Sum(v => v * v));
+        var loud = big.Select(v => v / norm * Math.Sqrt(3 * d * (1.0 / 100 - 1.0 / 400))).ToArray();
+        var leaky = Stats("gender", counts, [loud.Select(v => -v / 3).ToArray(), loud], [cov, cov]);
+
+        ClassSamplingNoise.NeededShare(pinned, d, 5).ShouldAllBe(s => Math.Abs(s - 1) < 1e-9);
+        ClassSamplingNoise.NeededShare(leaky, d, 5)[1].ShouldBe(0);
+        var a = ClassSamplingNoise.Draw(original, d, "epoch-a");
+        ClassSamplingNoise.Draw(original, d, "epoch-a")[1].ShouldBe(a[1]);           // every rebuild: the same direction
+        ClassSamplingNoise.Draw(original, d, "epoch-b")[1].ShouldNotBe(a[1]);        // another store: another draw
+        for (var i = 0; i < d; i++) (300 * a[0][i] + 100 * a[1][i]).ShouldBe(0, 1e-9); // centred: the population does not move
+        // Its size: over many epochs, class 1's squared length averages d (1/n_1 - 1/n) in the unit within-class covariance.
+        var mean = Enumerable.Range(0, 400).Average(e => ClassSamplingNoise.Draw(original, d, $"e{e}")[1].Sum(v => v * v));
+        mean.ShouldBe(d * (1.0 / 100 - 1.0 / 400), 0.2 * d * (1.0 / 100 - 1.0 / 400));
+
+        var x = RandomVector(rng, d).Select(v => (float)v).ToArray();
+        float[] Cloak(ClassStatisticsSnapshot served, double noise)
+        {
+            var y = new float[d];
+            new TransportCloakerFactory(new TransportCloakerOptions { CovarianceMaps = false, SamplingNoiseScale = noise })
+                .Build(Snapshot(d, [served], [original])).Cloak(x, [1], y);
+            return y;
+        }
+        MaxAbsDifference(Cloak(pinned, 1).Select(v => (double)v).ToArray(), Cloak(pinned, 0).Select(v => (double)v).ToArray()).ShouldBeGreaterThan(1e-3);
+        MaxAbsDifference(Cloak(leaky, 1).Select(v => (double)v).ToArray(), Cloak(leaky, 0).Select(v => (double)v).ToArray()).ShouldBeLessThan(1e-6);
     }
 
     [Fact]
