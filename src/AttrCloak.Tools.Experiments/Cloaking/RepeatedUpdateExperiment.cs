@@ -33,6 +33,8 @@ internal static class RepeatedUpdateExperiment
     private static readonly Dictionary<string, Func<TransportCloakerOptions>> Variants = new()
     {
         ["transport"] = () => new TransportCloakerOptions(),
+        // The maps before the noise-matched class draws (ClassSamplingNoise): re-cloaks pin the served class offsets at zero.
+        ["no-draws"] = () => new TransportCloakerOptions { SamplingNoiseScale = 0 },
         // The targets before the repeated-update fix: served class and global covariances (they feed back).
         ["served-cov"] = () => new TransportCloakerOptions { CovarianceAnchor = 0, TargetCovarianceScale = 1 },
         ["mean-only"] = () => new TransportCloakerOptions { CovarianceMaps = false },
