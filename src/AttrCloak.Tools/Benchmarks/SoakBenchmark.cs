@@ -364,7 +364,7 @@ public static class SoakBenchmark
                             Interlocked.Increment(ref state.Reappearances);
                         }
                         else Interlocked.Increment(ref state.Updates);
-                        value = EventCodec.Encode(new EmbeddingUpdate(eventId, id, version, DateTimeOffset.UtcNow, "soak-1", embedding, attributes));
+                        value = EventCodec.Encode(new EmbeddingUpdate(eventId, id, version, DateTimeOffset.UtcNow, BenchmarkRig.ModelVersion, embedding, attributes));
                         topic = kafka.EmbeddingsTopic;
                         break;
                     case Kind.UpdateAttributes:
