@@ -116,8 +116,9 @@ public sealed class TransportCloakerFactory(TransportCloakerOptions? options = n
         var globalLinear = Subtract(bg, Identity(d));
         var warmCount = 0;
         var shiftWeights = o.ClassShiftShrinkage > 0 ? new ClassShiftWeights(original, d, o.ClassShiftShrinkage, o.ShiftShrinkageMetric) : null;
-        var noise = o.SamplingNoiseScale > 0 && servedTarget ? ClassSamplingNoise.Draw(original, d, epoch) : null;
-        var needed = noise is null ? null : ClassSamplingNoise.NeededShare(served, d, o.MinClassUsers);
+        // The draws only where a class needs them: a single pass (nothing pinned) skips the Cholesky of the draw.
+        var needed = o.SamplingNoiseScale > 0 && servedTarget ? ClassSamplingNoise.NeededShare(served, d, o.MinClassUsers) : null;
+        var noise = needed is not null && needed.Any(share => share > 0) ? ClassSamplingNoise.Draw(original, d, epoch) : null;
         for (var k = 0; k < classCount; k++)
         {
             // Shrunk class means: n / (n + prior) of the class's own offset from its global mean.
