@@ -84,7 +84,7 @@ public sealed record SoakOptions
 /// <param name="FirstError">The first error's message, if any.</param>
 /// <param name="AuditRuns">Successful shadow audits so far.</param>
 /// <param name="AuditFailures">Failed shadow audits so far.</param>
-/// <param name="AuditWorstAdvantage">Latest audit: the largest balanced accuracy above chance over attributes and attackers (NaN before the first).</param>
+/// <param name="AuditWorstAdvantage">Latest audit: the largest |balanced accuracy - chance| over attributes and attackers, both directions (NaN before the first).</param>
 public sealed record SoakSample(
     double ElapsedSeconds,
     long Produced,
@@ -251,7 +251,7 @@ public static class SoakBenchmark
                 managed, committed, process.WorkingSet64, Math.Max(0, process.WorkingSet64 - committed), redisUsed,
                 deadLetters, stale, errors.Count, errors.First,
                 (long)metrics.AuditRuns.WithLabels("success").Value, (long)metrics.AuditRuns.WithLabels("failure").Value,
-                report is null ? double.NaN : report.Attributes.Max(a => a.WorstBalancedAccuracy - a.Chance));
+                report is null ? double.NaN : report.Attributes.Max(a => a.MaxAbsAdvantage));
             previous = (now, produced, consumed);
             return s;
         }

@@ -25,12 +25,19 @@ public sealed record SoakThresholds
     /// <summary>Least share of the target rate the producer must have held over the second half (else the load was not the one asked for).</summary>
     public double MinRateShare { get; init; } = 0.9;
 
+    /// <summary>
+    /// Largest worst |balanced accuracy - chance| any shadow audit of the run may read (over attributes and attackers,
+    /// both directions): the bar the shipped AttackAccuracyDrift alert warns at. A soak whose protection decays under the
+    /// load (its updates re-cloaked against drifting statistics, or landing in a generation nobody seated) fails.
+    /// </summary>
+    public double MaxAuditAdvantage { get; init; } = 0.05;
+
     /// <summary>Fewest samples the second half must have for slopes and trends to mean anything.</summary>
     public int MinSamplesPerHalf { get; init; } = 3;
 
     /// <summary>The thresholds as a user reads them.</summary>
     public string Describe(double rate) => string.Create(CultureInfo.InvariantCulture,
-        $"over the second half: max lag <= {rate * MaxLagSeconds:N0} events ({MaxLagSeconds:G} s of input) and its fitted rise <= half of that; managed heap slope <= {MaxManagedSlopeMiBPerMinute:G} MiB/min; native memory slope <= {MaxNativeSlopeMiBPerMinute:G} MiB/min; produced >= {MinRateShare:P0} of the target rate; no errors, no dead letters, no stale events; audits every interval (none missed by more than one interval, none failed)");
+        $"over the second half: max lag <= {rate * MaxLagSeconds:N0} events ({MaxLagSeconds:G} s of input) and its fitted rise <= half of that; managed heap slope <= {MaxManagedSlopeMiBPerMinute:G} MiB/min; native memory slope <= {MaxNativeSlopeMiBPerMinute:G} MiB/min; produced >= {MinRateShare:P0} of the target rate; no errors, no dead letters, no stale events; audits every interval (none missed by more than one interval, none failed) and none reading a worst |advantage| above {MaxAuditAdvantage:G}");
 }
 
 /// <summary>One check of the verdict: its name, whether it passed, and the figure behind it.</summary>
@@ -56,6 +63,7 @@ public sealed record SoakVerdict(IReadOnlyList<SoakCheck> Checks)
         public const string Managed = "managed heap flat";
         public const string Native = "native memory flat";
         public const string Audits = "audits on schedule";
+        public const string Privacy = "privacy held";
         public const string Samples = "samples";
     }
 
@@ -115,7 +123,10 @@ public sealed record SoakVerdict(IReadOnlyList<SoakCheck> Checks)
         }
 
         if (auditEvery > TimeSpan.Zero)
+        {
             checks.Add(JudgeAudits(samples, end, auditEvery, c));
+            checks.Add(JudgePrivacy(samples, thresholds.MaxAuditAdvantage, c));
+        }
         return new SoakVerdict(checks);
     }
 
@@ -148,6 +159,18 @@ public sealed record SoakVerdict(IReadOnlyList<SoakCheck> Checks)
         var ok = last.AuditRuns >= 1 && worstGap <= limit;
         return new SoakCheck(Names.Audits, ok, string.Create(c,
             $"{last.AuditRuns} run(s), {expected} due (every {auditEvery.TotalSeconds:G} s); longest time without an audit {worstGap:F0} s (limit {limit:F0} s)"));
+    }
+
+    /// <summary>Every audit's worst |advantage| (each sample holds the latest audit's) within the bar; passes vacuously before any audit.</summary>
+    private static SoakCheck JudgePrivacy(IReadOnlyList<SoakSample> samples, double bar, CultureInfo c)
+    {
+        var read = samples.Where(s => double.IsFinite(s.AuditWorstAdvantage)).ToArray();
+        if (read.Length == 0)
+            return new SoakCheck(Names.Privacy, true, "no audit finished");
+        var worst = read.MaxBy(s => s.AuditWorstAdvantage)!;
+        var ok = worst.AuditWorstAdvantage <= bar;
+        return new SoakCheck(Names.Privacy, ok, string.Create(c,
+            $"worst |advantage| of any audit {worst.AuditWorstAdvantage:F3} at {worst.ElapsedSeconds:F0} s, last {read[^1].AuditWorstAdvantage:F3} (bar {bar:G})"));
     }
 
     /// <summary>Least-squares slope of <paramref name="value"/> over elapsed seconds (per second); 0 for fewer than two points.</summary>

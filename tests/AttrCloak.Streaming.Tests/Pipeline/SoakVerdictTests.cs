@@ -53,7 +53,7 @@ public sealed class SoakVerdictTests
     {
         var verdict = Judge(Run());
         verdict.Passed.ShouldBeTrue(string.Join("; ", verdict.Reasons));
-        verdict.Checks.Select(c => c.Name).ShouldBe([N.Errors, N.DeadLetters, N.Stale, N.Rate, N.Lag, N.LagTrend, N.Managed, N.Native, N.Audits]);
+        verdict.Checks.Select(c => c.Name).ShouldBe([N.Errors, N.DeadLetters, N.Stale, N.Rate, N.Lag, N.LagTrend, N.Managed, N.Native, N.Audits, N.Privacy]);
         verdict.Reasons.ShouldBeEmpty();
     }
 
@@ -148,11 +148,37 @@ public sealed class SoakVerdictTests
     }
 
     [Fact]
+    public void Audits_whose_advantage_rises_over_the_bar_fail_privacy_and_name_the_worst()
+    {
+        // The protection decaying under load: the audits read 0.02 until 300 s, then 0.12 (e.g. updates landing in a
+        // generation nobody seated), back to 0.03 at the end; any audit over the bar fails the run.
+        var verdict = Judge(Run(s => s.ElapsedSeconds is >= 300 and < 500 ? s with { AuditWorstAdvantage = 0.12 } : s.ElapsedSeconds >= 500 ? s with { AuditWorstAdvantage = 0.03 } : s));
+        ShouldFailOnly(verdict, N.Privacy, "worst |advantage| of any audit 0.120 at 300 s, last 0.030 (bar 0.05)");
+    }
+
+    [Fact]
+    public void Audits_at_the_bar_pass_and_a_stricter_bar_fails_them()
+    {
+        var samples = Run(s => s with { AuditWorstAdvantage = 0.05 });
+        Judge(samples).Passed.ShouldBeTrue();
+        var strict = SoakVerdict.Judge(samples, Rate, Duration, AuditEvery, new SoakThresholds { MaxAuditAdvantage = 0.03 });
+        ShouldFailOnly(strict, N.Privacy, "(bar 0.03)");
+    }
+
+    [Fact]
+    public void Privacy_is_not_judged_before_an_audit_reads_anything()
+    {
+        var verdict = SoakVerdict.Judge(Run(s => s with { AuditWorstAdvantage = double.NaN }), Rate, Duration, AuditEvery, new SoakThresholds());
+        verdict.Checks.Single(c => c.Name == N.Privacy).ShouldSatisfyAllConditions(c => c.Passed.ShouldBeTrue(), c => c.Detail.ShouldBe("no audit finished"));
+    }
+
+    [Fact]
     public void Audits_are_not_required_when_disabled()
     {
         var verdict = SoakVerdict.Judge(Run(s => s with { AuditRuns = 0 }), Rate, Duration, TimeSpan.Zero, new SoakThresholds());
         verdict.Passed.ShouldBeTrue(string.Join("; ", verdict.Reasons));
         verdict.Checks.ShouldNotContain(c => c.Name == N.Audits);
+        verdict.Checks.ShouldNotContain(c => c.Name == N.Privacy);
     }
 
     [Fact]
