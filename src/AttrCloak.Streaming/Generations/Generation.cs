@@ -44,6 +44,12 @@ public sealed record Generation(string ModelVersion, GenerationState State, long
     /// <summary>Seatings so far (0: never seated: cloaked only by the per-event maps of a cold start).</summary>
     public int SeatEpoch { get; init; }
 
+    /// <summary>
+    /// Users the last seating (or bootstrap) cloaked, 0 while not known: the base of
+    /// <see cref="GenerationOptions.ReseatGrowth"/> (a generation that has grown past it is seated again).
+    /// </summary>
+    public long SeatedUsers { get; init; }
+
     /// <summary>Every user's sweep mark should reach this (see the type's remarks).</summary>
     public int SweepEpoch { get; init; }
 

@@ -78,22 +78,34 @@ public sealed record GenerationRegistry(long Version, IReadOnlyList<Generation> 
     }
 
     /// <summary>
-    /// The seating by <paramref name="owner"/> is written: the generation is seated once more, every user must be
-    /// swept again, and a filling generation is promoted (the serving one superseded). Nothing when the lease was lost.
+    /// The seating by <paramref name="owner"/> of <paramref name="users"/> users is written: the generation is seated once
+    /// more, every user must be swept again, and a filling generation is promoted (the serving one superseded). Nothing
+    /// when the lease was lost.
     /// </summary>
-    public IReadOnlyList<Generation> WithSeated(string modelVersion, string owner, DateTimeOffset now)
+    public IReadOnlyList<Generation> WithSeated(string modelVersion, string owner, DateTimeOffset now, long users)
     {
         var g = Find(modelVersion);
         if (g is null || !g.Live || g.SeatLease != owner) return [];
         var seated = g with
         {
             SeatEpoch = g.SeatEpoch + 1,
+            SeatedUsers = users,
             SweepEpoch = g.SweepEpoch + 1,
             SeatLease = null,
             SeatLeaseUntil = null,
             PromoteRequested = false,
         };
         return seated.State == GenerationState.Filling ? Promote(seated, now) : [seated];
+    }
+
+    /// <summary>
+    /// A seated generation whose seated population is not known yet (bootstrapped by the CLI, or written by an earlier
+    /// version) takes <paramref name="users"/>, its size now, as that base.
+    /// </summary>
+    public IReadOnlyList<Generation> WithSeatedUsers(string modelVersion, long users)
+    {
+        var g = Find(modelVersion);
+        return g is { Live: true, Seated: true, SeatedUsers: 0 } && users > 0 ? [g with { SeatedUsers = users }] : [];
     }
 
     /// <summary>An operator asks to promote a filling generation now (the workers seat it without waiting for the thresholds).</summary>

@@ -89,6 +89,17 @@ internal sealed class GenerationSeater(
             var s = store.StoreOf(serving.ModelVersion);
             reference = (await s.ReadStatisticsAsync(cancellationToken).ConfigureAwait(false), await s.CountUsersAsync(cancellationToken).ConfigureAwait(false));
         }
+        if (serving is { Seated: true })
+        {
+            var users = reference!.Value.Item2;
+            if (serving.SeatedUsers == 0)
+                await store.UpdateRegistryAsync(r => r.WithSeatedUsers(serving.ModelVersion, users), cancellationToken).ConfigureAwait(false);
+            else if (SeatingPolicy.ReseatDue(serving, users, options) is { } why && !serving.PromoteRequested)
+            {
+                logger.LogWarning("Re-seating generation '{Model}': {Reason}", serving.ModelVersion, why);
+                await SeatAsync(serving.ModelVersion, cancellationToken).ConfigureAwait(false);
+            }
+        }
         foreach (var g in registry.Live.Where(g => g.State == GenerationState.Filling || (g.State == GenerationState.Serving && (!g.Seated || g.PromoteRequested))))
         {
             var target = store.StoreOf(g.ModelVersion);
@@ -152,7 +163,7 @@ internal sealed class GenerationSeater(
             if (cloakerFactory is not null)
                 await SeatingFigures.RecordAsync(store, cloakerFactory, modelVersion, states.Select((u, i) => u with { Cloaked = cloaked[i] }).ToList(), now,
                     cancellationToken).ConfigureAwait(false);
-            var after = await store.UpdateRegistryAsync(r => r.WithSeated(modelVersion, instance, now), cancellationToken).ConfigureAwait(false);
+            var after = await store.UpdateRegistryAsync(r => r.WithSeated(modelVersion, instance, now, states.Count), cancellationToken).ConfigureAwait(false);
             if (after.Find(modelVersion) is not { } seated || seated.SeatEpoch != epoch) return LeaseLost(modelVersion);
             metrics.Seatings.WithLabels("success").Inc();
             metrics.SeatingDuration.Set(clock.Elapsed.TotalSeconds);

@@ -7,8 +7,9 @@ namespace AttrCloak.Streaming.Generations;
 /// When a generation is ready to be seated (a batch cloak over its stored originals; a filling generation is promoted
 /// by it): every class of every protected attribute has <see cref="GenerationOptions.MinClassUsers"/> users, or, for
 /// a new model while another serves, as many as the class has in the serving generation when that is fewer, and the new
-/// model holds <see cref="GenerationOptions.MinUserShare"/> of the serving generation's users. An operator's request
-/// (<c>attrcloak generations promote</c>) needs only one user. Pure.
+/// model holds <see cref="GenerationOptions.MinUserShare"/> of the serving generation's users; a cold start also once it
+/// holds <see cref="GenerationOptions.ColdSeatUsers"/>. An operator's request (<c>attrcloak generations promote</c>)
+/// needs only one user. And when the serving generation is seated again (<see cref="ReseatDue"/>). Pure.
 /// </summary>
 internal static class SeatingPolicy
 {
@@ -31,6 +32,8 @@ internal static class SeatingPolicy
             if (users < needed)
                 return string.Create(CultureInfo.InvariantCulture, $"{users} users, {needed} needed ({options.MinUserShare:P0} of the serving generation's {s.Users})");
         }
+        // A cold start large enough is seated even with a class that has not filled (it may never).
+        if (serving is null && options.ColdSeatUsers > 0 && users >= options.ColdSeatUsers) return null;
         for (var a = 0; a < statistics.Attributes.Count; a++)
         {
             var attribute = statistics.Attributes[a];
@@ -45,5 +48,18 @@ internal static class SeatingPolicy
             }
         }
         return null;
+    }
+
+    /// <summary>
+    /// Why the seated serving <paramref name="generation"/>, now of <paramref name="users"/> users, must be seated again
+    /// (it has grown <see cref="GenerationOptions.ReseatGrowth"/> times past its last seating), or null.
+    /// </summary>
+    public static string? ReseatDue(Generation generation, long users, GenerationOptions options)
+    {
+        if (generation is not { State: GenerationState.Serving, Seated: true } || generation.SeatedUsers <= 0 || options.ReseatGrowth <= 0) return null;
+        return users >= options.ReseatGrowth * generation.SeatedUsers
+            ? string.Create(CultureInfo.InvariantCulture,
+                $"it grew from {generation.SeatedUsers} users at its last seating to {users} (re-seated at {options.ReseatGrowth:G}x: the maps alone let the classes drift apart)")
+            : null;
     }
 }

@@ -23,7 +23,7 @@ namespace AttrCloak.Tools.Experiments.Cloaking;
 /// ATTRCLOAK_ML100K or ../shared/data/ml-100k beside the checkout). Environment: ATTRCLOAK_ATTACKERS (comma list,
 /// default "lr,lr+cal,mlp"; "all" = the full catalog), ATTRCLOAK_CLOAK_VARIANTS (comma list of variant names below,
 /// default "transport"), ATTRCLOAK_REFRESH (users between rebuilds, default 25), ATTRCLOAK_SEEDS (stream orders,
-/// default 1), ATTRCLOAK_BATCH and ATTRCLOAK_BATCH_STRATA (below).
+/// default 1), ATTRCLOAK_BOOTSTRAP_FRACTION, ATTRCLOAK_BATCH and ATTRCLOAK_BATCH_STRATA (below).
 /// </para>
 /// </summary>
 internal static class StreamingQualityExperiment
@@ -73,6 +73,9 @@ internal static class StreamingQualityExperiment
         var variants = (Environment.GetEnvironmentVariable("ATTRCLOAK_CLOAK_VARIANTS") ?? "transport").Split(',', StringSplitOptions.TrimEntries);
         var refresh = int.TryParse(Environment.GetEnvironmentVariable("ATTRCLOAK_REFRESH"), out var r) ? r : 25;
         var seeds = int.TryParse(Environment.GetEnvironmentVariable("ATTRCLOAK_SEEDS"), out var s) ? s : 1;
+        // ATTRCLOAK_BOOTSTRAP_FRACTION: share of users seated by the batch before the rest stream (default 0.5): small
+        // shares are a generation seated early, from few users, then filled through the maps.
+        var bootstrapFraction = double.TryParse(Environment.GetEnvironmentVariable("ATTRCLOAK_BOOTSTRAP_FRACTION"), CultureInfo.InvariantCulture, out var f) ? f : 0.5;
         // ATTRCLOAK_BATCH: "v1" (the DF defaults before issue 13), or a strength in [0, 1] for the DF preset of
         // issue 13 at that strength on every attribute; unset = the preset as it is (full strength).
         var batchOptions = Environment.GetEnvironmentVariable("ATTRCLOAK_BATCH") switch
@@ -108,7 +111,7 @@ internal static class StreamingQualityExperiment
             return string.Create(CultureInfo.InvariantCulture, $"{name,-28} {ba}   {ndcg:F4} {extra}");
         }
 
-        Print($"ML-100K MF d={model.Dim}, attackers {string.Join(",", attackers)}; refresh every {refresh} users; columns: worst BA {string.Join("/", data.Attributes.Select(a => a.Name))}, NDCG@10");
+        Print($"ML-100K MF d={model.Dim}, attackers {string.Join(",", attackers)}; refresh every {refresh} users; bootstrap share {bootstrapFraction:P0}; columns: worst BA {string.Join("/", data.Attributes.Select(a => a.Name))}, NDCG@10");
         Print(Row("original", model.Users));
         var replay0 = new StreamingReplay { Attributes = data.Attributes, BatchOptions = batchOptions };
         var batch = replay0.Batch(model.Users, data.Labels);
@@ -125,7 +128,7 @@ internal static class StreamingQualityExperiment
                     Attributes = data.Attributes,
                     RefreshEvery = refresh,
                     Seed = seed,
-                    BootstrapFraction = variant == "cold" ? 0 : 0.5,
+                    BootstrapFraction = variant == "cold" ? 0 : bootstrapFraction,
                     BatchOptions = batchOptions,
                 };
                 var factory = make();

@@ -33,6 +33,11 @@ public sealed class GenerationRegistryTests
         var r = Write(GenerationRegistry.Empty, GenerationRegistry.Empty.WithBootstrapped("A", T0));
         r.Find("A")!.SeatEpoch.ShouldBe(1);
         r.Find("A")!.SweepEpoch.ShouldBe(1);
+        // Bootstrap does not count its users; the first worker to look takes the size then as the re-seat base, once.
+        r.Find("A")!.SeatedUsers.ShouldBe(0);
+        r = Write(r, r.WithSeatedUsers("A", 40));
+        r.Find("A")!.SeatedUsers.ShouldBe(40);
+        r.WithSeatedUsers("A", 80).ShouldBeEmpty();
         r = Write(r, r.WithCreated("B", T0));
 
         // The lease: one worker at a time; another gets it only after it expired.
@@ -40,15 +45,16 @@ public sealed class GenerationRegistryTests
         lease.ShouldHaveSingleItem().SeatLease.ShouldBe("w1");
         r = Write(r, lease);
         r.WithSeatLease("B", "w2", TimeSpan.FromSeconds(60), T0.AddSeconds(30)).ShouldBeEmpty();
-        r.WithSeated("B", "w2", T0).ShouldBeEmpty(); // not the holder: nothing
+        r.WithSeated("B", "w2", T0, 10).ShouldBeEmpty(); // not the holder: nothing
         r.WithSeatLease("B", "w2", TimeSpan.FromSeconds(60), T0.AddSeconds(61)).ShouldHaveSingleItem().SeatLease.ShouldBe("w2");
 
-        r = Write(r, r.WithSeated("B", "w1", T0.AddSeconds(40)));
+        r = Write(r, r.WithSeated("B", "w1", T0.AddSeconds(40), 10));
         var b = r.Find("B")!;
         b.State.ShouldBe(GenerationState.Serving);
         b.SeatEpoch.ShouldBe(1);
         b.SweepEpoch.ShouldBe(1);
         b.SeatLease.ShouldBeNull();
+        b.SeatedUsers.ShouldBe(10);
         b.Promoted.ShouldBeGreaterThan(r.Find("A")!.Promoted);
         r.Find("A")!.State.ShouldBe(GenerationState.Superseded);
         r.Serving!.ModelVersion.ShouldBe("B");
@@ -95,7 +101,7 @@ public sealed class GenerationRegistryTests
         r = Write(r, r.WithSeatRequested("A")); // e.g. after `stats rebuild`
         r.Find("A")!.PromoteRequested.ShouldBeTrue();
         r = Write(r, r.WithSeatLease("A", "w", TimeSpan.FromMinutes(1), T0));
-        r = Write(r, r.WithSeated("A", "w", T0));
+        r = Write(r, r.WithSeated("A", "w", T0, 10));
         r.Find("A")!.PromoteRequested.ShouldBeFalse();
         r.Find("A")!.SeatEpoch.ShouldBe(2);
         r.Find("A")!.State.ShouldBe(GenerationState.Serving);

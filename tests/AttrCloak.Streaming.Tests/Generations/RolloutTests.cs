@@ -165,6 +165,7 @@ public sealed class RolloutTests(RedisServerFixture redis, MockKafkaFixture kafk
         {
             AutoPromote = true, MinClassUsers = 2, MinUserShare = 0.75, SweepUsersPerSecond = 500,
             RegistryPoll = TimeSpan.FromMilliseconds(100), SeatCheckInterval = TimeSpan.FromMilliseconds(200),
+            ReseatGrowth = 0, // counted seatings below; growth is the next test's
         };
         const int Users = 12; // 2 genders x 3 ages: every class has 2 users from the sixth on
         using var serving = h.Reader(h.Kafka.CloakedTopic);
@@ -201,6 +202,48 @@ public sealed class RolloutTests(RedisServerFixture redis, MockKafkaFixture kafk
         var reseated = (await RegistryAsync(h)).Find(B)!;
         reseated.SeatEpoch.ShouldBe(2);
         reseated.PromoteRequested.ShouldBeFalse();
+        worker.Stop();
+    }
+
+    [Fact]
+    public async Task The_serving_generation_is_seated_again_once_it_has_doubled_and_every_user_is_swept_with_the_new_seating()
+    {
+        using var h = new GuardHarness(redis, kafka, "reseat");
+        h.Generations = new GenerationOptions
+        {
+            AutoPromote = true, MinClassUsers = 2, SweepUsersPerSecond = 500, ReseatGrowth = 2,
+            RegistryPoll = TimeSpan.FromMilliseconds(100), SeatCheckInterval = TimeSpan.FromMilliseconds(200),
+        };
+        using var serving = h.Reader(h.Kafka.CloakedTopic);
+        h.Seeding = MarkedSeeding;
+        using var worker = h.Start();
+
+        // Six users: every class has two; the cold start is seated over them.
+        foreach (var u in Enumerable.Range(0, 6)) h.Produce(Update(A, $"u{u}", u, 1));
+        h.Flush();
+        serving.WaitUntil(m => Enumerable.Range(0, 6).All(u => LastRecords(m).GetValueOrDefault($"u{u}")?.Embedding[0] == Embedding(A, u)[0] + SeatOffset), "A seated");
+        var first = (await RegistryAsync(h)).Find(A)!;
+        first.SeatEpoch.ShouldBe(1);
+        first.SeatedUsers.ShouldBe(6);
+
+        // Five more: served by the live maps (original + 10); 11 < 2 x 6, so no second seating.
+        foreach (var u in Enumerable.Range(6, 5)) h.Produce(Update(A, $"u{u}", u, 1));
+        h.Flush();
+        var live = LastRecords(serving.WaitUntil(m => Enumerable.Range(6, 5).All(u => LastRecords(m).ContainsKey($"u{u}")), "five live cloaks"));
+        foreach (var u in Enumerable.Range(6, 5)) ShouldBeCloakOf(live[$"u{u}"], A, u, SignatureCloakerFactory.Offset, $"u{u} from the live maps");
+        Thread.Sleep(1000); // five seat checks
+        (await RegistryAsync(h)).Find(A)!.SeatEpoch.ShouldBe(1);
+
+        // The twelfth doubles the generation: it is seated again over all 12, and every user is swept out with that seating.
+        h.Produce(Update(A, "u11", 11, 1));
+        h.Flush();
+        var reseated = LastRecords(serving.WaitUntil(
+            m => Enumerable.Range(0, 12).All(u => LastRecords(m).GetValueOrDefault($"u{u}")?.Embedding[0] == Embedding(A, u)[0] + SeatOffset), "A re-seated and swept"));
+        foreach (var u in Enumerable.Range(0, 12)) ShouldBeCloakOf(reseated[$"u{u}"], A, u, SeatOffset, $"u{u} after the re-seating");
+        var second = (await RegistryAsync(h)).Find(A)!;
+        second.SeatEpoch.ShouldBe(2);
+        second.SeatedUsers.ShouldBe(12);
+        worker.Metrics.Seatings.WithLabels("success").Value.ShouldBe(2);
         worker.Stop();
     }
 }

@@ -58,4 +58,31 @@ public sealed class SeatingPolicyTests
         var manual = new GenerationOptions { AutoPromote = false };
         SeatingPolicy.NotReady(Filling, Counts([50, 50], [50, 50]), 100, serving, manual).ShouldNotBeNull().ShouldContain("attrcloak generations promote");
     }
+
+    [Fact]
+    public void A_cold_start_whose_class_never_fills_is_seated_at_the_cold_seat_size_a_new_model_is_not()
+    {
+        var cold = new Generation("A", GenerationState.Serving, 1, T0);
+        var options = new GenerationOptions { MinClassUsers = 5, MinUserShare = 0.9, ColdSeatUsers = 100 };
+        SeatingPolicy.NotReady(cold, Counts([2, 97], [50, 49]), 99, null, options).ShouldBe("class 'F' of 'gender' has 2 users, 5 needed");
+        SeatingPolicy.NotReady(cold, Counts([2, 98], [50, 50]), 100, null, options).ShouldBeNull();
+        SeatingPolicy.NotReady(cold, Counts([2, 998], [500, 500]), 1000, null, new GenerationOptions { MinClassUsers = 5, ColdSeatUsers = 0 }).ShouldNotBeNull();
+        // A new model beside a serving one is judged by the serving one's class sizes, whatever its own size.
+        SeatingPolicy.NotReady(Filling, Counts([2, 998], [500, 500]), 1000, (Counts([50, 50], [50, 50]), 100L), options)
+            .ShouldBe("class 'F' of 'gender' has 2 users, 5 needed");
+    }
+
+    [Fact]
+    public void The_serving_generation_is_re_seated_once_it_has_grown_the_given_factor_past_its_last_seating()
+    {
+        var seated = new Generation("A", GenerationState.Serving, 1, T0) { SeatEpoch = 1, SeatedUsers = 500 };
+        SeatingPolicy.ReseatDue(seated, 999, Options).ShouldBeNull();
+        SeatingPolicy.ReseatDue(seated, 1000, Options).ShouldBe(
+            "it grew from 500 users at its last seating to 1000 (re-seated at 2x: the maps alone let the classes drift apart)");
+        SeatingPolicy.ReseatDue(seated, 1499, new GenerationOptions { ReseatGrowth = 3 }).ShouldBeNull();
+        SeatingPolicy.ReseatDue(seated, 10_000, new GenerationOptions { ReseatGrowth = 0 }).ShouldBeNull(); // off
+        SeatingPolicy.ReseatDue(seated with { SeatedUsers = 0 }, 10_000, Options).ShouldBeNull(); // base not known yet
+        SeatingPolicy.ReseatDue(seated with { SeatEpoch = 0 }, 10_000, Options).ShouldBeNull(); // never seated: NotReady decides
+        SeatingPolicy.ReseatDue(seated with { State = GenerationState.Superseded }, 10_000, Options).ShouldBeNull();
+    }
 }
