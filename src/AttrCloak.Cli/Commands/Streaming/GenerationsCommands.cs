@@ -37,7 +37,7 @@ public sealed class GenerationsListCommand : StreamingCommand<GenerationsListSet
         await using var session = await GenerationsSession.OpenAsync(s, cancellationToken);
         var registry = await session.Store.ReadRegistryAsync(cancellationToken);
         var table = new Table().Border(TableBorder.Rounded).Title($"model generations under prefix {Markup.Escape(session.Prefix)}");
-        foreach (var c in new[] { "model version", "state", "users", "seat epoch", "sweep epoch", "created", "promoted", "notes" }) table.AddColumn(c);
+        foreach (var c in new[] { "model version", "state", "users", "seat epoch", "users at last seating", "sweep epoch", "created", "promoted", "notes" }) table.AddColumn(c);
         foreach (var g in registry.Generations.OrderByDescending(g => g.Order))
         {
             var users = g.Live || g.State == GenerationState.Retiring
@@ -46,9 +46,9 @@ public sealed class GenerationsListCommand : StreamingCommand<GenerationsListSet
             var notes = new List<string>();
             if (g.PromoteRequested) notes.Add(g.State == GenerationState.Filling ? "promotion asked" : "seating asked");
             if (g.SeatLease is { } lease && g.SeatLeaseUntil > DateTimeOffset.UtcNow) notes.Add($"being seated by {lease}");
-            if (g.State == GenerationState.Serving && !g.Seated) notes.Add("cold start: seated once every class has enough users");
+            if (g.State == GenerationState.Serving && !g.Seated) notes.Add("cold start: seated once every class has enough users (AttrCloak:Generations:MinClassUsers) or it holds ColdSeatUsers users");
             table.AddRow(new Text(g.ModelVersion), new Text(g.StateLabel), new Text(users), new Text(g.SeatEpoch.ToString(CultureInfo.InvariantCulture)),
-                new Text(g.SweepEpoch.ToString(CultureInfo.InvariantCulture)), new Text(g.CreatedAt.ToString("u", CultureInfo.InvariantCulture)),
+                new Text(g.SeatedUsers > 0 ? g.SeatedUsers.ToString(CultureInfo.InvariantCulture) : "-"), new Text(g.SweepEpoch.ToString(CultureInfo.InvariantCulture)), new Text(g.CreatedAt.ToString("u", CultureInfo.InvariantCulture)),
                 new Text(g.PromotedAt?.ToString("u", CultureInfo.InvariantCulture) ?? "-"), new Text(string.Join("; ", notes)));
         }
         if (registry.Generations.Count == 0)
