@@ -85,7 +85,7 @@ internal static class ClassSamplingNoise
         return share;
     }
 
-    private static double[] PooledCholesky(ClassStatisticsSnapshot original, int d)
+    internal static double[] PooledCholesky(ClassStatisticsSnapshot original, int d)
     {
         TorchRuntime.EnsureInitialised();
         using var scope = NewDisposeScope();
@@ -93,13 +93,13 @@ internal static class ClassSamplingNoise
     }
 
     /// <summary>FNV-1a over the UTF-8 bytes: the same seed in every process and .NET version (string.GetHashCode is randomised).</summary>
-    private static int StableSeed(string key)
+    internal static int StableSeed(string key)
     {
         var hash = 14695981039346656037UL;
         foreach (var b in Encoding.UTF8.GetBytes(key)) hash = (hash ^ b) * 1099511628211UL;
         return (int)(hash ^ (hash >> 32));
     }
 
-    private static double Gaussian(Random rng) =>
+    internal static double Gaussian(Random rng) =>
         Math.Sqrt(-2 * Math.Log(1 - rng.NextDouble())) * Math.Cos(2 * Math.PI * rng.NextDouble());
 }

@@ -93,12 +93,19 @@ public sealed class TransportCloakerFactory(TransportCloakerOptions? options = n
             var ridge = o.RelativeRidge * Math.Max(Trace(original.GlobalCovariance, d) / d, 1e-12);
             var sources = new List<double[]>(classCount + 1);
             var targets = new List<double[]>(classCount + 1);
+            // Each warm class's target gets its covariance draw as far as its served covariance is pinned (ClassCovarianceNoise).
+            var covarianceDraws = o.CovarianceNoiseScale > 0 && servedTarget ? ClassCovarianceNoise.Draw(original, d, epoch) : null;
+            var covarianceShares = covarianceDraws is not null && covarianceDraws.Any(x => x is not null)
+                ? ClassCovarianceNoise.NeededShare(served, covarianceDraws, d, o.MinClassUsers) : null;
             for (var k = 0; k < classCount; k++)
             {
                 sources.Add(Shrink(original.Covariances[k], original.Counts[k], original.GlobalCovariance, o.CovariancePriorUsers, ridge, d));
-                targets.Add(warm[k]
+                var target = warm[k]
                     ? Shrink(served.Covariances[k], served.Counts[k], targetCovariance, o.CovariancePriorUsers, ridge, d, o.TargetCovarianceScale)
-                    : Shrink(targetCovariance, 0, targetCovariance, 1, ridge, d));
+                    : Shrink(targetCovariance, 0, targetCovariance, 1, ridge, d);
+                if (warm[k] && covarianceShares is not null && covarianceShares[k] > 0)
+                    for (var i = 0; i < target.Length; i++) target[i] += o.CovarianceNoiseScale * covarianceShares[k] * covarianceDraws![k]![i];
+                targets.Add(target);
             }
             sources.Add(Shrink(original.GlobalCovariance, 0, original.GlobalCovariance, 1, ridge, d));
             targets.Add(Shrink(targetCovariance, 0, targetCovariance, 1, ridge, d));

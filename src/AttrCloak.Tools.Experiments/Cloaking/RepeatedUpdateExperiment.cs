@@ -17,7 +17,7 @@ namespace AttrCloak.Tools.Experiments.Cloaking;
 /// round in random order; the soak's update generator: the user's embedding plus a small change in one value), the
 /// store's statistics updated per event (old state removed, new added) and the cloaker rebuilt every
 /// <see cref="RebuildEvery"/> events (the worker: after CloakerRefreshEvents changes). Prints per audited round the
-/// worst balanced accuracy per attribute (lr and mlp), the mean squared displacement and how far the served class
+/// worst signed advantage per attribute (lr and mlp, the attacker and decision rule furthest from chance, either direction), the mean squared displacement and how far the served class
 /// covariances are from the served global one (about a minute per variant); also written to
 /// attrcloak-repeated-update-experiment.txt in the temp folder.
 /// <para>
@@ -35,6 +35,8 @@ internal static class RepeatedUpdateExperiment
         ["transport"] = () => new TransportCloakerOptions(),
         // The maps before the noise-matched class draws (ClassSamplingNoise): re-cloaks pin the served class offsets at zero.
         ["no-draws"] = () => new TransportCloakerOptions { SamplingNoiseScale = 0 },
+        ["no-covariance-draws"] = () => new TransportCloakerOptions { CovarianceNoiseScale = 0 },
+        ["covariance-draws-half"] = () => new TransportCloakerOptions { CovarianceNoiseScale = 0.5 },
         // The targets before the repeated-update fix: served class and global covariances (they feed back).
         ["served-cov"] = () => new TransportCloakerOptions { CovarianceAnchor = 0, TargetCovarianceScale = 1 },
         ["mean-only"] = () => new TransportCloakerOptions { CovarianceMaps = false },
@@ -75,14 +77,15 @@ internal static class RepeatedUpdateExperiment
         string Row(string name, EmbeddingMatrix served, ClassStatisticsAccumulator stats)
         {
             var result = PrivacyAudit.Run(served, audited, audit, ct: ct);
-            var ba = string.Join(" ", result.Attributes.Select(a => $"{a.WorstBalancedAccuracy:F3}({a.WorstAttacker})"));
+            // Both directions: the worst |advantage| over attackers and decision rules, signed (negative: the classes read inverted).
+            var ba = string.Join(" ", result.Attributes.Select(a => { var (who, signed) = a.WorstCell(); return $"{signed:+0.000;-0.000}({who})"; }));
             var spread = string.Join("/", stats.Snapshot().Select(s => CovarianceSpread(s, dim).ToString("F3", CultureInfo.InvariantCulture)));
             return string.Create(CultureInfo.InvariantCulture,
                 $"{name,-26} {ba}  msd {StreamingReplay.MeanSquaredDisplacement(served, RepeatedUpdateRun.Matrix(originals, dim)):F4}  cov spread {spread}");
         }
 
         Print($"synthetic soak population n={users} d={dim}, catalog {string.Join("/", catalog.Select(a => $"{a.Name}({a.ClassCount})"))}; rebuild every {RebuildEvery} events; " +
-              $"columns: worst BA per attribute (chance {string.Join("/", catalog.Select(a => (1.0 / a.ClassCount).ToString("F3", CultureInfo.InvariantCulture)))}), msd, mean ||Sigma_k - Sigma_g||_F / ||Sigma_g||_F of the served classes per attribute");
+              $"columns: worst signed advantage per attribute (balanced accuracy - chance; chance {string.Join("/", catalog.Select(a => (1.0 / a.ClassCount).ToString("F3", CultureInfo.InvariantCulture)))}), msd, mean ||Sigma_k - Sigma_g||_F / ||Sigma_g||_F of the served classes per attribute");
         var originalStats = new ClassStatisticsAccumulator(dim, catalog);
         originalStats.AddAll(RepeatedUpdateRun.Matrix(originals, dim), labels);
         Print(Row("original", RepeatedUpdateRun.Matrix(originals, dim), originalStats));
