@@ -94,7 +94,9 @@ internal sealed class GenerationSeater(
             var users = reference!.Value.Item2;
             if (serving.SeatedUsers == 0)
                 await store.UpdateRegistryAsync(r => r.WithSeatedUsers(serving.ModelVersion, users), cancellationToken).ConfigureAwait(false);
-            else if (SeatingPolicy.ReseatDue(serving, users, options) is { } why && !serving.PromoteRequested)
+            // Not while another worker holds the seat lease (it is seating already): each check would log it again.
+            else if (SeatingPolicy.ReseatDue(serving, users, options) is { } why && !serving.PromoteRequested
+                     && !(serving.SeatLease is { } holder && holder != instance && serving.SeatLeaseUntil > _time.GetUtcNow()))
             {
                 logger.LogWarning("Re-seating generation '{Model}': {Reason}", serving.ModelVersion, why);
                 await SeatAsync(serving.ModelVersion, cancellationToken).ConfigureAwait(false);
