@@ -10,7 +10,7 @@ public sealed class SeatingPolicyTests
 {
     private static readonly AttributeSpec[] Catalog = [new("gender", ["F", "M"]), new("age", ["young", "old"])];
     private static readonly DateTimeOffset T0 = new(2026, 12, 1, 0, 0, 0, TimeSpan.Zero);
-    private static readonly GenerationOptions Options = new() { MinClassUsers = 5, MinUserShare = 0.9 };
+    private static readonly GenerationOptions Options = new() { MinClassUsers = 5, MinUserShare = 0.9, ReseatGrowth = 2 };
 
     /// <summary>Statistics with <paramref name="perClass"/>[attribute][class] users.</summary>
     private static StatisticsSnapshot Counts(params int[][] perClass)
@@ -80,6 +80,7 @@ public sealed class SeatingPolicyTests
         SeatingPolicy.ReseatDue(seated, 1000, Options).ShouldBe(
             "it grew from 500 users at its last seating to 1000 (re-seated at 2x: the maps alone let the classes drift apart)");
         SeatingPolicy.ReseatDue(seated, 1499, new GenerationOptions { ReseatGrowth = 3 }).ShouldBeNull();
+        SeatingPolicy.ReseatDue(seated, 10_000, new GenerationOptions()).ShouldBeNull(); // off by default (docs/threat-model.md)
         SeatingPolicy.ReseatDue(seated, 10_000, new GenerationOptions { ReseatGrowth = 0 }).ShouldBeNull(); // off
         SeatingPolicy.ReseatDue(seated with { SeatedUsers = 0 }, 10_000, Options).ShouldBeNull(); // base not known yet
         SeatingPolicy.ReseatDue(seated with { SeatEpoch = 0 }, 10_000, Options).ShouldBeNull(); // never seated: NotReady decides
