@@ -140,6 +140,11 @@ internal sealed class GenerationSeater(
             var cloaked = seeding.Cloak(states.Select(s => s.Original).ToArray(), states.Select(s => s.Classes).ToArray(), catalog, cancellationToken);
             if (cloaked.Length != states.Count || cloaked.Any(row => row.Length != states[0].Original.Length || !row.All(float.IsFinite)))
                 throw new InvalidOperationException($"{seeding.Method} did not return {states.Count} finite rows");
+            var capped = SeatingFigures.CapReseating(generation.Displacement, _input, states.Select(s => s.Original).ToArray(), cloaked);
+            if (capped > 0)
+                logger.LogWarning(
+                    "Re-seating generation '{Model}': {Capped} of {Users} users' batch cloaks pulled back within the displacement cap of its last seating (poisoned class statistics, or a population that has changed: roll out a new generation to learn a new band)",
+                    modelVersion, capped, states.Count);
             if (!await RenewLeaseAsync(modelVersion, cancellationToken).ConfigureAwait(false)) return LeaseLost(modelVersion);
 
             long written = 0, moved = 0;

@@ -8,10 +8,42 @@ namespace AttrCloak.Streaming.Generations;
 /// domain of their originals, each class's shift weight (the ceiling of the maps' weights until the next seating), and how
 /// far the maps of its seated statistics move them (the displacement cap's base:
 /// the maps are what the cap bounds, and right after a seating they are built from the seated population only).
-/// One place for both, used at each seating and for a bootstrapped generation that has neither yet.
+/// One place for both, used at each seating and for a bootstrapped generation that has neither yet. A re-seating of a
+/// generation that has figures already never widens its band (<see cref="CapReseating"/>, <see cref="Carried"/>): the
+/// statistics it is computed from may be poisoned by then, the first seating's are what the band trusts.
 /// </summary>
 internal static class SeatingFigures
 {
+    /// <summary>
+    /// Pulls each of a re-seating's <paramref name="cloaked"/> rows back within the displacement cap its generation had
+    /// before it (<paramref name="previous"/>; null: a first seating, nothing to bound); returns how many it had to.
+    /// </summary>
+    public static int CapReseating(SeatedDisplacement? previous, Poisoning.InputOptions input, IReadOnlyList<float[]> originals, float[][] cloaked)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        ArgumentNullException.ThrowIfNull(originals);
+        ArgumentNullException.ThrowIfNull(cloaked);
+        var cap = input.DisplacementCapOf(previous);
+        if (double.IsPositiveInfinity(cap)) return 0;
+        var capped = 0;
+        for (var u = 0; u < cloaked.Length; u++)
+            if (DisplacementCap.Apply(originals[u], cloaked[u], cap)) capped++;
+        return capped;
+    }
+
+    /// <summary>
+    /// The seated displacement a seating records: <paramref name="measured"/> for a first seating, and for a re-seating
+    /// never more than the generation had (<paramref name="previous"/>), so that a flood that triggers re-seatings cannot
+    /// raise the cap either (the seating's own cloaks are within the previous cap already: <see cref="CapReseating"/>).
+    /// </summary>
+    public static SeatedDisplacement Carried(SeatedDisplacement measured, SeatedDisplacement? previous)
+    {
+        ArgumentNullException.ThrowIfNull(measured);
+        return previous is { MapsP99: > 0 } p
+            ? measured with { MapsP99 = Math.Min(measured.MapsP99, p.MapsP99) }
+            : measured;
+    }
+
     /// <summary>Users the figures are learned from at most (the first ones a scan returns: SCAN order is a hash order).</summary>
     public const int Sample = 20_000;
 
@@ -42,7 +74,7 @@ internal static class SeatingFigures
             var changed = domain is null ? [] : r.WithDomain(modelVersion, domain);
             var g = changed.Count > 0 ? changed[0] : r.Find(modelVersion);
             return g is { Live: true } && displacement is { } p99 && double.IsFinite(p99) && double.IsFinite(seatedMax)
-                ? [g with { Displacement = new SeatedDisplacement(p99, seatedMax), ShiftWeights = weights }]
+                ? [g with { Displacement = Carried(new SeatedDisplacement(p99, seatedMax), g.Displacement), ShiftWeights = weights }]
                 : changed;
         }, cancellationToken).ConfigureAwait(false);
     }

@@ -98,6 +98,26 @@ public sealed class InputDefenceTests
     }
 
     [Fact]
+    public void A_re_seating_never_widens_the_band_its_generation_had()
+    {
+        var options = new InputOptions { MaxDisplacementRatio = 1.5 };
+        var previous = new SeatedDisplacement(2, 2.5); // cap 3
+        float[][] originals = [[0, 0], [0, 0], [1, 1]];
+        float[][] cloaked = [[2, 0], [0, 6], [1, 1]];
+        SeatingFigures.CapReseating(previous, options, originals, cloaked).ShouldBe(1);
+        cloaked[0].ShouldBe([2f, 0f], "within the cap: kept");
+        cloaked[1].ShouldBe([0f, 3f], "pulled back along its segment to the previous cap");
+        SeatingFigures.CapReseating(null, options, originals, [[0, 100], [0, 0], [1, 1]]).ShouldBe(0, "a first seating has no band to keep");
+
+        // Poisoned statistics whose maps move the honest users further: the recorded figure stays the previous one.
+        var carried = SeatingFigures.Carried(new SeatedDisplacement(9, 3), previous);
+        carried.ShouldBe(new SeatedDisplacement(2, 3));
+        options.DisplacementCapOf(carried).ShouldBeLessThanOrEqualTo(options.DisplacementCapOf(previous));
+        SeatingFigures.Carried(new SeatedDisplacement(1.5, 2), previous).ShouldBe(new SeatedDisplacement(1.5, 2), "it may narrow");
+        SeatingFigures.Carried(new SeatedDisplacement(9, 3), null).ShouldBe(new SeatedDisplacement(9, 3), "a first seating learns its band");
+    }
+
+    [Fact]
     public void Options_outside_their_ranges_are_named()
     {
         var errors = new List<string>();

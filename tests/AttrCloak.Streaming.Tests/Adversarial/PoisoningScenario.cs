@@ -117,10 +117,12 @@ internal sealed class PoisoningScenario
 
     /// <summary>
     /// Runs the guard over the population, with <paramref name="attack"/> in the middle of the stream (and the workers'
-    /// <paramref name="input"/> defences; the shipped defaults when null).
+    /// <paramref name="input"/> defences; the shipped defaults when null). With <paramref name="reseatGrowth"/> (0: off) the
+    /// worker re-seats the generation once it has that many times its 600 bootstrapped users, and the run waits for that
+    /// seating's sweep: what is served is then the re-seating's.
     /// </summary>
     public async Task<Result> RunAsync(RedisServerFixture redis, MockKafkaFixture kafka, Attack? attack, AttrCloak.Streaming.Poisoning.InputOptions? input = null,
-        string? label = null, TransportCloakerOptions? cloaker = null)
+        string? label = null, TransportCloakerOptions? cloaker = null, double reseatGrowth = 0)
     {
         var ct = TestContext.Current.CancellationToken;
         var name = label ?? attack?.Name ?? "clean";
@@ -135,7 +137,10 @@ internal sealed class PoisoningScenario
         });
         h.CloakerFactory = new TransportCloakerFactory(cloaker);
         h.Input = input ?? new AttrCloak.Streaming.Poisoning.InputOptions();
-        h.Generations = new GenerationOptions { AutoPromote = false, RegistryPoll = TimeSpan.FromMilliseconds(100), SeatCheckInterval = TimeSpan.FromMilliseconds(200) };
+        h.Generations = new GenerationOptions
+        {
+            AutoPromote = false, ReseatGrowth = reseatGrowth, RegistryPoll = TimeSpan.FromMilliseconds(100), SeatCheckInterval = TimeSpan.FromMilliseconds(200),
+        };
         var half = Users / 2;
         using (var deployment = h.NewStore())
         {
@@ -147,8 +152,10 @@ internal sealed class PoisoningScenario
         using var serving = h.Reader(h.Kafka.CloakedTopic);
         using var deadLetters = h.Reader(h.Kafka.DeadLetterTopic);
         using var worker = h.Start(rebuildShare: 1.0);
-        // The domain is learned from the bootstrapped originals before anything is streamed.
-        Wait.Until(() => h.NewStore().ReadRegistryAsync(ct).GetAwaiter().GetResult().Find(Model)?.Domain is not null, GuardHarness.Deadline, "the input domain learned");
+        // The domain is learned from the bootstrapped originals before anything is streamed, and so is the re-seating's
+        // base (the bootstrap's 600 users, not a count taken after the first streamed events).
+        Wait.Until(() => h.NewStore().ReadRegistryAsync(ct).GetAwaiter().GetResult().Find(Model) is { Domain: not null, SeatedUsers: > 0 }, GuardHarness.Deadline,
+            "the input domain and the seated users learned");
 
         // The attack first: every streamed honest user is cloaked with the maps it left behind (the worst case).
         if (attack is not null)
@@ -180,6 +187,13 @@ internal sealed class PoisoningScenario
         }
         // Every honest user served at their latest version (the bootstrapped ones by the sweep).
         var messages = serving.WaitUntil(m => Enumerable.Range(0, Users).All(u => LastOf(m, Ids[u]) is { } r && r.Version == LastVersion[u]), "every honest user served");
+        if (reseatGrowth > 0)
+            Wait.Until(() =>
+            {
+                var lines = worker.Logs.Lines.ToList();
+                var seated = lines.FindLastIndex(l => l.Contains("seated in", StringComparison.Ordinal));
+                return seated >= 0 && lines.FindLastIndex(l => l.Contains("Sweep of generation", StringComparison.Ordinal)) > seated;
+            }, GuardHarness.Deadline, "the re-seating done and swept out");
         Thread.Sleep(300);
         messages = serving.Snapshot();
         var served = new float[Users][];

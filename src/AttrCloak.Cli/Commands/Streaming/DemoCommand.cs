@@ -131,7 +131,12 @@ public sealed class DemoCommand : StreamingCommand<DemoSettings>
             new KafkaOptions { ConsumerGroup = "attrcloak-demo" },
             new RedisConnectionOptions(),
             new GuardOptions { Dimension = d, Attributes = specs.ToDictionary(a => a.Name, a => a.ClassNames.ToArray(), StringComparer.Ordinal), HttpPort = s.Port },
-            new ShadowAuditOptions { Interval = TimeSpan.FromSeconds(s.AuditInterval), SampleSize = Math.Max(50, data.UserCount), Attackers = attackers });
+            new ShadowAuditOptions { Interval = TimeSpan.FromSeconds(s.AuditInterval), SampleSize = Math.Max(50, data.UserCount), Attackers = attackers })
+        {
+            // The demo measures what the maps serve against the batch cloak; streaming the other half of the users doubles
+            // the bootstrapped generation, and a re-seating then (the guard's default) would serve the batch cloak itself.
+            Generations = new GenerationOptions { ReseatGrowth = 0 },
+        };
         var validation = new List<string>();
         settings.Guard.Validate(validation);
         if (validation.Count > 0) throw new UsageException(string.Join("; ", validation));
