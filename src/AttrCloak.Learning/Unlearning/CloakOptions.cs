@@ -174,6 +174,24 @@ public sealed record CloakOptions
     public IReadOnlyDictionary<string, AttributeStrength>? AttributeStrengths { get; init; }
 
     /// <summary>
+    /// Per attribute (by name, case-insensitive), per class (attribute class order): the least share of its class's mean
+    /// offset each class keeps, whatever the strength says (null: none). A re-seating of a streaming generation passes
+    /// 1 - the class shift weights its last seating recorded, so that a class its producers outnumbered since (a
+    /// coalition that moved its mean) is not moved wholesale in the direction they chose. Whole classes only: principal
+    /// strata (<see cref="Strata"/> &gt; 1) do not see them.
+    /// </summary>
+    public IReadOnlyDictionary<string, double[]>? ClassKeepFloors { get; init; }
+
+    /// <summary>The keep floors of attribute <paramref name="name"/> (<see cref="ClassKeepFloors"/>), or null.</summary>
+    public double[]? KeepFloorsOf(string name)
+    {
+        if (ClassKeepFloors is not null)
+            foreach (var (key, value) in ClassKeepFloors)
+                if (string.Equals(key, name, StringComparison.OrdinalIgnoreCase)) return value;
+        return null;
+    }
+
+    /// <summary>
     /// When true, <see cref="LearningRate"/> is in units of the embeddings' spread (the root mean per-dimension
     /// standard deviation of the original embeddings), so the same value means the same on MF, LightGCN or any
     /// scale: Adam moves each coordinate by about LearningRate x spread per step.
@@ -229,6 +247,10 @@ public sealed record CloakOptions
             foreach (var (name, st) in AttributeStrengths)
                 if (!(st.Mean is >= 0 and <= 1) || !(st.Covariance is >= 0 and <= 1))
                     throw new ArgumentException($"the strengths of attribute '{name}' must be in [0, 1], got {st}");
+        if (ClassKeepFloors is not null)
+            foreach (var (name, floors) in ClassKeepFloors)
+                if (floors is null || !floors.All(f => f is >= 0 and <= 1))
+                    throw new ArgumentException($"the class keep floors of attribute '{name}' must be in [0, 1]");
         if (Strata is < 1 or > 100) throw new ArgumentException($"Strata must be in 1..100, got {Strata}");
         if (!Enum.IsDefined(Target)) throw new ArgumentException($"unknown equalisation target {Target}");
         ArgumentNullException.ThrowIfNull(Ridge);

@@ -60,10 +60,10 @@ public sealed class Cloaker
         using var auLoss = new AttributeUnlearningLoss(attributes, n, options.Ridge);
         ClassTargets[]? targets = null;
         var strengths = attributes.Select(a => options.StrengthOf(a.Name)).ToArray();
-        if (options.Target != EqualisationTarget.Empirical || strengths.Any(st => st.Mean < 1 || st.Covariance < 1))
+        if (options.Target != EqualisationTarget.Empirical || strengths.Any(st => st.Mean < 1 || st.Covariance < 1) || options.ClassKeepFloors is not null)
         {
             targets = attributes.Select((a, j) => ClassTargets.Build(original, a, options.Target, strengths[j].Mean,
-                unchecked(options.TargetSeed * 31 + j), strengths[j].Covariance)).ToArray();
+                unchecked(options.TargetSeed * 31 + j), strengths[j].Covariance, options.KeepFloorsOf(a.Attribute.Name))).ToArray();
             auLoss.UseTargets(targets);
         }
         var equalisation = MeanEqualisation.Build(original, attributes, targets, strengths, options);

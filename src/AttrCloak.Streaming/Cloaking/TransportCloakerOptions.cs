@@ -135,7 +135,10 @@ public sealed record TransportCloakerOptions
     /// Hold each class's shift weight at most at its value when the generation was seated (issue 11, bounded influence):
     /// a 1 % coalition joining the smallest occupation class of the adversarial suite otherwise lifted its weight from
     /// ~0 to ~1 and the class's honest users were served a shared, capped shift that made them identifiable (honest
-    /// occupation 0.063 -> 0.097). A class that grows honestly gets its new weight at the next seating. Default true.
+    /// occupation 0.063 -> 0.097). A class that grows honestly gets its new weight with the next model generation (a
+    /// re-seating records no weight above the one before). It bounds a re-seating's batch cloak too
+    /// (<see cref="Generations.PopulationSeeding.Holding"/>): no class offset is removed beyond what the seating before
+    /// saw (<see cref="ClassOffsetCaps"/>). Default true.
     /// </summary>
     public bool HoldShiftWeightsAtSeating { get; init; } = true;
 

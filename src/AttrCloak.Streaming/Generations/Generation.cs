@@ -78,6 +78,12 @@ public sealed record Generation(string ModelVersion, GenerationState State, long
     /// </summary>
     public IReadOnlyDictionary<string, double[]>? ShiftWeights { get; init; }
 
+    /// <summary>
+    /// Per attribute, each class's cap on the offset a re-seating may remove (<see cref="Cloaking.ClassOffsetCaps"/>;
+    /// null: not known yet), recorded with the shift weights.
+    /// </summary>
+    public IReadOnlyDictionary<string, double[]>? OffsetCaps { get; init; }
+
     /// <summary>Seated at least once (bootstrapped, or promoted).</summary>
     [JsonIgnore]
     public bool Seated => SeatEpoch > 0;

@@ -134,12 +134,18 @@ internal sealed class GenerationSeater(
             await foreach (var state in target.ScanStatesAsync(cancellationToken).ConfigureAwait(false)) states.Add(state);
             var generation = (await store.ReadRegistryAsync(cancellationToken).ConfigureAwait(false)).Find(modelVersion)!;
             var epoch = generation.SeatEpoch + 1;
+            // A re-seating removes no class offset beyond the cap its last seating recorded (SeatingFigures), as the maps
+            // hold their shift weights.
+            var hold = (cloakerFactory as TransportCloakerFactory)?.Options.HoldShiftWeightsAtSeating == true && seeding.Holding is not null
+                       && SeatingFigures.Reseating(generation);
+            var floors = hold ? SeatingFigures.ReseatingKeepFloors(generation, await target.ReadStatisticsAsync(cancellationToken).ConfigureAwait(false)) : null;
+            var cloak = floors is not null ? seeding.Holding!(floors) : seeding;
             logger.LogWarning("Seating generation '{Model}' ({State}): {Method} over its {Users} stored users (seat epoch {Epoch})",
-                modelVersion, generation.StateLabel, seeding.Method, states.Count, epoch);
+                modelVersion, generation.StateLabel, cloak.Method, states.Count, epoch);
 
-            var cloaked = seeding.Cloak(states.Select(s => s.Original).ToArray(), states.Select(s => s.Classes).ToArray(), catalog, cancellationToken);
+            var cloaked = cloak.Cloak(states.Select(s => s.Original).ToArray(), states.Select(s => s.Classes).ToArray(), catalog, cancellationToken);
             if (cloaked.Length != states.Count || cloaked.Any(row => row.Length != states[0].Original.Length || !row.All(float.IsFinite)))
-                throw new InvalidOperationException($"{seeding.Method} did not return {states.Count} finite rows");
+                throw new InvalidOperationException($"{cloak.Method} did not return {states.Count} finite rows");
             var capped = SeatingFigures.CapReseating(generation.Displacement, _input, states.Select(s => s.Original).ToArray(), cloaked);
             if (capped > 0)
                 logger.LogWarning(

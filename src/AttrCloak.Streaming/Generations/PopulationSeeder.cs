@@ -46,13 +46,17 @@ public static class PopulationSeeder
         foreach (var attribute in LabeledAttributes(catalog, population.Classes)) attribute.Validate(population.Count);
     }
 
-    /// <summary>Batch AttrCloak-DF (<see cref="CloakPresets.DataFree"/>) of the population over every catalog attribute.</summary>
+    /// <summary>
+    /// Batch AttrCloak-DF (<see cref="CloakPresets.DataFree"/>) of the population over every catalog attribute; with
+    /// <paramref name="classKeepFloors"/> (per attribute, per class) no class keeps less of its mean offset
+    /// (<see cref="CloakOptions.ClassKeepFloors"/>: a re-seating's, <see cref="SeatingFigures.ReseatingKeepFloors"/>).
+    /// </summary>
     public static CloakResult CloakDataFree(SeedPopulation population, IReadOnlyList<AttributeSpec> catalog, IProgress<CloakIteration>? progress,
-        CancellationToken cancellationToken)
+        CancellationToken cancellationToken, IReadOnlyDictionary<string, double[]>? classKeepFloors = null)
     {
         ArgumentNullException.ThrowIfNull(population);
-        return new Cloaker().Cloak(Matrix(population), LabeledAttributes(catalog, population.Classes), CloakPresets.DataFree, null,
-            progress, cancellationToken);
+        var options = classKeepFloors is null ? CloakPresets.DataFree : CloakPresets.DataFree with { ClassKeepFloors = classKeepFloors };
+        return new Cloaker().Cloak(Matrix(population), LabeledAttributes(catalog, population.Classes), options, null, progress, cancellationToken);
     }
 
     /// <summary>

@@ -18,7 +18,16 @@ public sealed record PopulationSeeding(
     Func<float[][], int[][], IReadOnlyList<AttributeSpec>, CancellationToken, float[][]> Cloak)
 {
     /// <summary>Batch AttrCloak-DF (<see cref="CloakPresets.DataFree"/>) over all users and attributes.</summary>
-    public static PopulationSeeding DataFree { get; } = new("batch AttrCloak-DF", CloakDataFree);
+    public static PopulationSeeding DataFree { get; } = new("batch AttrCloak-DF", (o, c, catalog, ct) => CloakDataFree(o, c, catalog, null, ct))
+    {
+        Holding = floors => new("batch AttrCloak-DF, class offsets capped at the last seating's", (o, c, catalog, ct) => CloakDataFree(o, c, catalog, floors, ct)),
+    };
+
+    /// <summary>
+    /// This seating for a re-seating, given per attribute and class the least share of its offset each class keeps
+    /// (<see cref="SeatingFigures.ReseatingKeepFloors"/>). Null: the seating has no such form, and re-seats as it seats.
+    /// </summary>
+    public Func<IReadOnlyDictionary<string, double[]>, PopulationSeeding>? Holding { get; init; }
 
     /// <summary>
     /// The privacy-target loop (DF, no utility floor, principal strata) to <paramref name="epsilon"/> on shadow audits of
@@ -30,10 +39,11 @@ public sealed record PopulationSeeding(
             : PopulationSeeder.Rows(PopulationSeeder.CloakToTarget(new SeedPopulation(new string[originals.Length], originals, classes), catalog,
                 new PrivacyGoal(epsilon), null, null, cancellationToken).Embeddings));
 
-    private static float[][] CloakDataFree(float[][] originals, int[][] classes, IReadOnlyList<AttributeSpec> catalog, CancellationToken cancellationToken)
+    private static float[][] CloakDataFree(float[][] originals, int[][] classes, IReadOnlyList<AttributeSpec> catalog,
+        IReadOnlyDictionary<string, double[]>? classKeepFloors, CancellationToken cancellationToken)
     {
         if (originals.Length == 0) return [];
         var population = new SeedPopulation(new string[originals.Length], originals, classes);
-        return PopulationSeeder.Rows(PopulationSeeder.CloakDataFree(population, catalog, null, cancellationToken).Embeddings);
+        return PopulationSeeder.Rows(PopulationSeeder.CloakDataFree(population, catalog, null, cancellationToken, classKeepFloors).Embeddings);
     }
 }

@@ -9,11 +9,27 @@ namespace AttrCloak.Streaming.Generations;
 /// far the maps of its seated statistics move them (the displacement cap's base:
 /// the maps are what the cap bounds, and right after a seating they are built from the seated population only).
 /// One place for both, used at each seating and for a bootstrapped generation that has neither yet. A re-seating of a
-/// generation that has figures already never widens its band (<see cref="CapReseating"/>, <see cref="Carried"/>): the
-/// statistics it is computed from may be poisoned by then, the first seating's are what the band trusts.
+/// generation that has figures already never widens its band nor raises a class's shift weight (<see cref="Reseating"/>):
+/// the statistics it is computed from may be poisoned by then, the first seating's are what the band trusts.
 /// </summary>
 internal static class SeatingFigures
 {
+    /// <summary>
+    /// Whether seating <paramref name="generation"/> now is a re-seating: it has its figures from an earlier seating (or
+    /// its bootstrap), which bound this one (<see cref="CapReseating"/>, <see cref="Carried(SeatedDisplacement, SeatedDisplacement?)"/>,
+    /// <see cref="Carried(IReadOnlyDictionary{string, double[]}?, IReadOnlyDictionary{string, double[]}?)"/>; its batch
+    /// cloak removes no class offset beyond the class's cap, <see cref="ReseatingKeepFloors"/>).
+    /// </summary>
+    public static bool Reseating(Generation generation) => generation is { Displacement: not null };
+
+    /// <summary>
+    /// The keep floors of a re-seating of <paramref name="generation"/> over <paramref name="snapshot"/> (its statistics
+    /// now): each class keeps the share of its offset beyond the cap its last seating recorded
+    /// (<see cref="ClassOffsetCaps.KeepFloors"/>). Null when this is no re-seating or no caps were recorded.
+    /// </summary>
+    public static IReadOnlyDictionary<string, double[]>? ReseatingKeepFloors(Generation generation, Statistics.StatisticsSnapshot snapshot) =>
+        Reseating(generation) && generation.OffsetCaps is { } caps ? ClassOffsetCaps.KeepFloors(snapshot, caps) : null;
+
     /// <summary>
     /// Pulls each of a re-seating's <paramref name="cloaked"/> rows back within the displacement cap its generation had
     /// before it (<paramref name="previous"/>; null: a first seating, nothing to bound); returns how many it had to.
@@ -44,6 +60,15 @@ internal static class SeatingFigures
             : measured;
     }
 
+    /// <summary>
+    /// The class shift weights a re-seating records: per class never more than the generation had (<paramref name="previous"/>,
+    /// null: a first seating, <paramref name="measured"/> as they are). A weight is learned at a generation's first seating
+    /// and can only fall within it (as without re-seatings): a coalition that joins a class after it cannot raise the
+    /// weight the maps hold it to by triggering a re-seating.
+    /// </summary>
+    public static IReadOnlyDictionary<string, double[]>? Carried(IReadOnlyDictionary<string, double[]>? measured, IReadOnlyDictionary<string, double[]>? previous) =>
+        ClassOffsetCaps.Carried(measured, previous);
+
     /// <summary>Users the figures are learned from at most (the first ones a scan returns: SCAN order is a hash order).</summary>
     public const int Sample = 20_000;
 
@@ -69,12 +94,18 @@ internal static class SeatingFigures
         }).ToList();
         var displacement = DisplacementCap.Percentile99(originals, mapped);
         var weights = (cloakerFactory as TransportCloakerFactory)?.ShiftWeights(snapshot);
+        var caps = snapshot.Originals.Count > 0 ? ClassOffsetCaps.Measure(snapshot) : null;
         await store.UpdateRegistryAsync(r =>
         {
             var changed = domain is null ? [] : r.WithDomain(modelVersion, domain);
             var g = changed.Count > 0 ? changed[0] : r.Find(modelVersion);
             return g is { Live: true } && displacement is { } p99 && double.IsFinite(p99) && double.IsFinite(seatedMax)
-                ? [g with { Displacement = Carried(new SeatedDisplacement(p99, seatedMax), g.Displacement), ShiftWeights = weights }]
+                ? [g with
+                {
+                    Displacement = Carried(new SeatedDisplacement(p99, seatedMax), g.Displacement),
+                    ShiftWeights = Reseating(g) ? Carried(weights, g.ShiftWeights) : weights,
+                    OffsetCaps = Reseating(g) ? ClassOffsetCaps.Carried(caps, g.OffsetCaps) : caps,
+                }]
                 : changed;
         }, cancellationToken).ConfigureAwait(false);
     }

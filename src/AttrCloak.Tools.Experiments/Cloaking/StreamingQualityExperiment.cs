@@ -23,7 +23,8 @@ namespace AttrCloak.Tools.Experiments.Cloaking;
 /// ATTRCLOAK_ML100K or ../shared/data/ml-100k beside the checkout). Environment: ATTRCLOAK_ATTACKERS (comma list,
 /// default "lr,lr+cal,mlp"; "all" = the full catalog), ATTRCLOAK_CLOAK_VARIANTS (comma list of variant names below,
 /// default "transport"), ATTRCLOAK_REFRESH (users between rebuilds, default 25), ATTRCLOAK_SEEDS (stream orders,
-/// default 1), ATTRCLOAK_BOOTSTRAP_FRACTION, ATTRCLOAK_BATCH and ATTRCLOAK_BATCH_STRATA (below).
+/// default 1), ATTRCLOAK_BOOTSTRAP_FRACTION, ATTRCLOAK_RESEAT_GROWTH, ATTRCLOAK_RESEAT_HELD, ATTRCLOAK_BATCH and
+/// ATTRCLOAK_BATCH_STRATA (below).
 /// </para>
 /// </summary>
 internal static class StreamingQualityExperiment
@@ -76,6 +77,10 @@ internal static class StreamingQualityExperiment
         // ATTRCLOAK_BOOTSTRAP_FRACTION: share of users seated by the batch before the rest stream (default 0.5): small
         // shares are a generation seated early, from few users, then filled through the maps.
         var bootstrapFraction = double.TryParse(Environment.GetEnvironmentVariable("ATTRCLOAK_BOOTSTRAP_FRACTION"), CultureInfo.InvariantCulture, out var f) ? f : 0.5;
+        // ATTRCLOAK_RESEAT_GROWTH: re-seat the stream whenever it reaches that many times its last seating (default 0,
+        // never; the worker's ReseatGrowth); ATTRCLOAK_RESEAT_HELD=0: re-seatings without the class offset caps.
+        var reseatGrowth = double.TryParse(Environment.GetEnvironmentVariable("ATTRCLOAK_RESEAT_GROWTH"), CultureInfo.InvariantCulture, out var g) ? g : 0;
+        var reseatHeld = Environment.GetEnvironmentVariable("ATTRCLOAK_RESEAT_HELD") != "0";
         // ATTRCLOAK_BATCH: "v1" (the DF defaults before issue 13), or a strength in [0, 1] for the DF preset of
         // issue 13 at that strength on every attribute; unset = the preset as it is (full strength).
         var batchOptions = Environment.GetEnvironmentVariable("ATTRCLOAK_BATCH") switch
@@ -130,6 +135,8 @@ internal static class StreamingQualityExperiment
                     Seed = seed,
                     BootstrapFraction = variant == "cold" ? 0 : bootstrapFraction,
                     BatchOptions = batchOptions,
+                    ReseatGrowth = reseatGrowth,
+                    ReseatCapsClassOffsets = reseatHeld,
                 };
                 var factory = make();
                 var result = factory is null

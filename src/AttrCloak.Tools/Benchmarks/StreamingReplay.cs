@@ -28,6 +28,19 @@ public sealed class StreamingReplay
     public CloakOptions BatchOptions { get; init; } = DataFreePreset;
 
     /// <summary>
+    /// Re-seat (batch DF with <see cref="BatchOptions"/> over every user so far, as a worker's seating does) whenever the
+    /// population reaches this many times the users of the last seating (0: never; the worker's
+    /// <c>AttrCloak:Generations:ReseatGrowth</c>).
+    /// </summary>
+    public double ReseatGrowth { get; init; }
+
+    /// <summary>
+    /// Re-seatings remove no class offset beyond the cap the last seating recorded, and record no larger caps
+    /// (<see cref="ClassOffsetCaps"/>; the worker's re-seatings with <c>TransportCloakerOptions.HoldShiftWeightsAtSeating</c>).
+    /// </summary>
+    public bool ReseatCapsClassOffsets { get; init; } = true;
+
+    /// <summary>
     /// How the bootstrap part is cloaked: given the bootstrap users' indices, their original rows and their labels
     /// (per attribute), their served rows. Null: batch DF with <see cref="BatchOptions"/>.
     /// </summary>
@@ -69,6 +82,9 @@ public sealed class StreamingReplay
             }
         }
 
+        var seated = bootstrap.Length;
+        var caps = ReseatGrowth > 0 && ReseatCapsClassOffsets && seated > 0 ? ClassOffsetCaps.Measure(Snapshot(servedStats, originalStats)) : null;
+
         IUserCloaker? cloaker = null;
         long sequence = 0;
         var builds = 0;
@@ -77,6 +93,15 @@ public sealed class StreamingReplay
         var cloakClock = new Stopwatch();
         for (var i = 0; i < streamed.Length; i++)
         {
+            if (ReseatGrowth > 0 && seated > 0 && bootstrap.Length + i >= ReseatGrowth * seated)
+            {
+                var members = bootstrap.Concat(streamed[..i]).ToArray();
+                var floors = caps is null ? null : ClassOffsetCaps.KeepFloors(Snapshot(servedStats, originalStats), caps);
+                servedStats = Reseat(members, original, labels, floors, served, cancellationToken);
+                seated = members.Length;
+                if (caps is not null) caps = ClassOffsetCaps.Carried(ClassOffsetCaps.Measure(Snapshot(servedStats, originalStats)), caps);
+                cloaker = null;
+            }
             if (cloaker is null || i % RefreshEvery == 0)
             {
                 cancellationToken.ThrowIfCancellationRequested();
@@ -100,6 +125,27 @@ public sealed class StreamingReplay
             builds == 0 ? 0 : buildClock.Elapsed.TotalMilliseconds / builds,
             streamed.Length == 0 ? 0 : cloakClock.Elapsed.TotalMicroseconds / streamed.Length, unprotected);
     }
+
+    /// <summary>Batch DF over <paramref name="members"/>, written into <paramref name="served"/>; their served statistics.</summary>
+    private ClassStatisticsAccumulator Reseat(int[] members, EmbeddingMatrix original, int[][] labels, IReadOnlyDictionary<string, double[]>? floors,
+        EmbeddingMatrix served, CancellationToken cancellationToken)
+    {
+        var memberLabels = labels.Select(l => members.Select(u => l[u]).ToArray()).ToArray();
+        var options = floors is null ? BatchOptions : BatchOptions with { ClassKeepFloors = floors };
+        var cloaked = new Cloaker().Cloak(original.SelectRows(members), Protected(memberLabels), options, ct: cancellationToken).Embeddings;
+        var stats = new ClassStatisticsAccumulator(original.Cols, Attributes);
+        var classes = new int[Attributes.Count];
+        for (var i = 0; i < members.Length; i++)
+        {
+            cloaked.Row(i).CopyTo(served.Row(members[i]));
+            for (var a = 0; a < classes.Length; a++) classes[a] = memberLabels[a][i];
+            stats.Add(cloaked.Row(i), classes);
+        }
+        return stats;
+    }
+
+    private static StatisticsSnapshot Snapshot(ClassStatisticsAccumulator served, ClassStatisticsAccumulator original) =>
+        ClassStatisticsAccumulator.Combine(served, original, new StatisticsVersion("replay-seating", 0));
 
     /// <summary>Which users <see cref="Run"/> bootstraps and which it streams, in streaming order, for <paramref name="users"/> users.</summary>
     public (int[] Bootstrap, int[] Streamed) Partition(int users)

@@ -115,6 +115,16 @@ public sealed class InputDefenceTests
         options.DisplacementCapOf(carried).ShouldBeLessThanOrEqualTo(options.DisplacementCapOf(previous));
         SeatingFigures.Carried(new SeatedDisplacement(1.5, 2), previous).ShouldBe(new SeatedDisplacement(1.5, 2), "it may narrow");
         SeatingFigures.Carried(new SeatedDisplacement(9, 3), null).ShouldBe(new SeatedDisplacement(9, 3), "a first seating learns its band");
+
+        // Shift weights: a re-seating records none above what the generation had; a first seating learns them.
+        var before = new Dictionary<string, double[]> { ["occupation"] = [0.1, 0.9, 1] };
+        var poisoned = new Dictionary<string, double[]> { ["occupation"] = [1, 0.5, 1], ["age"] = [0.7] };
+        var carriedWeights = SeatingFigures.Carried(poisoned, before)!;
+        carriedWeights["occupation"].ShouldBe([0.1, 0.5, 1]);
+        carriedWeights["age"].ShouldBe([0.7], "an attribute the generation had no weights for keeps the measured ones");
+        SeatingFigures.Carried(poisoned, null).ShouldBeSameAs(poisoned);
+        SeatingFigures.Reseating(new Generation("A", GenerationState.Serving, 1, T0)).ShouldBeFalse();
+        SeatingFigures.Reseating(new Generation("A", GenerationState.Serving, 1, T0) { Displacement = previous }).ShouldBeTrue();
     }
 
     [Fact]

@@ -76,16 +76,21 @@ public sealed class ClassTargets : IDisposable
         return new ClassTargets(null, null, offsetsByClass, Enumerable.Range(0, attribute.ClassCount).ToArray());
     }
 
-    /// <summary>Targets of one attribute for <paramref name="original"/> embeddings.</summary>
+    /// <summary>
+    /// Targets of one attribute for <paramref name="original"/> embeddings; <paramref name="keepFloors"/>, per attribute
+    /// class, the least share of its mean offset it keeps (null: none; <see cref="CloakOptions.ClassKeepFloors"/>).
+    /// </summary>
     public static ClassTargets Build(EmbeddingMatrix original, LabeledAttribute attribute, EqualisationTarget kind,
-        double strength, int seed, double? covarianceStrength = null)
+        double strength, int seed, double? covarianceStrength = null, double[]? keepFloors = null)
     {
         var covStrength = covarianceStrength ?? strength;
         if (!(covStrength is >= 0 and <= 1)) throw new ArgumentException($"covariance strength must be in [0, 1], got {covStrength}");
         ArgumentNullException.ThrowIfNull(original);
         ArgumentNullException.ThrowIfNull(attribute);
         if (!(strength is >= 0 and <= 1)) throw new ArgumentException($"strength must be in [0, 1], got {strength}");
-        if (kind == EqualisationTarget.Empirical && strength == 1 && covStrength == 1) return new ClassTargets(null, null);
+        if (kind == EqualisationTarget.Empirical && strength == 1 && covStrength == 1 && keepFloors is null) return new ClassTargets(null, null);
+        if (keepFloors is not null && keepFloors.Length != attribute.ClassCount)
+            throw new ArgumentException($"{keepFloors.Length} keep floors for the {attribute.ClassCount} classes of '{attribute.Attribute.Name}'");
 
         var fit = Moments.Fit(original, attribute);
         int k = fit.Counts.Length, d = original.Cols;
@@ -97,6 +102,9 @@ public sealed class ClassTargets : IDisposable
         var keep = kind == EqualisationTarget.Empirical
             ? Enumerable.Repeat(1 - strength, k).ToArray()
             : ShrinkFactors(fit, d, strength >= 1 ? 0 : strength <= 0 ? double.PositiveInfinity : (1 - strength) / strength);
+        if (keepFloors is not null)
+            for (var a = 0; a < keepFloors.Length; a++)
+                if (fit.FitIndex(a) is var c and >= 0) keep[c] = Math.Max(keep[c], keepFloors[a]);
         var noise = kind == EqualisationTarget.NoiseMatched ? SamplingNoise(fit, d, rng) : null;
         for (var c = 0; c < k; c++)
         {

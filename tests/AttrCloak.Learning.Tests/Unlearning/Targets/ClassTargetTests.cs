@@ -35,6 +35,34 @@ public sealed class ClassTargetTests
     }
 
     [Fact]
+    public void A_class_keep_floor_of_one_leaves_that_class_where_it_is_and_the_others_are_equalised_as_before()
+    {
+        TorchRuntime.EnsureInitialised();
+        var (x, attributes) = SyntheticUsers.Users(d: 6, classSizes: [[30, 70], [10, 25, 40, 25]], shift: 2.0, seed: 3);
+        var options = CloakPresets.DataFree;
+        var ct = TestContext.Current.CancellationToken;
+        var free = new Cloaker().Cloak(x, attributes, options, ct: ct);
+        // Every class of every attribute keeps its whole offset: nothing to move.
+        var all = options with { ClassKeepFloors = attributes.ToDictionary(a => a.Attribute.Name, a => Enumerable.Repeat(1.0, a.ClassCount).ToArray()) };
+        var kept = new Cloaker().Cloak(x, attributes, all, ct: ct);
+        for (var i = 0; i < x.Values.Length; i++) kept.Embeddings.Values[i].ShouldBe(x.Values[i], 1e-4);
+
+        // Only the smallest class of the second attribute keeps its offset: its mean offset is the original one, the
+        // other classes' are equalised (their offsets shrink as without the floor).
+        var one = options with { ClassKeepFloors = new Dictionary<string, double[]> { [attributes[1].Attribute.Name] = [1, 0, 0, 0] } };
+        var held = new Cloaker().Cloak(x, attributes, one, ct: ct).Embeddings;
+        double Offset(EmbeddingMatrix m, int c) =>
+            Math.Sqrt(ClassMean(m, attributes[1].Labels, c).Zip(GlobalMean(m, attributes[1].Labels), (a, b) => (a - b) * (a - b)).Sum());
+        // (Its offset from the new global mean is (1 - its share 0.1) of the original: the others' offsets went to ~0.)
+        Offset(held, 0).ShouldBeGreaterThan(0.8 * Offset(x, 0), "the held class keeps its offset");
+        Offset(free.Embeddings, 0).ShouldBeLessThan(0.5 * Offset(x, 0), "without the floor the class is equalised");
+        // The others as without the floor (noise-matched draws ~0.3-0.5 here, against ~1 originally), up to the held
+        // class's share of the centring (0.1 of its offset).
+        for (var c = 1; c < 4; c++) Math.Abs(Offset(held, c) - Offset(free.Embeddings, c)).ShouldBeLessThan(0.15 * Offset(x, 0) + 0.05);
+        Should.Throw<ArgumentException>(() => new Cloaker().Cloak(x, attributes, options with { ClassKeepFloors = new Dictionary<string, double[]> { ["x"] = [1.5] } }, ct: ct));
+    }
+
+    [Fact]
     public void Exact_projection_puts_every_class_mean_on_global_plus_offset_and_keeps_the_global_mean()
     {
         TorchRuntime.EnsureInitialised();
