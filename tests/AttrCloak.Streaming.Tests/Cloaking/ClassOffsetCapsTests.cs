@@ -1,6 +1,7 @@
 using AttrCloak.Core.Data;
 using AttrCloak.Streaming.Cloaking;
 using AttrCloak.Streaming.Statistics;
+using AttrCloak.Streaming.Tests.Adversarial;
 
 namespace AttrCloak.Streaming.Tests.Cloaking;
 
@@ -16,7 +17,7 @@ public sealed class ClassOffsetCapsTests
         for (var k = 0; k < 3; k++)
             for (var u = 0; u < perClass; u++)
             {
-                var x = Enumerable.Range(0, D).Select(_ => (float)Gaussian(rng)).ToArray();
+                var x = Enumerable.Range(0, D).Select(_ => (float)PoisoningScenario.Gaussian(rng)).ToArray();
                 x[0] += k switch { 0 => 2, 1 => -2, _ => 0 };
                 original.Add(x, [k]);
             }
@@ -24,8 +25,6 @@ public sealed class ClassOffsetCapsTests
 
     private static StatisticsSnapshot Snapshot(ClassStatisticsAccumulator original) =>
         ClassStatisticsAccumulator.Combine(original, original, new StatisticsVersion("caps", 1));
-
-    private static double Gaussian(Random rng) => Math.Sqrt(-2 * Math.Log(1 - rng.NextDouble())) * Math.Cos(2 * Math.PI * rng.NextDouble());
 
     [Fact]
     public void A_seating_records_the_signal_beyond_noise_and_honest_growth_re_seats_without_floors()
