@@ -51,12 +51,12 @@ public sealed class BenchSoakSettings : CommandSettings
     public double MaxLagSeconds { get; init; } = 5;
 
     [CommandOption("--max-heap-slope <MIB_PER_MIN>")]
-    [Description("Most managed-heap growth over the second half (least-squares slope), MiB/min.")]
+    [Description("Most managed-heap growth over the second half (least-squares slope; fails only when above it by more than two standard errors), MiB/min.")]
     [DefaultValue(2.0)]
     public double MaxHeapSlope { get; init; } = 2;
 
     [CommandOption("--max-native-slope <MIB_PER_MIN>")]
-    [Description("Most native-memory growth (RSS minus managed committed) over the second half (least-squares slope), MiB/min.")]
+    [Description("Most native-memory growth (RSS minus managed committed) over the second half (least-squares slope; fails only when above it by more than two standard errors), MiB/min.")]
     [DefaultValue(4.0)]
     public double MaxNativeSlope { get; init; } = 4;
 
