@@ -82,7 +82,8 @@ internal static class StreamingQualityExperiment
         var reseatGrowth = double.TryParse(Environment.GetEnvironmentVariable("ATTRCLOAK_RESEAT_GROWTH"), CultureInfo.InvariantCulture, out var g) ? g : 0;
         var reseatHeld = Environment.GetEnvironmentVariable("ATTRCLOAK_RESEAT_HELD") != "0";
         // ATTRCLOAK_BATCH: "v1" (the DF defaults before issue 13), or a strength in [0, 1] for the DF preset of
-        // issue 13 at that strength on every attribute; unset = the preset as it is (full strength).
+        // issue 13 at that strength on every attribute, or "name=mean[:covariance],..." per attribute (e.g. "gender=1,age=1:1,occupation=1");
+        // unset = the preset as it is (full strength, covariances held).
         var batchOptions = Environment.GetEnvironmentVariable("ATTRCLOAK_BATCH") switch
         {
             "v1" => AttrCloak.Learning.Unlearning.CloakPresets.DataFreeV1,
@@ -158,7 +159,10 @@ internal static class StreamingQualityExperiment
     {
         var pairs = spec.Split(',', StringSplitOptions.TrimEntries).Select(p => p.Split('=')).ToArray();
         return AttrCloak.Learning.Unlearning.TargetedCloaker.CandidateOptions(StreamingReplay.DataFreePreset, pairs.Select(p => p[0]).ToArray(),
-            pairs.Select(p => new AttrCloak.Learning.Unlearning.AttributeStrength(double.Parse(p[1], CultureInfo.InvariantCulture), 0)).ToArray(), strata: 1);
+            pairs.Select(p => p[1].Split(':') is var mc
+                ? new AttrCloak.Learning.Unlearning.AttributeStrength(double.Parse(mc[0], CultureInfo.InvariantCulture),
+                    mc.Length > 1 ? double.Parse(mc[1], CultureInfo.InvariantCulture) : 0)
+                : default).ToArray(), strata: 1);
     }
 
     /// <summary>Bootstrap DF as usual but streamed users served uncloaked: shows the gap the re-cloak must close.</summary>
