@@ -65,13 +65,6 @@ public static class ClassOffsetCaps
     }
 
     /// <summary>|mu_k - mu_g|^2 whitened by the pooled within-class covariance, per class (0 for an empty class).</summary>
-    private static double[] OffsetLengths(ClassStatisticsSnapshot original, int d)
-    {
-        var classes = original.Counts.Length;
-        var deltas = new double[classes * d];
-        for (var k = 0; k < classes; k++)
-            if (original.Counts[k] > 0)
-                for (var i = 0; i < d; i++) deltas[k * d + i] = original.Means[k][i] - original.GlobalMean[i];
-        return ClassShiftWeights.WhitenedLengths(original, deltas, d);
-    }
+    private static double[] OffsetLengths(ClassStatisticsSnapshot original, int d) =>
+        ClassShiftWeights.WhitenedLengths(original, ClassShiftWeights.Offsets(original, d), d);
 }

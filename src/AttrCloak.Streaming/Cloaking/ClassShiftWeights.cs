@@ -34,9 +34,7 @@ internal sealed class ClassShiftWeights
     public ClassShiftWeights(ClassStatisticsSnapshot original, int d, double kappa, ShiftShrinkageMetric metric)
     {
         var classes = original.Counts.Length;
-        var deltas = new double[classes * d];
-        for (var k = 0; k < classes; k++)
-            for (var i = 0; i < d; i++) deltas[k * d + i] = original.Means[k][i] - original.GlobalMean[i];
+        var deltas = Offsets(original, d);
         var lengths = metric == ShiftShrinkageMetric.Whitened ? WhitenedLengths(original, deltas, d) : PerDimensionLengths(original, deltas, d);
         _weights = new double[classes];
         for (var k = 0; k < classes; k++)
@@ -59,6 +57,17 @@ internal sealed class ClassShiftWeights
             for (var i = 0; i < d; i++)
                 lengths[k] += deltas[k * d + i] * deltas[k * d + i] / Math.Max(s.GlobalCovariance[i * d + i], 1e-12);
         return lengths;
+    }
+
+    /// <summary>Each class's mean offset from the global mean, row-major [classes, d] (0 for an empty class).</summary>
+    internal static double[] Offsets(ClassStatisticsSnapshot original, int d)
+    {
+        var classes = original.Counts.Length;
+        var deltas = new double[classes * d];
+        for (var k = 0; k < classes; k++)
+            if (original.Counts[k] > 0)
+                for (var i = 0; i < d; i++) deltas[k * d + i] = original.Means[k][i] - original.GlobalMean[i];
+        return deltas;
     }
 
     /// <summary>|L^-1 delta_k|^2 for every class, L L^T the pooled within-class covariance (libtorch's Cholesky and triangular solve).</summary>

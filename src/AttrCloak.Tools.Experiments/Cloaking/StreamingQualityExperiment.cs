@@ -159,10 +159,12 @@ internal static class StreamingQualityExperiment
     {
         var pairs = spec.Split(',', StringSplitOptions.TrimEntries).Select(p => p.Split('=')).ToArray();
         return AttrCloak.Learning.Unlearning.TargetedCloaker.CandidateOptions(StreamingReplay.DataFreePreset, pairs.Select(p => p[0]).ToArray(),
-            pairs.Select(p => p[1].Split(':') is var mc
-                ? new AttrCloak.Learning.Unlearning.AttributeStrength(double.Parse(mc[0], CultureInfo.InvariantCulture),
-                    mc.Length > 1 ? double.Parse(mc[1], CultureInfo.InvariantCulture) : 0)
-                : default).ToArray(), strata: 1);
+            pairs.Select(p =>
+            {
+                var mc = p[1].Split(':');
+                return new AttrCloak.Learning.Unlearning.AttributeStrength(double.Parse(mc[0], CultureInfo.InvariantCulture),
+                    mc.Length > 1 ? double.Parse(mc[1], CultureInfo.InvariantCulture) : 0);
+            }).ToArray(), strata: 1);
     }
 
     /// <summary>Bootstrap DF as usual but streamed users served uncloaked: shows the gap the re-cloak must close.</summary>

@@ -184,27 +184,7 @@ public sealed record SoakVerdict(IReadOnlyList<SoakCheck> Checks)
     {
         ArgumentNullException.ThrowIfNull(samples);
         ArgumentNullException.ThrowIfNull(value);
-        var slope = Slope(samples, value);
-        if (samples.Count < 3) return (slope * scale, 0);
-        var mx = samples.Average(s => s.ElapsedSeconds);
-        var my = samples.Average(value);
-        double residuals = 0, sxx = 0;
-        foreach (var s in samples)
-        {
-            var dx = s.ElapsedSeconds - mx;
-            var r = value(s) - my - slope * dx;
-            residuals += r * r;
-            sxx += dx * dx;
-        }
-        return (slope * scale, sxx > 0 ? Math.Sqrt(residuals / (samples.Count - 2) / sxx) * scale : 0);
-    }
-
-    /// <summary>Least-squares slope of <paramref name="value"/> over elapsed seconds (per second); 0 for fewer than two points.</summary>
-    public static double Slope(IReadOnlyList<SoakSample> samples, Func<SoakSample, double> value)
-    {
-        ArgumentNullException.ThrowIfNull(samples);
-        ArgumentNullException.ThrowIfNull(value);
-        if (samples.Count < 2) return 0;
+        if (samples.Count < 2) return (0, 0);
         var mx = samples.Average(s => s.ElapsedSeconds);
         var my = samples.Average(value);
         double sxy = 0, sxx = 0;
@@ -214,6 +194,13 @@ public sealed record SoakVerdict(IReadOnlyList<SoakCheck> Checks)
             sxy += dx * (value(s) - my);
             sxx += dx * dx;
         }
-        return sxx > 0 ? sxy / sxx : 0;
+        if (!(sxx > 0)) return (0, 0);
+        var slope = sxy / sxx;
+        if (samples.Count < 3) return (slope * scale, 0);
+        var residuals = samples.Sum(s => Math.Pow(value(s) - my - slope * (s.ElapsedSeconds - mx), 2));
+        return (slope * scale, Math.Sqrt(residuals / (samples.Count - 2) / sxx) * scale);
     }
+
+    /// <summary>Least-squares slope of <paramref name="value"/> over elapsed seconds (per second); 0 for fewer than two points.</summary>
+    public static double Slope(IReadOnlyList<SoakSample> samples, Func<SoakSample, double> value) => SlopeWithError(samples, value, 1).Slope;
 }
