@@ -35,6 +35,9 @@ public static class Scalars
     /// <summary>int 2: the exponent of TorchSharp's square().</summary>
     public static readonly Scalar Two = 2.ToScalar();
 
+    /// <summary>double 0, for clamps of floating tensors.</summary>
+    public static readonly Scalar Zero = 0.0.ToScalar();
+
     /// <summary>bool true, for masks.</summary>
     public static readonly Scalar True = true.ToScalar();
 

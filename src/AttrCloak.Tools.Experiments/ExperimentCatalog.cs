@@ -1,6 +1,7 @@
 using AttrCloak.Tools.Experiments.Audit;
 using AttrCloak.Tools.Experiments.Cloaking;
 using AttrCloak.Tools.Experiments.Contracts;
+using AttrCloak.Tools.Experiments.Data;
 using AttrCloak.Tools.Experiments.Learning;
 using AttrCloak.Tools.Experiments.Pipeline;
 using AttrCloak.Tools.Experiments.Store;
@@ -48,6 +49,8 @@ internal static class ExperimentCatalog
             "about a minute per variant", "ATTRCLOAK_MODEL  ATTRCLOAK_PROTECT (gender,age)  ATTRCLOAK_ATTACKERS (lr,lr+cal,mlp)", Research.MetricMeansExperiment.Run),
         Sync("crossfit-transport", "batch DF vs the served stream vs every user cloaked by the worker's maps fitted on the other folds: worst |advantage| and test NDCG@10",
             "about a minute per variant", "ATTRCLOAK_MODEL  ATTRCLOAK_BATCH (gender=0.6,age=0.278,occupation=0.3)  ATTRCLOAK_FOLDS (2,5)  ATTRCLOAK_ATTACKERS (all six)", Research.CrossFitTransportExperiment.Run),
+        Sync("ml1m-shaped", "writes a synthetic data set of ML-1M's shape (6,040 users, 3,706 items, ~1M interactions) in ML-1M's layout, for reproduce --dataset ml-1m at that size",
+            "about 10 s", "ATTRCLOAK_OUT  ATTRCLOAK_USERS (6040)  ATTRCLOAK_ITEMS (3706)  ATTRCLOAK_STRENGTH (0.25)  ATTRCLOAK_SEED (1000209)", Ml1mShapedWriter.Run),
         Sync("audit", "an ML-100K-sized privacy audit: wall and CPU time, in full and per attacker",
             "about 2 minutes", "", AuditBenchmark.Run),
     ];

@@ -75,7 +75,7 @@ public sealed class AttributeUnlearningLoss : IDisposable
             var ridge = Ridge.Resolve(stats.GlobalCovariance);
             var target = _targets?[j];
             var targetMean = target?.MeanOffsets is { } o ? stats.GlobalMean.Plus(o) : stats.GlobalMean;
-            var targetCovariance = target?.CovarianceOffsets is { } c ? stats.GlobalCovariance.Plus(c) : stats.GlobalCovariance;
+            var targetCovariance = target?.CovarianceOffsets is not null ? target.TargetCovariances(stats.GlobalCovariance) : stats.GlobalCovariance;
             var (kl, meanShift) = GaussianKl.Components(stats.Means, stats.Covariances, targetMean, targetCovariance, ridge);
             terms[j] = kl.mul(stats.Weights).sum();
             meanShifts[j] = meanShift.detach().mul(stats.Weights).sum();

@@ -62,6 +62,32 @@ public sealed class ClassTargets : IDisposable
     /// <summary>[K, d, d] covariance offsets C_k from the current global covariance, or null (all zero).</summary>
     internal Tensor? CovarianceOffsets { get; }
 
+    /// <summary>
+    /// The target covariances Sigma_g + C_k [K, d, d] for the CURRENT global covariance <paramref name="globalCovariance"/>,
+    /// lifted where needed to be positive semi-definite. Why: C_k is fixed from the original fit while Sigma_g follows the
+    /// cloak; with a noise-matched draw for a class of fewer users than dimensions (its sample covariance is rank
+    /// n_k - 1, so the draw has eigenvalues near -W), Sigma_g + C_k can be indefinite, and the KL's Cholesky then fails
+    /// (94 users at d = 64, covariance strength 1: "leading minor of order 61 is not positive-definite"). A target
+    /// Gaussian needs a covariance, so each negative eigenvalue is raised to 0 (the ridge the KL adds keeps it definite);
+    /// the lift is a constant, so the gradient through Sigma_g is unchanged, and a definite target is not touched.
+    /// </summary>
+    internal Tensor TargetCovariances(Tensor globalCovariance)
+    {
+        ArgumentNullException.ThrowIfNull(globalCovariance);
+        var offsets = CovarianceOffsets ?? throw new InvalidOperationException("no covariance offsets: the target is the global covariance itself");
+        var targets = globalCovariance.Plus(offsets);
+        Tensor lift;
+        using (torch.no_grad())
+        {
+            var (values, vectors) = torch.linalg.eigh(targets.detach());
+            if (values.min().item<double>() >= 0) return targets;
+            // V diag(max(lambda, 0) - lambda) V^T: the smallest PSD correction in Frobenius norm.
+            var raise = values.clamp_min(Scalars.Zero).sub(values);
+            lift = vectors.mul(raise.unsqueeze(-2)).matmul(vectors.mT);
+        }
+        return targets.Plus(lift);
+    }
+
     /// <summary>True when the targets are the slides' (every class to the global fit).</summary>
     public bool IsIdentity => MeanOffsets is null && CovarianceOffsets is null;
 

@@ -1,3 +1,4 @@
+using TorchSharp;
 using AttrCloak.Core.Evaluation;
 using AttrCloak.Core.Data;
 using AttrCloak.Learning.Unlearning;
@@ -60,6 +61,40 @@ public sealed class ClassTargetTests
         // class's share of the centring (0.1 of its offset).
         for (var c = 1; c < 4; c++) Math.Abs(Offset(held, c) - Offset(free.Embeddings, c)).ShouldBeLessThan(0.15 * Offset(x, 0) + 0.05);
         Should.Throw<ArgumentException>(() => new Cloaker().Cloak(x, attributes, options with { ClassKeepFloors = new Dictionary<string, double[]> { ["x"] = [1.5] } }, ct: ct));
+    }
+
+    [Fact]
+    public void Covariance_targets_of_classes_smaller_than_the_dimension_stay_valid_gaussians_and_the_cloak_runs()
+    {
+        TorchRuntime.EnsureInitialised();
+        // 94 users at d = 64, classes of 3-30 users: each class covariance has rank n_k - 1 < d, so its noise-matched
+        // draw has eigenvalues near -W, and Sigma_g + C_k was indefinite (the KL's Cholesky threw "the leading minor of
+        // order 61 is not positive-definite" on a 94-user model at d = 64, covariance strength 1).
+        var (x, attributes) = SyntheticUsers.Users(d: 64, classSizes: [[40, 54], [3, 10, 25, 30, 16, 6, 4]], shift: 1.0, seed: 5);
+        var options = CloakPresets.DataFree with { CovarianceStrength = 1, MaxIterations = 30 };
+        var result = new Cloaker().Cloak(x, attributes, options, ct: TestContext.Current.CancellationToken);
+        result.Embeddings.Values.ShouldAllBe(v => float.IsFinite(v));
+        result.Embeddings.Values.Zip(x.Values, (a, b) => Math.Abs(a - b)).Max().ShouldBeGreaterThan(1e-3f, "the cloak moved the users");
+
+        // The lift itself: every target covariance positive semi-definite, and a definite target left exactly as it was.
+        var age = attributes[1];
+        using var layout = AttributeLayout.Create(age.Labels, age.ClassCount);
+        using var users = torch.tensor(x.Values, [x.Rows, x.Cols]);
+        var fit = GaussianFit.Fit(users, layout);
+        using var targets = ClassTargets.Build(x, age, EqualisationTarget.NoiseMatched, strength: 1, seed: 7, covarianceStrength: 1);
+        using var unlifted = fit.GlobalCovariance.Plus(targets.CovarianceOffsets!);
+        torch.linalg.eigvalsh(unlifted).min().item<double>().ShouldBeLessThan(0, "the case this test is about: an indefinite target");
+        using var lifted = targets.TargetCovariances(fit.GlobalCovariance);
+        torch.linalg.eigvalsh(lifted).min().item<double>().ShouldBeGreaterThan(-1e-9);
+        var (small, smallAttributes) = SyntheticUsers.Users(d: 8, classSizes: [[40, 54]], shift: 1.0, seed: 5);
+        using var definite = ClassTargets.Build(small, smallAttributes[0], EqualisationTarget.NoiseMatched, strength: 0.5, seed: 7, covarianceStrength: 0.5);
+        using var smallLayout = AttributeLayout.Create(smallAttributes[0].Labels, 2);
+        using var smallUsers = torch.tensor(small.Values, [small.Rows, small.Cols]);
+        var smallFit = GaussianFit.Fit(smallUsers, smallLayout);
+        using var plain = smallFit.GlobalCovariance.Plus(definite.CovarianceOffsets!);
+        using var kept = definite.TargetCovariances(smallFit.GlobalCovariance);
+        torch.linalg.eigvalsh(plain).min().item<double>().ShouldBeGreaterThan(0, "classes of 40-54 users at d = 8");
+        kept.sub(plain).abs().max().item<double>().ShouldBe(0);
     }
 
     [Fact]
