@@ -12,7 +12,8 @@ namespace AttrCloak.Streaming.Cloaking;
 /// OTHER folds' statistics, so no user's own row shapes the map applied to it. That alone does not stop the created
 /// leakage of exact empirical moment matching: averaged over the folds the maps still match each class to the
 /// population, and on synth-2000 the shadow attackers read gender inverted (docs/evaluation.md, "Why OT trails on
-/// gender"); null targets remove that for one attribute, not yet affordably for three. Every class is mapped toward its attribute's global Gaussian fit
+/// gender"). So the cloaked population then gets the worker's noise-matched draws of class means and covariances as far
+/// as it lacks them (<see cref="PopulationNoiseMatching"/>). Every class is mapped toward its attribute's global Gaussian fit
 /// (<see cref="TransportCloakerOptions.TargetOffsetScale"/> 0), and attribute j's class-specific deviation is scaled by the
 /// candidate's mean strength: 0 leaves the attribute alone, 1 equalises its classes' Gaussian fits. The maps' James-Stein
 /// shrinkage of small classes' shifts is the worker's. Measured on ML-100K MF (docs/evaluation.md, "AttrCloak-OT"):
@@ -30,6 +31,7 @@ public sealed class CrossFittedTransport : IStrengthCloak
     private readonly int[] _fold;
     private readonly TransportCloakerOptions _options;
     private readonly StatisticsSnapshot?[] _statistics;
+    private readonly int _seed;
 
     /// <param name="original">The embeddings to cloak (rows = users).</param>
     /// <param name="attributes">The protected attributes, with every user's class.</param>
@@ -63,6 +65,7 @@ public sealed class CrossFittedTransport : IStrengthCloak
         _fold = Enumerable.Range(0, original.Rows).Select(u => u % folds).ToArray();
         new Random(seed).Shuffle(_fold);
         Folds = folds;
+        _seed = seed;
         _statistics = new StatisticsSnapshot?[folds];
     }
 
@@ -128,6 +131,7 @@ public sealed class CrossFittedTransport : IStrengthCloak
                 maps.Cloak(_original.Row(u), classes, result.Row(u));
             }
         }
+        PopulationNoiseMatching.Apply(_original, result, _attributes, _labels, mapOptions, $"cross-fit/{_seed}");
         return new StrengthCloakResult(result);
     }
 

@@ -40,14 +40,17 @@ public sealed class CrossFittedTransportTests
     public void A_users_own_row_never_shapes_the_map_applied_to_its_fold()
     {
         var (users, attributes) = Users();
-        var transport = new CrossFittedTransport(users, attributes, folds: 2, seed: 7);
+        // The maps alone: the population's noise-matched draws that follow them are scaled by everyone's pooled
+        // covariance (like batch DF's targets), so this property is of the cross-fitted maps.
+        var mapsOnly = CrossFittedTransport.DefaultOptions(nullTargets: false) with { SamplingNoiseScale = 0, CovarianceNoiseScale = 0 };
+        var transport = new CrossFittedTransport(users, attributes, folds: 2, seed: 7, options: mapsOnly);
         var baseline = transport.Run(Strengths(1, 1), TestContext.Current.CancellationToken).Embeddings;
 
         // A hostile row: one user far out. Its fold-mates are cloaked by maps of the other fold only.
         var hostile = users.Clone();
         const int target = 5;
         foreach (ref var v in hostile.Row(target)) v += 50;
-        var withHostile = new CrossFittedTransport(hostile, attributes, folds: 2, seed: 7).Run(Strengths(1, 1), TestContext.Current.CancellationToken).Embeddings;
+        var withHostile = new CrossFittedTransport(hostile, attributes, folds: 2, seed: 7, options: mapsOnly).Run(Strengths(1, 1), TestContext.Current.CancellationToken).Embeddings;
 
         var sameFold = Enumerable.Range(0, users.Rows).Where(u => u != target && RowsEqual(baseline, withHostile, u)).Count();
         var changed = Enumerable.Range(0, users.Rows).Count(u => u != target && !RowsEqual(baseline, withHostile, u));
@@ -71,15 +74,17 @@ public sealed class CrossFittedTransportTests
     }
 
     [Fact]
-    public void Null_targets_leave_each_class_offset_a_draw_of_its_sampling_error_where_the_global_fit_leaves_it_far_below()
+    public void Every_class_offset_ends_a_draw_of_its_sampling_error_where_the_maps_alone_pin_it_at_zero()
     {
-        // Averaged over the folds, the global fit's mean shifts put every class's overall mean close to the global one
-        // (each class mean is in the other folds' estimates; only the maps' shrinkage keeps it from exact), the
-        // empirical matching an attacker inverts from a shadow set; the null population's class fits leave an offset of
-        // the size sampling alone gives.
+        // Averaged over the folds, the global fit's mean shifts put every class's overall mean on the global one (each
+        // class mean is in the other folds' estimates), the empirical matching an attacker inverts from a shadow set.
+        // The population's noise-matched draws (PopulationNoiseMatching, the default) and the null population's class
+        // fits both leave an offset of the size sampling alone gives.
         var (users, attributes) = Users();
         var ct = TestContext.Current.CancellationToken;
-        var toGlobal = new CrossFittedTransport(users, attributes).Run(Strengths(1, 0), ct).Embeddings;
+        var mapsOnly = CrossFittedTransport.DefaultOptions(nullTargets: false) with { SamplingNoiseScale = 0, CovarianceNoiseScale = 0 };
+        var pinned = new CrossFittedTransport(users, attributes, options: mapsOnly).Run(Strengths(1, 0), ct).Embeddings;
+        var drawn = new CrossFittedTransport(users, attributes).Run(Strengths(1, 0), ct).Embeddings;
         var toNull = new CrossFittedTransport(users, attributes, nullTargets: true).Run(Strengths(1, 0), ct).Embeddings;
         var labels = attributes[0].Labels;
         var n1 = labels.Count(l => l == 1);
@@ -87,11 +92,19 @@ public sealed class CrossFittedTransportTests
         // sigma^2 (1/n1 - 1/n): the sum of its squares over D coordinates, in units of the per-coordinate variance.
         var expected = D * (1.0 / n1 - 1.0 / users.Rows);
         var before = SquaredOffset(users, labels);
-        var afterGlobal = SquaredOffset(toGlobal, labels);
+        var afterPinned = SquaredOffset(pinned, labels);
+        var afterDrawn = SquaredOffset(drawn, labels);
         var afterNull = SquaredOffset(toNull, labels);
         before.ShouldBeGreaterThan(20 * expected, "the synthetic classes must be offset for the test to mean anything");
-        afterGlobal.ShouldBeLessThan(0.35 * expected, $"global fit: {afterGlobal:G3}, null {afterNull:G3} against sampling {expected:G3}");
+        afterPinned.ShouldBeLessThan(0.35 * expected, $"maps alone: {afterPinned:G3} against sampling {expected:G3}");
+        afterDrawn.ShouldBeInRange(0.5 * expected, 4 * expected, $"with the draws: {afterDrawn:G3} against sampling {expected:G3}");
         afterNull.ShouldBeInRange(0.5 * expected, 4 * expected, $"null targets: {afterNull:G3} against sampling {expected:G3}");
+        // The attribute left at strength 0 gets no draws of its own (nothing of it was pinned); its class offsets move
+        // only by its members' share of the first attribute's draws (1.585 -> 1.575 here, against 0.5 expected
+        // sampling noise).
+        var second = attributes[1].Labels;
+        var secondPinned = SquaredOffset(pinned, second);
+        SquaredOffset(drawn, second).ShouldBe(secondPinned, 0.02 * secondPinned);
         Should.Throw<ArgumentException>(() => new CrossFittedTransport(users, attributes, served: users, nullTargets: true))
             .Message.ShouldContain("give one or the other");
     }
