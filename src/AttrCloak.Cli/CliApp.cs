@@ -96,7 +96,7 @@ public static class CliApp
                 .WithExample("demo")
                 .WithExample("demo", "--dataset", "ml-100k", "--data", "../shared/data/ml-100k", "--rate", "0");
             config.AddCommand<ReproduceCommand>("reproduce")
-                .WithDescription("Original, AttrCloak-DD and AttrCloak-DF end to end over several seeds: the paper's tables, ours beside them.")
+                .WithDescription("Original, AttrCloak-DD, AttrCloak-DF and AttrCloak-OT end to end over several seeds: the paper's tables, ours beside them.")
                 .WithExample("reproduce", "--dataset", "synthetic")
                 .WithExample("reproduce", "--dataset", "ml-100k", "--data", "../shared/data/ml-100k", "--seeds", "5", "--json", "runs/ml100k.json");
         });

@@ -412,6 +412,40 @@ public sealed class TargetedCloakerTests
         result.Steps.Where(st => st.Confirmation).Select(st => st.Name).ShouldBe(["round 1, second audit", "round 2, second audit"], trace);
     }
 
+    /// <summary>
+    /// The true leak falls with the strength, 0.1 (1 - t); the first raise's audit reads 0.08 too high (one audit's
+    /// jitter), its second audit 0.08 too low.
+    /// </summary>
+    private sealed class JitteryProbe : IPrivacyProbe
+    {
+        private int _measured;
+        private int _confirmed;
+
+        private static double Leak(EmbeddingMatrix x) => 0.1 * (1 - x.Row(0)[0]);
+
+        public PrivacyReading Measure(EmbeddingMatrix embeddings, CancellationToken ct) =>
+            new([Leak(embeddings) + (_measured++ == 1 ? 0.08 : 0)], [0.0], ["first"]);
+
+        public PrivacyReading Confirm(EmbeddingMatrix embeddings, CancellationToken ct) =>
+            new([Math.Max(0, Leak(embeddings) - (_confirmed++ == 0 ? 0.08 : 0))], [0.0], ["second"]);
+    }
+
+    [Fact]
+    public void A_reading_that_looks_worse_after_a_raise_is_audited_again_before_the_attribute_is_called_saturated()
+    {
+        // Round 0 reads 0.1. The first raise truly reads under it but its audit says 0.08 more, worse than 0.1 by more
+        // than the tolerance; the second audit says 0.08 less, and their average is not worse, so the loop raises again
+        // and meets the target instead of stopping with the attribute "saturated" on one audit's jitter.
+        var (x, _) = SyntheticUsers.Users(d: 4, classSizes: [[20, 20]], shift: 0.0, seed: 1);
+        var start = x.Clone();
+        start.Row(0)[0] = 0;
+        var result = new TargetedCloaker().Cloak(start, ["attr0"], new StrengthEcho(start), new PrivacyGoal(0.03), new JitteryProbe(),
+            ct: TestContext.Current.CancellationToken);
+        var trace = string.Join(Environment.NewLine, result.Steps.Select(st => $"{st.Name}: {string.Join(",", st.Strengths)} {string.Join(",", st.WorstAbsAdvantage)}"));
+        result.Outcome.ShouldBe(TargetOutcome.Met, trace);
+        result.Steps.ShouldContain(st => st.Confirmation && st.Name == "round 1, second audit", trace);
+    }
+
     /// <summary>Like <see cref="StrengthEcho"/>, but strengths under 0.5 move nothing (James-Stein weights that keep every offset).</summary>
     private sealed class DeadZoneEcho(EmbeddingMatrix original) : IStrengthCloak
     {
