@@ -31,7 +31,7 @@ public sealed class CrossFittedTransport : IStrengthCloak
     private readonly int[] _fold;
     private readonly TransportCloakerOptions _options;
     private readonly StatisticsSnapshot?[] _statistics;
-    private readonly int _seed;
+    private readonly PopulationNoiseMatching _noiseMatching;
 
     /// <param name="original">The embeddings to cloak (rows = users).</param>
     /// <param name="attributes">The protected attributes, with every user's class.</param>
@@ -65,7 +65,7 @@ public sealed class CrossFittedTransport : IStrengthCloak
         _fold = Enumerable.Range(0, original.Rows).Select(u => u % folds).ToArray();
         new Random(seed).Shuffle(_fold);
         Folds = folds;
-        _seed = seed;
+        _noiseMatching = new PopulationNoiseMatching(original, _attributes, _labels, $"cross-fit/{seed}");
         _statistics = new StatisticsSnapshot?[folds];
     }
 
@@ -131,7 +131,7 @@ public sealed class CrossFittedTransport : IStrengthCloak
                 maps.Cloak(_original.Row(u), classes, result.Row(u));
             }
         }
-        PopulationNoiseMatching.Apply(_original, result, _attributes, _labels, mapOptions, $"cross-fit/{_seed}");
+        _noiseMatching.Apply(result, mapOptions);
         return new StrengthCloakResult(result);
     }
 

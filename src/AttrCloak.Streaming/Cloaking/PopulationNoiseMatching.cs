@@ -17,7 +17,8 @@ namespace AttrCloak.Streaming.Cloaking;
 /// So, per attribute and class, the share of its original offset the cloak kept is measured, keep_k, the projection of
 /// the cloaked offset on the original one in the pooled within-class metric (clamped to 0..1), and the class gets
 /// sqrt(1 - keep_k^2) of a fresh draw of its sampling error, which restores the error's variance as DF's
-/// (1 - t) Delta_k + sqrt(1 - (1 - t)^2) eta_k does:
+/// (1 - t) Delta_k + sqrt(1 - (1 - t)^2) eta_k does, but no more than its cloaked offset lacks of the size sampling
+/// alone gives (see <see cref="Share"/>):
 /// <list type="bullet">
 /// <item>for its mean, eta_k ~ N(0, W / n_k) (<see cref="ClassSamplingNoise"/>), added to every member;</item>
 /// <item>for its covariance (classes of at least 4 d users), Delta_k (<see cref="ClassCovarianceNoise"/>), reached by
@@ -28,38 +29,59 @@ namespace AttrCloak.Streaming.Cloaking;
 /// as on data without signal) keeps all of it and gets nothing: the draws only replace error the cloak removed.
 /// </para>
 /// </summary>
-public static class PopulationNoiseMatching
+public sealed class PopulationNoiseMatching
 {
+    private readonly EmbeddingMatrix _original;
+    private readonly IReadOnlyList<AttributeSpec> _attributes;
+    private readonly IReadOnlyList<int[]> _labels;
+    private readonly string _epoch;
+    private IReadOnlyList<ClassStatisticsSnapshot>? _originalStatistics;
+
     /// <summary>
-    /// Adds the draws to <paramref name="cloaked"/> in place. <paramref name="original"/> gives each class's original
-    /// offset and the pooled within-class covariance the draws are scaled by; <paramref name="epoch"/> seeds their
-    /// directions; the options' <see cref="TransportCloakerOptions.SamplingNoiseScale"/> and
-    /// <see cref="TransportCloakerOptions.CovarianceNoiseScale"/> weight them (0 turns either off). An attribute whose
-    /// deviation scale is 0 is skipped.
+    /// <paramref name="original"/> gives each class's original offset and the pooled within-class covariance the draws
+    /// are scaled by; <paramref name="epoch"/> seeds their directions. Neither depends on the cloak, so the original
+    /// statistics are accumulated once and every <see cref="Apply"/> (one per candidate of the privacy-target loop) reuses them.
     /// </summary>
-    public static void Apply(EmbeddingMatrix original, EmbeddingMatrix cloaked, IReadOnlyList<AttributeSpec> attributes,
-        IReadOnlyList<int[]> labels, TransportCloakerOptions options, string epoch)
+    public PopulationNoiseMatching(EmbeddingMatrix original, IReadOnlyList<AttributeSpec> attributes, IReadOnlyList<int[]> labels, string epoch)
     {
         ArgumentNullException.ThrowIfNull(original);
-        ArgumentNullException.ThrowIfNull(cloaked);
         ArgumentNullException.ThrowIfNull(attributes);
         ArgumentNullException.ThrowIfNull(labels);
+        ArgumentNullException.ThrowIfNull(epoch);
+        _original = original;
+        _attributes = attributes;
+        _labels = labels;
+        _epoch = epoch;
+    }
+
+    /// <summary>
+    /// Adds the draws to <paramref name="cloaked"/> in place. The options' <see cref="TransportCloakerOptions.SamplingNoiseScale"/>
+    /// and <see cref="TransportCloakerOptions.CovarianceNoiseScale"/> weight them (0 turns either off); an attribute whose
+    /// deviation scale is 0 is skipped.
+    /// </summary>
+    public void Apply(EmbeddingMatrix cloaked, TransportCloakerOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(cloaked);
         ArgumentNullException.ThrowIfNull(options);
-        if (cloaked.Rows != original.Rows || cloaked.Cols != original.Cols)
-            throw new ArgumentException($"the cloaked matrix is {cloaked.Rows} x {cloaked.Cols}, the original {original.Rows} x {original.Cols}");
+        if (cloaked.Rows != _original.Rows || cloaked.Cols != _original.Cols)
+            throw new ArgumentException($"the cloaked matrix is {cloaked.Rows} x {cloaked.Cols}, the original {_original.Rows} x {_original.Cols}");
         if (options.SamplingNoiseScale == 0 && options.CovarianceNoiseScale == 0) return;
-        var d = original.Cols;
-        var originals = new ClassStatisticsAccumulator(d, attributes);
-        originals.AddAll(original, labels);
-        var originalStatistics = originals.Snapshot();
-        for (var a = 0; a < attributes.Count; a++)
+        var originalStatistics = _originalStatistics ??= OriginalStatistics();
+        for (var a = 0; a < _attributes.Count; a++)
         {
             // An attribute the maps leave alone has nothing removed; its natural class offsets stay as they are.
-            if (options.DeviationScaleOf(attributes[a].Name) == 0) continue;
-            using var metric = WhiteningFactor(originalStatistics[a], d);
-            if (options.SamplingNoiseScale > 0) AddMeanDraws(originalStatistics[a], metric, cloaked, attributes[a], labels[a], options, epoch);
-            if (options.CovarianceNoiseScale > 0) AddCovarianceDraws(originalStatistics[a], metric, cloaked, attributes[a], labels[a], options, epoch);
+            if (options.DeviationScaleOf(_attributes[a].Name) == 0) continue;
+            using var metric = WhiteningFactor(originalStatistics[a], _original.Cols);
+            if (options.SamplingNoiseScale > 0) AddMeanDraws(originalStatistics[a], metric, cloaked, _attributes[a], _labels[a], options, _epoch);
+            if (options.CovarianceNoiseScale > 0) AddCovarianceDraws(originalStatistics[a], metric, cloaked, _attributes[a], _labels[a], options, _epoch);
         }
+    }
+
+    private IReadOnlyList<ClassStatisticsSnapshot> OriginalStatistics()
+    {
+        var originals = new ClassStatisticsAccumulator(_original.Cols, _attributes);
+        originals.AddAll(_original, _labels);
+        return originals.Snapshot();
     }
 
     private static void AddMeanDraws(ClassStatisticsSnapshot original, Tensor metric, EmbeddingMatrix cloaked, AttributeSpec attribute, int[] labels,
@@ -75,15 +97,15 @@ public static class PopulationNoiseMatching
         var after = Whitened(served);
         var share = Share(after.mul(before).sum(0L), before.mul(before).sum(0L), after.mul(after).sum(0L),
             original.Counts, k => d * (1.0 / original.Counts[k] - 1.0 / original.GlobalCount));
+        var weights = share.Select((x, k) => original.Counts[k] < options.MinClassUsers ? 0 : options.SamplingNoiseScale * x).ToArray();
+        if (weights.All(w => w == 0)) return;
         var eta = ClassSamplingNoise.Draw(original, d, epoch);
         for (var u = 0; u < cloaked.Rows; u++)
         {
             var k = labels[u];
-            if (k == RecDataset.UnknownLabel || original.Counts[k] < options.MinClassUsers) continue;
-            var weight = options.SamplingNoiseScale * share[k];
-            if (weight == 0) continue;
+            if (k == RecDataset.UnknownLabel || weights[k] == 0) continue;
             var row = cloaked.Row(u);
-            for (var i = 0; i < d; i++) row[i] += (float)(weight * eta[k][i]);
+            for (var i = 0; i < d; i++) row[i] += (float)(weights[k] * eta[k][i]);
         }
     }
 

@@ -19,7 +19,7 @@ public sealed class PopulationNoiseMatchingTests
     {
         var (users, attributes) = Users();
         var cloaked = users.Clone();
-        PopulationNoiseMatching.Apply(users, cloaked, attributes.Select(a => a.Attribute).ToArray(), attributes.Select(a => a.Labels).ToArray(), Options, "test");
+        new PopulationNoiseMatching(users, attributes.Select(a => a.Attribute).ToArray(), attributes.Select(a => a.Labels).ToArray(), "test").Apply(cloaked, Options);
         cloaked.Values.ShouldBe(users.Values);
     }
 
@@ -39,11 +39,12 @@ public sealed class PopulationNoiseMatchingTests
         var firstOnly = Options with { AttributeDeviationScales = new Dictionary<string, double> { [specs[0].Name] = 1, [specs[1].Name] = 0 } };
 
         var off = pinned.Clone();
-        PopulationNoiseMatching.Apply(users, off, specs, allLabels, firstOnly with { SamplingNoiseScale = 0, CovarianceNoiseScale = 0 }, "test");
+        var matching = new PopulationNoiseMatching(users, specs, allLabels, "test");
+        matching.Apply(off, firstOnly with { SamplingNoiseScale = 0, CovarianceNoiseScale = 0 });
         off.Values.ShouldBe(pinned.Values);
 
         var drawn = pinned.Clone();
-        PopulationNoiseMatching.Apply(users, drawn, specs, allLabels, firstOnly, "test");
+        matching.Apply(drawn, firstOnly);
         var n1 = labels.Count(l => l == 1);
         // Whitened by the (here isotropic, unit) within-class spread: d (1/n_1 - 1/n) without signal.
         var expected = D * (1.0 / n1 - 1.0 / users.Rows);
