@@ -53,7 +53,7 @@ public static class CloakKnobs
 public class CloakSettings : ModelSettings
 {
     [CommandOption("--mode <MODE>")]
-    [Description("df = data-free (L2 anchor to the original embeddings), dd = data-dependent (the backbone's own loss on the interactions), ot = the streaming guard's per-class Gaussian maps, cross-fitted over the users (cloak only).")]
+    [Description("df = data-free (L2 anchor to the original embeddings), dd = data-dependent (the backbone's own loss on the interactions), ot = the streaming guard's per-class Gaussian maps, cross-fitted over the users, then given back as fresh draws the sampling error they removed (cloak only).")]
     [DefaultValue("df")]
     public string Mode { get; init; } = "df";
 
